@@ -1,0 +1,1 @@
+//! The crypto provider: the only module that names a crypto library.

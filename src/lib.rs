@@ -1,0 +1,30 @@
+//! cgwd — an AWS Site-to-Site VPN customer gateway.
+//!
+//! The crate is laid out the way a packet and a configuration flow through it:
+//!
+//! ```text
+//!  config ──► ike (sans-IO IKEv2) ──► sa (ChildSa hand-off) ──► esp (data plane)
+//!    │            ▲   │                                            │
+//!    │          wire (zero-copy views: IKE, ESP)                    ▼
+//!    └──────────► crypto (one provider: PRF, prf+, DH, ciphers)   tunnel/failover → routing → observability
+//! ```
+//!
+//! * [`config`] turns the file AWS lets a user download (XML, describe JSON or Generic text) plus an
+//!   optional settings TOML into one validated [`config::VpnConnection`].
+//! * [`wire`] holds zero-copy, never-panicking views over packet bytes and owned `Repr`s to build them.
+//! * [`crypto`] is the only place that names a crypto library.
+//! * [`ike`] is a sans-IO IKEv2 state machine: fed datagrams and time, it returns datagrams, timers and
+//!   events. It reads no clock and opens no socket.
+//! * [`sa`] is the narrow interface between the control plane and the data plane: what IKE negotiated.
+//! * [`esp`] seals and opens ESP packets and keeps the SA table the hot path reads without locks.
+//! * [`suite`] names the algorithms AWS allows, shared by all of the above.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod esp;
+pub mod ike;
+pub mod sa;
+pub mod secret;
+pub mod suite;
+pub mod wire;
