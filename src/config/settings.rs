@@ -260,9 +260,8 @@ impl Settings {
             }
         })?;
         // Check the file alone first so errors point at its lines.
-        let from_file: Settings = toml::Value::Table(table.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| toml_error(text, file, &e))?;
+        let from_file: Settings =
+            toml::from_str(text).map_err(|e: toml::de::Error| toml_error(text, file, &e))?;
         let mut overridden = false;
         for &(section, key, kind) in KEYS {
             let var = env_var_name(section, key);
