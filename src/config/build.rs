@@ -606,6 +606,9 @@ impl Builder<'_> {
         let psk_opt = o
             .and_then(|o| o.psk.as_ref())
             .filter(|a| !a.value.trim().is_empty());
+        for a in psk_file.iter().chain(psk_opt.iter()) {
+            self.psk(a)?;
+        }
         let psk_at = match (psk_file, psk_opt) {
             (Some(f), Some(p)) => {
                 if f.value.trim() != p.value.trim() {

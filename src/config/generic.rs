@@ -148,7 +148,10 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
                             None => (value.clone(), None),
                         };
                         let a = Some(At::new(addr, at(&label)));
-                        if let Some(p) = prefix {
+                        // The customer line's prefix wins: it is the one cgwd configures.
+                        if let Some(p) = prefix
+                            && (customer_side || t.inside_prefix.is_none())
+                        {
                             t.inside_prefix = Some(At::new(p, at(&label)));
                         }
                         if aws_side {
