@@ -453,3 +453,15 @@ fn missing_ids_are_reported() {
     );
     assert!(err(&text).1.contains("customer gateway ID"));
 }
+
+#[test]
+fn thousands_of_tunnels_are_counted_cheaply() {
+    let xml = sample("lab.xml");
+    let start = xml.find("<ipsec_tunnel>").unwrap();
+    let end = xml.find("</ipsec_tunnel>").unwrap() + "</ipsec_tunnel>".len();
+    let many = xml[start..end].repeat(5000);
+    let text = xml.replace("</vpn_connection>", &format!("{many}</vpn_connection>"));
+    let (p, msg) = err(&text);
+    assert_eq!(p, Problem::TunnelCount);
+    assert!(msg.contains("found 5002 tunnel"), "{msg}");
+}

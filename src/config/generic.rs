@@ -50,7 +50,7 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
 
         if let Some(rest) = lower.strip_prefix("ipsec tunnel #") {
             if let Some(t) = tunnel.take() {
-                d.tunnels.push(t);
+                push_tunnel(&mut d, t);
             }
             let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
             tunnel = Some(DraftTunnel {
@@ -64,7 +64,7 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
         }
         if lower.starts_with("additional notes") {
             if let Some(t) = tunnel.take() {
-                d.tunnels.push(t);
+                push_tunnel(&mut d, t);
             }
             section = Section::None;
             continue;
@@ -172,9 +172,18 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
         }
     }
     if let Some(t) = tunnel.take() {
-        d.tunnels.push(t);
+        push_tunnel(&mut d, t);
     }
     d
+}
+
+/// Keep at most three drafts (enough to report "more than two"); count the rest.
+fn push_tunnel(d: &mut DraftConnection, t: DraftTunnel) {
+    if d.tunnels.len() >= 3 {
+        d.extra_tunnels += 1;
+    } else {
+        d.tunnels.push(t);
+    }
 }
 
 fn is_aws_label(l: &str) -> bool {
