@@ -210,7 +210,9 @@ fn split_label(line: &str) -> Option<(String, String)> {
         }
         break;
     }
-    let label = line[..idx].trim().trim_end_matches(':').trim();
+    let label = line[..idx]
+        .trim_end_matches(|c: char| c == ':' || c.is_whitespace())
+        .trim();
     let value = line[idx + 1..].trim();
     if label.is_empty() {
         return None;
@@ -221,4 +223,42 @@ fn split_label(line: &str) -> Option<(String, String)> {
         .join(" ")
         .to_ascii_lowercase();
     Some((label, value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_normalised() {
+        assert_eq!(
+            split_label("Pre-Shared Key           : abc"),
+            Some(("pre-shared key".into(), "abc".into()))
+        );
+        assert_eq!(
+            split_label("Customer Gateway:        : 203.0.113.40"),
+            Some(("customer gateway".into(), "203.0.113.40".into()))
+        );
+        assert_eq!(
+            split_label("Virtual Private  Gateway ASN   : 64512"),
+            Some(("virtual private gateway asn".into(), "64512".into()))
+        );
+        assert_eq!(
+            split_label("Customer Gateway : fd00::2/126"),
+            Some(("customer gateway".into(), "fd00::2/126".into()))
+        );
+        assert_eq!(split_label(": value"), None);
+        assert_eq!(split_label("no colon"), None);
+        assert_eq!(split_label("a:"), Some(("a".into(), String::new())));
+        assert_eq!(split_label("a: : :"), Some(("a".into(), String::new())));
+    }
+
+    #[test]
+    fn detection() {
+        assert!(looks_like("IPSec Tunnel #1\n - Pre-Shared Key : x"));
+        assert!(looks_like(
+            "Your VPN Connection ID : vpn-1\nOutside IP Addresses:"
+        ));
+        assert!(!looks_like("hello world"));
+    }
 }
