@@ -537,3 +537,48 @@ fn ipv6_inside_from_tunnel_options() {
     opts(&mut v, 0)["TunnelInsideIpv6Cidr"] = json!("fd00:1:2:3::/64");
     assert_eq!(err(&v).0, Problem::InsideCidr);
 }
+
+#[test]
+fn without_tunnel_options_the_xml_order_is_used() {
+    let mut v = sample_json("lab-swapped.describe.json");
+    v["VpnConnections"][0]["Options"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TunnelOptions");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("203.0.113.12"));
+    assert!(matches!(
+        c.tunnels[0].origin("phase1.encryption"),
+        Some(Origin::CgwdDefault(_))
+    ));
+    // No Options at all.
+    v["VpnConnections"][0].as_object_mut().unwrap().remove("Options");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].local_ts.to_string(), "0.0.0.0/0");
+}
+
+#[test]
+fn tunnel_options_for_the_same_address_twice() {
+    let mut v = sample_json("lab.describe.json");
+    opts(&mut v, 1)["OutsideIpAddress"] = json!("198.51.100.11");
+    let (p, msg) = err(&v);
+    assert_eq!(p, Problem::UnmatchedTunnelOptions);
+    assert!(msg.contains("TunnelOptions[1]"), "{msg}");
+}
+
+#[test]
+fn ipv6_outside_addresses() {
+    let mut v = sample_json("lab.describe.json");
+    let xml = v["VpnConnections"][0]["CustomerGatewayConfiguration"]
+        .as_str()
+        .unwrap()
+        .replace("192.0.2.10", "2001:db8::10")
+        .replace("198.51.100.11", "2001:db8:1::11")
+        .replace("203.0.113.12", "2001:db8:2::12");
+    v["VpnConnections"][0]["CustomerGatewayConfiguration"] = json!(xml);
+    opts(&mut v, 0)["OutsideIpAddress"] = json!("2001:db8:1::11");
+    opts(&mut v, 1)["OutsideIpAddress"] = json!("2001:db8:2::12");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("2001:db8:1::11"));
+    assert_eq!(c.tunnels[1].customer_outside, ip("2001:db8::10"));
+}
