@@ -772,6 +772,14 @@ impl Builder<'_> {
             u64::from(p2_life / 2),
             defaults::REKEY_MARGIN_SECS.min(p2_life / 2),
         )?;
+        let org = match org {
+            Origin::CgwdDefault(_) => Origin::CgwdDefault(
+                "the file does not set RekeyMarginTimeSeconds; AWS documents 270 s (older docs \
+                 540 s), so cgwd assumes 540 and rekeys before AWS under either"
+                    .into(),
+            ),
+            other => other,
+        };
         prov.insert("rekey_margin", org);
         let (fuzz, org) = self.pick_num::<u8>(
             o.and_then(|o| o.rekey_fuzz.as_ref()),
