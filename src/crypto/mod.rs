@@ -5,6 +5,7 @@
 //! randomness comes from a [`Random`] the caller passes in.
 
 pub mod auth;
+pub mod cipher;
 pub mod dh;
 mod hex;
 pub mod keymat;
