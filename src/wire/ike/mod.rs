@@ -173,4 +173,6 @@ pub(crate) fn len16(len: usize) -> Result<u16, Error> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
