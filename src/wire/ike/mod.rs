@@ -176,3 +176,5 @@ pub(crate) fn len16(len: usize) -> Result<u16, Error> {
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_strongswan;
