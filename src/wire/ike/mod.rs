@@ -177,4 +177,6 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_oracle;
+#[cfg(test)]
 mod tests_strongswan;
