@@ -794,6 +794,21 @@ fn rejects_sk_not_last() {
 }
 
 #[test]
+fn rejects_sk_inside_sk() {
+    let nested = hex("2b 00 0008 aabbccdd");
+    assert!(parse_payloads(PayloadType::SK, &nested).is_ok());
+    assert_eq!(
+        parse_inner_payloads(PayloadType::SK, &nested).unwrap_err(),
+        Error::Malformed("encrypted payload inside an encrypted payload")
+    );
+    let plain = hex("00 00 0005 aa");
+    assert_eq!(
+        parse_inner_payloads(PayloadType::VENDOR_ID, &plain).unwrap(),
+        [PayloadRepr::VendorId(vec![0xaa])]
+    );
+}
+
+#[test]
 fn padding() {
     assert_eq!(padded_len(0, 16), 16);
     assert_eq!(padded_len(15, 16), 16);

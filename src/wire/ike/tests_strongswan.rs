@@ -233,7 +233,7 @@ fn strongswan_ike_auth_cbc_decrypts_and_parses() {
     let (er, ar) = (key(CBC_KEYS, "sk_er"), key(CBC_KEYS, "sk_ar"));
 
     let (first, inner) = open_cbc(CBC[2].1, &ei, &ai);
-    let payloads = parse_payloads(first, &inner).unwrap();
+    let payloads = parse_inner_payloads(first, &inner).unwrap();
     assert_ike_auth_request(&payloads);
     // The inner chain re-emits to exactly what strongSwan encrypted.
     let mut again = Vec::new();
@@ -241,18 +241,18 @@ fn strongswan_ike_auth_cbc_decrypts_and_parses() {
     assert_eq!(again, inner);
 
     let (first, inner) = open_cbc(CBC[3].1, &er, &ar);
-    let payloads = parse_payloads(first, &inner).unwrap();
+    let payloads = parse_inner_payloads(first, &inner).unwrap();
     assert_eq!(kinds(&payloads), ["IDR", "AUTH", "SA", "TSI", "TSR"]);
 
     // INFORMATIONAL: Delete of the IKE SA, and an empty response.
     let (first, inner) = open_cbc(CBC[4].1, &ei, &ai);
     assert_eq!(
-        parse_payloads(first, &inner).unwrap(),
+        parse_inner_payloads(first, &inner).unwrap(),
         [PayloadRepr::Delete(DeleteRepr::ike())]
     );
     let (first, inner) = open_cbc(CBC[5].1, &er, &ar);
     assert_eq!(first, PayloadType::NONE);
-    assert!(parse_payloads(first, &inner).unwrap().is_empty());
+    assert!(parse_inner_payloads(first, &inner).unwrap().is_empty());
 }
 
 #[test]
@@ -273,7 +273,7 @@ fn strongswan_ike_auth_gcm_fragments_reassemble() {
             }
             joined.extend_from_slice(&inner);
         }
-        let payloads = parse_payloads(first, &joined).unwrap();
+        let payloads = parse_inner_payloads(first, &joined).unwrap();
         if keymat == &ei {
             assert_ike_auth_request(&payloads);
         } else {
@@ -283,7 +283,7 @@ fn strongswan_ike_auth_gcm_fragments_reassemble() {
     let (enc, inner) = open_gcm(GCM[6].1, &ei);
     assert_eq!(enc.kind(), PayloadType::SK);
     assert_eq!(
-        parse_payloads(enc.inner_first(), &inner).unwrap(),
+        parse_inner_payloads(enc.inner_first(), &inner).unwrap(),
         [PayloadRepr::Delete(DeleteRepr::ike())]
     );
 }
