@@ -1,1 +1,2 @@
 //! The crypto provider: the only module that names a crypto library.
+pub mod cipher;
