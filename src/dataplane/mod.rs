@@ -1,1 +1,3 @@
 //! Data-plane workers joining the TUN device, ESP and the UDP sockets.
+
+pub mod packet;
