@@ -44,7 +44,8 @@ pub struct DataplaneConfig {
     pub tcp_mss: Option<u16>,
     /// Clear DF and fragment before encryption instead of sending ICMP (AWS `clear_df_bit`).
     pub clear_df_bit: bool,
-    /// Source of the ICMP errors we generate (our inside address).
+    /// Source of the ICMP errors we generate: the peer's inside address (the "next hop" that cannot
+    /// take the packet). Never one of our own addresses: the kernel drops those as martians.
     pub icmp_source: Ipv4Addr,
     /// NAT keepalive interval when idle; `None` to leave keepalives to the control plane.
     pub keepalive: Option<Duration>,
@@ -74,6 +75,7 @@ pub struct DataplaneStats {
     pub tx_packets: AtomicU64,
     pub tx_datagrams: AtomicU64,
     pub tx_no_tunnel: AtomicU64,
+    pub tx_not_ipv4: AtomicU64,
     pub tx_no_sa: AtomicU64,
     pub tx_no_peer: AtomicU64,
     pub tx_seal_errors: AtomicU64,
@@ -101,6 +103,7 @@ impl DataplaneStats {
             ("tx_packets", v(&self.tx_packets)),
             ("tx_datagrams", v(&self.tx_datagrams)),
             ("tx_no_tunnel", v(&self.tx_no_tunnel)),
+            ("tx_not_ipv4", v(&self.tx_not_ipv4)),
             ("tx_no_sa", v(&self.tx_no_sa)),
             ("tx_no_peer", v(&self.tx_no_peer)),
             ("tx_seal_errors", v(&self.tx_seal_errors)),

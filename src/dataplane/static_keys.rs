@@ -222,7 +222,11 @@ fn run(path: &Path) -> anyhow::Result<()> {
         tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu),
         tcp_mss: cfg.tcp_mss,
         clear_df_bit: cfg.clear_df_bit,
-        icmp_source: inside,
+        // Not our own address: the kernel drops packets arriving with a local source as martians.
+        // The ICMP comes "from the tunnel", i.e. from the peer's inside address (the /30's other host).
+        icmp_source: cfg
+            .peer_inside
+            .unwrap_or(Ipv4Addr::from(u32::from(inside) ^ 0b11)),
         keepalive: Some(KEEPALIVE_INTERVAL),
     };
     let dataplane = Dataplane::spawn(config, tun.clone(), udp.clone(), shared.clone(), None)
@@ -248,6 +252,17 @@ fn run(path: &Path) -> anyhow::Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     eprintln!("cgwd esp-static: stopped; {}", stats.join(" "));
+    let counters = shared.sas.counters();
+    let drops: Vec<String> = counters.tunnels[0]
+        .drops
+        .iter()
+        .chain(counters.unattributed.iter())
+        .filter(|(_, n)| *n != 0)
+        .map(|(r, n)| format!("{}={n}", r.name()))
+        .collect();
+    if !drops.is_empty() {
+        eprintln!("cgwd esp-static: ESP drops {}", drops.join(" "));
+    }
     Ok(())
 }
 

@@ -115,7 +115,13 @@ impl TxWorker {
         for i in 0..n {
             let len = self.batch.size(i);
             let pkt = self.batch.packet_mut(i);
-            let Some(tunnel) = self.shared.route(ipv4_destination(pkt), active) else {
+            // AWS tunnels carry IPv4 inside (the selectors are IPv4): IPv6 (router solicitations
+            // on the TUN's link-local address) would only be dropped by the peer.
+            let Some(dst) = ipv4_destination(pkt) else {
+                stats.tx_not_ipv4.fetch_add(1, Relaxed);
+                continue;
+            };
+            let Some(tunnel) = self.shared.route(Some(dst), active) else {
                 stats.tx_no_tunnel.fetch_add(1, Relaxed);
                 continue;
             };
@@ -124,7 +130,7 @@ impl TxWorker {
             {
                 stats.mss_clamped.fetch_add(1, Relaxed);
             }
-            if len > tunnel_mtu && pkt.first().is_some_and(|b| b >> 4 == 4) {
+            if len > tunnel_mtu {
                 if ipv4_df(pkt) && !self.config.clear_df_bit {
                     let mut icmp = [0u8; 128];
                     if let Some(m) =
