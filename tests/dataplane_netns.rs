@@ -16,10 +16,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn is_root() -> bool {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    uid == 0
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn have(tool: &str) -> bool {
@@ -49,7 +49,7 @@ fn must(args: &[&str]) {
 struct Lab {
     tag: String,
     namespaces: Vec<String>,
-    gateways: Vec<Child>,
+    gateways: Vec<(String, Child)>,
     files: Vec<PathBuf>,
 }
 
@@ -116,7 +116,9 @@ impl Lab {
     fn gateway(&mut self, role: &str, config: &str) {
         let path = std::env::temp_dir().join(format!("cgwd-{}-{role}.toml", self.tag));
         std::fs::write(&path, config).unwrap();
+        let log = self.log_path(role);
         self.files.push(path.clone());
+        self.files.push(log.clone());
         let ns = self.ns(role);
         let mut child = Command::new("ip")
             .args([
@@ -128,12 +130,13 @@ impl Lab {
                 "--config",
             ])
             .arg(&path)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn cgwd");
         let stdout = child.stdout.take().unwrap();
-        self.gateways.push(child);
+        self.gateways.push((role.to_string(), child));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -147,14 +150,43 @@ impl Lab {
     }
 }
 
+impl Lab {
+    fn log_path(&self, role: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("cgwd-{}-{role}.log", self.tag))
+    }
+
+    /// SIGTERM to every gateway; each must exit 0 within 3 s (graceful stop). Returns each one's
+    /// stderr (its counters).
+    fn stop_gateways(&mut self) -> Vec<(String, String)> {
+        let mut logs = Vec::new();
+        for (role, mut g) in std::mem::take(&mut self.gateways) {
+            let _ = Command::new("kill").arg(g.id().to_string()).output();
+            let mut status = None;
+            for _ in 0..30 {
+                if let Ok(Some(s)) = g.try_wait() {
+                    status = Some(s);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let log = std::fs::read_to_string(self.log_path(&role)).unwrap_or_default();
+            if status.is_none() {
+                let _ = g.kill();
+                let _ = g.wait();
+            }
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "{role} did not stop cleanly: {log}"
+            );
+            logs.push((role, log));
+        }
+        logs
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
-        for g in &mut self.gateways {
-            // SIGTERM first so the gateway prints its counters, then make sure.
-            let _ = Command::new("kill").arg(g.id().to_string()).output();
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        for g in &mut self.gateways {
+        for (_, g) in &mut self.gateways {
             let _ = g.kill();
             let _ = g.wait();
         }
@@ -330,6 +362,37 @@ fn run_case(case: Case) {
         println!("{}: iperf3 moved {bytes} bytes in 2 s", case.name);
     } else {
         println!("iperf3 not installed: TCP part skipped");
+    }
+
+    // Hostile and control datagrams at the left gateway's ESP port, from the outside: a NAT
+    // keepalive, an IKE message behind the non-ESP marker (no control plane here: counted as
+    // dropped), ESP with an unknown SPI, and a 2-byte runt.
+    for payload in [
+        r"\xff",
+        r"\x00\x00\x00\x00ike-message",
+        r"\xde\xad\xbe\xef\x00\x00\x00\x01xxxxxxxxxxxxxxxxxxxxxxxx",
+        r"\x01\x02",
+    ] {
+        let cmd = format!("printf '{payload}' > /dev/udp/192.0.2.1/4500");
+        lab.must("right", &["bash", "-c", &cmd]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    let logs = lab.stop_gateways();
+    let left = &logs.iter().find(|(r, _)| r == "left").unwrap().1;
+    assert!(left.contains("stopped;"), "no counters: {left}");
+    assert!(left.contains("mss_clamped="), "SYNs not clamped: {left}");
+    assert!(
+        left.contains("rx_ike=1 ") && left.contains("rx_ike_dropped=1"),
+        "{left}"
+    );
+    assert!(left.contains("rx_keepalives="), "{left}");
+    assert!(left.contains("rx_malformed=1"), "{left}");
+    assert!(left.contains("unknown_spi=1"), "{left}");
+    if case.clear_df_bit {
+        assert!(left.contains("tx_fragmented="), "{left}");
+    } else {
+        assert!(left.contains("tx_icmp_frag_needed="), "{left}");
     }
 }
 
