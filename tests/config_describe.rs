@@ -97,7 +97,7 @@ fn static_describe_sample_every_field() {
 }
 
 #[test]
-fn lab_describe_offers_exactly_what_options_allow_strongest_first() {
+fn lab_describe_offers_the_strongest_tier_the_options_allow() {
     let c = parse(&sample("lab.describe.json")).unwrap();
     assert!(matches!(
         c.routing,
@@ -108,33 +108,24 @@ fn lab_describe_offers_exactly_what_options_allow_strongest_first() {
         }
     ));
     let t = &c.tunnels[0];
-    assert_eq!(
-        names(&t.phase1.encryption),
-        ["AES256-GCM-16", "AES128-GCM-16", "AES256", "AES128"]
-    );
-    assert_eq!(
-        names(&t.phase1.integrity),
-        ["SHA2-512", "SHA2-384", "SHA2-256", "SHA1"]
-    );
+    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16", "AES128-GCM-16"]);
+    assert_eq!(names(&t.phase1.integrity), ["SHA2-512", "SHA2-384", "SHA2-256"]);
     assert_eq!(
         names(&t.phase1.dh_groups),
-        [
-            "21", "20", "19", "18", "17", "16", "15", "14", "24", "23", "22", "2"
-        ]
+        ["21", "20", "19", "18", "17", "16", "15", "14"]
     );
     assert_eq!(
         names(&t.phase2.pfs_groups),
-        [
-            "21", "20", "19", "18", "17", "16", "15", "14", "24", "23", "22", "5", "2"
-        ]
+        ["21", "20", "19", "18", "17", "16", "15", "14"]
     );
     assert_eq!(t.rekey_margin_secs, 540);
-    // Weak algorithms are offered because the tunnel allows them, and check says so.
+    // AWS picks the lowest option offered: the weaker tiers the tunnel also allows are left out of
+    // the offer, and check says so.
     assert_eq!(c.notes.len(), 2);
     assert!(c.notes[0].contains("SHA1"), "{}", c.notes[0]);
-    assert!(c.notes[0].contains("modify-vpn-tunnel-options"), "{}", c.notes[0]);
-    // Worst case over the offer: AES-CBC + SHA2-512 with UDP encapsulation.
-    assert_eq!(c.mtu(), 1406);
+    assert!(c.notes[0].contains("leaves them out"), "{}", c.notes[0]);
+    // Only AES-GCM is offered for the Child SA: ESP in UDP with GCM.
+    assert_eq!(c.mtu(), 1438);
 }
 
 #[test]
@@ -167,7 +158,7 @@ fn swapped_xml_is_matched_by_outside_address_not_order() {
     assert_eq!(t1.inside.to_string(), "169.254.10.4/30");
     assert_eq!(t1.psk.expose(), b"lab_tunnel1_psk.AWS1");
     assert_eq!(names(&t1.phase1.encryption), ["AES256-GCM-16"]);
-    assert_eq!(names(&t1.phase2.encryption), ["AES256-GCM-16", "AES128"]);
+    assert_eq!(names(&t1.phase2.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t1.phase2.pfs_groups), ["20", "19"]);
     assert_eq!(t1.dpd_action, DpdAction::Restart);
     assert_eq!(t1.startup_action, StartupAction::Start);
@@ -217,7 +208,7 @@ fn input_casing_and_bare_connection_object() {
     );
     assert_eq!(c.tunnels[0].dpd_timeout_secs, 45);
     assert_eq!(c.tunnels[0].dpd_action, DpdAction::Restart);
-    assert_eq!(c.tunnels[0].phase1.dh_groups.len(), 12);
+    assert_eq!(c.tunnels[0].phase1.dh_groups.len(), 8);
 }
 
 #[test]
@@ -230,7 +221,7 @@ fn empty_or_missing_lists_mean_aws_default_and_cgwd_offers_its_strong_subset() {
     o.as_object_mut().unwrap().remove("Phase2EncryptionAlgorithms");
     let c = parse_v(&v).unwrap();
     let t = &c.tunnels[0];
-    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16", "AES256"]);
+    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t.phase2.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t.phase2.pfs_groups), ["21", "20", "19", "16", "15", "14"]);
     assert_eq!(t.ike_versions, vec![IkeVersion::Ikev1, IkeVersion::Ikev2]);

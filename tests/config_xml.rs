@@ -92,7 +92,7 @@ fn xml_offer_is_cgwd_strong_default_and_says_why() {
                 .iter()
                 .map(|e| e.aws_name())
                 .collect::<Vec<_>>(),
-            ["AES256-GCM-16", "AES256"]
+            ["AES256-GCM-16"]
         );
         assert_eq!(
             t.phase1

@@ -429,7 +429,7 @@ pub fn is_weak_dh(g: DhGroup) -> bool {
 pub mod defaults {
     use super::*;
 
-    pub const PHASE1_ENCRYPTION: [Encryption; 2] = [Encryption::Aes256Gcm16, Encryption::Aes256Cbc];
+    pub const PHASE1_ENCRYPTION: [Encryption; 1] = [Encryption::Aes256Gcm16];
     pub const PHASE1_INTEGRITY: [Integrity; 3] =
         [Integrity::Sha2_512, Integrity::Sha2_384, Integrity::Sha2_256];
     pub const PHASE2_ENCRYPTION: [Encryption; 1] = [Encryption::Aes256Gcm16];
