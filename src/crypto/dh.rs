@@ -349,6 +349,14 @@ mod tests {
     }
 
     #[test]
+    fn keys_can_move_between_threads_and_never_print() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<DhPrivate>();
+        let key = DhPrivate::generate(group(19), &mut SeededRandom::new(9)).unwrap();
+        assert_eq!(format!("{key:?}"), "DhPrivate(group 19)");
+    }
+
+    #[test]
     fn both_sides_agree_in_every_group() {
         let mut rng = SeededRandom::new(1);
         for g in DhGroup::ALL {
