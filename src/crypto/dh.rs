@@ -3,9 +3,10 @@
 //!
 //! ECP uses aws-lc-rs ECDH. aws-lc-rs has no finite-field DH, so MODP uses crypto-bigint's boxed
 //! (runtime-sized) Montgomery arithmetic: it is written to be constant time (fixed-window exponentiation
-//! with constant-time table lookups, no secret-dependent branches), is maintained by RustCrypto and
-//! audited; `num-bigint`, the usual alternative, is explicitly variable time and would leak the private
-//! exponent through timing.
+//! with constant-time table lookups, no secret-dependent branches) and is maintained by RustCrypto as
+//! the base of their RSA and elliptic-curve crates; `num-bigint`, the usual alternative, is explicitly
+//! variable time and would leak the private exponent through timing. Only the exponent's bit length
+//! (a per-group constant) shapes the running time.
 
 use std::sync::OnceLock;
 
