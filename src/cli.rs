@@ -33,9 +33,34 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { .. } => {
-            eprintln!("cgwd check: not implemented yet");
-            ExitCode::from(1)
+        Command::Check {
+            config,
+            settings,
+            json,
+        } => check(&config, settings.as_deref(), json),
+    }
+}
+
+/// `cgwd check`: 0 when the configuration and settings are valid, 2 (with the reason) when not.
+pub fn check(config: &std::path::Path, settings: Option<&std::path::Path>, json: bool) -> ExitCode {
+    match crate::config::load(config, settings) {
+        Ok((conn, settings)) => {
+            if json {
+                let v = crate::config::report::json(&conn, &settings);
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", crate::config::report::text(&conn, &settings));
+                println!("\nOK: {} is valid.", config.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({ "valid": false, "error": e.to_string() });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            eprintln!("cgwd check: error: {e}");
+            ExitCode::from(crate::config::ConfigError::EXIT_STATUS)
         }
     }
 }

@@ -1,0 +1,1227 @@
+//! Drafts (what a parser found, as text, with where it found it) → validated [`VpnConnection`].
+//!
+//! All three parsers fill the same draft, so every rule (inside /30s, PSK charset, IKEv2, algorithm
+//! names, ranges, tunnel matching) is checked once, with the same messages, whatever the format.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::str::FromStr;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use super::error::{ConfigError, Problem};
+use super::model::*;
+use crate::sa::TunnelId;
+use crate::secret::Secret;
+use crate::suite::{DhGroup, Encryption, Integrity};
+
+/// A value as written in the file, and where (for error messages).
+#[derive(Debug, Clone)]
+pub(crate) struct At {
+    pub value: String,
+    pub at: String,
+}
+
+impl At {
+    pub fn new(value: impl Into<String>, at: impl Into<String>) -> Self {
+        At {
+            value: value.into(),
+            at: at.into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DraftConnection {
+    pub id: Option<At>,
+    pub customer_gateway_id: Option<At>,
+    pub vpn_gateway_id: Option<String>,
+    pub transit_gateway_id: Option<String>,
+    /// XML `vpn_connection_attributes` contains `NoBGP`, or the text has a static routing section.
+    pub declared_static: bool,
+    /// JSON `Options.StaticRoutesOnly`.
+    pub static_routes_only: Option<bool>,
+    pub tunnels: Vec<DraftTunnel>,
+    /// Tunnels seen beyond those kept in `tunnels` (parsers stop building drafts after three, so
+    /// a hostile file with thousands costs nothing; the count still goes into the error).
+    pub extra_tunnels: usize,
+    /// Where the tunnels live (for "expected two tunnels" errors).
+    pub tunnels_at: String,
+    /// JSON only: `Options.TunnelOptions`, and where that list is.
+    pub options: Option<(Vec<DraftOptions>, String)>,
+    pub local_ts: Option<At>,
+    pub remote_ts: Option<At>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DraftTunnel {
+    pub at: String,
+    pub aws_outside: Option<At>,
+    pub customer_outside: Option<At>,
+    pub aws_inside: Option<At>,
+    pub customer_inside: Option<At>,
+    /// Prefix length of the inside network (`network_cidr`, or the `/30` of a text line).
+    pub inside_prefix: Option<At>,
+    pub aws_inside_ipv6: Option<At>,
+    pub customer_inside_ipv6: Option<At>,
+    pub inside_ipv6_prefix: Option<At>,
+    pub psk: Option<At>,
+    /// A `<bgp>` element or a BGP section was present.
+    pub bgp_seen: bool,
+    pub customer_asn: Option<At>,
+    pub aws_asn: Option<At>,
+    pub hold_time: Option<At>,
+    pub phase1_lifetime: Option<At>,
+    pub phase2_lifetime: Option<At>,
+    pub dpd_interval: Option<At>,
+    pub dpd_retries: Option<At>,
+    pub tcp_mss: Option<At>,
+    pub clear_df: Option<At>,
+    pub fragmentation: Option<At>,
+    /// Generic text: the IKE version the download was made for.
+    pub ike_version: Option<At>,
+}
+
+/// One `Options.TunnelOptions[]` entry.
+#[derive(Debug, Default)]
+pub(crate) struct DraftOptions {
+    pub at: String,
+    pub outside: Option<At>,
+    pub inside_cidr: Option<At>,
+    pub inside_ipv6_cidr: Option<At>,
+    pub psk: Option<At>,
+    pub phase1_lifetime: Option<At>,
+    pub phase2_lifetime: Option<At>,
+    pub rekey_margin: Option<At>,
+    pub rekey_fuzz: Option<At>,
+    pub replay_window: Option<At>,
+    pub dpd_timeout: Option<At>,
+    pub dpd_action: Option<At>,
+    pub startup_action: Option<At>,
+    pub ike_versions: Option<(Vec<At>, String)>,
+    pub phase1_encryption: Option<(Vec<At>, String)>,
+    pub phase2_encryption: Option<(Vec<At>, String)>,
+    pub phase1_integrity: Option<(Vec<At>, String)>,
+    pub phase2_integrity: Option<(Vec<At>, String)>,
+    pub phase1_dh: Option<(Vec<At>, String)>,
+    pub phase2_dh: Option<(Vec<At>, String)>,
+}
+
+pub(crate) struct Builder<'a> {
+    pub file: &'a Path,
+    pub format: SourceFormat,
+}
+
+type R<T> = Result<T, ConfigError>;
+
+/// AWS's reserved inside /30s (UG-TO, API-MTO).
+const RESERVED_INSIDE: [&str; 7] = [
+    "169.254.0.0/30",
+    "169.254.1.0/30",
+    "169.254.2.0/30",
+    "169.254.3.0/30",
+    "169.254.4.0/30",
+    "169.254.5.0/30",
+    "169.254.169.252/30",
+];
+
+impl Builder<'_> {
+    fn err(
+        &self,
+        kind: Problem,
+        at: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::invalid(self.file, kind, at, problem, fix)
+    }
+
+    fn missing(&self, at: &str, what: &str, fix: &str) -> ConfigError {
+        self.err(Problem::MissingField, at, format!("{what} is missing"), fix)
+    }
+
+    fn file_origin(&self) -> Origin {
+        match self.format {
+            SourceFormat::GenericText => Origin::GenericText,
+            _ => Origin::Xml,
+        }
+    }
+
+    fn no_lists_reason(&self) -> String {
+        match self.format {
+            SourceFormat::GenericText => "the Generic text shows only AWS's baseline algorithms, \
+                                          not the tunnel options; cgwd offers a strong set AWS \
+                                          allows by default"
+                .into(),
+            _ => "the XML carries no IKEv2 algorithms; cgwd offers a strong set AWS allows by \
+                  default"
+                .into(),
+        }
+    }
+
+    pub fn build(&self, mut d: DraftConnection) -> R<VpnConnection> {
+        let id =
+            d.id.take()
+                .filter(|a| !a.value.is_empty())
+                .ok_or_else(|| {
+                    self.missing(
+                        &d.tunnels_at,
+                        "the VPN connection ID (vpn-…)",
+                        "use the file exactly as AWS produced it",
+                    )
+                })?
+                .value;
+        let customer_gateway_id = d
+            .customer_gateway_id
+            .take()
+            .filter(|a| !a.value.is_empty())
+            .ok_or_else(|| {
+                self.missing(
+                    &d.tunnels_at,
+                    "the customer gateway ID (cgw-…)",
+                    "use the file exactly as AWS produced it",
+                )
+            })?
+            .value;
+
+        if d.tunnels.len() + d.extra_tunnels != 2 {
+            return Err(self.err(
+                Problem::TunnelCount,
+                &d.tunnels_at,
+                format!(
+                    "found {} tunnel(s); an AWS VPN connection always has exactly two",
+                    d.tunnels.len() + d.extra_tunnels
+                ),
+                "use the complete, unedited file AWS produced for one VPN connection",
+            ));
+        }
+
+        // Pair XML/text tunnels with TunnelOptions by AWS outside address, never by position.
+        let mut aws_addrs = Vec::with_capacity(2);
+        for t in &d.tunnels {
+            let a = t.aws_outside.as_ref().ok_or_else(|| {
+                self.missing(
+                    &t.at,
+                    "the AWS (virtual private gateway) outside address",
+                    "use the complete file AWS produced",
+                )
+            })?;
+            aws_addrs.push(self.ip(a, "AWS outside address")?);
+        }
+        if aws_addrs[0] == aws_addrs[1] {
+            return Err(self.err(
+                Problem::DuplicateTunnel,
+                &d.tunnels[1].at,
+                format!("both tunnels use the AWS outside address {}", aws_addrs[0]),
+                "each tunnel has its own AWS endpoint; use the unedited file",
+            ));
+        }
+
+        let mut tunnels = std::mem::take(&mut d.tunnels);
+        let mut pairs: Vec<(DraftTunnel, Option<DraftOptions>)> = Vec::with_capacity(2);
+        match d.options.take() {
+            None => pairs.extend(tunnels.into_iter().map(|t| (t, None))),
+            Some((opts, opts_at)) => {
+                if opts.len() != 2 {
+                    return Err(self.err(
+                        Problem::TunnelCount,
+                        &opts_at,
+                        format!(
+                            "TunnelOptions has {} entries; an AWS VPN connection always has exactly two",
+                            opts.len()
+                        ),
+                        "use the unedited describe-vpn-connections output",
+                    ));
+                }
+                for o in opts {
+                    let out = o.outside.as_ref().ok_or_else(|| {
+                        self.missing(&o.at, "OutsideIpAddress", "use the unedited describe output")
+                    })?;
+                    let addr = self.ip(out, "TunnelOptions OutsideIpAddress")?;
+                    let pos = tunnels
+                        .iter()
+                        .position(|t| {
+                            t.aws_outside
+                                .as_ref()
+                                .and_then(|a| IpAddr::from_str(a.value.trim()).ok())
+                                == Some(addr)
+                        })
+                        .ok_or_else(|| {
+                            self.err(
+                                Problem::UnmatchedTunnelOptions,
+                                &out.at,
+                                format!(
+                                    "TunnelOptions OutsideIpAddress {addr} matches no tunnel of the \
+                                     CustomerGatewayConfiguration XML (its AWS outside addresses: {})",
+                                    aws_addrs
+                                        .iter()
+                                        .map(ToString::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                                "the XML and TunnelOptions must come from the same describe-vpn-connections \
+                                 call; fetch it again",
+                            )
+                        })?;
+                    let t = tunnels.swap_remove(pos);
+                    pairs.push((t, Some(o)));
+                }
+            }
+        }
+
+        let local_ts = self.selector(d.local_ts.as_ref(), "LocalIpv4NetworkCidr")?;
+        let remote_ts = self.selector(d.remote_ts.as_ref(), "RemoteIpv4NetworkCidr")?;
+
+        let conn_id = id.clone();
+        let mut built = Vec::with_capacity(2);
+        for (i, (t, o)) in pairs.into_iter().enumerate() {
+            let id = if i == 0 { TunnelId::One } else { TunnelId::Two };
+            built.push(self.tunnel(
+                id,
+                &conn_id,
+                &t,
+                o.as_ref(),
+                (&local_ts, &remote_ts),
+                &mut d.notes,
+            )?);
+        }
+        let routing = self.routing(&d, &built)?;
+        let tunnels: [TunnelConfig; 2] =
+            match <[TunnelConfig; 2]>::try_from(built.into_iter().map(|(t, _)| t).collect::<Vec<_>>()) {
+                Ok(t) => t,
+                Err(_) => unreachable!("exactly two tunnels were checked above"),
+            };
+
+        for t in &tunnels {
+            let mut weak = Vec::new();
+            for e in t.phase1.encryption.iter().chain(&t.phase2.encryption) {
+                if *e == Encryption::Aes128Cbc && !weak.contains(&"AES128") {
+                    weak.push("AES128");
+                }
+            }
+            if t.phase1
+                .integrity
+                .iter()
+                .chain(&t.phase2.integrity)
+                .any(|i| *i == Integrity::Sha1)
+            {
+                weak.push("SHA1");
+            }
+            let weak_groups: Vec<String> = t
+                .phase1
+                .dh_groups
+                .iter()
+                .chain(&t.phase2.pfs_groups)
+                .filter(|g| is_weak_dh(**g))
+                .map(|g| g.number())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|n| n.to_string())
+                .collect();
+            if !weak_groups.is_empty() {
+                weak.push("weak DH groups");
+            }
+            if !weak.is_empty() {
+                d.notes.push(format!(
+                    "{}: TunnelOptions allow {}{}; AWS picks the lowest option offered, so cgwd \
+                     offers them only because the tunnel allows them. Narrow them with `aws ec2 \
+                     modify-vpn-tunnel-options --vpn-connection-id {id} \
+                     --vpn-tunnel-outside-ip-address {} --tunnel-options ...`",
+                    t.id,
+                    weak.join(", "),
+                    if weak_groups.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", weak_groups.join(", "))
+                    },
+                    t.aws_outside
+                ));
+            }
+        }
+
+        Ok(VpnConnection {
+            id,
+            customer_gateway_id,
+            vpn_gateway_id: d.vpn_gateway_id.filter(|s| !s.trim().is_empty()),
+            transit_gateway_id: d.transit_gateway_id.filter(|s| !s.trim().is_empty()),
+            routing,
+            tunnels,
+            format: self.format,
+            notes: d.notes,
+        })
+    }
+
+    fn routing(&self, d: &DraftConnection, built: &[(TunnelConfig, BgpDraft)]) -> R<Routing> {
+        let explicit_static = d.declared_static || d.static_routes_only == Some(true);
+        let any_bgp = built.iter().any(|(_, b)| b.seen);
+        if explicit_static || !(any_bgp || d.static_routes_only == Some(false)) {
+            return Ok(Routing::Static);
+        }
+        let mut result: Option<(u32, u32, u16, String)> = None;
+        for (t, b) in built {
+            let fix = "a BGP connection needs the customer and AWS ASNs; use the unedited file (or \
+                       recreate the connection with static routing)";
+            let c = b.customer_asn.as_ref().ok_or_else(|| {
+                self.err(
+                    Problem::BgpAsn,
+                    &b.at,
+                    format!("{}: dynamic (BGP) routing but no customer gateway ASN", t.id),
+                    fix,
+                )
+            })?;
+            let a = b.aws_asn.as_ref().ok_or_else(|| {
+                self.err(
+                    Problem::BgpAsn,
+                    &b.at,
+                    format!("{}: dynamic (BGP) routing but no AWS-side ASN", t.id),
+                    fix,
+                )
+            })?;
+            let customer = self.asn(c)?;
+            let aws = self.asn(a)?;
+            let hold = match &b.hold_time {
+                Some(h) => self.num::<u16>(h, "BGP hold time", 0, 65535)?,
+                None => 30,
+            };
+            if hold != 0 && hold < 3 {
+                return Err(self.err(
+                    Problem::BadNumber,
+                    &b.hold_time.as_ref().map_or(b.at.clone(), |h| h.at.clone()),
+                    format!("BGP hold time {hold} s is not 0 or ≥ 3 (RFC 4271 §4.2)"),
+                    "AWS uses 30",
+                ));
+            }
+            if let Some((pc, pa, ph, _)) = &result
+                && (*pc, *pa, *ph) != (customer, aws, hold)
+            {
+                return Err(self.err(
+                    Problem::Conflict,
+                    &b.at,
+                    format!(
+                        "the tunnels disagree on BGP: ASNs {pc}/{pa} hold {ph} vs {customer}/{aws} hold {hold}"
+                    ),
+                    "use the unedited file; both tunnels of a connection share the ASNs",
+                ));
+            }
+            result = Some((customer, aws, hold, b.at.clone()));
+        }
+        let (customer_asn, aws_asn, hold_time, _) =
+            result.ok_or_else(|| self.missing(&d.tunnels_at, "BGP", ""))?;
+        Ok(Routing::Bgp {
+            customer_asn,
+            aws_asn,
+            hold_time,
+        })
+    }
+
+    fn asn(&self, a: &At) -> R<u32> {
+        let n = self.num::<u64>(a, "BGP ASN", 1, 4_294_967_294).map_err(|_| {
+            self.err(
+                Problem::BgpAsn,
+                &a.at,
+                format!("`{}` is not a BGP ASN (1 … 4294967294)", a.value.trim()),
+                "use the ASN AWS shows for the customer gateway / the Amazon side",
+            )
+        })?;
+        Ok(n as u32)
+    }
+
+    fn ip(&self, a: &At, what: &str) -> R<IpAddr> {
+        IpAddr::from_str(a.value.trim()).map_err(|_| {
+            self.err(
+                Problem::BadAddress,
+                &a.at,
+                format!("{what} `{}` is not an IP address", a.value.trim()),
+                "write a plain IPv4 address such as 192.0.2.10",
+            )
+        })
+    }
+
+    fn num<T: TryFrom<u64> + Copy>(&self, a: &At, what: &str, min: u64, max: u64) -> R<T> {
+        let text = a.value.trim();
+        let text = text
+            .strip_suffix("seconds")
+            .or_else(|| text.strip_suffix("bytes"))
+            .unwrap_or(text)
+            .trim();
+        let n: u64 = text.parse().map_err(|_| {
+            self.err(
+                Problem::BadNumber,
+                &a.at,
+                format!("{what} `{}` is not a whole number", a.value.trim()),
+                format!("write a number from {min} to {max}"),
+            )
+        })?;
+        if n < min || n > max {
+            return Err(self.err(
+                Problem::BadNumber,
+                &a.at,
+                format!("{what} {n} is outside AWS's range {min} … {max}"),
+                format!("use a value from {min} to {max}"),
+            ));
+        }
+        T::try_from(n)
+            .map_err(|_| self.err(Problem::BadNumber, &a.at, format!("{what} {n} is too large"), ""))
+    }
+
+    fn flag(&self, a: &At, what: &str) -> R<bool> {
+        match a.value.trim().to_ascii_lowercase().as_str() {
+            "true" | "enabled" | "yes" | "on" | "before encryption" => Ok(true),
+            "false" | "disabled" | "no" | "off" | "after encryption" => Ok(false),
+            other => Err(self.err(
+                Problem::BadNumber,
+                &a.at,
+                format!("{what} `{other}` is neither true nor false"),
+                "write true or false",
+            )),
+        }
+    }
+
+    fn cidr(&self, a: &At, what: &str) -> R<Ipv4Net> {
+        let net = Ipv4Net::from_str(a.value.trim()).map_err(|_| {
+            self.err(
+                Problem::BadCidr,
+                &a.at,
+                format!("{what} `{}` is not an IPv4 CIDR", a.value.trim()),
+                "write it as ADDRESS/PREFIX, e.g. 10.0.0.0/16 or 0.0.0.0/0",
+            )
+        })?;
+        if net.trunc() != net {
+            return Err(self.err(
+                Problem::BadCidr,
+                &a.at,
+                format!("{what} `{net}` has host bits set"),
+                format!("did you mean {}?", net.trunc()),
+            ));
+        }
+        Ok(net)
+    }
+
+    fn selector(&self, a: Option<&At>, what: &str) -> R<(Ipv4Net, Origin)> {
+        match a {
+            Some(a) if !a.value.trim().is_empty() => Ok((self.cidr(a, what)?, Origin::ConnectionOptions)),
+            _ => Ok((
+                Ipv4Net::default(),
+                Origin::CgwdDefault(format!(
+                    "the file does not set {what}; AWS's default is 0.0.0.0/0"
+                )),
+            )),
+        }
+    }
+
+    /// Validate an inside /30 the way AWS does.
+    fn inside(&self, net: Ipv4Net, at: &str) -> R<Ipv4Net> {
+        let fix = "AWS inside CIDRs are /30s inside 169.254.0.0/16, not 169.254.0.0/30 … \
+                   169.254.5.0/30 or 169.254.169.252/30; use the unedited file";
+        if net.prefix_len() != 30 {
+            return Err(self.err(
+                Problem::InsideCidr,
+                at,
+                format!("inside CIDR {net} is not a /30"),
+                fix,
+            ));
+        }
+        let link_local: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).unwrap_or_default();
+        if !link_local.contains(&net) {
+            return Err(self.err(
+                Problem::InsideCidr,
+                at,
+                format!("inside CIDR {net} is not inside 169.254.0.0/16"),
+                fix,
+            ));
+        }
+        if RESERVED_INSIDE
+            .iter()
+            .filter_map(|r| Ipv4Net::from_str(r).ok())
+            .any(|r| r == net)
+        {
+            return Err(self.err(
+                Problem::InsideCidr,
+                at,
+                format!("inside CIDR {net} is one of AWS's reserved /30s"),
+                fix,
+            ));
+        }
+        Ok(net)
+    }
+
+    fn tunnel(
+        &self,
+        id: TunnelId,
+        conn_id: &str,
+        t: &DraftTunnel,
+        o: Option<&DraftOptions>,
+        (local_ts, remote_ts): (&(Ipv4Net, Origin), &(Ipv4Net, Origin)),
+        notes: &mut Vec<String>,
+    ) -> R<(TunnelConfig, BgpDraft)> {
+        let mut prov = Provenance::new();
+        let file_origin = self.file_origin();
+        let aws_outside = self.ip(
+            t.aws_outside
+                .as_ref()
+                .ok_or_else(|| self.missing(&t.at, "AWS outside address", ""))?,
+            "AWS outside address",
+        )?;
+        let customer_outside = self.ip(
+            t.customer_outside.as_ref().ok_or_else(|| {
+                self.missing(
+                    &t.at,
+                    "the customer gateway outside address",
+                    "use the complete file AWS produced",
+                )
+            })?,
+            "customer gateway outside address",
+        )?;
+
+        // Inside /30: from the file's addresses, cross-checked with TunnelOptions.TunnelInsideCidr.
+        let inside_from_file = self.inside_from_file(t)?;
+        let inside_from_options = match o.and_then(|o| o.inside_cidr.as_ref()) {
+            Some(a) => Some((
+                self.inside(self.cidr(a, "TunnelInsideCidr")?, &a.at)?,
+                a.at.clone(),
+            )),
+            None => None,
+        };
+        let inside = match (inside_from_file, inside_from_options) {
+            (Some((f, fat)), Some((o, oat))) if f != o => {
+                return Err(self.err(
+                    Problem::Conflict,
+                    &oat,
+                    format!("TunnelInsideCidr {o} disagrees with the XML's inside addresses ({f}, {fat})"),
+                    "the XML and TunnelOptions must come from the same describe call; fetch it again",
+                ));
+            }
+            (Some((f, _)), _) => f,
+            (None, Some((o, _))) => o,
+            (None, None) => {
+                return Err(self.missing(
+                    &t.at,
+                    "the tunnel inside address",
+                    "use the complete file AWS produced",
+                ));
+            }
+        };
+        let inside_ipv6 = self.inside_ipv6(t, o)?;
+
+        // PSK: XML/text and TunnelOptions must agree when both carry it.
+        let psk_file = t.psk.as_ref().filter(|a| !a.value.trim().is_empty());
+        let psk_opt = o
+            .and_then(|o| o.psk.as_ref())
+            .filter(|a| !a.value.trim().is_empty());
+        for a in psk_file.iter().chain(psk_opt.iter()) {
+            self.psk(a)?;
+        }
+        let psk_at = match (psk_file, psk_opt) {
+            (Some(f), Some(p)) => {
+                if f.value.trim() != p.value.trim() {
+                    return Err(self.err(
+                        Problem::Conflict,
+                        &p.at,
+                        format!("PreSharedKey differs from the XML's pre_shared_key ({})", f.at),
+                        "the XML and TunnelOptions must come from the same describe call; fetch it again",
+                    ));
+                }
+                prov.insert("psk", Origin::TunnelOptions);
+                p
+            }
+            (Some(f), None) => {
+                prov.insert("psk", file_origin.clone());
+                f
+            }
+            (None, Some(p)) => {
+                prov.insert("psk", Origin::TunnelOptions);
+                p
+            }
+            (None, None) => {
+                return Err(self.missing(
+                    &t.at,
+                    "the pre-shared key",
+                    "cgwd authenticates with a PSK; certificate authentication and PSKs stored in \
+                     Secrets Manager are not supported — set a PSK on the tunnel",
+                ));
+            }
+        };
+        let psk = self.psk(psk_at)?;
+
+        // IKE versions.
+        let ike_versions = match o.and_then(|o| o.ike_versions.as_ref()) {
+            Some((list, list_at)) if !list.is_empty() => {
+                let mut v = Vec::new();
+                for a in list {
+                    let ver = match a.value.trim().to_ascii_lowercase().as_str() {
+                        "ikev1" => IkeVersion::Ikev1,
+                        "ikev2" => IkeVersion::Ikev2,
+                        other => {
+                            return Err(self.err(
+                                Problem::UnknownAlgorithm,
+                                &a.at,
+                                format!("unknown IKE version `{other}`"),
+                                "AWS knows ikev1 and ikev2",
+                            ));
+                        }
+                    };
+                    if !v.contains(&ver) {
+                        v.push(ver);
+                    }
+                }
+                v.sort();
+                if !v.contains(&IkeVersion::Ikev2) {
+                    return Err(self.err(
+                        Problem::IkeV1Only,
+                        list_at,
+                        format!("{id} ({aws_outside}) allows only IKEv1; cgwd speaks IKEv2"),
+                        format!(
+                            "allow IKEv2 on the tunnel: `aws ec2 modify-vpn-tunnel-options \
+                             --vpn-connection-id {conn_id} --vpn-tunnel-outside-ip-address {aws_outside} \
+                             --tunnel-options IKEVersions=[{{Value=ikev2}}]`"
+                        ),
+                    ));
+                }
+                prov.insert("ike_versions", Origin::TunnelOptions);
+                v
+            }
+            _ => {
+                prov.insert(
+                    "ike_versions",
+                    Origin::CgwdDefault(
+                        "the file does not restrict IKE versions (AWS allows ikev1 and ikev2); cgwd uses IKEv2"
+                            .into(),
+                    ),
+                );
+                vec![IkeVersion::Ikev1, IkeVersion::Ikev2]
+            }
+        };
+        if let Some(v) = &t.ike_version
+            && v.value.trim().eq_ignore_ascii_case("ikev1")
+        {
+            notes.push(format!(
+                "{id}: the Generic text was downloaded for IKEv1 ({}); cgwd uses IKEv2, which AWS \
+                 allows unless the tunnel options were narrowed to IKEv1",
+                v.at
+            ));
+        }
+
+        // Algorithm offers.
+        let reason = self.no_lists_reason();
+        let (p1_enc, o1) = self.enc_list(
+            o.and_then(|o| o.phase1_encryption.as_ref()),
+            &defaults::PHASE1_ENCRYPTION,
+            &reason,
+        )?;
+        let (p1_int, o2) = self.int_list(
+            o.and_then(|o| o.phase1_integrity.as_ref()),
+            &defaults::PHASE1_INTEGRITY,
+            &reason,
+        )?;
+        let (p1_dh, o3) = self.dh_list(o.and_then(|o| o.phase1_dh.as_ref()), true, &reason)?;
+        let (p2_enc, o4) = self.enc_list(
+            o.and_then(|o| o.phase2_encryption.as_ref()),
+            &defaults::PHASE2_ENCRYPTION,
+            &reason,
+        )?;
+        let (p2_int, o5) = self.int_list(
+            o.and_then(|o| o.phase2_integrity.as_ref()),
+            &defaults::PHASE2_INTEGRITY,
+            &reason,
+        )?;
+        let (p2_dh, o6) = self.dh_list(o.and_then(|o| o.phase2_dh.as_ref()), false, &reason)?;
+        prov.insert("phase1.encryption", o1);
+        prov.insert("phase1.integrity", o2);
+        prov.insert("phase1.dh_groups", o3);
+        prov.insert("phase2.encryption", o4);
+        prov.insert("phase2.integrity", o5);
+        prov.insert("phase2.pfs_groups", o6);
+
+        // Lifetimes, margins, replay, DPD.
+        let (p1_life, org) = self.pick_num::<u32>(
+            o.and_then(|o| o.phase1_lifetime.as_ref()),
+            t.phase1_lifetime.as_ref(),
+            "Phase1LifetimeSeconds",
+            900,
+            28800,
+            defaults::PHASE1_LIFETIME_SECS,
+        )?;
+        prov.insert("phase1_lifetime", org);
+        let (p2_life, org) = self.pick_num::<u32>(
+            o.and_then(|o| o.phase2_lifetime.as_ref()),
+            t.phase2_lifetime.as_ref(),
+            "Phase2LifetimeSeconds",
+            900,
+            3600,
+            defaults::PHASE2_LIFETIME_SECS,
+        )?;
+        prov.insert("phase2_lifetime", org);
+        if p2_life >= p1_life {
+            let at = o
+                .and_then(|o| o.phase2_lifetime.as_ref())
+                .or(t.phase2_lifetime.as_ref())
+                .map_or(t.at.as_str(), |a| a.at.as_str());
+            return Err(self.err(
+                Problem::BadNumber,
+                at,
+                format!("phase 2 lifetime {p2_life} s is not shorter than phase 1 lifetime {p1_life} s"),
+                "AWS requires Phase2LifetimeSeconds < Phase1LifetimeSeconds",
+            ));
+        }
+        let (margin, org) = self.pick_num::<u32>(
+            o.and_then(|o| o.rekey_margin.as_ref()),
+            None,
+            "RekeyMarginTimeSeconds",
+            60,
+            u64::from(p2_life / 2),
+            defaults::REKEY_MARGIN_SECS.min(p2_life / 2),
+        )?;
+        prov.insert("rekey_margin", org);
+        let (fuzz, org) = self.pick_num::<u8>(
+            o.and_then(|o| o.rekey_fuzz.as_ref()),
+            None,
+            "RekeyFuzzPercentage",
+            0,
+            100,
+            defaults::REKEY_FUZZ_PERCENT,
+        )?;
+        prov.insert("rekey_fuzz", org);
+        let (replay, org) = self.pick_num::<u32>(
+            o.and_then(|o| o.replay_window.as_ref()),
+            None,
+            "ReplayWindowSize",
+            64,
+            2048,
+            defaults::REPLAY_WINDOW,
+        )?;
+        prov.insert("replay_window", org);
+        let (dpd_interval, org) = self.pick_num::<u32>(
+            None,
+            t.dpd_interval.as_ref(),
+            "DPD interval",
+            1,
+            3600,
+            defaults::DPD_INTERVAL_SECS,
+        )?;
+        prov.insert("dpd_interval", org);
+        let file_dpd_timeout = match &t.dpd_retries {
+            Some(r) => {
+                let retries = self.num::<u32>(r, "DPD retries", 1, 100)?;
+                Some(At::new(
+                    (dpd_interval * retries).max(30).to_string(),
+                    r.at.clone(),
+                ))
+            }
+            None => None,
+        };
+        let (dpd_timeout, org) = self.pick_num::<u32>(
+            o.and_then(|o| o.dpd_timeout.as_ref()),
+            file_dpd_timeout.as_ref(),
+            "DPDTimeoutSeconds",
+            30,
+            86400,
+            defaults::DPD_TIMEOUT_SECS,
+        )?;
+        prov.insert("dpd_timeout", org);
+        let dpd_action = match o.and_then(|o| o.dpd_action.as_ref()) {
+            Some(a) => {
+                prov.insert("dpd_action", Origin::TunnelOptions);
+                match a.value.trim().to_ascii_lowercase().as_str() {
+                    "clear" => DpdAction::Clear,
+                    "none" => DpdAction::None,
+                    "restart" => DpdAction::Restart,
+                    other => {
+                        return Err(self.err(
+                            Problem::BadNumber,
+                            &a.at,
+                            format!("DPDTimeoutAction `{other}` is not clear, none or restart"),
+                            "use clear, none or restart",
+                        ));
+                    }
+                }
+            }
+            None => {
+                prov.insert("dpd_action", Origin::CgwdDefault("AWS's default is clear".into()));
+                DpdAction::Clear
+            }
+        };
+        let startup_action = match o.and_then(|o| o.startup_action.as_ref()) {
+            Some(a) => {
+                prov.insert("startup_action", Origin::TunnelOptions);
+                match a.value.trim().to_ascii_lowercase().as_str() {
+                    "add" => StartupAction::Add,
+                    "start" => StartupAction::Start,
+                    other => {
+                        return Err(self.err(
+                            Problem::BadNumber,
+                            &a.at,
+                            format!("StartupAction `{other}` is not add or start"),
+                            "use add or start",
+                        ));
+                    }
+                }
+            }
+            None => {
+                prov.insert(
+                    "startup_action",
+                    Origin::CgwdDefault("AWS's default is add (cgwd initiates)".into()),
+                );
+                StartupAction::Add
+            }
+        };
+
+        let tcp_mss_adjustment = match &t.tcp_mss {
+            Some(a) => Some(self.num::<u16>(a, "TCP MSS adjustment", 536, 1460)?),
+            None => None,
+        };
+        let clear_df_bit = match &t.clear_df {
+            Some(a) => {
+                prov.insert("clear_df_bit", file_origin.clone());
+                self.flag(a, "clear DF bit")?
+            }
+            None => {
+                prov.insert(
+                    "clear_df_bit",
+                    Origin::CgwdDefault("AWS recommends clearing DF".into()),
+                );
+                true
+            }
+        };
+        let fragmentation_before_encryption = match &t.fragmentation {
+            Some(a) => {
+                prov.insert("fragmentation_before_encryption", file_origin.clone());
+                self.flag(a, "fragmentation before encryption")?
+            }
+            None => {
+                prov.insert(
+                    "fragmentation_before_encryption",
+                    Origin::CgwdDefault("AWS recommends fragmenting before encryption".into()),
+                );
+                true
+            }
+        };
+        prov.insert("local_ts", local_ts.1.clone());
+        prov.insert("remote_ts", remote_ts.1.clone());
+
+        let tunnel = TunnelConfig {
+            id,
+            aws_outside,
+            customer_outside,
+            inside,
+            inside_ipv6,
+            psk,
+            ike_versions,
+            phase1: Phase1Offer {
+                encryption: p1_enc,
+                integrity: p1_int,
+                dh_groups: p1_dh,
+            },
+            phase2: Phase2Offer {
+                encryption: p2_enc,
+                integrity: p2_int,
+                pfs_groups: p2_dh,
+            },
+            phase1_lifetime_secs: p1_life,
+            phase2_lifetime_secs: p2_life,
+            rekey_margin_secs: margin,
+            rekey_fuzz_percent: fuzz,
+            replay_window: replay,
+            dpd_interval_secs: dpd_interval,
+            dpd_timeout_secs: dpd_timeout,
+            dpd_action,
+            startup_action,
+            local_ts: local_ts.0,
+            remote_ts: remote_ts.0,
+            tcp_mss_adjustment,
+            clear_df_bit,
+            fragmentation_before_encryption,
+            provenance: prov,
+        };
+        let bgp = BgpDraft {
+            at: t.at.clone(),
+            seen: t.bgp_seen,
+            customer_asn: t.customer_asn.clone(),
+            aws_asn: t.aws_asn.clone(),
+            hold_time: t.hold_time.clone(),
+        };
+        Ok((tunnel, bgp))
+    }
+
+    /// The inside /30 from the file's customer/AWS inside addresses and prefix length.
+    fn inside_from_file(&self, t: &DraftTunnel) -> R<Option<(Ipv4Net, String)>> {
+        let anchor = match t.customer_inside.as_ref().or(t.aws_inside.as_ref()) {
+            Some(a) => a,
+            None => return Ok(None),
+        };
+        let prefix = match &t.inside_prefix {
+            Some(p) => self.num::<u8>(p, "inside network prefix length", 0, 32)?,
+            None => 30,
+        };
+        let addr_of = |a: &At| -> R<Ipv4Addr> {
+            Ipv4Addr::from_str(a.value.trim()).map_err(|_| {
+                self.err(
+                    Problem::BadAddress,
+                    &a.at,
+                    format!("inside address `{}` is not an IPv4 address", a.value.trim()),
+                    "use the unedited file",
+                )
+            })
+        };
+        let addr = addr_of(anchor)?;
+        let net = Ipv4Net::new(addr, prefix)
+            .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad prefix length", ""))?
+            .trunc();
+        let net = self.inside(net, &anchor.at)?;
+        let base = u32::from(net.network());
+        if let Some(c) = &t.customer_inside {
+            let a = addr_of(c)?;
+            if u32::from(a) != base.wrapping_add(2) {
+                return Err(self.err(
+                    Problem::InsideCidr,
+                    &c.at,
+                    format!(
+                        "customer inside address {a} is not the second host of {net} ({})",
+                        Ipv4Addr::from(base.wrapping_add(2))
+                    ),
+                    "AWS always takes network+1 and gives the customer network+2; use the unedited file",
+                ));
+            }
+        }
+        if let Some(c) = &t.aws_inside {
+            let a = addr_of(c)?;
+            if u32::from(a) != base.wrapping_add(1) {
+                return Err(self.err(
+                    Problem::InsideCidr,
+                    &c.at,
+                    format!(
+                        "AWS inside address {a} is not the first host of {net} ({})",
+                        Ipv4Addr::from(base.wrapping_add(1))
+                    ),
+                    "AWS always takes network+1 and gives the customer network+2; use the unedited file",
+                ));
+            }
+        }
+        Ok(Some((net, anchor.at.clone())))
+    }
+
+    fn inside_ipv6(&self, t: &DraftTunnel, o: Option<&DraftOptions>) -> R<Option<Ipv6Net>> {
+        let check = |net: Ipv6Net, at: &str| -> R<Ipv6Net> {
+            if net.prefix_len() != 126 || net.trunc() != net {
+                return Err(self.err(
+                    Problem::InsideCidr,
+                    at,
+                    format!("inside IPv6 CIDR {net} is not a /126 network"),
+                    "AWS inside IPv6 CIDRs are /126s from fd00::/8",
+                ));
+            }
+            Ok(net)
+        };
+        if let Some(a) = o.and_then(|o| o.inside_ipv6_cidr.as_ref())
+            && !a.value.trim().is_empty()
+        {
+            let net = Ipv6Net::from_str(a.value.trim()).map_err(|_| {
+                self.err(
+                    Problem::BadCidr,
+                    &a.at,
+                    format!("TunnelInsideIpv6Cidr `{}` is not an IPv6 CIDR", a.value.trim()),
+                    "write it as fd00:…/126",
+                )
+            })?;
+            return check(net, &a.at).map(Some);
+        }
+        let Some(anchor) = t.customer_inside_ipv6.as_ref().or(t.aws_inside_ipv6.as_ref()) else {
+            return Ok(None);
+        };
+        let prefix = match &t.inside_ipv6_prefix {
+            Some(p) => self.num::<u8>(p, "inside IPv6 prefix length", 0, 128)?,
+            None => 126,
+        };
+        let addr = std::net::Ipv6Addr::from_str(anchor.value.trim()).map_err(|_| {
+            self.err(
+                Problem::BadAddress,
+                &anchor.at,
+                format!(
+                    "inside IPv6 address `{}` is not an IPv6 address",
+                    anchor.value.trim()
+                ),
+                "use the unedited file",
+            )
+        })?;
+        let net = Ipv6Net::new(addr, prefix)
+            .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad IPv6 prefix length", ""))?
+            .trunc();
+        check(net, &anchor.at).map(Some)
+    }
+
+    /// AWS's PSK rules: 8–64 characters of `[A-Za-z0-9._]`, not starting with `0`.
+    fn psk(&self, a: &At) -> R<Secret> {
+        let psk = a.value.trim();
+        let fix = "AWS pre-shared keys are 8–64 characters of A-Z a-z 0-9 . _ and do not start \
+                   with 0; copy the key AWS shows, or set a new one with `aws ec2 \
+                   modify-vpn-tunnel-options … --tunnel-options PreSharedKey=…`";
+        let problem = if psk.len() < 8 || psk.len() > 64 {
+            Some(format!(
+                "the pre-shared key is {} characters long",
+                psk.chars().count()
+            ))
+        } else if psk.starts_with('0') {
+            Some("the pre-shared key starts with 0".to_string())
+        } else {
+            psk.chars()
+                .position(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                .map(|p| {
+                    format!(
+                        "the pre-shared key has a character outside [A-Za-z0-9._] at position {}",
+                        p + 1
+                    )
+                })
+        };
+        match problem {
+            Some(p) => Err(self.err(Problem::Psk, &a.at, p, fix)),
+            None => Ok(Secret::from_slice(psk.as_bytes())),
+        }
+    }
+
+    /// A number from TunnelOptions, else from the XML/text, else cgwd's default.
+    fn pick_num<T: TryFrom<u64> + Copy>(
+        &self,
+        from_options: Option<&At>,
+        from_file: Option<&At>,
+        what: &str,
+        min: u64,
+        max: u64,
+        default: T,
+    ) -> R<(T, Origin)> {
+        if let Some(a) = from_options {
+            return Ok((self.num(a, what, min, max)?, Origin::TunnelOptions));
+        }
+        if let Some(a) = from_file {
+            return Ok((self.num(a, what, min, max)?, self.file_origin()));
+        }
+        Ok((
+            default,
+            Origin::CgwdDefault(format!("the file does not set {what}; AWS's default applies")),
+        ))
+    }
+
+    fn enc_list(
+        &self,
+        list: Option<&(Vec<At>, String)>,
+        default: &[Encryption],
+        reason: &str,
+    ) -> R<(Vec<Encryption>, Origin)> {
+        let Some((items, _)) = list.filter(|(l, _)| !l.is_empty()) else {
+            return Ok((default.to_vec(), self.default_origin(list, reason)));
+        };
+        let mut v = Vec::new();
+        for a in items {
+            let e = Encryption::ALL
+                .into_iter()
+                .find(|e| e.aws_name().eq_ignore_ascii_case(a.value.trim()))
+                .ok_or_else(|| {
+                    self.err(
+                        Problem::UnknownAlgorithm,
+                        &a.at,
+                        format!("unknown encryption algorithm `{}`", a.value.trim()),
+                        "AWS allows AES128, AES256, AES128-GCM-16, AES256-GCM-16",
+                    )
+                })?;
+            if !v.contains(&e) {
+                v.push(e);
+            }
+        }
+        v.sort_by_key(|e| encryption_rank(*e));
+        Ok((v, Origin::TunnelOptions))
+    }
+
+    fn int_list(
+        &self,
+        list: Option<&(Vec<At>, String)>,
+        default: &[Integrity],
+        reason: &str,
+    ) -> R<(Vec<Integrity>, Origin)> {
+        let Some((items, _)) = list.filter(|(l, _)| !l.is_empty()) else {
+            return Ok((default.to_vec(), self.default_origin(list, reason)));
+        };
+        let mut v = Vec::new();
+        for a in items {
+            let i = Integrity::ALL
+                .into_iter()
+                .find(|i| i.aws_name().eq_ignore_ascii_case(a.value.trim()))
+                .ok_or_else(|| {
+                    self.err(
+                        Problem::UnknownAlgorithm,
+                        &a.at,
+                        format!("unknown integrity algorithm `{}`", a.value.trim()),
+                        "AWS allows SHA1, SHA2-256, SHA2-384, SHA2-512",
+                    )
+                })?;
+            if !v.contains(&i) {
+                v.push(i);
+            }
+        }
+        v.sort_by_key(|i| integrity_rank(*i));
+        Ok((v, Origin::TunnelOptions))
+    }
+
+    fn dh_list(
+        &self,
+        list: Option<&(Vec<At>, String)>,
+        phase1: bool,
+        reason: &str,
+    ) -> R<(Vec<DhGroup>, Origin)> {
+        let Some((items, _)) = list.filter(|(l, _)| !l.is_empty()) else {
+            return Ok((defaults::dh_groups(), self.default_origin(list, reason)));
+        };
+        let allowed = if phase1 {
+            "AWS allows 2, 14-24 in phase 1"
+        } else {
+            "AWS allows 2, 5, 14-24 in phase 2"
+        };
+        let mut v = Vec::new();
+        for a in items {
+            let g = a
+                .value
+                .trim()
+                .trim_start_matches("group")
+                .parse::<u16>()
+                .ok()
+                .and_then(DhGroup::new)
+                .filter(|g| !(phase1 && g.number() == 5))
+                .ok_or_else(|| {
+                    self.err(
+                        Problem::UnknownAlgorithm,
+                        &a.at,
+                        format!("`{}` is not a DH group number AWS allows here", a.value.trim()),
+                        allowed,
+                    )
+                })?;
+            if !v.contains(&g) {
+                v.push(g);
+            }
+        }
+        v.sort_by_key(|g| dh_rank(*g));
+        Ok((v, Origin::TunnelOptions))
+    }
+
+    fn default_origin(&self, list: Option<&(Vec<At>, String)>, reason: &str) -> Origin {
+        match list {
+            Some(_) => Origin::CgwdDefault(
+                "the TunnelOptions list is empty (AWS allows everything, and picks the lowest it is \
+                 offered); cgwd offers its strong subset"
+                    .into(),
+            ),
+            None if self.format == SourceFormat::DescribeJson => Origin::CgwdDefault(
+                "TunnelOptions do not list these (AWS allows everything, and picks the lowest it is \
+                 offered); cgwd offers its strong subset"
+                    .into(),
+            ),
+            None => Origin::CgwdDefault(reason.to_string()),
+        }
+    }
+}
+
+/// BGP values of one tunnel, checked for agreement once both tunnels are built.
+pub(crate) struct BgpDraft {
+    at: String,
+    seen: bool,
+    customer_asn: Option<At>,
+    aws_asn: Option<At>,
+    hold_time: Option<At>,
+}

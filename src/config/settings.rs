@@ -1,0 +1,473 @@
+//! cgwd's own settings: what AWS's download does not carry (interface, local address, routes to
+//! install, failover policy, observability). TOML file, every key overridable from the environment
+//! as `CGWD_<SECTION>_<KEY>` (lists comma-separated), environment winning.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ConfigError, Problem, line_col};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub interface: InterfaceSettings,
+    pub local: LocalSettings,
+    pub routing: RoutingSettings,
+    pub failover: FailoverSettings,
+    pub dpd: DpdSettings,
+    pub metrics: MetricsSettings,
+    pub control: ControlSettings,
+    pub log: LogSettings,
+    /// Metadata about the AWS side for health logs (optional).
+    pub aws: AwsSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterfaceSettings {
+    /// TUN device name (≤ 15 bytes).
+    pub name: String,
+    /// `None` = derived from the suites both tunnels may negotiate ([`super::VpnConnection::mtu`]).
+    pub mtu: Option<u16>,
+}
+
+impl Default for InterfaceSettings {
+    fn default() -> Self {
+        InterfaceSettings {
+            name: "cgwd0".into(),
+            mtu: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalSettings {
+    /// Address IKE and ESP are sent from. `None` = auto ([`super::resolve_local_address`]).
+    pub address: Option<IpAddr>,
+    /// IKE identity (ID_IPV4_ADDR). `None` = the customer outside address, which is what AWS
+    /// checks (also behind NAT).
+    pub id: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// VPC networks to route into the tunnels (static routing) or to expect from BGP.
+    pub vpc_cidrs: Vec<Ipv4Net>,
+    /// On-premises networks to advertise over BGP.
+    pub onprem_cidrs: Vec<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverPolicy {
+    /// Send on tunnel 1 whenever it is up; tunnel 2 only while it is down.
+    #[default]
+    #[serde(rename = "prefer-tunnel-1")]
+    PreferTunnel1,
+    /// Stay on whichever tunnel carries traffic until it fails (fewest switches).
+    Stay,
+    /// Send on both (per-flow); AWS accepts either.
+    ActiveActive,
+}
+
+impl FailoverPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreferTunnel1 => "prefer-tunnel-1",
+            Self::Stay => "stay",
+            Self::ActiveActive => "active-active",
+        }
+    }
+}
+
+impl FromStr for FailoverPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "prefer-tunnel-1" => Ok(Self::PreferTunnel1),
+            "stay" => Ok(Self::Stay),
+            "active-active" => Ok(Self::ActiveActive),
+            other => Err(format!(
+                "unknown failover policy `{other}` (prefer-tunnel-1, stay, active-active)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSettings {
+    pub policy: FailoverPolicy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdSettings {
+    /// Seconds of silence before cgwd checks liveness; lower than AWS's 10 s for faster failover.
+    pub interval: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Prometheus listener; `None` = metrics off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSettings {
+    pub socket: PathBuf,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            socket: PathBuf::from("/run/cgwd/cgwd.sock"),
+        }
+    }
+}
+
+/// Where health events (JSON lines) go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HealthLog {
+    #[default]
+    Stderr,
+    Stdout,
+    File(PathBuf),
+}
+
+impl FromStr for HealthLog {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" => Err("log.health is empty (use stderr, stdout or a file path)".into()),
+            "stderr" => Ok(Self::Stderr),
+            "stdout" => Ok(Self::Stdout),
+            path => Ok(Self::File(PathBuf::from(path))),
+        }
+    }
+}
+
+impl std::fmt::Display for HealthLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stderr => f.write_str("stderr"),
+            Self::Stdout => f.write_str("stdout"),
+            Self::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthLog {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HealthLog {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub health: HealthLog,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSettings {
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub vpc_id: Option<String>,
+}
+
+/// The type of a settings key, for reading it from the environment.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    List,
+}
+
+/// Every key, as (section, key, kind). The environment variable is `CGWD_SECTION_KEY`.
+const KEYS: &[(&str, &str, Kind)] = &[
+    ("interface", "name", Kind::Str),
+    ("interface", "mtu", Kind::Int),
+    ("local", "address", Kind::Str),
+    ("local", "id", Kind::Str),
+    ("routing", "vpc_cidrs", Kind::List),
+    ("routing", "onprem_cidrs", Kind::List),
+    ("failover", "policy", Kind::Str),
+    ("dpd", "interval", Kind::Int),
+    ("metrics", "listen", Kind::Str),
+    ("control", "socket", Kind::Str),
+    ("log", "health", Kind::Str),
+    ("aws", "account_id", Kind::Str),
+    ("aws", "region", Kind::Str),
+    ("aws", "vpc_id", Kind::Str),
+];
+
+/// The environment variable that overrides `section.key`.
+pub fn env_var_name(section: &str, key: &str) -> String {
+    format!(
+        "CGWD_{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
+}
+
+impl Settings {
+    /// Read settings: the file (if any), then `CGWD_*` variables from `env` on top.
+    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let (text, file) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+                    file: p.to_path_buf(),
+                    source,
+                })?,
+                p.to_path_buf(),
+            ),
+            None => (String::new(), PathBuf::from("(no settings file)")),
+        };
+        Settings::from_toml(&text, &file, env)
+    }
+
+    /// Parse settings text; `file` only names it in errors.
+    pub fn from_toml(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError::Syntax {
+                file: file.to_path_buf(),
+                format: "TOML",
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        // Check the file alone first so errors point at its lines.
+        let from_file: Settings =
+            toml::from_str(text).map_err(|e: toml::de::Error| toml_error(text, file, &e))?;
+        let mut overridden = false;
+        for &(section, key, kind) in KEYS {
+            let var = env_var_name(section, key);
+            let Some(raw) = env(&var) else { continue };
+            overridden = true;
+            let value = match kind {
+                Kind::Str => toml::Value::String(raw.clone()),
+                Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                    ConfigError::invalid(
+                        file,
+                        Problem::SettingsValue,
+                        format!("environment {var} (key {section}.{key})"),
+                        format!("`{raw}` is not a whole number"),
+                        format!("set {var} to a number or unset it"),
+                    )
+                })?),
+                Kind::List => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
+            };
+            let sect = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = sect {
+                t.insert(key.to_string(), value);
+            }
+            // Validate this variable on its own so its error names it.
+            let mut single = toml::Table::new();
+            let mut inner = toml::Table::new();
+            if let Some(toml::Value::Table(t)) = table.get(section)
+                && let Some(v) = t.get(key)
+            {
+                inner.insert(key.to_string(), v.clone());
+            }
+            single.insert(section.to_string(), toml::Value::Table(inner));
+            toml::Value::Table(single).try_into::<Settings>().map_err(|e| {
+                ConfigError::invalid(
+                    file,
+                    Problem::SettingsValue,
+                    format!("environment {var} (key {section}.{key})"),
+                    format!("`{raw}`: {}", e.message().trim()),
+                    format!("fix or unset {var}"),
+                )
+            })?;
+        }
+        let settings = if overridden {
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| toml_error(text, file, &e))?
+        } else {
+            from_file
+        };
+        settings.validate(file)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String, fix: &str| {
+            ConfigError::invalid(file, Problem::SettingsValue, format!("key {key}"), problem, fix)
+        };
+        let name = &self.interface.name;
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains(['/', ' ', '\0'])
+            || name == "."
+            || name == ".."
+        {
+            return Err(bad(
+                "interface.name",
+                format!("`{name}` is not a usable interface name"),
+                "use 1-15 characters without '/' or spaces, e.g. cgwd0",
+            ));
+        }
+        if let Some(mtu) = self.interface.mtu
+            && !(576..=1446).contains(&mtu)
+        {
+            return Err(bad(
+                "interface.mtu",
+                format!("MTU {mtu} is outside 576 … 1446 (AWS's largest tunnel MTU)"),
+                "leave it out to let cgwd derive it from the negotiated suite",
+            ));
+        }
+        if let Some(i) = self.dpd.interval
+            && !(1..=3600).contains(&i)
+        {
+            return Err(bad(
+                "dpd.interval",
+                format!("{i} s is outside 1 … 3600"),
+                "use a few seconds (AWS itself checks after 10 s)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The MTU to set on the TUN device.
+    pub fn interface_mtu(&self, conn: &super::VpnConnection) -> u16 {
+        self.interface.mtu.unwrap_or_else(|| conn.mtu())
+    }
+
+    /// The IKE identity: `local.id`, else the customer outside address AWS has on record.
+    pub fn local_id(&self, tunnel: &super::TunnelConfig) -> IpAddr {
+        self.local.id.unwrap_or(tunnel.customer_outside)
+    }
+}
+
+/// A serde/TOML error with the key it concerns and its line.
+fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> ConfigError {
+    let msg = e.message().trim().to_string();
+    let (line, key) = match e.span() {
+        Some(span) => {
+            let (line, _) = line_col(text, span.start);
+            (line, key_at(text, span.start))
+        }
+        None => (0, None),
+    };
+    let unknown = msg.starts_with("unknown field") || msg.starts_with("unknown variant");
+    let location = match (&key, line) {
+        (Some(k), l) if l > 0 => format!("line {l}, key {k}"),
+        (Some(k), _) => format!("key {k}"),
+        (None, l) if l > 0 => format!("line {l}"),
+        (None, _) => "settings".into(),
+    };
+    let (kind, fix) = if msg.starts_with("unknown field") {
+        (
+            Problem::SettingsKey,
+            "remove the key or fix its spelling; see configs/cgwd.toml for every key",
+        )
+    } else if unknown {
+        (Problem::SettingsValue, "use one of the listed values")
+    } else {
+        (
+            Problem::SettingsValue,
+            "see configs/cgwd.toml for the expected type of each key",
+        )
+    };
+    ConfigError::invalid(file, kind, location, msg, fix)
+}
+
+/// "section.key" for the key written on the line containing `offset`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next().unwrap_or("");
+    let mut section = None;
+    for l in text.get(..start)?.lines().rev() {
+        let l = l.trim();
+        if l.starts_with('[') {
+            section = Some(l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            break;
+        }
+    }
+    let trimmed = line.trim();
+    if trimmed.starts_with('[') {
+        return Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    }
+    let key = trimmed.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() {
+        return section;
+    }
+    Some(match section {
+        Some(s) if !key.contains('.') => format!("{s}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_at_finds_section_and_key() {
+        let text = "[interface]\nname = \"x\"\nmtu = \"y\"\n[log]\nhealth = 1\n";
+        assert_eq!(
+            key_at(text, text.find("\"y\"").unwrap()).as_deref(),
+            Some("interface.mtu")
+        );
+        assert_eq!(
+            key_at(text, text.find("1").unwrap()).as_deref(),
+            Some("log.health")
+        );
+        assert_eq!(key_at(text, 0).as_deref(), Some("interface"));
+        assert_eq!(key_at("top = 1", 6).as_deref(), Some("top"));
+        assert_eq!(key_at("", 99), None);
+    }
+
+    #[test]
+    fn health_log_forms() {
+        assert_eq!("stderr".parse::<HealthLog>(), Ok(HealthLog::Stderr));
+        assert_eq!("stdout".parse::<HealthLog>(), Ok(HealthLog::Stdout));
+        assert_eq!(
+            "/var/log/h.jsonl".parse::<HealthLog>(),
+            Ok(HealthLog::File("/var/log/h.jsonl".into()))
+        );
+        assert!("".parse::<HealthLog>().is_err());
+        assert_eq!("stay".parse::<FailoverPolicy>(), Ok(FailoverPolicy::Stay));
+        assert!("x".parse::<FailoverPolicy>().is_err());
+        for p in [
+            FailoverPolicy::PreferTunnel1,
+            FailoverPolicy::Stay,
+            FailoverPolicy::ActiveActive,
+        ] {
+            assert_eq!(p.name().parse::<FailoverPolicy>(), Ok(p));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Data-plane workers joining the TUN device, ESP and the UDP sockets.

@@ -1,0 +1,196 @@
+//! Everything one IKE SA needs, independent of where it came from (AWS download, settings TOML, tests).
+//!
+//! The daemon maps its configuration model onto [`IkeConfig`]; the state machine never sees anything else,
+//! so it can be driven in-process by tests and fuzzers with a hand-built config.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::sa::{TrafficSelector, TunnelId};
+use crate::secret::Secret;
+use crate::suite::{DhGroup, Encryption, Integrity};
+
+/// The algorithms one phase allows. Order does not matter: proposals are built strongest first and the
+/// responder picks the strongest acceptable combination (see [`super::proposal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlgorithmSet {
+    pub encryption: Vec<Encryption>,
+    /// Integrity algorithms; in phase 1 also the PRFs (AWS ties PRF to the integrity hash).
+    pub integrity: Vec<Integrity>,
+    /// DH groups: the IKE SA's key exchange in phase 1, PFS groups for CREATE_CHILD_SA in phase 2.
+    /// The first Child SA (in IKE_AUTH) never uses PFS (RFC 7296 §1.2).
+    pub dh: Vec<DhGroup>,
+}
+
+impl AlgorithmSet {
+    /// Everything AWS allows (its default when the tunnel options are not set).
+    pub fn aws_default() -> Self {
+        AlgorithmSet {
+            encryption: Encryption::ALL.to_vec(),
+            integrity: Integrity::ALL.to_vec(),
+            dh: DhGroup::ALL.iter().copied().filter(|g| g.number() != 5).collect(),
+        }
+    }
+
+    /// One encryption, one integrity, one group: handy for tests and interop cases.
+    pub fn single(encryption: Encryption, integrity: Integrity, dh: DhGroup) -> Self {
+        AlgorithmSet {
+            encryption: vec![encryption],
+            integrity: vec![integrity],
+            dh: vec![dh],
+        }
+    }
+}
+
+/// Request retransmission (RFC 7296 §2.1): the n-th retransmission waits `initial * 2^n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetransmitConfig {
+    /// Wait after the first transmission.
+    pub initial: Duration,
+    /// Retransmissions after the first transmission; after the last one's wait the peer is declared dead.
+    pub retries: u32,
+}
+
+impl RetransmitConfig {
+    /// The wait after transmission number `sent` (0 = the original), or `None` once we give up.
+    pub fn timeout(&self, sent: u32) -> Option<Duration> {
+        if sent > self.retries {
+            return None;
+        }
+        Some(
+            self.initial
+                .saturating_mul(1u32.checked_shl(sent).unwrap_or(u32::MAX)),
+        )
+    }
+
+    /// Total time from the first transmission until the exchange is given up.
+    pub fn give_up_after(&self) -> Duration {
+        (0..=self.retries).filter_map(|n| self.timeout(n)).sum()
+    }
+}
+
+impl Default for RetransmitConfig {
+    /// 1, 2, 4, 8, 16 s: five transmissions, 31 s until the peer counts as dead.
+    fn default() -> Self {
+        RetransmitConfig {
+            initial: Duration::from_secs(1),
+            retries: 4,
+        }
+    }
+}
+
+/// UDP ports of one side: IKE starts on `ike` (500) and moves to `nat_t` (4500) after IKE_SA_INIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub ike: u16,
+    pub nat_t: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            ike: 500,
+            nat_t: 4500,
+        }
+    }
+}
+
+/// Configuration of one IKE SA (one AWS tunnel).
+#[derive(Debug, Clone)]
+pub struct IkeConfig {
+    pub tunnel: TunnelId,
+    /// Our outside address (AWS: customer gateway IP).
+    pub local_addr: Ipv4Addr,
+    /// The peer's outside address (AWS: tunnel outside IP).
+    pub remote_addr: Ipv4Addr,
+    /// IDi/IDr we send, as ID_IPV4_ADDR (AWS accepts only the customer gateway IP).
+    pub local_id: Ipv4Addr,
+    /// The ID the peer must present (AWS: its outside IP).
+    pub remote_id: Ipv4Addr,
+    pub psk: Secret,
+    pub ike: AlgorithmSet,
+    pub esp: AlgorithmSet,
+    pub ike_lifetime: Duration,
+    pub child_lifetime: Duration,
+    /// Rekey this long before the lifetime ends (AWS `RekeyMarginTimeSeconds`).
+    pub rekey_margin: Duration,
+    /// Random extra margin in percent of `rekey_margin` (AWS `RekeyFuzzPercentage`).
+    pub rekey_fuzz_percent: u32,
+    /// Send an empty INFORMATIONAL after this long without hearing from the peer.
+    pub dpd_interval: Duration,
+    pub replay_window: u32,
+    /// Our side's traffic selector (AWS: on-premises CIDR, default 0.0.0.0/0).
+    pub local_ts: TrafficSelector,
+    /// The peer's side (AWS: VPC CIDR, default 0.0.0.0/0).
+    pub remote_ts: TrafficSelector,
+    pub local_ports: Ports,
+    pub remote_ports: Ports,
+    pub retransmit: RetransmitConfig,
+    /// As responder, demand a COOKIE (RFC 7296 §2.6) signed with this secret before keeping any state.
+    /// `None`: never demand one. Shared by all responders of the daemon so cookies survive.
+    pub cookie_secret: Option<Secret>,
+    /// Send INITIAL_CONTACT in IKE_AUTH as initiator, so the peer drops SAs of a previous run of ours.
+    pub initial_contact: bool,
+}
+
+impl IkeConfig {
+    /// AWS's defaults for one tunnel: all algorithms, 28800/3600 s lifetimes, 540 s margin, 100 % fuzz,
+    /// DPD after 10 s, 1024-packet replay window, 0.0.0.0/0 selectors.
+    pub fn aws_defaults(tunnel: TunnelId, local_addr: Ipv4Addr, remote_addr: Ipv4Addr, psk: Secret) -> Self {
+        IkeConfig {
+            tunnel,
+            local_addr,
+            remote_addr,
+            local_id: local_addr,
+            remote_id: remote_addr,
+            psk,
+            ike: AlgorithmSet::aws_default(),
+            esp: AlgorithmSet::aws_default(),
+            ike_lifetime: Duration::from_secs(28800),
+            child_lifetime: Duration::from_secs(3600),
+            rekey_margin: Duration::from_secs(540),
+            rekey_fuzz_percent: 100,
+            dpd_interval: Duration::from_secs(10),
+            replay_window: 1024,
+            local_ts: TrafficSelector::ANY,
+            remote_ts: TrafficSelector::ANY,
+            local_ports: Ports::default(),
+            remote_ports: Ports::default(),
+            retransmit: RetransmitConfig::default(),
+            cookie_secret: None,
+            initial_contact: true,
+        }
+    }
+
+    /// The same tunnel seen from the other end (for in-process tests: cgwd playing AWS).
+    pub fn mirrored(&self) -> Self {
+        let mut m = self.clone();
+        std::mem::swap(&mut m.local_addr, &mut m.remote_addr);
+        std::mem::swap(&mut m.local_id, &mut m.remote_id);
+        std::mem::swap(&mut m.local_ts, &mut m.remote_ts);
+        std::mem::swap(&mut m.local_ports, &mut m.remote_ports);
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_retransmits_are_1_2_4_8_16_then_give_up() {
+        let r = RetransmitConfig::default();
+        let waits: Vec<u64> = (0..6).filter_map(|n| r.timeout(n)).map(|d| d.as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16]);
+        assert_eq!(r.give_up_after(), Duration::from_secs(31));
+    }
+
+    #[test]
+    fn huge_retry_counts_saturate_instead_of_overflowing() {
+        let r = RetransmitConfig {
+            initial: Duration::from_secs(1),
+            retries: 100,
+        };
+        assert!(r.timeout(99).is_some());
+    }
+}

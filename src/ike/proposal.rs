@@ -1,0 +1,632 @@
+//! Building SA offers and selecting from them (RFC 7296 §2.7, §3.3): pure functions over [`crate::suite`].
+//!
+//! As initiator we offer at most two proposals — AEAD (GCM, PRF only) first, then CBC with integrity —
+//! each holding every allowed transform strongest first, the way AWS's own proposals look. As responder we
+//! accept anything the configuration allows and pick the strongest combination, whatever the peer's order.
+
+use super::config::AlgorithmSet;
+use crate::suite::{DhGroup, Encryption, Integrity, Suite};
+
+/// Transform types (RFC 7296 §3.3.2).
+pub mod transform_type {
+    pub const ENCR: u8 = 1;
+    pub const PRF: u8 = 2;
+    pub const INTEG: u8 = 3;
+    pub const DH: u8 = 4;
+    pub const ESN: u8 = 5;
+}
+
+/// Protocol IDs (RFC 7296 §3.3.1).
+pub mod protocol {
+    pub const IKE: u8 = 1;
+    pub const ESP: u8 = 3;
+}
+
+/// One transform as carried in a proposal; `key_bits` is the Key Length attribute (type 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transform {
+    pub kind: u8,
+    pub id: u16,
+    pub key_bits: Option<u16>,
+    /// The transform carried an attribute we do not understand: it must not be selected (RFC 7296 §3.3.6).
+    pub unknown_attribute: bool,
+}
+
+impl Transform {
+    pub fn new(kind: u8, id: u16) -> Self {
+        Transform {
+            kind,
+            id,
+            key_bits: None,
+            unknown_attribute: false,
+        }
+    }
+
+    fn encryption(e: Encryption) -> Self {
+        Transform {
+            key_bits: Some(e.key_bits()),
+            ..Transform::new(transform_type::ENCR, e.transform_id())
+        }
+    }
+}
+
+/// A proposal: protocol, SPI (empty for a new IKE SA, 8 octets for an IKE rekey, 4 for ESP), transforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub number: u8,
+    pub protocol: u8,
+    pub spi: Vec<u8>,
+    pub transforms: Vec<Transform>,
+}
+
+/// Strength order, strongest first. GCM-256 > GCM-128 > CBC-256 > CBC-128.
+fn encryption_rank(e: Encryption) -> u8 {
+    match e {
+        Encryption::Aes256Gcm16 => 4,
+        Encryption::Aes128Gcm16 => 3,
+        Encryption::Aes256Cbc => 2,
+        Encryption::Aes128Cbc => 1,
+    }
+}
+
+fn integrity_rank(i: Integrity) -> u8 {
+    match i {
+        Integrity::Sha2_512 => 4,
+        Integrity::Sha2_384 => 3,
+        Integrity::Sha2_256 => 2,
+        Integrity::Sha1 => 1,
+    }
+}
+
+/// DH groups ranked by estimated security strength (NIST SP 800-57 Pt. 1 Table 2), ECP ahead of MODP of
+/// the same strength because it is much cheaper.
+fn dh_rank(g: DhGroup) -> u8 {
+    match g.number() {
+        21 => 13,
+        20 => 12,
+        18 => 11,
+        17 => 10,
+        16 => 9,
+        19 => 8,
+        15 => 7,
+        24 => 6,
+        14 => 5,
+        23 => 4,
+        5 => 3,
+        22 => 2,
+        2 => 1,
+        _ => 0,
+    }
+}
+
+fn sorted<T: Copy>(items: &[T], rank: impl Fn(T) -> u8) -> Vec<T> {
+    let mut v = items.to_vec();
+    v.sort_by_key(|&x| std::cmp::Reverse(rank(x)));
+    v
+}
+
+/// The DH group our first KE payload uses as initiator: the strongest allowed.
+pub fn preferred_dh(set: &AlgorithmSet) -> Option<DhGroup> {
+    sorted(&set.dh, dh_rank).first().copied()
+}
+
+/// IKE SA proposals to offer (SPI empty for IKE_SA_INIT, the new SPI for an IKE rekey).
+pub fn ike_offer(set: &AlgorithmSet, spi: &[u8]) -> Vec<Proposal> {
+    let encs = sorted(&set.encryption, encryption_rank);
+    let integs = sorted(&set.integrity, integrity_rank);
+    let groups = sorted(&set.dh, dh_rank);
+    let mut out = Vec::new();
+    for aead in [true, false] {
+        let family: Vec<_> = encs.iter().copied().filter(|e| e.is_aead() == aead).collect();
+        if family.is_empty() {
+            continue;
+        }
+        let mut t: Vec<Transform> = family.into_iter().map(Transform::encryption).collect();
+        t.extend(
+            integs
+                .iter()
+                .map(|i| Transform::new(transform_type::PRF, i.prf_transform_id())),
+        );
+        if !aead {
+            t.extend(
+                integs
+                    .iter()
+                    .map(|i| Transform::new(transform_type::INTEG, i.transform_id())),
+            );
+        }
+        t.extend(
+            groups
+                .iter()
+                .map(|g| Transform::new(transform_type::DH, g.number())),
+        );
+        out.push(Proposal {
+            number: out.len() as u8 + 1,
+            protocol: protocol::IKE,
+            spi: spi.to_vec(),
+            transforms: t,
+        });
+    }
+    out
+}
+
+/// ESP proposals to offer with our inbound SPI; `pfs` adds the allowed DH groups (CREATE_CHILD_SA).
+/// ESN is offered as "no ESN" only.
+pub fn esp_offer(set: &AlgorithmSet, spi: u32, pfs: bool) -> Vec<Proposal> {
+    let encs = sorted(&set.encryption, encryption_rank);
+    let integs = sorted(&set.integrity, integrity_rank);
+    let groups = sorted(&set.dh, dh_rank);
+    let mut out = Vec::new();
+    for aead in [true, false] {
+        let family: Vec<_> = encs.iter().copied().filter(|e| e.is_aead() == aead).collect();
+        if family.is_empty() {
+            continue;
+        }
+        let mut t: Vec<Transform> = family.into_iter().map(Transform::encryption).collect();
+        if !aead {
+            t.extend(
+                integs
+                    .iter()
+                    .map(|i| Transform::new(transform_type::INTEG, i.transform_id())),
+            );
+        }
+        if pfs {
+            t.extend(
+                groups
+                    .iter()
+                    .map(|g| Transform::new(transform_type::DH, g.number())),
+            );
+        }
+        t.push(Transform::new(transform_type::ESN, 0));
+        out.push(Proposal {
+            number: out.len() as u8 + 1,
+            protocol: protocol::ESP,
+            spi: spi.to_be_bytes().to_vec(),
+            transforms: t,
+        });
+    }
+    out
+}
+
+/// How DH transforms in an ESP proposal are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfsMode {
+    /// IKE_AUTH: the first Child SA is keyed from the IKE SA; DH transforms are ignored.
+    Ignore,
+    /// CREATE_CHILD_SA with PFS: a group from the allowed list is required.
+    Require,
+}
+
+fn pick<T: Copy + PartialEq>(
+    p: &Proposal,
+    kind: u8,
+    decode: impl Fn(&Transform) -> Option<T>,
+    allowed: &[T],
+    rank: impl Fn(T) -> u8,
+) -> Option<T> {
+    p.transforms
+        .iter()
+        .filter(|t| t.kind == kind && !t.unknown_attribute)
+        .filter_map(decode)
+        .filter(|x| allowed.contains(x))
+        .max_by_key(|&x| rank(x))
+}
+
+fn has_kind(p: &Proposal, kind: u8) -> bool {
+    p.transforms.iter().any(|t| t.kind == kind)
+}
+
+fn decode_encr(t: &Transform) -> Option<Encryption> {
+    Encryption::from_transform(t.id, t.key_bits?)
+}
+
+fn suite_rank(s: &Suite) -> (u8, u8, u8, u8) {
+    (
+        encryption_rank(s.encryption),
+        s.integrity.map_or(5, integrity_rank), // AEAD needs no separate MAC: best
+        s.prf.map_or(0, integrity_rank),
+        s.dh.map_or(0, dh_rank),
+    )
+}
+
+/// Responder: choose the strongest acceptable IKE proposal. Returns the single-transform-per-type proposal
+/// to send back (with the peer's proposal number) and the suite.
+pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Proposal, Suite)> {
+    let mut best: Option<(Proposal, Suite)> = None;
+    for p in offered.iter().filter(|p| p.protocol == protocol::IKE) {
+        let Some(encryption) = pick(
+            p,
+            transform_type::ENCR,
+            decode_encr,
+            &allowed.encryption,
+            encryption_rank,
+        ) else {
+            continue;
+        };
+        let Some(prf) = pick(
+            p,
+            transform_type::PRF,
+            |t| Integrity::from_prf_transform(t.id),
+            &allowed.integrity,
+            integrity_rank,
+        ) else {
+            continue;
+        };
+        let integrity = if encryption.is_aead() {
+            // An AEAD proposal may carry no integrity transform, or only NONE (id 0).
+            if p.transforms
+                .iter()
+                .any(|t| t.kind == transform_type::INTEG && t.id != 0)
+            {
+                continue;
+            }
+            None
+        } else {
+            match pick(
+                p,
+                transform_type::INTEG,
+                |t| Integrity::from_transform(t.id),
+                &allowed.integrity,
+                integrity_rank,
+            ) {
+                Some(i) => Some(i),
+                None => continue,
+            }
+        };
+        let Some(dh) = pick(
+            p,
+            transform_type::DH,
+            |t| DhGroup::new(t.id),
+            &allowed.dh,
+            dh_rank,
+        ) else {
+            continue;
+        };
+        let suite = Suite {
+            encryption,
+            integrity,
+            prf: Some(prf),
+            dh: Some(dh),
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| suite_rank(&suite) > suite_rank(b))
+        {
+            best = Some((
+                chosen_proposal(p.number, protocol::IKE, Vec::new(), &suite, false),
+                suite,
+            ));
+        }
+    }
+    best
+}
+
+/// Responder: choose the strongest acceptable ESP proposal. Returns the proposal to send back (with
+/// `our_spi`), the suite, and the peer's SPI from its proposal.
+pub fn select_esp(
+    offered: &[Proposal],
+    allowed: &AlgorithmSet,
+    pfs: PfsMode,
+    our_spi: u32,
+) -> Option<(Proposal, Suite, u32)> {
+    let mut best: Option<(Proposal, Suite, u32)> = None;
+    for p in offered.iter().filter(|p| p.protocol == protocol::ESP) {
+        let Ok(spi_bytes) = <[u8; 4]>::try_from(p.spi.as_slice()) else {
+            continue;
+        };
+        let peer_spi = u32::from_be_bytes(spi_bytes);
+        let Some(encryption) = pick(
+            p,
+            transform_type::ENCR,
+            decode_encr,
+            &allowed.encryption,
+            encryption_rank,
+        ) else {
+            continue;
+        };
+        let integrity = if encryption.is_aead() {
+            if p.transforms
+                .iter()
+                .any(|t| t.kind == transform_type::INTEG && t.id != 0)
+            {
+                continue;
+            }
+            None
+        } else {
+            match pick(
+                p,
+                transform_type::INTEG,
+                |t| Integrity::from_transform(t.id),
+                &allowed.integrity,
+                integrity_rank,
+            ) {
+                Some(i) => Some(i),
+                None => continue,
+            }
+        };
+        // ESN: absent means "no ESN"; if present, "no ESN" (0) must be among the choices.
+        if has_kind(p, transform_type::ESN)
+            && !p
+                .transforms
+                .iter()
+                .any(|t| t.kind == transform_type::ESN && t.id == 0)
+        {
+            continue;
+        }
+        let dh = match pfs {
+            PfsMode::Ignore => None,
+            PfsMode::Require => match pick(
+                p,
+                transform_type::DH,
+                |t| DhGroup::new(t.id),
+                &allowed.dh,
+                dh_rank,
+            ) {
+                Some(g) => Some(g),
+                None => continue,
+            },
+        };
+        let suite = Suite {
+            encryption,
+            integrity,
+            prf: None,
+            dh,
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, b, _)| suite_rank(&suite) > suite_rank(b))
+        {
+            let prop = chosen_proposal(
+                p.number,
+                protocol::ESP,
+                our_spi.to_be_bytes().to_vec(),
+                &suite,
+                true,
+            );
+            best = Some((prop, suite, peer_spi));
+        }
+    }
+    best
+}
+
+/// The one-transform-per-type proposal a responder sends back.
+fn chosen_proposal(number: u8, proto: u8, spi: Vec<u8>, s: &Suite, esp: bool) -> Proposal {
+    let mut t = vec![Transform::encryption(s.encryption)];
+    if let Some(prf) = s.prf {
+        t.push(Transform::new(transform_type::PRF, prf.prf_transform_id()));
+    }
+    if let Some(i) = s.integrity {
+        t.push(Transform::new(transform_type::INTEG, i.transform_id()));
+    }
+    if let Some(g) = s.dh {
+        t.push(Transform::new(transform_type::DH, g.number()));
+    }
+    if esp {
+        t.push(Transform::new(transform_type::ESN, 0));
+    }
+    Proposal {
+        number,
+        protocol: proto,
+        spi,
+        transforms: t,
+    }
+}
+
+/// Why a responder's chosen proposal is not acceptable to the initiator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("the peer returned {0} proposals instead of one")]
+    ProposalCount(usize),
+    #[error("the peer chose a transform we did not offer")]
+    NotOffered,
+    #[error("the peer's choice has a missing or repeated transform")]
+    Incomplete,
+    #[error("the peer's choice has a malformed SPI")]
+    BadSpi,
+}
+
+/// Exactly one transform of `kind` in `p`, decoded.
+fn exactly_one<T>(
+    p: &Proposal,
+    kind: u8,
+    decode: impl Fn(&Transform) -> Option<T>,
+) -> Result<Option<T>, ChoiceError> {
+    let mut it = p.transforms.iter().filter(|t| t.kind == kind);
+    match (it.next(), it.next()) {
+        (None, _) => Ok(None),
+        (Some(t), None) => decode(t).map(Some).ok_or(ChoiceError::NotOffered),
+        (Some(_), Some(_)) => Err(ChoiceError::Incomplete),
+    }
+}
+
+/// Initiator: validate the responder's IKE choice against what we offered (allowed set).
+pub fn accept_ike_choice(chosen: &[Proposal], allowed: &AlgorithmSet) -> Result<Suite, ChoiceError> {
+    let [p] = chosen else {
+        return Err(ChoiceError::ProposalCount(chosen.len()));
+    };
+    if p.protocol != protocol::IKE {
+        return Err(ChoiceError::NotOffered);
+    }
+    let encryption = exactly_one(p, transform_type::ENCR, decode_encr)?.ok_or(ChoiceError::Incomplete)?;
+    let prf = exactly_one(p, transform_type::PRF, |t| Integrity::from_prf_transform(t.id))?
+        .ok_or(ChoiceError::Incomplete)?;
+    let integrity = exactly_one(p, transform_type::INTEG, |t| {
+        if t.id == 0 {
+            Some(None)
+        } else {
+            Integrity::from_transform(t.id).map(Some)
+        }
+    })?
+    .flatten();
+    let dh = exactly_one(p, transform_type::DH, |t| DhGroup::new(t.id))?.ok_or(ChoiceError::Incomplete)?;
+    if !allowed.encryption.contains(&encryption)
+        || !allowed.integrity.contains(&prf)
+        || !allowed.dh.contains(&dh)
+    {
+        return Err(ChoiceError::NotOffered);
+    }
+    match integrity {
+        None if !encryption.is_aead() => return Err(ChoiceError::Incomplete),
+        Some(_) if encryption.is_aead() => return Err(ChoiceError::NotOffered),
+        Some(i) if !allowed.integrity.contains(&i) => return Err(ChoiceError::NotOffered),
+        _ => {}
+    }
+    Ok(Suite {
+        encryption,
+        integrity,
+        prf: Some(prf),
+        dh: Some(dh),
+    })
+}
+
+/// Initiator: validate the responder's ESP choice; returns the suite and the peer's (outbound) SPI.
+pub fn accept_esp_choice(
+    chosen: &[Proposal],
+    allowed: &AlgorithmSet,
+    pfs: PfsMode,
+) -> Result<(Suite, u32), ChoiceError> {
+    let [p] = chosen else {
+        return Err(ChoiceError::ProposalCount(chosen.len()));
+    };
+    if p.protocol != protocol::ESP {
+        return Err(ChoiceError::NotOffered);
+    }
+    let spi = <[u8; 4]>::try_from(p.spi.as_slice()).map_err(|_| ChoiceError::BadSpi)?;
+    let spi = u32::from_be_bytes(spi);
+    if spi == 0 {
+        return Err(ChoiceError::BadSpi);
+    }
+    let encryption = exactly_one(p, transform_type::ENCR, decode_encr)?.ok_or(ChoiceError::Incomplete)?;
+    let integrity = exactly_one(p, transform_type::INTEG, |t| {
+        if t.id == 0 {
+            Some(None)
+        } else {
+            Integrity::from_transform(t.id).map(Some)
+        }
+    })?
+    .flatten();
+    if exactly_one(p, transform_type::ESN, |t| (t.id == 0).then_some(()))?.is_none()
+        && has_kind(p, transform_type::ESN)
+    {
+        return Err(ChoiceError::NotOffered);
+    }
+    let dh = exactly_one(p, transform_type::DH, |t| DhGroup::new(t.id))?;
+    if !allowed.encryption.contains(&encryption) {
+        return Err(ChoiceError::NotOffered);
+    }
+    match integrity {
+        None if !encryption.is_aead() => return Err(ChoiceError::Incomplete),
+        Some(_) if encryption.is_aead() => return Err(ChoiceError::NotOffered),
+        Some(i) if !allowed.integrity.contains(&i) => return Err(ChoiceError::NotOffered),
+        _ => {}
+    }
+    let dh = match (pfs, dh) {
+        (PfsMode::Ignore, _) => None,
+        (PfsMode::Require, Some(g)) if allowed.dh.contains(&g) => Some(g),
+        (PfsMode::Require, _) => return Err(ChoiceError::NotOffered),
+    };
+    Ok((
+        Suite {
+            encryption,
+            integrity,
+            prf: None,
+            dh,
+        },
+        spi,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(e: &[Encryption], i: &[Integrity], d: &[u16]) -> AlgorithmSet {
+        AlgorithmSet {
+            encryption: e.to_vec(),
+            integrity: i.to_vec(),
+            dh: d.iter().map(|&n| DhGroup::new(n).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn offer_has_aead_first_then_cbc_each_strongest_first() {
+        let s = AlgorithmSet::aws_default();
+        let o = ike_offer(&s, &[]);
+        assert_eq!(o.len(), 2);
+        assert_eq!(o[0].number, 1);
+        assert_eq!(o[0].transforms[0].key_bits, Some(256));
+        assert_eq!(o[0].transforms[0].id, 20);
+        assert!(!has_kind(&o[0], transform_type::INTEG));
+        assert!(has_kind(&o[1], transform_type::INTEG));
+        let first_dh = o[0]
+            .transforms
+            .iter()
+            .find(|t| t.kind == transform_type::DH)
+            .unwrap();
+        assert_eq!(first_dh.id, 21);
+        let esp = esp_offer(&s, 0x1234_5678, false);
+        assert!(esp.iter().all(|p| !has_kind(p, transform_type::DH)));
+        assert!(
+            esp.iter()
+                .all(|p| p.transforms.last().unwrap().kind == transform_type::ESN)
+        );
+    }
+
+    #[test]
+    fn responder_picks_strongest_regardless_of_peer_order() {
+        let mine = AlgorithmSet::aws_default();
+        let peer = set(
+            &[Encryption::Aes128Cbc, Encryption::Aes256Cbc],
+            &[Integrity::Sha1, Integrity::Sha2_256],
+            &[2, 14],
+        );
+        let (_, s) = select_ike(&ike_offer(&peer, &[]), &mine).unwrap();
+        assert_eq!(s.encryption, Encryption::Aes256Cbc);
+        assert_eq!(s.integrity, Some(Integrity::Sha2_256));
+        assert_eq!(s.dh, DhGroup::new(14));
+    }
+
+    #[test]
+    fn offer_and_select_round_trip_through_initiator_check() {
+        let mine = set(&[Encryption::Aes128Gcm16], &[Integrity::Sha2_512], &[21]);
+        let (chosen, suite) = select_ike(&ike_offer(&mine, &[]), &mine).unwrap();
+        assert_eq!(accept_ike_choice(&[chosen], &mine).unwrap(), suite);
+        let (chosen, esp, peer_spi) =
+            select_esp(&esp_offer(&mine, 7, false), &mine, PfsMode::Ignore, 9).unwrap();
+        assert_eq!(peer_spi, 7);
+        assert_eq!(
+            accept_esp_choice(&[chosen], &mine, PfsMode::Ignore).unwrap(),
+            (esp, 9)
+        );
+    }
+
+    #[test]
+    fn no_overlap_selects_nothing() {
+        let a = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
+        let b = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_256], &[19]);
+        assert!(select_ike(&ike_offer(&a, &[]), &b).is_none());
+        assert!(select_esp(&esp_offer(&a, 1, false), &b, PfsMode::Ignore, 2).is_none());
+    }
+
+    #[test]
+    fn initiator_rejects_a_choice_it_did_not_offer() {
+        let mine = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
+        let other = set(&[Encryption::Aes256Cbc], &[Integrity::Sha1], &[2]);
+        let (chosen, _) = select_ike(&ike_offer(&other, &[]), &other).unwrap();
+        assert_eq!(
+            accept_ike_choice(std::slice::from_ref(&chosen), &mine),
+            Err(ChoiceError::NotOffered)
+        );
+        assert_eq!(
+            accept_ike_choice(&[chosen.clone(), chosen], &mine),
+            Err(ChoiceError::ProposalCount(2))
+        );
+    }
+
+    #[test]
+    fn unknown_attribute_disqualifies_a_transform() {
+        let mine = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
+        let mut offer = ike_offer(&mine, &[]);
+        offer[0].transforms[0].unknown_attribute = true;
+        assert!(select_ike(&offer, &mine).is_none());
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared test harnesses: an in-process pair of IKE SAs with a virtual clock ([`pair`]), network
+//! namespaces ([`netns`]), a strongSwan charon in one of them ([`strongswan`]) and a UDP driver that runs
+//! an `IkeSa` over real sockets ([`driver`]). Each test file uses only some of them.
+#![allow(dead_code)]
+
+pub mod driver;
+pub mod netns;
+pub mod pair;
+pub mod strongswan;

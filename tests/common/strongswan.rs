@@ -1,0 +1,289 @@
+//! A strongSwan charon (5.9.x) in a network namespace, configured and queried with swanctl, stopped on
+//! drop. Same recipe as the project's lab (see the notes in each step): STRONGSWAN_CONF for the config
+//! path, a private mount namespace with a tmpfs /run for the pid file, a vici socket in our temp dir,
+//! kernel-libipsec (userspace ESP, so it works on kernels without XFRM; it needs ESP-in-UDP: encap=yes).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::netns::run;
+
+pub struct Charon {
+    child: Child,
+    pub dir: PathBuf,
+    pub ns: String,
+}
+
+/// One connection charon knows (playing AWS, or an initiator facing cgwd).
+pub struct Conn {
+    pub local: String,
+    pub remote: String,
+    pub psk: String,
+    /// strongSwan proposal keywords, e.g. `aes256gcm16-prfsha384-ecp384`.
+    pub ike: String,
+    pub esp: String,
+    /// `none` (wait for cgwd) or `trap`/`start`.
+    pub start_action: &'static str,
+    pub dpd_delay_s: u32,
+    pub local_ts: String,
+    pub remote_ts: String,
+}
+
+impl Conn {
+    pub fn new(local: &str, remote: &str, psk: &str, ike: &str, esp: &str) -> Self {
+        Conn {
+            local: local.into(),
+            remote: remote.into(),
+            psk: psk.into(),
+            ike: ike.into(),
+            esp: esp.into(),
+            start_action: "none",
+            dpd_delay_s: 10,
+            local_ts: "0.0.0.0/0".into(),
+            remote_ts: "0.0.0.0/0".into(),
+        }
+    }
+
+    /// swanctl.conf with AWS's settings (encap forced, no MOBIKE, unique=replace, PSK with IP IDs).
+    pub fn swanctl_conf(&self) -> String {
+        format!(
+            r#"connections {{
+    t {{
+        version = 2
+        local_addrs = {local}
+        remote_addrs = {remote}
+        encap = yes
+        mobike = no
+        unique = replace
+        reauth_time = 0
+        dpd_delay = {dpd}s
+        proposals = {ike}
+        local {{
+            auth = psk
+            id = {local}
+        }}
+        remote {{
+            auth = psk
+            id = {remote}
+        }}
+        children {{
+            t {{
+                mode = tunnel
+                local_ts = {lts}
+                remote_ts = {rts}
+                esp_proposals = {esp}
+                start_action = {start}
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-t {{
+        id-a = {local}
+        id-b = {remote}
+        secret = "{psk}"
+    }}
+}}
+"#,
+            local = self.local,
+            remote = self.remote,
+            dpd = self.dpd_delay_s,
+            ike = self.ike,
+            esp = self.esp,
+            lts = self.local_ts,
+            rts = self.remote_ts,
+            start = self.start_action,
+            psk = self.psk,
+        )
+    }
+}
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+impl Charon {
+    pub fn start(ns: &str, dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let vici = dir.join("charon.vici");
+        let log = dir.join("charon.log");
+        // Plugin order: openssl first (ECP groups, fast AES); kernel-libipsec does ESP in userspace;
+        // routing_table_prio puts charon's table-220 rule after main so it cannot steal traffic;
+        // flush_line makes the log readable while charon runs.
+        let conf = format!(
+            r#"charon {{
+    load = random nonce openssl aes sha1 sha2 hmac gcm gmp kdf pem pkcs1 x509 kernel-libipsec kernel-netlink socket-default vici
+    install_routes = no
+    install_virtual_ip = no
+    routing_table = 220
+    routing_table_prio = 32768
+    retransmit_timeout = 1
+    retransmit_base = 1.4
+    retransmit_tries = 3
+    plugins {{
+        vici {{
+            socket = unix://{vici}
+        }}
+    }}
+    filelog {{
+        charon {{
+            path = {log}
+            time_format = %T
+            time_add_ms = yes
+            append = yes
+            flush_line = yes
+            default = 1
+            ike = 2
+            cfg = 2
+            enc = 1
+        }}
+    }}
+}}
+"#,
+            vici = vici.display(),
+            log = log.display(),
+        );
+        let conf_path = dir.join("strongswan.conf");
+        std::fs::write(&conf_path, conf)?;
+        let stdout = std::fs::File::create(dir.join("charon.stdout"))?;
+        // ip netns exec, env, unshare (no --fork) and `sh -c exec` all exec in place: the child IS charon.
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "env"])
+            .arg(format!("STRONGSWAN_CONF={}", conf_path.display()))
+            .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs -o size=4m,mode=755 cgwdtest-run /run && exec {CHARON}"
+            ))
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone()?)
+            .stderr(stdout)
+            .spawn()?;
+        let charon = Charon {
+            child,
+            dir: dir.to_path_buf(),
+            ns: ns.to_string(),
+        };
+        #[allow(clippy::disallowed_methods)] // test harness: real time
+        let deadline = Instant::now() + Duration::from_secs(15);
+        #[allow(clippy::disallowed_methods)]
+        while !vici.exists() {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "charon did not come up: {}",
+                    charon.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(charon)
+    }
+
+    pub fn uri(&self) -> String {
+        format!("unix://{}", self.dir.join("charon.vici").display())
+    }
+
+    /// `swanctl <command> --uri ... <args>`: swanctl wants the command first.
+    pub fn swanctl(&self, command: &str, args: &[&str]) -> io::Result<String> {
+        let uri = self.uri();
+        let mut all = vec![command, "--uri", &uri];
+        all.extend_from_slice(args);
+        run("swanctl", &all)
+    }
+
+    pub fn load(&self, conn: &Conn) -> io::Result<()> {
+        let file = self.dir.join("swanctl.conf");
+        std::fs::write(&file, conn.swanctl_conf())?;
+        let file = file.display().to_string();
+        self.swanctl("--load-all", &["--noprompt", "--file", &file])
+            .map(|_| ())
+    }
+
+    pub fn list_sas(&self) -> String {
+        self.swanctl("--list-sas", &[]).unwrap_or_else(|e| e.to_string())
+    }
+
+    /// Starts `swanctl --initiate --child t` in the background (it blocks until the exchange ends).
+    pub fn initiate(&self) -> io::Result<Child> {
+        Command::new("swanctl")
+            .args([
+                "--initiate",
+                "--uri",
+                &self.uri(),
+                "--child",
+                "t",
+                "--timeout",
+                "10",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = run("kill", &["-TERM", &pid]);
+        for _ in 0..30 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `swanctl --list-sas` says about the one IKE SA and its Child SA.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SaStatus {
+    pub ike_established: bool,
+    pub child_installed: bool,
+    /// Child SA SPIs as charon sees them: (inbound, outbound).
+    pub child_spis: Option<(u32, u32)>,
+    /// The IKE SA's proposal line, e.g. `AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384`.
+    pub ike_suite: String,
+    /// The Child SA's proposal, e.g. `ESP:AES_GCM_16-256`.
+    pub esp_suite: String,
+}
+
+pub fn parse_list_sas(out: &str) -> SaStatus {
+    let mut s = SaStatus::default();
+    let (mut inb, mut outb) = (None, None);
+    for line in out.lines() {
+        let l = line.trim();
+        if l.contains("ESTABLISHED") {
+            s.ike_established = true;
+        }
+        if l.contains("INSTALLED") {
+            s.child_installed = true;
+            if let Some(p) = l.split(", ").find(|p| p.starts_with("ESP:")) {
+                s.esp_suite = p.to_string();
+            }
+        }
+        if let Some(rest) = l.strip_prefix("in ") {
+            inb = rest
+                .split_whitespace()
+                .next()
+                .and_then(|h| u32::from_str_radix(h.trim_end_matches(','), 16).ok());
+        }
+        if let Some(rest) = l.strip_prefix("out ") {
+            outb = rest
+                .split_whitespace()
+                .next()
+                .and_then(|h| u32::from_str_radix(h.trim_end_matches(','), 16).ok());
+        }
+        if (l.starts_with("AES") || l.starts_with("3DES")) && s.ike_suite.is_empty() {
+            s.ike_suite = l.to_string();
+        }
+    }
+    if let (Some(i), Some(o)) = (inb, outb) {
+        s.child_spis = Some((i, o));
+    }
+    s
+}
