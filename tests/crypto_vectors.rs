@@ -484,3 +484,179 @@ fn modp_group_14_public_value_is_256_octets_and_secrets_agree() {
     assert_eq!(s.len(), 256);
     assert_eq!(s, b.shared_secret(a.public_value()).unwrap());
 }
+
+/// RFC 5114 Appendix A.1 (test data for the 1024-bit MODP group with 160-bit prime order subgroup,
+/// IANA group 22): private xA and public yA = g^xA mod p.
+#[test]
+fn modp_group_22_rfc5114_appendix_a1() {
+    let xa = hex("B9A3B3AE 8FEFC1A2 93049650 7086F845 5D48943E");
+    let ya = hex(
+        "2A853B3D 92197501 B9015B2D EB3ED84F 5E021DCC 3E52F109 D3273D2B 7521281C
+         BABE0E76 FF5727FA 8ACCE269 56BA9A1F CA26F202 28D8693F EB10841D 84A73600
+         54ECE5A7 F5B7A61A D3DFB3C6 0D2E4310 6D8727DA 37DF9CCE 95B47875 5D06BCEA
+         8F9D4596 5F75A5F3 D1DF3701 165FC9E5 0C4279CE B07F9895 40AE96D5 D88ED776",
+    );
+    let group = DhGroup::new(22).unwrap();
+    let a = DhPrivate::from_private_bytes(group, &xa).unwrap();
+    assert_eq!(a.public_value(), ya);
+    // And yA is accepted as a peer value (in range, in the order-q subgroup).
+    let b = DhPrivate::generate(group, &mut cgwd::crypto::SeededRandom::new(22)).unwrap();
+    assert_eq!(
+        b.shared_secret(&ya).unwrap(),
+        a.shared_secret(b.public_value()).unwrap()
+    );
+}
+
+/// Cross-implementation vectors for the safe-prime groups (no published DH test data exists for them):
+/// private exponents SHA-256("cgwd test a") and SHA-256("cgwd test b"); public values and g^ab computed
+/// independently with Python's built-in `pow` over the RFC 2409 §6.2 / RFC 3526 §3 primes.
+struct ModpCrossCheck {
+    group: u16,
+    ya: &'static str,
+    yb: &'static str,
+    z: &'static str,
+}
+const MODP_CROSS_CHECK: [ModpCrossCheck; 2] = [
+    ModpCrossCheck {
+        group: 2,
+        ya: "1b5a1a00c884b22afd8a8a4cf03db2223f7e6b8f8cb11f8b5f4d7592e01439f5
+             a583b10d5a06a2072438101e21ce138474be2bb7bbbcb6d9cc8507db006626bf
+             46ea76c72a7136c9bb3f15dfc2cbdf945338f13fa8c5cd26f27766b0d511fff5
+             ad6f4edf3173ab61ed6b1f92848e1245e885d0ee6cc5a0656c8a2e4cf3124758",
+        yb: "86271fb0757134721852dda1e467a736c57baacf71fbd2890a7063d6f2c8fb59
+             e4126b53ac39eb339a637284f87858d4bc8b841b854011201e42ab404d146d02
+             8f84d3120a0011bb4176c234713c9b68e397bf0d496c6a5055f9523789aa5ac5
+             40a9f100c692a80adde912d92263ff0b2f630f1bd1e9ad81f76800ed157ddbf6",
+        z: "43a4ae7ebbb15a5ae10a4e4a6ac4586c13d8ba3eec8fef675eae5cd8b237ecdd
+            6d542b0211c3d6d966a4cb58258c1bf17f7fcb4d8d103c6ee17edd1d52d4b961
+            388b3412373de7cebeed8222f334e209e49b629542972ef1ac7c7644a53c7073
+            6576dc739abb4884e1cd16fccab23c3a63663a1b6301064c3e1f8bfc5a829a8e",
+    },
+    ModpCrossCheck {
+        group: 14,
+        ya: "a251aa2948bd377107abc111e487ed12db3c3b0328389a43866020bdb3da6dba
+             a97027142ae5b6bdfbd6af3f54dc53e5f8fcb7bad08a93b3ff79eedc6e61f9f2
+             c0d962ad6f5528b5b029d56a726f44203750516c8957a84259a1f6cf926a6d2a
+             944055d428c509fd90b9725f1e8e4a4c98a6276dd014bc80462ebd6e65891c78
+             d67b70535b96f122caab90c89324f5b7f953ae9024b758e592ce676c4d643cbc
+             96aede1c42f87374a095608cd35deb2f177c16aa2fd5bc387b25caafe7d1cff5
+             f31ff02d1bdf5e61544cb999a34c285a657759ce61ddee85ded213a0b2a6ca7f
+             d9ad8cbea8a17a904241350128d52cc9e1b9f8263d0808d2bcad3b6408a7e46a",
+        yb: "9815d2ab1c60646d142275b367f1f0309e297e65767a730e21b87ad89fa84a22
+             9b7b110e8d5a6c046f6b364f134a3fdea61983cb99a1977106fd25689e8a7326
+             23246ce8571fe3baaa429ed4e0c3baf093d514f2fb56b31bf25d68cee4e5c023
+             b6ce4348871bf6987c515ab0efafe0c9346b8722e5f9b9ea5195e121c39af709
+             2c5f8f3cd5e490b92f63ace7a60a02f30b0833ebed1d11082bdb39dce456b74d
+             0a8da91044b239c1827f8b870a7b1c51254b2ea7210ac113ae4aeceea11d043c
+             333b4a0faac63e8f93ed02e2330c00b07bed11e1a3374f6c5c0ca1eeb530bc5f
+             c7f7fbdf471fbd68df71f2a3793990b9b77eb536600f9942ca06ae527dad1eaa",
+        z: "a7ac80af1e9c9096842f487ae8efb75315e11cb8a90d83f2122f211a0e80b4b4
+            40c945692fab079b197988f0feadf23cd2d6e47c0f2196076f1471dac526469c
+            2bc313b4f35fb923d93413b20e8eb8b7b2bd4eb6b022c75e3f08689998fd8a15
+            7759cff25bcfae83d46d91c4c41b334900693669e2a75ad6e3102a24b6e02466
+            ae59c096d34141f06990d8c125de1e8d6e3d6c70ba4c5e8522d05292eff8f413
+            3c741c7c5497bfe4b06530c0137d206a81ac801a9e702b16fb470ab215d20a89
+            9e49d534ce4604229457605f09f3ca7bd77160ddd2594b0c759c0f147c8b1dea
+            68bf9e5eb143ab2752c966e8f18507d2d38dc9a0114792c63862270b7c6c5619",
+    },
+];
+
+#[test]
+fn modp_safe_prime_groups_match_an_independent_implementation() {
+    let xa = hex("cb13000a553baabbc936baf88db0df39cea2c32b8cee6842f3ea2d5fd89d6f96");
+    let xb = hex("4332a00b29d4d3b20c266216986d8d708d019ba6cea64d7b28e5fd308844d091");
+    for v in &MODP_CROSS_CHECK {
+        let group = DhGroup::new(v.group).unwrap();
+        let a = DhPrivate::from_private_bytes(group, &xa).unwrap();
+        let b = DhPrivate::from_private_bytes(group, &xb).unwrap();
+        assert_eq!(a.public_value(), hex(v.ya), "group {}", v.group);
+        assert_eq!(b.public_value(), hex(v.yb), "group {}", v.group);
+        assert_eq!(a.shared_secret(b.public_value()).unwrap().expose(), hex(v.z));
+        assert_eq!(b.shared_secret(a.public_value()).unwrap().expose(), hex(v.z));
+    }
+}
+
+/// Cross-implementation vectors for the RFC 5114 groups 23 and 24: private values SHA-256("cgwd test
+/// a") and SHA-256("cgwd test b") reduced mod q; public values and g^ab computed with Python's `pow`.
+struct SubgroupCrossCheck {
+    group: u16,
+    xa: &'static str,
+    xb: &'static str,
+    ya: &'static str,
+    yb: &'static str,
+    z: &'static str,
+}
+
+const SUBGROUP_CROSS_CHECK: [SubgroupCrossCheck; 2] = [
+    SubgroupCrossCheck {
+        group: 23,
+        xa: "5eb3578ea2fb6a0d3925b3d6a4048f259591844c01dea4922ce7c7f8",
+        xb: "4f61c77df643b22756d990008ba4c25b121b66f00d24c7f927fadb7a",
+        ya: "061cf65bbe641a72c5a05e8e65a03d408d986f8e25ce482406fb6584039dafda
+             eaefd93d33d6bbf976ce91251d56cbd9ea50bdea42851db4f79ae27f80c65c52
+             385a9e7f4666ea0b9afa4875e5bc4c23a0e4e8f4cb4e77345deb25729691afd2
+             ca777fe3114f044ac9c84704d0e9e1564a8e5808e5bbe4cf37da3cb3293fc086
+             7b42d1a8b5af9ff26100abc73c0bb163099dbb3f9ced64b5fd8e02d449fc95ad
+             9f094284ef91202c59842d6a8fa874016b7179431dc1971ba0acb3e2188768b4
+             592f2ba239b34f4e202d0823868951793d8aca3853c79b0f98c4f11848456b7e
+             3902618a0a3395829f70acd1ea93b48c4a891539a28d188dd439c49e242083bd",
+        yb: "65e2d55025ace0de890f334d5a70e7858f136dbd1ed5cbcc4af0c89f58cf8330
+             5b4501c864ec9f5c610cc8d04f979e8f1fe6b172d27d57ff035f891d51955857
+             f150a7e76e047b3c6528a49b0f6c19d931210a30b77c261b188743de14176b42
+             1232cf95d46f4ad5b4abdcbb23a165d2754394c405e9046360dabb825de4a804
+             c68d646f3b5c7564c6dffa10214fd267acef0bb19f93400aaf8d58cc30993cbe
+             7d0b37889476edeef6a416d2008cb3be9b03968d9f18a7343880aea4dcaa7a26
+             90e73934083ebb37f80ec24cd8044186eceb4ee9fa0be56e314bbde61a2274c2
+             742b0fad0dc279ebd03a7dd2076bc99beb35ad4b291416d78e991fa4d77ad60f",
+        z: "32b1ea9edb0c57602b86082346bff20b6311d3d1a1699bb3b42bd73a8ad080df
+            017e3e705326c55cf4325b819a2caab5d11ebc82f98d809584aed75d7110de60
+            b570e36b8fa1c10a235c253807444cd302f843967e824625cc8f95ab434712fa
+            582b6c52a1d7e749b9116c3b922de04b041cd487776873dfafa72864c90e0efc
+            3ba5e77ca2006dbb5ed951a6cd5b7071e20f2e238d50d373c91a745f4e24fe92
+            13dc7fd515592f7bef43dc09d357468dcce09b2ab6d982ad5aefe455d21aa88a
+            07bf2adb30b59daff9efb2f0d37a34ad2662760929ead4da8641480700370d6f
+            8a30bfe5e7ea79f054d08b23052b65d653cff5c83ea2ca96319f946e25deeb9a",
+    },
+    SubgroupCrossCheck {
+        group: 24,
+        xa: "3e1ac9c7ae320a2414ef21824d9e419734f11eae6e3af33750e17c6173a773c3",
+        xb: "4332a00b29d4d3b20c266216986d8d708d019ba6cea64d7b28e5fd308844d091",
+        ya: "2550bc2c5bf5039fb3d2c2027fcf2d3b559eac161e57cd9de148628c3cfdb80a
+             3da92884d79d0f58d6cab753002d0d05bd000b07c1318e0b225980a3967baf0f
+             11eb01067240bd5baedb8908c3521b453206a407116ee6732f121604a2863486
+             a6ecd8d7681a88dedebd23fd540b0c7b1073178e6e38e6b42bbe3b571122ba59
+             cbae27b482d328513889e0bd51ab3f308022a1a403e24033fde341902a71bd1c
+             47fde0595fc77b876b086960f8a3125e8fd6e94ba7eae48c43d8625e2dc3bdbf
+             42053b5bea199e36068d4da5f374ae13a72aab08237434e91f827de24b6b9bfb
+             3d749fbbec1278de886f1b6794d2ad6b78a5162c4c3ce0c8d2d859ac5c185d96",
+        yb: "5203fcb303cc33bc98f01d3d0f02b1633051ad90ddfc5f3e50dbf66fd75a1134
+             7f1b652eb49d2cfcdae2ee42530df1645b95eb0a02b573760bbc1b31b6562b41
+             ecba8535b543bca9f1612959216d841ff5fa1cae8a8024fd46695d04140f1069
+             e9ad8a512359c97243151370fef7561f4f39aabe2c9adb33175a61abdd1aba72
+             25033aff65a4109d8ff48c8f6e6f69a64467487fc9f0acbfc3d346dc9eab79d5
+             a102d51d4ced8a5f5752f94efbce7e99466fd6eed2b0b3c09ab689ab51d807af
+             a27d1ea50c1dfda4758ba11ed82b8867ba0f63f1290b38cc42a5d2a56c98aee0
+             4f482b82c135d986ff0f1f7b4bb0e4328229146692a0c259f5b71af51ac4b7d6",
+        z: "06320f0ab464bbaf9182adf4cd7327e82ddfe37224a32998946c1df867d32cbc
+            237fb6515f12cfaa62337e6245bb34cfa0549ab5a9cb9b44a5b299cd355b2231
+            06227ffd3ecc4bc80e712db459470704c8822a25e941986c0333da73392667e4
+            51ec0f650fcfcc877b51ac822b048bbdab22fd11ab206eb4e3cabe79035b1df6
+            4b2e16be4e5cea6ebfb13be897b9b52ed78c013ee57e91770cbabefad194f92a
+            c7c8b16c0473f496fb441e84fbe2b9d0654de11759865aba9ae600926319ccb9
+            bd631b7312a4b48e1696f114453de530607add327ec7645898eeb7fefabe97c2
+            26fd4b10c29bdef16353399b1fd13b3eec4d1894cde1e4180d884fca59d10ce1",
+    },
+];
+
+#[test]
+fn modp_subgroup_groups_match_an_independent_implementation() {
+    for v in &SUBGROUP_CROSS_CHECK {
+        let group = DhGroup::new(v.group).unwrap();
+        let a = DhPrivate::from_private_bytes(group, &hex(v.xa)).unwrap();
+        let b = DhPrivate::from_private_bytes(group, &hex(v.xb)).unwrap();
+        assert_eq!(a.public_value(), hex(v.ya), "group {}", v.group);
+        assert_eq!(b.public_value(), hex(v.yb), "group {}", v.group);
+        assert_eq!(a.shared_secret(b.public_value()).unwrap().expose(), hex(v.z));
+        assert_eq!(b.shared_secret(a.public_value()).unwrap().expose(), hex(v.z));
+    }
+}

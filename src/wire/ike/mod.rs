@@ -14,7 +14,7 @@
 //!   .encrypted()?                      the SK / SKF payload: aad_len(), iv/ciphertext/icv split
 //! crypto open(buf = [aad | iv | ct | icv], aad_len) -> plaintext
 //! sk::strip_padding(plaintext)?        payloads | padding | pad length  ->  payloads
-//! parse_payloads(encrypted.inner_first(), payloads)?
+//! parse_inner_payloads(encrypted.inner_first(), payloads)?   (no SK inside SK)
 //! ```
 //!
 //! # Sending
@@ -46,7 +46,7 @@ pub use consts::*;
 pub use header::{Flags, Header, HeaderRepr, Message, field as header_field};
 pub use payload::{
     DeleteRepr, EncryptedRepr, GenericPayload, IdRepr, NotifyRepr, PayloadRepr, emit_message, emit_payloads,
-    parse_payloads,
+    parse_inner_payloads, parse_payloads,
 };
 pub use sa::{Attribute, ProposalRepr, SaRepr, TransformRepr};
 pub use sk::{Encrypted, Fragment, SealLayout, SkParams, SkParts};
@@ -176,3 +176,7 @@ pub(crate) fn len16(len: usize) -> Result<u16, Error> {
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_oracle;
+#[cfg(test)]
+mod tests_strongswan;

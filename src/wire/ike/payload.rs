@@ -642,6 +642,16 @@ pub fn parse_payloads(first: PayloadType, bytes: &[u8]) -> Result<Vec<PayloadRep
     Ok(payloads)
 }
 
+/// Parses the decrypted content of an SK payload (or reassembled SKF fragments): like
+/// [`parse_payloads`], but an encrypted payload nested inside the encrypted payload is malformed.
+pub fn parse_inner_payloads(first: PayloadType, bytes: &[u8]) -> Result<Vec<PayloadRepr>, Error> {
+    let payloads = parse_payloads(first, bytes)?;
+    if payloads.iter().any(|p| matches!(p, PayloadRepr::Encrypted(_))) {
+        return Err(Error::Malformed("encrypted payload inside an encrypted payload"));
+    }
+    Ok(payloads)
+}
+
 /// Appends a payload chain, linking each Next Payload field; returns the first payload's type (for the
 /// header, or for the SK payload's Next Payload). An [`PayloadRepr::Encrypted`] must be last.
 pub fn emit_payloads(payloads: &[PayloadRepr], out: &mut Vec<u8>) -> Result<PayloadType, Error> {
