@@ -258,3 +258,201 @@ fn harness_charon_to_charon() {
     let (ain, aout) = status.child_spis.unwrap();
     assert_eq!(c.child_spis, Some((aout, ain)));
 }
+
+/// A wrong PSK: charon answers AUTHENTICATION_FAILED and cgwd says what to fix.
+#[test]
+fn wrong_psk_is_reported_in_words() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("psk", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.psk = Secret::from_slice(b"not the PSK charon has");
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(8), |e| matches!(e, Event::Closed));
+    let msg = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Failed(f) => Some(f.message()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no failure: {events:?}"));
+    assert!(
+        msg.starts_with("tunnel 1: AWS rejected our PSK — check the pre_shared_key of tunnel 192.0.2.11"),
+        "{msg}"
+    );
+    assert!(!parse_list_sas(&lab.charon.list_sas()).ike_established);
+}
+
+/// The AWS lab's proposals (every algorithm AWS allows, two proposals) against cgwd's AWS defaults:
+/// whoever responds decides (charon by its own order, cgwd the strongest).
+#[test]
+fn aws_default_proposals_negotiate_the_strongest_suite() {
+    if skip_unless_root() {
+        return;
+    }
+    let ike = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-ecp256-ecp384-ecp521-modp2048s256,\
+               aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-ecp256-ecp384-ecp521";
+    let esp = "aes128-aes256-sha1-sha256-sha384-sha512,aes128gcm16-aes256gcm16";
+    for initiator in [true, false] {
+        let lab = lab(&format!("aws-{initiator}"), |net| {
+            Conn::new(&net.aws_ip.to_string(), &net.cgw_ip.to_string(), PSK, ike, esp)
+        });
+        let cfg = Arc::new(IkeConfig::aws_defaults(
+            TunnelId::One,
+            lab.net.cgw_ip,
+            lab.net.aws_ip,
+            Secret::from_slice(PSK.as_bytes()),
+        ));
+        let stop = |e: &Event| matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_));
+        let (sa, events) = if initiator {
+            #[allow(clippy::disallowed_methods)]
+            let mut sa = IkeSa::initiator(cfg, Instant::now(), Box::new(OsRandom));
+            let ev = lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+            (sa, ev)
+        } else {
+            let mut init = lab.charon.initiate().unwrap();
+            let mut sa = lab.socks.accept(cfg, Duration::from_secs(8)).unwrap();
+            let ev = lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+            let _ = init.wait();
+            (sa, ev)
+        };
+        check(
+            &lab,
+            &sa,
+            &events,
+            &format!("AWS defaults, cgwd initiator={initiator}"),
+        );
+        let (status, _) = charon_status(&lab.charon, (0, 0));
+        if initiator {
+            // charon as responder prefers its own configured order (prefer_configured_proposals), so it
+            // picks its first proposal, and asks for MODP-1024 with INVALID_KE_PAYLOAD: we follow.
+            assert_eq!(
+                status.ike_suite,
+                "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"
+            );
+        } else {
+            // As responder we pick the strongest whatever charon's order.
+            assert_eq!(status.ike_suite, "AES_GCM_16-256/PRF_HMAC_SHA2_512/ECP_521");
+            assert_eq!(status.esp_suite, "ESP:AES_GCM_16-256");
+        }
+    }
+}
+
+/// charon (like AWS) checks liveness after `dpd_delay` of silence; cgwd answers, and checks charon in
+/// turn. Then charon deletes the IKE SA and cgwd reports the Child SA down and the IKE SA closed.
+#[test]
+fn dpd_both_ways_then_delete_from_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("dpd", |net| {
+        let mut conn = Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        );
+        conn.dpd_delay_s = 1;
+        conn
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.dpd_interval = Duration::from_millis(1500);
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "dpd setup");
+    let more = lab.socks.drive(&mut sa, Duration::from_secs(4), |_| false);
+    assert!(more.is_empty(), "{more:?}");
+    assert_eq!(sa.state(), State::Established);
+    let log = lab.charon.log();
+    let charon_dpds = log.matches("generating INFORMATIONAL request").count();
+    let our_dpds = log.matches("parsed INFORMATIONAL request").count();
+    assert!(charon_dpds >= 1, "charon sent no DPD:\n{log}");
+    assert!(
+        log.matches("parsed INFORMATIONAL response").count() >= charon_dpds.min(1),
+        "{log}"
+    );
+    println!("charon sent {charon_dpds} DPDs (answered), cgwd sent {our_dpds}");
+    assert!(parse_list_sas(&lab.charon.list_sas()).ike_established);
+
+    // swanctl waits for the DELETE's answer, so it runs in the background while we drive the SA.
+    let mut terminate = std::process::Command::new("swanctl")
+        .args([
+            "--terminate",
+            "--uri",
+            &lab.charon.uri(),
+            "--ike",
+            "t",
+            "--timeout",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("swanctl --terminate");
+    let end = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(5), |e| matches!(e, Event::Closed));
+    assert!(
+        end.iter().any(|e| matches!(e, Event::ChildDown { .. })),
+        "{end:?}"
+    );
+    assert!(matches!(end.last(), Some(Event::Closed)), "{end:?}");
+    assert_eq!(sa.state(), State::Closed);
+    assert!(
+        terminate.wait().unwrap().success(),
+        "charon got its DELETE answered"
+    );
+}
+
+/// cgwd closes the tunnel: charon sees the DELETE and drops its SAs.
+#[test]
+fn close_from_cgwd_deletes_charons_sa() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[1];
+    let lab = lab("close", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "close setup");
+    #[allow(clippy::disallowed_methods)]
+    sa.close(Instant::now());
+    let end = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(5), |e| matches!(e, Event::Closed));
+    assert!(matches!(end.last(), Some(Event::Closed)), "{end:?}");
+    let out = lab.charon.list_sas();
+    assert!(!parse_list_sas(&out).ike_established, "{out}");
+}
