@@ -456,3 +456,109 @@ fn close_from_cgwd_deletes_charons_sa() {
     let out = lab.charon.list_sas();
     assert!(!parse_list_sas(&out).ike_established, "{out}");
 }
+
+fn spawn_swanctl(charon: &Charon, args: &[&str]) -> std::process::Child {
+    let uri = charon.uri();
+    let mut all = vec![args[0], "--uri", &uri];
+    all.extend_from_slice(&args[1..]);
+    std::process::Command::new("swanctl")
+        .args(&all)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("swanctl")
+}
+
+/// charon (like AWS) rekeys the Child SA with PFS and then the IKE SA; cgwd answers both, reports the
+/// new Child SA and the old one's removal, moves to the new IKE SA, and keeps answering DPD on it.
+#[test]
+fn rekeys_started_by_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("rekey", |net| {
+        // PFS on Child SA rekeys, as AWS lists phase 2 DH groups.
+        let mut conn = Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            "aes256gcm16-ecp384",
+        );
+        conn.dpd_delay_s = 1;
+        conn
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "rekey setup");
+    let first = child_of(&events).unwrap().clone();
+
+    // CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KEi, TSi, TSr} from charon, then INFORMATIONAL {D(ESP old)}.
+    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--child", "t"]);
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(5), |e| {
+        matches!(e, Event::ChildDown { .. })
+    });
+    let _ = rekey.wait();
+    let new = child_of(&ev)
+        .unwrap_or_else(|| panic!("no new Child SA: {ev:?}\n{}", lab.charon.log()))
+        .clone();
+    assert_ne!(new.inbound.spi, first.inbound.spi);
+    assert_eq!(new.pfs, DhGroup::new(20), "PFS group used");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ChildDown { inbound, .. } if *inbound == first.inbound.spi)),
+        "{ev:?}"
+    );
+    let (status, out) = charon_status(&lab.charon, (new.outbound.spi.0, new.inbound.spi.0));
+    assert_eq!(
+        status.child_spis,
+        Some((new.outbound.spi.0, new.inbound.spi.0)),
+        "{out}"
+    );
+    assert_eq!(
+        sa.status().child_spis,
+        Some((new.inbound.spi.0, new.outbound.spi.0))
+    );
+
+    // CREATE_CHILD_SA {SA(IKE), Ni, KEi} from charon, then D(IKE) on the old IKE SA.
+    let (old_spi_i, _) = sa.spis();
+    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--ike", "t"]);
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+    let _ = rekey.wait();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::IkeRekeyed { .. })),
+        "{ev:?}\n{}",
+        lab.charon.log()
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Failed(_) | Event::Closed | Event::ChildDown { .. })),
+        "{ev:?}"
+    );
+    let (new_spi_i, new_spi_r) = sa.spis();
+    assert_ne!(new_spi_i, old_spi_i);
+    let out = lab.charon.list_sas();
+    assert!(
+        out.contains(&format!("{new_spi_i:016x}_i")) && out.contains(&format!("{new_spi_r:016x}_r")),
+        "{out}"
+    );
+    assert_eq!(out.matches("ESTABLISHED").count(), 1, "old IKE SA deleted: {out}");
+    assert_eq!(sa.state(), State::Established);
+    // DPD keeps flowing on the new IKE SA (charon's dpd_delay is 1 s).
+    let log_before = lab.charon.log().matches("parsed INFORMATIONAL response").count();
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert!(lab.charon.log().matches("parsed INFORMATIONAL response").count() > log_before);
+    println!(
+        "rekeys OK: child {:08x}->{:08x}, IKE {old_spi_i:016x}->{new_spi_i:016x}",
+        first.inbound.spi.0, new.inbound.spi.0
+    );
+}

@@ -22,6 +22,7 @@
 //! with the SA's keys before it is looked at.
 
 pub mod auth;
+pub mod child;
 pub mod config;
 pub mod errors;
 pub mod info;
@@ -67,6 +68,8 @@ pub enum Event {
     ChildFailed(Failure),
     /// The IKE SA failed; [`Failure::message`] says why in words for people. `Closed` follows.
     Failed(Failure),
+    /// The IKE SA was rekeyed (RFC 7296 §2.18): IKE messages now carry `new_local_spi`; route them here.
+    IkeRekeyed { old_local_spi: u64, new_local_spi: u64 },
     /// The IKE SA is gone; the daemon may drop this `IkeSa` once `poll_transmit` is drained.
     Closed,
 }
@@ -113,7 +116,7 @@ pub struct Status {
     pub esp_suite: Option<Suite>,
     pub spi_i: u64,
     pub spi_r: u64,
-    /// (inbound, outbound) of the Child SA.
+    /// (inbound, outbound) of the newest Child SA.
     pub child_spis: Option<(u32, u32)>,
     /// A NAT (or a peer faking one, as AWS's encap forcing does) between us and the peer.
     pub nat_detected: bool,
@@ -159,7 +162,10 @@ pub struct IkeSa {
     pub(crate) suite: Option<Suite>,
     pub(crate) keys: Option<Keys>,
     pub(crate) hs: Option<Handshake>,
-    pub(crate) child: Option<ChildState>,
+    /// Child SAs, oldest first (two overlap briefly during a rekey).
+    pub(crate) children: Vec<ChildState>,
+    /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
+    pub(crate) old_ike: Option<message::OldIke>,
     pub(crate) nat_local: bool,
     pub(crate) nat_remote: bool,
     /// Message ID of our next request.
@@ -205,7 +211,8 @@ impl IkeSa {
             suite: None,
             keys: None,
             hs: None,
-            child: None,
+            children: Vec::new(),
+            old_ike: None,
             nat_local: false,
             nat_remote: false,
             next_request_id: 0,
@@ -322,7 +329,7 @@ impl IkeSa {
             State::Closed => LinkState::Down,
             _ => LinkState::Negotiating,
         };
-        let phase2 = match (&self.child, phase1) {
+        let phase2 = match (self.children.last(), phase1) {
             (Some(_), LinkState::Established) => LinkState::Established,
             (_, LinkState::Down) | (None, LinkState::Established) => LinkState::Down,
             _ => LinkState::Negotiating,
@@ -333,10 +340,10 @@ impl IkeSa {
             phase1,
             phase2,
             ike_suite: self.suite,
-            esp_suite: self.child.as_ref().map(|c| c.suite),
+            esp_suite: self.children.last().map(|c| c.suite),
             spi_i: self.spi_i,
             spi_r: self.spi_r,
-            child_spis: self.child.as_ref().map(|c| (c.inbound, c.outbound)),
+            child_spis: self.children.last().map(|c| (c.inbound, c.outbound)),
             nat_detected: self.nat_local || self.nat_remote,
             local: self.local,
             remote: self.remote,
@@ -367,7 +374,7 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
-        if let Some(c) = self.child.take() {
+        for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildDown {
                 inbound: EspSpi(c.inbound),
                 outbound: EspSpi(c.outbound),
