@@ -371,3 +371,94 @@ fn same_seed_same_exchange() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42).0, run(43).0);
 }
+
+/// Short lifetimes: whichever side's rekey timer fires first rekeys (the other answers); both always
+/// agree on the current Child SA, old ones are deleted, and the IKE SA moves to new SPIs.
+#[test]
+fn child_and_ike_rekeys_keep_both_sides_in_step() {
+    // CREATE_CHILD_SA  HDR, SK{N(REKEY_SA), SA, Ni, KEi, TSi, TSr}  -->
+    //                  <--  HDR, SK{SA, Nr, KEr, TSi, TSr}
+    // INFORMATIONAL    HDR, SK{D(ESP old)}  -->
+    //                  <--  HDR, SK{D(ESP old')}
+    // CREATE_CHILD_SA  HDR, SK{SA(IKE, new SPI), Ni, KEi}  -->
+    //                  <--  HDR, SK{SA(new SPI), Nr, KEr}
+    // INFORMATIONAL    HDR(old SPIs), SK{D(IKE)}  -->
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.ike_lifetime = Duration::from_secs(150);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap()]; // PFS on rekeys, like AWS
+    c.ike.dh = vec![DhGroup::new(19).unwrap()];
+    let mut p = Pair::mirrored(c, 21);
+    p.run_for(Duration::from_secs(400));
+    assert_eq!(
+        p.initiator.state(),
+        State::Established,
+        "{:?}",
+        Pair::failures(&p.initiator_events)
+    );
+    assert_eq!(
+        p.responder().state(),
+        State::Established,
+        "{:?}",
+        Pair::failures(&p.responder_events)
+    );
+    let (i, r) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert!(i.len() >= 6, "several Child SA rekeys in 400 s: {}", i.len());
+    assert_eq!(i.len(), r.len());
+    for (a, b) in i.iter().zip(&r) {
+        assert_eq!(a.inbound.spi, b.outbound.spi);
+        assert_eq!(a.outbound.encryption_key, b.inbound.encryption_key);
+        assert_eq!(a.inbound.encryption_key, b.outbound.encryption_key);
+    }
+    assert!(i[1..].iter().all(|c| c.pfs == DhGroup::new(19)));
+    let downs = |ev: &[Event]| ev.iter().filter(|e| matches!(e, Event::ChildDown { .. })).count();
+    assert_eq!(
+        downs(&p.initiator_events),
+        i.len() - 1,
+        "every replaced Child SA was deleted"
+    );
+    assert_eq!(downs(&p.responder_events), r.len() - 1);
+    let rekeyed = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::IkeRekeyed { .. }))
+            .count()
+    };
+    assert!(rekeyed(&p.initiator_events) >= 2);
+    assert_eq!(rekeyed(&p.initiator_events), rekeyed(&p.responder_events));
+    assert_eq!(p.initiator.spis(), p.responder().spis());
+    let last = i.last().unwrap();
+    assert_eq!(
+        p.initiator.status().child_spis,
+        Some((last.inbound.spi.0, last.outbound.spi.0))
+    );
+    assert!(Pair::failures(&p.initiator_events).is_empty());
+}
+
+/// Both sides with the same timers and no fuzz rekey at the same instant: the collision is resolved
+/// (TEMPORARY_FAILURE, random retry) and both end up on the same Child SA.
+#[test]
+fn simultaneous_rekeys_resolve() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.rekey_fuzz_percent = 0;
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut p = Pair::mirrored(c, 22);
+    p.latency = Duration::ZERO;
+    p.run_for(Duration::from_secs(100));
+    assert_eq!(p.initiator.state(), State::Established);
+    let (i, r) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert!(i.len() >= 2);
+    assert_eq!(i.len(), r.len());
+    assert_eq!(
+        p.initiator.status().child_spis.map(|(a, b)| (b, a)),
+        p.responder().status().child_spis
+    );
+}

@@ -562,3 +562,74 @@ fn rekeys_started_by_charon() {
         first.inbound.spi.0, new.inbound.spi.0
     );
 }
+
+/// cgwd starts the rekeys (short lifetimes): charon accepts the Child SA rekey with PFS and the IKE SA
+/// rekey, and ends up with exactly cgwd's current SAs.
+#[test]
+fn rekeys_started_by_cgwd() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[2];
+    let lab = lab("rekey-i", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            "aes256-sha256-modp2048",
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.child_lifetime = Duration::from_secs(5);
+    cfg.ike_lifetime = Duration::from_secs(9);
+    cfg.rekey_margin = Duration::from_secs(2);
+    cfg.rekey_fuzz_percent = 50;
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "cgwd rekeys setup");
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(9), |_| false);
+    let ups: Vec<&ChildSa> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildUp(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(ups.len() >= 2, "{ev:?}\n{}", lab.charon.log());
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::IkeRekeyed { .. })),
+        "{ev:?}\n{}",
+        lab.charon.log()
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Failed(_) | Event::ChildFailed(_))),
+        "{ev:?}"
+    );
+    assert_eq!(sa.state(), State::Established);
+    let (ours_in, ours_out) = sa.status().child_spis.unwrap();
+    // Give charon a moment to process our last DELETE.
+    let _ = lab.socks.drive(&mut sa, Duration::from_millis(300), |_| false);
+    let out = lab.charon.list_sas();
+    let status = parse_list_sas(&out);
+    assert_eq!(status.child_spis, Some((ours_out, ours_in)), "{out}");
+    assert_eq!(
+        out.matches("INSTALLED").count(),
+        1,
+        "old Child SAs deleted: {out}"
+    );
+    assert_eq!(out.matches("ESTABLISHED").count(), 1, "old IKE SA deleted: {out}");
+    let (spi_i, spi_r) = sa.spis();
+    assert!(
+        out.contains(&format!("{spi_i:016x}_i")) && out.contains(&format!("{spi_r:016x}_r")),
+        "{out}"
+    );
+    println!(
+        "cgwd rekeyed the Child SA {} times and the IKE SA; charon agrees",
+        ups.len()
+    );
+}

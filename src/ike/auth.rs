@@ -294,6 +294,8 @@ impl IkeSa {
         self.events.push_back(Event::Established);
         tracing::info!(tunnel = %self.cfg.tunnel, suite = ?self.suite, "IKE SA established");
         self.heard(now);
+        let delay = self.rekey_delay(self.cfg.ike_lifetime);
+        self.timers.set(Timer::IkeRekey, now + delay);
     }
 
     pub(crate) fn child_up(&mut self, child: ChildSa) {
@@ -304,9 +306,13 @@ impl IkeSa {
                 encryption: child.inbound.encryption,
                 integrity: child.inbound.integrity,
                 prf: None,
-                dh: None,
+                dh: child.pfs,
             },
+            local_ts: child.local_ts,
+            remote_ts: child.remote_ts,
         });
+        let delay = self.rekey_delay(self.cfg.child_lifetime);
+        self.timers.set(Timer::ChildRekey, self.last_heard + delay);
         tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");
         self.events.push_back(Event::ChildUp(child));
     }

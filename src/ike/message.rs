@@ -36,6 +36,10 @@ pub(crate) enum RequestKind {
     Auth,
     Dpd,
     DeleteIke,
+    RekeyChild,
+    RekeyIke,
+    /// Delete the Child SA with this inbound SPI (the old one after our rekey).
+    DeleteChild(u32),
 }
 
 impl RequestKind {
@@ -44,7 +48,9 @@ impl RequestKind {
             RequestKind::Init => "IKE_SA_INIT",
             RequestKind::Auth => "IKE_AUTH",
             RequestKind::Dpd => "a liveness check (DPD)",
-            RequestKind::DeleteIke => "DELETE",
+            RequestKind::DeleteIke | RequestKind::DeleteChild(_) => "DELETE",
+            RequestKind::RekeyChild => "a Child SA rekey (CREATE_CHILD_SA)",
+            RequestKind::RekeyIke => "an IKE SA rekey (CREATE_CHILD_SA)",
         }
     }
 }
@@ -71,6 +77,7 @@ pub(crate) struct OldIke {
     pub spi_r: u64,
     pub role: Role,
     pub keys: Option<Keys>,
+    pub next_request_id: u32,
     pub peer_next_id: u32,
     pub last_response: Option<Responded>,
 }
@@ -252,6 +259,15 @@ impl IkeSa {
                 let p = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr::ike())];
                 self.send_request(now, kind, ExchangeType::INFORMATIONAL, &p);
             }
+            RequestKind::DeleteChild(spi) => {
+                let p = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr {
+                    protocol: crate::wire::ike::ProtocolId::ESP,
+                    spis: vec![spi],
+                })];
+                self.send_request(now, kind, ExchangeType::INFORMATIONAL, &p);
+            }
+            RequestKind::RekeyChild => self.start_child_rekey(now),
+            RequestKind::RekeyIke => self.start_ike_rekey(now),
             RequestKind::Init | RequestKind::Auth => {}
         }
     }
@@ -339,13 +355,14 @@ impl IkeSa {
         true
     }
 
-    fn swap_old_ike(&mut self) {
+    pub(crate) fn swap_old_ike(&mut self) {
         let Some(old) = self.old_ike.as_mut() else { return };
         std::mem::swap(&mut self.spi_i, &mut old.spi_i);
         std::mem::swap(&mut self.spi_r, &mut old.spi_r);
         std::mem::swap(&mut self.role, &mut old.role);
         std::mem::swap(&mut self.keys, &mut old.keys);
         std::mem::swap(&mut self.peer_next_id, &mut old.peer_next_id);
+        std::mem::swap(&mut self.next_request_id, &mut old.next_request_id);
         std::mem::swap(&mut self.last_response, &mut old.last_response);
     }
 
@@ -407,6 +424,9 @@ impl IkeSa {
             RequestKind::Auth => self.process_auth_response(now, inbound),
             RequestKind::Dpd => {}
             RequestKind::DeleteIke => self.finish(),
+            RequestKind::DeleteChild(spi) => self.child_deleted(spi),
+            RequestKind::RekeyChild => self.process_child_rekey_response(now, inbound),
+            RequestKind::RekeyIke => self.process_ike_rekey_response(now, inbound),
             RequestKind::Init => {}
         }
     }

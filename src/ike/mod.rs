@@ -147,6 +147,8 @@ pub(crate) struct ChildState {
     pub inbound: u32,
     pub outbound: u32,
     pub suite: Suite,
+    pub local_ts: crate::sa::TrafficSelector,
+    pub remote_ts: crate::sa::TrafficSelector,
 }
 
 /// One IKE SA (one AWS tunnel's phase 1) and its Child SA.
@@ -164,6 +166,8 @@ pub struct IkeSa {
     pub(crate) hs: Option<Handshake>,
     /// Child SAs, oldest first (two overlap briefly during a rekey).
     pub(crate) children: Vec<ChildState>,
+    /// Our CREATE_CHILD_SA in flight (Child or IKE rekey).
+    pub(crate) rekey: Option<child::PendingRekey>,
     /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
     pub(crate) old_ike: Option<message::OldIke>,
     pub(crate) nat_local: bool,
@@ -212,6 +216,7 @@ impl IkeSa {
             keys: None,
             hs: None,
             children: Vec::new(),
+            rekey: None,
             old_ike: None,
             nat_local: false,
             nat_remote: false,
@@ -276,8 +281,8 @@ impl IkeSa {
                         self.fail(now, FailReason::PeerNotResponding { exchange: "IKE_AUTH" });
                     }
                 }
-                // Rekeying is not implemented yet: the lifetimes are long and the peer (AWS) rekeys.
-                Timer::IkeRekey | Timer::ChildRekey => {}
+                Timer::IkeRekey => self.queue_rekey(now, message::RequestKind::RekeyIke),
+                Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
             }
         }
     }
