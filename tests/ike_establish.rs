@@ -462,3 +462,59 @@ fn simultaneous_rekeys_resolve() {
         p.responder().status().child_spis
     );
 }
+
+/// A rekey that cannot succeed (we require PFS, the peer offers none): the Child SA is deleted at its
+/// hard lifetime instead of being used past it; the IKE SA stays up.
+#[test]
+fn child_sa_expires_when_its_rekey_fails() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut r = c.mirrored();
+    r.esp.dh = Vec::new();
+    let mut p = Pair::new(c, r, 23);
+    p.run_for(Duration::from_secs(90));
+    assert_eq!(p.initiator.state(), State::Established);
+    assert!(
+        Pair::failures(&p.initiator_events)
+            .iter()
+            .any(|m| m.contains("phase 2") || m.contains("malformed") || m.contains("NO_PROPOSAL")),
+        "{:?}",
+        Pair::failures(&p.initiator_events)
+    );
+    assert!(
+        p.initiator_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+    assert!(
+        p.responder_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+    assert_eq!(p.initiator.status().child_spis, None);
+    assert_eq!(p.initiator.status().phase2, cgwd::ike::LinkState::Down);
+    assert_eq!(p.initiator.status().phase1, cgwd::ike::LinkState::Established);
+}
+
+/// The daemon routes each message by the SPI this side chose.
+#[test]
+fn routing_by_our_spi() {
+    use cgwd::ike::{Route, route};
+    let mut p = Pair::mirrored(config(), 24);
+    p.run_for(Duration::from_secs(2));
+    let (spi_i, spi_r) = p.initiator.spis();
+    assert_eq!(p.initiator.local_spi(), spi_i);
+    assert_eq!(p.responder().local_spi(), spi_r);
+    for (dir, m) in &p.raw {
+        let got = route(m).unwrap();
+        let want = match (dir, m[18]) {
+            (Dir::ToResponder, IKE_SA_INIT) => Route::NewRequest { spi_i },
+            (Dir::ToResponder, _) => Route::LocalSpi(spi_r),
+            (Dir::ToInitiator, _) => Route::LocalSpi(spi_i),
+        };
+        assert_eq!(got, want);
+    }
+    assert_eq!(route(b"not ike"), None);
+}

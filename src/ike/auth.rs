@@ -310,7 +310,9 @@ impl IkeSa {
             },
             local_ts: child.local_ts,
             remote_ts: child.remote_ts,
+            expires: self.last_heard + self.cfg.child_lifetime,
         });
+        self.arm_child_expiry();
         let delay = self.rekey_delay(self.cfg.child_lifetime);
         self.timers.set(Timer::ChildRekey, self.last_heard + delay);
         tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");

@@ -308,6 +308,36 @@ impl IkeSa {
         self.pump(now);
     }
 
+    pub(crate) fn arm_child_expiry(&mut self) {
+        match self.children.iter().map(|c| c.expires).min() {
+            Some(t) => self.timers.set(Timer::ChildExpire, t),
+            None => self.timers.stop(Timer::ChildExpire),
+        }
+    }
+
+    /// Child SAs past their hard lifetime go, with a DELETE to the peer.
+    pub(crate) fn expire_children(&mut self, now: Instant) {
+        let expired: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.expires <= now)
+            .map(|c| c.inbound)
+            .collect();
+        for spi in expired {
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound == spi) {
+                // Not again: the DELETE below removes it.
+                c.expires = now + self.cfg.retransmit.give_up_after() + std::time::Duration::from_secs(1);
+            }
+            let kind = super::message::RequestKind::DeleteChild(spi);
+            if !self.queue.contains(&kind) && !matches!(&self.in_flight, Some(r) if r.kind == kind) {
+                tracing::warn!(tunnel = %self.cfg.tunnel, spi = %crate::sa::EspSpi(spi), "Child SA expired before it was rekeyed");
+                self.queue.push_back(kind);
+            }
+        }
+        self.arm_child_expiry();
+        self.pump(now);
+    }
+
     pub(crate) fn child_deleted(&mut self, inbound: u32) {
         if let Some(i) = self.children.iter().position(|c| c.inbound == inbound) {
             let c = self.children.remove(i);
@@ -316,6 +346,7 @@ impl IkeSa {
                 outbound: crate::sa::EspSpi(c.outbound),
             });
         }
+        self.arm_child_expiry();
     }
 
     pub(crate) fn start_child_rekey(&mut self, now: Instant) {

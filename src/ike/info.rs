@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use super::message::{Inbound, RequestKind};
 use super::timer::Timer;
-use super::{Event, IkeSa, State};
-use crate::sa::EspSpi;
+use super::{IkeSa, State};
 use crate::wire::ike::{DeleteRepr, ExchangeType, PayloadRepr, ProtocolId};
 
 pub(crate) use super::init::notify;
@@ -29,13 +28,10 @@ impl IkeSa {
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::IKE => delete_ike = true,
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::ESP => {
                     for &spi in &d.spis {
-                        if let Some(i) = self.children.iter().position(|c| c.outbound == spi) {
-                            let c = self.children.remove(i);
-                            our_deleted.push(c.inbound);
-                            self.events.push_back(Event::ChildDown {
-                                inbound: EspSpi(c.inbound),
-                                outbound: EspSpi(c.outbound),
-                            });
+                        if let Some(c) = self.children.iter().find(|c| c.outbound == spi) {
+                            let inbound = c.inbound;
+                            our_deleted.push(inbound);
+                            self.child_deleted(inbound);
                         }
                     }
                 }

@@ -149,6 +149,8 @@ pub(crate) struct ChildState {
     pub suite: Suite,
     pub local_ts: crate::sa::TrafficSelector,
     pub remote_ts: crate::sa::TrafficSelector,
+    /// Hard lifetime: deleted at this time unless rekeyed (and then deleted) before.
+    pub expires: Instant,
 }
 
 /// One IKE SA (one AWS tunnel's phase 1) and its Child SA.
@@ -188,6 +190,34 @@ pub struct IkeSa {
     pub(crate) events: VecDeque<Event>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
+}
+
+/// How the daemon finds the `IkeSa` an incoming IKE message belongs to (RFC 7296 §2.6: each side names
+/// the SA by the SPI it chose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the SA whose [`IkeSa::local_spi`] is this.
+    LocalSpi(u64),
+    /// A new (or retransmitted) IKE_SA_INIT request: to the responder SA created for this SPIi from this
+    /// address, or to a new [`IkeSa::responder`].
+    NewRequest { spi_i: u64 },
+}
+
+/// Classify an IKE message (non-ESP marker stripped) for routing; `None` = not IKE, drop.
+pub fn route(data: &[u8]) -> Option<Route> {
+    let msg = crate::wire::ike::Message::parse(data).ok()?;
+    let h = msg.header;
+    if h.flags.initiator() {
+        // Sent by the original initiator, so we are the responder and our SPI is SPIr.
+        if h.spi_r == 0 {
+            (h.exchange == crate::wire::ike::ExchangeType::IKE_SA_INIT && !h.flags.response() && h.spi_i != 0)
+                .then_some(Route::NewRequest { spi_i: h.spi_i })
+        } else {
+            Some(Route::LocalSpi(h.spi_r))
+        }
+    } else {
+        (h.spi_i != 0).then_some(Route::LocalSpi(h.spi_i))
+    }
 }
 
 /// Why a first datagram could not start a responder SA (it is simply dropped).
@@ -283,6 +313,7 @@ impl IkeSa {
                 }
                 Timer::IkeRekey => self.queue_rekey(now, message::RequestKind::RekeyIke),
                 Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
+                Timer::ChildExpire => self.expire_children(now),
             }
         }
     }
@@ -312,7 +343,15 @@ impl IkeSa {
         }
     }
 
-    /// The local SPI: what the daemon uses to route incoming IKE messages to this SA.
+    /// The data plane received authenticated ESP from the peer: it is alive, so DPD can wait (as
+    /// strongSwan checks its SAs' use before sending DPD).
+    pub fn note_peer_alive(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.heard(now);
+        }
+    }
+
+    /// The local SPI: what the daemon uses to route incoming IKE messages to this SA (see [`route`]).
     pub fn local_spi(&self) -> u64 {
         match self.role {
             Role::Initiator => self.spi_i,

@@ -228,14 +228,24 @@ impl Drop for Charon {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
         let _ = run("kill", &["-TERM", &pid]);
+        let mut exited = false;
         for _ in 0..30 {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Keep the config and log of a failed test for a post-mortem; otherwise leave nothing behind.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("charon files kept in {}", self.dir.display());
+        }
     }
 }
 
