@@ -17,7 +17,7 @@ use cgwd::secret::Secret;
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use common::driver::{Sockets, bind_in};
 use common::netns::{NetnsPair, skip_unless_root};
-use common::strongswan::{Charon, Conn, SaStatus, parse_list_sas};
+use common::strongswan::{Charon, Conn, SaStatus, logged_child_keys, parse_list_sas};
 
 const PSK: &str = "interop-psk.0123456789_abcdef";
 
@@ -120,6 +120,18 @@ fn charon_status(charon: &Charon, want_spis: (u32, u32)) -> (SaStatus, String) {
 }
 
 fn check(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str) {
+    check_keys(
+        lab,
+        sa,
+        events,
+        case,
+        sa.status().role == cgwd::ike::Role::Initiator,
+    );
+}
+
+/// Also compare the Child SA keys with the ones charon logged (`chd = 4`): `we_initiated` = cgwd sent
+/// the request that created the Child SA.
+fn check_keys(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str, we_initiated: bool) {
     let child = child_of(events).unwrap_or_else(|| {
         panic!(
             "{case}: no ChildUp; events {events:?}\ncharon log:\n{}",
@@ -133,6 +145,37 @@ fn check(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str) {
     assert!(status.ike_established, "{case}: {out}\n{}", lab.charon.log());
     assert!(status.child_installed, "{case}: {out}\n{}", lab.charon.log());
     assert_eq!(status.child_spis, Some(want), "{case}: {out}");
+    let logged =
+        logged_child_keys(&lab.charon.log()).unwrap_or_else(|| panic!("{case}: no keys in charon's log"));
+    let (ours_i, ours_r) = if we_initiated {
+        (&child.outbound, &child.inbound)
+    } else {
+        (&child.inbound, &child.outbound)
+    };
+    assert!(
+        !logged.encr_i.is_empty() && !logged.encr_r.is_empty(),
+        "{case}: {logged:?}"
+    );
+    assert_eq!(
+        logged.encr_i,
+        ours_i.encryption_key.expose(),
+        "{case}: initiator encryption key"
+    );
+    assert_eq!(
+        logged.encr_r,
+        ours_r.encryption_key.expose(),
+        "{case}: responder encryption key"
+    );
+    assert_eq!(
+        logged.integ_i,
+        ours_i.integrity_key.expose(),
+        "{case}: initiator integrity key"
+    );
+    assert_eq!(
+        logged.integ_r,
+        ours_r.integrity_key.expose(),
+        "{case}: responder integrity key"
+    );
     println!(
         "{case}: OK — charon: {} / {} / SPIs in {:08x} out {:08x}",
         status.ike_suite, status.esp_suite, want.0, want.1
