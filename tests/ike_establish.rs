@@ -518,3 +518,38 @@ fn routing_by_our_spi() {
     }
     assert_eq!(route(b"not ike"), None);
 }
+
+/// A peer that starts on port 4500 right away (RFC 7296 §2.23 allows it) is served there, and the
+/// Child SA's encapsulation uses 4500 on both sides.
+#[test]
+fn initiator_starting_on_4500_is_accepted() {
+    let mut c = config();
+    c.local_ports.ike = 4500;
+    c.remote_ports.ike = 4500;
+    let mut r = c.mirrored();
+    r.local_ports.ike = 4500;
+    r.remote_ports.ike = 4500;
+    let mut p = Pair::new(c, r, 25);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    assert_eq!(p.responder().status().remote.port(), 4500);
+}
+
+/// Our PFS group for the rekey is not the peer's choice: it answers INVALID_KE_PAYLOAD and the retry
+/// uses the group it asked for.
+#[test]
+fn child_rekey_follows_invalid_ke_payload() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap(), DhGroup::new(14).unwrap()];
+    let mut r = c.mirrored();
+    r.esp.dh = vec![DhGroup::new(14).unwrap()];
+    r.child_lifetime = Duration::from_secs(3600); // only cgwd's side rekeys
+    let mut p = Pair::new(c, r, 26);
+    p.run_for(Duration::from_secs(55));
+    let i = Pair::child_ups(&p.initiator_events);
+    assert_eq!(i.len(), 2, "{:?}", Pair::failures(&p.initiator_events));
+    assert_eq!(i[1].pfs, DhGroup::new(14));
+    assert_eq!(Pair::child_ups(&p.responder_events).len(), 2);
+}

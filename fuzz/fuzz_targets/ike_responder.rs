@@ -49,8 +49,9 @@ fuzz_target!(|data: &[u8]| {
     };
     #[allow(clippy::disallowed_methods)]
     let mut now = Instant::now();
-    let peer: SocketAddr = "198.51.100.11:500".parse().unwrap();
-    let us: SocketAddr = "192.0.2.10:500".parse().unwrap();
+    // The responder plays AWS (198.51.100.11); the initiator is cgwd (192.0.2.10).
+    let aws: SocketAddr = "198.51.100.11:500".parse().unwrap();
+    let cgw: SocketAddr = "192.0.2.10:500".parse().unwrap();
     let responder_cfg = Arc::new(config().mirrored());
     let datagrams = split(rest);
 
@@ -63,14 +64,14 @@ fuzz_target!(|data: &[u8]| {
             now,
             Box::new(SeededRandom::new(1)),
             first,
-            us,
-            peer,
+            cgw,
+            aws,
         ) else {
             return;
         };
         for d in more {
             now += Duration::from_millis(100);
-            sa.handle_datagram(now, us, peer, d);
+            sa.handle_datagram(now, cgw, aws, d);
             sa.handle_timeout(now);
             let mut replies = 0;
             while sa.poll_transmit().is_some() {
@@ -112,8 +113,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(init.state(), State::Established);
     assert_eq!(resp.state(), State::Established);
     for d in datagrams {
-        resp.handle_datagram(now, peer, us, d);
-        init.handle_datagram(now, us, peer, d);
+        resp.handle_datagram(now, cgw, aws, d);
+        init.handle_datagram(now, aws, cgw, d);
         assert_eq!(
             resp.state(),
             State::Established,

@@ -1,5 +1,6 @@
-//! CREATE_CHILD_SA as responder (RFC 7296 §1.3): new or rekeyed Child SAs (with PFS when the phase 2 DH
-//! groups ask for it, as AWS's do) and IKE SA rekeys (§2.18). AWS rekeys both on its own schedule.
+//! CREATE_CHILD_SA (RFC 7296 §1.3): rekeyed Child SAs (with PFS when the phase 2 DH groups ask for it,
+//! as AWS's do) and IKE SA rekeys (§2.18), answered when the peer starts them (AWS rekeys on its own
+//! schedule) and started by us at lifetime − margin − random fuzz.
 //!
 //! ```text
 //! Child rekey   HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}   -->
@@ -9,8 +10,9 @@
 //!                                   <--  HDR, SK {SA(new SPIr), Nr, KEr}
 //!               HDR(old SPIs), SK {D(IKE)}                        -->   answered with the old keys
 //! ```
-//! Starting rekeys ourselves (lifetime − margin) and collisions (§2.8.1) are not done yet: the request
-//! queue in [`super::message`] is where they go, as `RequestKind::RekeyChild` / `RekeyIke`.
+//! Collisions (§2.8.1, both sides rekeying at once) are resolved the simple way: a side with its own
+//! CREATE_CHILD_SA in flight answers the peer's with TEMPORARY_FAILURE, and a refused side retries after
+//! a random 1–5 s. No redundant SA is ever created, at the price of a few seconds' delay.
 
 use std::time::Instant;
 
@@ -356,7 +358,8 @@ impl IkeSa {
         let group = if self.cfg.esp.dh.is_empty() {
             None
         } else {
-            super::proposal::preferred_dh(&self.cfg.esp)
+            self.child_rekey_group
+                .or_else(|| super::proposal::preferred_dh(&self.cfg.esp))
         };
         let dh = match group {
             Some(g) => match DhPrivate::generate(g, &mut *self.rng) {
@@ -404,6 +407,13 @@ impl IkeSa {
         );
     }
 
+    /// The group an INVALID_KE_PAYLOAD asks for, if we allow it.
+    fn wanted_group(&self, p: &[PayloadRepr], allowed: &[DhGroup]) -> Option<DhGroup> {
+        let n = find_notify(p, NotifyType::INVALID_KE_PAYLOAD)?;
+        let g = DhGroup::new(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
+        allowed.contains(&g).then_some(g)
+    }
+
     /// The peer refused our rekey for now (collision, TEMPORARY_FAILURE): try again shortly.
     fn rekey_later(&mut self, now: Instant, timer: Timer) {
         let d = retry_delay(&mut *self.rng);
@@ -413,6 +423,9 @@ impl IkeSa {
     pub(crate) fn process_child_rekey_response(&mut self, now: Instant, inbound: Inbound) {
         let Some(pending) = self.rekey.take() else { return };
         let p = &inbound.payloads;
+        if let Some(g) = self.wanted_group(p, &self.cfg.esp.dh) {
+            self.child_rekey_group = Some(g);
+        }
         if let Some(err) = super::init::first_error(p) {
             if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
                 self.rekey_later(now, Timer::ChildRekey);
@@ -518,6 +531,9 @@ impl IkeSa {
     pub(crate) fn process_ike_rekey_response(&mut self, now: Instant, inbound: Inbound) {
         let Some(pending) = self.rekey.take() else { return };
         let p = &inbound.payloads;
+        if let Some(g) = self.wanted_group(p, &self.cfg.ike.dh) {
+            self.ike_rekey_group = Some(g);
+        }
         if super::init::first_error(p).is_some() {
             // TEMPORARY_FAILURE (collision), INVALID_KE, NO_PROPOSAL_CHOSEN: the IKE SA is still fine;
             // try again shortly (the peer may also rekey it in the meantime).

@@ -2,8 +2,8 @@
 //!
 //! # Contract (quinn-proto style)
 //! * inputs: [`IkeSa::handle_datagram`] (an IKE message; on port 4500 the caller strips the non-ESP
-//!   marker), [`IkeSa::handle_timeout`] (when [`IkeSa::poll_timeout`] is reached), commands
-//!   ([`IkeSa::close`]);
+//!   marker; [`route`] says which SA it belongs to), [`IkeSa::handle_timeout`] (when
+//!   [`IkeSa::poll_timeout`] is reached), commands ([`IkeSa::close`], [`IkeSa::note_peer_alive`]);
 //! * outputs, to drain after every input in this order: [`IkeSa::poll_transmit`] (the caller adds the
 //!   non-ESP marker when sending from/to port 4500), [`IkeSa::poll_timeout`], [`IkeSa::poll_event`].
 //!
@@ -15,11 +15,17 @@
 //!   exponential backoff, answering a retransmitted request from the cached response, the request queue;
 //! * [`init`]: IKE_SA_INIT (SA, KE, Nonce, NAT-D, COOKIE, INVALID_KE_PAYLOAD);
 //! * [`auth`]: IKE_AUTH (PSK, IDs, the first Child SA and its traffic selectors);
+//! * [`child`]: CREATE_CHILD_SA — Child SA and IKE SA rekeys, started by either side (PFS when the
+//!   phase 2 DH groups are set), hard Child SA lifetime;
 //! * [`info`]: INFORMATIONAL (DPD, DELETE);
 //! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
 //!
 //! Unauthenticated input never changes an established SA: everything after IKE_SA_INIT must decrypt
 //! with the SA's keys before it is looked at.
+//!
+//! # Events the daemon acts on
+//! `ChildUp` → install inbound then switch outbound; `ChildDown` → remove; `IkeRekeyed` → route IKE by
+//! the new local SPI; `Failed` (with a sentence for people) then `Closed` → start over after a backoff.
 
 pub mod auth;
 pub mod child;
@@ -170,6 +176,9 @@ pub struct IkeSa {
     pub(crate) children: Vec<ChildState>,
     /// Our CREATE_CHILD_SA in flight (Child or IKE rekey).
     pub(crate) rekey: Option<child::PendingRekey>,
+    /// DH groups the peer asked for with INVALID_KE_PAYLOAD on a Child / IKE rekey: used next time.
+    pub(crate) child_rekey_group: Option<DhGroup>,
+    pub(crate) ike_rekey_group: Option<DhGroup>,
     /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
     pub(crate) old_ike: Option<message::OldIke>,
     pub(crate) nat_local: bool,
@@ -247,6 +256,8 @@ impl IkeSa {
             hs: None,
             children: Vec::new(),
             rekey: None,
+            child_rekey_group: None,
+            ike_rekey_group: None,
             old_ike: None,
             nat_local: false,
             nat_remote: false,
