@@ -5,7 +5,8 @@
 //!
 //! ```toml
 //! tun = "cgwd0"
-//! mtu = 1436                       # TUN MTU; tunnel_mtu defaults to it
+//! mtu = 1436                       # TUN MTU
+//! tunnel_mtu = 1422                # optional: default min(mtu, what fits 1500 B outside)
 //! inside_address = "169.254.10.2/30"
 //! peer_inside = "169.254.10.1"     # optional: the peer's inside address
 //! local = "192.0.2.1:4500"
@@ -219,7 +220,12 @@ fn run(path: &Path) -> anyhow::Result<()> {
     }
 
     let config = DataplaneConfig {
-        tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu),
+        // Default: the TUN MTU, but never more than what fits a 1500-byte outside packet.
+        tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu.min(super::inner_mtu(
+            1500,
+            child.outbound.encryption,
+            child.outbound.integrity,
+        ))),
         tcp_mss: cfg.tcp_mss,
         clear_df_bit: cfg.clear_df_bit,
         // Not our own address: the kernel drops packets arriving with a local source as martians.
@@ -252,6 +258,15 @@ fn run(path: &Path) -> anyhow::Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     eprintln!("cgwd esp-static: stopped; {}", stats.join(" "));
+    let u = &udp.stats;
+    eprintln!(
+        "cgwd esp-static: udp datagrams_sent={} send_calls={} datagrams_received={} recv_calls={} gso={}",
+        u.sent_datagrams.load(Ordering::Relaxed),
+        u.send_calls.load(Ordering::Relaxed),
+        u.received_datagrams.load(Ordering::Relaxed),
+        u.recv_calls.load(Ordering::Relaxed),
+        udp.gso_enabled()
+    );
     let counters = shared.sas.counters();
     let drops: Vec<String> = counters.tunnels[0]
         .drops
