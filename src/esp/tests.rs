@@ -728,3 +728,36 @@ proptest! {
         prop_assert_eq!(&esp[opened.inner], &original[..]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Authenticated garbage: arbitrary plaintext sealed with the SA's real keys reaches the
+    /// trailer and inner-header parsing, which must drop (or accept) without panicking.
+    #[test]
+    fn open_never_panics_on_authenticated_garbage(
+        plaintext in proptest::collection::vec(any::<u8>(), 0..120),
+        suite in 0usize..10,
+    ) {
+        let (encryption, integrity) = suites()[suite];
+        let (_, peer) = child_pair(TunnelId::One, encryption, integrity, 0x1000, 0x2000);
+        let sa = InboundSa::new(
+            TunnelId::One,
+            &peer.inbound,
+            64,
+            TrafficSelector::ANY,
+            TrafficSelector::ANY,
+        )
+        .unwrap();
+        let block = if encryption.is_aead() { 4 } else { 16 };
+        let aligned = &plaintext[..plaintext.len() - plaintext.len() % block];
+        let mut packet = handmade(&peer.inbound, 1, aligned);
+        match sa.open(&mut packet) {
+            Ok(opened) => {
+                prop_assert!(opened.inner.end <= packet.len());
+                prop_assert!(opened.inner.len() >= 20);
+            }
+            Err(reason) => prop_assert_eq!(sa.counters().drops.snapshot().get(reason), 1),
+        }
+    }
+}
