@@ -307,6 +307,11 @@ impl UdpSocket {
                 break;
             }
             let seg = packets[i].len();
+            if seg == 0 {
+                // A zero segment size would make the kernel refuse GSO for good; nothing to send.
+                i += 1;
+                continue;
+            }
             let mut total = seg;
             let mut j = i + 1;
             while j < packets.len()
@@ -565,6 +570,16 @@ mod tests {
         // Loopback supports GSO: runs of 11 (ended by the 400 B one), 59, and 1200+1 -> 3 sendmsg calls.
         assert!(a.gso_enabled());
         assert_eq!(a.stats.send_calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn empty_packets_are_skipped_and_keep_gso_on() {
+        let (a, b) = pair();
+        let pkts = packets(&[0, 100, 100]);
+        let iov: Vec<IoSlice<'_>> = pkts.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), 2);
+        assert_eq!(recv_all(&b, 2), pkts[1..].to_vec());
+        assert!(a.gso_enabled());
     }
 
     #[test]
