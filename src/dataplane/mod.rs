@@ -9,7 +9,22 @@
 //! One thread per direction, no channel and no lock per packet (wireguard-go lost 20% to per-packet
 //! channels): the SA set is read through [`SaReader`](crate::esp::SaReader)'s cached snapshot, the
 //! tunnel endpoints and the active tunnel are atomics the control plane (IKE, failover) writes.
-//! Graceful stop: [`Shared::stop`] plus 100 ms poll/socket timeouts.
+//! Graceful stop: [`Shared::request_stop`] plus 100 ms poll/socket timeouts.
+//!
+//! Wiring it into the daemon (what `static_keys` does with manual keys):
+//!
+//! ```text
+//! let sas = Arc::new(SaTable::new());
+//! let shared = Arc::new(Shared::new(sas.clone()));
+//! shared.set_peer(TunnelId::One, Some(aws_outside_1_4500));   // per tunnel, from the config
+//! shared.set_aws_inside(TunnelId::One, Some(aws_inside_1));
+//! let udp = Arc::new(UdpSocket::bind(local_4500, POLL_INTERVAL)?);   // shared with IKE (sends)
+//! let tun = Arc::new(Tun::create(&TunConfig { name, mtu, addresses: both /30s, offload: true })?);
+//! let (ike_tx, ike_rx) = std::sync::mpsc::sync_channel(64);   // IKE arriving on 4500
+//! let dp = Dataplane::spawn(config, tun, udp, shared.clone(), Some(ike_tx))?;
+//! // IKE: sas.install(&child) on CREATE_CHILD_SA, sas.remove_inbound(spi) on delete;
+//! // failover: shared.set_active(Some(TunnelId::Two)); shutdown: dp.stop().
+//! ```
 
 pub mod packet;
 pub mod rx;

@@ -332,12 +332,22 @@ impl UdpSocket {
                     sent += run.len();
                     i = j;
                 }
-                Err(e)
-                    if segment.is_some()
-                        && matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) =>
-                {
+                // EIO: no checksum offload on the route (or xfrm): GSO can never work.
+                Err(e) if segment.is_some() && e.raw_os_error() == Some(libc::EIO) => {
                     tracing::info!(error = %e, "kernel refused UDP GSO; sending datagrams one by one");
                     self.disable_gso();
+                }
+                // EINVAL: GSO unsupported, or a segment larger than the path allows. Resend the run
+                // one by one: if that works, GSO was the problem and is turned off; if it fails too
+                // (EMSGSIZE, counted), GSO stays on for the packets that fit.
+                Err(e) if segment.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
+                    let errors = self.stats.send_errors.load(Ordering::Relaxed);
+                    sent += self.send_mmsg(&addr, addr_len, run)?;
+                    if self.stats.send_errors.load(Ordering::Relaxed) == errors {
+                        tracing::info!(error = %e, "kernel refused UDP GSO; sending datagrams one by one");
+                        self.disable_gso();
+                    }
+                    i = j;
                 }
                 Err(e) => {
                     self.send_failed(e, run.len() as u64)?;
