@@ -22,8 +22,10 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod dataplane;
 pub mod esp;
+pub mod failover;
 pub mod ike;
 pub mod io;
 pub mod sa;
