@@ -28,6 +28,7 @@ pub mod esp;
 pub mod failover;
 pub mod ike;
 pub mod io;
+pub mod routing;
 pub mod sa;
 pub mod secret;
 pub mod suite;
