@@ -8,3 +8,7 @@
 pub mod ike_map;
 
 pub use ike_map::{MappingError, ike_config_for};
+pub mod control;
+pub mod status;
+
+pub use status::{StatusSnapshot, TunnelStatus};
