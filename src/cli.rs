@@ -28,6 +28,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(hide = true, name = "esp-static")]
+    EspStatic(crate::dataplane::static_keys::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -38,6 +40,7 @@ pub fn main() -> ExitCode {
             settings,
             json,
         } => check(&config, settings.as_deref(), json),
+        Command::EspStatic(args) => args.run(),
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct DraftConnection {
     /// JSON `Options.StaticRoutesOnly`.
     pub static_routes_only: Option<bool>,
     pub tunnels: Vec<DraftTunnel>,
+    /// Tunnels seen beyond those kept in `tunnels` (parsers stop building drafts after three, so
+    /// a hostile file with thousands costs nothing; the count still goes into the error).
+    pub extra_tunnels: usize,
     /// Where the tunnels live (for "expected two tunnels" errors).
     pub tunnels_at: String,
     /// JSON only: `Options.TunnelOptions`, and where that list is.
@@ -182,13 +185,13 @@ impl Builder<'_> {
             })?
             .value;
 
-        if d.tunnels.len() != 2 {
+        if d.tunnels.len() + d.extra_tunnels != 2 {
             return Err(self.err(
                 Problem::TunnelCount,
                 &d.tunnels_at,
                 format!(
                     "found {} tunnel(s); an AWS VPN connection always has exactly two",
-                    d.tunnels.len()
+                    d.tunnels.len() + d.extra_tunnels
                 ),
                 "use the complete, unedited file AWS produced for one VPN connection",
             ));
@@ -606,6 +609,9 @@ impl Builder<'_> {
         let psk_opt = o
             .and_then(|o| o.psk.as_ref())
             .filter(|a| !a.value.trim().is_empty());
+        for a in psk_file.iter().chain(psk_opt.iter()) {
+            self.psk(a)?;
+        }
         let psk_at = match (psk_file, psk_opt) {
             (Some(f), Some(p)) => {
                 if f.value.trim() != p.value.trim() {

@@ -50,7 +50,7 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
 
         if let Some(rest) = lower.strip_prefix("ipsec tunnel #") {
             if let Some(t) = tunnel.take() {
-                d.tunnels.push(t);
+                push_tunnel(&mut d, t);
             }
             let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
             tunnel = Some(DraftTunnel {
@@ -64,7 +64,7 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
         }
         if lower.starts_with("additional notes") {
             if let Some(t) = tunnel.take() {
-                d.tunnels.push(t);
+                push_tunnel(&mut d, t);
             }
             section = Section::None;
             continue;
@@ -148,7 +148,10 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
                             None => (value.clone(), None),
                         };
                         let a = Some(At::new(addr, at(&label)));
-                        if let Some(p) = prefix {
+                        // The customer line's prefix wins: it is the one cgwd configures.
+                        if let Some(p) = prefix
+                            && (customer_side || t.inside_prefix.is_none())
+                        {
                             t.inside_prefix = Some(At::new(p, at(&label)));
                         }
                         if aws_side {
@@ -169,9 +172,18 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
         }
     }
     if let Some(t) = tunnel.take() {
-        d.tunnels.push(t);
+        push_tunnel(&mut d, t);
     }
     d
+}
+
+/// Keep at most three drafts (enough to report "more than two"); count the rest.
+fn push_tunnel(d: &mut DraftConnection, t: DraftTunnel) {
+    if d.tunnels.len() >= 3 {
+        d.extra_tunnels += 1;
+    } else {
+        d.tunnels.push(t);
+    }
 }
 
 fn is_aws_label(l: &str) -> bool {
@@ -198,7 +210,9 @@ fn split_label(line: &str) -> Option<(String, String)> {
         }
         break;
     }
-    let label = line[..idx].trim().trim_end_matches(':').trim();
+    let label = line[..idx]
+        .trim_end_matches(|c: char| c == ':' || c.is_whitespace())
+        .trim();
     let value = line[idx + 1..].trim();
     if label.is_empty() {
         return None;
@@ -209,4 +223,42 @@ fn split_label(line: &str) -> Option<(String, String)> {
         .join(" ")
         .to_ascii_lowercase();
     Some((label, value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_normalised() {
+        assert_eq!(
+            split_label("Pre-Shared Key           : abc"),
+            Some(("pre-shared key".into(), "abc".into()))
+        );
+        assert_eq!(
+            split_label("Customer Gateway:        : 203.0.113.40"),
+            Some(("customer gateway".into(), "203.0.113.40".into()))
+        );
+        assert_eq!(
+            split_label("Virtual Private  Gateway ASN   : 64512"),
+            Some(("virtual private gateway asn".into(), "64512".into()))
+        );
+        assert_eq!(
+            split_label("Customer Gateway : fd00::2/126"),
+            Some(("customer gateway".into(), "fd00::2/126".into()))
+        );
+        assert_eq!(split_label(": value"), None);
+        assert_eq!(split_label("no colon"), None);
+        assert_eq!(split_label("a:"), Some(("a".into(), String::new())));
+        assert_eq!(split_label("a: : :"), Some(("a".into(), String::new())));
+    }
+
+    #[test]
+    fn detection() {
+        assert!(looks_like("IPSec Tunnel #1\n - Pre-Shared Key : x"));
+        assert!(looks_like(
+            "Your VPN Connection ID : vpn-1\nOutside IP Addresses:"
+        ));
+        assert!(!looks_like("hello world"));
+    }
 }

@@ -430,3 +430,44 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         _ => key.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_at_finds_section_and_key() {
+        let text = "[interface]\nname = \"x\"\nmtu = \"y\"\n[log]\nhealth = 1\n";
+        assert_eq!(
+            key_at(text, text.find("\"y\"").unwrap()).as_deref(),
+            Some("interface.mtu")
+        );
+        assert_eq!(
+            key_at(text, text.find("1").unwrap()).as_deref(),
+            Some("log.health")
+        );
+        assert_eq!(key_at(text, 0).as_deref(), Some("interface"));
+        assert_eq!(key_at("top = 1", 6).as_deref(), Some("top"));
+        assert_eq!(key_at("", 99), None);
+    }
+
+    #[test]
+    fn health_log_forms() {
+        assert_eq!("stderr".parse::<HealthLog>(), Ok(HealthLog::Stderr));
+        assert_eq!("stdout".parse::<HealthLog>(), Ok(HealthLog::Stdout));
+        assert_eq!(
+            "/var/log/h.jsonl".parse::<HealthLog>(),
+            Ok(HealthLog::File("/var/log/h.jsonl".into()))
+        );
+        assert!("".parse::<HealthLog>().is_err());
+        assert_eq!("stay".parse::<FailoverPolicy>(), Ok(FailoverPolicy::Stay));
+        assert!("x".parse::<FailoverPolicy>().is_err());
+        for p in [
+            FailoverPolicy::PreferTunnel1,
+            FailoverPolicy::Stay,
+            FailoverPolicy::ActiveActive,
+        ] {
+            assert_eq!(p.name().parse::<FailoverPolicy>(), Ok(p));
+        }
+    }
+}

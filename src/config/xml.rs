@@ -57,6 +57,10 @@ pub(crate) fn parse(file: &Path, text: &str, context: &str) -> Result<DraftConne
         .children()
         .filter(|n| n.is_element() && n.tag_name().name() == "ipsec_tunnel")
     {
+        if d.tunnels.len() >= 3 {
+            d.extra_tunnels += 1;
+            continue;
+        }
         let mut dt = DraftTunnel {
             at: loc.at(t),
             ..Default::default()

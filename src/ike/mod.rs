@@ -1,6 +1,409 @@
-//! Sans-IO IKEv2 (RFC 7296): an `IkeSa` fed datagrams and time, returning datagrams, timers and events.
+//! Sans-IO IKEv2 (RFC 7296): an [`IkeSa`] fed datagrams and time, returning datagrams, timers and events.
+//!
+//! # Contract (quinn-proto style)
+//! * inputs: [`IkeSa::handle_datagram`] (an IKE message; on port 4500 the caller strips the non-ESP
+//!   marker), [`IkeSa::handle_timeout`] (when [`IkeSa::poll_timeout`] is reached), commands
+//!   ([`IkeSa::close`]);
+//! * outputs, to drain after every input in this order: [`IkeSa::poll_transmit`] (the caller adds the
+//!   non-ESP marker when sending from/to port 4500), [`IkeSa::poll_timeout`], [`IkeSa::poll_event`].
+//!
+//! Nothing here reads a clock, opens a socket or draws OS randomness: `now` and a [`Random`] come in, so
+//! an exchange is reproducible from a seed.
+//!
+//! # Structure (strongSwan-style, one module per exchange)
+//! * [`message`]: SK payload encryption, message IDs (window of one), request retransmission with
+//!   exponential backoff, answering a retransmitted request from the cached response, the request queue;
+//! * [`init`]: IKE_SA_INIT (SA, KE, Nonce, NAT-D, COOKIE, INVALID_KE_PAYLOAD);
+//! * [`auth`]: IKE_AUTH (PSK, IDs, the first Child SA and its traffic selectors);
+//! * [`info`]: INFORMATIONAL (DPD, DELETE);
+//! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
+//!
+//! Unauthenticated input never changes an established SA: everything after IKE_SA_INIT must decrypt
+//! with the SA's keys before it is looked at.
 
+pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod info;
+pub mod init;
+pub mod message;
+pub mod natd;
 pub mod proposal;
 pub mod timer;
+pub mod ts;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::{AlgorithmSet, IkeConfig, Ports, RetransmitConfig};
+pub use errors::{FailReason, Failure, Phase};
+
+use crate::crypto::{DhPrivate, Random};
+use crate::sa::{ChildSa, EspSpi};
+use crate::suite::{DhGroup, Suite};
+use message::{Keys, Request, Responded};
+use timer::{Timer, TimerTable};
+
+/// A datagram to send. On port 4500 the caller prepends the 4-octet non-ESP marker (RFC 3948 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// What happened, for the daemon (install SAs, update health, log).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The IKE SA is authenticated and usable (phase 1 up).
+    Established,
+    /// A Child SA is negotiated: install inbound, then switch outbound.
+    ChildUp(ChildSa),
+    /// A Child SA is gone (deleted by either side).
+    ChildDown { inbound: EspSpi, outbound: EspSpi },
+    /// The first Child SA could not be created; the IKE SA may still be up.
+    ChildFailed(Failure),
+    /// The IKE SA failed; [`Failure::message`] says why in words for people. `Closed` follows.
+    Failed(Failure),
+    /// The IKE SA is gone; the daemon may drop this `IkeSa` once `poll_transmit` is drained.
+    Closed,
+}
+
+/// Which side started this IKE SA (fixes SPI order, key direction and the I flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Where the SA stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum State {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitDone,
+    /// Initiator: IKE_AUTH sent.
+    AuthSent,
+    Established,
+    /// Our DELETE of the IKE SA is in flight.
+    Deleting,
+    /// Nothing more will happen (failed, deleted, or a stateless reply such as a COOKIE demand).
+    Closed,
+}
+
+/// Up/negotiating/down in AWS's words, for `cgwd status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum LinkState {
+    Established,
+    Negotiating,
+    Down,
+}
+
+/// A snapshot for status output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub role: Role,
+    pub state: State,
+    pub phase1: LinkState,
+    pub phase2: LinkState,
+    pub ike_suite: Option<Suite>,
+    pub esp_suite: Option<Suite>,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    /// (inbound, outbound) of the Child SA.
+    pub child_spis: Option<(u32, u32)>,
+    /// A NAT (or a peer faking one, as AWS's encap forcing does) between us and the peer.
+    pub nat_detected: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// What IKE_SA_INIT and IKE_AUTH need until the SA is established.
+pub(crate) struct Handshake {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub dh: Option<DhPrivate>,
+    pub group: DhGroup,
+    pub cookie: Option<Vec<u8>>,
+    /// The IKE_SA_INIT request as sent/received: the initiator's AUTH signs it.
+    pub init_request: Vec<u8>,
+    /// The IKE_SA_INIT response: the responder's AUTH signs it.
+    pub init_response: Vec<u8>,
+    /// Our inbound SPI for the first Child SA.
+    pub child_spi: u32,
+    /// COOKIE and INVALID_KE_PAYLOAD retries so far (bounded, so a hostile responder cannot loop us).
+    pub init_retries: u32,
+}
+
+/// The installed Child SA, as far as IKE needs to remember it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildState {
+    pub inbound: u32,
+    pub outbound: u32,
+    pub suite: Suite,
+}
+
+/// One IKE SA (one AWS tunnel's phase 1) and its Child SA.
+pub struct IkeSa {
+    pub(crate) cfg: Arc<IkeConfig>,
+    pub(crate) rng: Box<dyn Random>,
+    pub(crate) role: Role,
+    pub(crate) state: State,
+    pub(crate) spi_i: u64,
+    pub(crate) spi_r: u64,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) suite: Option<Suite>,
+    pub(crate) keys: Option<Keys>,
+    pub(crate) hs: Option<Handshake>,
+    pub(crate) child: Option<ChildState>,
+    pub(crate) nat_local: bool,
+    pub(crate) nat_remote: bool,
+    /// Message ID of our next request.
+    pub(crate) next_request_id: u32,
+    /// Our request in flight (window size 1).
+    pub(crate) in_flight: Option<Request>,
+    /// Requests waiting for the window (DPD, delete, ...), strongSwan's queued tasks.
+    pub(crate) queue: VecDeque<message::RequestKind>,
+    /// Message ID we expect in the peer's next request.
+    pub(crate) peer_next_id: u32,
+    /// Our last response, resent when the peer retransmits the request.
+    pub(crate) last_response: Option<Responded>,
+    pub(crate) last_heard: Instant,
+    pub(crate) timers: TimerTable,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+    /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
+    pub dropped: u64,
+}
+
+/// Why a first datagram could not start a responder SA (it is simply dropped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    #[error("not an IKE_SA_INIT request: {0}")]
+    NotInitRequest(&'static str),
+    #[error("malformed message: {0}")]
+    Malformed(crate::wire::ike::Error),
+}
+
+impl IkeSa {
+    fn blank(cfg: Arc<IkeConfig>, now: Instant, rng: Box<dyn Random>, role: Role) -> Self {
+        let local = SocketAddr::new(IpAddr::V4(cfg.local_addr), cfg.local_ports.ike);
+        let remote = SocketAddr::new(IpAddr::V4(cfg.remote_addr), cfg.remote_ports.ike);
+        IkeSa {
+            cfg,
+            rng,
+            role,
+            state: State::InitSent,
+            spi_i: 0,
+            spi_r: 0,
+            local,
+            remote,
+            suite: None,
+            keys: None,
+            hs: None,
+            child: None,
+            nat_local: false,
+            nat_remote: false,
+            next_request_id: 0,
+            in_flight: None,
+            queue: VecDeque::new(),
+            peer_next_id: 0,
+            last_response: None,
+            last_heard: now,
+            timers: TimerTable::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Start an IKE SA as initiator: queues IKE_SA_INIT.
+    pub fn initiator(cfg: Arc<IkeConfig>, now: Instant, rng: Box<dyn Random>) -> Self {
+        let mut sa = Self::blank(cfg, now, rng, Role::Initiator);
+        sa.start_initiator(now);
+        sa
+    }
+
+    /// Answer a peer's first IKE_SA_INIT request (`first`, received on `to` from `from`).
+    ///
+    /// May return an SA that is already [`State::Closed`] after queueing a stateless reply (COOKIE demand,
+    /// INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN): drain `poll_transmit`/`poll_event` and drop it.
+    pub fn responder(
+        cfg: Arc<IkeConfig>,
+        now: Instant,
+        rng: Box<dyn Random>,
+        first: &[u8],
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Result<Self, RejectReason> {
+        let mut sa = Self::blank(cfg, now, rng, Role::Responder);
+        sa.local = to;
+        sa.remote = from;
+        sa.start_responder(now, first)?;
+        Ok(sa)
+    }
+
+    /// An IKE message from the network (non-ESP marker already stripped). Hostile input is dropped.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if self.state == State::Closed {
+            self.dropped += 1;
+            return;
+        }
+        if !self.receive(now, from, to, data) {
+            self.dropped += 1;
+        }
+    }
+
+    /// Fire expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(t) = self.timers.expired(now) {
+            match t {
+                Timer::Retransmit => self.on_retransmit_timer(now),
+                Timer::Dpd => self.on_dpd_timer(now),
+                Timer::Establish => {
+                    if self.state != State::Established {
+                        self.fail(now, FailReason::PeerNotResponding { exchange: "IKE_AUTH" });
+                    }
+                }
+                // Rekeying is not implemented yet: the lifetimes are long and the peer (AWS) rekeys.
+                Timer::IkeRekey | Timer::ChildRekey => {}
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Delete the IKE SA (and with it the Child SA) politely: an INFORMATIONAL with Delete(IKE).
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Established => {
+                self.queue.push_back(message::RequestKind::DeleteIke);
+                self.state = State::Deleting;
+                self.pump(now);
+            }
+            State::Closed | State::Deleting => {}
+            _ => self.finish(),
+        }
+    }
+
+    /// The local SPI: what the daemon uses to route incoming IKE messages to this SA.
+    pub fn local_spi(&self) -> u64 {
+        match self.role {
+            Role::Initiator => self.spi_i,
+            Role::Responder => self.spi_r,
+        }
+    }
+
+    pub fn spis(&self) -> (u64, u64) {
+        (self.spi_i, self.spi_r)
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn status(&self) -> Status {
+        let phase1 = match self.state {
+            State::Established | State::Deleting => LinkState::Established,
+            State::Closed => LinkState::Down,
+            _ => LinkState::Negotiating,
+        };
+        let phase2 = match (&self.child, phase1) {
+            (Some(_), LinkState::Established) => LinkState::Established,
+            (_, LinkState::Down) | (None, LinkState::Established) => LinkState::Down,
+            _ => LinkState::Negotiating,
+        };
+        Status {
+            role: self.role,
+            state: self.state,
+            phase1,
+            phase2,
+            ike_suite: self.suite,
+            esp_suite: self.child.as_ref().map(|c| c.suite),
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            child_spis: self.child.as_ref().map(|c| (c.inbound, c.outbound)),
+            nat_detected: self.nat_local || self.nat_remote,
+            local: self.local,
+            remote: self.remote,
+        }
+    }
+
+    pub(crate) fn failure(&self, reason: FailReason) -> Failure {
+        Failure {
+            tunnel: self.cfg.tunnel,
+            peer: self.cfg.remote_addr,
+            reason,
+        }
+    }
+
+    /// The IKE SA is dead: report why, then close.
+    pub(crate) fn fail(&mut self, _now: Instant, reason: FailReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        let f = self.failure(reason);
+        tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "IKE SA failed");
+        self.events.push_back(Event::Failed(f));
+        self.finish();
+    }
+
+    /// Close without a failure (deleted, or a stateless reply sent).
+    pub(crate) fn finish(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(c) = self.child.take() {
+            self.events.push_back(Event::ChildDown {
+                inbound: EspSpi(c.inbound),
+                outbound: EspSpi(c.outbound),
+            });
+        }
+        self.state = State::Closed;
+        self.timers.clear();
+        self.in_flight = None;
+        self.queue.clear();
+        self.hs = None;
+        self.events.push_back(Event::Closed);
+    }
+
+    pub(crate) fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    /// A non-zero random SPI.
+    pub(crate) fn random_spi64(&mut self) -> u64 {
+        loop {
+            let s = self.rng.next_u64();
+            if s != 0 {
+                return s;
+            }
+        }
+    }
+
+    pub(crate) fn random_spi32(&mut self) -> u32 {
+        loop {
+            // SPIs 1..=255 are reserved by IANA (RFC 4303 §2.1).
+            let s = self.rng.next_u32();
+            if s > 255 {
+                return s;
+            }
+        }
+    }
+}

@@ -535,6 +535,44 @@ pub fn accept_esp_choice(
     ))
 }
 
+/// Conversions to and from the wire codec's representation.
+impl Proposal {
+    pub fn from_repr(p: &crate::wire::ike::ProposalRepr) -> Proposal {
+        Proposal {
+            number: p.number,
+            protocol: p.protocol.0,
+            spi: p.spi.clone(),
+            transforms: p
+                .transforms
+                .iter()
+                .map(|t| Transform {
+                    kind: t.kind.0,
+                    id: t.id,
+                    key_bits: t.key_length,
+                    unknown_attribute: !t.other_attributes.is_empty(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn to_repr(&self) -> crate::wire::ike::ProposalRepr {
+        use crate::wire::ike::{ProposalRepr, ProtocolId, TransformRepr, TransformType};
+        ProposalRepr {
+            number: self.number,
+            protocol: ProtocolId(self.protocol),
+            spi: self.spi.clone(),
+            transforms: self
+                .transforms
+                .iter()
+                .map(|t| match t.key_bits {
+                    Some(bits) => TransformRepr::with_key_length(TransformType(t.kind), t.id, bits),
+                    None => TransformRepr::new(TransformType(t.kind), t.id),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

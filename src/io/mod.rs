@@ -6,5 +6,6 @@
 //! to 64 datagrams per send/receive.
 
 pub mod clock;
+pub mod route;
 pub mod tun;
 pub mod udp;

@@ -1,0 +1,310 @@
+//! `cgwd esp-static --config FILE` (hidden): the data plane with manually keyed SAs, no IKE.
+//!
+//! For the namespace tests and the throughput benchmark: two gateways with mirrored keys carry
+//! traffic exactly as they would after IKE, so the data plane is tested and measured on its own.
+//!
+//! ```toml
+//! tun = "cgwd0"
+//! mtu = 1436                       # TUN MTU; tunnel_mtu defaults to it
+//! inside_address = "169.254.10.2/30"
+//! peer_inside = "169.254.10.1"     # optional: the peer's inside address
+//! local = "192.0.2.1:4500"
+//! peer = "192.0.2.2:4500"
+//! encryption = "AES128-GCM-16"     # AWS names: AES128, AES256, AES128-GCM-16, AES256-GCM-16
+//! integrity = "SHA2-256"           # CBC only
+//! spi_out = 0x1001
+//! spi_in = 0x2002
+//! key_out = "hex"                  # AES key (+ 4-octet salt for GCM)
+//! key_in = "hex"
+//! integrity_key_out = "hex"        # CBC only
+//! integrity_key_in = "hex"
+//! routes = ["10.2.0.0/24"]
+//! tcp_mss = 1379                   # optional
+//! clear_df_bit = false
+//! offload = true
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::{Dataplane, DataplaneConfig, KEEPALIVE_INTERVAL, POLL_INTERVAL, Shared};
+use crate::esp::SaTable;
+use crate::io::route;
+use crate::io::tun::{Tun, TunConfig};
+use crate::io::udp::UdpSocket;
+use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector, TunnelId};
+use crate::secret::Secret;
+use crate::suite::{Encryption, Integrity};
+
+/// Command-line arguments of the hidden subcommand.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The manual-SA TOML file.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> ExitCode {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            )
+            .try_init();
+        match run(&self.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cgwd esp-static: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    pub tun: String,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    pub tunnel_mtu: Option<u16>,
+    pub inside_address: String,
+    pub peer_inside: Option<Ipv4Addr>,
+    pub local: SocketAddrV4,
+    pub peer: SocketAddrV4,
+    pub encryption: String,
+    pub integrity: Option<String>,
+    pub spi_out: u32,
+    pub spi_in: u32,
+    pub key_out: String,
+    pub key_in: String,
+    #[serde(default)]
+    pub integrity_key_out: String,
+    #[serde(default)]
+    pub integrity_key_in: String,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub tcp_mss: Option<u16>,
+    #[serde(default)]
+    pub clear_df_bit: bool,
+    #[serde(default = "default_true")]
+    pub offload: bool,
+    #[serde(default = "default_replay")]
+    pub replay_window: u32,
+}
+
+fn default_mtu() -> u16 {
+    1436
+}
+fn default_true() -> bool {
+    true
+}
+fn default_replay() -> u32 {
+    1024
+}
+
+/// Hex to bytes (a dozen lines; not worth a dependency).
+fn hex(s: &str) -> anyhow::Result<Secret> {
+    let s = s.trim().trim_start_matches("0x");
+    if !s.len().is_multiple_of(2) {
+        bail!("hex key has an odd number of digits");
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .context("key is not hex")?;
+    Ok(Secret::new(bytes))
+}
+
+/// `a.b.c.d/n`.
+fn prefix(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
+    let (a, n) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
+    let n: u8 = n.parse().context("bad prefix length")?;
+    if n > 32 {
+        bail!("prefix length {n} > 32");
+    }
+    Ok((a.parse().context("bad IPv4 address")?, n))
+}
+
+impl StaticConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The Child SA the manual keys describe (always tunnel 1).
+    pub fn child_sa(&self) -> anyhow::Result<ChildSa> {
+        let encryption = Encryption::ALL
+            .into_iter()
+            .find(|e| e.aws_name().eq_ignore_ascii_case(&self.encryption))
+            .with_context(|| format!("unknown encryption {:?}", self.encryption))?;
+        let integrity = match &self.integrity {
+            Some(name) => Some(
+                Integrity::ALL
+                    .into_iter()
+                    .find(|i| i.aws_name().eq_ignore_ascii_case(name))
+                    .with_context(|| format!("unknown integrity {name:?}"))?,
+            ),
+            None => None,
+        };
+        let keys = |spi: u32, key: &str, ikey: &str| -> anyhow::Result<EspKeys> {
+            Ok(EspKeys {
+                spi: EspSpi(spi),
+                encryption,
+                integrity: if encryption.is_aead() { None } else { integrity },
+                encryption_key: hex(key)?,
+                integrity_key: hex(ikey)?,
+            })
+        };
+        Ok(ChildSa {
+            tunnel: TunnelId::One,
+            inbound: keys(self.spi_in, &self.key_in, &self.integrity_key_in)?,
+            outbound: keys(self.spi_out, &self.key_out, &self.integrity_key_out)?,
+            local_ts: TrafficSelector::ANY,
+            remote_ts: TrafficSelector::ANY,
+            pfs: None,
+            local: SocketAddr::V4(self.local),
+            remote: SocketAddr::V4(self.peer),
+            replay_window: self.replay_window,
+        })
+    }
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let cfg = StaticConfig::load(path)?;
+    let child = cfg.child_sa()?;
+    let (inside, inside_prefix) = prefix(&cfg.inside_address)?;
+    let routes = cfg
+        .routes
+        .iter()
+        .map(|r| prefix(r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+
+    let sas = Arc::new(SaTable::new());
+    sas.install(&child).context("installing the manual SA")?;
+    let shared = Arc::new(Shared::new(sas));
+    shared.set_peer(TunnelId::One, Some(cfg.peer));
+    shared.set_aws_inside(TunnelId::One, cfg.peer_inside);
+    shared.set_active(Some(TunnelId::One));
+
+    let udp = Arc::new(
+        UdpSocket::bind(SocketAddr::V4(cfg.local), POLL_INTERVAL)
+            .with_context(|| format!("binding {}", cfg.local))?,
+    );
+    let tun = Arc::new(
+        Tun::create(&TunConfig {
+            name: cfg.tun.clone(),
+            mtu: cfg.mtu,
+            addresses: vec![(inside, inside_prefix)],
+            offload: cfg.offload,
+        })
+        .with_context(|| format!("creating TUN {}", cfg.tun))?,
+    );
+    let if_index = tun.if_index().context("TUN interface index")?;
+    for &(dst, len) in &routes {
+        route::add_route(dst, len, if_index).with_context(|| format!("route {dst}/{len}"))?;
+    }
+
+    let config = DataplaneConfig {
+        tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu),
+        tcp_mss: cfg.tcp_mss,
+        clear_df_bit: cfg.clear_df_bit,
+        // Not our own address: the kernel drops packets arriving with a local source as martians.
+        // The ICMP comes "from the tunnel", i.e. from the peer's inside address (the /30's other host).
+        icmp_source: cfg
+            .peer_inside
+            .unwrap_or(Ipv4Addr::from(u32::from(inside) ^ 0b11)),
+        keepalive: Some(KEEPALIVE_INTERVAL),
+    };
+    let dataplane = Dataplane::spawn(config, tun.clone(), udp.clone(), shared.clone(), None)
+        .context("starting workers")?;
+    tracing::info!(
+        tun = %cfg.tun,
+        offload = tun.offload(),
+        udp_gso = udp.gso_enabled(),
+        udp_gro = udp.gro_enabled(),
+        "esp-static data plane running"
+    );
+    println!("ready");
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    dataplane.stop();
+    let stats: Vec<String> = shared
+        .stats
+        .snapshot()
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    eprintln!("cgwd esp-static: stopped; {}", stats.join(" "));
+    let counters = shared.sas.counters();
+    let drops: Vec<String> = counters.tunnels[0]
+        .drops
+        .iter()
+        .chain(counters.unattributed.iter())
+        .filter(|(_, n)| *n != 0)
+        .map(|(r, n)| format!("{}={n}", r.name()))
+        .collect();
+    if !drops.is_empty() {
+        eprintln!("cgwd esp-static: ESP drops {}", drops.join(" "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+tun = "cgwdt0"
+inside_address = "169.254.10.2/30"
+local = "192.0.2.1:4500"
+peer = "192.0.2.2:4500"
+encryption = "AES256"
+integrity = "SHA2-256"
+spi_out = 0x1001
+spi_in = 0x2002
+key_out = "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"
+key_in = "0f0e0d0c0b0a090807060504030201000f0e0d0c0b0a09080706050403020100"
+integrity_key_out = "1111111111111111111111111111111111111111111111111111111111111111"
+integrity_key_in = "2222222222222222222222222222222222222222222222222222222222222222"
+routes = ["10.2.0.0/24"]
+"#;
+
+    #[test]
+    fn sample_parses_into_a_child_sa() {
+        let cfg: StaticConfig = toml::from_str(SAMPLE).unwrap();
+        let child = cfg.child_sa().unwrap();
+        assert_eq!(child.outbound.spi, EspSpi(0x1001));
+        assert_eq!(child.inbound.encryption, Encryption::Aes256Cbc);
+        assert_eq!(child.inbound.integrity, Some(Integrity::Sha2_256));
+        assert_eq!(child.outbound.encryption_key.len(), 32);
+        assert_eq!(cfg.mtu, 1436);
+        assert_eq!(prefix(&cfg.routes[0]).unwrap(), (Ipv4Addr::new(10, 2, 0, 0), 24));
+        // The keys are accepted by the SA table.
+        SaTable::new().install(&child).unwrap();
+    }
+
+    #[test]
+    fn bad_hex_and_prefix_are_rejected() {
+        assert!(hex("abc").is_err());
+        assert!(hex("zz").is_err());
+        assert!(prefix("10.0.0.0/33").is_err());
+        assert!(prefix("10.0.0.0").is_err());
+    }
+}

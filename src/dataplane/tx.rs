@@ -1,0 +1,250 @@
+//! TX worker: TUN → ESP → UDP. Reads a TUN batch (a 64 KiB super-packet split into segments, each in
+//! its own buffer with ESP headroom), seals every packet in place, and sends each tunnel's packets in
+//! as few UDP GSO calls as possible (scatter-gather: no copy of the sealed packets).
+
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::packet::{clamp_mss, clear_df, fragment, icmp_frag_needed, ipv4_destination, ipv4_df};
+use super::{DataplaneConfig, POLL_INTERVAL, Shared};
+use crate::esp::{MAX_HEADROOM, MAX_TAILROOM, SaReader, SealError};
+use crate::io::clock;
+use crate::io::tun::{IDEAL_BATCH_SIZE, Tun, TunReadBatch};
+use crate::io::udp::UdpSocket;
+use crate::sa::TunnelId;
+use crate::wire::udp_encap::KEEPALIVE;
+
+/// Fragment buffers per batch (a ≤ 64 KiB packet at the smallest sane tunnel MTU needs ~120; one
+/// oversized LAN packet at 1500 needs 2).
+const FRAGMENT_BUFS: usize = 64;
+/// Segments a TUN read may split into and still fit the iovec array.
+const MAX_PER_BATCH: usize = IDEAL_BATCH_SIZE + FRAGMENT_BUFS;
+
+/// A packet sealed in place: which buffer, which tunnel, where the ESP packet lies.
+#[derive(Clone)]
+struct SealedRef {
+    buf: usize,
+    fragment: bool,
+    tunnel: TunnelId,
+    range: Range<usize>,
+}
+
+pub struct TxWorker {
+    config: DataplaneConfig,
+    tun: Arc<Tun>,
+    udp: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    reader: SaReader,
+    batch: TunReadBatch,
+    fragments: Vec<Vec<u8>>,
+    sealed: Vec<SealedRef>,
+    last_sent: [Option<Instant>; 2],
+}
+
+impl TxWorker {
+    pub fn new(config: DataplaneConfig, tun: Arc<Tun>, udp: Arc<UdpSocket>, shared: Arc<Shared>) -> Self {
+        // Every segment fits the TUN MTU; a plain (non-offload) read may be as large as the MTU too.
+        let mtu = usize::from(tun.mtu().unwrap_or(1500)).max(usize::from(config.tunnel_mtu));
+        let frag_len = MAX_HEADROOM + usize::from(config.tunnel_mtu) + MAX_TAILROOM;
+        TxWorker {
+            reader: shared.sas.reader(),
+            batch: TunReadBatch::new(IDEAL_BATCH_SIZE, MAX_HEADROOM, mtu, MAX_TAILROOM),
+            fragments: (0..FRAGMENT_BUFS).map(|_| vec![0u8; frag_len]).collect(),
+            sealed: Vec::with_capacity(MAX_PER_BATCH),
+            last_sent: [None; 2],
+            config,
+            tun,
+            udp,
+            shared,
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut error_log = clock::RateLimit::new(std::time::Duration::from_secs(5));
+        while !self.shared.stopping() {
+            match self.tun.wait_readable(POLL_INTERVAL) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.keepalives(clock::now());
+                    continue;
+                }
+                Err(e) => {
+                    self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                    if error_log.check(clock::now()).is_some() {
+                        tracing::warn!(error = %e, "TUN poll failed");
+                    }
+                    std::thread::sleep(POLL_INTERVAL);
+                    continue;
+                }
+            }
+            let n = match self.tun.read_batch(&mut self.batch) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    continue;
+                }
+                Err(e) => {
+                    // A malformed super-packet (or too many segments) drops this read only.
+                    self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                    if error_log.check(clock::now()).is_some() {
+                        tracing::warn!(error = %e, "TUN read failed; packet dropped");
+                    }
+                    if e.raw_os_error() == Some(libc::EBADFD) || e.raw_os_error() == Some(libc::EBADF) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            self.process(n);
+            let now = clock::now();
+            self.send(now);
+            self.keepalives(now);
+        }
+    }
+
+    /// Fix-ups and sealing of the `n` packets just read.
+    fn process(&mut self, n: usize) {
+        self.sealed.clear();
+        let mut fragments_used = 0;
+        let active = self.shared.active();
+        let stats = &self.shared.stats;
+        let headroom = self.batch.headroom();
+        let tunnel_mtu = usize::from(self.config.tunnel_mtu);
+        for i in 0..n {
+            let len = self.batch.size(i);
+            let pkt = self.batch.packet_mut(i);
+            // AWS tunnels carry IPv4 inside (the selectors are IPv4): IPv6 (router solicitations
+            // on the TUN's link-local address) would only be dropped by the peer.
+            let Some(dst) = ipv4_destination(pkt) else {
+                stats.tx_not_ipv4.fetch_add(1, Relaxed);
+                continue;
+            };
+            let Some(tunnel) = self.shared.route(Some(dst), active) else {
+                stats.tx_no_tunnel.fetch_add(1, Relaxed);
+                continue;
+            };
+            if let Some(mss) = self.config.tcp_mss
+                && clamp_mss(pkt, mss)
+            {
+                stats.mss_clamped.fetch_add(1, Relaxed);
+            }
+            if len > tunnel_mtu {
+                if ipv4_df(pkt) && !self.config.clear_df_bit {
+                    let mut icmp = [0u8; 128];
+                    if let Some(m) =
+                        icmp_frag_needed(pkt, self.config.tunnel_mtu, self.config.icmp_source, &mut icmp)
+                    {
+                        stats.tx_icmp_frag_needed.fetch_add(1, Relaxed);
+                        if self.tun.write_one(&icmp[..m]).is_err() {
+                            stats.tun_write_errors.fetch_add(1, Relaxed);
+                        }
+                    }
+                    continue;
+                }
+                clear_df(pkt);
+                stats.tx_fragmented.fetch_add(1, Relaxed);
+                let (fragments, reader, sealed) = (&mut self.fragments, &mut self.reader, &mut self.sealed);
+                let pkt = &self.batch.buf(i)[headroom..headroom + len];
+                fragment(pkt, tunnel_mtu, |hdr, data| {
+                    let Some(buf) = fragments.get_mut(fragments_used) else {
+                        return false;
+                    };
+                    let end = MAX_HEADROOM + hdr.len() + data.len();
+                    buf[MAX_HEADROOM..MAX_HEADROOM + hdr.len()].copy_from_slice(hdr);
+                    buf[MAX_HEADROOM + hdr.len()..end].copy_from_slice(data);
+                    match reader.seal(tunnel, buf, MAX_HEADROOM..end) {
+                        Ok(s) => sealed.push(SealedRef {
+                            buf: fragments_used,
+                            fragment: true,
+                            tunnel,
+                            range: s.range,
+                        }),
+                        Err(e) => count_seal_error(&self.shared, e),
+                    }
+                    fragments_used += 1;
+                    true
+                });
+                continue;
+            }
+            match self
+                .reader
+                .seal(tunnel, self.batch.buf_mut(i), headroom..headroom + len)
+            {
+                Ok(s) => self.sealed.push(SealedRef {
+                    buf: i,
+                    fragment: false,
+                    tunnel,
+                    range: s.range,
+                }),
+                Err(e) => count_seal_error(&self.shared, e),
+            }
+        }
+    }
+
+    /// One UDP batch per tunnel with sealed packets.
+    fn send(&mut self, now: Instant) {
+        let stats = &self.shared.stats;
+        for tunnel in TunnelId::BOTH {
+            let mut iov = [IoSlice::new(&[]); MAX_PER_BATCH];
+            let mut k = 0;
+            for s in self.sealed.iter().filter(|s| s.tunnel == tunnel) {
+                let buf = if s.fragment {
+                    &self.fragments[s.buf][..]
+                } else {
+                    self.batch.buf(s.buf)
+                };
+                if k < iov.len() {
+                    iov[k] = IoSlice::new(&buf[s.range.clone()]);
+                    k += 1;
+                }
+            }
+            if k == 0 {
+                continue;
+            }
+            let Some(peer) = self.shared.peer(tunnel) else {
+                stats.tx_no_peer.fetch_add(k as u64, Relaxed);
+                continue;
+            };
+            match self.udp.send_batch(peer, &iov[..k]) {
+                Ok(sent) => {
+                    stats.tx_packets.fetch_add(k as u64, Relaxed);
+                    stats.tx_datagrams.fetch_add(sent as u64, Relaxed);
+                    self.last_sent[tunnel.index()] = Some(now);
+                }
+                Err(_) => {
+                    stats.tx_send_blocked.fetch_add(k as u64, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// RFC 3948 §4 NAT keepalive on every tunnel with a peer that sent nothing for the interval.
+    fn keepalives(&mut self, now: Instant) {
+        let Some(interval) = self.config.keepalive else {
+            return;
+        };
+        for tunnel in TunnelId::BOTH {
+            let Some(peer) = self.shared.peer(tunnel) else {
+                continue;
+            };
+            let due =
+                self.last_sent[tunnel.index()].is_none_or(|t| now.saturating_duration_since(t) >= interval);
+            if due {
+                if self.udp.send_to(&KEEPALIVE, peer).is_ok() {
+                    self.shared.stats.keepalives_sent.fetch_add(1, Relaxed);
+                }
+                self.last_sent[tunnel.index()] = Some(now);
+            }
+        }
+    }
+}
+
+fn count_seal_error(shared: &Shared, e: SealError) {
+    let stats = &shared.stats;
+    match e {
+        SealError::NoSa => stats.tx_no_sa.fetch_add(1, Relaxed),
+        _ => stats.tx_seal_errors.fetch_add(1, Relaxed),
+    };
+}

@@ -1,0 +1,404 @@
+//! IKE_AUTH with a pre-shared key and the first Child SA (RFC 7296 §1.2, §2.15, §2.9 narrowing).
+//!
+//! ```text
+//! Initiator                                   Responder
+//! HDR, SK {IDi, [N(INITIAL_CONTACT)], AUTH,
+//!          SAi2, TSi, TSr}             -->
+//!                                      <--    HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//!                                      <--    or HDR, SK {N(AUTHENTICATION_FAILED)}
+//!                                      <--    or HDR, SK {IDr, AUTH, N(NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE)}
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::init::{find_notify, first_error, notify};
+use super::message::{Inbound, RequestKind};
+use super::proposal::{PfsMode, accept_esp_choice, esp_offer, select_esp};
+use super::timer::Timer;
+use super::{ChildState, Event, FailReason, IkeSa, Phase, Role, State};
+use crate::crypto::{auth_eq, derive_child_keys, psk_auth};
+use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector};
+use crate::suite::Suite;
+use crate::wire::ike::{AuthMethod, ExchangeType, IdRepr, IdType, NotifyType, PayloadRepr, SaRepr};
+
+fn our_id(addr: std::net::Ipv4Addr) -> IdRepr {
+    IdRepr::from_ip(IpAddr::V4(addr))
+}
+
+fn find_id(payloads: &[PayloadRepr], initiator: bool) -> Option<&IdRepr> {
+    payloads.iter().find_map(|p| match p {
+        PayloadRepr::IdI(id) if initiator => Some(id),
+        PayloadRepr::IdR(id) if !initiator => Some(id),
+        _ => None,
+    })
+}
+
+fn find_auth(payloads: &[PayloadRepr]) -> Option<(AuthMethod, &[u8])> {
+    payloads.iter().find_map(|p| match p {
+        PayloadRepr::Auth { method, data } => Some((*method, data.as_slice())),
+        _ => None,
+    })
+}
+
+fn find_sa(payloads: &[PayloadRepr]) -> Option<&SaRepr> {
+    payloads.iter().find_map(|p| match p {
+        PayloadRepr::Sa(sa) => Some(sa),
+        _ => None,
+    })
+}
+
+fn find_ts(payloads: &[PayloadRepr], initiator: bool) -> Option<&[crate::wire::ike::TsRepr]> {
+    payloads.iter().find_map(|p| match p {
+        PayloadRepr::TsI(t) if initiator => Some(t.as_slice()),
+        PayloadRepr::TsR(t) if !initiator => Some(t.as_slice()),
+        _ => None,
+    })
+}
+
+fn id_text(id: &IdRepr) -> String {
+    match id.ip() {
+        Some(ip) => ip.to_string(),
+        None => format!("an ID of type {}", id.id_type.0),
+    }
+}
+
+impl IkeSa {
+    pub(crate) fn send_auth_request(&mut self, now: Instant) {
+        let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
+            return;
+        };
+        let id = our_id(self.cfg.local_id);
+        let auth = psk_auth(
+            keys.prf,
+            self.cfg.psk.expose(),
+            &hs.init_request,
+            &hs.nr,
+            keys.sk_pi.expose(),
+            &id.body_bytes(),
+        );
+        let mut payloads = vec![PayloadRepr::IdI(id)];
+        if self.cfg.initial_contact {
+            payloads.push(notify(NotifyType::INITIAL_CONTACT, Vec::new()));
+        }
+        payloads.push(PayloadRepr::Auth {
+            method: AuthMethod::SHARED_KEY_MIC,
+            data: auth.expose().to_vec(),
+        });
+        payloads.push(PayloadRepr::Sa(SaRepr {
+            proposals: esp_offer(&self.cfg.esp, hs.child_spi, false)
+                .iter()
+                .map(|p| p.to_repr())
+                .collect(),
+        }));
+        payloads.push(PayloadRepr::TsI(vec![super::ts::to_wire(&self.cfg.local_ts)]));
+        payloads.push(PayloadRepr::TsR(vec![super::ts::to_wire(&self.cfg.remote_ts)]));
+        self.state = State::AuthSent;
+        self.send_request(now, RequestKind::Auth, ExchangeType::IKE_AUTH, &payloads);
+    }
+
+    /// Does `id` + `auth` prove the peer knows our PSK? `signed` is the peer's IKE_SA_INIT message and
+    /// `nonce` ours.
+    fn verify_peer(
+        &self,
+        id: &IdRepr,
+        auth: Option<(AuthMethod, &[u8])>,
+        peer_is_initiator: bool,
+    ) -> Result<(), FailReason> {
+        let expected_id = our_id(self.cfg.remote_id);
+        if id.id_type != IdType::ID_IPV4_ADDR || id.data != expected_id.data {
+            return Err(FailReason::PeerIdMismatch { got: id_text(id) });
+        }
+        let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
+            return Err(FailReason::Protocol {
+                what: "no handshake state".into(),
+            });
+        };
+        let Some((AuthMethod::SHARED_KEY_MIC, data)) = auth else {
+            return Err(FailReason::PeerAuthInvalid);
+        };
+        let (signed, nonce, sk_p) = if peer_is_initiator {
+            (&hs.init_request, &hs.nr, &keys.sk_pi)
+        } else {
+            (&hs.init_response, &hs.ni, &keys.sk_pr)
+        };
+        let expected = psk_auth(
+            keys.prf,
+            self.cfg.psk.expose(),
+            signed,
+            nonce,
+            sk_p.expose(),
+            &id.body_bytes(),
+        );
+        if auth_eq(expected.expose(), data) {
+            Ok(())
+        } else {
+            Err(FailReason::PeerAuthInvalid)
+        }
+    }
+
+    pub(crate) fn process_auth_response(&mut self, now: Instant, inbound: Inbound) {
+        let p = &inbound.payloads;
+        let Some(idr) = find_id(p, false) else {
+            let reason = match first_error(p) {
+                Some(NotifyType::AUTHENTICATION_FAILED) => FailReason::PeerRejectedAuth,
+                Some(NotifyType::NO_PROPOSAL_CHOSEN) => FailReason::NoProposalChosen {
+                    phase: Phase::Two,
+                    by_peer: true,
+                },
+                Some(NotifyType::TS_UNACCEPTABLE) => FailReason::TsUnacceptable { by_peer: true },
+                Some(n) => FailReason::PeerError { notify: n.0 },
+                None => FailReason::Protocol {
+                    what: "IKE_AUTH response without IDr".into(),
+                },
+            };
+            self.fail(now, reason);
+            return;
+        };
+        if let Err(reason) = self.verify_peer(idr, find_auth(p), false) {
+            self.fail(now, reason);
+            return;
+        }
+        self.established(now);
+
+        // The first Child SA.
+        let child_error = match first_error(p) {
+            Some(NotifyType::NO_PROPOSAL_CHOSEN) => Some(FailReason::NoProposalChosen {
+                phase: Phase::Two,
+                by_peer: true,
+            }),
+            Some(NotifyType::TS_UNACCEPTABLE) => Some(FailReason::TsUnacceptable { by_peer: true }),
+            Some(n) => Some(FailReason::PeerError { notify: n.0 }),
+            None => None,
+        };
+        let result = match child_error {
+            Some(e) => Err(e),
+            None => self.accept_first_child(p),
+        };
+        match result {
+            Ok(child) => self.child_up(child),
+            Err(reason) => {
+                let f = self.failure(reason);
+                tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA failed");
+                self.events.push_back(Event::ChildFailed(f));
+                // An AWS tunnel without its Child SA carries nothing: delete the IKE SA.
+                self.close(now);
+            }
+        }
+    }
+
+    fn accept_first_child(&mut self, p: &[PayloadRepr]) -> Result<ChildSa, FailReason> {
+        let protocol = |what: &str| FailReason::Protocol {
+            what: what.to_string(),
+        };
+        let sa = find_sa(p).ok_or_else(|| protocol("IKE_AUTH response lacks SAr2"))?;
+        let chosen: Vec<_> = sa
+            .proposals
+            .iter()
+            .map(super::proposal::Proposal::from_repr)
+            .collect();
+        let (suite, peer_spi) =
+            accept_esp_choice(&chosen, &self.cfg.esp, PfsMode::Ignore).map_err(|e| FailReason::Protocol {
+                what: format!("phase 2 proposal: {e}"),
+            })?;
+        let tsi = find_ts(p, true).and_then(|t| t.iter().find_map(super::ts::from_wire));
+        let tsr = find_ts(p, false).and_then(|t| t.iter().find_map(super::ts::from_wire));
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return Err(protocol("IKE_AUTH response lacks IPv4 traffic selectors"));
+        };
+        if !super::ts::contains(&self.cfg.local_ts, &tsi) || !super::ts::contains(&self.cfg.remote_ts, &tsr) {
+            return Err(protocol("the peer widened the traffic selectors"));
+        }
+        if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_some() {
+            return Err(protocol("the peer wants transport mode"));
+        }
+        let our_spi = self.hs.as_ref().map_or(0, |h| h.child_spi);
+        Ok(self.child_sa(suite, our_spi, peer_spi, tsi, tsr))
+    }
+
+    /// Key the Child SA from SK_d (no PFS in IKE_AUTH) and orient it from our point of view.
+    fn child_sa(
+        &self,
+        suite: Suite,
+        our_spi: u32,
+        peer_spi: u32,
+        local_ts: TrafficSelector,
+        remote_ts: TrafficSelector,
+    ) -> ChildSa {
+        let (keys, hs) = (
+            self.keys.as_ref().expect("keyed"),
+            self.hs.as_ref().expect("handshake"),
+        );
+        let k = derive_child_keys(
+            keys.prf,
+            keys.sk_d.expose(),
+            None,
+            &hs.ni,
+            &hs.nr,
+            suite.encryption,
+            suite.integrity,
+        );
+        let (out_keys, in_keys) = match self.role {
+            Role::Initiator => (k.initiator_to_responder, k.responder_to_initiator),
+            Role::Responder => (k.responder_to_initiator, k.initiator_to_responder),
+        };
+        let esp = |spi: u32, (enc, integ): (crate::secret::Secret, crate::secret::Secret)| EspKeys {
+            spi: EspSpi(spi),
+            encryption: suite.encryption,
+            integrity: suite.integrity,
+            encryption_key: enc,
+            integrity_key: integ,
+        };
+        // ESP always goes in UDP to the NAT-T port, even if IKE had not floated yet.
+        let mut local = self.local;
+        local.set_port(self.cfg.local_ports.nat_t);
+        let remote = if self.remote.port() == self.cfg.remote_ports.ike {
+            SocketAddr::new(self.remote.ip(), self.cfg.remote_ports.nat_t)
+        } else {
+            self.remote
+        };
+        ChildSa {
+            tunnel: self.cfg.tunnel,
+            inbound: esp(our_spi, in_keys),
+            outbound: esp(peer_spi, out_keys),
+            local_ts,
+            remote_ts,
+            pfs: None,
+            local,
+            remote,
+            replay_window: self.cfg.replay_window,
+        }
+    }
+
+    fn established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.timers.stop(Timer::Establish);
+        self.events.push_back(Event::Established);
+        tracing::info!(tunnel = %self.cfg.tunnel, suite = ?self.suite, "IKE SA established");
+        self.heard(now);
+    }
+
+    fn child_up(&mut self, child: ChildSa) {
+        self.child = Some(ChildState {
+            inbound: child.inbound.spi.0,
+            outbound: child.outbound.spi.0,
+            suite: Suite {
+                encryption: child.inbound.encryption,
+                integrity: child.inbound.integrity,
+                prf: None,
+                dh: None,
+            },
+        });
+        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");
+        self.events.push_back(Event::ChildUp(child));
+    }
+
+    pub(crate) fn process_auth_request(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
+        let p = &inbound.payloads;
+        let msg_id = inbound.msg_id;
+        let verdict = match find_id(p, true) {
+            Some(idi) => self.verify_peer(idi, find_auth(p), true),
+            None => Err(FailReason::Protocol {
+                what: "IKE_AUTH request without IDi".into(),
+            }),
+        };
+        if let Err(reason) = verdict {
+            let n = notify(NotifyType::AUTHENTICATION_FAILED, Vec::new());
+            self.send_response(ExchangeType::IKE_AUTH, msg_id, raw, &[n]);
+            self.fail(now, reason);
+            return;
+        }
+        let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
+            return;
+        };
+        let idr = our_id(self.cfg.local_id);
+        let auth = psk_auth(
+            keys.prf,
+            self.cfg.psk.expose(),
+            &hs.init_response,
+            &hs.ni,
+            keys.sk_pr.expose(),
+            &idr.body_bytes(),
+        );
+        let child_spi = hs.child_spi;
+        let mut response = vec![
+            PayloadRepr::IdR(idr),
+            PayloadRepr::Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: auth.expose().to_vec(),
+            },
+        ];
+        let child = self.select_first_child(p, child_spi);
+        match &child {
+            Ok((chosen, _, tsi, tsr, _)) => {
+                response.push(PayloadRepr::Sa(SaRepr {
+                    proposals: vec![chosen.to_repr()],
+                }));
+                response.push(PayloadRepr::TsI(vec![super::ts::to_wire(tsi)]));
+                response.push(PayloadRepr::TsR(vec![super::ts::to_wire(tsr)]));
+            }
+            Err((kind, _)) => response.push(notify(*kind, Vec::new())),
+        }
+        self.send_response(ExchangeType::IKE_AUTH, msg_id, raw, &response);
+        self.established(now);
+        match child {
+            Ok((_, suite, tsi, tsr, peer_spi)) => {
+                let c = self.child_sa(suite, child_spi, peer_spi, tsr, tsi);
+                self.child_up(c);
+            }
+            Err((_, reason)) => {
+                let f = self.failure(reason);
+                tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA refused");
+                self.events.push_back(Event::ChildFailed(f));
+            }
+        }
+    }
+
+    /// Responder: pick the ESP proposal and narrow the selectors (TSi is the peer's side).
+    #[allow(clippy::type_complexity)]
+    fn select_first_child(
+        &self,
+        p: &[PayloadRepr],
+        our_spi: u32,
+    ) -> Result<
+        (
+            super::proposal::Proposal,
+            Suite,
+            TrafficSelector,
+            TrafficSelector,
+            u32,
+        ),
+        (NotifyType, FailReason),
+    > {
+        let no_proposal = || {
+            (
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                FailReason::NoProposalChosen {
+                    phase: Phase::Two,
+                    by_peer: false,
+                },
+            )
+        };
+        let sa = find_sa(p).ok_or_else(no_proposal)?;
+        let offered: Vec<_> = sa
+            .proposals
+            .iter()
+            .map(super::proposal::Proposal::from_repr)
+            .collect();
+        let (chosen, suite, peer_spi) =
+            select_esp(&offered, &self.cfg.esp, PfsMode::Ignore, our_spi).ok_or_else(no_proposal)?;
+        let ts_fail = || {
+            (
+                NotifyType::TS_UNACCEPTABLE,
+                FailReason::TsUnacceptable { by_peer: false },
+            )
+        };
+        let tsi = find_ts(p, true)
+            .and_then(|t| super::ts::narrow(t, &self.cfg.remote_ts))
+            .ok_or_else(ts_fail)?;
+        let tsr = find_ts(p, false)
+            .and_then(|t| super::ts::narrow(t, &self.cfg.local_ts))
+            .ok_or_else(ts_fail)?;
+        Ok((chosen, suite, tsi, tsr, peer_spi))
+    }
+}

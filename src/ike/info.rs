@@ -1,0 +1,84 @@
+//! INFORMATIONAL exchanges (RFC 7296 §1.4, §1.5): liveness checks (DPD) and deletes.
+//!
+//! ```text
+//! HDR, SK {}                     -->      DPD: an empty request
+//!                                <--      HDR, SK {}
+//! HDR, SK {D(ESP, spi...)}       -->      delete a Child SA
+//!                                <--      HDR, SK {D(ESP, our spi...)}
+//! HDR, SK {D(IKE)}               -->      delete the IKE SA (and its Child SAs)
+//!                                <--      HDR, SK {}
+//! ```
+//! CREATE_CHILD_SA requests (rekeys) are refused with NO_ADDITIONAL_SAS for now; the queue of pending
+//! requests in [`super::message`] is where rekeying will plug in.
+
+use std::time::Instant;
+
+use super::message::{Inbound, RequestKind};
+use super::timer::Timer;
+use super::{Event, IkeSa, State};
+use crate::sa::EspSpi;
+use crate::wire::ike::{DeleteRepr, ExchangeType, NotifyType, PayloadRepr, ProtocolId};
+
+pub(crate) use super::init::notify;
+
+impl IkeSa {
+    pub(crate) fn process_informational(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
+        let mut delete_ike = false;
+        let mut our_deleted = Vec::new();
+        for p in &inbound.payloads {
+            match p {
+                PayloadRepr::Delete(d) if d.protocol == ProtocolId::IKE => delete_ike = true,
+                PayloadRepr::Delete(d) if d.protocol == ProtocolId::ESP => {
+                    for &spi in &d.spis {
+                        if let Some(c) = &self.child
+                            && c.outbound == spi
+                        {
+                            our_deleted.push(c.inbound);
+                            self.events.push_back(Event::ChildDown {
+                                inbound: EspSpi(c.inbound),
+                                outbound: EspSpi(c.outbound),
+                            });
+                            self.child = None;
+                        }
+                    }
+                }
+                PayloadRepr::Notify(n) if n.kind.is_error() => {
+                    tracing::warn!(tunnel = %self.cfg.tunnel, notify = n.kind.0, "error notify in INFORMATIONAL");
+                }
+                _ => {}
+            }
+        }
+        let mut response = Vec::new();
+        if !our_deleted.is_empty() && !delete_ike {
+            response.push(PayloadRepr::Delete(DeleteRepr {
+                protocol: ProtocolId::ESP,
+                spis: our_deleted,
+            }));
+        }
+        self.send_response(ExchangeType::INFORMATIONAL, inbound.msg_id, raw, &response);
+        if delete_ike {
+            tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA deleted by the peer");
+            self.finish();
+        }
+    }
+
+    pub(crate) fn refuse_create_child(&mut self, raw: &[u8], inbound: Inbound) {
+        let n = notify(NotifyType::NO_ADDITIONAL_SAS, Vec::new());
+        self.send_response(ExchangeType::CREATE_CHILD_SA, inbound.msg_id, raw, &[n]);
+    }
+
+    /// Nothing heard for the DPD interval: ask the peer whether it is still there.
+    pub(crate) fn on_dpd_timer(&mut self, now: Instant) {
+        if self.state != State::Established {
+            return;
+        }
+        let busy = self.in_flight.is_some() || self.queue.contains(&RequestKind::Dpd);
+        if !busy {
+            self.queue.push_back(RequestKind::Dpd);
+            self.pump(now);
+        }
+        // Re-armed when the answer (or any other authenticated message) arrives; if none comes the
+        // retransmission schedule declares the peer dead.
+        self.timers.set(Timer::Dpd, now + self.cfg.dpd_interval);
+    }
+}

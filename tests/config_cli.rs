@@ -1,0 +1,133 @@
+//! `cgwd check` as a user runs it: every sample in configs/ is valid (exit 0, both tunnels shown),
+//! every file in configs/invalid/ is refused (exit 2, the file named).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+}
+
+fn cgwd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(args)
+        // The environment must not leak settings into the test.
+        .env_remove("CGWD_INTERFACE_NAME")
+        .env_remove("CGWD_INTERFACE_MTU")
+        .env_remove("CGWD_DPD_INTERVAL")
+        .output()
+        .expect("run cgwd")
+}
+
+fn samples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(configs())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e != "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_sample_is_valid_and_shows_both_tunnels() {
+    let files = samples();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in files {
+        let out = cgwd(&["check", f.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", f.display());
+        assert!(stdout.contains("Tunnel 1  AWS "), "{}: {stdout}", f.display());
+        assert!(stdout.contains("Tunnel 2  AWS "), "{}: {stdout}", f.display());
+        assert!(stdout.contains("OK: "), "{stdout}");
+        assert!(stdout.contains("PSK                "), "{stdout}");
+    }
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    for f in samples() {
+        let out = cgwd(&["check", "--json", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", f.display());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        assert_eq!(v["valid"], true);
+        let tunnels = v["tunnels"].as_array().unwrap();
+        assert_eq!(tunnels.len(), 2);
+        assert_eq!(tunnels[0]["tunnel"], 1);
+        assert_eq!(tunnels[1]["tunnel"], 2);
+        assert!(tunnels[0]["psk"].as_str().unwrap().contains("******"));
+    }
+}
+
+#[test]
+fn every_invalid_sample_exits_2_naming_the_file() {
+    let dir = configs().join("invalid");
+    let lab = configs().join("lab.xml");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let f = e.unwrap().path();
+        let out = if f.extension().is_some_and(|e| e == "toml") {
+            cgwd(&["check", lab.to_str().unwrap(), "--settings", f.to_str().unwrap()])
+        } else {
+            cgwd(&["check", f.to_str().unwrap()])
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
+        assert!(
+            stderr.contains(f.file_name().unwrap().to_str().unwrap()),
+            "{stderr}"
+        );
+        assert!(stderr.contains("error"), "{stderr}");
+        n += 1;
+    }
+    assert!(n >= 8);
+}
+
+#[test]
+fn settings_are_checked_and_shown() {
+    let lab = configs().join("lab.describe.json");
+    let toml = configs().join("lab-cgwd.toml");
+    let out = cgwd(&[
+        "check",
+        lab.to_str().unwrap(),
+        "--settings",
+        toml.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("local address      192.0.2.10"), "{stdout}");
+    assert!(stdout.contains("VPC CIDRs          10.100.0.0/16"), "{stdout}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(["check", lab.to_str().unwrap()])
+        .env("CGWD_INTERFACE_MTU", "1200")
+        .env("CGWD_DPD_INTERVAL", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("MTU 1200  (from cgwd settings)"), "{stdout}");
+    assert!(stdout.contains("every 2 s  (from cgwd settings)"), "{stdout}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(["check", lab.to_str().unwrap()])
+        .env("CGWD_INTERFACE_MTU", "huge")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CGWD_INTERFACE_MTU"));
+}
+
+#[test]
+fn missing_file_and_json_errors() {
+    let out = cgwd(&["check", "/nonexistent/vpn.xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/vpn.xml"));
+
+    let bad = configs().join("invalid/bad-psk.xml");
+    let out = cgwd(&["check", "--json", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert!(v["error"].as_str().unwrap().contains("pre_shared_key"));
+}

@@ -1,0 +1,373 @@
+//! cgwd initiator ↔ cgwd responder, in process: a virtual clock, seeded randomness, and a network that
+//! can drop, duplicate and delay messages. Each step names the exchange it exercises.
+
+mod common;
+
+use std::time::Duration;
+
+use cgwd::ike::{AlgorithmSet, Event, State};
+use cgwd::suite::{DhGroup, Encryption, Integrity};
+use common::pair::{Dir, Fate, IKE_AUTH, IKE_SA_INIT, INFORMATIONAL, Pair, config};
+
+/// Both sides up, with one Child SA each whose SPIs and keys mirror the other's.
+fn assert_established(p: &Pair) {
+    assert_eq!(
+        p.initiator.state(),
+        State::Established,
+        "initiator: {:?}",
+        Pair::failures(&p.initiator_events)
+    );
+    assert_eq!(
+        p.responder().state(),
+        State::Established,
+        "responder: {:?}",
+        Pair::failures(&p.responder_events)
+    );
+    assert!(matches!(p.initiator_events.first(), Some(Event::Established)));
+    assert!(matches!(p.responder_events.first(), Some(Event::Established)));
+    let (i, r) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert_eq!((i.len(), r.len()), (1, 1));
+    let (i, r) = (i[0], r[0]);
+    // SPIs crossed: what one side receives on is what the other sends to.
+    assert_eq!(i.inbound.spi, r.outbound.spi);
+    assert_eq!(i.outbound.spi, r.inbound.spi);
+    assert_ne!(i.inbound.spi, i.outbound.spi);
+    // Identical keys per direction.
+    assert_eq!(i.outbound.encryption_key, r.inbound.encryption_key);
+    assert_eq!(i.outbound.integrity_key, r.inbound.integrity_key);
+    assert_eq!(i.inbound.encryption_key, r.outbound.encryption_key);
+    assert_eq!(i.inbound.integrity_key, r.outbound.integrity_key);
+    assert_ne!(i.inbound.encryption_key, i.outbound.encryption_key);
+    assert_eq!(i.local_ts, r.remote_ts);
+    assert_eq!(i.remote_ts, r.local_ts);
+    // ESP in UDP on 4500 both ways.
+    assert_eq!(i.local.port(), 4500);
+    assert_eq!(i.remote.port(), 4500);
+    assert_eq!(r.remote.port(), 4500);
+    assert_eq!(
+        p.initiator.status().child_spis,
+        Some((i.inbound.spi.0, i.outbound.spi.0))
+    );
+}
+
+fn only(e: Encryption, i: Integrity, g: u16) -> AlgorithmSet {
+    AlgorithmSet::single(e, i, DhGroup::new(g).unwrap())
+}
+
+#[test]
+fn establishes_with_aws_defaults() {
+    // IKE_SA_INIT  HDR, SAi1, KEi, Ni, N(NAT_D)*           -->
+    //              <--  HDR, SAr1, KEr, Nr, N(NAT_D)*
+    // IKE_AUTH     HDR, SK{IDi, N(INITIAL_CONTACT), AUTH, SAi2, TSi, TSr}  -->   (now on port 4500)
+    //              <--  HDR, SK{IDr, AUTH, SAr2, TSi, TSr}
+    let mut p = Pair::mirrored(config(), 1);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    assert_eq!(p.count(Dir::ToResponder, IKE_SA_INIT, false), 1);
+    assert_eq!(p.count(Dir::ToResponder, IKE_AUTH, false), 1);
+    // The strongest of everything allowed: AES-GCM-256, PRF-SHA512, ECP-521.
+    let s = p.initiator.status().ike_suite.unwrap();
+    assert_eq!(s.encryption, Encryption::Aes256Gcm16);
+    assert_eq!(s.prf, Some(Integrity::Sha2_512));
+    assert_eq!(s.dh, DhGroup::new(21));
+    assert!(
+        p.initiator.status().nat_detected,
+        "the responder fakes NAT-D to force encapsulation"
+    );
+}
+
+#[test]
+fn every_encryption_integrity_and_dh_family_establishes() {
+    let mut seed = 100;
+    let cbc = [Encryption::Aes128Cbc, Encryption::Aes256Cbc];
+    for e in cbc {
+        for i in Integrity::ALL {
+            seed += 1;
+            let mut c = config();
+            c.ike = only(e, i, 14);
+            c.esp = only(e, i, 14);
+            let mut p = Pair::mirrored(c, seed);
+            p.run_for(Duration::from_secs(2));
+            assert_established(&p);
+            let child = Pair::child_ups(&p.initiator_events)[0];
+            assert_eq!(
+                (child.outbound.encryption, child.outbound.integrity),
+                (e, Some(i))
+            );
+        }
+    }
+    for e in [Encryption::Aes128Gcm16, Encryption::Aes256Gcm16] {
+        for i in Integrity::ALL {
+            seed += 1;
+            let mut c = config();
+            c.ike = only(e, i, 19);
+            c.esp = only(e, i, 19);
+            let mut p = Pair::mirrored(c, seed);
+            p.run_for(Duration::from_secs(2));
+            assert_established(&p);
+            let child = Pair::child_ups(&p.initiator_events)[0];
+            assert_eq!((child.outbound.encryption, child.outbound.integrity), (e, None));
+        }
+    }
+    for g in [2, 14, 19, 20, 21, 24] {
+        seed += 1;
+        let mut c = config();
+        c.ike = only(Encryption::Aes128Cbc, Integrity::Sha2_256, g);
+        let mut p = Pair::mirrored(c, seed);
+        p.run_for(Duration::from_secs(2));
+        assert_established(&p);
+        assert_eq!(p.initiator.status().ike_suite.unwrap().dh, DhGroup::new(g));
+    }
+}
+
+#[test]
+fn invalid_ke_payload_retries_with_the_group_the_responder_wants() {
+    // IKE_SA_INIT  HDR, SAi1(21, 14), KEi(21), Ni  -->
+    //              <--  HDR, N(INVALID_KE_PAYLOAD, 14)
+    // IKE_SA_INIT  HDR, SAi1, KEi(14), Ni  -->
+    //              <--  HDR, SAr1, KEr(14), Nr ...
+    let mut c = config();
+    c.ike.dh = vec![DhGroup::new(21).unwrap(), DhGroup::new(14).unwrap()];
+    let mut r = c.mirrored();
+    r.ike.dh = vec![DhGroup::new(14).unwrap()];
+    let mut p = Pair::new(c, r, 7);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    assert_eq!(p.count(Dir::ToResponder, IKE_SA_INIT, false), 2);
+    assert_eq!(p.initiator.status().ike_suite.unwrap().dh, DhGroup::new(14));
+}
+
+#[test]
+fn cookie_demand_is_answered() {
+    // IKE_SA_INIT  HDR, SAi1, KEi, Ni  -->
+    //              <--  HDR, N(COOKIE)                 (stateless responder)
+    // IKE_SA_INIT  HDR, N(COOKIE), SAi1, KEi, Ni  -->
+    //              <--  HDR, SAr1, KEr, Nr ...
+    let c = config();
+    let mut r = c.mirrored();
+    r.cookie_secret = Some(cgwd::secret::Secret::from_slice(
+        b"cookie secret of the responder",
+    ));
+    let mut p = Pair::new(c, r, 8);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    assert_eq!(p.count(Dir::ToResponder, IKE_SA_INIT, false), 2);
+    assert_eq!(p.responders_created, 2, "the cookie demand kept no state");
+}
+
+#[test]
+fn wrong_psk_fails_on_both_sides_with_a_useful_message() {
+    // IKE_AUTH     HDR, SK{IDi, AUTH(wrong PSK), ...}  -->
+    //              <--  HDR, SK{N(AUTHENTICATION_FAILED)}
+    let c = config();
+    let mut r = c.mirrored();
+    r.psk = cgwd::secret::Secret::from_slice(b"a different PSK entirely");
+    let mut p = Pair::new(c, r, 9);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(p.responder().state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert_eq!(i.len(), 1);
+    assert!(
+        i[0].starts_with("tunnel 1: AWS rejected our PSK — check the pre_shared_key of tunnel 198.51.100.11"),
+        "{i:?}"
+    );
+    let r = Pair::failures(&p.responder_events);
+    assert!(r[0].contains("proved a different PSK"), "{r:?}");
+    assert!(Pair::child_ups(&p.initiator_events).is_empty());
+    assert!(matches!(p.initiator_events.last(), Some(Event::Closed)));
+}
+
+#[test]
+fn no_common_ike_proposal_is_no_proposal_chosen() {
+    //  IKE_SA_INIT  HDR, SAi1(AES-CBC-128/SHA1/2), KEi, Ni  -->
+    //               <--  HDR, N(NO_PROPOSAL_CHOSEN)
+    let mut c = config();
+    c.ike = only(Encryption::Aes128Cbc, Integrity::Sha1, 2);
+    let mut r = c.mirrored();
+    r.ike = only(Encryption::Aes256Gcm16, Integrity::Sha2_384, 20);
+    let mut p = Pair::new(c, r, 10);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i[0].contains("AWS accepted none of our phase 1 (IKE) algorithms"),
+        "{i:?}"
+    );
+    let r = Pair::failures(&p.responder_events);
+    assert!(r[0].contains("offered no phase 1 (IKE) algorithm"), "{r:?}");
+}
+
+#[test]
+fn no_common_esp_proposal_fails_the_child_and_closes() {
+    //  IKE_AUTH     HDR, SK{IDi, AUTH, SAi2(AES-CBC-128/SHA1), TSi, TSr}  -->
+    //               <--  HDR, SK{IDr, AUTH, N(NO_PROPOSAL_CHOSEN)}
+    //  INFORMATIONAL HDR, SK{D(IKE)}  -->
+    let mut c = config();
+    c.esp = only(Encryption::Aes128Cbc, Integrity::Sha1, 2);
+    let mut r = c.mirrored();
+    r.esp = only(Encryption::Aes256Gcm16, Integrity::Sha2_384, 20);
+    let mut p = Pair::new(c, r, 11);
+    p.run_for(Duration::from_secs(2));
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i[0].contains("AWS accepted none of our phase 2 (IPsec) algorithms"),
+        "{i:?}"
+    );
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(
+        p.responder().state(),
+        State::Closed,
+        "the DELETE reached the responder"
+    );
+    assert_eq!(p.count(Dir::ToResponder, INFORMATIONAL, false), 1);
+}
+
+#[test]
+fn disjoint_traffic_selectors_are_ts_unacceptable() {
+    let mut c = config();
+    c.remote_ts.start = "10.100.0.0".parse().unwrap();
+    c.remote_ts.end = "10.100.255.255".parse().unwrap();
+    let mut r = c.mirrored();
+    r.local_ts.start = "10.200.0.0".parse().unwrap();
+    r.local_ts.end = "10.200.255.255".parse().unwrap();
+    let mut p = Pair::new(c, r, 12);
+    p.run_for(Duration::from_secs(2));
+    let i = Pair::failures(&p.initiator_events);
+    assert!(i[0].contains("AWS rejected our traffic selectors"), "{i:?}");
+}
+
+#[test]
+fn responder_narrows_traffic_selectors() {
+    let c = config(); // we offer 0.0.0.0/0 both ways
+    let mut r = c.mirrored();
+    r.local_ts.start = "10.100.0.0".parse().unwrap();
+    r.local_ts.end = "10.100.255.255".parse().unwrap();
+    let mut p = Pair::new(c, r, 13);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    let child = Pair::child_ups(&p.initiator_events)[0];
+    assert_eq!(
+        child.remote_ts.start,
+        "10.100.0.0".parse::<std::net::Ipv4Addr>().unwrap()
+    );
+}
+
+#[test]
+fn lost_messages_are_retransmitted() {
+    // IKE_SA_INIT request lost once, IKE_SA_INIT response lost once, IKE_AUTH request lost once,
+    // IKE_AUTH response lost once: the initiator retransmits after 1 s, 2 s, ...
+    let mut p = Pair::mirrored(config(), 14);
+    let mut dropped = std::collections::HashSet::new();
+    p.policy = Box::new(move |_, _, data| {
+        // The first message of each kind (exchange, request/response) is lost.
+        if dropped.insert((data[18], data[19] & 0x20)) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    p.run_for(Duration::from_secs(10));
+    assert_established(&p);
+    // Request lost → retransmitted; response lost → request retransmitted again, answered from cache.
+    assert_eq!(p.count(Dir::ToResponder, IKE_SA_INIT, false), 3);
+    assert_eq!(p.count(Dir::ToInitiator, IKE_SA_INIT, true), 2);
+    assert_eq!(p.count(Dir::ToResponder, IKE_AUTH, false), 3);
+    assert_eq!(p.count(Dir::ToInitiator, IKE_AUTH, true), 2);
+    assert_eq!(Pair::child_ups(&p.responder_events).len(), 1);
+    assert_eq!(
+        p.responders_created, 1,
+        "the retransmitted IKE_SA_INIT reached the same responder"
+    );
+}
+
+#[test]
+fn duplicated_requests_get_the_cached_response() {
+    let mut p = Pair::mirrored(config(), 15);
+    p.policy = Box::new(|dir, _, _| {
+        if dir == Dir::ToResponder {
+            Fate::Duplicate
+        } else {
+            Fate::Deliver
+        }
+    });
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    // Each request arrived twice; each answered twice, identically, and only one SA exists.
+    assert_eq!(p.count(Dir::ToInitiator, IKE_AUTH, true), 2);
+    assert_eq!(Pair::child_ups(&p.responder_events).len(), 1);
+}
+
+#[test]
+fn silent_peer_is_given_up_after_the_retransmission_schedule() {
+    let mut p = Pair::mirrored(config(), 16);
+    p.policy = Box::new(|_, _, _| Fate::Drop);
+    p.run_for(Duration::from_secs(60));
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(
+        p.count(Dir::ToResponder, IKE_SA_INIT, false),
+        5,
+        "1, 2, 4, 8, 16 s"
+    );
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i[0].contains("no answer from 198.51.100.11 to IKE_SA_INIT"),
+        "{i:?}"
+    );
+}
+
+#[test]
+fn dpd_after_idle_interval_and_dead_peer_detection() {
+    let mut p = Pair::mirrored(config(), 17);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    // Both sides check liveness after 10 s of silence; each check is answered.
+    p.run_for(Duration::from_secs(25));
+    let checks =
+        p.count(Dir::ToResponder, INFORMATIONAL, false) + p.count(Dir::ToInitiator, INFORMATIONAL, false);
+    assert!(checks >= 2, "{checks}");
+    assert_eq!(p.initiator.state(), State::Established);
+    // Now the peer vanishes: the next DPD goes unanswered and the SA dies after the retransmissions.
+    p.policy = Box::new(|_, _, _| Fate::Drop);
+    p.run_for(Duration::from_secs(60));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert!(i.iter().any(|m| m.contains("liveness check")), "{i:?}");
+    assert!(
+        p.initiator_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+}
+
+#[test]
+fn close_deletes_the_sa_on_both_sides() {
+    let mut p = Pair::mirrored(config(), 18);
+    p.run_for(Duration::from_secs(2));
+    let now = p.now;
+    p.initiator.close(now);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(p.responder().state(), State::Closed);
+    assert!(
+        p.responder_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+    assert!(Pair::failures(&p.responder_events).is_empty());
+}
+
+#[test]
+fn same_seed_same_exchange() {
+    let run = |seed| {
+        let mut p = Pair::mirrored(config(), seed);
+        p.run_for(Duration::from_secs(2));
+        let c = Pair::child_ups(&p.initiator_events)[0].clone();
+        (c.inbound.spi, c.outbound.spi, c.outbound.encryption_key)
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42).0, run(43).0);
+}
