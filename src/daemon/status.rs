@@ -179,7 +179,12 @@ fn algorithms(a: &Option<Algorithms>) -> String {
 /// The human view: a headline, one line per tunnel with ✔/✘ and why, details, the routes.
 pub fn render(s: &StatusSnapshot) -> String {
     let mut out = String::new();
-    let up = s.tunnels.iter().filter(|t| t.ike_phase2_state.is_up()).count();
+    // A suspect tunnel (IPsec up but AWS silent) counts as down here: that is what matters.
+    let up = s
+        .tunnels
+        .iter()
+        .filter(|t| t.ike_phase2_state.is_up() && t.liveness != "suspect")
+        .count();
     let health = match up {
         2 => "both tunnels up",
         1 => "DEGRADED: one tunnel down",
@@ -402,6 +407,8 @@ pub(crate) mod tests {
             t1.starts_with('✘') && t1.contains("no answer from AWS inside address"),
             "{t1}"
         );
+        let head = text.lines().next().unwrap();
+        assert!(head.contains("DOWN: no tunnel up"), "{head}");
     }
 
     #[test]
