@@ -638,6 +638,7 @@ impl Daemon {
             };
             self.shared.set_active(active);
             tracing::info!(outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
+            self.last_status = None;
         }
         let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
         if self.routes_up != Some(any_up) {
