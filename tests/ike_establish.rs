@@ -578,3 +578,37 @@ fn wrong_peer_identity_is_refused_and_reported() {
             .any(|e| matches!(e, Event::ChildDown { .. }))
     );
 }
+
+/// The peer stops answering CREATE_CHILD_SA: our IKE SA rekey is retransmitted, then the SA is given up
+/// with a message naming the exchange (the daemon then establishes a fresh one).
+#[test]
+fn unanswered_ike_rekey_ends_the_sa() {
+    let mut c = config();
+    c.ike_lifetime = Duration::from_secs(100);
+    c.rekey_margin = Duration::from_secs(20);
+    c.ike = AlgorithmSet::single(
+        Encryption::Aes128Cbc,
+        Integrity::Sha2_256,
+        DhGroup::new(19).unwrap(),
+    );
+    let mut r = c.mirrored();
+    r.ike_lifetime = Duration::from_secs(100_000);
+    let mut p = Pair::new(c, r, 28);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    p.policy = Box::new(|dir, _, data| {
+        if dir == Dir::ToResponder && data[18] == 36 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    p.run_for(Duration::from_secs(200));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i.iter()
+            .any(|m| m.contains("no answer from 198.51.100.11 to an IKE SA rekey")),
+        "{i:?}"
+    );
+}

@@ -307,6 +307,7 @@ impl IkeSa {
         self.heard(now);
         let delay = self.rekey_delay(self.cfg.ike_lifetime);
         self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 
     pub(crate) fn child_up(&mut self, child: ChildSa) {
