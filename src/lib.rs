@@ -22,10 +22,13 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod dataplane;
 pub mod esp;
+pub mod failover;
 pub mod ike;
 pub mod io;
+pub mod routing;
 pub mod sa;
 pub mod secret;
 pub mod suite;

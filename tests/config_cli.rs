@@ -131,3 +131,28 @@ fn missing_file_and_json_errors() {
     assert_eq!(v["valid"], false);
     assert!(v["error"].as_str().unwrap().contains("pre_shared_key"));
 }
+
+#[test]
+fn binary_and_oversized_files_are_refused() {
+    let dir = std::env::temp_dir().join(format!("cgwd-config-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+
+    let binary = dir.join("vpn.bin");
+    std::fs::write(&binary, [0x3c, 0xff, 0xfe, 0x00, 0x01]).unwrap();
+    let out = cgwd(&["check", binary.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+
+    let huge = dir.join("vpn.xml");
+    std::fs::write(&huge, vec![b' '; 5 * 1024 * 1024]).unwrap();
+    let out = cgwd(&["check", huge.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than any AWS download"));
+}

@@ -97,7 +97,7 @@ fn static_describe_sample_every_field() {
 }
 
 #[test]
-fn lab_describe_offers_exactly_what_options_allow_strongest_first() {
+fn lab_describe_offers_the_strongest_tier_the_options_allow() {
     let c = parse(&sample("lab.describe.json")).unwrap();
     assert!(matches!(
         c.routing,
@@ -108,33 +108,24 @@ fn lab_describe_offers_exactly_what_options_allow_strongest_first() {
         }
     ));
     let t = &c.tunnels[0];
-    assert_eq!(
-        names(&t.phase1.encryption),
-        ["AES256-GCM-16", "AES128-GCM-16", "AES256", "AES128"]
-    );
-    assert_eq!(
-        names(&t.phase1.integrity),
-        ["SHA2-512", "SHA2-384", "SHA2-256", "SHA1"]
-    );
+    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16", "AES128-GCM-16"]);
+    assert_eq!(names(&t.phase1.integrity), ["SHA2-512", "SHA2-384", "SHA2-256"]);
     assert_eq!(
         names(&t.phase1.dh_groups),
-        [
-            "21", "20", "19", "18", "17", "16", "15", "14", "24", "23", "22", "2"
-        ]
+        ["21", "20", "19", "18", "17", "16", "15", "14"]
     );
     assert_eq!(
         names(&t.phase2.pfs_groups),
-        [
-            "21", "20", "19", "18", "17", "16", "15", "14", "24", "23", "22", "5", "2"
-        ]
+        ["21", "20", "19", "18", "17", "16", "15", "14"]
     );
     assert_eq!(t.rekey_margin_secs, 540);
-    // Weak algorithms are offered because the tunnel allows them, and check says so.
+    // AWS picks the lowest option offered: the weaker tiers the tunnel also allows are left out of
+    // the offer, and check says so.
     assert_eq!(c.notes.len(), 2);
     assert!(c.notes[0].contains("SHA1"), "{}", c.notes[0]);
-    assert!(c.notes[0].contains("modify-vpn-tunnel-options"), "{}", c.notes[0]);
-    // Worst case over the offer: AES-CBC + SHA2-512 with UDP encapsulation.
-    assert_eq!(c.mtu(), 1406);
+    assert!(c.notes[0].contains("leaves them out"), "{}", c.notes[0]);
+    // Only AES-GCM is offered for the Child SA: ESP in UDP with GCM.
+    assert_eq!(c.mtu(), 1438);
 }
 
 #[test]
@@ -167,7 +158,7 @@ fn swapped_xml_is_matched_by_outside_address_not_order() {
     assert_eq!(t1.inside.to_string(), "169.254.10.4/30");
     assert_eq!(t1.psk.expose(), b"lab_tunnel1_psk.AWS1");
     assert_eq!(names(&t1.phase1.encryption), ["AES256-GCM-16"]);
-    assert_eq!(names(&t1.phase2.encryption), ["AES256-GCM-16", "AES128"]);
+    assert_eq!(names(&t1.phase2.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t1.phase2.pfs_groups), ["20", "19"]);
     assert_eq!(t1.dpd_action, DpdAction::Restart);
     assert_eq!(t1.startup_action, StartupAction::Start);
@@ -217,7 +208,7 @@ fn input_casing_and_bare_connection_object() {
     );
     assert_eq!(c.tunnels[0].dpd_timeout_secs, 45);
     assert_eq!(c.tunnels[0].dpd_action, DpdAction::Restart);
-    assert_eq!(c.tunnels[0].phase1.dh_groups.len(), 12);
+    assert_eq!(c.tunnels[0].phase1.dh_groups.len(), 8);
 }
 
 #[test]
@@ -230,7 +221,7 @@ fn empty_or_missing_lists_mean_aws_default_and_cgwd_offers_its_strong_subset() {
     o.as_object_mut().unwrap().remove("Phase2EncryptionAlgorithms");
     let c = parse_v(&v).unwrap();
     let t = &c.tunnels[0];
-    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16", "AES256"]);
+    assert_eq!(names(&t.phase1.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t.phase2.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t.phase2.pfs_groups), ["21", "20", "19", "16", "15", "14"]);
     assert_eq!(t.ike_versions, vec![IkeVersion::Ikev1, IkeVersion::Ikev2]);
@@ -536,4 +527,49 @@ fn ipv6_inside_from_tunnel_options() {
     );
     opts(&mut v, 0)["TunnelInsideIpv6Cidr"] = json!("fd00:1:2:3::/64");
     assert_eq!(err(&v).0, Problem::InsideCidr);
+}
+
+#[test]
+fn without_tunnel_options_the_xml_order_is_used() {
+    let mut v = sample_json("lab-swapped.describe.json");
+    v["VpnConnections"][0]["Options"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TunnelOptions");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("203.0.113.12"));
+    assert!(matches!(
+        c.tunnels[0].origin("phase1.encryption"),
+        Some(Origin::CgwdDefault(_))
+    ));
+    // No Options at all.
+    v["VpnConnections"][0].as_object_mut().unwrap().remove("Options");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].local_ts.to_string(), "0.0.0.0/0");
+}
+
+#[test]
+fn tunnel_options_for_the_same_address_twice() {
+    let mut v = sample_json("lab.describe.json");
+    opts(&mut v, 1)["OutsideIpAddress"] = json!("198.51.100.11");
+    let (p, msg) = err(&v);
+    assert_eq!(p, Problem::UnmatchedTunnelOptions);
+    assert!(msg.contains("TunnelOptions[1]"), "{msg}");
+}
+
+#[test]
+fn ipv6_outside_addresses() {
+    let mut v = sample_json("lab.describe.json");
+    let xml = v["VpnConnections"][0]["CustomerGatewayConfiguration"]
+        .as_str()
+        .unwrap()
+        .replace("192.0.2.10", "2001:db8::10")
+        .replace("198.51.100.11", "2001:db8:1::11")
+        .replace("203.0.113.12", "2001:db8:2::12");
+    v["VpnConnections"][0]["CustomerGatewayConfiguration"] = json!(xml);
+    opts(&mut v, 0)["OutsideIpAddress"] = json!("2001:db8:1::11");
+    opts(&mut v, 1)["OutsideIpAddress"] = json!("2001:db8:2::12");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("2001:db8:1::11"));
+    assert_eq!(c.tunnels[1].customer_outside, ip("2001:db8::10"));
 }

@@ -38,7 +38,10 @@ fn mtu_table_nat_t_rows() {
 fn tunnel_mtu_is_worst_case_over_the_phase2_offer() {
     let mut c = lab();
     let t = &mut c.tunnels[0];
-    assert_eq!(t.mtu(), 1406); // AES-CBC + SHA2-512 allowed
+    // The lab's options allow everything; cgwd offers only AES-GCM (the strongest tier).
+    assert_eq!(t.mtu(), 1438);
+    t.phase2.encryption = vec![Encryption::Aes256Cbc];
+    assert_eq!(t.mtu(), 1406); // AES-CBC + SHA2-512 offered
     assert_eq!(t.mss(), 1366);
     assert_eq!(t.mss_ipv6(), 1346);
     t.phase2.integrity = vec![Integrity::Sha2_384, Integrity::Sha2_256];
@@ -47,6 +50,7 @@ fn tunnel_mtu_is_worst_case_over_the_phase2_offer() {
     assert_eq!(t.mtu(), 1438);
     assert_eq!(t.mss(), 1398);
     assert_eq!(t.mss_ipv6(), 1378);
+    c.tunnels[1].phase2.encryption = vec![Encryption::Aes128Cbc];
     assert_eq!(c.mtu(), 1406, "connection MTU fits both tunnels");
     c.tunnels[1].phase2.encryption = vec![Encryption::Aes256Gcm16];
     assert_eq!(c.mtu(), 1438);
@@ -142,7 +146,7 @@ fn report_text_and_json_show_both_tunnels_and_hide_psks() {
     assert!(text.contains("Tunnel 1  AWS 198.51.100.11"), "{text}");
     assert!(text.contains("Tunnel 2  AWS 203.0.113.12"), "{text}");
     assert!(text.contains("169.254.10.4/30"));
-    assert!(text.contains("MTU / MSS          1406 / 1366"), "{text}");
+    assert!(text.contains("MTU / MSS          1438 / 1398"), "{text}");
     assert!(text.contains("l******1 (20 chars)"));
     assert!(!text.contains("lab_tunnel1_psk"), "PSK leaked: {text}");
     assert!(text.contains("BGP neighbor       169.254.10.5"));
@@ -165,11 +169,11 @@ fn report_text_and_json_show_both_tunnels_and_hide_psks() {
     assert_eq!(j["tunnels"].as_array().unwrap().len(), 2);
     assert_eq!(j["tunnels"][0]["aws_outside"], "198.51.100.11");
     assert_eq!(j["tunnels"][1]["customer_inside"], "169.254.20.10");
-    assert_eq!(j["tunnels"][0]["mtu"], 1406);
+    assert_eq!(j["tunnels"][0]["mtu"], 1438);
     assert_eq!(j["tunnels"][0]["phase1"]["dh_groups"][0], 21);
     assert_eq!(j["tunnels"][0]["provenance"]["psk"]["from"], "tunnel-options");
     assert_eq!(j["routing"]["type"], "bgp");
     assert_eq!(j["local"]["address"], "auto");
-    assert_eq!(j["interface"]["mtu"], 1406);
+    assert_eq!(j["interface"]["mtu"], 1438);
     assert_eq!(j["settings"]["failover"]["policy"], "prefer-tunnel-1");
 }

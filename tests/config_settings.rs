@@ -273,3 +273,18 @@ fn load_reads_both_files() {
     let e = load(&dir.join("lab.xml"), Some(&dir.join("nope.toml"))).unwrap_err();
     assert!(e.to_string().contains("nope.toml"), "{e}");
 }
+
+#[test]
+fn cidrs_must_be_network_addresses() {
+    let (p, msg) = err(settings("[routing]\nvpc_cidrs = [\"10.100.0.1/16\"]\n"));
+    assert_eq!(p, Some(Problem::SettingsValue));
+    assert!(
+        msg.contains("routing.vpc_cidrs") && msg.contains("10.100.0.0/16"),
+        "{msg}"
+    );
+    let (_, msg) = err(with_env(
+        "",
+        &[("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/8,192.168.1.1/24")],
+    ));
+    assert!(msg.contains("routing.onprem_cidrs"), "{msg}");
+}

@@ -69,7 +69,7 @@ fn default_bgp_sample_every_field() {
     assert_eq!(t1.dpd_action, DpdAction::Clear);
     assert_eq!(t1.startup_action, StartupAction::Add);
     assert_eq!(t1.replay_window, 1024);
-    assert_eq!(t1.rekey_margin_secs, 270);
+    assert_eq!(t1.rekey_margin_secs, 540, "the larger documented default");
     assert_eq!(t1.rekey_fuzz_percent, 100);
     assert_eq!(t1.local_ts.to_string(), "0.0.0.0/0");
     assert_eq!(t1.remote_ts.to_string(), "0.0.0.0/0");
@@ -92,7 +92,7 @@ fn xml_offer_is_cgwd_strong_default_and_says_why() {
                 .iter()
                 .map(|e| e.aws_name())
                 .collect::<Vec<_>>(),
-            ["AES256-GCM-16", "AES256"]
+            ["AES256-GCM-16"]
         );
         assert_eq!(
             t.phase1

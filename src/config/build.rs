@@ -293,53 +293,6 @@ impl Builder<'_> {
                 Err(_) => unreachable!("exactly two tunnels were checked above"),
             };
 
-        for t in &tunnels {
-            let mut weak = Vec::new();
-            for e in t.phase1.encryption.iter().chain(&t.phase2.encryption) {
-                if *e == Encryption::Aes128Cbc && !weak.contains(&"AES128") {
-                    weak.push("AES128");
-                }
-            }
-            if t.phase1
-                .integrity
-                .iter()
-                .chain(&t.phase2.integrity)
-                .any(|i| *i == Integrity::Sha1)
-            {
-                weak.push("SHA1");
-            }
-            let weak_groups: Vec<String> = t
-                .phase1
-                .dh_groups
-                .iter()
-                .chain(&t.phase2.pfs_groups)
-                .filter(|g| is_weak_dh(**g))
-                .map(|g| g.number())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .map(|n| n.to_string())
-                .collect();
-            if !weak_groups.is_empty() {
-                weak.push("weak DH groups");
-            }
-            if !weak.is_empty() {
-                d.notes.push(format!(
-                    "{}: TunnelOptions allow {}{}; AWS picks the lowest option offered, so cgwd \
-                     offers them only because the tunnel allows them. Narrow them with `aws ec2 \
-                     modify-vpn-tunnel-options --vpn-connection-id {id} \
-                     --vpn-tunnel-outside-ip-address {} --tunnel-options ...`",
-                    t.id,
-                    weak.join(", "),
-                    if weak_groups.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", weak_groups.join(", "))
-                    },
-                    t.aws_outside
-                ));
-            }
-        }
-
         Ok(VpnConnection {
             id,
             customer_gateway_id,
@@ -726,6 +679,22 @@ impl Builder<'_> {
             &reason,
         )?;
         let (p2_dh, o6) = self.dh_list(o.and_then(|o| o.phase2_dh.as_ref()), false, &reason)?;
+        // AWS picks the lowest option it allows among those offered, so a weak algorithm offered next
+        // to a strong one is the one negotiated: offer only the strongest tier the tunnel allows.
+        let mut left_out: Vec<String> = Vec::new();
+        let p1_enc = keep_strongest_tier(p1_enc, encryption_tier, &mut left_out, "phase 1");
+        let p1_int = keep_strongest_tier(p1_int, integrity_tier, &mut left_out, "phase 1");
+        let p1_dh = keep_strongest_tier(p1_dh, dh_tier, &mut left_out, "phase 1 DH");
+        let p2_enc = keep_strongest_tier(p2_enc, encryption_tier, &mut left_out, "phase 2");
+        let p2_int = keep_strongest_tier(p2_int, integrity_tier, &mut left_out, "phase 2");
+        let p2_dh = keep_strongest_tier(p2_dh, dh_tier, &mut left_out, "phase 2 PFS");
+        if !left_out.is_empty() {
+            notes.push(format!(
+                "{id}: the tunnel also allows {}; cgwd leaves them out of its offer because AWS picks \
+                 the lowest option it is offered",
+                left_out.join(", ")
+            ));
+        }
         prov.insert("phase1.encryption", o1);
         prov.insert("phase1.integrity", o2);
         prov.insert("phase1.dh_groups", o3);
@@ -772,6 +741,14 @@ impl Builder<'_> {
             u64::from(p2_life / 2),
             defaults::REKEY_MARGIN_SECS.min(p2_life / 2),
         )?;
+        let org = match org {
+            Origin::CgwdDefault(_) => Origin::CgwdDefault(
+                "the file does not set RekeyMarginTimeSeconds; AWS documents 270 s (older docs \
+                 540 s), so cgwd assumes 540 and rekeys before AWS under either"
+                    .into(),
+            ),
+            other => other,
+        };
         prov.insert("rekey_margin", org);
         let (fuzz, org) = self.pick_num::<u8>(
             o.and_then(|o| o.rekey_fuzz.as_ref()),
@@ -1224,4 +1201,39 @@ pub(crate) struct BgpDraft {
     customer_asn: Option<At>,
     aws_asn: Option<At>,
     hold_time: Option<At>,
+}
+
+/// Strength tier of an encryption transform for the offer: AES-GCM (fastest data plane, AEAD) first.
+fn encryption_tier(e: &Encryption) -> u8 {
+    match e {
+        Encryption::Aes128Gcm16 | Encryption::Aes256Gcm16 => 0,
+        Encryption::Aes256Cbc => 1,
+        Encryption::Aes128Cbc => 2,
+    }
+}
+
+fn integrity_tier(i: &Integrity) -> u8 {
+    u8::from(*i == Integrity::Sha1)
+}
+
+fn dh_tier(g: &DhGroup) -> u8 {
+    u8::from(is_weak_dh(*g))
+}
+
+/// Keeps the items of the strongest tier present (order kept) and names the others in `left_out`.
+fn keep_strongest_tier<T: Copy + std::fmt::Display>(
+    allowed: Vec<T>,
+    tier: fn(&T) -> u8,
+    left_out: &mut Vec<String>,
+    what: &str,
+) -> Vec<T> {
+    let Some(best) = allowed.iter().map(tier).min() else {
+        return allowed;
+    };
+    let (keep, drop): (Vec<T>, Vec<T>) = allowed.into_iter().partition(|a| tier(a) == best);
+    if !drop.is_empty() {
+        let names: Vec<String> = drop.iter().map(|d| d.to_string()).collect();
+        left_out.push(format!("{what} {}", names.join("/")));
+    }
+    keep
 }

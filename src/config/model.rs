@@ -429,7 +429,7 @@ pub fn is_weak_dh(g: DhGroup) -> bool {
 pub mod defaults {
     use super::*;
 
-    pub const PHASE1_ENCRYPTION: [Encryption; 2] = [Encryption::Aes256Gcm16, Encryption::Aes256Cbc];
+    pub const PHASE1_ENCRYPTION: [Encryption; 1] = [Encryption::Aes256Gcm16];
     pub const PHASE1_INTEGRITY: [Integrity; 3] =
         [Integrity::Sha2_512, Integrity::Sha2_384, Integrity::Sha2_256];
     pub const PHASE2_ENCRYPTION: [Encryption; 1] = [Encryption::Aes256Gcm16];
@@ -443,8 +443,9 @@ pub mod defaults {
 
     pub const PHASE1_LIFETIME_SECS: u32 = 28800;
     pub const PHASE2_LIFETIME_SECS: u32 = 3600;
-    /// Current AWS docs; older ones say 540. cgwd rekeys before either.
-    pub const REKEY_MARGIN_SECS: u32 = 270;
+    /// Current AWS docs say 270, older ones 540. When the file does not say, cgwd assumes the
+    /// larger one, so its own rekey window ends before AWS's opens under either default.
+    pub const REKEY_MARGIN_SECS: u32 = 540;
     pub const REKEY_FUZZ_PERCENT: u8 = 100;
     pub const REPLAY_WINDOW: u32 = 1024;
     /// AWS probes after 10 s of silence (FACTS §2.5).

@@ -348,6 +348,18 @@ impl Settings {
                 "leave it out to let cgwd derive it from the negotiated suite",
             ));
         }
+        for (key, list) in [
+            ("routing.vpc_cidrs", &self.routing.vpc_cidrs),
+            ("routing.onprem_cidrs", &self.routing.onprem_cidrs),
+        ] {
+            if let Some(net) = list.iter().find(|n| n.trunc() != **n) {
+                return Err(bad(
+                    key,
+                    format!("{net} has host bits set"),
+                    &format!("write the network address, {}", net.trunc()),
+                ));
+            }
+        }
         if let Some(i) = self.dpd.interval
             && !(1..=3600).contains(&i)
         {
