@@ -362,12 +362,15 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let timers = FailoverTimers::from_settings(&settings);
     let now = clock::now();
     let mut rng = OsRandom;
+    let mut ike_configs = Vec::with_capacity(2);
+    for id in TunnelId::BOTH {
+        let cfg = super::ike_config_for(&conn, &settings, id, local_ip)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        ike_configs.push(Arc::new(cfg));
+    }
     let tunnels = TunnelId::BOTH.map(|id| {
         let t = conn.tunnel(id);
-        let cfg = Arc::new(
-            super::ike_config_for(&conn, &settings, id, local_ip)
-                .expect("IPv4 checked above; outside addresses are validated IPv4"),
-        );
+        let cfg = ike_configs[id.index()].clone();
         use crate::crypto::Random;
         let ident = rng.next_u32() as u16;
         shared.set_aws_inside(id, Some(t.aws_inside()));
@@ -395,6 +398,15 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         Err(e) => {
             tracing::warn!(error = %e, "no raw ICMP socket: liveness probes off, failover relies on DPD");
             None
+        }
+    };
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+    let timers = if icmp.is_some() {
+        timers
+    } else {
+        FailoverTimers {
+            suspect_after: Duration::from_secs(u64::from(u32::MAX)),
+            ..timers
         }
     };
     tracing::info!(
