@@ -625,8 +625,15 @@ impl Daemon {
                 let t = &mut self.tunnels[i];
                 t.child_spis = None;
                 t.child_since = None;
-                t.last_reason = Some("AWS deleted the Child SA".into());
-                self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
+                // keep the more precise reason recorded first.
+                if !matches!(
+                    self.monitor.health(id).child,
+                    crate::failover::ChildState::Down(_)
+                ) {
+                    t.last_reason = Some("AWS deleted the Child SA".into());
+                    self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                }
                 tracing::warn!(tunnel = %id, "Child SA down");
                 self.failover(now);
                 self.publish_status(now);
