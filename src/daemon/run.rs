@@ -503,11 +503,14 @@ impl Daemon {
         let is_response = data[19] & 0x20 != 0;
         let t = &mut self.tunnels[i];
         let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
-        if matches_current {
+        let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
+        if t.sa.is_some() && (matches_current || !new_ike_sa_init) {
+            // Everything else from this peer goes to its IkeSa, which knows its current and (during an
+            // IKE rekey) its old and new SPIs, and drops what is not its own.
             if let Some(sa) = t.sa.as_mut() {
                 sa.handle_datagram(now, from, to, data);
             }
-        } else if spi_r == 0 && exchange == 34 && !is_response {
+        } else if new_ike_sa_init {
             // AWS initiates (StartupAction start, or it re-keys/reconnects first).
             let established = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
             if established {
@@ -637,6 +640,9 @@ impl Daemon {
                 tracing::warn!(tunnel = %id, "Child SA down");
                 self.failover(now);
                 self.publish_status(now);
+            }
+            Event::IkeRekeyed { new_local_spi, .. } => {
+                tracing::info!(tunnel = %id, spi = format!("{new_local_spi:016x}"), "IKE SA rekeyed");
             }
             Event::ChildFailed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());

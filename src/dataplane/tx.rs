@@ -65,24 +65,19 @@ impl TxWorker {
     pub fn run(mut self) {
         let mut error_log = clock::RateLimit::new(std::time::Duration::from_secs(5));
         while !self.shared.stopping() {
-            match self.tun.wait_readable(POLL_INTERVAL) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.keepalives(clock::now());
-                    continue;
-                }
-                Err(e) => {
-                    self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
-                    if error_log.check(clock::now()).is_some() {
-                        tracing::warn!(error = %e, "TUN poll failed");
-                    }
-                    std::thread::sleep(POLL_INTERVAL);
-                    continue;
-                }
-            }
             let n = match self.tun.read_batch(&mut self.batch) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Idle: wait for the next packet (or the stop flag), send keepalives meanwhile.
+                    if let Err(e) = self.tun.wait_readable(POLL_INTERVAL) {
+                        self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                        if error_log.check(clock::now()).is_some() {
+                            tracing::warn!(error = %e, "TUN poll failed");
+                        }
+                        std::thread::sleep(POLL_INTERVAL);
+                    }
+                    self.keepalives(clock::now());
                     continue;
                 }
                 Err(e) => {

@@ -8,16 +8,14 @@
 //! HDR, SK {D(IKE)}               -->      delete the IKE SA (and its Child SAs)
 //!                                <--      HDR, SK {}
 //! ```
-//! CREATE_CHILD_SA requests (rekeys) are refused with NO_ADDITIONAL_SAS for now; the queue of pending
-//! requests in [`super::message`] is where rekeying will plug in.
+//! CREATE_CHILD_SA is in [`super::child`].
 
 use std::time::Instant;
 
 use super::message::{Inbound, RequestKind};
 use super::timer::Timer;
-use super::{Event, IkeSa, State};
-use crate::sa::EspSpi;
-use crate::wire::ike::{DeleteRepr, ExchangeType, NotifyType, PayloadRepr, ProtocolId};
+use super::{IkeSa, State};
+use crate::wire::ike::{DeleteRepr, ExchangeType, PayloadRepr, ProtocolId};
 
 pub(crate) use super::init::notify;
 
@@ -30,15 +28,10 @@ impl IkeSa {
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::IKE => delete_ike = true,
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::ESP => {
                     for &spi in &d.spis {
-                        if let Some(c) = &self.child
-                            && c.outbound == spi
-                        {
-                            our_deleted.push(c.inbound);
-                            self.events.push_back(Event::ChildDown {
-                                inbound: EspSpi(c.inbound),
-                                outbound: EspSpi(c.outbound),
-                            });
-                            self.child = None;
+                        if let Some(c) = self.children.iter().find(|c| c.outbound == spi) {
+                            let inbound = c.inbound;
+                            our_deleted.push(inbound);
+                            self.child_deleted(inbound);
                         }
                     }
                 }
@@ -60,11 +53,6 @@ impl IkeSa {
             tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA deleted by the peer");
             self.finish();
         }
-    }
-
-    pub(crate) fn refuse_create_child(&mut self, raw: &[u8], inbound: Inbound) {
-        let n = notify(NotifyType::NO_ADDITIONAL_SAS, Vec::new());
-        self.send_response(ExchangeType::CREATE_CHILD_SA, inbound.msg_id, raw, &[n]);
     }
 
     /// Nothing heard for the DPD interval: ask the peer whether it is still there.

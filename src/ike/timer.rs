@@ -15,9 +15,11 @@ pub enum Timer {
     IkeRekey = 3,
     /// Rekey the Child SA.
     ChildRekey = 4,
+    /// A Child SA reached its hard lifetime (its rekey failed): delete it.
+    ChildExpire = 5,
 }
 
-const COUNT: usize = 5;
+const COUNT: usize = 6;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -47,6 +49,7 @@ impl TimerTable {
             Timer::Establish,
             Timer::IkeRekey,
             Timer::ChildRekey,
+            Timer::ChildExpire,
         ];
         let t = ALL
             .into_iter()

@@ -847,3 +847,61 @@ fn fuzz_corpus_seeds_round_trip() {
     }
     assert!(seen >= 10);
 }
+
+#[test]
+fn skf_messages_split_and_fit() {
+    // An IKE_AUTH-sized inner chain split for a small MTU (RFC 7383 §2.5.1), CBC and GCM parameters.
+    let inner: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    for params in [
+        SkParams {
+            iv_len: 16,
+            icv_len: 16,
+            block_len: 16,
+        },
+        SkParams {
+            iv_len: 8,
+            icv_len: 16,
+            block_len: 1,
+        },
+    ] {
+        for max_len in [120usize, 200, 576, 1280] {
+            let messages =
+                sk::emit_skf_messages(&informational_header(), PayloadType::IDI, &inner, params, max_len)
+                    .unwrap();
+            let mut joined = Vec::new();
+            for (i, (bytes, layout)) in messages.iter().enumerate() {
+                assert!(bytes.len() <= max_len, "{} > {max_len}", bytes.len());
+                assert_eq!(layout.message, 0..bytes.len());
+                let message = Message::parse(bytes).unwrap();
+                let enc = message.encrypted().unwrap().unwrap();
+                let fragment = enc.fragment().unwrap();
+                assert_eq!(usize::from(fragment.number()), i + 1);
+                assert_eq!(usize::from(fragment.total()), messages.len());
+                let expected_first = if i == 0 {
+                    PayloadType::IDI
+                } else {
+                    PayloadType::NONE
+                };
+                assert_eq!(enc.inner_first(), expected_first);
+                let parts = enc.split(params.iv_len, params.icv_len).unwrap();
+                joined.extend_from_slice(strip_padding(parts.ciphertext).unwrap());
+            }
+            assert_eq!(joined, inner);
+            // Not one fragment more than needed.
+            let chunk = sk::max_fragment_chunk(max_len, params).unwrap();
+            assert_eq!(messages.len(), inner.len().div_ceil(chunk));
+        }
+    }
+    // Too small for even one octet.
+    let gcm = SkParams {
+        iv_len: 8,
+        icv_len: 16,
+        block_len: 1,
+    };
+    assert_eq!(sk::max_fragment_chunk(28 + 8 + 8 + 16 + 1, gcm), None);
+    assert_eq!(sk::max_fragment_chunk(28 + 8 + 8 + 16 + 2, gcm), Some(1));
+    assert!(sk::emit_skf_messages(&informational_header(), PayloadType::IDI, &inner, gcm, 40).is_err());
+    // An empty chain is one empty fragment.
+    let one = sk::emit_skf_messages(&informational_header(), PayloadType::NONE, &[], gcm, 100).unwrap();
+    assert_eq!(one.len(), 1);
+}
