@@ -26,6 +26,7 @@ pub mod dataplane;
 pub mod esp;
 pub mod ike;
 pub mod io;
+pub mod observe;
 pub mod sa;
 pub mod secret;
 pub mod suite;
