@@ -13,14 +13,9 @@
 //! Labels: `vpn_id` (AWS's `VpnId`), `tunnel_outside_ip` (AWS's `TunnelIpAddress`, the AWS end).
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus::{Encoder, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// BGP finite-state-machine state (RFC 4271 §8.2.2), numbered as BGP4-MIB `bgpPeerState` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,53 +73,32 @@ impl TunnelMetricsSnapshot {
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TunnelLabels {
-    vpn_id: String,
-    tunnel_outside_ip: String,
-}
+const TUNNEL: &[&str] = &["vpn_id", "tunnel_outside_ip"];
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DropLabels {
-    vpn_id: String,
-    tunnel_outside_ip: String,
-    reason: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RekeyLabels {
-    vpn_id: String,
-    tunnel_outside_ip: String,
-    sa: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VpnLabels {
-    vpn_id: String,
-}
-
-type GaugeF = Gauge<f64, AtomicU64>;
-
-/// The registry and every metric family; cheap to share behind an `Arc`.
-#[derive(Debug)]
+/// The registry and every metric family; share it behind an `Arc` (all methods take `&self`).
+///
+/// The `prometheus` crate rather than `prometheus-client`: it writes the classic text format
+/// (0.0.4) that every Prometheus and `promtool check metrics` accept; prometheus-client writes only
+/// OpenMetrics, whose counter families `promtool` (2.x) flags.
+#[derive(Debug, Clone)]
 pub struct MetricsRegistry {
     registry: Registry,
-    state: Family<TunnelLabels, Gauge>,
-    ipsec_up: Family<TunnelLabels, Gauge>,
-    active: Family<TunnelLabels, Gauge>,
-    bytes_in: Family<TunnelLabels, Counter>,
-    bytes_out: Family<TunnelLabels, Counter>,
-    packets_in: Family<TunnelLabels, Counter>,
-    packets_out: Family<TunnelLabels, Counter>,
-    drops: Family<DropLabels, Counter>,
-    rekeys: Family<RekeyLabels, Counter>,
-    ike_sa_age: Family<TunnelLabels, GaugeF>,
-    child_sa_age: Family<TunnelLabels, GaugeF>,
-    dpd_rtt: Family<TunnelLabels, GaugeF>,
-    failovers: Family<VpnLabels, Counter>,
-    bgp_state: Family<TunnelLabels, Gauge>,
-    bgp_received: Family<TunnelLabels, Gauge>,
-    bgp_advertised: Family<TunnelLabels, Gauge>,
+    state: IntGaugeVec,
+    ipsec_up: IntGaugeVec,
+    active: IntGaugeVec,
+    bytes_in: IntCounterVec,
+    bytes_out: IntCounterVec,
+    packets_in: IntCounterVec,
+    packets_out: IntCounterVec,
+    drops: IntCounterVec,
+    rekeys: IntCounterVec,
+    ike_sa_age: GaugeVec,
+    child_sa_age: GaugeVec,
+    dpd_rtt: GaugeVec,
+    failovers: IntCounterVec,
+    bgp_state: IntGaugeVec,
+    bgp_received: IntGaugeVec,
+    bgp_advertised: IntGaugeVec,
 }
 
 impl Default for MetricsRegistry {
@@ -133,187 +107,163 @@ impl Default for MetricsRegistry {
     }
 }
 
+/// Register a metric built from constant names; both steps fail only on a malformed or duplicate
+/// name, which the tests would show at once.
+fn reg<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: prometheus::Result<M>) -> M {
+    let m = m.expect("valid metric definition");
+    r.register(Box::new(m.clone())).expect("unique metric name");
+    m
+}
+
 impl MetricsRegistry {
     pub fn new() -> Self {
-        let mut root = Registry::default();
-        let r = root.sub_registry_with_prefix("cgwd");
-        let m = MetricsRegistry {
-            registry: Registry::default(),
-            state: Family::default(),
-            ipsec_up: Family::default(),
-            active: Family::default(),
-            bytes_in: Family::default(),
-            bytes_out: Family::default(),
-            packets_in: Family::default(),
-            packets_out: Family::default(),
-            drops: Family::default(),
-            rekeys: Family::default(),
-            ike_sa_age: Family::default(),
-            child_sa_age: Family::default(),
-            dpd_rtt: Family::default(),
-            failovers: Family::default(),
-            bgp_state: Family::default(),
-            bgp_received: Family::default(),
-            bgp_advertised: Family::default(),
+        let r = Registry::new_custom(Some("cgwd".into()), None).expect("valid prefix");
+        let ig = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, IntGaugeVec::new(Opts::new(name, help), labels))
         };
-        r.register(
-            "tunnel_state",
-            "Like AWS TunnelState: 1 up, 0 down; BGP connections are up only while BGP is Established",
-            m.state.clone(),
-        );
-        r.register(
-            "tunnel_ipsec_up",
-            "1 while the IKE SA and a Child SA are established",
-            m.ipsec_up.clone(),
-        );
-        r.register(
-            "tunnel_active",
-            "1 while this tunnel carries outbound traffic",
-            m.active.clone(),
-        );
-        r.register_with_unit(
-            "tunnel_data_in",
-            "Inner bytes received from AWS after decryption (AWS TunnelDataOut)",
-            Unit::Bytes,
-            m.bytes_in.clone(),
-        );
-        r.register_with_unit(
-            "tunnel_data_out",
-            "Inner bytes sent to AWS before encryption (AWS TunnelDataIn)",
-            Unit::Bytes,
-            m.bytes_out.clone(),
-        );
-        r.register(
-            "tunnel_data_in_packets",
-            "Inner packets received from AWS",
-            m.packets_in.clone(),
-        );
-        r.register(
-            "tunnel_data_out_packets",
-            "Inner packets sent to AWS",
-            m.packets_out.clone(),
-        );
-        r.register("tunnel_drops", "Packets dropped, by reason", m.drops.clone());
-        r.register(
-            "tunnel_rekeys",
-            "Completed rekeys, by SA (ike or child)",
-            m.rekeys.clone(),
-        );
-        r.register_with_unit(
-            "tunnel_ike_sa_age",
-            "Age of the current IKE SA (0 when none)",
-            Unit::Seconds,
-            m.ike_sa_age.clone(),
-        );
-        r.register_with_unit(
-            "tunnel_child_sa_age",
-            "Age of the current Child SA (0 when none)",
-            Unit::Seconds,
-            m.child_sa_age.clone(),
-        );
-        r.register_with_unit(
-            "tunnel_dpd_rtt",
-            "Round-trip time of the last answered DPD probe",
-            Unit::Seconds,
-            m.dpd_rtt.clone(),
-        );
-        r.register(
-            "failovers",
-            "Times outbound traffic moved to the other tunnel",
-            m.failovers.clone(),
-        );
-        r.register(
-            "bgp_session_state",
-            "BGP FSM state as BGP4-MIB bgpPeerState (1 idle ... 6 established)",
-            m.bgp_state.clone(),
-        );
-        r.register(
-            "bgp_prefixes_received",
-            "Prefixes received from AWS over BGP",
-            m.bgp_received.clone(),
-        );
-        r.register(
-            "bgp_prefixes_advertised",
-            "Prefixes advertised to AWS over BGP",
-            m.bgp_advertised.clone(),
-        );
-        MetricsRegistry { registry: root, ..m }
+        let ic = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, IntCounterVec::new(Opts::new(name, help), labels))
+        };
+        let fg = |name: &str, help: &str| reg(&r, GaugeVec::new(Opts::new(name, help), TUNNEL));
+        MetricsRegistry {
+            state: ig(
+                "tunnel_state",
+                "Like AWS TunnelState: 1 up, 0 down; BGP connections are up only while BGP is Established",
+                TUNNEL,
+            ),
+            ipsec_up: ig(
+                "tunnel_ipsec_up",
+                "1 while the IKE SA and a Child SA are established",
+                TUNNEL,
+            ),
+            active: ig(
+                "tunnel_active",
+                "1 while this tunnel carries outbound traffic",
+                TUNNEL,
+            ),
+            bytes_in: ic(
+                "tunnel_data_in_bytes_total",
+                "Inner bytes received from AWS after decryption (AWS TunnelDataOut)",
+                TUNNEL,
+            ),
+            bytes_out: ic(
+                "tunnel_data_out_bytes_total",
+                "Inner bytes sent to AWS before encryption (AWS TunnelDataIn)",
+                TUNNEL,
+            ),
+            packets_in: ic(
+                "tunnel_data_in_packets_total",
+                "Inner packets received from AWS",
+                TUNNEL,
+            ),
+            packets_out: ic(
+                "tunnel_data_out_packets_total",
+                "Inner packets sent to AWS",
+                TUNNEL,
+            ),
+            drops: ic(
+                "tunnel_drops_total",
+                "Packets dropped, by reason",
+                &["vpn_id", "tunnel_outside_ip", "reason"],
+            ),
+            rekeys: ic(
+                "tunnel_rekeys_total",
+                "Completed rekeys, by SA (ike or child)",
+                &["vpn_id", "tunnel_outside_ip", "sa"],
+            ),
+            ike_sa_age: fg(
+                "tunnel_ike_sa_age_seconds",
+                "Age of the current IKE SA (0 when none)",
+            ),
+            child_sa_age: fg(
+                "tunnel_child_sa_age_seconds",
+                "Age of the current Child SA (0 when none)",
+            ),
+            dpd_rtt: fg(
+                "tunnel_dpd_rtt_seconds",
+                "Round-trip time of the last answered DPD probe",
+            ),
+            failovers: ic(
+                "failovers_total",
+                "Times outbound traffic moved to the other tunnel",
+                &["vpn_id"],
+            ),
+            bgp_state: ig(
+                "bgp_session_state",
+                "BGP FSM state as BGP4-MIB bgpPeerState (1 idle ... 6 established)",
+                TUNNEL,
+            ),
+            bgp_received: ig(
+                "bgp_prefixes_received",
+                "Prefixes received from AWS over BGP",
+                TUNNEL,
+            ),
+            bgp_advertised: ig(
+                "bgp_prefixes_advertised",
+                "Prefixes advertised to AWS over BGP",
+                TUNNEL,
+            ),
+            registry: r.clone(),
+        }
     }
 
     /// Bring every series of one tunnel up to date. One call per tunnel per status tick.
     pub fn update_tunnel(&self, s: &TunnelMetricsSnapshot) {
-        let l = TunnelLabels {
-            vpn_id: s.vpn_id.clone(),
-            tunnel_outside_ip: s.tunnel_outside_ip.to_string(),
-        };
-        self.state.get_or_create(&l).set(i64::from(s.tunnel_up()));
-        self.ipsec_up.get_or_create(&l).set(i64::from(s.ipsec_up));
-        self.active.get_or_create(&l).set(i64::from(s.active));
-        advance(&self.bytes_in.get_or_create(&l), s.bytes_in);
-        advance(&self.bytes_out.get_or_create(&l), s.bytes_out);
-        advance(&self.packets_in.get_or_create(&l), s.packets_in);
-        advance(&self.packets_out.get_or_create(&l), s.packets_out);
+        let ip = s.tunnel_outside_ip.to_string();
+        let l = [s.vpn_id.as_str(), ip.as_str()];
+        self.state.with_label_values(&l).set(i64::from(s.tunnel_up()));
+        self.ipsec_up.with_label_values(&l).set(i64::from(s.ipsec_up));
+        self.active.with_label_values(&l).set(i64::from(s.active));
+        advance(&self.bytes_in.with_label_values(&l), s.bytes_in);
+        advance(&self.bytes_out.with_label_values(&l), s.bytes_out);
+        advance(&self.packets_in.with_label_values(&l), s.packets_in);
+        advance(&self.packets_out.with_label_values(&l), s.packets_out);
         for &(reason, total) in &s.drops {
-            let dl = DropLabels {
-                vpn_id: l.vpn_id.clone(),
-                tunnel_outside_ip: l.tunnel_outside_ip.clone(),
-                reason: reason.to_string(),
-            };
-            advance(&self.drops.get_or_create(&dl), total);
+            advance(&self.drops.with_label_values(&[l[0], l[1], reason]), total);
         }
         for (sa, total) in [("ike", s.ike_rekeys), ("child", s.child_rekeys)] {
-            let rl = RekeyLabels {
-                vpn_id: l.vpn_id.clone(),
-                tunnel_outside_ip: l.tunnel_outside_ip.clone(),
-                sa: sa.to_string(),
-            };
-            advance(&self.rekeys.get_or_create(&rl), total);
+            advance(&self.rekeys.with_label_values(&[l[0], l[1], sa]), total);
         }
         let secs = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
-        self.ike_sa_age.get_or_create(&l).set(secs(s.ike_sa_age));
-        self.child_sa_age.get_or_create(&l).set(secs(s.child_sa_age));
+        self.ike_sa_age.with_label_values(&l).set(secs(s.ike_sa_age));
+        self.child_sa_age.with_label_values(&l).set(secs(s.child_sa_age));
         match s.dpd_rtt {
-            Some(rtt) => {
-                self.dpd_rtt.get_or_create(&l).set(rtt.as_secs_f64());
-            }
+            Some(rtt) => self.dpd_rtt.with_label_values(&l).set(rtt.as_secs_f64()),
             // No answered probe yet: no sample rather than a misleading 0.
             None => {
-                self.dpd_rtt.remove(&l);
+                let _ = self.dpd_rtt.remove_label_values(&l);
             }
         }
         if let Some(bgp) = s.bgp {
-            self.bgp_state.get_or_create(&l).set(bgp.state as i64);
+            self.bgp_state.with_label_values(&l).set(bgp.state as i64);
             self.bgp_received
-                .get_or_create(&l)
+                .with_label_values(&l)
                 .set(saturating_i64(bgp.prefixes_received));
             self.bgp_advertised
-                .get_or_create(&l)
+                .with_label_values(&l)
                 .set(saturating_i64(bgp.prefixes_advertised));
         }
     }
 
     /// Connection-wide counters: `failovers` is the total since the daemon started.
     pub fn update_connection(&self, vpn_id: &str, failovers: u64) {
-        let l = VpnLabels {
-            vpn_id: vpn_id.to_string(),
-        };
-        advance(&self.failovers.get_or_create(&l), failovers);
+        advance(&self.failovers.with_label_values(&[vpn_id]), failovers);
     }
 
-    /// The OpenMetrics text exposition (what `/metrics` serves).
+    /// The text exposition (what `/metrics` serves).
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        let mut out = Vec::new();
+        // Encoding well-formed families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Content type of [`Self::encode`].
-    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    pub const CONTENT_TYPE: &'static str = prometheus::TEXT_FORMAT;
 }
 
 /// Move a counter up to `total` (counters only go up; the daemon hands totals, not deltas).
-fn advance(c: &Counter, total: u64) {
+fn advance(c: &IntCounter, total: u64) {
     let now = c.get();
     if total > now {
         c.inc_by(total - now);
@@ -358,7 +308,7 @@ mod tests {
         s.bytes_out = 10; // lower total (should not happen) is ignored
         m.update_tunnel(&s);
         let text = m.encode();
-        let l = r#"{vpn_id="vpn-0123456789abcdef0",tunnel_outside_ip="203.0.113.10"}"#;
+        let l = r#"{tunnel_outside_ip="203.0.113.10",vpn_id="vpn-0123456789abcdef0"}"#;
         assert!(
             text.contains(&format!("cgwd_tunnel_data_out_bytes_total{l} 5000\n")),
             "{text}"
