@@ -12,7 +12,7 @@
 //! checks: both tunnels established; routes installed with proto 198; ping through the tunnel;
 //! tunnel 1 cut silently (its UDP dropped) → outbound moves to tunnel 2 (outage measured with a
 //! 100 packets/s ping and printed; target ≤ 1 s); tunnel 1 restored → back on tunnel 1; a DELETE
-//! from AWS → traffic continues; SIGTERM → exit 0, no route, address, TUN device or socket left.
+//! from AWS → traffic continues; AWS initiating → cgwd responds; SIGTERM → exit 0, no route, address, TUN device or socket left.
 
 mod common;
 
@@ -160,8 +160,10 @@ fn ping_flood(ns: &str, count: u32) -> Child {
         .unwrap()
 }
 
-/// Packets lost by a finished ping (from its summary line).
-fn lost(ping: Child) -> u32 {
+/// (packets lost, milliseconds between pings) of a finished ping, from its summary line
+/// ("400 packets transmitted, 352 received, 12% packet loss, time 5123ms"): ping paces slower than
+/// `-i` asks, so the real interval converts losses into an outage duration.
+fn lost(ping: Child) -> (u32, f64) {
     let out = ping.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
@@ -172,7 +174,8 @@ fn lost(ping: Child) -> u32 {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect();
-    nums[0] - nums[1]
+    let (sent, received, time_ms) = (nums[0], nums[1], *nums.last().unwrap());
+    (sent - received, f64::from(time_ms) / f64::from(sent.max(2) - 1))
 }
 
 fn cut(ns: &str) {
@@ -303,20 +306,15 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let switched = wait_for("outbound on tunnel 2", Duration::from_secs(5), || {
         status(&sock).is_some_and(|s| s.outbound == "tunnel-2")
     });
-    let lost_cut = lost(flood);
+    let (lost_cut, interval) = lost(flood);
+    let outage_ms = f64::from(lost_cut) * interval;
     println!(
-        "tunnel 1 cut: status showed tunnel-2 after {} ms; {} of 400 pings lost = {} ms outage \
-         (target ≤ 1000 ms; strongSwan + BIRD reference: 24.6 s)",
+        "tunnel 1 cut: status showed tunnel-2 after {} ms; {lost_cut} of 400 pings lost at one per \
+         {interval:.1} ms = {outage_ms:.0} ms outage (target ≤ 1000 ms; strongSwan + BIRD reference: 24.6 s)",
         switched.as_millis(),
-        lost_cut,
-        lost_cut * 10
     );
-    assert!(
-        lost_cut * 10 <= 2000,
-        "outage {} ms\n{}",
-        lost_cut * 10,
-        cgwd_log()
-    );
+    // The target is 1 s; the bound leaves room for a loaded CI machine.
+    assert!(outage_ms <= 2000.0, "outage {outage_ms} ms\n{}", cgwd_log());
     let s = status(&sock).unwrap();
     assert_eq!(s.tunnels[0].liveness, "suspect");
     assert!(s.tunnels[1].active);
@@ -332,7 +330,7 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let flood = ping_flood(&topo.cgw, 300);
     std::thread::sleep(Duration::from_millis(1000));
     charons[0].swanctl("--terminate", &["--ike", "t"]).unwrap();
-    let lost_delete = lost(flood);
+    let (lost_delete, _) = lost(flood);
     println!("DELETE from AWS on tunnel 1: {lost_delete} of 300 pings lost");
     assert!(
         lost_delete <= 1,
@@ -342,6 +340,24 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     wait_for("tunnel 1 re-established", Duration::from_secs(15), || {
         status(&sock).is_some_and(|s| established(&s, 0))
     });
+
+    // 4b. AWS re-initiates tunnel 2 itself right after deleting it: cgwd answers as responder.
+    charons[1].swanctl("--terminate", &["--ike", "t"]).unwrap();
+    let mut initiate = charons[1].initiate().unwrap();
+    wait_for("tunnel 2 re-established by AWS", Duration::from_secs(15), || {
+        status(&sock).is_some_and(|s| established(&s, 1))
+    });
+    let _ = initiate.wait();
+    assert!(
+        cgwd_log().contains("AWS initiated IKE; responding"),
+        "{}",
+        cgwd_log()
+    );
+    let ping = topo.ns_exec(
+        &topo.cgw,
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
+    );
+    assert!(ping.contains(" 0% packet loss"), "{ping}");
 
     // 5. SIGTERM: exit 0 quickly, nothing left behind.
     let pid = daemon.0.id().to_string();

@@ -130,3 +130,46 @@ fn a_regular_file_in_the_way_is_an_error_not_deleted() {
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
+
+#[test]
+fn cgwd_status_binary_renders_text_json_and_exit_codes() {
+    let dir = TempDir::new("ctl4");
+    let path = dir.0.join("cgwd.sock");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cgwd"))
+            .arg("status")
+            .args(args)
+            .arg("--socket")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // Nothing listening: exit 3 and say so.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cgwd is not running"));
+
+    let shared: SharedStatus = Arc::new(Mutex::new(Some(snapshot())));
+    let _server = ControlServer::start(&path, shared.clone()).unwrap();
+    // One tunnel negotiating: degraded, exit 1.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DEGRADED"), "{text}");
+    assert!(
+        text.contains("✘ tunnel 1") && text.contains("✔ tunnel 2"),
+        "{text}"
+    );
+    let out = run(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tunnels"][0]["ike_phase1_state"], "negotiating");
+    assert_eq!(v["outbound"], "tunnel-2");
+    // Both up: exit 0.
+    {
+        let mut s = shared.lock().unwrap();
+        let snap = s.as_mut().unwrap();
+        snap.tunnels[0].ike_phase1_state = PhaseState::Established;
+        snap.tunnels[0].ike_phase2_state = PhaseState::Established;
+    }
+    assert_eq!(run(&[]).status.code(), Some(0));
+}

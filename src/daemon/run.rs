@@ -53,6 +53,75 @@ const IKE_QUEUE: usize = 64;
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
+/// An IKE datagram for the control loop, from either port.
+struct IkeInput {
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Feed the control loop from both IKE ports so it wakes the moment a message arrives (a DELETE
+/// must switch traffic at once): a reader thread on UDP 500, and a forwarder for what the
+/// data-plane RX worker hands over from UDP 4500. Both end when the loop's receiver is dropped (or
+/// the data plane stops, or `stop` is set).
+fn spawn_ike_inputs(
+    local: Ipv4Addr,
+    udp500: Arc<UdpSocket>,
+    from_rx_worker: Receiver<IkeDatagram>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<Receiver<IkeInput>> {
+    let (tx, rx) = sync_channel::<IkeInput>(IKE_QUEUE);
+    let tx500 = tx.clone();
+    std::thread::Builder::new()
+        .name("cgwd-ike500".into())
+        .spawn(move || {
+            let to = SocketAddr::new(IpAddr::V4(local), 500);
+            let mut buf = vec![0u8; 65536];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match udp500.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let input = IkeInput {
+                            from,
+                            to,
+                            data: buf[..n].to_vec(),
+                        };
+                        match tx500.try_send(input) {
+                            Ok(()) | Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+                            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "UDP 500 receive failed");
+                        std::thread::sleep(TICK);
+                    }
+                }
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("cgwd-ike4500".into())
+        .spawn(move || {
+            let to = SocketAddr::new(IpAddr::V4(local), 4500);
+            for dg in from_rx_worker {
+                let input = IkeInput {
+                    from: dg.from,
+                    to,
+                    data: dg.message,
+                };
+                if tx.send(input).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
 /// Why `cgwd run` could not start, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -193,7 +262,8 @@ struct Daemon {
     tunnels: [Tunnel; 2],
     udp500: Arc<UdpSocket>,
     udp4500: Arc<UdpSocket>,
-    ike_rx: Receiver<IkeDatagram>,
+    /// IKE datagrams from both ports, in arrival order; the loop blocks here.
+    input: Receiver<IkeInput>,
     shared: Arc<Shared>,
     monitor: Monitor,
     router: Router,
@@ -335,6 +405,9 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         policy = settings.failover.policy.name(),
         "cgwd running"
     );
+    let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let input = spawn_ike_inputs(local, udp500.clone(), ike_rx, input_stop.clone())
+        .map_err(StartError::io("starting IKE input threads"))?;
     let mut d = Daemon {
         monitor: Monitor::new(settings.failover.policy, timers),
         interface: tun.name().to_string(),
@@ -344,7 +417,7 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         tunnels,
         udp500,
         udp4500,
-        ike_rx,
+        input,
         shared,
         router,
         icmp,
@@ -355,6 +428,7 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     };
     let result = d.run_loop(&signals);
     d.shutdown();
+    input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(control);
     dataplane.stop();
     if let Err(e) = d.router.teardown() {
@@ -367,32 +441,20 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
 
 impl Daemon {
     fn run_loop(&mut self, signals: &Signals) -> Result<(), StartError> {
-        let mut buf = vec![0u8; 65536];
         while !signals.stop_requested() {
-            // Port 500: the loop's sleep (up to TICK).
-            match self.udp500.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let to = SocketAddr::new(IpAddr::V4(self.local), 500);
-                    let now = clock::now();
-                    self.ike_datagram(now, from, to, &buf[..n]);
+            // Sleep until an IKE datagram arrives or the next tick.
+            match self.input.recv_timeout(TICK) {
+                Ok(first) => {
+                    let mut next = Some(first);
+                    while let Some(i) = next {
+                        self.ike_datagram(clock::now(), i.from, i.to, &i.data);
+                        next = self.input.try_recv().ok();
+                    }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "UDP 500 receive failed");
-                    std::thread::sleep(TICK);
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(StartError::Other("IKE input threads stopped".into()));
                 }
-            }
-            // Port 4500: handed over by the RX worker.
-            while let Ok(dg) = self.ike_rx.try_recv() {
-                let to = SocketAddr::new(IpAddr::V4(self.local), 4500);
-                let now = clock::now();
-                self.ike_datagram(now, dg.from, to, &dg.message);
             }
             let now = clock::now();
             self.timers(now);
@@ -764,20 +826,14 @@ impl Daemon {
             self.drain(i, now);
         }
         let deadline = now + SHUTDOWN_GRACE;
-        let mut buf = vec![0u8; 65536];
         while clock::now() < deadline
             && self
                 .tunnels
                 .iter()
                 .any(|t| t.sa.as_ref().is_some_and(|sa| sa.state() == State::Deleting))
         {
-            if let Ok((n, from)) = self.udp500.recv_from(&mut buf) {
-                let to = SocketAddr::new(IpAddr::V4(self.local), 500);
-                self.ike_datagram(clock::now(), from, to, &buf[..n]);
-            }
-            while let Ok(dg) = self.ike_rx.try_recv() {
-                let to = SocketAddr::new(IpAddr::V4(self.local), 4500);
-                self.ike_datagram(clock::now(), dg.from, to, &dg.message);
+            if let Ok(i) = self.input.recv_timeout(TICK) {
+                self.ike_datagram(clock::now(), i.from, i.to, &i.data);
             }
         }
         self.shared.set_active(None);

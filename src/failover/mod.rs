@@ -40,6 +40,23 @@ pub enum DownReason {
 }
 
 impl DownReason {
+    /// The `details` text of a tunnel health record (issue 8), phrased after AWS's tunnel-log
+    /// catalogue (FACTS §3.1) so the same CloudWatch Logs Insights queries and metric filters
+    /// (`DPD timed out`, `received DELETE`, `pre-shared key`, `No Proposal`) match cgwd's records.
+    /// `dpd_retransmits` is how many liveness requests went unanswered.
+    pub fn details(self, dpd_retransmits: u32) -> String {
+        match self {
+            Self::NotStarted => "Tunnel is waiting for IKE negotiation to start".into(),
+            Self::DpdTimeout => format!("Tunnel DPD timed out after {dpd_retransmits} retransmits"),
+            Self::DeleteReceived => "Tunnel received DELETE for IKE_SA from AWS".into(),
+            Self::RekeyFailed => "Tunnel Phase 2 was unable to rekey: SA expired".into(),
+            Self::NegotiationFailed => {
+                "Tunnel Timeout: deleting un-established Phase 1 IKE_SA with AWS".into()
+            }
+            Self::Closed => "Tunnel sent DELETE for IKE_SA to AWS (cgwd stopping)".into(),
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::NotStarted => "not established yet",
@@ -362,6 +379,20 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_match_aws_log_filters() {
+        assert!(
+            DownReason::DpdTimeout
+                .details(4)
+                .contains("DPD timed out after 4 retransmits")
+        );
+        assert!(
+            DownReason::DeleteReceived
+                .details(0)
+                .contains("received DELETE for IKE_SA")
+        );
+    }
 
     #[test]
     fn default_timers_fit_the_one_second_target() {
