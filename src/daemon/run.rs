@@ -626,6 +626,16 @@ impl Daemon {
                 self.shared.sas.remove_inbound(inbound);
                 self.shared.sas.remove_outbound(id, outbound);
                 let t = &mut self.tunnels[i];
+                // The old SA of a rekey going away: the new one (already installed) carries on.
+                let remaining =
+                    t.sa.as_ref()
+                        .filter(|sa| sa.state() == State::Established)
+                        .and_then(|sa| sa.status().child_spis);
+                if let Some(current) = remaining {
+                    t.child_spis = Some(current);
+                    tracing::info!(tunnel = %id, spi_in = %inbound, "old Child SA removed after rekey");
+                    return;
+                }
                 t.child_spis = None;
                 t.child_since = None;
                 // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
@@ -647,7 +657,14 @@ impl Daemon {
             Event::ChildFailed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
                 self.tunnels[i].last_reason = Some(f.message());
-                self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                // A refused rekey leaves the current Child SA working.
+                let still_up = self.tunnels[i]
+                    .sa
+                    .as_ref()
+                    .is_some_and(|sa| sa.status().child_spis.is_some());
+                if !still_up {
+                    self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                }
             }
             Event::Failed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
