@@ -297,6 +297,12 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     assert_eq!(s.vpn_connection_id, "vpn-71310d5967085f652");
     assert_eq!(s.routes.len(), 1);
     assert!(s.tunnels[0].spi_in.is_some() && s.tunnels[0].phase2_algorithms.is_some());
+    // cgwd rekeys before AWS's window (3600 s lifetime − 540 s margin in this file).
+    assert!(
+        s.tunnels[0].next_rekey_secs.is_some_and(|r| r > 1000 && r < 3600),
+        "{:?}",
+        s.tunnels[0].next_rekey_secs
+    );
     let routes = run("ip", &["-n", &topo.cgw, "route", "show", "proto", "198"]).unwrap();
     assert!(
         routes.contains(&format!("10.100.0.0/16 dev {ifname}")),

@@ -249,9 +249,26 @@ impl Tunnel {
             None => (PhaseState::Down, PhaseState::Down),
             Some(sa) => {
                 let s = sa.status();
-                (map(s.phase1), map(s.phase2))
+                // A CREATE_CHILD_SA of ours in flight while established: AWS's "rekeying".
+                let rekeying = sa.rekey.is_some() && s.phase1 == LinkState::Established;
+                let p2 = if rekeying && s.phase2 == LinkState::Established {
+                    PhaseState::Rekeying
+                } else {
+                    map(s.phase2)
+                };
+                (map(s.phase1), p2)
             }
         }
+    }
+
+    /// Seconds until cgwd rekeys the Child SA (the IKE SA's timer table, read within the crate).
+    fn next_rekey(&self, now: Instant) -> Option<u64> {
+        let at = self
+            .sa
+            .as_ref()?
+            .timers
+            .get(crate::ike::timer::Timer::ChildRekey)?;
+        Some(at.saturating_duration_since(now).as_secs())
     }
 }
 
@@ -795,8 +812,7 @@ impl Daemon {
                     spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
                     spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
                     uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
-                    // cgwd does not rekey yet: AWS rekeys before the lifetime ends.
-                    next_rekey_secs: None,
+                    next_rekey_secs: t.next_rekey(now),
                     traffic: Traffic {
                         packets_in: c.packets_in,
                         bytes_in: c.bytes_in,
