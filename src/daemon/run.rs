@@ -325,6 +325,12 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
+    if settings.routing.vpc_cidrs.is_empty() {
+        tracing::warn!(
+            "routing.vpc_cidrs is empty: cgwd installs no routes; route the VPC networks to {} yourself",
+            settings.interface.name
+        );
+    }
     let mtu = settings.interface_mtu(&conn);
     let mut addresses = Vec::new();
     for t in &conn.tunnels {
