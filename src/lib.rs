@@ -29,6 +29,7 @@ pub mod failover;
 pub mod ike;
 pub mod io;
 pub mod routing;
+pub mod observe;
 pub mod sa;
 pub mod secret;
 pub mod suite;

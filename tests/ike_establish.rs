@@ -553,3 +553,64 @@ fn child_rekey_follows_invalid_ke_payload() {
     assert_eq!(i[1].pfs, DhGroup::new(14));
     assert_eq!(Pair::child_ups(&p.responder_events).len(), 2);
 }
+
+/// The responder presents another identity: the initiator refuses it, says which, and tells the
+/// responder (INFORMATIONAL with AUTHENTICATION_FAILED) so it drops its SA at once.
+#[test]
+fn wrong_peer_identity_is_refused_and_reported() {
+    // IKE_AUTH       <--  HDR, SK{IDr(203.0.113.5), AUTH, SA, TSi, TSr}
+    // INFORMATIONAL  HDR, SK{N(AUTHENTICATION_FAILED)}  -->
+    let c = config();
+    let mut r = c.mirrored();
+    r.local_id = "203.0.113.5".parse().unwrap();
+    let mut p = Pair::new(c, r, 27);
+    p.run_for(Duration::from_secs(2));
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i[0].contains("identified itself as 203.0.113.5, expected 198.51.100.11"),
+        "{i:?}"
+    );
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(p.responder().state(), State::Closed);
+    assert!(
+        p.responder_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+}
+
+/// The peer stops answering CREATE_CHILD_SA: our IKE SA rekey is retransmitted, then the SA is given up
+/// — when the retransmissions run out or the lifetime ends, whichever comes first — with a message
+/// (the daemon then establishes a fresh one).
+#[test]
+fn unanswered_ike_rekey_ends_the_sa() {
+    let mut c = config();
+    c.ike_lifetime = Duration::from_secs(100);
+    c.rekey_margin = Duration::from_secs(20);
+    c.ike = AlgorithmSet::single(
+        Encryption::Aes128Cbc,
+        Integrity::Sha2_256,
+        DhGroup::new(19).unwrap(),
+    );
+    let mut r = c.mirrored();
+    r.ike_lifetime = Duration::from_secs(100_000);
+    let mut p = Pair::new(c, r, 28);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    p.policy = Box::new(|dir, _, data| {
+        if dir == Dir::ToResponder && data[18] == 36 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    p.run_for(Duration::from_secs(200));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i.iter()
+            .any(|m| m.contains("no answer from 198.51.100.11 to an IKE SA rekey")
+                || m.contains("reached its lifetime without a successful rekey")),
+        "{i:?}"
+    );
+}

@@ -676,3 +676,75 @@ fn rekeys_started_by_cgwd() {
         ups.len()
     );
 }
+
+/// cgwd as responder demands a COOKIE (stateless); charon repeats its IKE_SA_INIT with it.
+#[test]
+fn responder_cookie_demand_with_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("cookie", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.cookie_secret = Some(Secret::from_slice(b"interop cookie secret"));
+    let mut init = lab.charon.initiate().unwrap();
+    let mut sa = lab
+        .socks
+        .accept(Arc::new(cfg), Duration::from_secs(8))
+        .expect("IKE_SA_INIT with cookie");
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_))
+    });
+    let _ = init.wait();
+    check(&lab, &sa, &events, "cgwd responder demanding a cookie");
+    assert!(
+        lab.charon.log().contains("N(COOKIE)"),
+        "charon saw the cookie demand"
+    );
+}
+
+/// Nothing in common with charon: cgwd reports NO_PROPOSAL_CHOSEN in AWS's terms.
+#[test]
+fn no_common_proposal_with_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[1];
+    let lab = lab("noprop", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            "aes256gcm16-prfsha384-ecp384",
+            c.esp,
+        )
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(8), |e| matches!(e, Event::Closed));
+    let msg = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Failed(f) => Some(f.message()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(
+        msg.contains("AWS accepted none of our phase 1 (IKE) algorithms"),
+        "{msg}"
+    );
+}

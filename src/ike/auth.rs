@@ -156,6 +156,17 @@ impl IkeSa {
             return;
         };
         if let Err(reason) = self.verify_peer(idr, find_auth(p), false) {
+            // RFC 7296 §2.21.2: tell the responder in a separate INFORMATIONAL (sent once, no answer
+            // awaited), so it does not keep an SA we will never use.
+            let n = [notify(NotifyType::AUTHENTICATION_FAILED, Vec::new())];
+            let id = self.next_request_id;
+            if let Some(packet) = self.build(ExchangeType::INFORMATIONAL, id, false, &n) {
+                self.transmits.push_back(super::Transmit {
+                    from: self.local,
+                    to: self.remote,
+                    data: packet,
+                });
+            }
             self.fail(now, reason);
             return;
         }
@@ -296,6 +307,7 @@ impl IkeSa {
         self.heard(now);
         let delay = self.rekey_delay(self.cfg.ike_lifetime);
         self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 
     pub(crate) fn child_up(&mut self, child: ChildSa) {

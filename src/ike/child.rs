@@ -264,6 +264,7 @@ impl IkeSa {
         self.heard(now);
         let delay = self.rekey_delay(self.cfg.ike_lifetime);
         self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 }
 
@@ -534,10 +535,16 @@ impl IkeSa {
         if let Some(g) = self.wanted_group(p, &self.cfg.ike.dh) {
             self.ike_rekey_group = Some(g);
         }
-        if super::init::first_error(p).is_some() {
-            // TEMPORARY_FAILURE (collision), INVALID_KE, NO_PROPOSAL_CHOSEN: the IKE SA is still fine;
-            // try again shortly (the peer may also rekey it in the meantime).
-            self.rekey_later(now, Timer::IkeRekey);
+        if let Some(err) = super::init::first_error(p) {
+            // TEMPORARY_FAILURE (collision) or INVALID_KE: try again shortly. Anything else: the IKE SA
+            // is still fine until its lifetime ends; try again later (the peer may rekey it meanwhile).
+            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
+                self.rekey_later(now, Timer::IkeRekey);
+            } else {
+                tracing::warn!(tunnel = %self.cfg.tunnel, notify = err.0, "IKE SA rekey refused by the peer");
+                self.timers
+                    .set(Timer::IkeRekey, now + std::time::Duration::from_secs(30));
+            }
             return;
         }
         let result = (|| {
@@ -608,5 +615,6 @@ impl IkeSa {
         });
         let delay = self.rekey_delay(self.cfg.ike_lifetime);
         self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 }

@@ -15,13 +15,14 @@ use std::time::Instant;
 use super::message::{Inbound, RequestKind};
 use super::timer::Timer;
 use super::{IkeSa, State};
-use crate::wire::ike::{DeleteRepr, ExchangeType, PayloadRepr, ProtocolId};
+use crate::wire::ike::{DeleteRepr, ExchangeType, NotifyType, PayloadRepr, ProtocolId};
 
 pub(crate) use super::init::notify;
 
 impl IkeSa {
-    pub(crate) fn process_informational(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
+    pub(crate) fn process_informational(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
         let mut delete_ike = false;
+        let mut auth_failed = false;
         let mut our_deleted = Vec::new();
         for p in &inbound.payloads {
             match p {
@@ -35,6 +36,7 @@ impl IkeSa {
                         }
                     }
                 }
+                PayloadRepr::Notify(n) if n.kind == NotifyType::AUTHENTICATION_FAILED => auth_failed = true,
                 PayloadRepr::Notify(n) if n.kind.is_error() => {
                     tracing::warn!(tunnel = %self.cfg.tunnel, notify = n.kind.0, "error notify in INFORMATIONAL");
                 }
@@ -49,6 +51,11 @@ impl IkeSa {
             }));
         }
         self.send_response(ExchangeType::INFORMATIONAL, inbound.msg_id, raw, &response);
+        if auth_failed && self.role == super::Role::Responder {
+            // The initiator did not accept our AUTH (RFC 7296 §2.21.2): our PSK or ID is wrong for it.
+            self.fail(now, super::FailReason::PeerRejectedAuth);
+            return;
+        }
         if delete_ike {
             tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA deleted by the peer");
             self.finish();

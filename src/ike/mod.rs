@@ -325,6 +325,7 @@ impl IkeSa {
                 Timer::IkeRekey => self.queue_rekey(now, message::RequestKind::RekeyIke),
                 Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
                 Timer::ChildExpire => self.expire_children(now),
+                Timer::IkeExpire => self.fail(now, FailReason::Expired),
             }
         }
     }

@@ -17,9 +17,11 @@ pub enum Timer {
     ChildRekey = 4,
     /// A Child SA reached its hard lifetime (its rekey failed): delete it.
     ChildExpire = 5,
+    /// The IKE SA reached its lifetime without a successful rekey: give it up (the daemon starts over).
+    IkeExpire = 6,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -50,6 +52,7 @@ impl TimerTable {
             Timer::IkeRekey,
             Timer::ChildRekey,
             Timer::ChildExpire,
+            Timer::IkeExpire,
         ];
         let t = ALL
             .into_iter()
