@@ -85,7 +85,7 @@ lab_down() {
 		ip netns del "$ns" 2>/dev/null || true
 	done
 }
-trap 'lab_down; rm -rf "$RUN"' EXIT
+trap 'lab_down; [[ -n ${KEEP_RUN:-} ]] || rm -rf "$RUN"' EXIT
 
 # link NS_A IF_A ADDR_A NS_B IF_B ADDR_B
 link() {
@@ -296,7 +296,7 @@ measure() {
 	local rate=20 udp_mbps
 	[[ $tcp_mbps =~ ^[0-9]+$ ]] && rate=$(( tcp_mbps * 3 / 2 ))
 	((rate >= 20)) || rate=20
-	ip netns exec $NS_ON iperf3 -c $VPC_HOST -u -b "${rate}M" -l 1300 -t "$DURATION" -J >"$udp" 2>&1 || true
+	ip netns exec $NS_ON iperf3 -c $VPC_HOST -u -b "${rate}M" -l 1300 -w 4M -t "$DURATION" -J >"$udp" 2>&1 || true
 	if jq -e '.error' "$udp" >/dev/null 2>&1 || ! jq -e '.end.sum' "$udp" >/dev/null 2>&1; then
 		udp_mbps=err
 	else

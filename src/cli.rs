@@ -31,6 +31,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the customer gateway in the foreground (needs root or CAP_NET_ADMIN).
+    Run {
+        /// The file AWS gave you (describe JSON, XML or Generic text).
+        config: PathBuf,
+        /// cgwd settings (TOML).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
+    /// Show both tunnels, the active one and the routes of a running cgwd.
+    Status {
+        /// Print the raw JSON snapshot.
+        #[arg(long)]
+        json: bool,
+        /// Control socket (default: control.socket from --settings, else /run/cgwd/cgwd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Settings file to read control.socket from.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
     #[command(hide = true, name = "esp-static")]
     EspStatic(crate::dataplane::static_keys::Args),
 }
@@ -45,6 +65,12 @@ pub fn main() -> ExitCode {
             json,
         } => check(&config, settings.as_deref(), json),
         Command::EspStatic(args) => args.run(),
+        Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
+        Command::Status {
+            json,
+            socket,
+            settings,
+        } => crate::daemon::status_command(json, socket.as_deref(), settings.as_deref()),
     }
 }
 

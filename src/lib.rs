@@ -22,11 +22,14 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod dataplane;
 pub mod esp;
+pub mod failover;
 pub mod ike;
 pub mod io;
 pub mod observe;
+pub mod routing;
 pub mod sa;
 pub mod secret;
 pub mod suite;

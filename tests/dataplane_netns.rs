@@ -114,12 +114,18 @@ impl Lab {
 
     /// Starts `cgwd esp-static` in `role` and waits for its "ready" line.
     fn gateway(&mut self, role: &str, config: &str) {
+        self.gateway_in(role, role, config);
+    }
+
+    /// Starts gateway `name` in the namespace of `ns_role` (two gateways may share one).
+    fn gateway_in(&mut self, name: &str, ns_role: &str, config: &str) {
+        let role = name;
         let path = std::env::temp_dir().join(format!("cgwd-{}-{role}.toml", self.tag));
         std::fs::write(&path, config).unwrap();
         let log = self.log_path(role);
         self.files.push(path.clone());
         self.files.push(log.clone());
-        let ns = self.ns(role);
+        let ns = self.ns(ns_role);
         let mut child = Command::new("ip")
             .args([
                 "netns",
@@ -416,4 +422,114 @@ fn aes_cbc_256_sha256_ping_fragmentation_and_tcp() {
         key_len: 32,
         clear_df_bit: true,
     });
+}
+
+/// The number after `name=` in a gateway's counter line, 0 when absent.
+fn counter(log: &str, name: &str) -> u64 {
+    let key = format!(" {name}=");
+    log.find(&key)
+        .map(|at| {
+            log[at + key.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two tunnels from the left gateway, like AWS's pair: tunnel 1 to 192.0.2.2, tunnel 2 to 192.0.2.3
+/// (two single-tunnel gateways "r1" and "r2" in the right namespace; return traffic always via r1).
+/// Packets to a tunnel's own inside address stay on it; everything else follows the active tunnel,
+/// which SIGUSR1 switches as the failover manager will.
+#[test]
+fn two_tunnels_follow_the_active_switch() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut lab = Lab::new(format!("two-{}", std::process::id()));
+    lab.must("right", &["ip", "addr", "add", "192.0.2.3/24", "dev", "out"]);
+    let key = |seed: u8| -> String {
+        (0..20u8)
+            .map(|i| format!("{:02x}", i.wrapping_mul(13).wrapping_add(seed)))
+            .collect()
+    };
+    let (a1, b1, a2, b2) = (key(1), key(2), key(3), key(4));
+    let single =
+        |tun: &str, inside: &str, local: &str, spis: (u32, u32), keys: (&str, &str), routes: &str| {
+            format!(
+                "tun = \"{tun}\"\ninside_address = \"{inside}/30\"\nlocal = \"{local}:4500\"\n\
+             peer = \"192.0.2.1:4500\"\nencryption = \"AES128-GCM-16\"\nspi_out = {}\nspi_in = {}\n\
+             key_out = \"{}\"\nkey_in = \"{}\"\nroutes = [{routes}]\n",
+                spis.0, spis.1, keys.0, keys.1
+            )
+        };
+    let left = format!(
+        "{}\n[tunnel2]\ninside_address = \"169.254.11.2/30\"\npeer_inside = \"169.254.11.1\"\n\
+         peer = \"192.0.2.3:4500\"\nspi_out = 12289\nspi_in = 16388\nkey_out = \"{a2}\"\nkey_in = \"{b2}\"\n",
+        single(
+            "cgwd0",
+            "169.254.10.2",
+            "192.0.2.1",
+            (4097, 8194),
+            (&a1, &b1),
+            "\"10.2.0.0/24\""
+        )
+        .replace(
+            "peer = \"192.0.2.1:4500\"",
+            "peer = \"192.0.2.2:4500\"\npeer_inside = \"169.254.10.1\""
+        )
+    );
+    lab.gateway("left", &left);
+    lab.gateway_in(
+        "r1",
+        "right",
+        &single(
+            "cgwd1",
+            "169.254.10.1",
+            "192.0.2.2",
+            (8194, 4097),
+            (&b1, &a1),
+            "\"10.1.0.0/24\"",
+        ),
+    );
+    lab.gateway_in(
+        "r2",
+        "right",
+        &single(
+            "cgwd2",
+            "169.254.11.1",
+            "192.0.2.3",
+            (16388, 12289),
+            (&b2, &a2),
+            "",
+        ),
+    );
+
+    let ping = |lab: &Lab, ns: &str, dst: &str| {
+        let out = lab.exec(ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", dst]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success() && text.contains(" 0% packet loss"),
+            "ping {dst} from {ns}: {text}"
+        );
+    };
+    // Active tunnel 1 carries the LAN; tunnel 2's inside address is reached over tunnel 2.
+    ping(&lab, "lana", "10.2.0.2");
+    ping(&lab, "left", "169.254.11.1");
+    ping(&lab, "left", "169.254.10.1");
+    // Failover: tunnel 2 becomes active; the LAN keeps working, now through r2.
+    let left_pid = lab.gateways.iter().find(|(n, _)| n == "left").unwrap().1.id();
+    must(&["kill", "-USR1", &left_pid.to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    ping(&lab, "lana", "10.2.0.2");
+
+    let logs = lab.stop_gateways();
+    let log = |name: &str| logs.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let (r1, r2) = (log("r1"), log("r2"));
+    // r1: 3 LAN pings before the switch + 3 pings to its inside address.
+    assert_eq!(counter(&r1, "rx_esp"), 6, "r1: {r1}");
+    // r2: 3 pings to its inside address + 3 LAN pings after the switch.
+    assert_eq!(counter(&r2, "rx_esp"), 6, "r2: {r2}");
 }

@@ -371,3 +371,246 @@ fn same_seed_same_exchange() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42).0, run(43).0);
 }
+
+/// Short lifetimes: whichever side's rekey timer fires first rekeys (the other answers); both always
+/// agree on the current Child SA, old ones are deleted, and the IKE SA moves to new SPIs.
+#[test]
+fn child_and_ike_rekeys_keep_both_sides_in_step() {
+    // CREATE_CHILD_SA  HDR, SK{N(REKEY_SA), SA, Ni, KEi, TSi, TSr}  -->
+    //                  <--  HDR, SK{SA, Nr, KEr, TSi, TSr}
+    // INFORMATIONAL    HDR, SK{D(ESP old)}  -->
+    //                  <--  HDR, SK{D(ESP old')}
+    // CREATE_CHILD_SA  HDR, SK{SA(IKE, new SPI), Ni, KEi}  -->
+    //                  <--  HDR, SK{SA(new SPI), Nr, KEr}
+    // INFORMATIONAL    HDR(old SPIs), SK{D(IKE)}  -->
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.ike_lifetime = Duration::from_secs(150);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap()]; // PFS on rekeys, like AWS
+    c.ike.dh = vec![DhGroup::new(19).unwrap()];
+    let mut p = Pair::mirrored(c, 21);
+    p.run_for(Duration::from_secs(400));
+    assert_eq!(
+        p.initiator.state(),
+        State::Established,
+        "{:?}",
+        Pair::failures(&p.initiator_events)
+    );
+    assert_eq!(
+        p.responder().state(),
+        State::Established,
+        "{:?}",
+        Pair::failures(&p.responder_events)
+    );
+    let (i, r) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert!(i.len() >= 6, "several Child SA rekeys in 400 s: {}", i.len());
+    assert_eq!(i.len(), r.len());
+    for (a, b) in i.iter().zip(&r) {
+        assert_eq!(a.inbound.spi, b.outbound.spi);
+        assert_eq!(a.outbound.encryption_key, b.inbound.encryption_key);
+        assert_eq!(a.inbound.encryption_key, b.outbound.encryption_key);
+    }
+    assert!(i[1..].iter().all(|c| c.pfs == DhGroup::new(19)));
+    let downs = |ev: &[Event]| ev.iter().filter(|e| matches!(e, Event::ChildDown { .. })).count();
+    assert_eq!(
+        downs(&p.initiator_events),
+        i.len() - 1,
+        "every replaced Child SA was deleted"
+    );
+    assert_eq!(downs(&p.responder_events), r.len() - 1);
+    let rekeyed = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::IkeRekeyed { .. }))
+            .count()
+    };
+    assert!(rekeyed(&p.initiator_events) >= 2);
+    assert_eq!(rekeyed(&p.initiator_events), rekeyed(&p.responder_events));
+    assert_eq!(p.initiator.spis(), p.responder().spis());
+    let last = i.last().unwrap();
+    assert_eq!(
+        p.initiator.status().child_spis,
+        Some((last.inbound.spi.0, last.outbound.spi.0))
+    );
+    assert!(Pair::failures(&p.initiator_events).is_empty());
+}
+
+/// Both sides with the same timers and no fuzz rekey at the same instant: the collision is resolved
+/// (TEMPORARY_FAILURE, random retry) and both end up on the same Child SA.
+#[test]
+fn simultaneous_rekeys_resolve() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.rekey_fuzz_percent = 0;
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut p = Pair::mirrored(c, 22);
+    p.latency = Duration::ZERO;
+    p.run_for(Duration::from_secs(100));
+    assert_eq!(p.initiator.state(), State::Established);
+    let (i, r) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert!(i.len() >= 2);
+    assert_eq!(i.len(), r.len());
+    assert_eq!(
+        p.initiator.status().child_spis.map(|(a, b)| (b, a)),
+        p.responder().status().child_spis
+    );
+}
+
+/// A rekey that cannot succeed (we require PFS, the peer offers none): the Child SA is deleted at its
+/// hard lifetime instead of being used past it; the IKE SA stays up.
+#[test]
+fn child_sa_expires_when_its_rekey_fails() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut r = c.mirrored();
+    r.esp.dh = Vec::new();
+    let mut p = Pair::new(c, r, 23);
+    p.run_for(Duration::from_secs(90));
+    assert_eq!(p.initiator.state(), State::Established);
+    assert!(
+        Pair::failures(&p.initiator_events)
+            .iter()
+            .any(|m| m.contains("phase 2") || m.contains("malformed") || m.contains("NO_PROPOSAL")),
+        "{:?}",
+        Pair::failures(&p.initiator_events)
+    );
+    assert!(
+        p.initiator_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+    assert!(
+        p.responder_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+    assert_eq!(p.initiator.status().child_spis, None);
+    assert_eq!(p.initiator.status().phase2, cgwd::ike::LinkState::Down);
+    assert_eq!(p.initiator.status().phase1, cgwd::ike::LinkState::Established);
+}
+
+/// The daemon routes each message by the SPI this side chose.
+#[test]
+fn routing_by_our_spi() {
+    use cgwd::ike::{Route, route};
+    let mut p = Pair::mirrored(config(), 24);
+    p.run_for(Duration::from_secs(2));
+    let (spi_i, spi_r) = p.initiator.spis();
+    assert_eq!(p.initiator.local_spi(), spi_i);
+    assert_eq!(p.responder().local_spi(), spi_r);
+    for (dir, m) in &p.raw {
+        let got = route(m).unwrap();
+        let want = match (dir, m[18]) {
+            (Dir::ToResponder, IKE_SA_INIT) => Route::NewRequest { spi_i },
+            (Dir::ToResponder, _) => Route::LocalSpi(spi_r),
+            (Dir::ToInitiator, _) => Route::LocalSpi(spi_i),
+        };
+        assert_eq!(got, want);
+    }
+    assert_eq!(route(b"not ike"), None);
+}
+
+/// A peer that starts on port 4500 right away (RFC 7296 §2.23 allows it) is served there, and the
+/// Child SA's encapsulation uses 4500 on both sides.
+#[test]
+fn initiator_starting_on_4500_is_accepted() {
+    let mut c = config();
+    c.local_ports.ike = 4500;
+    c.remote_ports.ike = 4500;
+    let mut r = c.mirrored();
+    r.local_ports.ike = 4500;
+    r.remote_ports.ike = 4500;
+    let mut p = Pair::new(c, r, 25);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    assert_eq!(p.responder().status().remote.port(), 4500);
+}
+
+/// Our PFS group for the rekey is not the peer's choice: it answers INVALID_KE_PAYLOAD and the retry
+/// uses the group it asked for.
+#[test]
+fn child_rekey_follows_invalid_ke_payload() {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap(), DhGroup::new(14).unwrap()];
+    let mut r = c.mirrored();
+    r.esp.dh = vec![DhGroup::new(14).unwrap()];
+    r.child_lifetime = Duration::from_secs(3600); // only cgwd's side rekeys
+    let mut p = Pair::new(c, r, 26);
+    p.run_for(Duration::from_secs(55));
+    let i = Pair::child_ups(&p.initiator_events);
+    assert_eq!(i.len(), 2, "{:?}", Pair::failures(&p.initiator_events));
+    assert_eq!(i[1].pfs, DhGroup::new(14));
+    assert_eq!(Pair::child_ups(&p.responder_events).len(), 2);
+}
+
+/// The responder presents another identity: the initiator refuses it, says which, and tells the
+/// responder (INFORMATIONAL with AUTHENTICATION_FAILED) so it drops its SA at once.
+#[test]
+fn wrong_peer_identity_is_refused_and_reported() {
+    // IKE_AUTH       <--  HDR, SK{IDr(203.0.113.5), AUTH, SA, TSi, TSr}
+    // INFORMATIONAL  HDR, SK{N(AUTHENTICATION_FAILED)}  -->
+    let c = config();
+    let mut r = c.mirrored();
+    r.local_id = "203.0.113.5".parse().unwrap();
+    let mut p = Pair::new(c, r, 27);
+    p.run_for(Duration::from_secs(2));
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i[0].contains("identified itself as 203.0.113.5, expected 198.51.100.11"),
+        "{i:?}"
+    );
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(p.responder().state(), State::Closed);
+    assert!(
+        p.responder_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDown { .. }))
+    );
+}
+
+/// The peer stops answering CREATE_CHILD_SA: our IKE SA rekey is retransmitted, then the SA is given up
+/// — when the retransmissions run out or the lifetime ends, whichever comes first — with a message
+/// (the daemon then establishes a fresh one).
+#[test]
+fn unanswered_ike_rekey_ends_the_sa() {
+    let mut c = config();
+    c.ike_lifetime = Duration::from_secs(100);
+    c.rekey_margin = Duration::from_secs(20);
+    c.ike = AlgorithmSet::single(
+        Encryption::Aes128Cbc,
+        Integrity::Sha2_256,
+        DhGroup::new(19).unwrap(),
+    );
+    let mut r = c.mirrored();
+    r.ike_lifetime = Duration::from_secs(100_000);
+    let mut p = Pair::new(c, r, 28);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    p.policy = Box::new(|dir, _, data| {
+        if dir == Dir::ToResponder && data[18] == 36 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    p.run_for(Duration::from_secs(200));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let i = Pair::failures(&p.initiator_events);
+    assert!(
+        i.iter()
+            .any(|m| m.contains("no answer from 198.51.100.11 to an IKE SA rekey")
+                || m.contains("reached its lifetime without a successful rekey")),
+        "{i:?}"
+    );
+}

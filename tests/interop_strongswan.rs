@@ -17,7 +17,7 @@ use cgwd::secret::Secret;
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use common::driver::{Sockets, bind_in};
 use common::netns::{NetnsPair, skip_unless_root};
-use common::strongswan::{Charon, Conn, SaStatus, parse_list_sas};
+use common::strongswan::{Charon, Conn, SaStatus, logged_child_keys, parse_list_sas};
 
 const PSK: &str = "interop-psk.0123456789_abcdef";
 
@@ -120,6 +120,18 @@ fn charon_status(charon: &Charon, want_spis: (u32, u32)) -> (SaStatus, String) {
 }
 
 fn check(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str) {
+    check_keys(
+        lab,
+        sa,
+        events,
+        case,
+        sa.status().role == cgwd::ike::Role::Initiator,
+    );
+}
+
+/// Also compare the Child SA keys with the ones charon logged (`chd = 4`): `we_initiated` = cgwd sent
+/// the request that created the Child SA.
+fn check_keys(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str, we_initiated: bool) {
     let child = child_of(events).unwrap_or_else(|| {
         panic!(
             "{case}: no ChildUp; events {events:?}\ncharon log:\n{}",
@@ -133,6 +145,37 @@ fn check(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str) {
     assert!(status.ike_established, "{case}: {out}\n{}", lab.charon.log());
     assert!(status.child_installed, "{case}: {out}\n{}", lab.charon.log());
     assert_eq!(status.child_spis, Some(want), "{case}: {out}");
+    let logged =
+        logged_child_keys(&lab.charon.log()).unwrap_or_else(|| panic!("{case}: no keys in charon's log"));
+    let (ours_i, ours_r) = if we_initiated {
+        (&child.outbound, &child.inbound)
+    } else {
+        (&child.inbound, &child.outbound)
+    };
+    assert!(
+        !logged.encr_i.is_empty() && !logged.encr_r.is_empty(),
+        "{case}: {logged:?}"
+    );
+    assert_eq!(
+        logged.encr_i,
+        ours_i.encryption_key.expose(),
+        "{case}: initiator encryption key"
+    );
+    assert_eq!(
+        logged.encr_r,
+        ours_r.encryption_key.expose(),
+        "{case}: responder encryption key"
+    );
+    assert_eq!(
+        logged.integ_i,
+        ours_i.integrity_key.expose(),
+        "{case}: initiator integrity key"
+    );
+    assert_eq!(
+        logged.integ_r,
+        ours_r.integrity_key.expose(),
+        "{case}: responder integrity key"
+    );
     println!(
         "{case}: OK — charon: {} / {} / SPIs in {:08x} out {:08x}",
         status.ike_suite, status.esp_suite, want.0, want.1
@@ -257,4 +300,451 @@ fn harness_charon_to_charon() {
     let c = parse_list_sas(&cgw.list_sas());
     let (ain, aout) = status.child_spis.unwrap();
     assert_eq!(c.child_spis, Some((aout, ain)));
+}
+
+/// A wrong PSK: charon answers AUTHENTICATION_FAILED and cgwd says what to fix.
+#[test]
+fn wrong_psk_is_reported_in_words() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("psk", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.psk = Secret::from_slice(b"not the PSK charon has");
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(8), |e| matches!(e, Event::Closed));
+    let msg = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Failed(f) => Some(f.message()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no failure: {events:?}"));
+    assert!(
+        msg.starts_with("tunnel 1: AWS rejected our PSK — check the pre_shared_key of tunnel 192.0.2.11"),
+        "{msg}"
+    );
+    assert!(!parse_list_sas(&lab.charon.list_sas()).ike_established);
+}
+
+/// The AWS lab's proposals (every algorithm AWS allows, two proposals) against cgwd's AWS defaults:
+/// whoever responds decides (charon by its own order, cgwd the strongest).
+#[test]
+fn aws_default_proposals_negotiate_the_strongest_suite() {
+    if skip_unless_root() {
+        return;
+    }
+    let ike = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-ecp256-ecp384-ecp521-modp2048s256,\
+               aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-ecp256-ecp384-ecp521";
+    let esp = "aes128-aes256-sha1-sha256-sha384-sha512,aes128gcm16-aes256gcm16";
+    for initiator in [true, false] {
+        let lab = lab(&format!("aws-{initiator}"), |net| {
+            Conn::new(&net.aws_ip.to_string(), &net.cgw_ip.to_string(), PSK, ike, esp)
+        });
+        let cfg = Arc::new(IkeConfig::aws_defaults(
+            TunnelId::One,
+            lab.net.cgw_ip,
+            lab.net.aws_ip,
+            Secret::from_slice(PSK.as_bytes()),
+        ));
+        let stop = |e: &Event| matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_));
+        let (sa, events) = if initiator {
+            #[allow(clippy::disallowed_methods)]
+            let mut sa = IkeSa::initiator(cfg, Instant::now(), Box::new(OsRandom));
+            let ev = lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+            (sa, ev)
+        } else {
+            let mut init = lab.charon.initiate().unwrap();
+            let mut sa = lab.socks.accept(cfg, Duration::from_secs(8)).unwrap();
+            let ev = lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+            let _ = init.wait();
+            (sa, ev)
+        };
+        check(
+            &lab,
+            &sa,
+            &events,
+            &format!("AWS defaults, cgwd initiator={initiator}"),
+        );
+        let (status, _) = charon_status(&lab.charon, (0, 0));
+        if initiator {
+            // charon as responder prefers its own configured order (prefer_configured_proposals), so it
+            // picks its first proposal, and asks for MODP-1024 with INVALID_KE_PAYLOAD: we follow.
+            assert_eq!(
+                status.ike_suite,
+                "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"
+            );
+        } else {
+            // As responder we pick the strongest whatever charon's order.
+            assert_eq!(status.ike_suite, "AES_GCM_16-256/PRF_HMAC_SHA2_512/ECP_521");
+            assert_eq!(status.esp_suite, "ESP:AES_GCM_16-256");
+        }
+    }
+}
+
+/// charon (like AWS) checks liveness after `dpd_delay` of silence; cgwd answers, and checks charon in
+/// turn. Then charon deletes the IKE SA and cgwd reports the Child SA down and the IKE SA closed.
+#[test]
+fn dpd_both_ways_then_delete_from_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("dpd", |net| {
+        let mut conn = Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        );
+        conn.dpd_delay_s = 1;
+        conn
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.dpd_interval = Duration::from_millis(1500);
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "dpd setup");
+    let more = lab.socks.drive(&mut sa, Duration::from_secs(4), |_| false);
+    assert!(more.is_empty(), "{more:?}");
+    assert_eq!(sa.state(), State::Established);
+    let log = lab.charon.log();
+    let charon_dpds = log.matches("generating INFORMATIONAL request").count();
+    let our_dpds = log.matches("parsed INFORMATIONAL request").count();
+    assert!(charon_dpds >= 1, "charon sent no DPD:\n{log}");
+    assert!(
+        log.matches("parsed INFORMATIONAL response").count() >= charon_dpds.min(1),
+        "{log}"
+    );
+    println!("charon sent {charon_dpds} DPDs (answered), cgwd sent {our_dpds}");
+    assert!(parse_list_sas(&lab.charon.list_sas()).ike_established);
+
+    // swanctl waits for the DELETE's answer, so it runs in the background while we drive the SA.
+    let mut terminate = std::process::Command::new("swanctl")
+        .args([
+            "--terminate",
+            "--uri",
+            &lab.charon.uri(),
+            "--ike",
+            "t",
+            "--timeout",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("swanctl --terminate");
+    let end = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(5), |e| matches!(e, Event::Closed));
+    assert!(
+        end.iter().any(|e| matches!(e, Event::ChildDown { .. })),
+        "{end:?}"
+    );
+    assert!(matches!(end.last(), Some(Event::Closed)), "{end:?}");
+    assert_eq!(sa.state(), State::Closed);
+    assert!(
+        terminate.wait().unwrap().success(),
+        "charon got its DELETE answered"
+    );
+}
+
+/// cgwd closes the tunnel: charon sees the DELETE and drops its SAs.
+#[test]
+fn close_from_cgwd_deletes_charons_sa() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[1];
+    let lab = lab("close", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "close setup");
+    #[allow(clippy::disallowed_methods)]
+    sa.close(Instant::now());
+    let end = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(5), |e| matches!(e, Event::Closed));
+    assert!(matches!(end.last(), Some(Event::Closed)), "{end:?}");
+    let out = lab.charon.list_sas();
+    assert!(!parse_list_sas(&out).ike_established, "{out}");
+}
+
+fn spawn_swanctl(charon: &Charon, args: &[&str]) -> std::process::Child {
+    let uri = charon.uri();
+    let mut all = vec![args[0], "--uri", &uri];
+    all.extend_from_slice(&args[1..]);
+    std::process::Command::new("swanctl")
+        .args(&all)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("swanctl")
+}
+
+/// charon (like AWS) rekeys the Child SA with PFS and then the IKE SA; cgwd answers both, reports the
+/// new Child SA and the old one's removal, moves to the new IKE SA, and keeps answering DPD on it.
+#[test]
+fn rekeys_started_by_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("rekey", |net| {
+        // PFS on Child SA rekeys, as AWS lists phase 2 DH groups.
+        let mut conn = Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            "aes256gcm16-ecp384",
+        );
+        conn.dpd_delay_s = 1;
+        conn
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "rekey setup");
+    let first = child_of(&events).unwrap().clone();
+
+    // CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KEi, TSi, TSr} from charon, then INFORMATIONAL {D(ESP old)}.
+    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--child", "t"]);
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(5), |e| {
+        matches!(e, Event::ChildDown { .. })
+    });
+    let _ = rekey.wait();
+    let new = child_of(&ev)
+        .unwrap_or_else(|| panic!("no new Child SA: {ev:?}\n{}", lab.charon.log()))
+        .clone();
+    assert_ne!(new.inbound.spi, first.inbound.spi);
+    assert_eq!(new.pfs, DhGroup::new(20), "PFS group used");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ChildDown { inbound, .. } if *inbound == first.inbound.spi)),
+        "{ev:?}"
+    );
+    let (status, out) = charon_status(&lab.charon, (new.outbound.spi.0, new.inbound.spi.0));
+    assert_eq!(
+        status.child_spis,
+        Some((new.outbound.spi.0, new.inbound.spi.0)),
+        "{out}"
+    );
+    assert_eq!(
+        sa.status().child_spis,
+        Some((new.inbound.spi.0, new.outbound.spi.0))
+    );
+
+    // CREATE_CHILD_SA {SA(IKE), Ni, KEi} from charon, then D(IKE) on the old IKE SA.
+    let (old_spi_i, _) = sa.spis();
+    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--ike", "t"]);
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+    let _ = rekey.wait();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::IkeRekeyed { .. })),
+        "{ev:?}\n{}",
+        lab.charon.log()
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Failed(_) | Event::Closed | Event::ChildDown { .. })),
+        "{ev:?}"
+    );
+    let (new_spi_i, new_spi_r) = sa.spis();
+    assert_ne!(new_spi_i, old_spi_i);
+    let out = lab.charon.list_sas();
+    assert!(
+        out.contains(&format!("{new_spi_i:016x}_i")) && out.contains(&format!("{new_spi_r:016x}_r")),
+        "{out}"
+    );
+    assert_eq!(out.matches("ESTABLISHED").count(), 1, "old IKE SA deleted: {out}");
+    assert_eq!(sa.state(), State::Established);
+    // DPD keeps flowing on the new IKE SA (charon's dpd_delay is 1 s).
+    let log_before = lab.charon.log().matches("parsed INFORMATIONAL response").count();
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert!(lab.charon.log().matches("parsed INFORMATIONAL response").count() > log_before);
+    println!(
+        "rekeys OK: child {:08x}->{:08x}, IKE {old_spi_i:016x}->{new_spi_i:016x}",
+        first.inbound.spi.0, new.inbound.spi.0
+    );
+}
+
+/// cgwd starts the rekeys (short lifetimes): charon accepts the Child SA rekey with PFS and the IKE SA
+/// rekey, and ends up with exactly cgwd's current SAs.
+#[test]
+fn rekeys_started_by_cgwd() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[2];
+    let lab = lab("rekey-i", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            "aes256-sha256-modp2048",
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.child_lifetime = Duration::from_secs(5);
+    cfg.ike_lifetime = Duration::from_secs(9);
+    cfg.rekey_margin = Duration::from_secs(2);
+    cfg.rekey_fuzz_percent = 50;
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_))
+    });
+    check(&lab, &sa, &events, "cgwd rekeys setup");
+    let ev = lab.socks.drive(&mut sa, Duration::from_secs(9), |_| false);
+    let ups: Vec<&ChildSa> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildUp(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(ups.len() >= 2, "{ev:?}\n{}", lab.charon.log());
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::IkeRekeyed { .. })),
+        "{ev:?}\n{}",
+        lab.charon.log()
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Failed(_) | Event::ChildFailed(_))),
+        "{ev:?}"
+    );
+    assert_eq!(sa.state(), State::Established);
+    let (ours_in, ours_out) = sa.status().child_spis.unwrap();
+    // Give charon a moment to process our last DELETE.
+    let _ = lab.socks.drive(&mut sa, Duration::from_millis(300), |_| false);
+    let out = lab.charon.list_sas();
+    let status = parse_list_sas(&out);
+    assert_eq!(status.child_spis, Some((ours_out, ours_in)), "{out}");
+    assert_eq!(
+        out.matches("INSTALLED").count(),
+        1,
+        "old Child SAs deleted: {out}"
+    );
+    assert_eq!(out.matches("ESTABLISHED").count(), 1, "old IKE SA deleted: {out}");
+    let (spi_i, spi_r) = sa.spis();
+    assert!(
+        out.contains(&format!("{spi_i:016x}_i")) && out.contains(&format!("{spi_r:016x}_r")),
+        "{out}"
+    );
+    println!(
+        "cgwd rekeyed the Child SA {} times and the IKE SA; charon agrees",
+        ups.len()
+    );
+}
+
+/// cgwd as responder demands a COOKIE (stateless); charon repeats its IKE_SA_INIT with it.
+#[test]
+fn responder_cookie_demand_with_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[0];
+    let lab = lab("cookie", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            c.ike,
+            c.esp,
+        )
+    });
+    let mut cfg = cgwd_config(&lab.net, c);
+    cfg.cookie_secret = Some(Secret::from_slice(b"interop cookie secret"));
+    let mut init = lab.charon.initiate().unwrap();
+    let mut sa = lab
+        .socks
+        .accept(Arc::new(cfg), Duration::from_secs(8))
+        .expect("IKE_SA_INIT with cookie");
+    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_))
+    });
+    let _ = init.wait();
+    check(&lab, &sa, &events, "cgwd responder demanding a cookie");
+    assert!(
+        lab.charon.log().contains("N(COOKIE)"),
+        "charon saw the cookie demand"
+    );
+}
+
+/// Nothing in common with charon: cgwd reports NO_PROPOSAL_CHOSEN in AWS's terms.
+#[test]
+fn no_common_proposal_with_charon() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = &CASES[1];
+    let lab = lab("noprop", |net| {
+        Conn::new(
+            &net.aws_ip.to_string(),
+            &net.cgw_ip.to_string(),
+            PSK,
+            "aes256gcm16-prfsha384-ecp384",
+            c.esp,
+        )
+    });
+    #[allow(clippy::disallowed_methods)]
+    let mut sa = IkeSa::initiator(
+        Arc::new(cgwd_config(&lab.net, c)),
+        Instant::now(),
+        Box::new(OsRandom),
+    );
+    let events = lab
+        .socks
+        .drive(&mut sa, Duration::from_secs(8), |e| matches!(e, Event::Closed));
+    let msg = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Failed(f) => Some(f.message()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(
+        msg.contains("AWS accepted none of our phase 1 (IKE) algorithms"),
+        "{msg}"
+    );
 }

@@ -3,9 +3,10 @@
 //!
 //! ECP uses aws-lc-rs ECDH. aws-lc-rs has no finite-field DH, so MODP uses crypto-bigint's boxed
 //! (runtime-sized) Montgomery arithmetic: it is written to be constant time (fixed-window exponentiation
-//! with constant-time table lookups, no secret-dependent branches), is maintained by RustCrypto and
-//! audited; `num-bigint`, the usual alternative, is explicitly variable time and would leak the private
-//! exponent through timing.
+//! with constant-time table lookups, no secret-dependent branches) and is maintained by RustCrypto as
+//! the base of their RSA and elliptic-curve crates; `num-bigint`, the usual alternative, is explicitly
+//! variable time and would leak the private exponent through timing. Only the exponent's bit length
+//! (a per-group constant) shapes the running time.
 
 use std::sync::OnceLock;
 
@@ -346,6 +347,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn keys_can_move_between_threads_and_never_print() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<DhPrivate>();
+        let key = DhPrivate::generate(group(19), &mut SeededRandom::new(9)).unwrap();
+        assert_eq!(format!("{key:?}"), "DhPrivate(group 19)");
     }
 
     #[test]

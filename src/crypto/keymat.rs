@@ -228,6 +228,24 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_no_key_material() {
+        let keys = derive_ike_keys(
+            Integrity::Sha2_256,
+            Encryption::Aes128Gcm16,
+            None,
+            b"ni",
+            b"nr",
+            b"g",
+            1,
+            2,
+        );
+        let printed = format!("{keys:?}");
+        assert!(printed.contains("Secret(32 bytes)"), "{printed}");
+        let k = keys.sk_d.expose();
+        assert!(!printed.contains(&format!("{}, {}, {}", k[0], k[1], k[2])));
+    }
+
+    #[test]
     fn rekeyed_ike_keys_use_old_prf_for_skeyseed_and_new_prf_for_expansion() {
         let (ni, nr, g_ir) = ([4u8; 24], [5u8; 40], [6u8; 64]);
         let old_sk_d = [9u8; 20];

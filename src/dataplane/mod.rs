@@ -9,7 +9,22 @@
 //! One thread per direction, no channel and no lock per packet (wireguard-go lost 20% to per-packet
 //! channels): the SA set is read through [`SaReader`](crate::esp::SaReader)'s cached snapshot, the
 //! tunnel endpoints and the active tunnel are atomics the control plane (IKE, failover) writes.
-//! Graceful stop: [`Shared::stop`] plus 100 ms poll/socket timeouts.
+//! Graceful stop: [`Shared::request_stop`] plus 100 ms poll/socket timeouts.
+//!
+//! Wiring it into the daemon (what `static_keys` does with manual keys):
+//!
+//! ```text
+//! let sas = Arc::new(SaTable::new());
+//! let shared = Arc::new(Shared::new(sas.clone()));
+//! shared.set_peer(TunnelId::One, Some(aws_outside_1_4500));   // per tunnel, from the config
+//! shared.set_aws_inside(TunnelId::One, Some(aws_inside_1));
+//! let udp = Arc::new(UdpSocket::bind(local_4500, POLL_INTERVAL)?);   // shared with IKE (sends)
+//! let tun = Arc::new(Tun::create(&TunConfig { name, mtu, addresses: both /30s, offload: true })?);
+//! let (ike_tx, ike_rx) = std::sync::mpsc::sync_channel(64);   // IKE arriving on 4500
+//! let dp = Dataplane::spawn(config, tun, udp, shared.clone(), Some(ike_tx))?;
+//! // IKE: sas.install(&child) on CREATE_CHILD_SA, sas.remove_inbound(spi) on delete;
+//! // failover: shared.set_active(Some(TunnelId::Two)); shutdown: dp.stop().
+//! ```
 
 pub mod packet;
 pub mod rx;
@@ -28,11 +43,26 @@ use crate::esp::SaTable;
 use crate::io::tun::Tun;
 use crate::io::udp::UdpSocket;
 use crate::sa::TunnelId;
+use crate::suite::{Encryption, Integrity};
 
 /// How long a worker blocks before it looks at the stop flag and its timers again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// RFC 3948 §4: NAT keepalives every 20 s when nothing else was sent.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Largest inner packet whose ESP-in-UDP/IPv4 datagram still fits `outer_mtu` (RFC 4303 §2.4
+/// padding to the cipher block, RFC 3948 UDP header). 1500 → 1438 for AES-GCM, 1422 for AES-CBC
+/// with SHA1 or SHA2-256 (the ICV is 12-16 octets and the IV 16).
+pub fn inner_mtu(outer_mtu: u16, encryption: Encryption, integrity: Option<Integrity>) -> u16 {
+    let (iv, block, icv) = if encryption.is_aead() {
+        (8, 4, 16)
+    } else {
+        (16, 16, integrity.map_or(0, Integrity::icv_len))
+    };
+    // IPv4 20 + UDP 8 + SPI/sequence 8.
+    let room = usize::from(outer_mtu).saturating_sub(20 + 8 + 8 + iv + icv);
+    ((room / block) * block).saturating_sub(2) as u16
+}
 
 /// Data-plane settings fixed for the life of the workers.
 #[derive(Debug, Clone)]
@@ -267,6 +297,24 @@ impl Drop for Dataplane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inner_mtu_fits_the_outer_mtu() {
+        assert_eq!(inner_mtu(1500, Encryption::Aes128Gcm16, None), 1438);
+        assert_eq!(
+            inner_mtu(1500, Encryption::Aes256Cbc, Some(Integrity::Sha2_256)),
+            1422
+        );
+        assert_eq!(
+            inner_mtu(1500, Encryption::Aes128Cbc, Some(Integrity::Sha1)),
+            1422
+        );
+        assert_eq!(
+            inner_mtu(1500, Encryption::Aes256Cbc, Some(Integrity::Sha2_512)),
+            1406
+        );
+        assert_eq!(inner_mtu(10, Encryption::Aes128Gcm16, None), 0);
+    }
 
     #[test]
     fn peer_and_active_round_trip() {

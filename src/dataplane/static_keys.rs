@@ -5,7 +5,8 @@
 //!
 //! ```toml
 //! tun = "cgwd0"
-//! mtu = 1436                       # TUN MTU; tunnel_mtu defaults to it
+//! mtu = 1436                       # TUN MTU
+//! tunnel_mtu = 1422                # optional: default min(mtu, what fits 1500 B outside)
 //! inside_address = "169.254.10.2/30"
 //! peer_inside = "169.254.10.1"     # optional: the peer's inside address
 //! local = "192.0.2.1:4500"
@@ -22,7 +23,19 @@
 //! tcp_mss = 1379                   # optional
 //! clear_df_bit = false
 //! offload = true
+//!
+//! [tunnel2]                        # optional second tunnel (same algorithms), as AWS gives two
+//! inside_address = "169.254.11.2/30"
+//! peer_inside = "169.254.11.1"
+//! peer = "192.0.2.3:4500"
+//! spi_out = 0x3003
+//! spi_in = 0x4004
+//! key_out = "hex"
+//! key_in = "hex"
 //! ```
+//!
+//! Tunnel 1 starts active; SIGUSR1 switches the active tunnel (what the failover manager will do),
+//! so tests can exercise tunnel selection without IKE.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -98,6 +111,24 @@ pub struct StaticConfig {
     pub offload: bool,
     #[serde(default = "default_replay")]
     pub replay_window: u32,
+    pub tunnel2: Option<SecondTunnel>,
+}
+
+/// The second tunnel's own endpoint, addresses and keys.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondTunnel {
+    pub inside_address: String,
+    pub peer_inside: Option<Ipv4Addr>,
+    pub peer: SocketAddrV4,
+    pub spi_out: u32,
+    pub spi_in: u32,
+    pub key_out: String,
+    pub key_in: String,
+    #[serde(default)]
+    pub integrity_key_out: String,
+    #[serde(default)]
+    pub integrity_key_in: String,
 }
 
 fn default_mtu() -> u16 {
@@ -140,8 +171,40 @@ impl StaticConfig {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// The Child SA the manual keys describe (always tunnel 1).
+    /// The Child SA of tunnel 1.
     pub fn child_sa(&self) -> anyhow::Result<ChildSa> {
+        self.child_sa_with(
+            TunnelId::One,
+            self.peer,
+            (self.spi_out, self.spi_in),
+            (&self.key_out, &self.key_in),
+            (&self.integrity_key_out, &self.integrity_key_in),
+        )
+    }
+
+    /// The Child SA of tunnel 2, if configured.
+    pub fn child_sa2(&self) -> anyhow::Result<Option<ChildSa>> {
+        let Some(t) = &self.tunnel2 else {
+            return Ok(None);
+        };
+        self.child_sa_with(
+            TunnelId::Two,
+            t.peer,
+            (t.spi_out, t.spi_in),
+            (&t.key_out, &t.key_in),
+            (&t.integrity_key_out, &t.integrity_key_in),
+        )
+        .map(Some)
+    }
+
+    fn child_sa_with(
+        &self,
+        tunnel: TunnelId,
+        peer: SocketAddrV4,
+        (spi_out, spi_in): (u32, u32),
+        (key_out, key_in): (&str, &str),
+        (ikey_out, ikey_in): (&str, &str),
+    ) -> anyhow::Result<ChildSa> {
         let encryption = Encryption::ALL
             .into_iter()
             .find(|e| e.aws_name().eq_ignore_ascii_case(&self.encryption))
@@ -165,14 +228,14 @@ impl StaticConfig {
             })
         };
         Ok(ChildSa {
-            tunnel: TunnelId::One,
-            inbound: keys(self.spi_in, &self.key_in, &self.integrity_key_in)?,
-            outbound: keys(self.spi_out, &self.key_out, &self.integrity_key_out)?,
+            tunnel,
+            inbound: keys(spi_in, key_in, ikey_in)?,
+            outbound: keys(spi_out, key_out, ikey_out)?,
             local_ts: TrafficSelector::ANY,
             remote_ts: TrafficSelector::ANY,
             pfs: None,
             local: SocketAddr::V4(self.local),
-            remote: SocketAddr::V4(self.peer),
+            remote: SocketAddr::V4(peer),
             replay_window: self.replay_window,
         })
     }
@@ -181,7 +244,12 @@ impl StaticConfig {
 fn run(path: &Path) -> anyhow::Result<()> {
     let cfg = StaticConfig::load(path)?;
     let child = cfg.child_sa()?;
+    let child2 = cfg.child_sa2()?;
     let (inside, inside_prefix) = prefix(&cfg.inside_address)?;
+    let mut addresses = vec![(inside, inside_prefix)];
+    if let Some(t) = &cfg.tunnel2 {
+        addresses.push(prefix(&t.inside_address)?);
+    }
     let routes = cfg
         .routes
         .iter()
@@ -192,12 +260,22 @@ fn run(path: &Path) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
+    let switch = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&switch))
+        .context("installing signal handler")?;
 
     let sas = Arc::new(SaTable::new());
     sas.install(&child).context("installing the manual SA")?;
+    if let Some(child2) = &child2 {
+        sas.install(child2).context("installing tunnel 2's manual SA")?;
+    }
     let shared = Arc::new(Shared::new(sas));
     shared.set_peer(TunnelId::One, Some(cfg.peer));
     shared.set_aws_inside(TunnelId::One, cfg.peer_inside);
+    if let Some(t) = &cfg.tunnel2 {
+        shared.set_peer(TunnelId::Two, Some(t.peer));
+        shared.set_aws_inside(TunnelId::Two, t.peer_inside);
+    }
     shared.set_active(Some(TunnelId::One));
 
     let udp = Arc::new(
@@ -208,7 +286,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
         Tun::create(&TunConfig {
             name: cfg.tun.clone(),
             mtu: cfg.mtu,
-            addresses: vec![(inside, inside_prefix)],
+            addresses,
             offload: cfg.offload,
         })
         .with_context(|| format!("creating TUN {}", cfg.tun))?,
@@ -219,7 +297,12 @@ fn run(path: &Path) -> anyhow::Result<()> {
     }
 
     let config = DataplaneConfig {
-        tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu),
+        // Default: the TUN MTU, but never more than what fits a 1500-byte outside packet.
+        tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu.min(super::inner_mtu(
+            1500,
+            child.outbound.encryption,
+            child.outbound.integrity,
+        ))),
         tcp_mss: cfg.tcp_mss,
         clear_df_bit: cfg.clear_df_bit,
         // Not our own address: the kernel drops packets arriving with a local source as martians.
@@ -241,6 +324,14 @@ fn run(path: &Path) -> anyhow::Result<()> {
     println!("ready");
 
     while !stop.load(Ordering::Relaxed) {
+        if switch.swap(false, Ordering::Relaxed) && child2.is_some() {
+            let next = match shared.active() {
+                Some(TunnelId::One) => TunnelId::Two,
+                _ => TunnelId::One,
+            };
+            shared.set_active(Some(next));
+            tracing::warn!(active = %next, "active tunnel switched");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     dataplane.stop();
@@ -252,6 +343,15 @@ fn run(path: &Path) -> anyhow::Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     eprintln!("cgwd esp-static: stopped; {}", stats.join(" "));
+    let u = &udp.stats;
+    eprintln!(
+        "cgwd esp-static: udp datagrams_sent={} send_calls={} datagrams_received={} recv_calls={} gso={}",
+        u.sent_datagrams.load(Ordering::Relaxed),
+        u.send_calls.load(Ordering::Relaxed),
+        u.received_datagrams.load(Ordering::Relaxed),
+        u.recv_calls.load(Ordering::Relaxed),
+        udp.gso_enabled()
+    );
     let counters = shared.sas.counters();
     let drops: Vec<String> = counters.tunnels[0]
         .drops
@@ -298,6 +398,25 @@ routes = ["10.2.0.0/24"]
         assert_eq!(prefix(&cfg.routes[0]).unwrap(), (Ipv4Addr::new(10, 2, 0, 0), 24));
         // The keys are accepted by the SA table.
         SaTable::new().install(&child).unwrap();
+        assert!(cfg.child_sa2().unwrap().is_none());
+    }
+
+    #[test]
+    fn second_tunnel_parses_into_tunnel_two() {
+        let text = format!(
+            "{SAMPLE}\n[tunnel2]\ninside_address = \"169.254.11.2/30\"\npeer = \"192.0.2.3:4500\"\n\
+             spi_out = 0x3003\nspi_in = 0x4004\nkey_out = \"{k}\"\nkey_in = \"{k}\"\n\
+             integrity_key_out = \"{k}\"\nintegrity_key_in = \"{k}\"\n",
+            k = "33".repeat(32)
+        );
+        let cfg: StaticConfig = toml::from_str(&text).unwrap();
+        let two = cfg.child_sa2().unwrap().unwrap();
+        assert_eq!(two.tunnel, TunnelId::Two);
+        assert_eq!(two.inbound.spi, EspSpi(0x4004));
+        assert_eq!(two.remote, "192.0.2.3:4500".parse().unwrap());
+        let table = SaTable::new();
+        table.install(&cfg.child_sa().unwrap()).unwrap();
+        table.install(&two).unwrap();
     }
 
     #[test]

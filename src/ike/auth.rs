@@ -41,14 +41,14 @@ fn find_auth(payloads: &[PayloadRepr]) -> Option<(AuthMethod, &[u8])> {
     })
 }
 
-fn find_sa(payloads: &[PayloadRepr]) -> Option<&SaRepr> {
+pub(crate) fn find_sa(payloads: &[PayloadRepr]) -> Option<&SaRepr> {
     payloads.iter().find_map(|p| match p {
         PayloadRepr::Sa(sa) => Some(sa),
         _ => None,
     })
 }
 
-fn find_ts(payloads: &[PayloadRepr], initiator: bool) -> Option<&[crate::wire::ike::TsRepr]> {
+pub(crate) fn find_ts(payloads: &[PayloadRepr], initiator: bool) -> Option<&[crate::wire::ike::TsRepr]> {
     payloads.iter().find_map(|p| match p {
         PayloadRepr::TsI(t) if initiator => Some(t.as_slice()),
         PayloadRepr::TsR(t) if !initiator => Some(t.as_slice()),
@@ -156,6 +156,17 @@ impl IkeSa {
             return;
         };
         if let Err(reason) = self.verify_peer(idr, find_auth(p), false) {
+            // RFC 7296 §2.21.2: tell the responder in a separate INFORMATIONAL (sent once, no answer
+            // awaited), so it does not keep an SA we will never use.
+            let n = [notify(NotifyType::AUTHENTICATION_FAILED, Vec::new())];
+            let id = self.next_request_id;
+            if let Some(packet) = self.build(ExchangeType::INFORMATIONAL, id, false, &n) {
+                self.transmits.push_back(super::Transmit {
+                    from: self.local,
+                    to: self.remote,
+                    data: packet,
+                });
+            }
             self.fail(now, reason);
             return;
         }
@@ -216,7 +227,7 @@ impl IkeSa {
         Ok(self.child_sa(suite, our_spi, peer_spi, tsi, tsr))
     }
 
-    /// Key the Child SA from SK_d (no PFS in IKE_AUTH) and orient it from our point of view.
+    /// The first Child SA, keyed from SK_d and the IKE_SA_INIT nonces (no PFS in IKE_AUTH).
     fn child_sa(
         &self,
         suite: Suite,
@@ -238,9 +249,27 @@ impl IkeSa {
             suite.encryption,
             suite.integrity,
         );
-        let (out_keys, in_keys) = match self.role {
-            Role::Initiator => (k.initiator_to_responder, k.responder_to_initiator),
-            Role::Responder => (k.responder_to_initiator, k.initiator_to_responder),
+        let we_initiated = self.role == Role::Initiator;
+        self.orient_child(suite, our_spi, peer_spi, local_ts, remote_ts, k, we_initiated)
+    }
+
+    /// Turn negotiated keys into a [`ChildSa`] from our point of view; `we_initiated` = we sent the
+    /// request that created it (its "initiator" keys are then our outbound keys).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn orient_child(
+        &self,
+        suite: Suite,
+        our_spi: u32,
+        peer_spi: u32,
+        local_ts: TrafficSelector,
+        remote_ts: TrafficSelector,
+        k: crate::crypto::ChildKeys,
+        we_initiated: bool,
+    ) -> ChildSa {
+        let (out_keys, in_keys) = if we_initiated {
+            (k.initiator_to_responder, k.responder_to_initiator)
+        } else {
+            (k.responder_to_initiator, k.initiator_to_responder)
         };
         let esp = |spi: u32, (enc, integ): (crate::secret::Secret, crate::secret::Secret)| EspKeys {
             spi: EspSpi(spi),
@@ -263,7 +292,7 @@ impl IkeSa {
             outbound: esp(peer_spi, out_keys),
             local_ts,
             remote_ts,
-            pfs: None,
+            pfs: suite.dh,
             local,
             remote,
             replay_window: self.cfg.replay_window,
@@ -276,19 +305,28 @@ impl IkeSa {
         self.events.push_back(Event::Established);
         tracing::info!(tunnel = %self.cfg.tunnel, suite = ?self.suite, "IKE SA established");
         self.heard(now);
+        let delay = self.rekey_delay(self.cfg.ike_lifetime);
+        self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 
-    fn child_up(&mut self, child: ChildSa) {
-        self.child = Some(ChildState {
+    pub(crate) fn child_up(&mut self, child: ChildSa) {
+        self.children.push(ChildState {
             inbound: child.inbound.spi.0,
             outbound: child.outbound.spi.0,
             suite: Suite {
                 encryption: child.inbound.encryption,
                 integrity: child.inbound.integrity,
                 prf: None,
-                dh: None,
+                dh: child.pfs,
             },
+            local_ts: child.local_ts,
+            remote_ts: child.remote_ts,
+            expires: self.last_heard + self.cfg.child_lifetime,
         });
+        self.arm_child_expiry();
+        let delay = self.rekey_delay(self.cfg.child_lifetime);
+        self.timers.set(Timer::ChildRekey, self.last_heard + delay);
         tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");
         self.events.push_back(Event::ChildUp(child));
     }
@@ -328,7 +366,7 @@ impl IkeSa {
                 data: auth.expose().to_vec(),
             },
         ];
-        let child = self.select_first_child(p, child_spi);
+        let child = self.select_first_child(p, child_spi, PfsMode::Ignore);
         match &child {
             Ok((chosen, _, tsi, tsr, _)) => {
                 response.push(PayloadRepr::Sa(SaRepr {
@@ -356,10 +394,11 @@ impl IkeSa {
 
     /// Responder: pick the ESP proposal and narrow the selectors (TSi is the peer's side).
     #[allow(clippy::type_complexity)]
-    fn select_first_child(
+    pub(crate) fn select_first_child(
         &self,
         p: &[PayloadRepr],
         our_spi: u32,
+        pfs: PfsMode,
     ) -> Result<
         (
             super::proposal::Proposal,
@@ -386,7 +425,7 @@ impl IkeSa {
             .map(super::proposal::Proposal::from_repr)
             .collect();
         let (chosen, suite, peer_spi) =
-            select_esp(&offered, &self.cfg.esp, PfsMode::Ignore, our_spi).ok_or_else(no_proposal)?;
+            select_esp(&offered, &self.cfg.esp, pfs, our_spi).ok_or_else(no_proposal)?;
         let ts_fail = || {
             (
                 NotifyType::TS_UNACCEPTABLE,

@@ -95,6 +95,8 @@ pub enum FailReason {
     PeerNotResponding { exchange: &'static str },
     /// The peer deleted the IKE SA.
     DeletedByPeer,
+    /// The IKE SA reached its lifetime without a successful rekey.
+    Expired,
 }
 
 /// A failure with the tunnel context needed to explain it.
@@ -160,6 +162,9 @@ impl Failure {
                 "{t}: no answer from {peer} to {exchange} — is UDP 500/4500 to it open, and is the tunnel configured on the AWS side?"
             ),
             FailReason::DeletedByPeer => format!("{t}: the peer {peer} closed the tunnel"),
+            FailReason::Expired => format!(
+                "{t}: the IKE SA with {peer} reached its lifetime without a successful rekey; starting over"
+            ),
         }
     }
 

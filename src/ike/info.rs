@@ -8,40 +8,35 @@
 //! HDR, SK {D(IKE)}               -->      delete the IKE SA (and its Child SAs)
 //!                                <--      HDR, SK {}
 //! ```
-//! CREATE_CHILD_SA requests (rekeys) are refused with NO_ADDITIONAL_SAS for now; the queue of pending
-//! requests in [`super::message`] is where rekeying will plug in.
+//! CREATE_CHILD_SA is in [`super::child`].
 
 use std::time::Instant;
 
 use super::message::{Inbound, RequestKind};
 use super::timer::Timer;
-use super::{Event, IkeSa, State};
-use crate::sa::EspSpi;
+use super::{IkeSa, State};
 use crate::wire::ike::{DeleteRepr, ExchangeType, NotifyType, PayloadRepr, ProtocolId};
 
 pub(crate) use super::init::notify;
 
 impl IkeSa {
-    pub(crate) fn process_informational(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
+    pub(crate) fn process_informational(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
         let mut delete_ike = false;
+        let mut auth_failed = false;
         let mut our_deleted = Vec::new();
         for p in &inbound.payloads {
             match p {
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::IKE => delete_ike = true,
                 PayloadRepr::Delete(d) if d.protocol == ProtocolId::ESP => {
                     for &spi in &d.spis {
-                        if let Some(c) = &self.child
-                            && c.outbound == spi
-                        {
-                            our_deleted.push(c.inbound);
-                            self.events.push_back(Event::ChildDown {
-                                inbound: EspSpi(c.inbound),
-                                outbound: EspSpi(c.outbound),
-                            });
-                            self.child = None;
+                        if let Some(c) = self.children.iter().find(|c| c.outbound == spi) {
+                            let inbound = c.inbound;
+                            our_deleted.push(inbound);
+                            self.child_deleted(inbound);
                         }
                     }
                 }
+                PayloadRepr::Notify(n) if n.kind == NotifyType::AUTHENTICATION_FAILED => auth_failed = true,
                 PayloadRepr::Notify(n) if n.kind.is_error() => {
                     tracing::warn!(tunnel = %self.cfg.tunnel, notify = n.kind.0, "error notify in INFORMATIONAL");
                 }
@@ -56,15 +51,15 @@ impl IkeSa {
             }));
         }
         self.send_response(ExchangeType::INFORMATIONAL, inbound.msg_id, raw, &response);
+        if auth_failed && self.role == super::Role::Responder {
+            // The initiator did not accept our AUTH (RFC 7296 §2.21.2): our PSK or ID is wrong for it.
+            self.fail(now, super::FailReason::PeerRejectedAuth);
+            return;
+        }
         if delete_ike {
             tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA deleted by the peer");
             self.finish();
         }
-    }
-
-    pub(crate) fn refuse_create_child(&mut self, raw: &[u8], inbound: Inbound) {
-        let n = notify(NotifyType::NO_ADDITIONAL_SAS, Vec::new());
-        self.send_response(ExchangeType::CREATE_CHILD_SA, inbound.msg_id, raw, &[n]);
     }
 
     /// Nothing heard for the DPD interval: ask the peer whether it is still there.

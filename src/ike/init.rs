@@ -528,6 +528,12 @@ pub(crate) fn make_keys(
         spi_i,
         spi_r,
     );
+    keys_from(role, suite, k)
+}
+
+/// Orient derived IKE keys: `role` is ours in the (possibly rekeyed) IKE SA they belong to.
+pub(crate) fn keys_from(role: Role, suite: &Suite, k: crate::crypto::IkeKeys) -> Option<Keys> {
+    let prf_alg = suite.prf?;
     let ci = Cipher::new(
         suite.encryption,
         suite.integrity,

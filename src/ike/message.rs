@@ -36,6 +36,10 @@ pub(crate) enum RequestKind {
     Auth,
     Dpd,
     DeleteIke,
+    RekeyChild,
+    RekeyIke,
+    /// Delete the Child SA with this inbound SPI (the old one after our rekey).
+    DeleteChild(u32),
 }
 
 impl RequestKind {
@@ -44,7 +48,9 @@ impl RequestKind {
             RequestKind::Init => "IKE_SA_INIT",
             RequestKind::Auth => "IKE_AUTH",
             RequestKind::Dpd => "a liveness check (DPD)",
-            RequestKind::DeleteIke => "DELETE",
+            RequestKind::DeleteIke | RequestKind::DeleteChild(_) => "DELETE",
+            RequestKind::RekeyChild => "a Child SA rekey (CREATE_CHILD_SA)",
+            RequestKind::RekeyIke => "an IKE SA rekey (CREATE_CHILD_SA)",
         }
     }
 }
@@ -63,6 +69,17 @@ pub(crate) struct Responded {
     pub msg_id: u32,
     pub request: Vec<u8>,
     pub packet: Vec<u8>,
+}
+
+/// The IKE SA we rekeyed away from: kept until the peer deletes it, so that DELETE gets its answer.
+pub(crate) struct OldIke {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub role: Role,
+    pub keys: Option<Keys>,
+    pub next_request_id: u32,
+    pub peer_next_id: u32,
+    pub last_response: Option<Responded>,
 }
 
 /// Decrypted, authenticated content of a message.
@@ -242,6 +259,15 @@ impl IkeSa {
                 let p = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr::ike())];
                 self.send_request(now, kind, ExchangeType::INFORMATIONAL, &p);
             }
+            RequestKind::DeleteChild(spi) => {
+                let p = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr {
+                    protocol: crate::wire::ike::ProtocolId::ESP,
+                    spis: vec![spi],
+                })];
+                self.send_request(now, kind, ExchangeType::INFORMATIONAL, &p);
+            }
+            RequestKind::RekeyChild => self.start_child_rekey(now),
+            RequestKind::RekeyIke => self.start_ike_rekey(now),
             RequestKind::Init | RequestKind::Auth => {}
         }
     }
@@ -252,6 +278,12 @@ impl IkeSa {
             return false;
         };
         let h = msg.header;
+        if let Some(old) = &self.old_ike
+            && h.spi_i == old.spi_i
+            && h.spi_r == old.spi_r
+        {
+            return self.receive_on_old_ike(now, data, &msg);
+        }
         if h.spi_i != self.spi_i {
             return false;
         }
@@ -323,6 +355,62 @@ impl IkeSa {
         true
     }
 
+    pub(crate) fn swap_old_ike(&mut self) {
+        let Some(old) = self.old_ike.as_mut() else { return };
+        std::mem::swap(&mut self.spi_i, &mut old.spi_i);
+        std::mem::swap(&mut self.spi_r, &mut old.spi_r);
+        std::mem::swap(&mut self.role, &mut old.role);
+        std::mem::swap(&mut self.keys, &mut old.keys);
+        std::mem::swap(&mut self.peer_next_id, &mut old.peer_next_id);
+        std::mem::swap(&mut self.next_request_id, &mut old.next_request_id);
+        std::mem::swap(&mut self.last_response, &mut old.last_response);
+    }
+
+    /// A request on the rekeyed-away IKE SA (its DELETE, or a late DPD): answered with its own keys.
+    fn receive_on_old_ike(&mut self, now: Instant, data: &[u8], msg: &Message<'_>) -> bool {
+        let h = msg.header;
+        if h.flags.response()
+            || h.flags.initiator() != (self.old_ike.as_ref().is_some_and(|o| o.role == Role::Responder))
+        {
+            return false;
+        }
+        self.swap_old_ike();
+        let mut handled = false;
+        let mut delete_ike = false;
+        if h.message_id.wrapping_add(1) == self.peer_next_id {
+            if let Some(r) = &self.last_response
+                && r.msg_id == h.message_id
+                && r.request == data
+            {
+                let data = r.packet.clone();
+                self.transmits.push_back(Transmit {
+                    from: self.local,
+                    to: self.remote,
+                    data,
+                });
+                handled = true;
+            }
+        } else if h.message_id == self.peer_next_id
+            && let Some(payloads) = self.open(msg)
+        {
+            self.peer_next_id = self.peer_next_id.wrapping_add(1);
+            delete_ike = payloads.iter().any(
+                |p| matches!(p, PayloadRepr::Delete(d) if d.protocol == crate::wire::ike::ProtocolId::IKE),
+            );
+            // Child SAs moved to the new IKE SA; anything else on the old one gets an empty answer.
+            self.send_response(h.exchange, h.message_id, data, &[]);
+            handled = true;
+        }
+        self.swap_old_ike();
+        if delete_ike {
+            self.old_ike = None;
+        }
+        if handled {
+            self.heard(now);
+        }
+        handled
+    }
+
     /// Authenticated traffic from the peer: it is alive.
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_heard = now;
@@ -336,6 +424,9 @@ impl IkeSa {
             RequestKind::Auth => self.process_auth_response(now, inbound),
             RequestKind::Dpd => {}
             RequestKind::DeleteIke => self.finish(),
+            RequestKind::DeleteChild(spi) => self.child_deleted(spi),
+            RequestKind::RekeyChild => self.process_child_rekey_response(now, inbound),
+            RequestKind::RekeyIke => self.process_ike_rekey_response(now, inbound),
             RequestKind::Init => {}
         }
     }
@@ -346,7 +437,9 @@ impl IkeSa {
                 self.process_auth_request(now, raw, inbound)
             }
             ExchangeType::INFORMATIONAL => self.process_informational(now, raw, inbound),
-            ExchangeType::CREATE_CHILD_SA => self.refuse_create_child(raw, inbound),
+            ExchangeType::CREATE_CHILD_SA if self.state == State::Established => {
+                self.process_create_child(now, raw, inbound)
+            }
             _ => {
                 // A request that does not fit our state (a repeated IKE_AUTH, an unknown exchange):
                 // answer INVALID_SYNTAX so the peer's window moves on.

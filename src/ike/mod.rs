@@ -2,8 +2,8 @@
 //!
 //! # Contract (quinn-proto style)
 //! * inputs: [`IkeSa::handle_datagram`] (an IKE message; on port 4500 the caller strips the non-ESP
-//!   marker), [`IkeSa::handle_timeout`] (when [`IkeSa::poll_timeout`] is reached), commands
-//!   ([`IkeSa::close`]);
+//!   marker; [`route`] says which SA it belongs to), [`IkeSa::handle_timeout`] (when
+//!   [`IkeSa::poll_timeout`] is reached), commands ([`IkeSa::close`], [`IkeSa::note_peer_alive`]);
 //! * outputs, to drain after every input in this order: [`IkeSa::poll_transmit`] (the caller adds the
 //!   non-ESP marker when sending from/to port 4500), [`IkeSa::poll_timeout`], [`IkeSa::poll_event`].
 //!
@@ -15,13 +15,20 @@
 //!   exponential backoff, answering a retransmitted request from the cached response, the request queue;
 //! * [`init`]: IKE_SA_INIT (SA, KE, Nonce, NAT-D, COOKIE, INVALID_KE_PAYLOAD);
 //! * [`auth`]: IKE_AUTH (PSK, IDs, the first Child SA and its traffic selectors);
+//! * [`child`]: CREATE_CHILD_SA — Child SA and IKE SA rekeys, started by either side (PFS when the
+//!   phase 2 DH groups are set), hard Child SA lifetime;
 //! * [`info`]: INFORMATIONAL (DPD, DELETE);
 //! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
 //!
 //! Unauthenticated input never changes an established SA: everything after IKE_SA_INIT must decrypt
 //! with the SA's keys before it is looked at.
+//!
+//! # Events the daemon acts on
+//! `ChildUp` → install inbound then switch outbound; `ChildDown` → remove; `IkeRekeyed` → route IKE by
+//! the new local SPI; `Failed` (with a sentence for people) then `Closed` → start over after a backoff.
 
 pub mod auth;
+pub mod child;
 pub mod config;
 pub mod errors;
 pub mod info;
@@ -67,6 +74,8 @@ pub enum Event {
     ChildFailed(Failure),
     /// The IKE SA failed; [`Failure::message`] says why in words for people. `Closed` follows.
     Failed(Failure),
+    /// The IKE SA was rekeyed (RFC 7296 §2.18): IKE messages now carry `new_local_spi`; route them here.
+    IkeRekeyed { old_local_spi: u64, new_local_spi: u64 },
     /// The IKE SA is gone; the daemon may drop this `IkeSa` once `poll_transmit` is drained.
     Closed,
 }
@@ -113,7 +122,7 @@ pub struct Status {
     pub esp_suite: Option<Suite>,
     pub spi_i: u64,
     pub spi_r: u64,
-    /// (inbound, outbound) of the Child SA.
+    /// (inbound, outbound) of the newest Child SA.
     pub child_spis: Option<(u32, u32)>,
     /// A NAT (or a peer faking one, as AWS's encap forcing does) between us and the peer.
     pub nat_detected: bool,
@@ -144,6 +153,10 @@ pub(crate) struct ChildState {
     pub inbound: u32,
     pub outbound: u32,
     pub suite: Suite,
+    pub local_ts: crate::sa::TrafficSelector,
+    pub remote_ts: crate::sa::TrafficSelector,
+    /// Hard lifetime: deleted at this time unless rekeyed (and then deleted) before.
+    pub expires: Instant,
 }
 
 /// One IKE SA (one AWS tunnel's phase 1) and its Child SA.
@@ -159,7 +172,15 @@ pub struct IkeSa {
     pub(crate) suite: Option<Suite>,
     pub(crate) keys: Option<Keys>,
     pub(crate) hs: Option<Handshake>,
-    pub(crate) child: Option<ChildState>,
+    /// Child SAs, oldest first (two overlap briefly during a rekey).
+    pub(crate) children: Vec<ChildState>,
+    /// Our CREATE_CHILD_SA in flight (Child or IKE rekey).
+    pub(crate) rekey: Option<child::PendingRekey>,
+    /// DH groups the peer asked for with INVALID_KE_PAYLOAD on a Child / IKE rekey: used next time.
+    pub(crate) child_rekey_group: Option<DhGroup>,
+    pub(crate) ike_rekey_group: Option<DhGroup>,
+    /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
+    pub(crate) old_ike: Option<message::OldIke>,
     pub(crate) nat_local: bool,
     pub(crate) nat_remote: bool,
     /// Message ID of our next request.
@@ -178,6 +199,34 @@ pub struct IkeSa {
     pub(crate) events: VecDeque<Event>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
+}
+
+/// How the daemon finds the `IkeSa` an incoming IKE message belongs to (RFC 7296 §2.6: each side names
+/// the SA by the SPI it chose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the SA whose [`IkeSa::local_spi`] is this.
+    LocalSpi(u64),
+    /// A new (or retransmitted) IKE_SA_INIT request: to the responder SA created for this SPIi from this
+    /// address, or to a new [`IkeSa::responder`].
+    NewRequest { spi_i: u64 },
+}
+
+/// Classify an IKE message (non-ESP marker stripped) for routing; `None` = not IKE, drop.
+pub fn route(data: &[u8]) -> Option<Route> {
+    let msg = crate::wire::ike::Message::parse(data).ok()?;
+    let h = msg.header;
+    if h.flags.initiator() {
+        // Sent by the original initiator, so we are the responder and our SPI is SPIr.
+        if h.spi_r == 0 {
+            (h.exchange == crate::wire::ike::ExchangeType::IKE_SA_INIT && !h.flags.response() && h.spi_i != 0)
+                .then_some(Route::NewRequest { spi_i: h.spi_i })
+        } else {
+            Some(Route::LocalSpi(h.spi_r))
+        }
+    } else {
+        (h.spi_i != 0).then_some(Route::LocalSpi(h.spi_i))
+    }
 }
 
 /// Why a first datagram could not start a responder SA (it is simply dropped).
@@ -205,7 +254,11 @@ impl IkeSa {
             suite: None,
             keys: None,
             hs: None,
-            child: None,
+            children: Vec::new(),
+            rekey: None,
+            child_rekey_group: None,
+            ike_rekey_group: None,
+            old_ike: None,
             nat_local: false,
             nat_remote: false,
             next_request_id: 0,
@@ -269,8 +322,10 @@ impl IkeSa {
                         self.fail(now, FailReason::PeerNotResponding { exchange: "IKE_AUTH" });
                     }
                 }
-                // Rekeying is not implemented yet: the lifetimes are long and the peer (AWS) rekeys.
-                Timer::IkeRekey | Timer::ChildRekey => {}
+                Timer::IkeRekey => self.queue_rekey(now, message::RequestKind::RekeyIke),
+                Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
+                Timer::ChildExpire => self.expire_children(now),
+                Timer::IkeExpire => self.fail(now, FailReason::Expired),
             }
         }
     }
@@ -300,7 +355,15 @@ impl IkeSa {
         }
     }
 
-    /// The local SPI: what the daemon uses to route incoming IKE messages to this SA.
+    /// The data plane received authenticated ESP from the peer: it is alive, so DPD can wait (as
+    /// strongSwan checks its SAs' use before sending DPD).
+    pub fn note_peer_alive(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.heard(now);
+        }
+    }
+
+    /// The local SPI: what the daemon uses to route incoming IKE messages to this SA (see [`route`]).
     pub fn local_spi(&self) -> u64 {
         match self.role {
             Role::Initiator => self.spi_i,
@@ -322,7 +385,7 @@ impl IkeSa {
             State::Closed => LinkState::Down,
             _ => LinkState::Negotiating,
         };
-        let phase2 = match (&self.child, phase1) {
+        let phase2 = match (self.children.last(), phase1) {
             (Some(_), LinkState::Established) => LinkState::Established,
             (_, LinkState::Down) | (None, LinkState::Established) => LinkState::Down,
             _ => LinkState::Negotiating,
@@ -333,10 +396,10 @@ impl IkeSa {
             phase1,
             phase2,
             ike_suite: self.suite,
-            esp_suite: self.child.as_ref().map(|c| c.suite),
+            esp_suite: self.children.last().map(|c| c.suite),
             spi_i: self.spi_i,
             spi_r: self.spi_r,
-            child_spis: self.child.as_ref().map(|c| (c.inbound, c.outbound)),
+            child_spis: self.children.last().map(|c| (c.inbound, c.outbound)),
             nat_detected: self.nat_local || self.nat_remote,
             local: self.local,
             remote: self.remote,
@@ -367,7 +430,7 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
-        if let Some(c) = self.child.take() {
+        for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildDown {
                 inbound: EspSpi(c.inbound),
                 outbound: EspSpi(c.outbound),

@@ -667,4 +667,58 @@ mod tests {
         offer[0].transforms[0].unknown_attribute = true;
         assert!(select_ike(&offer, &mine).is_none());
     }
+
+    fn subset<T: Copy>(all: &[T], mask: u16) -> Vec<T> {
+        all.iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, x)| *x)
+            .collect()
+    }
+
+    fn arb_set() -> impl proptest::strategy::Strategy<Value = AlgorithmSet> {
+        use proptest::prelude::*;
+        (1u16..16, 1u16..16, 1u16..(1 << 13)).prop_map(|(e, i, d)| AlgorithmSet {
+            encryption: subset(&Encryption::ALL, e),
+            integrity: subset(&Integrity::ALL, i),
+            dh: subset(&DhGroup::ALL, d),
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever two configurations allow, the responder's choice lies in both, is accepted by the
+        /// initiator, and nothing allowed by both is stronger.
+        #[test]
+        fn selection_is_common_accepted_and_strongest(ours in arb_set(), theirs in arb_set()) {
+            let offer = ike_offer(&ours, &[]);
+            match select_ike(&offer, &theirs) {
+                Some((chosen, suite)) => {
+                    proptest::prop_assert_eq!(accept_ike_choice(std::slice::from_ref(&chosen), &ours), Ok(suite));
+                    proptest::prop_assert!(theirs.encryption.contains(&suite.encryption));
+                    let best_enc = ours.encryption.iter().filter(|e| theirs.encryption.contains(e))
+                        .map(|&e| encryption_rank(e)).max();
+                    // The best encryption wins unless its family lacks a usable integrity (never: PRFs
+                    // and integrities come from the same list).
+                    proptest::prop_assert_eq!(Some(encryption_rank(suite.encryption)), best_enc);
+                    let best_dh = ours.dh.iter().filter(|g| theirs.dh.contains(g)).map(|&g| dh_rank(g)).max();
+                    proptest::prop_assert_eq!(suite.dh.map(dh_rank), best_dh);
+                }
+                None => {
+                    fn common<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+                        a.iter().any(|x| b.contains(x))
+                    }
+                    proptest::prop_assert!(
+                        !common(&ours.encryption, &theirs.encryption)
+                            || !common(&ours.integrity, &theirs.integrity)
+                            || !common(&ours.dh, &theirs.dh)
+                    );
+                }
+            }
+            let esp = esp_offer(&ours, 0x1000, false);
+            if let Some((chosen, suite, spi)) = select_esp(&esp, &theirs, PfsMode::Ignore, 0x2000) {
+                proptest::prop_assert_eq!(spi, 0x1000);
+                proptest::prop_assert_eq!(accept_esp_choice(&[chosen], &ours, PfsMode::Ignore), Ok((suite, 0x2000)));
+            }
+        }
+    }
 }

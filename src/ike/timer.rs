@@ -15,9 +15,13 @@ pub enum Timer {
     IkeRekey = 3,
     /// Rekey the Child SA.
     ChildRekey = 4,
+    /// A Child SA reached its hard lifetime (its rekey failed): delete it.
+    ChildExpire = 5,
+    /// The IKE SA reached its lifetime without a successful rekey: give it up (the daemon starts over).
+    IkeExpire = 6,
 }
 
-const COUNT: usize = 5;
+const COUNT: usize = 7;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -47,6 +51,8 @@ impl TimerTable {
             Timer::Establish,
             Timer::IkeRekey,
             Timer::ChildRekey,
+            Timer::ChildExpire,
+            Timer::IkeExpire,
         ];
         let t = ALL
             .into_iter()

@@ -307,6 +307,11 @@ impl UdpSocket {
                 break;
             }
             let seg = packets[i].len();
+            if seg == 0 {
+                // A zero segment size would make the kernel refuse GSO for good; nothing to send.
+                i += 1;
+                continue;
+            }
             let mut total = seg;
             let mut j = i + 1;
             while j < packets.len()
@@ -327,12 +332,22 @@ impl UdpSocket {
                     sent += run.len();
                     i = j;
                 }
-                Err(e)
-                    if segment.is_some()
-                        && matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) =>
-                {
+                // EIO: no checksum offload on the route (or xfrm): GSO can never work.
+                Err(e) if segment.is_some() && e.raw_os_error() == Some(libc::EIO) => {
                     tracing::info!(error = %e, "kernel refused UDP GSO; sending datagrams one by one");
                     self.disable_gso();
+                }
+                // EINVAL: GSO unsupported, or a segment larger than the path allows. Resend the run
+                // one by one: if that works, GSO was the problem and is turned off; if it fails too
+                // (EMSGSIZE, counted), GSO stays on for the packets that fit.
+                Err(e) if segment.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
+                    let errors = self.stats.send_errors.load(Ordering::Relaxed);
+                    sent += self.send_mmsg(&addr, addr_len, run)?;
+                    if self.stats.send_errors.load(Ordering::Relaxed) == errors {
+                        tracing::info!(error = %e, "kernel refused UDP GSO; sending datagrams one by one");
+                        self.disable_gso();
+                    }
+                    i = j;
                 }
                 Err(e) => {
                     self.send_failed(e, run.len() as u64)?;
@@ -568,6 +583,16 @@ mod tests {
     }
 
     #[test]
+    fn empty_packets_are_skipped_and_keep_gso_on() {
+        let (a, b) = pair();
+        let pkts = packets(&[0, 100, 100]);
+        let iov: Vec<IoSlice<'_>> = pkts.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), 2);
+        assert_eq!(recv_all(&b, 2), pkts[1..].to_vec());
+        assert!(a.gso_enabled());
+    }
+
+    #[test]
     fn fallback_without_gso_uses_sendmmsg() {
         let (a, b) = pair();
         a.disable_gso();
@@ -589,6 +614,26 @@ mod tests {
         let (meta, data) = batch.message(0);
         assert_eq!(data, b"hello");
         assert_eq!(meta.source, a.local_addr().unwrap());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the mix of sizes, every datagram arrives once, intact, in order (GSO runs are
+        /// split correctly and GRO segments are cut back apart).
+        #[test]
+        fn any_batch_arrives_intact_and_in_order(
+            sizes in proptest::collection::vec(1usize..1500, 1..150),
+            gso in proptest::bool::ANY,
+        ) {
+            let (a, b) = pair();
+            if !gso {
+                a.disable_gso();
+            }
+            let pkts = packets(&sizes);
+            let iov: Vec<IoSlice<'_>> = pkts.iter().map(|p| IoSlice::new(p)).collect();
+            proptest::prop_assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), pkts.len());
+            proptest::prop_assert_eq!(recv_all(&b, pkts.len()), pkts);
+        }
     }
 
     #[test]

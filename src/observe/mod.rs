@@ -8,6 +8,7 @@
 //!   [`server`] serves it on `metrics.listen`.
 //! * [`logging`] sets up `tracing` (text or JSON, one line per event) on stderr.
 
+mod from_status;
 pub mod health;
 pub mod logging;
 pub mod metrics;

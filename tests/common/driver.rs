@@ -73,6 +73,12 @@ impl Sockets {
         while Instant::now() < deadline {
             if let Some((from, to, data)) = self.recv() {
                 match IkeSa::responder(cfg.clone(), Instant::now(), Box::new(OsRandom), &data, from, to) {
+                    // A stateless reply (COOKIE, INVALID_KE_PAYLOAD): send it and wait for the retry.
+                    Ok(mut sa) if sa.state() == cgwd::ike::State::Closed => {
+                        while let Some(t) = sa.poll_transmit() {
+                            let _ = self.send(t.from.port(), t.to, &t.data);
+                        }
+                    }
                     Ok(sa) => return Ok(sa),
                     Err(e) => eprintln!("ignored first datagram: {e}"),
                 }

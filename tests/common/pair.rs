@@ -53,6 +53,8 @@ pub struct Pair {
     pub responder_events: Vec<Event>,
     /// Every message put on the wire, in order.
     pub wire: Vec<Seen>,
+    /// Raw bytes of every message put on the wire, in order.
+    pub raw: Vec<(Dir, Vec<u8>)>,
     /// How many responder SAs were created (stateless replies create throwaway ones).
     pub responders_created: usize,
     pub latency: Duration,
@@ -97,6 +99,7 @@ impl Pair {
             initiator_events: Vec::new(),
             responder_events: Vec::new(),
             wire: Vec::new(),
+            raw: Vec::new(),
             responders_created: 0,
             latency: Duration::from_millis(10),
             policy: Box::new(|_, _, _| Fate::Deliver),
@@ -139,6 +142,7 @@ impl Pair {
         let fate = (self.policy)(dir, *n, &t.data);
         *n += 1;
         let (exchange, response, msg_id) = peek(&t.data);
+        self.raw.push((dir, t.data.clone()));
         self.wire.push(Seen {
             dir,
             at: self.now - self.start,
@@ -230,6 +234,23 @@ impl Pair {
                 }
             }
         }
+    }
+
+    /// Hand `data` to one side right now, as if it came from the other (spoofed or replayed input).
+    pub fn inject(&mut self, dir: Dir, data: &[u8]) {
+        let (from, to) = match dir {
+            Dir::ToResponder => (self.initiator.status().local, self.initiator.status().remote),
+            Dir::ToInitiator => (self.initiator.status().remote, self.initiator.status().local),
+        };
+        self.deliver(
+            dir,
+            Transmit {
+                from,
+                to,
+                data: data.to_vec(),
+            },
+        );
+        self.collect();
     }
 
     pub fn responder(&self) -> &IkeSa {

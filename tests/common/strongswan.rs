@@ -135,6 +135,7 @@ impl Charon {
             default = 1
             ike = 2
             cfg = 2
+            chd = 4
             enc = 1
         }}
     }}
@@ -228,14 +229,24 @@ impl Drop for Charon {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
         let _ = run("kill", &["-TERM", &pid]);
+        let mut exited = false;
         for _ in 0..30 {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Keep the config and log of a failed test for a post-mortem; otherwise leave nothing behind.
+        if !std::thread::panicking() && std::env::var_os("CGWD_KEEP_TEST_FILES").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("charon files kept in {}", self.dir.display());
+        }
     }
 }
 
@@ -286,4 +297,77 @@ pub fn parse_list_sas(out: &str) -> SaStatus {
         s.child_spis = Some((i, o));
     }
     s
+}
+
+/// Child SA keys charon derived, as its log shows them at `chd = 4` (the most recent Child SA):
+/// encryption and integrity keys, initiator→responder and responder→initiator ("initiator" being the
+/// side that started the exchange that created the Child SA).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LoggedChildKeys {
+    pub encr_i: Vec<u8>,
+    pub encr_r: Vec<u8>,
+    pub integ_i: Vec<u8>,
+    pub integ_r: Vec<u8>,
+}
+
+pub fn logged_child_keys(log: &str) -> Option<LoggedChildKeys> {
+    let mut keys = LoggedChildKeys::default();
+    let mut seen_any = false;
+    let mut current: Option<(usize, usize)> = None; // (which key, expected length)
+    for line in log.lines() {
+        let Some(rest) = line.split("[CHD] ").nth(1) else {
+            continue;
+        };
+        let header = [
+            "encryption initiator key => ",
+            "encryption responder key => ",
+            "integrity initiator key => ",
+            "integrity responder key => ",
+        ]
+        .iter()
+        .position(|h| rest.starts_with(h));
+        if let Some(which) = header {
+            let len: usize = rest
+                .split("=> ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            if which == 0 {
+                keys = LoggedChildKeys::default();
+            }
+            seen_any = true;
+            current = Some((which, len));
+            continue;
+        }
+        let Some((which, len)) = current else {
+            continue;
+        };
+        let t = rest.trim_start();
+        let Some((offset, bytes)) = t.split_once(": ") else {
+            current = None;
+            continue;
+        };
+        if offset.parse::<usize>().is_err() {
+            current = None;
+            continue;
+        }
+        let target = match which {
+            0 => &mut keys.encr_i,
+            1 => &mut keys.encr_r,
+            2 => &mut keys.integ_i,
+            _ => &mut keys.integ_r,
+        };
+        for tok in bytes.split_whitespace() {
+            if target.len() >= len {
+                break;
+            }
+            match u8::from_str_radix(tok, 16) {
+                Ok(b) if tok.len() == 2 => target.push(b),
+                _ => break,
+            }
+        }
+    }
+    seen_any.then_some(keys)
 }

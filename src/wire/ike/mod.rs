@@ -34,6 +34,15 @@
 //!   mixed families cannot be built.
 //! * Transform attributes other than Key Length are kept ([`Attribute`]) so messages round-trip; the IKE
 //!   layer must treat a transform with `other_attributes` as unrecognised (RFC 7296 §3.3.6).
+//! * Strict where RFC 7296 says MUST and real peers comply: Last Substruc values, Num Transforms, proposal
+//!   SPI size 0/4/8, Delete SPI size (0 for IKE, 4 otherwise), nonce 16..=256 octets, at least one
+//!   proposal / transform / traffic selector, an SK(F) payload only last, SKF fragment numbers in
+//!   1..=total. Lenient where it says "ignore on receipt": reserved bits and octets, the minor version.
+//!
+//! # Test data
+//! `testdata/` holds two complete exchanges captured from strongSwan 5.9.8 (CBC and GCM with SKF
+//! fragments) with the initiator's keys (`keys.txt`: DH secret, SKEYSEED, SK_*; PSK in the header line),
+//! usable by the IKE layer as end-to-end known answers; `testdata/capture/` re-creates them.
 
 mod consts;
 mod header;
@@ -83,7 +92,8 @@ pub enum Error {
     /// More elements than the `MAX_*` caps allow.
     #[error("too many elements")]
     TooMany,
-    /// Major version other than 2 (RFC 7296 §2.5); the value is the major version received.
+    /// Major version other than 2 (RFC 7296 §2.5); the value is the major version received. The SPIs
+    /// and Message ID for an INVALID_MAJOR_VERSION reply are still readable through [`Header`].
     #[error("unsupported IKE major version {0}")]
     UnsupportedVersion(u8),
     /// On emit: a payload body longer than its 16-bit length field can say.

@@ -392,7 +392,8 @@ pub enum PayloadRepr {
     /// SK or SKF, always last.
     Encrypted(EncryptedRepr),
     /// A payload this codec does not model (CP, EAP, or an unknown non-critical type): kept so the
-    /// message round-trips; the IKE layer ignores it.
+    /// message round-trips; the IKE layer ignores it. Parsing never yields a modelled type (or NONE)
+    /// here; building one with such a `kind` emits bytes that parse back as that type instead.
     Unknown {
         kind: PayloadType,
         critical: bool,

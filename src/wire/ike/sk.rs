@@ -256,3 +256,45 @@ fn emit_encrypted(
         icv,
     })
 }
+
+/// The largest share of inner payload octets one SKF message of at most `max_len` octets can carry
+/// (IKE header, SKF header with fragment fields, IV, padding, pad length and ICV subtracted); `None`
+/// when not even one octet fits. `max_len` is the IKE message size, without IP/UDP headers or the
+/// non-ESP marker (RFC 7383 §2.5.1).
+pub fn max_fragment_chunk(max_len: usize, params: SkParams) -> Option<usize> {
+    let fixed = HEADER_LEN + PAYLOAD_HEADER_LEN + 4 + params.iv_len + params.icv_len;
+    let room = max_len.checked_sub(fixed)?;
+    let block = params.block_len.max(1);
+    // The padded plaintext is a multiple of the block and holds the chunk plus the pad length octet.
+    let chunk = (room / block * block).checked_sub(1)?;
+    (chunk > 0).then_some(chunk)
+}
+
+/// Lays out `inner` (payloads whose first type is `inner_first`) as SKF messages of at most `max_len`
+/// octets each, numbered 1..=total (RFC 7383 §2.5). Each comes with its [`SealLayout`] (relative to
+/// that message's own vector) for in-place encryption.
+pub fn emit_skf_messages(
+    header: &HeaderRepr,
+    inner_first: PayloadType,
+    inner: &[u8],
+    params: SkParams,
+    max_len: usize,
+) -> Result<Vec<(Vec<u8>, SealLayout)>, Error> {
+    let chunk = max_fragment_chunk(max_len, params).ok_or(Error::TooLong)?;
+    let chunks: Vec<&[u8]> = if inner.is_empty() {
+        vec![inner]
+    } else {
+        inner.chunks(chunk).collect()
+    };
+    let total = u16::try_from(chunks.len()).map_err(|_| Error::TooLong)?;
+    chunks
+        .iter()
+        .zip(1..=total)
+        .map(|(part, number)| {
+            let mut out = Vec::with_capacity(max_len);
+            let fragment = Fragment::new(number, total)?;
+            let layout = emit_skf_message(header, inner_first, fragment, part, params, &mut out)?;
+            Ok((out, layout))
+        })
+        .collect()
+}

@@ -1,0 +1,184 @@
+//! The control socket: a Unix stream socket (mode 0600 in a 0700 directory, so only root — or
+//! whoever runs cgwd — can read tunnel state) answering one request line per connection.
+//!
+//! Protocol: the client writes `status\n`; the server answers one line of JSON
+//! ([`StatusSnapshot`]) and closes. Unknown requests get `{"error": "..."}`. A dedicated thread
+//! serves it from a shared snapshot, so a slow client never stalls the control loop.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::status::StatusSnapshot;
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 256;
+/// Largest answer a client reads (a snapshot is a few KiB).
+const MAX_ANSWER: u64 = 1 << 20;
+/// How long either side waits for the other.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cgwd is not running (no control socket at {0})")]
+    NotRunning(PathBuf),
+    #[error("permission denied on {0}: the control socket is root-only, run as root")]
+    PermissionDenied(PathBuf),
+    #[error("another cgwd is already serving {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cgwd answered {0}")]
+    Remote(String),
+    #[error("unreadable answer from cgwd: {0}")]
+    BadAnswer(String),
+}
+
+/// The shared snapshot the run loop updates and the server reads.
+pub type SharedStatus = Arc<Mutex<Option<StatusSnapshot>>>;
+
+/// A running control socket; dropping it stops the thread and removes the socket file.
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Create the directory (0700) if needed, replace a stale socket, bind (0600) and serve.
+    pub fn start(path: &Path, status: SharedStatus) -> Result<Self, ControlError> {
+        let io_err = |source| ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err)?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(ControlError::AlreadyRunning(path.to_path_buf()));
+                }
+                std::fs::remove_file(path).map_err(io_err)?;
+            }
+            Ok(_) => {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "exists and is not a socket; remove it or choose control.socket",
+                )));
+            }
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("cgwd-control".into())
+                .spawn(move || serve(listener, status, stop))
+                .map_err(io_err)?
+        };
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve(listener: UnixListener, status: SharedStatus, stop: Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        if let Err(e) = answer(conn, &status) {
+            tracing::debug!(error = %e, "control client");
+        }
+    }
+}
+
+fn answer(conn: UnixStream, status: &SharedStatus) -> io::Result<()> {
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut line = String::new();
+    BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line)?;
+    let reply = match line.trim() {
+        "status" => {
+            let snap = status.lock().map(|s| s.clone()).unwrap_or(None);
+            match snap {
+                Some(s) => serde_json::to_string(&s).map_err(io::Error::other)?,
+                None => serde_json::json!({ "error": "cgwd is starting" }).to_string(),
+            }
+        }
+        other => {
+            serde_json::json!({ "error": format!("unknown request `{}`", other.escape_debug()) }).to_string()
+        }
+    };
+    let mut w = &conn;
+    w.write_all(reply.as_bytes())?;
+    w.write_all(b"\n")
+}
+
+/// Ask the daemon at `path` for its status.
+pub fn query_status(path: &Path) -> Result<StatusSnapshot, ControlError> {
+    let conn = UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            ControlError::NotRunning(path.to_path_buf())
+        }
+        io::ErrorKind::PermissionDenied => ControlError::PermissionDenied(path.to_path_buf()),
+        _ => ControlError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
+    conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
+    (&conn).write_all(b"status\n").map_err(io_err)?;
+    let mut text = String::new();
+    BufReader::new((&conn).take(MAX_ANSWER))
+        .read_line(&mut text)
+        .map_err(io_err)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
+    if let Some(err) = value.get("error").and_then(|e| e.as_str()) {
+        return Err(ControlError::Remote(err.to_string()));
+    }
+    serde_json::from_value(value).map_err(|e| ControlError::BadAnswer(e.to_string()))
+}

@@ -1,0 +1,100 @@
+//! A raw IPv4 ICMP socket for the liveness probe: the probe packets (built whole by
+//! [`crate::failover::probe::Prober`], our inside address as source) are handed to the kernel,
+//! which routes them to the TUN device like any packet to the AWS inside address; the data plane
+//! seals them into that tunnel. AWS's echo replies come back through the TUN device to the kernel,
+//! which gives every raw ICMP socket a copy (IP header included).
+//!
+//! Hand-written on libc: std has no raw sockets and the crate has no socket2 dependency; it is four
+//! system calls.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+pub struct RawIcmp {
+    fd: OwnedFd,
+}
+
+impl RawIcmp {
+    #[allow(unsafe_code)]
+    pub fn open() -> io::Result<Self> {
+        // SAFETY: plain socket(2); the result is checked before it is owned.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::IPPROTO_ICMP,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        // SAFETY: valid fd, pointer to a c_int that lives across the call, matching length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_HDRINCL,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RawIcmp { fd })
+    }
+
+    /// Send a complete IPv4 packet to `dst` (its header's destination).
+    #[allow(unsafe_code)]
+    pub fn send(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(dst.octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `packet` and `addr` are valid for the lengths passed and outlive the call.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// One received packet (IPv4 header included), or `None` when nothing is queued.
+    #[allow(unsafe_code)]
+    pub fn try_recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
+        // SAFETY: `buf` is valid for writes of its length for the duration of the call.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(buf.get(..n as usize))
+    }
+}

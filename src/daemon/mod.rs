@@ -1,0 +1,52 @@
+//! The daemon: the I/O shell that joins config, IKE, the data plane, failover and routing.
+//!
+//! * [`ike_map`] maps the AWS model onto one [`crate::ike::config::IkeConfig`] per tunnel.
+//! * [`status`] is the snapshot `cgwd status` shows, and its human rendering.
+//! * [`control`] serves that snapshot as JSON on a Unix socket (root-only).
+//! * [`signals`] turns SIGTERM/SIGINT into a flag the run loop polls.
+//! * [`run`] is `cgwd run`: start-up checks, the control loop, the shutdown sequence.
+//! * [`icmp`] sends the failover liveness probes through the kernel (raw socket).
+
+pub mod ike_map;
+
+pub use ike_map::{MappingError, ike_config_for};
+pub mod control;
+pub mod icmp;
+pub mod run;
+pub mod signals;
+pub mod status;
+
+pub use status::{StatusSnapshot, TunnelStatus};
+
+/// `cgwd status`: 0 both tunnels up, 1 one down, 2 both down, 3 cgwd not reachable.
+pub fn status_command(
+    json: bool,
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let path = match socket {
+        Some(p) => p.to_path_buf(),
+        None => match crate::config::Settings::load(settings, &|k| std::env::var(k).ok()) {
+            Ok(s) => s.control.socket,
+            Err(e) => {
+                eprintln!("cgwd status: {e}");
+                return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
+            }
+        },
+    };
+    match control::query_status(&path) {
+        Ok(snap) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap).unwrap_or_default());
+            } else {
+                print!("{}", status::render(&snap));
+            }
+            ExitCode::from(snap.exit_code())
+        }
+        Err(e) => {
+            eprintln!("cgwd status: {e}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,860 @@
+//! `cgwd run`: the foreground daemon.
+//!
+//! ```text
+//!  start-up checks ─► TUN + inside addresses ─► UDP 500 (control thread) / 4500 (data plane)
+//!        ─► one IkeSa per tunnel (initiator; responder when AWS initiates) ─► control loop:
+//!           IKE datagrams (500 here, 4500 via the RX worker's channel) · IKE timers ·
+//!           ChildUp → SA table · probes · failover → active tunnel · routes · status
+//!        ─► SIGTERM/SIGINT: DELETE both IKE SAs, stop workers, remove routes/addresses/TUN
+//! ```
+//!
+//! One control thread drives everything but the packet path; it wakes at least every [`TICK`]
+//! (the failover and probe resolution) and otherwise blocks on the port-500 socket.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+
+use super::control::{ControlServer, SharedStatus};
+use super::icmp::RawIcmp;
+use super::signals::Signals;
+use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
+use crate::config::{ConfigError, Settings, VpnConnection};
+use crate::crypto::OsRandom;
+use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, KEEPALIVE_INTERVAL, POLL_INTERVAL, Shared};
+use crate::esp::SaTable;
+use crate::failover::probe::{Inbound, Prober};
+use crate::failover::{DownReason, FailoverTimers, Monitor, Outbound, Verdict};
+use crate::ike::{Event, FailReason, IkeConfig, IkeSa, LinkState, State};
+use crate::io::clock;
+use crate::io::tun::{Tun, TunConfig};
+use crate::io::udp::UdpSocket;
+use crate::routing::Router;
+use crate::sa::TunnelId;
+use crate::suite::Suite;
+use crate::wire::udp_encap::NON_ESP_MARKER;
+
+/// The control loop's longest sleep: failover and probe timing resolution.
+pub const TICK: Duration = Duration::from_millis(50);
+/// How often the status snapshot is refreshed (and on every state change).
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long the shutdown waits for the DELETE exchanges to be sent (not answered).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+/// IKE datagrams queued from the RX worker before it starts dropping (control traffic is sparse).
+const IKE_QUEUE: usize = 64;
+/// Linux capability number of CAP_NET_ADMIN.
+const CAP_NET_ADMIN: u32 = 12;
+
+/// An IKE datagram for the control loop, from either port.
+struct IkeInput {
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Feed the control loop from both IKE ports so it wakes the moment a message arrives (a DELETE
+/// must switch traffic at once): a reader thread on UDP 500, and a forwarder for what the
+/// data-plane RX worker hands over from UDP 4500. Both end when the loop's receiver is dropped (or
+/// the data plane stops, or `stop` is set).
+fn spawn_ike_inputs(
+    local: Ipv4Addr,
+    udp500: Arc<UdpSocket>,
+    from_rx_worker: Receiver<IkeDatagram>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<Receiver<IkeInput>> {
+    let (tx, rx) = sync_channel::<IkeInput>(IKE_QUEUE);
+    let tx500 = tx.clone();
+    std::thread::Builder::new()
+        .name("cgwd-ike500".into())
+        .spawn(move || {
+            let to = SocketAddr::new(IpAddr::V4(local), 500);
+            let mut buf = vec![0u8; 65536];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match udp500.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let input = IkeInput {
+                            from,
+                            to,
+                            data: buf[..n].to_vec(),
+                        };
+                        match tx500.try_send(input) {
+                            Ok(()) | Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+                            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "UDP 500 receive failed");
+                        std::thread::sleep(TICK);
+                    }
+                }
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("cgwd-ike4500".into())
+        .spawn(move || {
+            let to = SocketAddr::new(IpAddr::V4(local), 4500);
+            for dg in from_rx_worker {
+                let input = IkeInput {
+                    from: dg.from,
+                    to,
+                    data: dg.message,
+                };
+                if tx.send(input).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Why `cgwd run` could not start, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "cgwd run needs root or CAP_NET_ADMIN (to create the TUN device and routes): run it with sudo, \
+         or give the service AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW"
+    )]
+    NotPrivileged,
+    #[error(
+        "/dev/net/tun is missing: load the tun module (`modprobe tun`) or give the container /dev/net/tun"
+    )]
+    NoTun,
+    #[error(
+        "UDP port {port} on {addr} is already in use — another IPsec daemon (strongSwan, libreswan) \
+         or cgwd is running; see `ss -ulpn 'sport = :{port}'`"
+    )]
+    PortTaken { port: u16, addr: IpAddr },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StartError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Io { what, source }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => ConfigError::EXIT_STATUS,
+            _ => 1,
+        }
+    }
+}
+
+/// Entry point of `cgwd run`.
+pub fn main(config: &Path, settings: Option<&Path>) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    match run(config, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cgwd run: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Effective capabilities include CAP_NET_ADMIN (root has it unless dropped).
+fn has_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+fn bind(addr: IpAddr, port: u16, timeout: Duration) -> Result<UdpSocket, StartError> {
+    UdpSocket::bind(SocketAddr::new(addr, port), timeout).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::PortTaken { port, addr }
+        } else {
+            StartError::Io {
+                what: format!("binding UDP {addr}:{port}"),
+                source: e,
+            }
+        }
+    })
+}
+
+/// Checks that need no change to the host, in the order a user would fix them.
+pub fn preflight() -> Result<(), StartError> {
+    if !has_net_admin() {
+        return Err(StartError::NotPrivileged);
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Err(StartError::NoTun);
+    }
+    Ok(())
+}
+
+/// One tunnel's control-plane state.
+struct Tunnel {
+    id: TunnelId,
+    cfg: Arc<IkeConfig>,
+    sa: Option<IkeSa>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    prober: Prober,
+    inside: Ipv4Net,
+    aws_inside: Ipv4Addr,
+    last_rx_packets: u64,
+    child_since: Option<Instant>,
+    child_spis: Option<(u32, u32)>,
+    last_reason: Option<String>,
+    rtt: Option<Duration>,
+    ike_suite: Option<Suite>,
+    esp_suite: Option<Suite>,
+    nat: bool,
+}
+
+impl Tunnel {
+    fn phase_states(&self) -> (PhaseState, PhaseState) {
+        let map = |l: LinkState| match l {
+            LinkState::Established => PhaseState::Established,
+            LinkState::Negotiating => PhaseState::Negotiating,
+            LinkState::Down => PhaseState::Down,
+        };
+        match &self.sa {
+            None => (PhaseState::Down, PhaseState::Down),
+            Some(sa) => {
+                let s = sa.status();
+                (map(s.phase1), map(s.phase2))
+            }
+        }
+    }
+}
+
+struct Daemon {
+    conn: VpnConnection,
+    settings: Settings,
+    local: Ipv4Addr,
+    tunnels: [Tunnel; 2],
+    udp500: Arc<UdpSocket>,
+    udp4500: Arc<UdpSocket>,
+    /// IKE datagrams from both ports, in arrival order; the loop blocks here.
+    input: Receiver<IkeInput>,
+    shared: Arc<Shared>,
+    monitor: Monitor,
+    router: Router,
+    icmp: Option<RawIcmp>,
+    status: SharedStatus,
+    started: Instant,
+    last_status: Option<Instant>,
+    routes_up: Option<bool>,
+    interface: String,
+}
+
+fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
+    s.map(|s| Algorithms {
+        encryption: s.encryption.aws_name().to_string(),
+        integrity: s.integrity.or(s.prf).map(|i| i.aws_name().to_string()),
+        dh_group: s.dh.map(|g| g.number()),
+    })
+}
+
+fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
+    match f {
+        FailReason::DeletedByPeer => DownReason::DeleteReceived,
+        FailReason::PeerNotResponding { .. } if was_up => DownReason::DpdTimeout,
+        _ => DownReason::NegotiationFailed,
+    }
+}
+
+/// Start everything, run until a signal, tear down.
+pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError> {
+    let (conn, settings) = crate::config::load(config, settings_path)?;
+    preflight()?;
+    let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
+
+    // One local address for both tunnels: AWS sends both to the same customer gateway IP.
+    let local_ip = crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
+        .map_err(StartError::io("finding the local address"))?;
+    let IpAddr::V4(local) = local_ip else {
+        return Err(StartError::Other(format!(
+            "local address {local_ip} is IPv6; cgwd supports IPv4 outside addresses"
+        )));
+    };
+    let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
+    let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
+
+    let mtu = settings.interface_mtu(&conn);
+    let mut addresses = Vec::new();
+    for t in &conn.tunnels {
+        addresses.push((t.customer_inside(), t.inside.prefix_len()));
+    }
+    let tun = Arc::new(
+        Tun::create(&TunConfig {
+            name: settings.interface.name.clone(),
+            mtu,
+            addresses: Vec::new(),
+            offload: true,
+        })
+        .map_err(StartError::io(format!(
+            "creating TUN device {}",
+            settings.interface.name
+        )))?,
+    );
+    let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
+    let mut router = Router::new(settings.routing.vpc_cidrs.clone(), ifindex)
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    for &(addr, prefix) in &addresses {
+        let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
+        router
+            .add_address(net, ifindex)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+    }
+
+    let sas = Arc::new(SaTable::new());
+    let shared = Arc::new(Shared::new(sas));
+    let (ike_tx, ike_rx) = sync_channel(IKE_QUEUE);
+    let first = conn.tunnel(TunnelId::One);
+    let dp_config = DataplaneConfig {
+        tunnel_mtu: mtu,
+        tcp_mss: Some(crate::config::mss_for_mtu(mtu)),
+        clear_df_bit: first.clear_df_bit,
+        icmp_source: first.aws_inside(),
+        keepalive: Some(KEEPALIVE_INTERVAL),
+    };
+    let dataplane = Dataplane::spawn(
+        dp_config,
+        tun.clone(),
+        udp4500.clone(),
+        shared.clone(),
+        Some(ike_tx),
+    )
+    .map_err(StartError::io("starting data-plane workers"))?;
+
+    let status: SharedStatus = Arc::new(Mutex::new(None));
+    let control = ControlServer::start(&settings.control.socket, status.clone())
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    let timers = FailoverTimers::from_settings(&settings);
+    let now = clock::now();
+    let mut rng = OsRandom;
+    let mut ike_configs = Vec::with_capacity(2);
+    for id in TunnelId::BOTH {
+        let cfg = super::ike_config_for(&conn, &settings, id, local_ip)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        ike_configs.push(Arc::new(cfg));
+    }
+    let tunnels = TunnelId::BOTH.map(|id| {
+        let t = conn.tunnel(id);
+        let cfg = ike_configs[id.index()].clone();
+        use crate::crypto::Random;
+        let ident = rng.next_u32() as u16;
+        shared.set_aws_inside(id, Some(t.aws_inside()));
+        Tunnel {
+            id,
+            sa: None,
+            retry_at: Some(now),
+            backoff: RETRY_MIN,
+            prober: Prober::new(t.customer_inside(), t.aws_inside(), ident, timers.probe_interval),
+            inside: Ipv4Net::new(t.customer_inside(), t.inside.prefix_len()).unwrap_or(t.inside),
+            aws_inside: t.aws_inside(),
+            last_rx_packets: 0,
+            child_since: None,
+            child_spis: None,
+            last_reason: None,
+            rtt: None,
+            ike_suite: None,
+            esp_suite: None,
+            nat: false,
+            cfg,
+        }
+    });
+    let icmp = match RawIcmp::open() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no raw ICMP socket: liveness probes off, failover relies on DPD");
+            None
+        }
+    };
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+    let timers = if icmp.is_some() {
+        timers
+    } else {
+        FailoverTimers {
+            suspect_after: Duration::from_secs(u64::from(u32::MAX)),
+            ..timers
+        }
+    };
+    tracing::info!(
+        vpn = %conn.id,
+        local = %local,
+        tun = %tun.name(),
+        mtu,
+        policy = settings.failover.policy.name(),
+        "cgwd running"
+    );
+    let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let input = spawn_ike_inputs(local, udp500.clone(), ike_rx, input_stop.clone())
+        .map_err(StartError::io("starting IKE input threads"))?;
+    let mut d = Daemon {
+        monitor: Monitor::new(settings.failover.policy, timers),
+        interface: tun.name().to_string(),
+        conn,
+        settings,
+        local,
+        tunnels,
+        udp500,
+        udp4500,
+        input,
+        shared,
+        router,
+        icmp,
+        status,
+        started: now,
+        last_status: None,
+        routes_up: None,
+    };
+    let result = d.run_loop(&signals);
+    d.shutdown();
+    input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(control);
+    dataplane.stop();
+    if let Err(e) = d.router.teardown() {
+        tracing::warn!(error = %e, "removing routes and addresses");
+    }
+    drop(tun);
+    tracing::info!("cgwd stopped");
+    result
+}
+
+impl Daemon {
+    fn run_loop(&mut self, signals: &Signals) -> Result<(), StartError> {
+        while !signals.stop_requested() {
+            // Sleep until an IKE datagram arrives or the next tick.
+            match self.input.recv_timeout(TICK) {
+                Ok(first) => {
+                    let mut next = Some(first);
+                    while let Some(i) = next {
+                        self.ike_datagram(clock::now(), i.from, i.to, &i.data);
+                        next = self.input.try_recv().ok();
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(StartError::Other("IKE input threads stopped".into()));
+                }
+            }
+            let now = clock::now();
+            self.timers(now);
+            self.probes(now);
+            self.failover(now);
+            if self
+                .last_status
+                .is_none_or(|t| now.saturating_duration_since(t) >= STATUS_EVERY)
+            {
+                self.publish_status(now);
+            }
+        }
+        tracing::info!("stop requested");
+        Ok(())
+    }
+
+    fn tunnel_for(&self, from: SocketAddr) -> Option<usize> {
+        self.tunnels
+            .iter()
+            .position(|t| IpAddr::V4(t.cfg.remote_addr) == from.ip())
+    }
+
+    fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let Some(i) = self.tunnel_for(from) else {
+            tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
+            return;
+        };
+        if data.len() < 28 {
+            return;
+        }
+        let spi_i = u64::from_be_bytes(data[0..8].try_into().unwrap_or_default());
+        let spi_r = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
+        let exchange = data[18];
+        let is_response = data[19] & 0x20 != 0;
+        let t = &mut self.tunnels[i];
+        let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
+        let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
+        if t.sa.is_some() && (matches_current || !new_ike_sa_init) {
+            // Everything else from this peer goes to its IkeSa, which knows its current and (during an
+            // IKE rekey) its old and new SPIs, and drops what is not its own.
+            if let Some(sa) = t.sa.as_mut() {
+                sa.handle_datagram(now, from, to, data);
+            }
+        } else if new_ike_sa_init {
+            // AWS initiates (StartupAction start, or it re-keys/reconnects first).
+            let established = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
+            if established {
+                tracing::debug!(tunnel = %t.id, "IKE_SA_INIT from AWS while established: ignored");
+                return;
+            }
+            match IkeSa::responder(t.cfg.clone(), now, Box::new(OsRandom), data, from, to) {
+                Ok(sa) => {
+                    tracing::info!(tunnel = %t.id, "AWS initiated IKE; responding");
+                    t.sa = Some(sa);
+                    t.retry_at = None;
+                }
+                Err(e) => tracing::debug!(tunnel = %t.id, error = %e, "IKE_SA_INIT rejected"),
+            }
+        } else {
+            return;
+        }
+        self.drain(i, now);
+    }
+
+    fn timers(&mut self, now: Instant) {
+        for i in 0..2 {
+            let t = &mut self.tunnels[i];
+            if t.sa.is_none() && t.retry_at.is_some_and(|r| r <= now) {
+                tracing::info!(tunnel = %t.id, peer = %t.cfg.remote_addr, "initiating IKE");
+                t.sa = Some(IkeSa::initiator(t.cfg.clone(), now, Box::new(OsRandom)));
+                t.retry_at = None;
+                self.monitor.negotiating(t.id);
+                self.drain(i, now);
+                continue;
+            }
+            if let Some(sa) = t.sa.as_mut()
+                && sa.poll_timeout().is_some_and(|d| d <= now)
+            {
+                sa.handle_timeout(now);
+                self.drain(i, now);
+            }
+        }
+    }
+
+    /// Send what the SA wants to send and act on its events.
+    fn drain(&mut self, i: usize, now: Instant) {
+        loop {
+            let Some(sa) = self.tunnels[i].sa.as_mut() else {
+                return;
+            };
+            let mut progressed = false;
+            while let Some(tx) = sa.poll_transmit() {
+                progressed = true;
+                let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
+                    let mut data = Vec::with_capacity(tx.data.len() + 4);
+                    data.extend_from_slice(&NON_ESP_MARKER);
+                    data.extend_from_slice(&tx.data);
+                    self.udp4500.send_to(&data, tx.to)
+                } else {
+                    self.udp500.send_to(&tx.data, tx.to)
+                };
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
+                }
+            }
+            if let Some(ev) = sa.poll_event() {
+                progressed = true;
+                self.event(i, ev, now);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, i: usize, ev: Event, now: Instant) {
+        let id = self.tunnels[i].id;
+        match ev {
+            Event::Established => {
+                let t = &mut self.tunnels[i];
+                t.backoff = RETRY_MIN;
+                t.last_reason = None;
+                if let Some(sa) = &t.sa {
+                    let s = sa.status();
+                    t.ike_suite = s.ike_suite;
+                    t.nat = s.nat_detected;
+                }
+                tracing::info!(tunnel = %id, "IKE SA established (phase 1 up)");
+            }
+            Event::ChildUp(child) => {
+                if let Err(e) = self.shared.sas.install(&child) {
+                    tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
+                    return;
+                }
+                if let SocketAddr::V4(peer) = child.remote {
+                    self.shared.set_peer(id, Some(peer));
+                } else {
+                    self.shared.set_peer(id, None::<SocketAddrV4>);
+                }
+                let t = &mut self.tunnels[i];
+                t.child_since.get_or_insert(now);
+                t.child_spis = Some((child.inbound.spi.0, child.outbound.spi.0));
+                t.esp_suite = t.sa.as_ref().and_then(|sa| sa.status().esp_suite);
+                // Start counting inbound from here.
+                t.last_rx_packets = self.shared.sas.counters().tunnels[i].packets_in;
+                self.monitor.child_up(id, now);
+                tracing::info!(
+                    tunnel = %id,
+                    spi_in = %child.inbound.spi,
+                    spi_out = %child.outbound.spi,
+                    "Child SA up (phase 2 up)"
+                );
+                self.failover(now);
+                self.publish_status(now);
+            }
+            Event::ChildDown { inbound, outbound } => {
+                self.shared.sas.remove_inbound(inbound);
+                self.shared.sas.remove_outbound(id, outbound);
+                let t = &mut self.tunnels[i];
+                t.child_spis = None;
+                t.child_since = None;
+                // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
+                // keep the more precise reason recorded first.
+                if !matches!(
+                    self.monitor.health(id).child,
+                    crate::failover::ChildState::Down(_)
+                ) {
+                    t.last_reason = Some("AWS deleted the Child SA".into());
+                    self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                }
+                tracing::warn!(tunnel = %id, "Child SA down");
+                self.failover(now);
+                self.publish_status(now);
+            }
+            Event::IkeRekeyed { new_local_spi, .. } => {
+                tracing::info!(tunnel = %id, spi = format!("{new_local_spi:016x}"), "IKE SA rekeyed");
+            }
+            Event::ChildFailed(f) => {
+                tracing::warn!(tunnel = %id, "{}", f.message());
+                self.tunnels[i].last_reason = Some(f.message());
+                self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+            }
+            Event::Failed(f) => {
+                tracing::warn!(tunnel = %id, "{}", f.message());
+                let was_up = self.tunnels[i].child_since.is_some();
+                self.tunnels[i].last_reason = Some(f.message());
+                self.monitor.child_down(id, down_reason(&f.reason, was_up), now);
+            }
+            Event::Closed => {
+                self.shared.sas.remove_tunnel(id);
+                let t = &mut self.tunnels[i];
+                t.sa = None;
+                t.child_spis = None;
+                t.child_since = None;
+                t.ike_suite = None;
+                t.esp_suite = None;
+                t.retry_at = Some(now + t.backoff);
+                tracing::info!(tunnel = %id, retry_in = ?t.backoff, "IKE SA closed");
+                t.backoff = (t.backoff * 2).min(RETRY_MAX);
+                if !matches!(
+                    self.monitor.health(id).child,
+                    crate::failover::ChildState::Down(_)
+                ) {
+                    self.monitor.child_down(id, DownReason::Closed, now);
+                }
+                self.failover(now);
+                self.publish_status(now);
+            }
+        }
+    }
+
+    /// Inbound accounting and liveness probes.
+    fn probes(&mut self, now: Instant) {
+        let counters = self.shared.sas.counters();
+        for i in 0..2 {
+            let id = self.tunnels[i].id;
+            let packets = counters.tunnels[i].packets_in;
+            if packets != self.tunnels[i].last_rx_packets {
+                self.tunnels[i].last_rx_packets = packets;
+                self.monitor.inbound(id, now);
+            }
+        }
+        let Some(icmp) = &self.icmp else { return };
+        let mut buf = [0u8; 1500];
+        while let Ok(Some(pkt)) = icmp.try_recv(&mut buf) {
+            for t in &mut self.tunnels {
+                if let Inbound::Reply { rtt } = t.prober.handle(pkt, now) {
+                    t.rtt = Some(rtt);
+                    self.monitor.probe_reply(t.id, now);
+                    break;
+                }
+            }
+        }
+        for t in &mut self.tunnels {
+            if t.child_spis.is_none() {
+                continue;
+            }
+            let h = self.monitor.health(t.id);
+            let heard = h.last_inbound.max(h.last_probe_reply);
+            if let Some(pkt) = t.prober.poll(now, heard)
+                && let Err(e) = icmp.send(&pkt, t.aws_inside)
+            {
+                tracing::debug!(tunnel = %t.id, error = %e, "probe send failed");
+            }
+        }
+    }
+
+    fn failover(&mut self, now: Instant) {
+        let (d, changed) = self.monitor.tick(now);
+        if changed {
+            let active = match d.outbound {
+                Outbound::None => None,
+                Outbound::One(t) => Some(t),
+                // The data plane has one active tunnel today; flow-hash spreading is its next step.
+                Outbound::Both => Some(TunnelId::One),
+            };
+            self.shared.set_active(active);
+            tracing::info!(outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
+            self.last_status = None;
+        }
+        let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+        if self.routes_up != Some(any_up) {
+            match self.router.sync(any_up) {
+                Ok(_) => self.routes_up = Some(any_up),
+                Err(e) => tracing::warn!(error = %e, "route update failed; retrying"),
+            }
+        }
+    }
+
+    fn publish_status(&mut self, now: Instant) {
+        self.last_status = Some(now);
+        let counters = self.shared.sas.counters();
+        let outbound = self.monitor.outbound();
+        let decision = crate::failover::decide(
+            &[
+                *self.monitor.health(TunnelId::One),
+                *self.monitor.health(TunnelId::Two),
+            ],
+            self.monitor.policy,
+            outbound.primary(),
+            &self.monitor.timers,
+            now,
+        );
+        let tunnels = self
+            .tunnels
+            .iter()
+            .map(|t| {
+                let i = t.id.index();
+                let (p1, p2) = t.phase_states();
+                let c = &counters.tunnels[i];
+                let verdict = decision.verdicts[i];
+                let liveness = match verdict {
+                    Verdict::Down => "down",
+                    Verdict::Suspect => "suspect",
+                    Verdict::Settling => "settling",
+                    Verdict::Healthy => "healthy",
+                };
+                let tc = self.conn.tunnel(t.id);
+                TunnelStatus {
+                    tunnel: t.id.number(),
+                    ike_phase1_state: p1,
+                    ike_phase2_state: p2,
+                    local_outside: IpAddr::V4(self.local),
+                    aws_outside: tc.aws_outside,
+                    inside: t.inside,
+                    aws_inside: t.aws_inside,
+                    phase1_algorithms: suite_algorithms(&t.ike_suite),
+                    phase2_algorithms: suite_algorithms(&t.esp_suite),
+                    spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
+                    spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
+                    uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
+                    // cgwd does not rekey yet: AWS rekeys before the lifetime ends.
+                    next_rekey_secs: None,
+                    traffic: Traffic {
+                        packets_in: c.packets_in,
+                        bytes_in: c.bytes_in,
+                        packets_out: c.packets_out,
+                        bytes_out: c.bytes_out,
+                    },
+                    drops: c
+                        .drops
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(r, n)| (r.name().to_string(), n))
+                        .collect(),
+                    nat_t_detected: t.nat,
+                    dpd_enabled: true,
+                    liveness: liveness.into(),
+                    probe_rtt_ms: t.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                    active: outbound.tunnel_for(0) == Some(t.id) || outbound == Outbound::Both,
+                    reason: if verdict == Verdict::Suspect {
+                        Some("no answer from AWS inside address (probe)".into())
+                    } else if p2.is_up() {
+                        None
+                    } else {
+                        t.last_reason.clone()
+                    },
+                }
+            })
+            .collect();
+        let snap = StatusSnapshot {
+            cgwd_version: env!("CARGO_PKG_VERSION").into(),
+            vpn_connection_id: self.conn.id.clone(),
+            interface: self.interface.clone(),
+            failover_policy: self.settings.failover.policy.name().into(),
+            outbound: match outbound {
+                Outbound::None => "none".into(),
+                Outbound::One(t) => format!("tunnel-{}", t.number()),
+                Outbound::Both => "both".into(),
+            },
+            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+            failovers: self.monitor.switches,
+            tunnels,
+            routes: self
+                .router
+                .installed()
+                .iter()
+                .map(|r| RouteStatus {
+                    destination: r.dst,
+                    device: self.interface.clone(),
+                })
+                .collect(),
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = Some(snap);
+        }
+    }
+
+    /// DELETE both IKE SAs (sent, not awaited beyond a short grace).
+    fn shutdown(&mut self) {
+        let now = clock::now();
+        for i in 0..2 {
+            if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                sa.close(now);
+            }
+            self.drain(i, now);
+        }
+        let deadline = now + SHUTDOWN_GRACE;
+        while clock::now() < deadline
+            && self
+                .tunnels
+                .iter()
+                .any(|t| t.sa.as_ref().is_some_and(|sa| sa.state() == State::Deleting))
+        {
+            if let Ok(i) = self.input.recv_timeout(TICK) {
+                self.ike_datagram(clock::now(), i.from, i.to, &i.data);
+            }
+        }
+        self.shared.set_active(None);
+    }
+}

@@ -1,0 +1,620 @@
+//! CREATE_CHILD_SA (RFC 7296 §1.3): rekeyed Child SAs (with PFS when the phase 2 DH groups ask for it,
+//! as AWS's do) and IKE SA rekeys (§2.18), answered when the peer starts them (AWS rekeys on its own
+//! schedule) and started by us at lifetime − margin − random fuzz.
+//!
+//! ```text
+//! Child rekey   HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}   -->
+//!                                   <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
+//!               HDR, SK {D(ESP, old)}                             -->   (then the old one goes)
+//! IKE rekey     HDR, SK {SA(new SPIi), Ni, KEi}                   -->
+//!                                   <--  HDR, SK {SA(new SPIr), Nr, KEr}
+//!               HDR(old SPIs), SK {D(IKE)}                        -->   answered with the old keys
+//! ```
+//! Collisions (§2.8.1, both sides rekeying at once) are resolved the simple way: a side with its own
+//! CREATE_CHILD_SA in flight answers the peer's with TEMPORARY_FAILURE, and a refused side retries after
+//! a random 1–5 s. No redundant SA is ever created, at the price of a few seconds' delay.
+
+use std::time::Instant;
+
+use super::auth::find_sa;
+use super::init::{find_notify, keys_from, notify};
+use super::message::{Inbound, OldIke};
+use super::proposal::{PfsMode, Proposal, select_ike};
+use super::timer::Timer;
+use super::{Event, FailReason, IkeSa, Phase, Role};
+use crate::crypto::{DhPrivate, derive_child_keys, derive_rekeyed_ike_keys};
+use crate::suite::DhGroup;
+use crate::wire::ike::{ExchangeType, NotifyRepr, NotifyType, PayloadRepr, ProtocolId, SaRepr};
+
+const NONCE_LEN: usize = 32;
+
+fn find_nonce(p: &[PayloadRepr]) -> Option<&[u8]> {
+    p.iter().find_map(|x| match x {
+        PayloadRepr::Nonce(n) => Some(n.as_slice()),
+        _ => None,
+    })
+}
+
+fn find_ke(p: &[PayloadRepr]) -> Option<(u16, &[u8])> {
+    p.iter().find_map(|x| match x {
+        PayloadRepr::Ke { group, data } => Some((*group, data.as_slice())),
+        _ => None,
+    })
+}
+
+impl IkeSa {
+    pub(crate) fn process_create_child(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
+        let is_ike = find_sa(&inbound.payloads)
+            .is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
+        if is_ike {
+            self.respond_ike_rekey(now, raw, inbound);
+        } else {
+            self.respond_child(now, raw, inbound);
+        }
+    }
+
+    fn refuse(&mut self, raw: &[u8], msg_id: u32, n: PayloadRepr) {
+        self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &[n]);
+    }
+
+    /// Our DH half for group `g` against the peer's KE, or the notify to answer with.
+    fn pfs_secret(
+        &mut self,
+        g: DhGroup,
+        ke: Option<(u16, &[u8])>,
+    ) -> Result<(DhPrivate, crate::secret::Secret), PayloadRepr> {
+        match ke {
+            Some((group, data)) if group == g.number() => {
+                let dh = DhPrivate::generate(g, &mut *self.rng)
+                    .map_err(|_| notify(NotifyType::TEMPORARY_FAILURE, Vec::new()))?;
+                let shared = dh
+                    .shared_secret(data)
+                    .map_err(|_| notify(NotifyType::INVALID_SYNTAX, Vec::new()))?;
+                Ok((dh, shared))
+            }
+            _ => Err(notify(
+                NotifyType::INVALID_KE_PAYLOAD,
+                g.number().to_be_bytes().to_vec(),
+            )),
+        }
+    }
+
+    fn respond_child(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
+        let p = &inbound.payloads;
+        let msg_id = inbound.msg_id;
+        if self.rekey.is_some() {
+            self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
+            return;
+        }
+        if let Some(n) = find_notify(p, NotifyType::REKEY_SA) {
+            let known = <[u8; 4]>::try_from(n.spi.as_slice())
+                .map(u32::from_be_bytes)
+                .is_ok_and(|spi| self.children.iter().any(|c| c.outbound == spi));
+            if n.protocol != ProtocolId::ESP || !known {
+                let nf = PayloadRepr::Notify(NotifyRepr {
+                    protocol: n.protocol,
+                    spi: n.spi.clone(),
+                    kind: NotifyType::CHILD_SA_NOT_FOUND,
+                    data: Vec::new(),
+                });
+                self.refuse(raw, msg_id, nf);
+                return;
+            }
+        }
+        let Some(ni) = find_nonce(p).map(<[u8]>::to_vec) else {
+            self.refuse(raw, msg_id, notify(NotifyType::INVALID_SYNTAX, Vec::new()));
+            return;
+        };
+        let pfs = if self.cfg.esp.dh.is_empty() {
+            PfsMode::Ignore
+        } else {
+            PfsMode::Require
+        };
+        let our_spi = self.random_spi32();
+        let (chosen, suite, tsi, tsr, peer_spi) = match self.select_first_child(p, our_spi, pfs) {
+            Ok(x) => x,
+            Err((kind, reason)) => {
+                self.refuse(raw, msg_id, notify(kind, Vec::new()));
+                let f = self.failure(reason);
+                tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA rekey refused");
+                self.events.push_back(Event::ChildFailed(f));
+                return;
+            }
+        };
+        let dh = match suite.dh {
+            Some(g) => match self.pfs_secret(g, find_ke(p)) {
+                Ok(x) => Some(x),
+                Err(n) => {
+                    self.refuse(raw, msg_id, n);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(keys) = self.keys.as_ref() else { return };
+        let k = derive_child_keys(
+            keys.prf,
+            keys.sk_d.expose(),
+            dh.as_ref().map(|(_, s)| s.expose()),
+            &ni,
+            &nr,
+            suite.encryption,
+            suite.integrity,
+        );
+        let mut response = vec![
+            PayloadRepr::Sa(SaRepr {
+                proposals: vec![chosen.to_repr()],
+            }),
+            PayloadRepr::Nonce(nr),
+        ];
+        if let (Some(g), Some((priv_dh, _))) = (suite.dh, dh.as_ref()) {
+            response.push(PayloadRepr::Ke {
+                group: g.number(),
+                data: priv_dh.public_value().to_vec(),
+            });
+        }
+        response.push(PayloadRepr::TsI(vec![super::ts::to_wire(&tsi)]));
+        response.push(PayloadRepr::TsR(vec![super::ts::to_wire(&tsr)]));
+        self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &response);
+        let child = self.orient_child(suite, our_spi, peer_spi, tsr, tsi, k, false);
+        self.child_up(child);
+    }
+
+    fn respond_ike_rekey(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
+        if self.rekey.is_some() {
+            // Both sides rekeying at once (RFC 7296 §2.8.1): the simplest resolution is to refuse
+            // ours-vs-theirs with TEMPORARY_FAILURE; each side retries after a random delay.
+            self.refuse(
+                raw,
+                inbound.msg_id,
+                notify(NotifyType::TEMPORARY_FAILURE, Vec::new()),
+            );
+            return;
+        }
+        let p = &inbound.payloads;
+        let msg_id = inbound.msg_id;
+        let Some(sa) = find_sa(p) else { return };
+        let offered: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
+        let Some((mut chosen, suite)) = select_ike(&offered, &self.cfg.ike) else {
+            self.refuse(raw, msg_id, notify(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()));
+            let f = self.failure(FailReason::NoProposalChosen {
+                phase: Phase::One,
+                by_peer: false,
+            });
+            self.events.push_back(Event::ChildFailed(f));
+            return;
+        };
+        let peer_spi = offered
+            .iter()
+            .find(|o| o.number == chosen.number)
+            .and_then(|o| <[u8; 8]>::try_from(o.spi.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .filter(|&s| s != 0);
+        let (Some(peer_spi), Some(g), Some(ni)) = (peer_spi, suite.dh, find_nonce(p).map(<[u8]>::to_vec))
+        else {
+            self.refuse(raw, msg_id, notify(NotifyType::INVALID_SYNTAX, Vec::new()));
+            return;
+        };
+        let (dh, shared) = match self.pfs_secret(g, find_ke(p)) {
+            Ok(x) => x,
+            Err(n) => {
+                self.refuse(raw, msg_id, n);
+                return;
+            }
+        };
+        let our_spi = self.random_spi64();
+        let nr = self.random_bytes(NONCE_LEN);
+        let (Some(old_keys), Some(prf)) = (self.keys.as_ref(), suite.prf) else {
+            return;
+        };
+        let k = derive_rekeyed_ike_keys(
+            prf,
+            old_keys.prf,
+            old_keys.sk_d.expose(),
+            suite.encryption,
+            suite.integrity,
+            &ni,
+            &nr,
+            shared.expose(),
+            peer_spi,
+            our_spi,
+        );
+        // The peer started this rekey, so it is the new IKE SA's original initiator.
+        let Some(new_keys) = keys_from(Role::Responder, &suite, k) else {
+            return;
+        };
+        chosen.spi = our_spi.to_be_bytes().to_vec();
+        let response = [
+            PayloadRepr::Sa(SaRepr {
+                proposals: vec![chosen.to_repr()],
+            }),
+            PayloadRepr::Nonce(nr),
+            PayloadRepr::Ke {
+                group: g.number(),
+                data: dh.public_value().to_vec(),
+            },
+        ];
+        self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &response);
+
+        let old_local_spi = self.local_spi();
+        self.old_ike = Some(OldIke {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            role: self.role,
+            keys: self.keys.take(),
+            next_request_id: self.next_request_id,
+            peer_next_id: self.peer_next_id,
+            last_response: self.last_response.take(),
+        });
+        self.spi_i = peer_spi;
+        self.spi_r = our_spi;
+        self.role = Role::Responder;
+        self.keys = Some(new_keys);
+        self.suite = Some(suite);
+        self.next_request_id = 0;
+        self.peer_next_id = 0;
+        self.in_flight = None;
+        self.timers.stop(Timer::Retransmit);
+        tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA rekeyed by the peer");
+        self.events.push_back(Event::IkeRekeyed {
+            old_local_spi,
+            new_local_spi: self.local_spi(),
+        });
+        self.heard(now);
+        let delay = self.rekey_delay(self.cfg.ike_lifetime);
+        self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
+    }
+}
+
+/// Our CREATE_CHILD_SA in flight: what its response needs.
+pub(crate) struct PendingRekey {
+    pub ni: Vec<u8>,
+    pub dh: Option<DhPrivate>,
+    /// The new SA's SPI we chose (Child: our inbound SPI; IKE: our new SPIi).
+    pub new_spi: u64,
+    /// Child rekey: our inbound SPI of the SA being replaced.
+    pub old_child: Option<u32>,
+}
+
+/// A retry after TEMPORARY_FAILURE or a collision waits 1–5 s (random, so colliding peers drift apart).
+fn retry_delay(rng: &mut dyn crate::crypto::Random) -> std::time::Duration {
+    std::time::Duration::from_millis(1000 + u64::from(rng.next_u32() % 4000))
+}
+
+impl IkeSa {
+    /// When to rekey an SA of `lifetime`: lifetime − margin − random(0..=margin × fuzz %), as AWS and
+    /// strongSwan compute it, and never sooner than 1 s.
+    pub(crate) fn rekey_delay(&mut self, lifetime: std::time::Duration) -> std::time::Duration {
+        let margin = self.cfg.rekey_margin;
+        let fuzz_ms = margin.as_millis() as u64 * u64::from(self.cfg.rekey_fuzz_percent) / 100;
+        let extra = if fuzz_ms == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (fuzz_ms + 1)
+        };
+        lifetime
+            .saturating_sub(margin)
+            .saturating_sub(std::time::Duration::from_millis(extra))
+            .max(std::time::Duration::from_secs(1))
+    }
+
+    pub(crate) fn queue_rekey(&mut self, now: Instant, kind: super::message::RequestKind) {
+        if self.state != super::State::Established || self.queue.contains(&kind) {
+            return;
+        }
+        if kind == super::message::RequestKind::RekeyChild && self.children.is_empty() {
+            return;
+        }
+        self.queue.push_back(kind);
+        self.pump(now);
+    }
+
+    pub(crate) fn arm_child_expiry(&mut self) {
+        match self.children.iter().map(|c| c.expires).min() {
+            Some(t) => self.timers.set(Timer::ChildExpire, t),
+            None => self.timers.stop(Timer::ChildExpire),
+        }
+    }
+
+    /// Child SAs past their hard lifetime go, with a DELETE to the peer.
+    pub(crate) fn expire_children(&mut self, now: Instant) {
+        let expired: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.expires <= now)
+            .map(|c| c.inbound)
+            .collect();
+        for spi in expired {
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound == spi) {
+                // Not again: the DELETE below removes it.
+                c.expires = now + self.cfg.retransmit.give_up_after() + std::time::Duration::from_secs(1);
+            }
+            let kind = super::message::RequestKind::DeleteChild(spi);
+            if !self.queue.contains(&kind) && !matches!(&self.in_flight, Some(r) if r.kind == kind) {
+                tracing::warn!(tunnel = %self.cfg.tunnel, spi = %crate::sa::EspSpi(spi), "Child SA expired before it was rekeyed");
+                self.queue.push_back(kind);
+            }
+        }
+        self.arm_child_expiry();
+        self.pump(now);
+    }
+
+    pub(crate) fn child_deleted(&mut self, inbound: u32) {
+        if let Some(i) = self.children.iter().position(|c| c.inbound == inbound) {
+            let c = self.children.remove(i);
+            self.events.push_back(Event::ChildDown {
+                inbound: crate::sa::EspSpi(c.inbound),
+                outbound: crate::sa::EspSpi(c.outbound),
+            });
+        }
+        self.arm_child_expiry();
+    }
+
+    pub(crate) fn start_child_rekey(&mut self, now: Instant) {
+        let Some(old) = self.children.last().cloned() else {
+            return;
+        };
+        let group = if self.cfg.esp.dh.is_empty() {
+            None
+        } else {
+            self.child_rekey_group
+                .or_else(|| super::proposal::preferred_dh(&self.cfg.esp))
+        };
+        let dh = match group {
+            Some(g) => match DhPrivate::generate(g, &mut *self.rng) {
+                Ok(d) => Some(d),
+                Err(_) => return,
+            },
+            None => None,
+        };
+        let ni = self.random_bytes(NONCE_LEN);
+        let new_spi = self.random_spi32();
+        let mut payloads = vec![
+            PayloadRepr::Notify(NotifyRepr {
+                protocol: ProtocolId::ESP,
+                spi: old.inbound.to_be_bytes().to_vec(),
+                kind: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            }),
+            PayloadRepr::Sa(SaRepr {
+                proposals: super::proposal::esp_offer(&self.cfg.esp, new_spi, group.is_some())
+                    .iter()
+                    .map(Proposal::to_repr)
+                    .collect(),
+            }),
+            PayloadRepr::Nonce(ni.clone()),
+        ];
+        if let (Some(g), Some(d)) = (group, dh.as_ref()) {
+            payloads.push(PayloadRepr::Ke {
+                group: g.number(),
+                data: d.public_value().to_vec(),
+            });
+        }
+        payloads.push(PayloadRepr::TsI(vec![super::ts::to_wire(&old.local_ts)]));
+        payloads.push(PayloadRepr::TsR(vec![super::ts::to_wire(&old.remote_ts)]));
+        self.rekey = Some(PendingRekey {
+            ni,
+            dh,
+            new_spi: u64::from(new_spi),
+            old_child: Some(old.inbound),
+        });
+        self.send_request(
+            now,
+            super::message::RequestKind::RekeyChild,
+            ExchangeType::CREATE_CHILD_SA,
+            &payloads,
+        );
+    }
+
+    /// The group an INVALID_KE_PAYLOAD asks for, if we allow it.
+    fn wanted_group(&self, p: &[PayloadRepr], allowed: &[DhGroup]) -> Option<DhGroup> {
+        let n = find_notify(p, NotifyType::INVALID_KE_PAYLOAD)?;
+        let g = DhGroup::new(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
+        allowed.contains(&g).then_some(g)
+    }
+
+    /// The peer refused our rekey for now (collision, TEMPORARY_FAILURE): try again shortly.
+    fn rekey_later(&mut self, now: Instant, timer: Timer) {
+        let d = retry_delay(&mut *self.rng);
+        self.timers.set(timer, now + d);
+    }
+
+    pub(crate) fn process_child_rekey_response(&mut self, now: Instant, inbound: Inbound) {
+        let Some(pending) = self.rekey.take() else { return };
+        let p = &inbound.payloads;
+        if let Some(g) = self.wanted_group(p, &self.cfg.esp.dh) {
+            self.child_rekey_group = Some(g);
+        }
+        if let Some(err) = super::init::first_error(p) {
+            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
+                self.rekey_later(now, Timer::ChildRekey);
+            } else {
+                let f = self.failure(FailReason::PeerError { notify: err.0 });
+                tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA rekey refused by the peer");
+                self.events.push_back(Event::ChildFailed(f));
+            }
+            return;
+        }
+        let pfs = if pending.dh.is_some() {
+            PfsMode::Require
+        } else {
+            PfsMode::Ignore
+        };
+        let result = (|| {
+            let sa = find_sa(p)?;
+            let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
+            let (suite, peer_spi) = super::proposal::accept_esp_choice(&chosen, &self.cfg.esp, pfs).ok()?;
+            let nr = find_nonce(p)?.to_vec();
+            let shared = match (suite.dh, pending.dh.as_ref()) {
+                (Some(g), Some(d)) if d.group() == g => {
+                    let (group, data) = find_ke(p)?;
+                    if group != g.number() {
+                        return None;
+                    }
+                    Some(d.shared_secret(data).ok()?)
+                }
+                (None, _) => None,
+                _ => return None,
+            };
+            let tsi = super::auth::find_ts(p, true)?
+                .iter()
+                .find_map(super::ts::from_wire)?;
+            let tsr = super::auth::find_ts(p, false)?
+                .iter()
+                .find_map(super::ts::from_wire)?;
+            let keys = self.keys.as_ref()?;
+            let k = derive_child_keys(
+                keys.prf,
+                keys.sk_d.expose(),
+                shared.as_ref().map(|s| s.expose()),
+                &pending.ni,
+                &nr,
+                suite.encryption,
+                suite.integrity,
+            );
+            Some(self.orient_child(suite, pending.new_spi as u32, peer_spi, tsi, tsr, k, true))
+        })();
+        match result {
+            Some(child) => {
+                self.child_up(child);
+                if let Some(old) = pending.old_child {
+                    self.queue
+                        .push_back(super::message::RequestKind::DeleteChild(old));
+                }
+            }
+            None => {
+                let f = self.failure(FailReason::Protocol {
+                    what: "malformed CREATE_CHILD_SA response".into(),
+                });
+                self.events.push_back(Event::ChildFailed(f));
+            }
+        }
+    }
+
+    pub(crate) fn start_ike_rekey(&mut self, now: Instant) {
+        let Some(g) = super::proposal::preferred_dh(&self.cfg.ike) else {
+            return;
+        };
+        let Ok(dh) = DhPrivate::generate(g, &mut *self.rng) else {
+            return;
+        };
+        let ni = self.random_bytes(NONCE_LEN);
+        let new_spi = self.random_spi64();
+        let payloads = [
+            PayloadRepr::Sa(SaRepr {
+                proposals: super::proposal::ike_offer(&self.cfg.ike, &new_spi.to_be_bytes())
+                    .iter()
+                    .map(Proposal::to_repr)
+                    .collect(),
+            }),
+            PayloadRepr::Nonce(ni.clone()),
+            PayloadRepr::Ke {
+                group: g.number(),
+                data: dh.public_value().to_vec(),
+            },
+        ];
+        self.rekey = Some(PendingRekey {
+            ni,
+            dh: Some(dh),
+            new_spi,
+            old_child: None,
+        });
+        self.send_request(
+            now,
+            super::message::RequestKind::RekeyIke,
+            ExchangeType::CREATE_CHILD_SA,
+            &payloads,
+        );
+    }
+
+    pub(crate) fn process_ike_rekey_response(&mut self, now: Instant, inbound: Inbound) {
+        let Some(pending) = self.rekey.take() else { return };
+        let p = &inbound.payloads;
+        if let Some(g) = self.wanted_group(p, &self.cfg.ike.dh) {
+            self.ike_rekey_group = Some(g);
+        }
+        if let Some(err) = super::init::first_error(p) {
+            // TEMPORARY_FAILURE (collision) or INVALID_KE: try again shortly. Anything else: the IKE SA
+            // is still fine until its lifetime ends; try again later (the peer may rekey it meanwhile).
+            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
+                self.rekey_later(now, Timer::IkeRekey);
+            } else {
+                tracing::warn!(tunnel = %self.cfg.tunnel, notify = err.0, "IKE SA rekey refused by the peer");
+                self.timers
+                    .set(Timer::IkeRekey, now + std::time::Duration::from_secs(30));
+            }
+            return;
+        }
+        let result = (|| {
+            let sa = find_sa(p)?;
+            let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
+            let suite = super::proposal::accept_ike_choice(&chosen, &self.cfg.ike).ok()?;
+            let peer_spi = u64::from_be_bytes(<[u8; 8]>::try_from(chosen.first()?.spi.as_slice()).ok()?);
+            let nr = find_nonce(p)?.to_vec();
+            let (group, data) = find_ke(p)?;
+            let d = pending.dh.as_ref()?;
+            if suite.dh != Some(d.group()) || group != d.group().number() || peer_spi == 0 {
+                return None;
+            }
+            let shared = d.shared_secret(data).ok()?;
+            let old = self.keys.as_ref()?;
+            let k = derive_rekeyed_ike_keys(
+                suite.prf?,
+                old.prf,
+                old.sk_d.expose(),
+                suite.encryption,
+                suite.integrity,
+                &pending.ni,
+                &nr,
+                shared.expose(),
+                pending.new_spi,
+                peer_spi,
+            );
+            Some((suite, peer_spi, keys_from(Role::Initiator, &suite, k)?))
+        })();
+        let Some((suite, peer_spi, new_keys)) = result else {
+            self.rekey_later(now, Timer::IkeRekey);
+            return;
+        };
+        let old_local_spi = self.local_spi();
+        self.old_ike = Some(OldIke {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            role: self.role,
+            keys: self.keys.take(),
+            next_request_id: self.next_request_id,
+            peer_next_id: self.peer_next_id,
+            last_response: self.last_response.take(),
+        });
+        // Delete the old IKE SA with its own keys (sent once; the peer's retransmissions of anything on
+        // it are still answered through `old_ike`).
+        self.swap_old_ike();
+        let del = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr::ike())];
+        let id = self.next_request_id;
+        if let Some(packet) = self.build(ExchangeType::INFORMATIONAL, id, false, &del) {
+            self.transmits.push_back(super::Transmit {
+                from: self.local,
+                to: self.remote,
+                data: packet,
+            });
+        }
+        self.swap_old_ike();
+        self.spi_i = pending.new_spi;
+        self.spi_r = peer_spi;
+        self.role = Role::Initiator;
+        self.keys = Some(new_keys);
+        self.suite = Some(suite);
+        self.next_request_id = 0;
+        self.peer_next_id = 0;
+        tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA rekeyed");
+        self.events.push_back(Event::IkeRekeyed {
+            old_local_spi,
+            new_local_spi: self.local_spi(),
+        });
+        let delay = self.rekey_delay(self.cfg.ike_lifetime);
+        self.timers.set(Timer::IkeRekey, now + delay);
+        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
+    }
+}

@@ -1,0 +1,175 @@
+//! The control socket round trip: server in a temp dir, `query_status` as `cgwd status` uses it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cgwd::daemon::control::{ControlError, ControlServer, SharedStatus, query_status};
+use cgwd::daemon::status::{PhaseState, StatusSnapshot, Traffic, TunnelStatus, render};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("cgwd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn snapshot() -> StatusSnapshot {
+    let t = |n: u8, state: PhaseState| TunnelStatus {
+        tunnel: n,
+        ike_phase1_state: state,
+        ike_phase2_state: state,
+        local_outside: "192.0.2.10".parse().unwrap(),
+        aws_outside: format!("198.51.100.{n}").parse().unwrap(),
+        inside: format!("169.254.{n}0.6/30").parse().unwrap(),
+        aws_inside: format!("169.254.{n}0.5").parse().unwrap(),
+        phase1_algorithms: None,
+        phase2_algorithms: None,
+        spi_in: None,
+        spi_out: None,
+        uptime_secs: None,
+        next_rekey_secs: None,
+        traffic: Traffic::default(),
+        drops: Default::default(),
+        nat_t_detected: true,
+        dpd_enabled: true,
+        liveness: "healthy".into(),
+        probe_rtt_ms: None,
+        active: n == 2,
+        reason: None,
+    };
+    StatusSnapshot {
+        cgwd_version: "test".into(),
+        vpn_connection_id: "vpn-test".into(),
+        interface: "cgwd0".into(),
+        failover_policy: "stay".into(),
+        outbound: "tunnel-2".into(),
+        uptime_secs: 10,
+        failovers: 0,
+        tunnels: vec![t(1, PhaseState::Negotiating), t(2, PhaseState::Established)],
+        routes: vec![],
+    }
+}
+
+#[test]
+fn status_round_trips_over_a_private_socket() {
+    let dir = TempDir::new("ctl");
+    // The directory is created by the server (0700), the socket is 0600.
+    let path = dir.0.join("run").join("cgwd.sock");
+    let shared: SharedStatus = Arc::new(Mutex::new(None));
+    let server = ControlServer::start(&path, shared.clone()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+    // Before the run loop filled it in.
+    match query_status(&path) {
+        Err(ControlError::Remote(msg)) => assert!(msg.contains("starting"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    let snap = snapshot();
+    *shared.lock().unwrap() = Some(snap.clone());
+    let got = query_status(&path).unwrap();
+    assert_eq!(got, snap);
+    assert!(render(&got).contains("tunnel 1"));
+    // Many clients in a row.
+    for _ in 0..20 {
+        query_status(&path).unwrap();
+    }
+    // A second server on the same socket is refused while the first runs.
+    assert!(matches!(
+        ControlServer::start(&path, shared.clone()),
+        Err(ControlError::AlreadyRunning(_))
+    ));
+    drop(server);
+    assert!(!path.exists(), "socket removed on shutdown");
+    assert!(matches!(query_status(&path), Err(ControlError::NotRunning(_))));
+}
+
+#[test]
+fn stale_socket_from_a_crash_is_replaced_and_garbage_requests_are_answered() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("ctl2");
+    let path = dir.0.join("cgwd.sock");
+    // A socket file nobody listens on any more.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let shared: SharedStatus = Arc::new(Mutex::new(Some(snapshot())));
+    let _server = ControlServer::start(&path, shared).unwrap();
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"\xff\xfegarbage\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap_or_default();
+    // Invalid UTF-8 fails the read on the server, which just closes; valid garbage gets an error.
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"reboot\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("unknown request"), "{answer}");
+    // Still serving afterwards.
+    assert_eq!(query_status(&path).unwrap().vpn_connection_id, "vpn-test");
+}
+
+#[test]
+fn a_regular_file_in_the_way_is_an_error_not_deleted() {
+    let dir = TempDir::new("ctl3");
+    let path = dir.0.join("cgwd.sock");
+    std::fs::write(&path, "precious").unwrap();
+    let shared: SharedStatus = Arc::new(Mutex::new(None));
+    let err = ControlServer::start(&path, shared).err().unwrap();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[test]
+fn cgwd_status_binary_renders_text_json_and_exit_codes() {
+    let dir = TempDir::new("ctl4");
+    let path = dir.0.join("cgwd.sock");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cgwd"))
+            .arg("status")
+            .args(args)
+            .arg("--socket")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // Nothing listening: exit 3 and say so.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cgwd is not running"));
+
+    let shared: SharedStatus = Arc::new(Mutex::new(Some(snapshot())));
+    let _server = ControlServer::start(&path, shared.clone()).unwrap();
+    // One tunnel negotiating: degraded, exit 1.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DEGRADED"), "{text}");
+    assert!(
+        text.contains("✘ tunnel 1") && text.contains("✔ tunnel 2"),
+        "{text}"
+    );
+    let out = run(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tunnels"][0]["ike_phase1_state"], "negotiating");
+    assert_eq!(v["outbound"], "tunnel-2");
+    // Both up: exit 0.
+    {
+        let mut s = shared.lock().unwrap();
+        let snap = s.as_mut().unwrap();
+        snap.tunnels[0].ike_phase1_state = PhaseState::Established;
+        snap.tunnels[0].ike_phase2_state = PhaseState::Established;
+    }
+    assert_eq!(run(&[]).status.code(), Some(0));
+}
