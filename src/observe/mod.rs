@@ -12,6 +12,7 @@ mod from_status;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod reporter;
 pub mod server;
 pub mod sink;
 
@@ -20,5 +21,6 @@ pub use health::{
     TunnelIdentity,
 };
 pub use metrics::{BgpSnapshot, MetricsRegistry, TunnelMetricsSnapshot};
+pub use reporter::HealthReporter;
 pub use server::MetricsServer;
 pub use sink::HealthSink;
