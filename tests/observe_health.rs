@@ -396,3 +396,113 @@ fn settings_choose_format_and_interval() {
     let sink = HealthSink::from_settings(&s.log).unwrap();
     assert_eq!(sink.format(), HealthFormat::Status);
 }
+
+fn status_tunnel(n: u8, aws: IpAddr, phase: SaState) -> cgwd::daemon::status::TunnelStatus {
+    use cgwd::daemon::status::{PhaseState, Traffic, TunnelStatus};
+    let p = match phase {
+        SaState::Established => PhaseState::Established,
+        SaState::Rekeying => PhaseState::Rekeying,
+        SaState::Negotiating => PhaseState::Negotiating,
+        SaState::Down => PhaseState::Down,
+    };
+    TunnelStatus {
+        tunnel: n,
+        ike_phase1_state: p,
+        ike_phase2_state: p,
+        local_outside: "192.0.2.1".parse().unwrap(),
+        aws_outside: aws,
+        inside: "169.254.10.2/30".parse().unwrap(),
+        aws_inside: "169.254.10.1".parse().unwrap(),
+        phase1_algorithms: None,
+        phase2_algorithms: None,
+        spi_in: None,
+        spi_out: None,
+        uptime_secs: None,
+        next_rekey_secs: None,
+        traffic: Traffic::default(),
+        drops: Default::default(),
+        nat_t_detected: true,
+        dpd_enabled: true,
+        liveness: "healthy".into(),
+        probe_rtt_ms: None,
+        active: false,
+        reason: None,
+    }
+}
+
+#[test]
+fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
+    use cgwd::observe::HealthReporter;
+    use cgwd::sa::TunnelId;
+    let dir = TempDir::new("reporter");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/aws-static.xml");
+    let (conn, mut settings) = cgwd::config::load(std::path::Path::new(config), None).unwrap();
+    let path = dir.0.join("status.jsonl");
+    settings.log.health = HealthLog::File(path.clone());
+    settings.log.health_format = HealthFormat::Status;
+    settings.aws.vpc_id = Some("vpc-0123456789abcdef0".into());
+    let mut rep = HealthReporter::new(&conn, &settings).unwrap();
+    let ips = [conn.tunnels[0].aws_outside, conn.tunnels[1].aws_outside];
+    let mut snap = cgwd::daemon::status::StatusSnapshot {
+        cgwd_version: "test".into(),
+        vpn_connection_id: conn.id.clone(),
+        interface: "cgwd0".into(),
+        failover_policy: "prefer-tunnel-1".into(),
+        outbound: "none".into(),
+        uptime_secs: 0,
+        failovers: 0,
+        tunnels: vec![
+            status_tunnel(1, ips[0], SaState::Negotiating),
+            status_tunnel(2, ips[1], SaState::Negotiating),
+        ],
+        routes: Vec::new(),
+    };
+    rep.status_tick(at(0), &snap, None).unwrap();
+    snap.tunnels[0] = status_tunnel(1, ips[0], SaState::Established);
+    rep.status_tick(at(1_000), &snap, None).unwrap();
+    rep.status_tick(at(2_000), &snap, None).unwrap(); // nothing new
+    let down = TunnelHealth {
+        dpd_enabled: true,
+        nat_t_detected: true,
+        ..TunnelHealth::default()
+    };
+    rep.event(
+        at(3_000),
+        TunnelId::One,
+        Some(down),
+        &HealthEvent::DpdTimeout { retransmits: 5 },
+    )
+    .unwrap();
+    assert_eq!(rep.next_deadline(), Some(at(60_000)));
+    rep.tick(at(60_000)).unwrap();
+    let got: Vec<serde_json::Value> = lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, String)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["tunnelIp"].as_str().unwrap().to_string(),
+                v["status"].as_str().unwrap().to_string(),
+                v["statusMessage"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let (t1, t2) = (ips[0].to_string(), ips[1].to_string());
+    let dpd = "IPSEC IS DOWN: cgwd tunnel DPD timed out after 5 retransmits".to_string();
+    assert_eq!(
+        summary,
+        vec![
+            (t1.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+            (t2.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+            (t1.clone(), "UP".into(), "IPSEC IS UP".into()),
+            (t1.clone(), "DOWN".into(), dpd.clone()),
+            (t1.clone(), "DOWN".into(), dpd),
+            (t2.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+        ]
+    );
+    assert_eq!(got[0]["vpcId"], "vpc-0123456789abcdef0");
+    assert_eq!(got[0]["vpnConnectionId"], conn.id.as_str());
+    assert_eq!(got[0]["customerGatewayId"], conn.customer_gateway_id.as_str());
+}
