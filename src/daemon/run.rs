@@ -249,9 +249,26 @@ impl Tunnel {
             None => (PhaseState::Down, PhaseState::Down),
             Some(sa) => {
                 let s = sa.status();
-                (map(s.phase1), map(s.phase2))
+                // A CREATE_CHILD_SA of ours in flight while established: AWS's "rekeying".
+                let rekeying = sa.rekey.is_some() && s.phase1 == LinkState::Established;
+                let p2 = if rekeying && s.phase2 == LinkState::Established {
+                    PhaseState::Rekeying
+                } else {
+                    map(s.phase2)
+                };
+                (map(s.phase1), p2)
             }
         }
+    }
+
+    /// Seconds until cgwd rekeys the Child SA (the IKE SA's timer table, read within the crate).
+    fn next_rekey(&self, now: Instant) -> Option<u64> {
+        let at = self
+            .sa
+            .as_ref()?
+            .timers
+            .get(crate::ike::timer::Timer::ChildRekey)?;
+        Some(at.saturating_duration_since(now).as_secs())
     }
 }
 
@@ -308,6 +325,12 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
+    if settings.routing.vpc_cidrs.is_empty() {
+        tracing::warn!(
+            "routing.vpc_cidrs is empty: cgwd installs no routes; route the VPC networks to {} yourself",
+            settings.interface.name
+        );
+    }
     let mtu = settings.interface_mtu(&conn);
     let mut addresses = Vec::new();
     for t in &conn.tunnels {
@@ -626,6 +649,16 @@ impl Daemon {
                 self.shared.sas.remove_inbound(inbound);
                 self.shared.sas.remove_outbound(id, outbound);
                 let t = &mut self.tunnels[i];
+                // The old SA of a rekey going away: the new one (already installed) carries on.
+                let remaining =
+                    t.sa.as_ref()
+                        .filter(|sa| sa.state() == State::Established)
+                        .and_then(|sa| sa.status().child_spis);
+                if let Some(current) = remaining {
+                    t.child_spis = Some(current);
+                    tracing::info!(tunnel = %id, spi_in = %inbound, "old Child SA removed after rekey");
+                    return;
+                }
                 t.child_spis = None;
                 t.child_since = None;
                 // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
@@ -647,7 +680,14 @@ impl Daemon {
             Event::ChildFailed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
                 self.tunnels[i].last_reason = Some(f.message());
-                self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                // A refused rekey leaves the current Child SA working.
+                let still_up = self.tunnels[i]
+                    .sa
+                    .as_ref()
+                    .is_some_and(|sa| sa.status().child_spis.is_some());
+                if !still_up {
+                    self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                }
             }
             Event::Failed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
@@ -778,8 +818,7 @@ impl Daemon {
                     spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
                     spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
                     uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
-                    // cgwd does not rekey yet: AWS rekeys before the lifetime ends.
-                    next_rekey_secs: None,
+                    next_rekey_secs: t.next_rekey(now),
                     traffic: Traffic {
                         packets_in: c.packets_in,
                         bytes_in: c.bytes_in,
