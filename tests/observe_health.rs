@@ -506,3 +506,104 @@ fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
     assert_eq!(got[0]["vpnConnectionId"], conn.id.as_str());
     assert_eq!(got[0]["customerGatewayId"], conn.customer_gateway_id.as_str());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sa() -> impl Strategy<Value = SaState> {
+        prop_oneof![
+            Just(SaState::Established),
+            Just(SaState::Rekeying),
+            Just(SaState::Negotiating),
+            Just(SaState::Down),
+        ]
+    }
+
+    fn health() -> impl Strategy<Value = TunnelHealth> {
+        (
+            sa(),
+            sa(),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(phase1, phase2, dpd_enabled, nat_t_detected, bgp_established)| {
+                TunnelHealth {
+                    phase1,
+                    phase2,
+                    dpd_enabled,
+                    nat_t_detected,
+                    bgp_established,
+                    bgp_routes: bgp_established.map(|_| 2),
+                }
+            })
+    }
+
+    fn event() -> impl Strategy<Value = Option<HealthEvent>> {
+        proptest::option::of(prop_oneof![
+            Just(HealthEvent::IkeSaUp),
+            any::<u32>().prop_map(|spi| HealthEvent::ChildSaUp { spi }),
+            any::<u32>().prop_map(|id| HealthEvent::CreateChildSaRequestSent { id }),
+            any::<u32>().prop_map(|retransmits| HealthEvent::DpdTimeout { retransmits }),
+            Just(HealthEvent::DeleteIkeSaReceived),
+            Just(HealthEvent::PskMismatch),
+        ])
+    }
+
+    proptest! {
+        /// Whatever the daemon reports, in whatever order: an event always gives exactly one `aws`
+        /// record, a changed state always gives one, status records only on UP/DOWN flips, and
+        /// periodic records never closer than the interval.
+        #[test]
+        fn records_follow_the_rules(
+            steps in proptest::collection::vec((health(), event(), 0u64..90_000, any::<bool>()), 1..40)
+        ) {
+            let mut t = HealthTracker::new(identity(), Some(Duration::from_secs(60)));
+            let mut now = 0u64;
+            let mut prev: Option<TunnelHealth> = None;
+            let mut last_status: Option<String> = None;
+            let mut last_periodic: Option<u64> = None;
+            for (h, e, dt, tick) in steps {
+                now += dt;
+                let recs = if tick {
+                    let r = t.tick(at(now));
+                    if !r.is_empty() {
+                        if let Some(p) = last_periodic {
+                            prop_assert!(now - p >= 60_000);
+                        }
+                        last_periodic = Some(now);
+                        prop_assert_eq!(r.len(), 2);
+                    }
+                    r
+                } else {
+                    let r = t.report(at(now), h, e.as_ref());
+                    let aws = r.iter().filter(|x| matches!(x, HealthRecord::Aws(_))).count();
+                    let expect_aws = usize::from(e.is_some() || prev != Some(h));
+                    prop_assert_eq!(aws, expect_aws);
+                    for x in &r {
+                        if let HealthRecord::Status(s) = x {
+                            let st = serde_json::to_value(s.status).unwrap().as_str().unwrap().to_string();
+                            prop_assert_ne!(Some(&st), last_status.as_ref());
+                            prop_assert_eq!(st == "UP", h.is_up());
+                        }
+                    }
+                    prev = Some(h);
+                    r
+                };
+                for x in &recs {
+                    let v: serde_json::Value = serde_json::from_str(&x.to_json()).unwrap();
+                    if let HealthRecord::Aws(_) = x {
+                        for k in ["ike_phase1_state", "ike_phase2_state"] {
+                            let s = v[k].as_str().unwrap();
+                            prop_assert!(["established", "rekeying", "negotiating", "down"].contains(&s));
+                        }
+                        prop_assert_eq!(v["event_timestamp"].as_u64().unwrap(), 1_762_580_400 + (250 + now) / 1000);
+                    } else {
+                        last_status = Some(v["status"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+        }
+    }
+}

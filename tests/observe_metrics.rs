@@ -129,6 +129,8 @@ fn server_serves_metrics_on_loopback() {
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
     let addr = server.local_addr();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
+    // A taken port is an error at start (the daemon reports it), not a silent no-metrics.
+    assert!(MetricsServer::start(addr, Arc::clone(&metrics)).is_err());
 
     let resp = http_get(addr, "/metrics");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
