@@ -439,7 +439,7 @@ fn child_and_ike_rekeys_keep_both_sides_in_step() {
 }
 
 /// Both sides with the same timers and no fuzz rekey at the same instant: the collision is resolved
-/// (TEMPORARY_FAILURE, random retry) and both end up on the same Child SA.
+/// (RFC 7296 §2.8.1, see tests/ike_lifecycle.rs) and both end up on the same Child SA.
 #[test]
 fn simultaneous_rekeys_resolve() {
     let mut c = config();

@@ -619,8 +619,18 @@ impl Daemon {
                 }
                 tracing::info!(tunnel = %id, "IKE SA established (phase 1 up)");
             }
+            Event::ChildInbound(child) => {
+                if let Err(e) = self.shared.sas.install_inbound(&child) {
+                    tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
+                }
+            }
             Event::ChildUp(child) => {
-                if let Err(e) = self.shared.sas.install(&child) {
+                // Installed inbound already by `ChildInbound` (a rekey collision): switch outbound only.
+                let installed = match self.shared.sas.install(&child) {
+                    Err(crate::esp::InstallError::DuplicateSpi(_)) => self.shared.sas.switch_outbound(&child),
+                    r => r,
+                };
+                if let Err(e) = installed {
                     tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
                     return;
                 }

@@ -311,7 +311,35 @@ impl IkeSa {
     }
 
     pub(crate) fn child_up(&mut self, child: ChildSa) {
-        self.children.push(ChildState {
+        let state = self.child_state(&child, true);
+        self.children.push(state);
+        self.arm_child_expiry();
+        let delay = self.rekey_delay(self.cfg.child_lifetime);
+        self.timers.set(Timer::ChildRekey, self.last_heard + delay);
+        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");
+        self.events.push_back(Event::ChildUp(child));
+    }
+
+    /// A Child SA that lost a rekey collision (RFC 7296 §2.8.1): kept (oldest first, so it is never taken
+    /// for the current one) only until its DELETE completes, and never announced to the data plane.
+    pub(crate) fn child_redundant(&mut self, child: ChildSa) {
+        let state = self.child_state(&child, false);
+        self.children.insert(0, state);
+        self.arm_child_expiry();
+        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "redundant Child SA of a rekey collision, not installed");
+    }
+
+    /// The peer's SA of a rekey collision: inbound installed now, outbound only if it wins.
+    pub(crate) fn child_inbound(&mut self, child: ChildSa) {
+        let state = self.child_state(&child, true);
+        self.children.insert(0, state);
+        self.arm_child_expiry();
+        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA of the peer's colliding rekey: inbound installed");
+        self.events.push_back(Event::ChildInbound(child));
+    }
+
+    fn child_state(&self, child: &ChildSa, announced: bool) -> ChildState {
+        ChildState {
             inbound: child.inbound.spi.0,
             outbound: child.outbound.spi.0,
             suite: Suite {
@@ -323,12 +351,8 @@ impl IkeSa {
             local_ts: child.local_ts,
             remote_ts: child.remote_ts,
             expires: self.last_heard + self.cfg.child_lifetime,
-        });
-        self.arm_child_expiry();
-        let delay = self.rekey_delay(self.cfg.child_lifetime);
-        self.timers.set(Timer::ChildRekey, self.last_heard + delay);
-        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up");
-        self.events.push_back(Event::ChildUp(child));
+            announced,
+        }
     }
 
     pub(crate) fn process_auth_request(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {

@@ -10,15 +10,28 @@
 //!                                   <--  HDR, SK {SA(new SPIr), Nr, KEr}
 //!               HDR(old SPIs), SK {D(IKE)}                        -->   answered with the old keys
 //! ```
-//! Collisions (§2.8.1, both sides rekeying at once) are resolved the simple way: a side with its own
-//! CREATE_CHILD_SA in flight answers the peer's with TEMPORARY_FAILURE, and a refused side retries after
-//! a random 1–5 s. No redundant SA is ever created, at the price of a few seconds' delay.
+//! Child SA rekey collisions (§2.8.1, both sides rekeying the same Child SA at once) are resolved as the
+//! RFC says: both exchanges complete, and the SA made by the exchange holding the lowest of the four
+//! nonces is redundant. Its initiator deletes it (without ever announcing it to the data plane) and
+//! leaves the old SA alone; the winner's initiator deletes the old SA as after any rekey. A side that
+//! answered the peer's rekey announces that SA at once (the peer may win and send on it), and its own
+//! SA only if it wins, so both sides end up sending on the same, single surviving pair.
+//! ```text
+//!  A (nonces Na1, Nb2 win)                          B
+//!  CREATE_CHILD_SA {REKEY_SA(old), Na1} -->  <-- CREATE_CHILD_SA {REKEY_SA(old), Nb1}
+//!  <-- {Nb2}  (A's new SA)                          {Na2} -->  (B's new SA)
+//!  lowest nonce is Nb1 or Na2: B's SA is redundant
+//!  D(ESP, old) -->                          <-- D(ESP, B's new SA)
+//! ```
+//! A peer's rekey of an SA we are deleting gets TEMPORARY_FAILURE (§2.25.1); one of an SA that is gone,
+//! CHILD_SA_NOT_FOUND. Other crossings (a Child rekey against an IKE rekey, IKE against IKE) are still
+//! refused with TEMPORARY_FAILURE and retried after a random 1–5 s.
 
 use std::time::Instant;
 
 use super::auth::find_sa;
 use super::init::{find_notify, keys_from, notify};
-use super::message::{Inbound, OldIke};
+use super::message::{Inbound, OldIke, RequestKind};
 use super::proposal::{PfsMode, Proposal, select_ike};
 use super::timer::Timer;
 use super::{Event, FailReason, IkeSa, Phase, Role};
@@ -82,15 +95,15 @@ impl IkeSa {
     fn respond_child(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
         let p = &inbound.payloads;
         let msg_id = inbound.msg_id;
-        if self.rekey.is_some() {
-            self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
-            return;
-        }
+        // Our inbound SPI of the Child SA the peer rekeys (it names it by its own inbound SPI).
+        let mut target: Option<u32> = None;
         if let Some(n) = find_notify(p, NotifyType::REKEY_SA) {
-            let known = <[u8; 4]>::try_from(n.spi.as_slice())
+            target = <[u8; 4]>::try_from(n.spi.as_slice())
+                .ok()
                 .map(u32::from_be_bytes)
-                .is_ok_and(|spi| self.children.iter().any(|c| c.outbound == spi));
-            if n.protocol != ProtocolId::ESP || !known {
+                .and_then(|spi| self.children.iter().find(|c| c.outbound == spi))
+                .map(|c| c.inbound);
+            if n.protocol != ProtocolId::ESP || target.is_none() {
                 let nf = PayloadRepr::Notify(NotifyRepr {
                     protocol: n.protocol,
                     spi: n.spi.clone(),
@@ -100,6 +113,32 @@ impl IkeSa {
                 self.refuse(raw, msg_id, nf);
                 return;
             }
+        }
+        if let Some(t) = target {
+            let deleting = self.queue.contains(&RequestKind::DeleteChild(t))
+                || matches!(&self.in_flight, Some(r) if r.kind == RequestKind::DeleteChild(t));
+            if deleting {
+                // §2.25.1: we are deleting the SA the peer wants to rekey.
+                self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
+                return;
+            }
+        }
+        // Is this a collision with our own rekey of the same SA, in flight or just completed?
+        let colliding = target.is_some()
+            && match &self.rekey {
+                Some(r) => r.old_child == target,
+                None => false,
+            };
+        let late = target.is_some()
+            && self.rekey.is_none()
+            && self
+                .rekeyed_child
+                .as_ref()
+                .is_some_and(|r| Some(r.old_inbound) == target);
+        if self.rekey.is_some() && !colliding {
+            // A different exchange of ours in flight (an IKE rekey, a rekey of another SA).
+            self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
+            return;
         }
         let Some(ni) = find_nonce(p).map(<[u8]>::to_vec) else {
             self.refuse(raw, msg_id, notify(NotifyType::INVALID_SYNTAX, Vec::new()));
@@ -132,6 +171,7 @@ impl IkeSa {
             None => None,
         };
         let nr = self.random_bytes(NONCE_LEN);
+        let their_nonces = (ni.clone(), nr.clone());
         let Some(keys) = self.keys.as_ref() else { return };
         let k = derive_child_keys(
             keys.prf,
@@ -158,7 +198,53 @@ impl IkeSa {
         response.push(PayloadRepr::TsR(vec![super::ts::to_wire(&tsr)]));
         self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &response);
         let child = self.orient_child(suite, our_spi, peer_spi, tsr, tsi, k, false);
-        self.child_up(child);
+        if colliding {
+            // Ours is still in flight: the peer's SA may win and the peer may send on it as soon as it
+            // has our answer, so its inbound half goes in now; the verdict comes with our response.
+            tracing::info!(tunnel = %self.cfg.tunnel, "Child SA rekey collision: both rekeys proceed");
+            self.child_inbound(child.clone());
+            if let Some(r) = self.rekey.as_mut() {
+                r.collision = Some(Collision {
+                    ni: their_nonces.0,
+                    nr: their_nonces.1,
+                    child: Some(child),
+                });
+            }
+        } else if late {
+            // Ours completed before the peer's arrived: decide now.
+            let Some(done) = self.rekeyed_child.take() else {
+                return;
+            };
+            let ours_redundant = redundant(&done.ni, &done.nr, &their_nonces.0, &their_nonces.1);
+            tracing::info!(tunnel = %self.cfg.tunnel, ours_redundant, "Child SA rekey collision after our rekey completed");
+            if ours_redundant {
+                // The peer's rekey wins and it deletes the old SA: we delete ours instead of the old.
+                self.queue
+                    .retain(|k| *k != RequestKind::DeleteChild(done.old_inbound));
+                self.child_up(child);
+                self.queue.push_back(RequestKind::DeleteChild(done.new_inbound));
+                self.demote(done.new_inbound);
+            } else {
+                self.child_redundant(child);
+                self.rekeyed_child = Some(done);
+            }
+        } else if let Some(old) = target {
+            // An ordinary rekey by the peer: the new SA's inbound half goes in now, and we switch to it
+            // when the peer deletes the old SA, which it does only once it has our answer and the new
+            // SA installed (strongSwan's order), so nothing we send can overtake a delayed response.
+            self.child_inbound(child.clone());
+            self.successor = Some((old, child));
+        } else {
+            self.child_up(child);
+        }
+    }
+
+    /// Move a Child SA to the front (oldest), so the current one is `children.last()` again.
+    fn demote(&mut self, inbound: u32) {
+        if let Some(i) = self.children.iter().position(|c| c.inbound == inbound) {
+            let c = self.children.remove(i);
+            self.children.insert(0, c);
+        }
     }
 
     fn respond_ike_rekey(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
@@ -276,6 +362,40 @@ pub(crate) struct PendingRekey {
     pub new_spi: u64,
     /// Child rekey: our inbound SPI of the SA being replaced.
     pub old_child: Option<u32>,
+    /// The peer's rekey of the same Child SA, answered while ours was in flight.
+    pub collision: Option<Collision>,
+}
+
+/// The peer's colliding rekey: its nonces and the SA it made (inbound installed, outbound not yet).
+pub(crate) struct Collision {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// `None` once it is the SA we send on (the peer deleted the old SA before our response came).
+    pub child: Option<crate::sa::ChildSa>,
+}
+
+/// Our completed Child SA rekey, remembered while the SA it replaced still exists.
+pub(crate) struct CompletedRekey {
+    pub old_inbound: u32,
+    pub new_inbound: u32,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+}
+
+/// The lower of two nonces, compared as strongSwan does (memcmp over the shorter length), so both ends
+/// of a collision reach the same verdict.
+fn lower<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+    let n = a.len().min(b.len());
+    if a[..n] < b[..n] { a } else { b }
+}
+
+/// RFC 7296 §2.8.1: is the SA made by our exchange (`ni`, `nr`) redundant against the peer's
+/// (`their_ni`, `their_nr`)? Yes when our exchange holds the lowest of the four nonces.
+pub fn redundant(ni: &[u8], nr: &[u8], their_ni: &[u8], their_nr: &[u8]) -> bool {
+    let ours = lower(ni, nr);
+    let theirs = lower(their_ni, their_nr);
+    let n = ours.len().min(theirs.len());
+    ours[..n] < theirs[..n]
 }
 
 /// A retry after TEMPORARY_FAILURE or a collision waits 1–5 s (random, so colliding peers drift apart).
@@ -342,8 +462,37 @@ impl IkeSa {
     }
 
     pub(crate) fn child_deleted(&mut self, inbound: u32) {
+        if self
+            .rekeyed_child
+            .as_ref()
+            .is_some_and(|r| r.old_inbound == inbound || r.new_inbound == inbound)
+        {
+            self.rekeyed_child = None;
+        }
+        // The peer deletes the old SA of a colliding rekey only when its rekey won: switch to its SA
+        // now rather than when our response comes.
+        let won = self
+            .rekey
+            .as_mut()
+            .filter(|r| r.old_child == Some(inbound))
+            .and_then(|r| r.collision.as_mut())
+            .and_then(|c| c.child.take());
+        if let Some(child) = won {
+            self.promote(child);
+        }
+        if let Some((old, new)) = self.successor.take() {
+            if old == inbound {
+                // The SA the peer rekeyed goes: its replacement carries on (switch before removing).
+                self.promote(new);
+            } else {
+                self.successor = Some((old, new));
+            }
+        }
         if let Some(i) = self.children.iter().position(|c| c.inbound == inbound) {
             let c = self.children.remove(i);
+            if !c.announced {
+                return self.arm_child_expiry();
+            }
             self.events.push_back(Event::ChildDown {
                 inbound: crate::sa::EspSpi(c.inbound),
                 outbound: crate::sa::EspSpi(c.outbound),
@@ -356,6 +505,10 @@ impl IkeSa {
         let Some(old) = self.children.last().cloned() else {
             return;
         };
+        if self.successor.as_ref().is_some_and(|(o, _)| *o == old.inbound) {
+            // The peer is rekeying this SA already (we answered it); its DELETE of the old SA follows.
+            return;
+        }
         let group = if self.cfg.esp.dh.is_empty() {
             None
         } else {
@@ -399,6 +552,7 @@ impl IkeSa {
             dh,
             new_spi: u64::from(new_spi),
             old_child: Some(old.inbound),
+            collision: None,
         });
         self.send_request(
             now,
@@ -422,12 +576,27 @@ impl IkeSa {
     }
 
     pub(crate) fn process_child_rekey_response(&mut self, now: Instant, inbound: Inbound) {
-        let Some(pending) = self.rekey.take() else { return };
+        let Some(mut pending) = self.rekey.take() else {
+            return;
+        };
+        let collision = pending.collision.take();
         let p = &inbound.payloads;
         if let Some(g) = self.wanted_group(p, &self.cfg.esp.dh) {
             self.child_rekey_group = Some(g);
         }
+        let old_exists = pending
+            .old_child
+            .is_some_and(|o| self.children.iter().any(|c| c.inbound == o));
         if let Some(err) = super::init::first_error(p) {
+            if let Some(c) = collision {
+                // Ours failed, the peer's colliding rekey succeeded: it replaces the old SA.
+                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
+                return;
+            }
+            if !old_exists {
+                // The SA we meant to rekey was deleted meanwhile: nothing left to do.
+                return;
+            }
             if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
                 self.rekey_later(now, Timer::ChildRekey);
             } else {
@@ -474,22 +643,70 @@ impl IkeSa {
                 suite.encryption,
                 suite.integrity,
             );
-            Some(self.orient_child(suite, pending.new_spi as u32, peer_spi, tsi, tsr, k, true))
+            Some((
+                self.orient_child(suite, pending.new_spi as u32, peer_spi, tsi, tsr, k, true),
+                nr,
+            ))
         })();
-        match result {
-            Some(child) => {
-                self.child_up(child);
-                if let Some(old) = pending.old_child {
-                    self.queue
-                        .push_back(super::message::RequestKind::DeleteChild(old));
-                }
+        let Some((child, nr)) = result else {
+            if let Some(c) = collision {
+                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
             }
-            None => {
-                let f = self.failure(FailReason::Protocol {
-                    what: "malformed CREATE_CHILD_SA response".into(),
-                });
-                self.events.push_back(Event::ChildFailed(f));
+            let f = self.failure(FailReason::Protocol {
+                what: "malformed CREATE_CHILD_SA response".into(),
+            });
+            self.events.push_back(Event::ChildFailed(f));
+            return;
+        };
+        let new_inbound = child.inbound.spi.0;
+        if let Some(c) = collision {
+            if redundant(&pending.ni, &nr, &c.ni, &c.nr) {
+                // The peer's rekey won: it deletes the old SA; we delete the SA we just made, which the
+                // peer never sends on.
+                tracing::info!(tunnel = %self.cfg.tunnel, "Child SA rekey collision lost: deleting our redundant SA");
+                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
+                self.child_redundant(child);
+                self.queue.push_back(RequestKind::DeleteChild(new_inbound));
+                return;
             }
+            // Ours won: the peer deletes its SA (installed inbound only, never sent on).
+            tracing::info!(tunnel = %self.cfg.tunnel, "Child SA rekey collision won: the peer deletes its redundant SA");
+            if let Some(theirs) = c.child {
+                self.demote(theirs.inbound.spi.0);
+            }
+        }
+        self.child_up(child);
+        if let Some(old) = pending.old_child.filter(|_| old_exists) {
+            self.queue.push_back(RequestKind::DeleteChild(old));
+            self.rekeyed_child = Some(CompletedRekey {
+                old_inbound: old,
+                new_inbound,
+                ni: pending.ni,
+                nr,
+            });
+        }
+    }
+
+    /// The peer's rekey of `old` won: we send on its SA once the peer deletes `old` (the peer has its SA
+    /// installed by then), or now if `old` is gone already.
+    fn succeed(&mut self, old: Option<u32>, child: Option<crate::sa::ChildSa>) {
+        let Some(child) = child else { return };
+        match old {
+            Some(old) => self.successor = Some((old, child)),
+            None => self.promote(child),
+        }
+    }
+
+    /// The peer's SA of a collision, installed inbound only, becomes the one we send on.
+    pub(crate) fn promote(&mut self, child: crate::sa::ChildSa) {
+        let spi = child.inbound.spi.0;
+        if let Some(i) = self.children.iter().position(|c| c.inbound == spi) {
+            let c = self.children.remove(i);
+            self.children.push(c);
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up (the peer's rekey won the collision)");
+            self.events.push_back(Event::ChildUp(child));
+            let delay = self.rekey_delay(self.cfg.child_lifetime);
+            self.timers.set(Timer::ChildRekey, self.last_heard + delay);
         }
     }
 
@@ -520,6 +737,7 @@ impl IkeSa {
             dh: Some(dh),
             new_spi,
             old_child: None,
+            collision: None,
         });
         self.send_request(
             now,

@@ -24,7 +24,8 @@
 //! with the SA's keys before it is looked at.
 //!
 //! # Events the daemon acts on
-//! `ChildUp` → install inbound then switch outbound; `ChildDown` → remove; `IkeRekeyed` → route IKE by
+//! `ChildUp` → install inbound then switch outbound (only switch if `ChildInbound` installed it already);
+//! `ChildInbound` → install inbound only; `ChildDown` → remove; `IkeRekeyed` → route IKE by
 //! the new local SPI; `Failed` (with a sentence for people) then `Closed` → start over after a backoff.
 
 pub mod auth;
@@ -68,6 +69,10 @@ pub enum Event {
     Established,
     /// A Child SA is negotiated: install inbound, then switch outbound.
     ChildUp(ChildSa),
+    /// A Child SA the peer may start sending on before we know whether it survives (we answered the
+    /// peer's rekey while ours of the same SA was in flight, RFC 7296 §2.8.1): install the inbound half
+    /// only. A `ChildUp` with the same SPIs (then switch outbound only) or its `ChildDown` follows.
+    ChildInbound(ChildSa),
     /// A Child SA is gone (deleted by either side).
     ChildDown { inbound: EspSpi, outbound: EspSpi },
     /// The first Child SA could not be created; the IKE SA may still be up.
@@ -157,6 +162,9 @@ pub(crate) struct ChildState {
     pub remote_ts: crate::sa::TrafficSelector,
     /// Hard lifetime: deleted at this time unless rekeyed (and then deleted) before.
     pub expires: Instant,
+    /// Reported with `ChildUp` (false for the redundant SA of a rekey collision, which the data plane
+    /// never sees, so its deletion reports no `ChildDown` either).
+    pub announced: bool,
 }
 
 /// One IKE SA (one AWS tunnel's phase 1) and its Child SA.
@@ -176,6 +184,11 @@ pub struct IkeSa {
     pub(crate) children: Vec<ChildState>,
     /// Our CREATE_CHILD_SA in flight (Child or IKE rekey).
     pub(crate) rekey: Option<child::PendingRekey>,
+    /// Our last completed Child SA rekey, kept while the SA it replaced exists: a peer's rekey of that
+    /// same SA arriving late is a collision too (RFC 7296 §2.8.1).
+    pub(crate) rekeyed_child: Option<child::CompletedRekey>,
+    /// The peer's rekey we answered: (old inbound SPI, new SA), sent on once the old SA is deleted.
+    pub(crate) successor: Option<(u32, ChildSa)>,
     /// DH groups the peer asked for with INVALID_KE_PAYLOAD on a Child / IKE rekey: used next time.
     pub(crate) child_rekey_group: Option<DhGroup>,
     pub(crate) ike_rekey_group: Option<DhGroup>,
@@ -256,6 +269,8 @@ impl IkeSa {
             hs: None,
             children: Vec::new(),
             rekey: None,
+            rekeyed_child: None,
+            successor: None,
             child_rekey_group: None,
             ike_rekey_group: None,
             old_ike: None,

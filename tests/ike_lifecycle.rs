@@ -1,0 +1,313 @@
+//! Child SA rekey collisions (RFC 7296 §2.8.1) between two in-process cgwd IKE SAs on a virtual clock.
+//!
+//! Every scenario records each side's events with the virtual time they appeared and replays them as the
+//! daemon would (ChildUp: install inbound, switch outbound; ChildDown: remove), then checks what matters
+//! for traffic: at every millisecond each side sends on an SA the other side has installed inbound by the
+//! time the packet gets there, both sides end with exactly one Child SA pair and agree on its SPIs, and
+//! no collision ever fails. The cases follow the list of strongSwan's child_rekey suite (read only):
+//! plain collision, either response delayed behind the winner's DELETE, the peer's request arriving
+//! after our rekey completed, and a rekey of an SA being deleted.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cgwd::ike::{Event, State};
+use cgwd::suite::DhGroup;
+use common::pair::{Dir, Fate, Pair, config};
+
+const CREATE_CHILD_SA: u8 = 36;
+
+/// Exchange type and response flag of a raw IKE message.
+fn kind(data: &[u8]) -> (u8, bool) {
+    if data.len() < 28 {
+        return (0, false);
+    }
+    (data[18], data[19] & 0x20 != 0)
+}
+
+/// Both sides rekey their only Child SA at the same virtual instant: same lifetimes, no fuzz, and a
+/// latency long enough that the two CREATE_CHILD_SA requests cross.
+fn colliding_pair(seed: u64, latency: Duration) -> Pair {
+    let mut c = config();
+    c.child_lifetime = Duration::from_secs(60);
+    c.ike_lifetime = Duration::from_secs(3600);
+    c.rekey_margin = Duration::from_secs(15);
+    c.rekey_fuzz_percent = 0;
+    c.esp.dh = vec![DhGroup::new(19).unwrap()]; // PFS, like AWS
+    // The responder's timer fires 40 ms after the initiator's (its Child SA came up one latency earlier),
+    // so the two requests cross on the wire.
+    let mut r = c.mirrored();
+    r.child_lifetime += latency - Duration::from_millis(10);
+    let mut p = Pair::new(c, r, seed);
+    p.latency = latency;
+    p
+}
+
+/// One side's events, stamped with the virtual time (ms since start) they came out.
+#[derive(Default)]
+struct Timeline {
+    events: Vec<(u64, Event)>,
+}
+
+/// Run in 1 ms steps for `d`, stamping events.
+fn run_stamped(p: &mut Pair, d: Duration, ti: &mut Timeline, tr: &mut Timeline) {
+    let steps = d.as_millis() as u64;
+    for _ in 0..steps {
+        p.run_for(Duration::from_millis(1));
+        let at = (p.now - p.start).as_millis() as u64;
+        for e in p.initiator_events.drain(..) {
+            ti.events.push((at, e));
+        }
+        for e in p.responder_events.drain(..) {
+            tr.events.push((at, e));
+        }
+    }
+}
+
+/// What a daemon replaying `t` has installed at time `at`: (inbound SPIs, outbound SPI).
+fn installed(t: &Timeline, at: u64) -> (BTreeSet<u32>, Option<u32>) {
+    let mut inbound = BTreeSet::new();
+    let mut outbound = None;
+    for (when, e) in &t.events {
+        if *when > at {
+            break;
+        }
+        match e {
+            Event::ChildUp(c) => {
+                inbound.insert(c.inbound.spi.0);
+                outbound = Some(c.outbound.spi.0);
+            }
+            Event::ChildInbound(c) => {
+                inbound.insert(c.inbound.spi.0);
+            }
+            Event::ChildDown {
+                inbound: i,
+                outbound: o,
+            } => {
+                inbound.remove(&i.0);
+                if outbound == Some(o.0) {
+                    outbound = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    (inbound, outbound)
+}
+
+/// No loss at any instant: what each side sends on is installed at the other end when it arrives, and
+/// a side with a Child SA up always has an outbound SA.
+fn assert_hitless(ti: &Timeline, tr: &Timeline, from: u64, to: u64, latency: u64) {
+    for at in from..=to {
+        for (name, a, b) in [("initiator", ti, tr), ("responder", tr, ti)] {
+            let (a_in, a_out) = installed(a, at);
+            let Some(out) = a_out else {
+                assert!(a_in.is_empty(), "{name} at {at} ms: inbound SAs but no outbound");
+                continue;
+            };
+            let (b_in, _) = installed(b, at + latency);
+            assert!(
+                b_in.contains(&out),
+                "{name} at {at} ms sends on {out:08x}, not installed at the peer ({b_in:x?})"
+            );
+        }
+    }
+}
+
+fn debug_dump(p: &Pair, ti: &Timeline, tr: &Timeline) {
+    if std::env::var_os("LIFECYCLE_DEBUG").is_some() {
+        for (name, t) in [("I", ti), ("R", tr)] {
+            for (at, e) in &t.events {
+                match e {
+                    Event::ChildUp(c) => {
+                        eprintln!("{name} {at} up in {} out {}", c.inbound.spi, c.outbound.spi)
+                    }
+                    Event::ChildInbound(c) => eprintln!("{name} {at} inbound {}", c.inbound.spi),
+                    e => eprintln!("{name} {at} {e:?}"),
+                }
+            }
+        }
+        for s in &p.wire {
+            eprintln!(
+                "{:?} {:?} x{} r{} id{} {:?}",
+                s.at, s.dir, s.exchange, s.response, s.msg_id, s.fate
+            );
+        }
+    }
+}
+
+/// Exactly one Child SA pair on each side, mirrored, matching what `status` reports.
+fn assert_one_pair(p: &Pair, ti: &Timeline, tr: &Timeline) {
+    debug_dump(p, ti, tr);
+    let end = (p.now - p.start).as_millis() as u64;
+    let (i_in, i_out) = installed(ti, end);
+    let (r_in, r_out) = installed(tr, end);
+    assert_eq!(i_in.len(), 1, "initiator inbound SAs: {i_in:x?}");
+    assert_eq!(r_in.len(), 1, "responder inbound SAs: {r_in:x?}");
+    let (i_in, r_in) = (*i_in.first().unwrap(), *r_in.first().unwrap());
+    assert_eq!(Some(r_in), i_out);
+    assert_eq!(Some(i_in), r_out);
+    assert_eq!(p.initiator.status().child_spis, Some((i_in, r_in)));
+    assert_eq!(p.responder().status().child_spis, Some((r_in, i_in)));
+    assert_eq!(p.initiator.state(), State::Established);
+    assert_eq!(p.responder().state(), State::Established);
+}
+
+fn failures(t: &Timeline) -> Vec<String> {
+    t.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Failed(f) | Event::ChildFailed(f) => Some(f.message()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The common body: establish, run through the colliding rekey and the next (normal) one, check.
+/// Returns how many CREATE_CHILD_SA requests each side sent.
+fn scenario(mut p: Pair) -> (usize, usize) {
+    // Data packets travel with the base latency (the policies only delay IKE messages).
+    let latency_ms = p.latency.as_millis() as u64;
+    let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+    // Establishment, then up to just before the rekeys at 45 s.
+    run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
+    assert_eq!(p.initiator.state(), State::Established);
+    run_stamped(&mut p, Duration::from_secs(6), &mut ti, &mut tr);
+    let by_i = p.count(Dir::ToResponder, CREATE_CHILD_SA, false);
+    let by_r = p.count(Dir::ToInitiator, CREATE_CHILD_SA, false);
+    assert_one_pair(&p, &ti, &tr);
+    // The next rekey, 45 s later, is an ordinary one on the surviving SA.
+    run_stamped(&mut p, Duration::from_secs(50), &mut ti, &mut tr);
+    assert_one_pair(&p, &ti, &tr);
+    let end = (p.now - p.start).as_millis() as u64;
+    let first_up = ti
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::ChildUp(_)))
+        .map(|(at, _)| *at)
+        .unwrap();
+    debug_dump(&p, &ti, &tr);
+    assert_hitless(
+        &ti,
+        &tr,
+        first_up + latency_ms + 1,
+        end - latency_ms - 1,
+        latency_ms,
+    );
+    assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
+    assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
+    (by_i, by_r)
+}
+
+/// The plain collision. Both requests cross; both exchanges complete; the one holding the lowest of
+/// the four nonces made the redundant SA, which its initiator deletes; the winner deletes the old SA.
+/// ```text
+///  initiator                                          responder
+///  CREATE_CHILD_SA {N(REKEY_SA,old), Ni1} ---\   /--- CREATE_CHILD_SA {N(REKEY_SA,old), Ni2}
+///                                             \ /
+///  <-- {Nr2} answered (new SA 2, installed)    X      answered (new SA 1, installed) {Nr1} -->
+///  response {Nr1}: SA 1 done                          response {Nr2}: SA 2 done
+///  min(Ni1,Nr1,Ni2,Nr2) in exchange 1 → SA 1 redundant: initiator deletes SA 1, responder deletes old
+///  (or the mirror image)
+///  INFORMATIONAL {D(ESP, redundant or old)}  <-->  INFORMATIONAL {D(ESP, old or redundant)}
+/// ```
+#[test]
+fn simultaneous_child_rekeys_keep_one_pair_and_lose_nothing() {
+    for seed in 1..=12 {
+        let p = colliding_pair(seed, Duration::from_millis(50));
+        let (by_i, by_r) = scenario(p);
+        // Both sides rekeyed at once (a collision happened), and nobody retried.
+        assert!(
+            by_i >= 1 && by_r >= 1,
+            "seed {seed}: {by_i} / {by_r} rekey requests"
+        );
+        assert!(
+            by_i + by_r == 2,
+            "seed {seed}: a collision was retried ({by_i} + {by_r})"
+        );
+    }
+}
+
+/// Delayed response: the winner's DELETE of the old SA overtakes its response to the loser's rekey
+/// (every CREATE_CHILD_SA response in one direction is held back 300 ms; data is not).
+/// ```text
+///  A (responses to A delayed)                          B
+///  CREATE_CHILD_SA {REKEY_SA(old), Na} ---\   /--- CREATE_CHILD_SA {REKEY_SA(old), Nb}
+///  answered {Nb'}: SA B inbound only        X        answered {Na'} (SA A inbound only) ...delayed...
+///                                                    {Nb'} arrives: if SA B wins, B sends on SA B
+///  <-- INFORMATIONAL {D(ESP, old)}                   (B's DELETE overtakes A's response)
+///  A: the peer deleted old, so its rekey won: A sends on SA B, then removes old
+///  ... {Na'} arrives: SA A is redundant → D(ESP, SA A) -->
+///  (if SA A wins instead, B waits for A's DELETE of old before it sends on SA A)
+/// ```
+#[test]
+fn delete_of_the_old_sa_overtaking_the_rekey_response() {
+    for dir in [Dir::ToInitiator, Dir::ToResponder] {
+        for seed in 1..=8 {
+            let mut p = colliding_pair(seed, Duration::from_millis(50));
+            p.policy = Box::new(move |d, _, data| {
+                if d == dir && kind(data) == (CREATE_CHILD_SA, true) {
+                    Fate::Delay(Duration::from_millis(300))
+                } else {
+                    Fate::Deliver
+                }
+            });
+            scenario(p);
+        }
+    }
+}
+
+/// The peer's rekey arrives after ours completed (its request was delayed): the late request is still
+/// a collision. Depending on timing the old SA is already gone (the peer gets CHILD_SA_NOT_FOUND and
+/// gives up, its new SA never existed) or not (the four nonces decide, as above).
+/// ```text
+///  A                                                   B
+///  CREATE_CHILD_SA {REKEY_SA(old), Na} -->             (B's own request to A is delayed)
+///  <-- {Nb'}: SA A done
+///  INFORMATIONAL {D(ESP, old)} -->  <-- D(ESP, old)     [delay d1]
+///        <-- CREATE_CHILD_SA {REKEY_SA(old), Nb} arrives late:
+///            old still there → answered, nonces decide; old gone → CHILD_SA_NOT_FOUND
+/// ```
+#[test]
+fn peer_rekey_arriving_after_ours_completed() {
+    for delay in [60u64, 120, 400] {
+        for dir in [Dir::ToInitiator, Dir::ToResponder] {
+            for seed in 1..=6 {
+                let mut p = colliding_pair(seed, Duration::from_millis(50));
+                p.policy = Box::new(move |d, _, data| {
+                    if d == dir && kind(data) == (CREATE_CHILD_SA, false) {
+                        Fate::Delay(Duration::from_millis(delay))
+                    } else {
+                        Fate::Deliver
+                    }
+                });
+                scenario(p);
+            }
+        }
+    }
+}
+
+/// The nonce comparison both ends make gives one verdict: exactly one of the two exchanges is
+/// redundant, whichever way round it is computed.
+#[test]
+fn nonce_verdict_is_antisymmetric() {
+    use cgwd::crypto::Random;
+    let mut rng = cgwd::crypto::SeededRandom::new(7);
+    for _ in 0..1000 {
+        let n: Vec<[u8; 32]> = (0..4)
+            .map(|_| {
+                let mut b = [0u8; 32];
+                rng.fill(&mut b);
+                b
+            })
+            .collect();
+        let a = cgwd::ike::child::redundant(&n[0], &n[1], &n[2], &n[3]);
+        let b = cgwd::ike::child::redundant(&n[2], &n[3], &n[0], &n[1]);
+        assert_ne!(a, b);
+        // The exchange holding the lowest nonce is the redundant one.
+        let lowest = n.iter().min().unwrap();
+        assert_eq!(a, lowest == &n[0] || lowest == &n[1]);
+    }
+}
