@@ -311,3 +311,47 @@ fn nonce_verdict_is_antisymmetric() {
         assert_eq!(a, lowest == &n[0] || lowest == &n[1]);
     }
 }
+
+/// DPD honours AWS's DpdTimeoutSeconds: a peer that goes silent is declared dead at most the DPD
+/// timeout after it was last heard, although the retransmission schedule alone (1+2+4+8+16 s after a
+/// DPD sent 10 s into the silence) would take 41 s.
+/// ```text
+///  t0 last message from the peer          (peer silent from here)
+///  t0+10 s  INFORMATIONAL {} -->  retransmitted at +1, +3, +7, +15 s
+///  t0+30 s  dead: Failed(no answer to a liveness check), ChildDown, Closed
+/// ```
+#[test]
+fn dpd_declares_a_silent_peer_dead_within_the_dpd_timeout() {
+    let mut c = config();
+    c.dpd_timeout = Duration::from_secs(30);
+    let mut p = Pair::mirrored(c, 5);
+    let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+    run_stamped(&mut p, Duration::from_secs(3), &mut ti, &mut tr);
+    assert_eq!(p.initiator.state(), State::Established);
+    p.policy = Box::new(|_, _, _| Fate::Drop);
+    let last_heard = p
+        .wire
+        .iter()
+        .filter(|s| s.dir == Dir::ToInitiator)
+        .map(|s| s.at + p.latency)
+        .max()
+        .unwrap();
+    run_stamped(&mut p, Duration::from_secs(60), &mut ti, &mut tr);
+    let failed_at = ti
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Failed(_)))
+        .map(|(at, _)| Duration::from_millis(*at))
+        .expect("the silent peer is declared dead");
+    let after = failed_at - last_heard;
+    assert!(
+        after <= Duration::from_millis(30_001) && after >= Duration::from_secs(29),
+        "dead {after:?} after the peer was last heard"
+    );
+    assert!(
+        failures(&ti).iter().any(|m| m.contains("liveness check")),
+        "{:?}",
+        failures(&ti)
+    );
+    assert_eq!(p.initiator.state(), State::Closed);
+}

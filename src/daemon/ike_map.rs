@@ -73,6 +73,7 @@ pub fn ike_config_for(
         rekey_margin: Duration::from_secs(u64::from(t.rekey_margin_secs)),
         rekey_fuzz_percent: u32::from(t.rekey_fuzz_percent),
         dpd_interval,
+        dpd_timeout: t.dpd_timeout(),
         replay_window: t.replay_window,
         local_ts: t.local_traffic_selector(),
         remote_ts: t.remote_traffic_selector(),

@@ -118,6 +118,9 @@ pub struct IkeConfig {
     pub rekey_fuzz_percent: u32,
     /// Send an empty INFORMATIONAL after this long without hearing from the peer.
     pub dpd_interval: Duration,
+    /// A peer silent this long while our DPD is unanswered is dead (AWS `DpdTimeoutSeconds`), even if
+    /// the retransmission schedule would still go on; zero: the schedule alone decides.
+    pub dpd_timeout: Duration,
     pub replay_window: u32,
     /// Our side's traffic selector (AWS: on-premises CIDR, default 0.0.0.0/0).
     pub local_ts: TrafficSelector,
@@ -151,6 +154,7 @@ impl IkeConfig {
             rekey_margin: Duration::from_secs(540),
             rekey_fuzz_percent: 100,
             dpd_interval: Duration::from_secs(10),
+            dpd_timeout: Duration::from_secs(30),
             replay_window: 1024,
             local_ts: TrafficSelector::ANY,
             remote_ts: TrafficSelector::ANY,

@@ -220,8 +220,20 @@ impl IkeSa {
         let Some(req) = self.in_flight.as_mut() else {
             return;
         };
+        // DPD has its own deadline (AWS's DpdTimeoutSeconds since we last heard the peer).
+        let dpd_deadline = (req.kind == RequestKind::Dpd && !self.cfg.dpd_timeout.is_zero())
+            .then(|| self.last_heard + self.cfg.dpd_timeout);
+        if dpd_deadline.is_some_and(|d| now >= d) {
+            let exchange = req.kind.exchange_name();
+            self.fail(now, FailReason::PeerNotResponding { exchange });
+            return;
+        }
         match self.cfg.retransmit.timeout(req.sent) {
             Some(wait) => {
+                let wait = match dpd_deadline {
+                    Some(d) => wait.min(d.saturating_duration_since(now)),
+                    None => wait,
+                };
                 req.sent += 1;
                 let data = req.packet.clone();
                 tracing::debug!(tunnel = %self.cfg.tunnel, exchange = req.kind.exchange_name(), try_no = req.sent, "retransmitting");
