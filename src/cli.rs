@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr as text or JSON (one line per event).
+    #[arg(long, global = true, value_enum, default_value_t = crate::observe::logging::LogFormat::Text)]
+    pub log_format: crate::observe::logging::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +61,7 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::observe::logging::init(cli.log_format, tracing::Level::INFO);
     match cli.command {
         Command::Check {
             config,

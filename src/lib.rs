@@ -30,6 +30,7 @@ pub mod esp;
 pub mod failover;
 pub mod ike;
 pub mod io;
+pub mod observe;
 pub mod routing;
 pub mod sa;
 pub mod secret;

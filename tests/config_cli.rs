@@ -24,6 +24,10 @@ fn samples() -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e != "toml"))
+        // Log-shipping examples (docs/observability.md), not AWS downloads.
+        .filter(|p| {
+            !["fluent-bit.conf", "cloudwatch-agent.json"].contains(&p.file_name().unwrap().to_str().unwrap())
+        })
         .collect();
     v.sort();
     v

@@ -156,7 +156,12 @@ fn flapping_tunnel_1_does_not_pull_traffic_back() {
     }
     ev.push((14_000, Expect(Outbound::One(Two))));
     let changes = replay(FailoverPolicy::PreferTunnel1, &ev);
-    assert_eq!(changes, vec![(0, Outbound::One(One)), (810, Outbound::One(Two))]);
+    // Switched once, on the first tick after suspect_after, and never back.
+    let suspect_ms = FailoverTimers::default().suspect_after.as_millis() as u64;
+    assert_eq!(
+        changes,
+        vec![(0, Outbound::One(One)), (suspect_ms + 10, Outbound::One(Two))]
+    );
 }
 
 #[test]

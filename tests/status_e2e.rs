@@ -216,9 +216,22 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let charons: Vec<Charon> = (0..2)
         .map(|i| {
             let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
-            let mut conn = Conn::new(AWS[i], CGW, PSK[i], "aes256gcm16-prfsha256-ecp256", "aes256gcm16");
+            let mut conn = Conn::new(AWS[i], CGW, PSK[i], "aes256gcm16-prfsha256-ecp256", "aes256gcm16-ecp256");
             conn.dpd_delay_s = 10;
-            c.load(&conn).unwrap();
+            if i == 0 {
+                c.load(&conn).unwrap();
+            } else {
+                // AWS rekeys tunnel 2's Child SA every few seconds: the daemon must install the
+                // new SA and drop the old one without calling the tunnel down.
+                let conf = conn.swanctl_conf().replace(
+                    "start_action = none",
+                    "start_action = none\n                rekey_time = 4s\n                life_time = 12s\n                rand_time = 0s",
+                );
+                let file = dir.join("aws2").join("swanctl.conf");
+                std::fs::write(&file, conf).unwrap();
+                let file = file.display().to_string();
+                c.swanctl("--load-all", &["--noprompt", "--file", &file]).unwrap();
+            }
             // AWS's inside address, on charon's TUN; the customer side of the /30 is reached
             // through it (the other tunnel's /30 too: the VPC answers on either tunnel).
             run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
@@ -284,6 +297,12 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     assert_eq!(s.vpn_connection_id, "vpn-71310d5967085f652");
     assert_eq!(s.routes.len(), 1);
     assert!(s.tunnels[0].spi_in.is_some() && s.tunnels[0].phase2_algorithms.is_some());
+    // cgwd rekeys before AWS's window (3600 s lifetime − 540 s margin in this file).
+    assert!(
+        s.tunnels[0].next_rekey_secs.is_some_and(|r| r > 1000 && r < 3600),
+        "{:?}",
+        s.tunnels[0].next_rekey_secs
+    );
     let routes = run("ip", &["-n", &topo.cgw, "route", "show", "proto", "198"]).unwrap();
     assert!(
         routes.contains(&format!("10.100.0.0/16 dev {ifname}")),
@@ -358,6 +377,13 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
         &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
     );
     assert!(ping.contains(" 0% packet loss"), "{ping}");
+
+    // Tunnel 2 was rekeyed by AWS meanwhile and never counted as down for it.
+    assert!(
+        cgwd_log().contains("old Child SA removed after rekey"),
+        "{}",
+        cgwd_log()
+    );
 
     // 5. SIGTERM: exit 0 quickly, nothing left behind.
     let pid = daemon.0.id().to_string();

@@ -2,7 +2,7 @@
 //! emit → parse unchanged (the codec is canonical on everything it accepts).
 #![no_main]
 
-use cgwd::wire::ike::{Message, emit_message, parse_payloads, sk};
+use cgwd::wire::ike::{Message, emit_message, parse_inner_payloads, sk};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     // Treat the SK content as if it were plaintext: the inner chain parser must hold up too.
     if let Some(enc) = encrypted {
         if let Ok(inner) = sk::strip_padding(enc.content()) {
-            let _ = parse_payloads(enc.inner_first(), inner);
+            let _ = parse_inner_payloads(enc.inner_first(), inner);
         }
     }
 });

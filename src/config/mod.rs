@@ -27,8 +27,9 @@ pub use model::{
     integrity_rank, mss_for_mtu, mtu_for,
 };
 pub use settings::{
-    AwsSettings, ControlSettings, DpdSettings, FailoverPolicy, FailoverSettings, HealthLog,
-    InterfaceSettings, LocalSettings, LogSettings, MetricsSettings, RoutingSettings, Settings, env_var_name,
+    AwsSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL, DpdSettings, FailoverPolicy, FailoverSettings,
+    HealthFormat, HealthLog, InterfaceSettings, LocalSettings, LogSettings, MetricsSettings, RoutingSettings,
+    Settings, env_var_name,
 };
 
 /// Largest configuration file cgwd reads; real ones are a few tens of KiB.

@@ -178,10 +178,58 @@ impl Serialize for HealthLog {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// How health records are written (see docs/observability.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthFormat {
+    /// AWS's tunnel-log fields (`ike_phase1_state`, `details`, ...) on every state change and event.
+    #[default]
+    Aws,
+    /// `status` UP/DOWN records (`vpnConnectionId`, `tunnelIp`, `statusMessage`, ...).
+    Status,
+}
+
+impl HealthFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aws => "aws",
+            Self::Status => "status",
+        }
+    }
+}
+
+impl FromStr for HealthFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "aws" => Ok(Self::Aws),
+            "status" => Ok(Self::Status),
+            other => Err(format!("unknown health format `{other}` (aws, status)")),
+        }
+    }
+}
+
+/// Default seconds between periodic health records.
+pub const DEFAULT_HEALTH_INTERVAL: u32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub health: HealthLog,
+    /// Record format written to `health`; added later, so it defaults to the original (aws).
+    pub health_format: HealthFormat,
+    /// Seconds between periodic records (besides those on every change); 0 = only on change.
+    pub health_interval: u32,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            health: HealthLog::default(),
+            health_format: HealthFormat::default(),
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -213,6 +261,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("metrics", "listen", Kind::Str),
     ("control", "socket", Kind::Str),
     ("log", "health", Kind::Str),
+    ("log", "health_format", Kind::Str),
+    ("log", "health_interval", Kind::Int),
     ("aws", "account_id", Kind::Str),
     ("aws", "region", Kind::Str),
     ("aws", "vpc_id", Kind::Str),
@@ -369,6 +419,13 @@ impl Settings {
                 "use a few seconds (AWS itself checks after 10 s)",
             ));
         }
+        if self.log.health_interval > 86_400 {
+            return Err(bad(
+                "log.health_interval",
+                format!("{} s is more than a day", self.log.health_interval),
+                "use 0 (only on change) or a number of seconds up to 86400",
+            ));
+        }
         Ok(())
     }
 
@@ -472,6 +529,12 @@ mod tests {
             Ok(HealthLog::File("/var/log/h.jsonl".into()))
         );
         assert!("".parse::<HealthLog>().is_err());
+        assert_eq!("status".parse::<HealthFormat>(), Ok(HealthFormat::Status));
+        assert_eq!(
+            HealthFormat::Aws.name().parse::<HealthFormat>(),
+            Ok(HealthFormat::Aws)
+        );
+        assert!("text".parse::<HealthFormat>().is_err());
         assert_eq!("stay".parse::<FailoverPolicy>(), Ok(FailoverPolicy::Stay));
         assert!("x".parse::<FailoverPolicy>().is_err());
         for p in [

@@ -602,4 +602,37 @@ mod tests {
             assert_ne!(&iv[..8], &[0u8; 8]);
         }
     }
+
+    proptest::proptest! {
+        /// Any aad length and payload (aligned as the caller must) round-trips for every suite.
+        #[test]
+        fn seal_open_round_trip(
+            suite in 0usize..10,
+            aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            blocks in 0usize..8,
+            fill in proptest::prelude::any::<u8>(),
+            counter in proptest::prelude::any::<u64>(),
+        ) {
+            let cipher = &all_ciphers()[suite];
+            let payload = vec![fill; blocks * cipher.block_len()];
+            let mut buf = [aad.clone(), vec![0; cipher.iv_len()], payload.clone(), vec![0; cipher.icv_len()]].concat();
+            cipher.write_iv(counter, &mut buf[aad.len()..]).unwrap();
+            cipher.seal(&mut buf, aad.len()).unwrap();
+            proptest::prop_assert_eq!(&buf[..aad.len()], &aad[..]);
+            cipher.open(&mut buf, aad.len()).unwrap();
+            let body = aad.len() + cipher.iv_len();
+            proptest::prop_assert_eq!(&buf[body..body + payload.len()], &payload[..]);
+        }
+
+        /// Arbitrary bytes and aad lengths: `open` returns an error, never panics.
+        #[test]
+        fn open_never_panics(
+            suite in 0usize..10,
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+            aad_len in 0usize..140,
+        ) {
+            let cipher = &all_ciphers()[suite];
+            proptest::prop_assert!(cipher.open(&mut bytes, aad_len).is_err());
+        }
+    }
 }

@@ -283,9 +283,26 @@ impl Tunnel {
             None => (PhaseState::Down, PhaseState::Down),
             Some(sa) => {
                 let s = sa.status();
-                (map(s.phase1), map(s.phase2))
+                // A CREATE_CHILD_SA of ours in flight while established: AWS's "rekeying".
+                let rekeying = sa.rekey.is_some() && s.phase1 == LinkState::Established;
+                let p2 = if rekeying && s.phase2 == LinkState::Established {
+                    PhaseState::Rekeying
+                } else {
+                    map(s.phase2)
+                };
+                (map(s.phase1), p2)
             }
         }
+    }
+
+    /// Seconds until cgwd rekeys the Child SA (the IKE SA's timer table, read within the crate).
+    fn next_rekey(&self, now: Instant) -> Option<u64> {
+        let at = self
+            .sa
+            .as_ref()?
+            .timers
+            .get(crate::ike::timer::Timer::ChildRekey)?;
+        Some(at.saturating_duration_since(now).as_secs())
     }
 }
 
@@ -363,6 +380,12 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
+    if settings.routing.vpc_cidrs.is_empty() {
+        tracing::warn!(
+            "routing.vpc_cidrs is empty: cgwd installs no routes; route the VPC networks to {} yourself",
+            settings.interface.name
+        );
+    }
     let mtu = settings.interface_mtu(&conn);
     let mut addresses = Vec::new();
     for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
@@ -426,15 +449,18 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let timers = FailoverTimers::from_settings(&settings);
     let now = clock::now();
     let mut rng = OsRandom;
+    let mut ike_configs = Vec::with_capacity(2);
+    for id in TunnelId::BOTH {
+        let cfg = match aws {
+            Some(_) => crate::emulate::aws_ike_config(&conn, &settings, id),
+            None => super::ike_config_for(&conn, &settings, id, local_ip),
+        }
+        .map_err(|e| StartError::Other(e.to_string()))?;
+        ike_configs.push(Arc::new(cfg));
+    }
     let tunnels = TunnelId::BOTH.map(|id| {
         let t = conn.tunnel(id);
-        let cfg = Arc::new(
-            match aws {
-                Some(_) => crate::emulate::aws_ike_config(&conn, &settings, id),
-                None => super::ike_config_for(&conn, &settings, id, local_ip),
-            }
-            .expect("IPv4 checked above; outside addresses are validated IPv4"),
-        );
+        let cfg = ike_configs[id.index()].clone();
         use crate::crypto::Random;
         let ident = rng.next_u32() as u16;
         // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
@@ -472,6 +498,15 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         Err(e) => {
             tracing::warn!(error = %e, "no raw ICMP socket: liveness probes off, failover relies on DPD");
             None
+        }
+    };
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+    let timers = if icmp.is_some() {
+        timers
+    } else {
+        FailoverTimers {
+            suspect_after: Duration::from_secs(u64::from(u32::MAX)),
+            ..timers
         }
     };
     tracing::info!(
@@ -694,10 +729,27 @@ impl Daemon {
                 self.shared.sas.remove_inbound(inbound);
                 self.shared.sas.remove_outbound(id, outbound);
                 let t = &mut self.tunnels[i];
+                // The old SA of a rekey going away: the new one (already installed) carries on.
+                let remaining =
+                    t.sa.as_ref()
+                        .filter(|sa| sa.state() == State::Established)
+                        .and_then(|sa| sa.status().child_spis);
+                if let Some(current) = remaining {
+                    t.child_spis = Some(current);
+                    tracing::info!(tunnel = %id, spi_in = %inbound, "old Child SA removed after rekey");
+                    return;
+                }
                 t.child_spis = None;
                 t.child_since = None;
-                t.last_reason = Some("AWS deleted the Child SA".into());
-                self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
+                // keep the more precise reason recorded first.
+                if !matches!(
+                    self.monitor.health(id).child,
+                    crate::failover::ChildState::Down(_)
+                ) {
+                    t.last_reason = Some("AWS deleted the Child SA".into());
+                    self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                }
                 tracing::warn!(tunnel = %id, "Child SA down");
                 self.failover(now);
                 self.publish_status(now);
@@ -708,7 +760,14 @@ impl Daemon {
             Event::ChildFailed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
                 self.tunnels[i].last_reason = Some(f.message());
-                self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                // A refused rekey leaves the current Child SA working.
+                let still_up = self.tunnels[i]
+                    .sa
+                    .as_ref()
+                    .is_some_and(|sa| sa.status().child_spis.is_some());
+                if !still_up {
+                    self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                }
             }
             Event::Failed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());
@@ -839,8 +898,7 @@ impl Daemon {
                     spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
                     spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
                     uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
-                    // cgwd does not rekey yet: AWS rekeys before the lifetime ends.
-                    next_rekey_secs: None,
+                    next_rekey_secs: t.next_rekey(now),
                     traffic: Traffic {
                         packets_in: c.packets_in,
                         bytes_in: c.bytes_in,

@@ -20,8 +20,14 @@ use crate::wire::udp_encap::KEEPALIVE;
 /// Fragment buffers per batch (a ≤ 64 KiB packet at the smallest sane tunnel MTU needs ~120; one
 /// oversized LAN packet at 1500 needs 2).
 const FRAGMENT_BUFS: usize = 64;
-/// Segments a TUN read may split into and still fit the iovec array.
-const MAX_PER_BATCH: usize = IDEAL_BATCH_SIZE + FRAGMENT_BUFS;
+/// Packet buffers for TUN reads: a batch keeps reading while it holds fewer than
+/// [`GATHER_UNTIL`] packets, and a read is only tried with at least [`IDEAL_BATCH_SIZE`] buffers
+/// free, enough for a 64 KiB super-packet split at an MSS down to 512.
+const TUN_BUFS: usize = 2 * IDEAL_BATCH_SIZE;
+/// One full UDP GSO send's worth: gathering more only adds latency.
+const GATHER_UNTIL: usize = crate::io::udp::MAX_GSO_SEGMENTS;
+/// Sealed packets per batch at most (TUN packets and fragments): the iovec array size.
+const MAX_PER_BATCH: usize = TUN_BUFS + FRAGMENT_BUFS;
 
 /// A packet sealed in place: which buffer, which tunnel, where the ESP packet lies.
 #[derive(Clone)]
@@ -51,7 +57,7 @@ impl TxWorker {
         let frag_len = MAX_HEADROOM + usize::from(config.tunnel_mtu) + MAX_TAILROOM;
         TxWorker {
             reader: shared.sas.reader(),
-            batch: TunReadBatch::new(IDEAL_BATCH_SIZE, MAX_HEADROOM, mtu, MAX_TAILROOM),
+            batch: TunReadBatch::new(TUN_BUFS, MAX_HEADROOM, mtu, MAX_TAILROOM),
             fragments: (0..FRAGMENT_BUFS).map(|_| vec![0u8; frag_len]).collect(),
             sealed: Vec::with_capacity(MAX_PER_BATCH),
             last_sent: [None; 2],
@@ -92,11 +98,34 @@ impl TxWorker {
                     continue;
                 }
             };
+            let n = self.gather(n, &mut error_log);
             self.process(n);
             let now = clock::now();
             self.send(now);
             self.keepalives(now);
         }
+    }
+
+    /// After a first read of `n` packets, keeps reading while packets are queued, the batch is
+    /// short of one GSO send and a 64 KiB split still fits: one-packet reads (forwarded UDP, ACKs)
+    /// then share a UDP GSO send instead of paying a sendmsg each. Returns the batch size.
+    fn gather(&mut self, mut n: usize, error_log: &mut clock::RateLimit) -> usize {
+        while n < GATHER_UNTIL && self.batch.free() >= IDEAL_BATCH_SIZE {
+            match self.tun.read_more(&mut self.batch) {
+                Ok(0) => break,
+                Ok(more) => n += more,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                    if error_log.check(clock::now()).is_some() {
+                        tracing::warn!(error = %e, "TUN read failed; packet dropped");
+                    }
+                    break;
+                }
+            }
+        }
+        n
     }
 
     /// Fix-ups and sealing of the `n` packets just read.

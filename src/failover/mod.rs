@@ -127,11 +127,13 @@ impl Default for TunnelHealth {
 /// The timing constants of failover.
 ///
 /// Target (issue 6): tunnel 1 cut silently → outbound on tunnel 2 within 1 s. The budget:
-/// a probe every `probe_interval` = 250 ms while nothing comes in, suspect after 3 missed probes
-/// plus 50 ms for the last reply's round trip = 800 ms, leaving 200 ms for the switch itself (the
-/// run loop re-decides on every probe tick). A probe costs one ~36-byte ESP packet: 4 per second
-/// per idle tunnel. `hold_down` stops a flapping tunnel from pulling traffic back: a tunnel that
-/// was bad is only preferred again after it has been healthy this long.
+/// a probe every `probe_interval` = 200 ms while nothing comes in, suspect after 3 missed probes
+/// plus 50 ms for the last reply's round trip = 650 ms, leaving ~350 ms for the loop tick (50 ms)
+/// and scheduling on a loaded host. Measured end to end (tests/status_e2e.rs): 645-660 ms of
+/// outbound loss (790-880 ms with 250 ms probes). A probe costs one ~60-byte ESP
+/// packet: 5 per second per idle tunnel, none while traffic flows in. `hold_down` stops a
+/// flapping tunnel from pulling traffic back: a tunnel that was bad is only preferred again after
+/// it has been healthy this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailoverTimers {
     pub probe_interval: Duration,
@@ -140,7 +142,7 @@ pub struct FailoverTimers {
 }
 
 impl FailoverTimers {
-    pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+    pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
     pub const MISSED_PROBES: u32 = 3;
     /// Allowance for the round trip of the last probe (AWS regions are ≤ ~150 ms away, but the
     /// previous probe's reply is what counts, so 50 ms extra suffices).
@@ -397,7 +399,7 @@ mod tests {
     #[test]
     fn default_timers_fit_the_one_second_target() {
         let t = FailoverTimers::default();
-        assert_eq!(t.suspect_after, Duration::from_millis(800));
+        assert_eq!(t.suspect_after, Duration::from_millis(650));
         // Detection + one more tick of the loop must stay under 1 s.
         assert!(t.suspect_after + t.probe_interval / 2 < Duration::from_secs(1));
     }

@@ -146,13 +146,24 @@ impl Tun {
     /// `WouldBlock` when nothing is queued: then [`wait_readable`](Self::wait_readable).
     pub fn read_batch(&self, batch: &mut TunReadBatch) -> io::Result<usize> {
         batch.count = 0;
+        self.read_more(batch)
+    }
+
+    /// One more read appended to `batch` (after the packets already in it), so single-packet
+    /// reads (forwarded UDP, small TCP) still add up to one GSO send. Returns the packets added;
+    /// `WouldBlock` when nothing is queued; `Ok(0)` when the batch has no room left.
+    pub fn read_more(&self, batch: &mut TunReadBatch) -> io::Result<usize> {
+        let start = batch.count;
+        if start >= batch.bufs.len() {
+            return Ok(0);
+        }
         let n = self.dev.recv_multiple(
             &mut batch.original,
-            &mut batch.bufs,
-            &mut batch.sizes,
+            &mut batch.bufs[start..],
+            &mut batch.sizes[start..],
             batch.headroom,
         )?;
-        batch.count = n;
+        batch.count += n;
         Ok(n)
     }
 
@@ -213,13 +224,18 @@ impl TunReadBatch {
         self.headroom
     }
 
-    /// Packets read by the last call.
+    /// Packets read since the last [`Tun::read_batch`].
     pub fn len(&self) -> usize {
         self.count
     }
 
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Buffers still free for [`Tun::read_more`].
+    pub fn free(&self) -> usize {
+        self.bufs.len() - self.count
     }
 
     /// Length of packet `i`.

@@ -92,7 +92,8 @@ pub enum Error {
     /// More elements than the `MAX_*` caps allow.
     #[error("too many elements")]
     TooMany,
-    /// Major version other than 2 (RFC 7296 §2.5); the value is the major version received.
+    /// Major version other than 2 (RFC 7296 §2.5); the value is the major version received. The SPIs
+    /// and Message ID for an INVALID_MAJOR_VERSION reply are still readable through [`Header`].
     #[error("unsupported IKE major version {0}")]
     UnsupportedVersion(u8),
     /// On emit: a payload body longer than its 16-bit length field can say.
