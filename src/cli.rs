@@ -53,6 +53,8 @@ pub enum Command {
     },
     /// Play AWS's endpoints of the same configuration (lab and tests; needs root).
     EmulateAws(crate::emulate::Args),
+    /// Drive a running `cgwd emulate-aws` (maintenance rehearsal).
+    EmulateAwsCtl(crate::emulate::CtlArgs),
     /// Build a namespace lab, bring both tunnels up against `emulate-aws`, show failover, clean up (root).
     Demo(crate::demo::Args),
     #[command(hide = true, name = "esp-static")]
@@ -71,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::EspStatic(args) => args.run(),
         Command::EmulateAws(args) => args.run(),
         Command::Demo(args) => args.run(),
+        Command::EmulateAwsCtl(args) => args.run(),
         Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
         Command::Status {
             json,

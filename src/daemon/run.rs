@@ -323,6 +323,10 @@ struct Daemon {
     started: Instant,
     last_status: Option<Instant>,
     routes_up: Option<bool>,
+    /// emulate-aws: the maintenance rehearsal (None for `cgwd run`).
+    maintenance: Option<crate::emulate::Maintenance>,
+    /// emulate-aws: the routes AWS installs while its tunnel is up.
+    aws_routes: Option<crate::emulate::AwsRoutes>,
     interface: String,
 }
 
@@ -409,11 +413,19 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         )))?,
     );
     let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
-    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook).
+    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
+    // through its own per-endpoint routes, not the customer gateway's Router.
     let far_side = match aws {
-        Some(_) => crate::emulate::RouteHook::static_routes(&settings).learnt,
+        Some(_) => Vec::new(),
         None => settings.routing.vpc_cidrs.clone(),
     };
+    let aws_routes = aws.map(|t| {
+        crate::emulate::AwsRoutes::new(
+            &settings.interface.name,
+            t,
+            crate::emulate::RouteHook::static_routes(&settings),
+        )
+    });
     let mut router = Router::new(far_side, ifindex).map_err(|e| StartError::Other(e.to_string()))?;
     for &(addr, prefix) in &addresses {
         let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
@@ -520,7 +532,16 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let input = spawn_ike_inputs(local, udp500.clone(), ike_rx, input_stop.clone())
         .map_err(StartError::io("starting IKE input threads"))?;
+    let maintenance = match role {
+        Role::Aws(_) => Some(
+            crate::emulate::Maintenance::listen(&settings.control.socket)
+                .map_err(StartError::io("binding the maintenance socket"))?,
+        ),
+        Role::Customer => None,
+    };
     let mut d = Daemon {
+        maintenance,
+        aws_routes,
         monitor: Monitor::new(settings.failover.policy, timers),
         interface: tun.name().to_string(),
         conn,
@@ -540,6 +561,9 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let result = d.run_loop(&signals);
     d.shutdown();
+    if let Some(r) = d.aws_routes.as_mut() {
+        r.sync(false);
+    }
     input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(control);
     dataplane.stop();
@@ -569,7 +593,9 @@ impl Daemon {
                 }
             }
             let now = clock::now();
-            self.timers(now);
+            if !self.maintenance_tick(now) {
+                self.timers(now);
+            }
             self.probes(now);
             self.failover(now);
             if self
@@ -583,6 +609,30 @@ impl Daemon {
         Ok(())
     }
 
+    /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
+    /// the endpoint is silent.
+    fn maintenance_tick(&mut self, now: Instant) -> bool {
+        let Some(m) = self.maintenance.as_mut() else {
+            return false;
+        };
+        if let Some(d) = m.take_request(now) {
+            tracing::warn!(duration = ?d, "maintenance: deleting the SAs and going silent");
+            for i in 0..2 {
+                if !self.tunnels[i].enabled {
+                    continue;
+                }
+                if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                    sa.close(now);
+                }
+                self.drain(i, now);
+                if self.tunnels[i].sa.is_some() {
+                    self.event(i, Event::Closed, now);
+                }
+            }
+        }
+        self.maintenance.as_mut().is_some_and(|m| m.silent(now))
+    }
+
     fn tunnel_for(&self, from: SocketAddr) -> Option<usize> {
         self.tunnels
             .iter()
@@ -590,6 +640,9 @@ impl Daemon {
     }
 
     fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if self.maintenance.as_mut().is_some_and(|m| m.silent(now)) {
+            return;
+        }
         let Some(i) = self.tunnel_for(from) else {
             tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
             return;
@@ -848,6 +901,16 @@ impl Daemon {
             self.last_status = None;
         }
         let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+        if let Some(r) = self.aws_routes.as_mut() {
+            // AWS withdraws a static route as soon as its tunnel is in doubt, so the other endpoint's
+            // route (higher metric) carries the traffic.
+            let serving = d
+                .verdicts
+                .iter()
+                .zip(&self.tunnels)
+                .any(|(v, t)| t.enabled && matches!(v, Verdict::Healthy | Verdict::Settling));
+            r.sync(serving);
+        }
         if self.routes_up != Some(any_up) {
             match self.router.sync(any_up) {
                 Ok(_) => self.routes_up = Some(any_up),

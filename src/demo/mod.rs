@@ -78,7 +78,7 @@ impl Lab {
         }
     }
 
-    fn spawn(&mut self, ns: &str, argv: &[&str], log: &str) -> Step {
+    pub fn spawn(&mut self, ns: &str, argv: &[&str], log: &str) -> Step {
         let log = std::fs::File::create(self.dir.join(log)).map_err(|e| e.to_string())?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])

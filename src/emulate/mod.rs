@@ -321,3 +321,230 @@ pub fn terminate(pid: u32) {
         }
     }
 }
+
+/// Maintenance rehearsal (FACTS §2.8): AWS replaces one endpoint — its SAs are deleted, it goes silent
+/// for a while, then it answers again as responder (or initiates, with StartupAction start).
+///
+/// Requests arrive on a Unix socket next to the control socket (`<control socket>.maint`), one line
+/// `maintenance <milliseconds>` per connection, answered `ok`.
+pub struct Maintenance {
+    request: std::sync::Arc<std::sync::Mutex<Option<Duration>>>,
+    silent_until: Option<std::time::Instant>,
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The maintenance socket of an endpoint whose control socket is `control`.
+pub fn maintenance_socket(control: &std::path::Path) -> std::path::PathBuf {
+    let mut p = control.as_os_str().to_owned();
+    p.push(".maint");
+    p.into()
+}
+
+impl Maintenance {
+    pub fn listen(control: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::{BufRead, Write};
+        let path = maintenance_socket(control);
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let request = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (req, stop2) = (request.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("cgwd-maint".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(mut conn) = conn else { continue };
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut line = String::new();
+                    let mut reader = std::io::BufReader::new(std::io::Read::take(&mut conn, 128));
+                    let _ = reader.read_line(&mut line);
+                    let answer = match line.trim().strip_prefix("maintenance ").map(str::parse::<u64>) {
+                        Some(Ok(ms)) => {
+                            if let Ok(mut r) = req.lock() {
+                                *r = Some(Duration::from_millis(ms));
+                            }
+                            "ok\n"
+                        }
+                        _ => "error: expected `maintenance <milliseconds>`\n",
+                    };
+                    let _ = conn.write_all(answer.as_bytes());
+                }
+            })?;
+        Ok(Maintenance {
+            request,
+            silent_until: None,
+            path,
+            stop,
+        })
+    }
+
+    /// A new maintenance window starting `now`, if one was requested.
+    pub fn take_request(&mut self, now: std::time::Instant) -> Option<Duration> {
+        let d = self.request.lock().ok()?.take()?;
+        self.silent_until = Some(now + d);
+        Some(d)
+    }
+
+    /// Inside the window: drop every datagram, start nothing.
+    pub fn silent(&mut self, now: std::time::Instant) -> bool {
+        match self.silent_until {
+            Some(t) if now < t => true,
+            Some(_) => {
+                self.silent_until = None;
+                tracing::info!("maintenance over: answering again");
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `cgwd emulate-aws-ctl` arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CtlArgs {
+    /// The control socket given to `cgwd emulate-aws --control-socket` (or its settings' socket).
+    #[arg(long)]
+    pub control_socket: std::path::PathBuf,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum CtlAction {
+    /// Take one endpoint down: DELETE its SAs, drop everything for a while, then answer again.
+    Maintenance {
+        /// 1 or 2.
+        #[arg(long)]
+        tunnel: u8,
+        /// How long the endpoint stays silent: 20s, 1500ms, 2m.
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Duration,
+    },
+}
+
+/// "20s", "1500ms", "2m" or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("bad duration unit in {s:?} (use ms, s or m)")),
+    }
+}
+
+impl CtlArgs {
+    pub fn run(self) -> std::process::ExitCode {
+        use std::io::{Read, Write};
+        use std::process::ExitCode;
+        let CtlAction::Maintenance { tunnel, duration } = self.action;
+        // `--tunnel both` endpoints have PATH.1 / PATH.2; a single endpoint has PATH itself.
+        let mut per_tunnel = self.control_socket.clone().into_os_string();
+        per_tunnel.push(format!(".{tunnel}"));
+        let candidates = [
+            maintenance_socket(std::path::Path::new(&per_tunnel)),
+            maintenance_socket(&self.control_socket),
+        ];
+        let Some(path) = candidates.iter().find(|p| p.exists()) else {
+            eprintln!(
+                "cgwd emulate-aws-ctl: no maintenance socket for tunnel {tunnel} (looked for {} and {})",
+                candidates[0].display(),
+                candidates[1].display()
+            );
+            return ExitCode::FAILURE;
+        };
+        let result = (|| -> std::io::Result<String> {
+            let mut s = std::os::unix::net::UnixStream::connect(path)?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(format!("maintenance {}\n", duration.as_millis()).as_bytes())?;
+            let mut answer = String::new();
+            s.take(256).read_to_string(&mut answer)?;
+            Ok(answer)
+        })();
+        match result {
+            Ok(a) if a.trim() == "ok" => {
+                println!("tunnel {tunnel}: maintenance for {duration:?} started");
+                ExitCode::SUCCESS
+            }
+            Ok(a) => {
+                eprintln!("cgwd emulate-aws-ctl: {}", a.trim());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("cgwd emulate-aws-ctl: {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The routes AWS's endpoint installs towards the customer gateway while its tunnel is up ([`RouteHook`]
+/// `learnt`). Each endpoint process uses its own metric (tunnel 1 preferred), so two endpoints in one
+/// namespace coexist and the other tunnel's route takes over when one is withdrawn — the way a VGW
+/// prefers one tunnel of a static VPN. Lab tooling: driven through `ip route`.
+#[derive(Debug)]
+pub struct AwsRoutes {
+    interface: String,
+    metric: u32,
+    hook: RouteHook,
+    up: Option<bool>,
+}
+
+impl AwsRoutes {
+    pub fn new(interface: &str, tunnel: TunnelId, hook: RouteHook) -> Self {
+        AwsRoutes {
+            interface: interface.to_string(),
+            metric: 100 + u32::from(tunnel.number()),
+            hook,
+            up: None,
+        }
+    }
+
+    /// Install (tunnel up) or withdraw (down) the learnt routes; retried on the next call if `ip` fails.
+    pub fn sync(&mut self, up: bool) {
+        if self.up == Some(up) {
+            return;
+        }
+        let mut ok = true;
+        for net in &self.hook.learnt {
+            let (net, metric) = (net.to_string(), self.metric.to_string());
+            let verb = if up { "replace" } else { "del" };
+            let args = ["route", verb, &net, "dev", &self.interface, "metric", &metric];
+            match std::process::Command::new("ip").args(args).output() {
+                Ok(o) if o.status.success() => {
+                    tracing::info!(dst = %net, dev = %self.interface, up, "AWS route updated");
+                }
+                // Withdrawing a route the kernel already dropped (interface down) is done.
+                Ok(_) if !up => {}
+                Ok(o) => {
+                    ok = false;
+                    tracing::warn!(dst = %net, error = %String::from_utf8_lossy(&o.stderr).trim(), "ip route failed");
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::warn!(error = %e, "running ip route");
+                }
+            }
+        }
+        if ok {
+            self.up = Some(up);
+        }
+    }
+}
