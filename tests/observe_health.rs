@@ -396,3 +396,214 @@ fn settings_choose_format_and_interval() {
     let sink = HealthSink::from_settings(&s.log).unwrap();
     assert_eq!(sink.format(), HealthFormat::Status);
 }
+
+fn status_tunnel(n: u8, aws: IpAddr, phase: SaState) -> cgwd::daemon::status::TunnelStatus {
+    use cgwd::daemon::status::{PhaseState, Traffic, TunnelStatus};
+    let p = match phase {
+        SaState::Established => PhaseState::Established,
+        SaState::Rekeying => PhaseState::Rekeying,
+        SaState::Negotiating => PhaseState::Negotiating,
+        SaState::Down => PhaseState::Down,
+    };
+    TunnelStatus {
+        tunnel: n,
+        ike_phase1_state: p,
+        ike_phase2_state: p,
+        local_outside: "192.0.2.1".parse().unwrap(),
+        aws_outside: aws,
+        inside: "169.254.10.2/30".parse().unwrap(),
+        aws_inside: "169.254.10.1".parse().unwrap(),
+        phase1_algorithms: None,
+        phase2_algorithms: None,
+        spi_in: None,
+        spi_out: None,
+        uptime_secs: None,
+        next_rekey_secs: None,
+        traffic: Traffic::default(),
+        drops: Default::default(),
+        nat_t_detected: true,
+        dpd_enabled: true,
+        liveness: "healthy".into(),
+        probe_rtt_ms: None,
+        active: false,
+        reason: None,
+    }
+}
+
+#[test]
+fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
+    use cgwd::observe::HealthReporter;
+    use cgwd::sa::TunnelId;
+    let dir = TempDir::new("reporter");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/aws-static.xml");
+    let (conn, mut settings) = cgwd::config::load(std::path::Path::new(config), None).unwrap();
+    let path = dir.0.join("status.jsonl");
+    settings.log.health = HealthLog::File(path.clone());
+    settings.log.health_format = HealthFormat::Status;
+    settings.aws.vpc_id = Some("vpc-0123456789abcdef0".into());
+    let mut rep = HealthReporter::new(&conn, &settings).unwrap();
+    let ips = [conn.tunnels[0].aws_outside, conn.tunnels[1].aws_outside];
+    let mut snap = cgwd::daemon::status::StatusSnapshot {
+        cgwd_version: "test".into(),
+        vpn_connection_id: conn.id.clone(),
+        interface: "cgwd0".into(),
+        failover_policy: "prefer-tunnel-1".into(),
+        outbound: "none".into(),
+        uptime_secs: 0,
+        failovers: 0,
+        tunnels: vec![
+            status_tunnel(1, ips[0], SaState::Negotiating),
+            status_tunnel(2, ips[1], SaState::Negotiating),
+        ],
+        routes: Vec::new(),
+    };
+    rep.status_tick(at(0), &snap, None).unwrap();
+    snap.tunnels[0] = status_tunnel(1, ips[0], SaState::Established);
+    rep.status_tick(at(1_000), &snap, None).unwrap();
+    rep.status_tick(at(2_000), &snap, None).unwrap(); // nothing new
+    let down = TunnelHealth {
+        dpd_enabled: true,
+        nat_t_detected: true,
+        ..TunnelHealth::default()
+    };
+    rep.event(
+        at(3_000),
+        TunnelId::One,
+        Some(down),
+        &HealthEvent::DpdTimeout { retransmits: 5 },
+    )
+    .unwrap();
+    assert_eq!(rep.next_deadline(), Some(at(60_000)));
+    rep.tick(at(60_000)).unwrap();
+    let got: Vec<serde_json::Value> = lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, String)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["tunnelIp"].as_str().unwrap().to_string(),
+                v["status"].as_str().unwrap().to_string(),
+                v["statusMessage"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let (t1, t2) = (ips[0].to_string(), ips[1].to_string());
+    let dpd = "IPSEC IS DOWN: cgwd tunnel DPD timed out after 5 retransmits".to_string();
+    assert_eq!(
+        summary,
+        vec![
+            (t1.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+            (t2.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+            (t1.clone(), "UP".into(), "IPSEC IS UP".into()),
+            (t1.clone(), "DOWN".into(), dpd.clone()),
+            (t1.clone(), "DOWN".into(), dpd),
+            (t2.clone(), "DOWN".into(), "IPSEC IS DOWN".into()),
+        ]
+    );
+    assert_eq!(got[0]["vpcId"], "vpc-0123456789abcdef0");
+    assert_eq!(got[0]["vpnConnectionId"], conn.id.as_str());
+    assert_eq!(got[0]["customerGatewayId"], conn.customer_gateway_id.as_str());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sa() -> impl Strategy<Value = SaState> {
+        prop_oneof![
+            Just(SaState::Established),
+            Just(SaState::Rekeying),
+            Just(SaState::Negotiating),
+            Just(SaState::Down),
+        ]
+    }
+
+    fn health() -> impl Strategy<Value = TunnelHealth> {
+        (
+            sa(),
+            sa(),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(phase1, phase2, dpd_enabled, nat_t_detected, bgp_established)| {
+                TunnelHealth {
+                    phase1,
+                    phase2,
+                    dpd_enabled,
+                    nat_t_detected,
+                    bgp_established,
+                    bgp_routes: bgp_established.map(|_| 2),
+                }
+            })
+    }
+
+    fn event() -> impl Strategy<Value = Option<HealthEvent>> {
+        proptest::option::of(prop_oneof![
+            Just(HealthEvent::IkeSaUp),
+            any::<u32>().prop_map(|spi| HealthEvent::ChildSaUp { spi }),
+            any::<u32>().prop_map(|id| HealthEvent::CreateChildSaRequestSent { id }),
+            any::<u32>().prop_map(|retransmits| HealthEvent::DpdTimeout { retransmits }),
+            Just(HealthEvent::DeleteIkeSaReceived),
+            Just(HealthEvent::PskMismatch),
+        ])
+    }
+
+    proptest! {
+        /// Whatever the daemon reports, in whatever order: an event always gives exactly one `aws`
+        /// record, a changed state always gives one, status records only on UP/DOWN flips, and
+        /// periodic records never closer than the interval.
+        #[test]
+        fn records_follow_the_rules(
+            steps in proptest::collection::vec((health(), event(), 0u64..90_000, any::<bool>()), 1..40)
+        ) {
+            let mut t = HealthTracker::new(identity(), Some(Duration::from_secs(60)));
+            let mut now = 0u64;
+            let mut prev: Option<TunnelHealth> = None;
+            let mut last_status: Option<String> = None;
+            let mut last_periodic: Option<u64> = None;
+            for (h, e, dt, tick) in steps {
+                now += dt;
+                let recs = if tick {
+                    let r = t.tick(at(now));
+                    if !r.is_empty() {
+                        if let Some(p) = last_periodic {
+                            prop_assert!(now - p >= 60_000);
+                        }
+                        last_periodic = Some(now);
+                        prop_assert_eq!(r.len(), 2);
+                    }
+                    r
+                } else {
+                    let r = t.report(at(now), h, e.as_ref());
+                    let aws = r.iter().filter(|x| matches!(x, HealthRecord::Aws(_))).count();
+                    let expect_aws = usize::from(e.is_some() || prev != Some(h));
+                    prop_assert_eq!(aws, expect_aws);
+                    for x in &r {
+                        if let HealthRecord::Status(s) = x {
+                            let st = serde_json::to_value(s.status).unwrap().as_str().unwrap().to_string();
+                            prop_assert_ne!(Some(&st), last_status.as_ref());
+                            prop_assert_eq!(st == "UP", h.is_up());
+                        }
+                    }
+                    prev = Some(h);
+                    r
+                };
+                for x in &recs {
+                    let v: serde_json::Value = serde_json::from_str(&x.to_json()).unwrap();
+                    if let HealthRecord::Aws(_) = x {
+                        for k in ["ike_phase1_state", "ike_phase2_state"] {
+                            let s = v[k].as_str().unwrap();
+                            prop_assert!(["established", "rekeying", "negotiating", "down"].contains(&s));
+                        }
+                        prop_assert_eq!(v["event_timestamp"].as_u64().unwrap(), 1_762_580_400 + (250 + now) / 1000);
+                    } else {
+                        last_status = Some(v["status"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -39,7 +39,7 @@ fn registry_with_traffic() -> MetricsRegistry {
     t1.packets_in = 3;
     t1.bytes_out = 84_000;
     t1.packets_out = 60;
-    t1.drops = vec![("auth_failed", 2), ("replay_duplicate", 1)];
+    t1.drops = vec![("auth_failed".into(), 2), ("replay_duplicate".into(), 1)];
     t1.ike_rekeys = 1;
     t1.child_rekeys = 4;
     t1.ike_sa_age = Some(Duration::from_secs(3_000));
@@ -129,6 +129,8 @@ fn server_serves_metrics_on_loopback() {
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
     let addr = server.local_addr();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
+    // A taken port is an error at start (the daemon reports it), not a silent no-metrics.
+    assert!(MetricsServer::start(addr, Arc::clone(&metrics)).is_err());
 
     let resp = http_get(addr, "/metrics");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -207,4 +209,77 @@ fn promtool_accepts_the_exposition() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn status_tunnel(n: u8, aws: &str, up: bool, bytes_out: u64) -> cgwd::daemon::status::TunnelStatus {
+    use cgwd::daemon::status::{PhaseState, Traffic, TunnelStatus};
+    let phase = if up {
+        PhaseState::Established
+    } else {
+        PhaseState::Down
+    };
+    TunnelStatus {
+        tunnel: n,
+        ike_phase1_state: phase,
+        ike_phase2_state: phase,
+        local_outside: "192.0.2.1".parse().unwrap(),
+        aws_outside: aws.parse().unwrap(),
+        inside: "169.254.10.2/30".parse().unwrap(),
+        aws_inside: "169.254.10.1".parse().unwrap(),
+        phase1_algorithms: None,
+        phase2_algorithms: None,
+        spi_in: None,
+        spi_out: None,
+        uptime_secs: None,
+        next_rekey_secs: None,
+        traffic: Traffic {
+            packets_in: 1,
+            bytes_in: 100,
+            packets_out: 2,
+            bytes_out,
+        },
+        drops: [("auth_failed".to_string(), 5)].into_iter().collect(),
+        nat_t_detected: false,
+        dpd_enabled: true,
+        liveness: "healthy".into(),
+        probe_rtt_ms: Some(12.5),
+        active: up,
+        reason: None,
+    }
+}
+
+#[test]
+fn one_call_per_status_tick() {
+    use cgwd::daemon::status::StatusSnapshot;
+    let mut snap = StatusSnapshot {
+        cgwd_version: "test".into(),
+        vpn_connection_id: "vpn-0123456789abcdef0".into(),
+        interface: "cgwd0".into(),
+        failover_policy: "prefer-tunnel-1".into(),
+        outbound: "tunnel-1".into(),
+        uptime_secs: 10,
+        failovers: 2,
+        tunnels: vec![
+            status_tunnel(1, "203.0.113.10", true, 4_000),
+            status_tunnel(2, "198.51.100.20", false, 0),
+        ],
+        routes: Vec::new(),
+    };
+    let m = MetricsRegistry::new();
+    m.update_from_status(&snap);
+    snap.tunnels[0].traffic.bytes_out = 9_000;
+    m.update_from_status(&snap);
+    let text = m.encode();
+    for line in [
+        format!("cgwd_tunnel_state{L1} 1"),
+        format!("cgwd_tunnel_state{L2} 0"),
+        format!("cgwd_tunnel_data_out_bytes_total{L1} 9000"),
+        format!("cgwd_tunnel_dpd_rtt_seconds{L1} 0.0125"),
+        r#"cgwd_failovers_total{vpn_id="vpn-0123456789abcdef0"} 2"#.into(),
+        r#"cgwd_tunnel_drops_total{reason="auth_failed",tunnel_outside_ip="198.51.100.20",vpn_id="vpn-0123456789abcdef0"} 5"#.into(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    let h = cgwd::observe::TunnelHealth::from_status(&snap.tunnels[0]);
+    assert!(h.is_up() && h.dpd_enabled && !h.nat_t_detected);
 }

@@ -22,6 +22,7 @@ use ipnet::Ipv4Net;
 
 use super::control::{ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
+use super::observer::{Observer, failure_event};
 use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
@@ -34,6 +35,7 @@ use crate::ike::{Event, FailReason, IkeConfig, IkeSa, LinkState, State};
 use crate::io::clock;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
+use crate::observe::{HealthEvent, TunnelHealth};
 use crate::routing::Router;
 use crate::sa::TunnelId;
 use crate::suite::Suite;
@@ -328,6 +330,8 @@ struct Daemon {
     /// emulate-aws: the routes AWS installs while its tunnel is up.
     aws_routes: Option<crate::emulate::AwsRoutes>,
     interface: String,
+    /// Health records and Prometheus metrics (docs/observability.md).
+    observer: Observer,
 }
 
 fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
@@ -368,6 +372,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
+    let observer = Observer::start(&conn, &settings).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
     // One local address for both tunnels: AWS sends both to the same customer gateway IP.
@@ -558,6 +563,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         started: now,
         last_status: None,
         routes_up: None,
+        observer,
     };
     let result = d.run_loop(&signals);
     d.shutdown();
@@ -592,7 +598,11 @@ impl Daemon {
                     return Err(StartError::Other("IKE input threads stopped".into()));
                 }
             }
+            if signals.take_reopen() {
+                self.observer.reopen();
+            }
             let now = clock::now();
+            self.observer.poll(now);
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
@@ -738,7 +748,23 @@ impl Daemon {
         }
     }
 
+    /// A health record for `ev` on tunnel `i`, with the state the tunnel is in now.
+    fn report(&mut self, i: usize, ev: &HealthEvent, now: Instant) {
+        let t = &self.tunnels[i];
+        let (p1, p2) = t.phase_states();
+        let state = TunnelHealth {
+            phase1: p1.into(),
+            phase2: p2.into(),
+            dpd_enabled: true,
+            nat_t_detected: t.nat,
+            bgp_established: None,
+            bgp_routes: None,
+        };
+        self.observer.event(t.id, state, ev, now);
+    }
+
     fn event(&mut self, i: usize, ev: Event, now: Instant) {
+        self.observe_event(i, &ev, now);
         let id = self.tunnels[i].id;
         match ev {
             Event::Established => {
@@ -848,6 +874,63 @@ impl Daemon {
                 self.failover(now);
                 self.publish_status(now);
             }
+        }
+    }
+
+    /// Health records and SA facts (rekeys, ages) for an IKE event, before the daemon acts on it.
+    fn observe_event(&mut self, i: usize, ev: &Event, now: Instant) {
+        let t = &self.tunnels[i];
+        let f = &mut self.observer.facts[i];
+        let ev = match ev {
+            Event::Established => {
+                f.ike_since = Some(now);
+                Some(HealthEvent::IkeSaUp)
+            }
+            Event::ChildUp(child) => {
+                if t.child_since.is_some() {
+                    f.child_rekeys += 1;
+                }
+                f.child_since = Some(now);
+                Some(HealthEvent::ChildSaUp {
+                    spi: child.inbound.spi.0,
+                })
+            }
+            Event::ChildDown { outbound, .. } => {
+                let rekeyed =
+                    t.sa.as_ref()
+                        .filter(|sa| sa.state() == State::Established)
+                        .and_then(|sa| sa.status().child_spis)
+                        .is_some();
+                let already_down = matches!(
+                    self.monitor.health(t.id).child,
+                    crate::failover::ChildState::Down(_)
+                );
+                if rekeyed {
+                    None
+                } else {
+                    f.child_since = None;
+                    // AWS's Delete payload names its inbound SPI: our outbound.
+                    (!already_down && !self.observer.closing)
+                        .then_some(HealthEvent::DeleteChildSaReceived { spi: outbound.0 })
+                }
+            }
+            Event::IkeRekeyed { .. } => {
+                f.ike_rekeys += 1;
+                f.ike_since = Some(now);
+                None
+            }
+            Event::ChildFailed(e) => failure_event(&e.reason, true, true, t.cfg.retransmit.retries),
+            Event::Failed(e) => {
+                failure_event(&e.reason, f.ike_since.is_some(), false, t.cfg.retransmit.retries)
+            }
+            Event::Closed => {
+                f.ike_since = None;
+                f.child_since = None;
+                None
+            }
+        };
+        if let Some(ev) = ev {
+            self.report(i, &ev, now);
         }
     }
 
@@ -1012,6 +1095,7 @@ impl Daemon {
                 })
                 .collect(),
         };
+        self.observer.status(&snap, now);
         if let Ok(mut s) = self.status.lock() {
             *s = Some(snap);
         }
@@ -1020,9 +1104,14 @@ impl Daemon {
     /// DELETE both IKE SAs (sent, not awaited beyond a short grace).
     fn shutdown(&mut self) {
         let now = clock::now();
+        self.observer.closing = true;
         for i in 0..2 {
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                let established = sa.state() == State::Established;
                 sa.close(now);
+                if established {
+                    self.report(i, &HealthEvent::IkeSaDeletedByCgwd, now);
+                }
             }
             self.drain(i, now);
         }

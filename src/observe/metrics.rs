@@ -56,7 +56,7 @@ pub struct TunnelMetricsSnapshot {
     pub bytes_out: u64,
     pub packets_out: u64,
     /// Drop totals by reason (e.g. [`crate::esp::counters::DropReason::name`]).
-    pub drops: Vec<(&'static str, u64)>,
+    pub drops: Vec<(String, u64)>,
     pub ike_rekeys: u64,
     pub child_rekeys: u64,
     /// Age of the current IKE / Child SA; `None` when there is none (exported as 0).
@@ -218,8 +218,11 @@ impl MetricsRegistry {
         advance(&self.bytes_out.with_label_values(&l), s.bytes_out);
         advance(&self.packets_in.with_label_values(&l), s.packets_in);
         advance(&self.packets_out.with_label_values(&l), s.packets_out);
-        for &(reason, total) in &s.drops {
-            advance(&self.drops.with_label_values(&[l[0], l[1], reason]), total);
+        for (reason, total) in &s.drops {
+            advance(
+                &self.drops.with_label_values(&[l[0], l[1], reason.as_str()]),
+                *total,
+            );
         }
         for (sa, total) in [("ike", s.ike_rekeys), ("child", s.child_rekeys)] {
             advance(&self.rekeys.with_label_values(&[l[0], l[1], sa]), total);
@@ -289,7 +292,7 @@ mod tests {
             packets_in: 10,
             bytes_out: 2000,
             packets_out: 20,
-            drops: vec![("auth_failed", 3)],
+            drops: vec![("auth_failed".into(), 3)],
             ike_rekeys: 1,
             child_rekeys: 2,
             ike_sa_age: Some(Duration::from_secs(90)),

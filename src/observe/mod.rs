@@ -8,9 +8,11 @@
 //!   [`server`] serves it on `metrics.listen`.
 //! * [`logging`] sets up `tracing` (text or JSON, one line per event) on stderr.
 
+mod from_status;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod reporter;
 pub mod server;
 pub mod sink;
 
@@ -19,5 +21,6 @@ pub use health::{
     TunnelIdentity,
 };
 pub use metrics::{BgpSnapshot, MetricsRegistry, TunnelMetricsSnapshot};
+pub use reporter::HealthReporter;
 pub use server::MetricsServer;
 pub use sink::HealthSink;

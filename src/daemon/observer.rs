@@ -1,0 +1,215 @@
+//! The daemon's side of [`crate::observe`]: health records and Prometheus metrics fed from the
+//! control loop's events and status snapshots.
+//!
+//! Kept out of `run.rs` so the loop only calls [`Observer::event`], [`Observer::status`],
+//! [`Observer::poll`] and [`Observer::reopen`]. Write errors of the health sink are logged (rate
+//! limited) and never stop the daemon: losing a log line must not take a tunnel down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{Settings, VpnConnection};
+use crate::daemon::status::StatusSnapshot;
+use crate::ike::{FailReason, Phase};
+use crate::io::clock::RateLimit;
+use crate::observe::health::IkePhase;
+use crate::observe::{
+    HealthEvent, HealthReporter, MetricsRegistry, MetricsServer, Side, TunnelHealth, TunnelMetricsSnapshot,
+};
+use crate::sa::TunnelId;
+
+/// Per-tunnel facts the status snapshot does not carry, for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SaFacts {
+    pub ike_rekeys: u64,
+    pub child_rekeys: u64,
+    pub ike_since: Option<Instant>,
+    pub child_since: Option<Instant>,
+}
+
+/// Health reporter, metrics registry and (when `metrics.listen` is set) its HTTP server.
+pub struct Observer {
+    health: HealthReporter,
+    metrics: Arc<MetricsRegistry>,
+    server: Option<MetricsServer>,
+    pub facts: [SaFacts; 2],
+    /// cgwd is deleting its SAs (shutdown): Child SAs going away are not AWS's DELETEs.
+    pub closing: bool,
+    write_errors: RateLimit,
+}
+
+/// Wall-clock time for the records (the only wall-clock read of the daemon).
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> SystemTime {
+    SystemTime::now()
+}
+
+impl Observer {
+    /// Open the health sink and bind the metrics listener; either failing stops the start.
+    pub fn start(conn: &VpnConnection, settings: &Settings) -> Result<Observer, String> {
+        let health = HealthReporter::new(conn, settings)
+            .map_err(|e| format!("opening log.health {:?}: {e}", settings.log.health))?;
+        let metrics = Arc::new(MetricsRegistry::new());
+        let server = match settings.metrics.listen {
+            Some(addr) => Some(
+                MetricsServer::start(addr, metrics.clone())
+                    .map_err(|e| format!("metrics.listen {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(s) = &server {
+            tracing::info!(listen = %s.local_addr(), "Prometheus metrics served on /metrics");
+        }
+        Ok(Observer {
+            health,
+            metrics,
+            server,
+            facts: [SaFacts::default(); 2],
+            closing: false,
+            write_errors: RateLimit::new(Duration::from_secs(60)),
+        })
+    }
+
+    /// Where the metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(MetricsServer::local_addr)
+    }
+
+    fn check(&mut self, r: std::io::Result<()>, now: Instant) {
+        if let Err(e) = r
+            && let Some(missed) = self.write_errors.check(now)
+        {
+            tracing::warn!(error = %e, missed, "writing a health record failed");
+        }
+    }
+
+    /// A reported event on `tunnel`, which left it in `state`.
+    pub fn event(&mut self, tunnel: TunnelId, state: TunnelHealth, ev: &HealthEvent, now: Instant) {
+        let r = self.health.event(wall_now(), tunnel, Some(state), ev);
+        self.check(r, now);
+    }
+
+    /// Every status publish: metrics from the snapshot (plus rekeys and SA ages), then the health
+    /// state changes and periodic records.
+    pub fn status(&mut self, snap: &StatusSnapshot, now: Instant) {
+        for t in &snap.tunnels {
+            let Some(f) = (t.tunnel as usize).checked_sub(1).and_then(|i| self.facts.get(i)) else {
+                continue;
+            };
+            let mut m = TunnelMetricsSnapshot::from_status(&snap.vpn_connection_id, t);
+            m.ike_rekeys = f.ike_rekeys;
+            m.child_rekeys = f.child_rekeys;
+            m.ike_sa_age = f.ike_since.map(|s| now.saturating_duration_since(s));
+            m.child_sa_age = f.child_since.map(|s| now.saturating_duration_since(s));
+            self.metrics.update_tunnel(&m);
+        }
+        self.metrics
+            .update_connection(&snap.vpn_connection_id, snap.failovers);
+        let r = self.health.status_tick(wall_now(), snap, None);
+        self.check(r, now);
+    }
+
+    /// How long the loop may sleep before periodic records are due (`None`: no periodic records).
+    pub fn due_in(&self) -> Option<Duration> {
+        let at = self.health.next_deadline()?;
+        Some(at.duration_since(wall_now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// Periodic records, if due.
+    pub fn poll(&mut self, now: Instant) {
+        if self.due_in().is_some_and(|d| d.is_zero()) {
+            let r = self.health.tick(wall_now());
+            self.check(r, now);
+        }
+    }
+
+    /// SIGHUP: reopen the health file (logrotate moved it).
+    pub fn reopen(&mut self) {
+        match self.health.reopen() {
+            Ok(()) => tracing::info!("SIGHUP: health log reopened"),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: reopening the health log failed; still writing to the old file")
+            }
+        }
+    }
+}
+
+/// The health event for an IKE SA failure (`child`: only the Child SA failed). `ike_up`: the IKE
+/// SA had been established (a silence then is a DPD / liveness-check timeout).
+pub fn failure_event(f: &FailReason, ike_up: bool, child: bool, retries: u32) -> Option<HealthEvent> {
+    let side = |by_peer: bool| if by_peer { Side::Aws } else { Side::Cgwd };
+    Some(match f {
+        FailReason::PeerRejectedAuth | FailReason::PeerAuthInvalid => HealthEvent::PskMismatch,
+        FailReason::NoProposalChosen { phase, by_peer } => HealthEvent::NoProposalChosen {
+            phase: match phase {
+                Phase::One => IkePhase::One,
+                Phase::Two => IkePhase::Two,
+            },
+            by: side(*by_peer),
+        },
+        FailReason::TsUnacceptable { by_peer } => HealthEvent::TsUnacceptable { by: side(*by_peer) },
+        _ if child => HealthEvent::Phase2FailedKeepingPhase1,
+        FailReason::PeerNotResponding { .. } if ike_up => HealthEvent::DpdTimeout { retransmits: retries },
+        FailReason::PeerNotResponding { .. } => HealthEvent::UnestablishedTimeout,
+        FailReason::DeletedByPeer => HealthEvent::DeleteIkeSaReceived,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_aws_vocabulary() {
+        let dpd = failure_event(
+            &FailReason::PeerNotResponding {
+                exchange: "INFORMATIONAL",
+            },
+            true,
+            false,
+            4,
+        );
+        assert_eq!(dpd, Some(HealthEvent::DpdTimeout { retransmits: 4 }));
+        let early = failure_event(
+            &FailReason::PeerNotResponding { exchange: "IKE_AUTH" },
+            false,
+            false,
+            4,
+        );
+        assert_eq!(early, Some(HealthEvent::UnestablishedTimeout));
+        assert_eq!(
+            failure_event(&FailReason::PeerRejectedAuth, false, false, 4),
+            Some(HealthEvent::PskMismatch)
+        );
+        assert_eq!(
+            failure_event(&FailReason::DeletedByPeer, true, false, 4),
+            Some(HealthEvent::DeleteIkeSaReceived)
+        );
+        assert_eq!(
+            failure_event(
+                &FailReason::NoProposalChosen {
+                    phase: Phase::Two,
+                    by_peer: true
+                },
+                true,
+                true,
+                4
+            ),
+            Some(HealthEvent::NoProposalChosen {
+                phase: IkePhase::Two,
+                by: Side::Aws
+            })
+        );
+        assert_eq!(
+            failure_event(&FailReason::TsUnacceptable { by_peer: false }, true, true, 4),
+            Some(HealthEvent::TsUnacceptable { by: Side::Cgwd })
+        );
+        assert_eq!(
+            failure_event(&FailReason::Expired, true, true, 4),
+            Some(HealthEvent::Phase2FailedKeepingPhase1)
+        );
+        assert_eq!(failure_event(&FailReason::Expired, true, false, 4), None);
+    }
+}

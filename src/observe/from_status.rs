@@ -1,0 +1,71 @@
+//! Adapters from the daemon's status snapshot ([`crate::daemon::status`]), so the run loop feeds
+//! metrics and health with one call per status tick.
+
+use std::time::Duration;
+
+use crate::daemon::status::{PhaseState, StatusSnapshot, TunnelStatus};
+
+use super::health::{SaState, TunnelHealth};
+use super::metrics::{MetricsRegistry, TunnelMetricsSnapshot};
+
+impl From<PhaseState> for SaState {
+    fn from(p: PhaseState) -> Self {
+        match p {
+            PhaseState::Established => Self::Established,
+            PhaseState::Rekeying => Self::Rekeying,
+            PhaseState::Negotiating => Self::Negotiating,
+            PhaseState::Down => Self::Down,
+        }
+    }
+}
+
+impl TunnelHealth {
+    /// The health-relevant part of a tunnel's status (static routing; set `bgp_*` for BGP).
+    pub fn from_status(t: &TunnelStatus) -> Self {
+        TunnelHealth {
+            phase1: t.ike_phase1_state.into(),
+            phase2: t.ike_phase2_state.into(),
+            dpd_enabled: t.dpd_enabled,
+            nat_t_detected: t.nat_t_detected,
+            bgp_established: None,
+            bgp_routes: None,
+        }
+    }
+}
+
+impl TunnelMetricsSnapshot {
+    /// What the status snapshot knows. Rekey counts, SA ages and BGP are not in it: they stay
+    /// 0/`None` unless the caller fills them in.
+    pub fn from_status(vpn_id: &str, t: &TunnelStatus) -> Self {
+        TunnelMetricsSnapshot {
+            vpn_id: vpn_id.to_string(),
+            tunnel_outside_ip: t.aws_outside,
+            ipsec_up: t.ike_phase1_state.is_up() && t.ike_phase2_state.is_up(),
+            bgp: None,
+            active: t.active,
+            bytes_in: t.traffic.bytes_in,
+            packets_in: t.traffic.packets_in,
+            bytes_out: t.traffic.bytes_out,
+            packets_out: t.traffic.packets_out,
+            drops: t.drops.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            ike_rekeys: 0,
+            child_rekeys: 0,
+            ike_sa_age: None,
+            child_sa_age: None,
+            dpd_rtt: t
+                .probe_rtt_ms
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        }
+    }
+}
+
+impl MetricsRegistry {
+    /// Update every series from a status snapshot: both tunnels and the failover count.
+    pub fn update_from_status(&self, s: &StatusSnapshot) {
+        for t in &s.tunnels {
+            self.update_tunnel(&TunnelMetricsSnapshot::from_status(&s.vpn_connection_id, t));
+        }
+        self.update_connection(&s.vpn_connection_id, s.failovers);
+    }
+}
