@@ -365,6 +365,10 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         if let Some(n) = &a.interface {
             settings.interface.name = n.clone();
         }
+        // The customer gateway's metrics listener and health log are not AWS's (and two endpoint
+        // processes would fight over them).
+        settings.metrics.listen = None;
+        settings.log.health = Default::default();
     }
     let aws = match role {
         Role::Customer => None,
