@@ -763,11 +763,8 @@ impl Daemon {
                 })
             }
             Event::ChildDown { outbound, .. } => {
-                let rekeyed =
-                    t.sa.as_ref()
-                        .filter(|sa| sa.state() == State::Established)
-                        .and_then(|sa| sa.status().child_spis)
-                        .is_some();
+                let ike_up = t.sa.as_ref().filter(|sa| sa.state() == State::Established);
+                let rekeyed = ike_up.and_then(|sa| sa.status().child_spis).is_some();
                 let already_down = matches!(
                     self.monitor.health(t.id).child,
                     crate::failover::ChildState::Down(_)
@@ -776,9 +773,14 @@ impl Daemon {
                     None
                 } else {
                     f.child_since = None;
-                    // AWS's Delete payload names its inbound SPI: our outbound.
-                    (!already_down && !self.observer.closing)
-                        .then_some(HealthEvent::DeleteChildSaReceived { spi: outbound.0 })
+                    // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD
+                    // timeout was reported before and marked the tunnel down). Otherwise AWS
+                    // deleted this Child SA, naming its inbound SPI: our outbound.
+                    (!already_down && !self.observer.closing).then_some(if ike_up.is_none() {
+                        HealthEvent::DeleteIkeSaReceived
+                    } else {
+                        HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
+                    })
                 }
             }
             Event::IkeRekeyed { .. } => {
