@@ -51,6 +51,12 @@ pub enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Play AWS's endpoints of the same configuration (lab and tests; needs root).
+    EmulateAws(crate::emulate::Args),
+    /// Drive a running `cgwd emulate-aws` (maintenance rehearsal).
+    EmulateAwsCtl(crate::emulate::CtlArgs),
+    /// Build a namespace lab, bring both tunnels up against `emulate-aws`, show failover, clean up (root).
+    Demo(crate::demo::Args),
     #[command(hide = true, name = "esp-static")]
     EspStatic(crate::dataplane::static_keys::Args),
 }
@@ -65,6 +71,9 @@ pub fn main() -> ExitCode {
             json,
         } => check(&config, settings.as_deref(), json),
         Command::EspStatic(args) => args.run(),
+        Command::EmulateAws(args) => args.run(),
+        Command::Demo(args) => args.run(),
+        Command::EmulateAwsCtl(args) => args.run(),
         Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
         Command::Status {
             json,

@@ -614,3 +614,39 @@ fn unanswered_ike_rekey_ends_the_sa() {
         "{i:?}"
     );
 }
+
+/// A responder object that answered with a COOKIE demand (stateless, Closed) takes the initiator's
+/// retry itself: the daemon can keep routing by SPIi to the same object.
+#[test]
+fn stateless_responder_accepts_the_retry_in_place() {
+    use cgwd::crypto::SeededRandom;
+    use cgwd::ike::IkeSa;
+    use std::sync::Arc;
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let c = config();
+    let mut r = c.mirrored();
+    r.cookie_secret = Some(cgwd::secret::Secret::from_slice(b"cookie secret"));
+    let mut init = IkeSa::initiator(Arc::new(c), now, Box::new(SeededRandom::new(30)));
+    let req = init.poll_transmit().unwrap();
+    let mut resp = IkeSa::responder(
+        Arc::new(r),
+        now,
+        Box::new(SeededRandom::new(31)),
+        &req.data,
+        req.from,
+        req.to,
+    )
+    .unwrap();
+    assert_eq!(resp.state(), State::Closed);
+    // <-- HDR, N(COOKIE)
+    let cookie = resp.poll_transmit().unwrap();
+    init.handle_datagram(now, cookie.from, cookie.to, &cookie.data);
+    // HDR, N(COOKIE), SAi1, KEi, Ni -->   (same object)
+    let retry = init.poll_transmit().unwrap();
+    resp.handle_datagram(now, retry.from, retry.to, &retry.data);
+    assert_eq!(resp.state(), State::InitDone);
+    let answer = resp.poll_transmit().unwrap();
+    init.handle_datagram(now, answer.from, answer.to, &answer.data);
+    assert_eq!(init.state(), State::AuthSent);
+}

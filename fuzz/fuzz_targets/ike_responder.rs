@@ -3,9 +3,11 @@
 //! state because of unauthenticated input.
 //!
 //! Input: `mode | datagrams...`, each datagram prefixed by a 2-octet length.
-//! * mode even: the first datagram starts a responder (`IkeSa::responder`), the rest are fed to it;
-//! * mode odd: a real initiator first establishes with the responder in process, then every datagram
-//!   goes to the established responder (and to the initiator).
+//! * mode % 3 == 0: the first datagram starts a responder (`IkeSa::responder`), the rest are fed to it;
+//! * mode % 3 == 1: a real initiator first establishes with the responder in process, then every
+//!   datagram goes to the established responder (and to the initiator);
+//! * mode % 3 == 2: a real IKE_SA_INIT request, patched by the input (3-octet `position, value`
+//!   patches), starts a responder — reaching proposal selection and key exchange with hostile values.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -55,7 +57,29 @@ fuzz_target!(|data: &[u8]| {
     let responder_cfg = Arc::new(config().mirrored());
     let datagrams = split(rest);
 
-    if mode % 2 == 0 {
+    if mode % 3 == 2 {
+        let mut init = IkeSa::initiator(Arc::new(config()), now, Box::new(SeededRandom::new(4)));
+        let Some(t) = init.poll_transmit() else {
+            return;
+        };
+        let mut msg = t.data;
+        for patch in rest.chunks_exact(3) {
+            let pos = usize::from(u16::from_be_bytes([patch[0], patch[1]])) % msg.len();
+            msg[pos] = patch[2];
+        }
+        if let Ok(mut sa) =
+            IkeSa::responder(responder_cfg, now, Box::new(SeededRandom::new(5)), &msg, cgw, aws)
+        {
+            while let Some(reply) = sa.poll_transmit() {
+                init.handle_datagram(now, aws, cgw, &reply.data);
+            }
+            while sa.poll_event().is_some() {}
+            while init.poll_transmit().is_some() {}
+        }
+        return;
+    }
+
+    if mode % 3 == 0 {
         let Some((first, more)) = datagrams.split_first() else {
             return;
         };

@@ -167,18 +167,48 @@ impl StartError {
     }
 }
 
+/// Which end of the VPN this process plays: the same loop serves `cgwd run` and `cgwd emulate-aws`.
+#[derive(Debug, Clone, Default)]
+pub enum Role {
+    /// The customer gateway (`cgwd run`).
+    #[default]
+    Customer,
+    /// AWS's endpoint of one tunnel (`cgwd emulate-aws`).
+    Aws(AwsRole),
+}
+
+/// What the AWS role needs beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct AwsRole {
+    /// The tunnel this process serves (one outside address per process).
+    pub tunnel: TunnelId,
+    /// Overrides `control.socket` (the customer side may use the settings' path on the same host).
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Overrides `interface.name`.
+    pub interface: Option<String>,
+}
+
 /// Entry point of `cgwd run`.
 pub fn main(config: &Path, settings: Option<&Path>) -> ExitCode {
+    main_as(config, settings, &Role::Customer)
+}
+
+/// Entry point shared by `cgwd run` and `cgwd emulate-aws`.
+pub fn main_as(config: &Path, settings: Option<&Path>, role: &Role) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
-    match run(config, settings) {
+    match run_as(config, settings, role) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cgwd run: error: {e}");
+            let cmd = match role {
+                Role::Customer => "cgwd run",
+                Role::Aws(_) => "cgwd emulate-aws",
+            };
+            eprintln!("{cmd}: error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -238,6 +268,10 @@ struct Tunnel {
     ike_suite: Option<Suite>,
     esp_suite: Option<Suite>,
     nat: bool,
+    /// This process serves the tunnel (the AWS role serves one).
+    enabled: bool,
+    /// Initiate again after the IKE SA closed (customer: always; AWS: StartupAction/DPDTimeoutAction).
+    reinitiate: bool,
 }
 
 impl Tunnel {
@@ -291,6 +325,10 @@ struct Daemon {
     started: Instant,
     last_status: Option<Instant>,
     routes_up: Option<bool>,
+    /// emulate-aws: the maintenance rehearsal (None for `cgwd run`).
+    maintenance: Option<crate::emulate::Maintenance>,
+    /// emulate-aws: the routes AWS installs while its tunnel is up.
+    aws_routes: Option<crate::emulate::AwsRoutes>,
     interface: String,
     /// Health records and Prometheus metrics (docs/observability.md).
     observer: Observer,
@@ -314,14 +352,35 @@ fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
 
 /// Start everything, run until a signal, tear down.
 pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError> {
-    let (conn, settings) = crate::config::load(config, settings_path)?;
+    run_as(config, settings_path, &Role::Customer)
+}
+
+/// [`run`] in either role.
+pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Result<(), StartError> {
+    let (conn, mut settings) = crate::config::load(config, settings_path)?;
+    if let Role::Aws(a) = role {
+        if let Some(p) = &a.control_socket {
+            settings.control.socket = p.clone();
+        }
+        if let Some(n) = &a.interface {
+            settings.interface.name = n.clone();
+        }
+    }
+    let aws = match role {
+        Role::Customer => None,
+        Role::Aws(a) => Some(a.tunnel),
+    };
+    let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
     let observer = Observer::start(&conn, &settings).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
     // One local address for both tunnels: AWS sends both to the same customer gateway IP.
-    let local_ip = crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
-        .map_err(StartError::io("finding the local address"))?;
+    let local_ip = match aws {
+        Some(t) => conn.tunnel(t).aws_outside,
+        None => crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
+            .map_err(StartError::io("finding the local address"))?,
+    };
     let IpAddr::V4(local) = local_ip else {
         return Err(StartError::Other(format!(
             "local address {local_ip} is IPv6; cgwd supports IPv4 outside addresses"
@@ -338,8 +397,13 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     }
     let mtu = settings.interface_mtu(&conn);
     let mut addresses = Vec::new();
-    for t in &conn.tunnels {
-        addresses.push((t.customer_inside(), t.inside.prefix_len()));
+    for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
+        let ours = if aws.is_some() {
+            t.aws_inside()
+        } else {
+            t.customer_inside()
+        };
+        addresses.push((ours, t.inside.prefix_len()));
     }
     let tun = Arc::new(
         Tun::create(&TunConfig {
@@ -354,8 +418,20 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         )))?,
     );
     let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
-    let mut router = Router::new(settings.routing.vpc_cidrs.clone(), ifindex)
-        .map_err(|e| StartError::Other(e.to_string()))?;
+    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
+    // through its own per-endpoint routes, not the customer gateway's Router.
+    let far_side = match aws {
+        Some(_) => Vec::new(),
+        None => settings.routing.vpc_cidrs.clone(),
+    };
+    let aws_routes = aws.map(|t| {
+        crate::emulate::AwsRoutes::new(
+            &settings.interface.name,
+            t,
+            crate::emulate::RouteHook::static_routes(&settings),
+        )
+    });
+    let mut router = Router::new(far_side, ifindex).map_err(|e| StartError::Other(e.to_string()))?;
     for &(addr, prefix) in &addresses {
         let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
         router
@@ -392,8 +468,11 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let mut rng = OsRandom;
     let mut ike_configs = Vec::with_capacity(2);
     for id in TunnelId::BOTH {
-        let cfg = super::ike_config_for(&conn, &settings, id, local_ip)
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        let cfg = match aws {
+            Some(_) => crate::emulate::aws_ike_config(&conn, &settings, id),
+            None => super::ike_config_for(&conn, &settings, id, local_ip),
+        }
+        .map_err(|e| StartError::Other(e.to_string()))?;
         ike_configs.push(Arc::new(cfg));
     }
     let tunnels = TunnelId::BOTH.map(|id| {
@@ -401,15 +480,25 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         let cfg = ike_configs[id.index()].clone();
         use crate::crypto::Random;
         let ident = rng.next_u32() as u16;
-        shared.set_aws_inside(id, Some(t.aws_inside()));
+        // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
+        let (ours, peers) = match aws {
+            Some(_) => (t.aws_inside(), t.customer_inside()),
+            None => (t.customer_inside(), t.aws_inside()),
+        };
+        let behaviour = crate::emulate::Behaviour::of(t);
+        let enabled = served[id.index()];
+        let initiate = enabled && (aws.is_none() || behaviour.initiate_at_start);
+        shared.set_aws_inside(id, enabled.then_some(peers));
         Tunnel {
             id,
             sa: None,
-            retry_at: Some(now),
+            retry_at: initiate.then_some(now),
             backoff: RETRY_MIN,
-            prober: Prober::new(t.customer_inside(), t.aws_inside(), ident, timers.probe_interval),
-            inside: Ipv4Net::new(t.customer_inside(), t.inside.prefix_len()).unwrap_or(t.inside),
-            aws_inside: t.aws_inside(),
+            enabled,
+            reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+            prober: Prober::new(ours, peers, ident, timers.probe_interval),
+            inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
+            aws_inside: peers,
             last_rx_packets: 0,
             child_since: None,
             child_spis: None,
@@ -448,7 +537,16 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let input = spawn_ike_inputs(local, udp500.clone(), ike_rx, input_stop.clone())
         .map_err(StartError::io("starting IKE input threads"))?;
+    let maintenance = match role {
+        Role::Aws(_) => Some(
+            crate::emulate::Maintenance::listen(&settings.control.socket)
+                .map_err(StartError::io("binding the maintenance socket"))?,
+        ),
+        Role::Customer => None,
+    };
     let mut d = Daemon {
+        maintenance,
+        aws_routes,
         monitor: Monitor::new(settings.failover.policy, timers),
         interface: tun.name().to_string(),
         conn,
@@ -469,6 +567,9 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     };
     let result = d.run_loop(&signals);
     d.shutdown();
+    if let Some(r) = d.aws_routes.as_mut() {
+        r.sync(false);
+    }
     input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(control);
     dataplane.stop();
@@ -502,7 +603,9 @@ impl Daemon {
             }
             let now = clock::now();
             self.observer.poll(now);
-            self.timers(now);
+            if !self.maintenance_tick(now) {
+                self.timers(now);
+            }
             self.probes(now);
             self.failover(now);
             if self
@@ -516,13 +619,40 @@ impl Daemon {
         Ok(())
     }
 
+    /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
+    /// the endpoint is silent.
+    fn maintenance_tick(&mut self, now: Instant) -> bool {
+        let Some(m) = self.maintenance.as_mut() else {
+            return false;
+        };
+        if let Some(d) = m.take_request(now) {
+            tracing::warn!(duration = ?d, "maintenance: deleting the SAs and going silent");
+            for i in 0..2 {
+                if !self.tunnels[i].enabled {
+                    continue;
+                }
+                if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                    sa.close(now);
+                }
+                self.drain(i, now);
+                if self.tunnels[i].sa.is_some() {
+                    self.event(i, Event::Closed, now);
+                }
+            }
+        }
+        self.maintenance.as_mut().is_some_and(|m| m.silent(now))
+    }
+
     fn tunnel_for(&self, from: SocketAddr) -> Option<usize> {
         self.tunnels
             .iter()
-            .position(|t| IpAddr::V4(t.cfg.remote_addr) == from.ip())
+            .position(|t| t.enabled && IpAddr::V4(t.cfg.remote_addr) == from.ip())
     }
 
     fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if self.maintenance.as_mut().is_some_and(|m| m.silent(now)) {
+            return;
+        }
         let Some(i) = self.tunnel_for(from) else {
             tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
             return;
@@ -537,7 +667,10 @@ impl Daemon {
         let t = &mut self.tunnels[i];
         let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
         let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
-        if t.sa.is_some() && (matches_current || !new_ike_sa_init) {
+        // A responder SA that answered statelessly (INVALID_KE_PAYLOAD, COOKIE) is Closed: the retried
+        // IKE_SA_INIT (same SPIi) starts a new one.
+        let stale = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Closed);
+        if t.sa.is_some() && !(new_ike_sa_init && stale) && (matches_current || !new_ike_sa_init) {
             // Everything else from this peer goes to its IkeSa, which knows its current and (during an
             // IKE rekey) its old and new SPIs, and drops what is not its own.
             if let Some(sa) = t.sa.as_mut() {
@@ -729,7 +862,7 @@ impl Daemon {
                 t.child_since = None;
                 t.ike_suite = None;
                 t.esp_suite = None;
-                t.retry_at = Some(now + t.backoff);
+                t.retry_at = t.reinitiate.then_some(now + t.backoff);
                 tracing::info!(tunnel = %id, retry_in = ?t.backoff, "IKE SA closed");
                 t.backoff = (t.backoff * 2).min(RETRY_MAX);
                 if !matches!(
@@ -853,6 +986,16 @@ impl Daemon {
             self.last_status = None;
         }
         let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+        if let Some(r) = self.aws_routes.as_mut() {
+            // AWS withdraws a static route as soon as its tunnel is in doubt, so the other endpoint's
+            // route (higher metric) carries the traffic.
+            let serving = d
+                .verdicts
+                .iter()
+                .zip(&self.tunnels)
+                .any(|(v, t)| t.enabled && matches!(v, Verdict::Healthy | Verdict::Settling));
+            r.sync(serving);
+        }
         if self.routes_up != Some(any_up) {
             match self.router.sync(any_up) {
                 Ok(_) => self.routes_up = Some(any_up),

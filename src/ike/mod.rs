@@ -303,11 +303,37 @@ impl IkeSa {
     /// An IKE message from the network (non-ESP marker already stripped). Hostile input is dropped.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         if self.state == State::Closed {
-            self.dropped += 1;
+            // A responder that only sent a stateless reply (COOKIE, INVALID_KE_PAYLOAD) takes the
+            // initiator's retry itself, so the caller needs no special case for it.
+            if self.role == Role::Responder && self.keys.is_none() && self.spi_r == 0 {
+                self.restart_responder(now, from, to, data);
+            } else {
+                self.dropped += 1;
+            }
             return;
         }
         if !self.receive(now, from, to, data) {
             self.dropped += 1;
+        }
+    }
+
+    fn restart_responder(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        /// Holds the place of the real generator while the SA is rebuilt; never asked for bytes.
+        struct Moved;
+        impl Random for Moved {
+            fn fill(&mut self, out: &mut [u8]) {
+                out.fill(0);
+            }
+        }
+        let rng = std::mem::replace(&mut self.rng, Box::new(Moved));
+        let dropped = self.dropped;
+        *self = Self::blank(self.cfg.clone(), now, rng, Role::Responder);
+        self.dropped = dropped;
+        self.local = to;
+        self.remote = from;
+        if self.start_responder(now, data).is_err() {
+            self.dropped += 1;
+            self.state = State::Closed;
         }
     }
 
