@@ -372,7 +372,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
-    let observer = Observer::start(&conn, &settings).map_err(StartError::Other)?;
+    let observer = Observer::start(&conn, &settings, aws.is_none()).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
     // One local address for both tunnels: AWS sends both to the same customer gateway IP.
