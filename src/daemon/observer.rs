@@ -30,7 +30,8 @@ pub struct SaFacts {
 
 /// Health reporter, metrics registry and (when `metrics.listen` is set) its HTTP server.
 pub struct Observer {
-    health: HealthReporter,
+    /// `None` in the AWS role (`cgwd emulate-aws`): these records speak for the customer gateway.
+    health: Option<HealthReporter>,
     metrics: Arc<MetricsRegistry>,
     server: Option<MetricsServer>,
     pub facts: [SaFacts; 2],
@@ -47,11 +48,14 @@ fn wall_now() -> SystemTime {
 
 impl Observer {
     /// Open the health sink and bind the metrics listener; either failing stops the start.
-    pub fn start(conn: &VpnConnection, settings: &Settings) -> Result<Observer, String> {
-        let health = HealthReporter::new(conn, settings)
+    /// `customer`: false for the AWS role, which writes no health records and serves no metrics.
+    pub fn start(conn: &VpnConnection, settings: &Settings, customer: bool) -> Result<Observer, String> {
+        let health = customer
+            .then(|| HealthReporter::new(conn, settings))
+            .transpose()
             .map_err(|e| format!("opening log.health {:?}: {e}", settings.log.health))?;
         let metrics = Arc::new(MetricsRegistry::new());
-        let server = match settings.metrics.listen {
+        let server = match settings.metrics.listen.filter(|_| customer) {
             Some(addr) => Some(
                 MetricsServer::start(addr, metrics.clone())
                     .map_err(|e| format!("metrics.listen {addr}: {e}"))?,
@@ -86,8 +90,10 @@ impl Observer {
 
     /// A reported event on `tunnel`, which left it in `state`.
     pub fn event(&mut self, tunnel: TunnelId, state: TunnelHealth, ev: &HealthEvent, now: Instant) {
-        let r = self.health.event(wall_now(), tunnel, Some(state), ev);
-        self.check(r, now);
+        if let Some(h) = &mut self.health {
+            let r = h.event(wall_now(), tunnel, Some(state), ev);
+            self.check(r, now);
+        }
     }
 
     /// Every status publish: metrics from the snapshot (plus rekeys and SA ages), then the health
@@ -106,27 +112,32 @@ impl Observer {
         }
         self.metrics
             .update_connection(&snap.vpn_connection_id, snap.failovers);
-        let r = self.health.status_tick(wall_now(), snap, None);
-        self.check(r, now);
+        if let Some(h) = &mut self.health {
+            let r = h.status_tick(wall_now(), snap, None);
+            self.check(r, now);
+        }
     }
 
     /// How long the loop may sleep before periodic records are due (`None`: no periodic records).
     pub fn due_in(&self) -> Option<Duration> {
-        let at = self.health.next_deadline()?;
+        let at = self.health.as_ref()?.next_deadline()?;
         Some(at.duration_since(wall_now()).unwrap_or(Duration::ZERO))
     }
 
     /// Periodic records, if due.
     pub fn poll(&mut self, now: Instant) {
-        if self.due_in().is_some_and(|d| d.is_zero()) {
-            let r = self.health.tick(wall_now());
+        if self.due_in().is_some_and(|d| d.is_zero())
+            && let Some(h) = &mut self.health
+        {
+            let r = h.tick(wall_now());
             self.check(r, now);
         }
     }
 
     /// SIGHUP: reopen the health file (logrotate moved it).
     pub fn reopen(&mut self) {
-        match self.health.reopen() {
+        let Some(h) = &self.health else { return };
+        match h.reopen() {
             Ok(()) => tracing::info!("SIGHUP: health log reopened"),
             Err(e) => {
                 tracing::warn!(error = %e, "SIGHUP: reopening the health log failed; still writing to the old file")
@@ -160,6 +171,74 @@ pub fn failure_event(f: &FailReason, ike_up: bool, child: bool, retries: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lab connection, health to a file in `dir`, metrics on an ephemeral loopback port.
+    fn observer(dir: &std::path::Path, customer: bool) -> Observer {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+        let settings = dir.join("cgwd.toml");
+        std::fs::write(
+            &settings,
+            format!(
+                "[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nhealth = \"{}\"\n",
+                dir.join("health.jsonl").display()
+            ),
+        )
+        .unwrap();
+        let (conn, settings) = crate::config::load(&config, Some(&settings)).unwrap();
+        Observer::start(&conn, &settings, customer).unwrap()
+    }
+
+    fn up() -> TunnelHealth {
+        TunnelHealth {
+            phase1: crate::observe::SaState::Established,
+            phase2: crate::observe::SaState::Established,
+            dpd_enabled: true,
+            ..TunnelHealth::default()
+        }
+    }
+
+    #[test]
+    fn events_go_to_the_file_which_reopens_after_rotation() {
+        let dir = std::env::temp_dir().join(format!("cgwd-observer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut o = observer(&dir, true);
+        assert!(o.metrics_addr().is_some_and(|a| a.ip().is_loopback()));
+        let now = crate::io::clock::now();
+        o.event(TunnelId::One, up(), &HealthEvent::IkeSaUp, now);
+        // logrotate: rename, then SIGHUP.
+        std::fs::rename(dir.join("health.jsonl"), dir.join("health.jsonl.1")).unwrap();
+        o.reopen();
+        o.event(TunnelId::Two, up(), &HealthEvent::DeleteIkeSaReceived, now);
+        let old = std::fs::read_to_string(dir.join("health.jsonl.1")).unwrap();
+        let new = std::fs::read_to_string(dir.join("health.jsonl")).unwrap();
+        assert!(
+            old.contains("established IKE_SA with AWS")
+                && old.contains("\"ike_phase1_state\":\"established\""),
+            "{old}"
+        );
+        assert!(new.contains("received DELETE for IKE_SA from AWS"), "{new}");
+        assert_eq!(new.lines().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn aws_role_writes_no_records_and_serves_no_metrics() {
+        let dir = std::env::temp_dir().join(format!("cgwd-observer-aws-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut o = observer(&dir, false);
+        assert!(o.metrics_addr().is_none());
+        o.event(
+            TunnelId::One,
+            up(),
+            &HealthEvent::IkeSaUp,
+            crate::io::clock::now(),
+        );
+        assert!(o.due_in().is_none());
+        assert!(!dir.join("health.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn failures_map_to_aws_vocabulary() {

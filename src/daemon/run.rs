@@ -376,7 +376,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
-    let observer = Observer::start(&conn, &settings).map_err(StartError::Other)?;
+    let observer = Observer::start(&conn, &settings, aws.is_none()).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
     // One local address for both tunnels: AWS sends both to the same customer gateway IP.
@@ -900,11 +900,8 @@ impl Daemon {
                 })
             }
             Event::ChildDown { outbound, .. } => {
-                let rekeyed =
-                    t.sa.as_ref()
-                        .filter(|sa| sa.state() == State::Established)
-                        .and_then(|sa| sa.status().child_spis)
-                        .is_some();
+                let ike_up = t.sa.as_ref().filter(|sa| sa.state() == State::Established);
+                let rekeyed = ike_up.and_then(|sa| sa.status().child_spis).is_some();
                 let already_down = matches!(
                     self.monitor.health(t.id).child,
                     crate::failover::ChildState::Down(_)
@@ -913,9 +910,14 @@ impl Daemon {
                     None
                 } else {
                     f.child_since = None;
-                    // AWS's Delete payload names its inbound SPI: our outbound.
-                    (!already_down && !self.observer.closing)
-                        .then_some(HealthEvent::DeleteChildSaReceived { spi: outbound.0 })
+                    // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD
+                    // timeout was reported before and marked the tunnel down). Otherwise AWS
+                    // deleted this Child SA, naming its inbound SPI: our outbound.
+                    (!already_down && !self.observer.closing).then_some(if ike_up.is_none() {
+                        HealthEvent::DeleteIkeSaReceived
+                    } else {
+                        HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
+                    })
                 }
             }
             Event::IkeRekeyed { .. } => {
