@@ -979,13 +979,12 @@ impl Daemon {
     fn failover(&mut self, now: Instant) {
         let (d, changed) = self.monitor.tick(now);
         if changed {
-            let active = match d.outbound {
-                Outbound::None => None,
-                Outbound::One(t) => Some(t),
-                // The data plane has one active tunnel today; flow-hash spreading is its next step.
-                Outbound::Both => Some(TunnelId::One),
-            };
-            self.shared.set_active(active);
+            match d.outbound {
+                Outbound::None => self.shared.set_active(None),
+                Outbound::One(t) => self.shared.set_active(Some(t)),
+                // Active-active: the data plane spreads flows over both tunnels by flow hash.
+                Outbound::Both => self.shared.set_active_both(),
+            }
             tracing::info!(outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
             self.last_status = None;
         }
