@@ -320,6 +320,7 @@ impl Args {
             let mut p = socket.clone().into_os_string();
             p.push(format!(".{}", id.number()));
             cmd.arg("--control-socket").arg(p);
+            die_with_parent(&mut cmd);
             match cmd.spawn() {
                 Ok(c) => children.push(c),
                 Err(e) => eprintln!("cgwd emulate-aws: starting tunnel {}: {e}", id.number()),
@@ -346,6 +347,23 @@ impl Args {
         } else {
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// The endpoint children get SIGTERM if `emulate-aws` itself dies (even by SIGKILL), so no endpoint
+/// outlives it holding the outside addresses' ports.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
