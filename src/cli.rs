@@ -59,6 +59,10 @@ pub enum Command {
     Demo(crate::demo::Args),
     #[command(hide = true, name = "esp-static")]
     EspStatic(crate::dataplane::static_keys::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout, e.g. `cgwd man > /usr/share/man/man8/cgwd.8`.
+    Man,
 }
 
 pub fn main() -> ExitCode {
@@ -74,6 +78,22 @@ pub fn main() -> ExitCode {
         Command::EmulateAws(args) => args.run(),
         Command::Demo(args) => args.run(),
         Command::EmulateAwsCtl(args) => args.run(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cgwd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cgwd man: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
         Command::Status {
             json,

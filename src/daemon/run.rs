@@ -365,6 +365,10 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         if let Some(n) = &a.interface {
             settings.interface.name = n.clone();
         }
+        // The customer gateway's metrics listener and health log are not AWS's (and two endpoint
+        // processes would fight over them).
+        settings.metrics.listen = None;
+        settings.log.health = Default::default();
     }
     let aws = match role {
         Role::Customer => None,
@@ -986,13 +990,12 @@ impl Daemon {
     fn failover(&mut self, now: Instant) {
         let (d, changed) = self.monitor.tick(now);
         if changed {
-            let active = match d.outbound {
-                Outbound::None => None,
-                Outbound::One(t) => Some(t),
-                // The data plane has one active tunnel today; flow-hash spreading is its next step.
-                Outbound::Both => Some(TunnelId::One),
-            };
-            self.shared.set_active(active);
+            match d.outbound {
+                Outbound::None => self.shared.set_active(None),
+                Outbound::One(t) => self.shared.set_active(Some(t)),
+                // Active-active: the data plane spreads flows over both tunnels by flow hash.
+                Outbound::Both => self.shared.set_active_both(),
+            }
             tracing::info!(outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
             self.last_status = None;
         }

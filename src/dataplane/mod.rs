@@ -98,6 +98,8 @@ pub struct TunnelPath {
 }
 
 const NO_TUNNEL: u8 = u8::MAX;
+/// `active` value for active-active: each flow is pinned to a tunnel by a hash of its addresses.
+const BOTH_TUNNELS: u8 = 2;
 
 /// Data-plane counters (relaxed atomics, read as a snapshot by status code).
 #[derive(Debug, Default)]
@@ -206,16 +208,29 @@ impl Shared {
             .store(tunnel.map_or(NO_TUNNEL, |t| t.index() as u8), Relaxed);
     }
 
+    /// Active-active (AWS accepts traffic on either tunnel): flows are spread over both by a hash of
+    /// their addresses, so one flow never reorders across tunnels.
+    pub fn set_active_both(&self) {
+        self.active.store(BOTH_TUNNELS, Relaxed);
+    }
+
+    /// The single active tunnel; tunnel 1 when both are active (flows still spread in [`Self::route`]).
     pub fn active(&self) -> Option<TunnelId> {
         match self.active.load(Relaxed) {
-            0 => Some(TunnelId::One),
+            0 | BOTH_TUNNELS => Some(TunnelId::One),
             1 => Some(TunnelId::Two),
             _ => None,
         }
     }
 
-    /// Tunnel for an inner packet to `dst`.
-    fn route(&self, dst: Option<Ipv4Addr>, active: Option<TunnelId>) -> Option<TunnelId> {
+    /// The raw active-tunnel setting, read once per TX batch.
+    fn active_mode(&self) -> u8 {
+        self.active.load(Relaxed)
+    }
+
+    /// Tunnel for an inner packet to `dst`: a tunnel's own inside address always stays on that
+    /// tunnel; everything else follows `mode` (one tunnel, or both by `flow_hash`).
+    fn route(&self, dst: Option<Ipv4Addr>, mode: u8, flow_hash: u32) -> Option<TunnelId> {
         if let Some(dst) = dst {
             let d = u32::from(dst);
             for t in TunnelId::BOTH {
@@ -224,7 +239,13 @@ impl Shared {
                 }
             }
         }
-        active
+        match mode {
+            0 => Some(TunnelId::One),
+            1 => Some(TunnelId::Two),
+            BOTH_TUNNELS if flow_hash & 1 == 0 => Some(TunnelId::One),
+            BOTH_TUNNELS => Some(TunnelId::Two),
+            _ => None,
+        }
     }
 
     pub fn request_stop(&self) {
@@ -317,6 +338,37 @@ mod tests {
     }
 
     #[test]
+    fn active_active_spreads_flows_and_keeps_inside_addresses_on_their_tunnel() {
+        let s = Shared::new(Arc::new(SaTable::new()));
+        s.set_aws_inside(TunnelId::Two, Some(Ipv4Addr::new(169, 254, 20, 9)));
+        s.set_active_both();
+        assert_eq!(s.active(), Some(TunnelId::One));
+        let mode = s.active_mode();
+        let dst = Some(Ipv4Addr::new(10, 100, 0, 10));
+        assert_eq!(s.route(dst, mode, 2), Some(TunnelId::One));
+        assert_eq!(s.route(dst, mode, 3), Some(TunnelId::Two));
+        assert_eq!(
+            s.route(Some(Ipv4Addr::new(169, 254, 20, 9)), mode, 2),
+            Some(TunnelId::Two)
+        );
+        // Many flows land on both tunnels; one flow always on the same one.
+        let mut pkt = [0u8; 28];
+        pkt[0] = 0x45;
+        pkt[2..4].copy_from_slice(&28u16.to_be_bytes());
+        pkt[9] = 17;
+        pkt[12..16].copy_from_slice(&[10, 0, 1, 10]);
+        pkt[16..20].copy_from_slice(&[10, 100, 0, 10]);
+        let mut on = [0usize; 2];
+        for port in 1000u16..1200 {
+            pkt[20..22].copy_from_slice(&port.to_be_bytes());
+            let h = super::packet::flow_hash(&pkt);
+            assert_eq!(h, super::packet::flow_hash(&pkt));
+            on[s.route(dst, mode, h).unwrap().index()] += 1;
+        }
+        assert!(on[0] > 50 && on[1] > 50, "{on:?}");
+    }
+
+    #[test]
     fn peer_and_active_round_trip() {
         let s = Shared::new(Arc::new(SaTable::new()));
         assert_eq!(s.peer(TunnelId::One), None);
@@ -332,19 +384,19 @@ mod tests {
         let s = Shared::new(Arc::new(SaTable::new()));
         s.set_aws_inside(TunnelId::One, Some(Ipv4Addr::new(169, 254, 10, 1)));
         s.set_aws_inside(TunnelId::Two, Some(Ipv4Addr::new(169, 254, 11, 1)));
-        let active = Some(TunnelId::Two);
+        let active = 1u8;
         assert_eq!(
-            s.route(Some(Ipv4Addr::new(169, 254, 10, 1)), active),
+            s.route(Some(Ipv4Addr::new(169, 254, 10, 1)), active, 0),
             Some(TunnelId::One)
         );
         assert_eq!(
-            s.route(Some(Ipv4Addr::new(169, 254, 11, 1)), active),
+            s.route(Some(Ipv4Addr::new(169, 254, 11, 1)), active, 0),
             Some(TunnelId::Two)
         );
         assert_eq!(
-            s.route(Some(Ipv4Addr::new(10, 2, 0, 1)), active),
+            s.route(Some(Ipv4Addr::new(10, 2, 0, 1)), active, 0),
             Some(TunnelId::Two)
         );
-        assert_eq!(s.route(None, None), None);
+        assert_eq!(s.route(None, NO_TUNNEL, 0), None);
     }
 }

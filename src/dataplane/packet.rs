@@ -37,6 +37,31 @@ pub fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
     (pkt.first()? >> 4 == 4).then(|| Ipv4Addr::from(d))
 }
 
+/// A hash of an IPv4 packet's flow (addresses, protocol, and ports when the packet is not a
+/// fragment), for spreading flows over both tunnels. Fragments hash without ports so all fragments of a
+/// datagram take one tunnel. Not keyed: it only balances, it protects nothing.
+pub fn flow_hash(pkt: &[u8]) -> u32 {
+    let Some(hl) = ipv4_header_len(pkt) else {
+        return 0;
+    };
+    let addrs = pkt
+        .get(12..20)
+        .map_or(0, |a| u64::from_be_bytes(a.try_into().unwrap_or_default()));
+    let proto = u64::from(pkt[9]);
+    let fragment = be16(pkt, 6) & 0x3fff != 0;
+    let ports = match (proto, fragment) {
+        (6 | 17, false) => pkt
+            .get(hl..hl + 4)
+            .map_or(0, |p| u64::from(be16(p, 0)) << 16 | u64::from(be16(p, 2))),
+        _ => 0,
+    };
+    let mut h = addrs ^ (proto << 32) ^ ports.rotate_left(17);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 29;
+    (h ^ (h >> 32)) as u32
+}
+
 /// Whether the Don't-Fragment bit is set.
 pub fn ipv4_df(pkt: &[u8]) -> bool {
     ipv4_header_len(pkt).is_some() && be16(pkt, 6) & FLAG_DF != 0

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use super::packet::{clamp_mss, clear_df, fragment, icmp_frag_needed, ipv4_destination, ipv4_df};
+use super::packet::{clamp_mss, clear_df, flow_hash, fragment, icmp_frag_needed, ipv4_destination, ipv4_df};
 use super::{DataplaneConfig, POLL_INTERVAL, Shared};
 use crate::esp::{MAX_HEADROOM, MAX_TAILROOM, SaReader, SealError};
 use crate::io::clock;
@@ -132,7 +132,7 @@ impl TxWorker {
     fn process(&mut self, n: usize) {
         self.sealed.clear();
         let mut fragments_used = 0;
-        let active = self.shared.active();
+        let mode = self.shared.active_mode();
         let stats = &self.shared.stats;
         let headroom = self.batch.headroom();
         let tunnel_mtu = usize::from(self.config.tunnel_mtu);
@@ -145,7 +145,7 @@ impl TxWorker {
                 stats.tx_not_ipv4.fetch_add(1, Relaxed);
                 continue;
             };
-            let Some(tunnel) = self.shared.route(Some(dst), active) else {
+            let Some(tunnel) = self.shared.route(Some(dst), mode, flow_hash(pkt)) else {
                 stats.tx_no_tunnel.fetch_add(1, Relaxed);
                 continue;
             };

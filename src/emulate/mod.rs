@@ -169,6 +169,44 @@ mod tests {
     }
 
     #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn maintenance_request_over_the_socket_opens_a_silent_window() {
+        use std::io::{Read, Write};
+        let dir = std::env::temp_dir().join(format!("cgwd-maint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let control = dir.join("aws.sock");
+        let mut m = Maintenance::listen(&control).unwrap();
+        let ask = |line: &str| {
+            let mut s = std::os::unix::net::UnixStream::connect(maintenance_socket(&control)).unwrap();
+            s.write_all(line.as_bytes()).unwrap();
+            let mut a = String::new();
+            s.read_to_string(&mut a).unwrap();
+            a
+        };
+        assert!(ask("bogus\n").starts_with("error"));
+        let t0 = crate::io::clock::now();
+        assert_eq!(m.take_request(t0), None);
+        assert_eq!(ask("maintenance 4000\n"), "ok\n");
+        assert_eq!(m.take_request(t0), Some(Duration::from_secs(4)));
+        assert!(m.silent(t0 + Duration::from_secs(3)));
+        assert!(!m.silent(t0 + Duration::from_secs(4)));
+        assert!(!m.silent(t0 + Duration::from_secs(5)));
+        drop(m);
+        assert!(!maintenance_socket(&control).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn behaviour_follows_startup_and_dpd_actions() {
         let (conn, _) = load("");
         let mut t = conn.tunnel(TunnelId::One).clone();
@@ -282,6 +320,7 @@ impl Args {
             let mut p = socket.clone().into_os_string();
             p.push(format!(".{}", id.number()));
             cmd.arg("--control-socket").arg(p);
+            die_with_parent(&mut cmd);
             match cmd.spawn() {
                 Ok(c) => children.push(c),
                 Err(e) => eprintln!("cgwd emulate-aws: starting tunnel {}: {e}", id.number()),
@@ -308,6 +347,23 @@ impl Args {
         } else {
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// The endpoint children get SIGTERM if `emulate-aws` itself dies (even by SIGKILL), so no endpoint
+/// outlives it holding the outside addresses' ports.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
