@@ -529,6 +529,14 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
         t1[down..].iter().any(|r| up(r)),
         "tunnel 1 not established again after its DELETE:\n{lines}"
     );
+    // AWS rekeys tunnel 2's Child SA every 4 s: its CREATE_CHILD_SA requests, in AWS's words.
+    assert!(
+        of(AWS[1]).iter().any(|r| r["details"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("cgwd tunnel processed request (id=")
+                && d.ends_with(") for CREATE_CHILD_SA"))),
+        "{lines}"
+    );
     assert!(!lines.contains(PSK[0]) && !lines.contains(PSK[1]));
     drop(charons);
     let _ = std::fs::remove_dir_all(&dir);

@@ -37,6 +37,10 @@ pub struct Observer {
     pub facts: [SaFacts; 2],
     /// cgwd is deleting its SAs (shutdown): Child SAs going away are not AWS's DELETEs.
     pub closing: bool,
+    /// Header of the IKE message being handled per tunnel (a rekey's ChildUp names its exchange).
+    pub inbound: [Option<IkeHeader>; 2],
+    /// Message id of the last CREATE_CHILD_SA request we sent per tunnel (retransmits: one record).
+    requests_sent: [Option<u32>; 2],
     write_errors: RateLimit,
 }
 
@@ -71,6 +75,8 @@ impl Observer {
             server,
             facts: [SaFacts::default(); 2],
             closing: false,
+            inbound: [None; 2],
+            requests_sent: [None; 2],
             write_errors: RateLimit::new(Duration::from_secs(60)),
         })
     }
@@ -85,6 +91,32 @@ impl Observer {
             && let Some(missed) = self.write_errors.check(now)
         {
             tracing::warn!(error = %e, missed, "writing a health record failed");
+        }
+    }
+
+    /// An IKE message cgwd sends on tunnel `i`: a new CREATE_CHILD_SA request gets a record.
+    pub fn sent(&mut self, i: usize, data: &[u8]) -> Option<HealthEvent> {
+        let h = ike_header(data)?;
+        let last = self.requests_sent.get_mut(i)?;
+        if h.exchange != CREATE_CHILD_SA || h.response || *last == Some(h.msg_id) {
+            return None;
+        }
+        *last = Some(h.msg_id);
+        Some(HealthEvent::CreateChildSaRequestSent { id: h.msg_id })
+    }
+
+    /// The CREATE_CHILD_SA records for a rekey completed by the message being handled on tunnel
+    /// `i`: our request's response processed, or AWS's request processed and answered.
+    pub fn rekey_events(&self, i: usize) -> Vec<HealthEvent> {
+        match self.inbound.get(i).copied().flatten() {
+            Some(h) if h.exchange == CREATE_CHILD_SA && h.response => {
+                vec![HealthEvent::CreateChildSaResponseProcessed { id: h.msg_id }]
+            }
+            Some(h) if h.exchange == CREATE_CHILD_SA => vec![
+                HealthEvent::CreateChildSaRequestProcessed { id: h.msg_id },
+                HealthEvent::CreateChildSaResponseSent { id: h.msg_id },
+            ],
+            _ => Vec::new(),
         }
     }
 
@@ -144,6 +176,27 @@ impl Observer {
             }
         }
     }
+}
+
+/// IKE exchange type CREATE_CHILD_SA (RFC 7296 §3.1).
+const CREATE_CHILD_SA: u8 = 36;
+
+/// The cleartext part of an IKE header that names an exchange (RFC 7296 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeHeader {
+    pub exchange: u8,
+    pub response: bool,
+    pub msg_id: u32,
+}
+
+/// `None` when `data` is shorter than an IKE header.
+pub fn ike_header(data: &[u8]) -> Option<IkeHeader> {
+    let h = data.get(..28)?;
+    Some(IkeHeader {
+        exchange: h[18],
+        response: h[19] & 0x20 != 0,
+        msg_id: u32::from_be_bytes([h[20], h[21], h[22], h[23]]),
+    })
 }
 
 /// The health event for an IKE SA failure (`child`: only the Child SA failed). `ike_up`: the IKE
@@ -237,6 +290,46 @@ mod tests {
         );
         assert!(o.due_in().is_none());
         assert!(!dir.join("health.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn create_child_sa_records_follow_the_headers() {
+        let dir = std::env::temp_dir().join(format!("cgwd-observer-cc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut o = observer(&dir, true);
+        let header = |exchange: u8, flags: u8, id: u32| {
+            let mut h = vec![0u8; 28];
+            h[18] = exchange;
+            h[19] = flags;
+            h[20..24].copy_from_slice(&id.to_be_bytes());
+            h
+        };
+        // Our request (initiator flag 0x08), its retransmit, then an INFORMATIONAL (37).
+        assert_eq!(
+            o.sent(0, &header(36, 0x08, 5)),
+            Some(HealthEvent::CreateChildSaRequestSent { id: 5 })
+        );
+        assert_eq!(o.sent(0, &header(36, 0x08, 5)), None);
+        assert_eq!(o.sent(0, &header(37, 0x08, 6)), None);
+        assert_eq!(o.sent(0, &header(36, 0x28, 9)), None, "a response is no request");
+        assert_eq!(o.sent(0, &[0u8; 10]), None);
+        o.inbound[0] = ike_header(&header(36, 0x20, 5));
+        assert_eq!(
+            o.rekey_events(0),
+            vec![HealthEvent::CreateChildSaResponseProcessed { id: 5 }]
+        );
+        o.inbound[1] = ike_header(&header(36, 0x00, 9));
+        assert_eq!(
+            o.rekey_events(1),
+            vec![
+                HealthEvent::CreateChildSaRequestProcessed { id: 9 },
+                HealthEvent::CreateChildSaResponseSent { id: 9 }
+            ]
+        );
+        o.inbound[1] = ike_header(&header(37, 0x00, 10));
+        assert!(o.rekey_events(1).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -22,7 +22,7 @@ use ipnet::Ipv4Net;
 
 use super::control::{ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
-use super::observer::{Observer, failure_event};
+use super::observer::{Observer, failure_event, ike_header};
 use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
@@ -664,6 +664,7 @@ impl Daemon {
         if data.len() < 28 {
             return;
         }
+        self.observer.inbound[i] = ike_header(data);
         let spi_i = u64::from_be_bytes(data[0..8].try_into().unwrap_or_default());
         let spi_r = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
         let exchange = data[18];
@@ -728,8 +729,10 @@ impl Daemon {
                 return;
             };
             let mut progressed = false;
+            let mut sent = None;
             while let Some(tx) = sa.poll_transmit() {
                 progressed = true;
+                sent = self.observer.sent(i, &tx.data).or(sent);
                 let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
                     let mut data = Vec::with_capacity(tx.data.len() + 4);
                     data.extend_from_slice(&NON_ESP_MARKER);
@@ -742,7 +745,11 @@ impl Daemon {
                     tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
                 }
             }
-            if let Some(ev) = sa.poll_event() {
+            let ev = sa.poll_event();
+            if let Some(h) = sent {
+                self.report(i, &h, now);
+            }
+            if let Some(ev) = ev {
                 progressed = true;
                 self.event(i, ev, now);
             }
@@ -884,7 +891,9 @@ impl Daemon {
     /// Health records and SA facts (rekeys, ages) for an IKE event, before the daemon acts on it.
     fn observe_event(&mut self, i: usize, ev: &Event, now: Instant) {
         let t = &self.tunnels[i];
+        let mut completed = self.observer.rekey_events(i);
         let f = &mut self.observer.facts[i];
+        let mut rekey = Vec::new();
         let ev = match ev {
             Event::Established => {
                 f.ike_since = Some(now);
@@ -893,6 +902,7 @@ impl Daemon {
             Event::ChildUp(child) => {
                 if t.child_since.is_some() {
                     f.child_rekeys += 1;
+                    rekey = std::mem::take(&mut completed);
                 }
                 f.child_since = Some(now);
                 Some(HealthEvent::ChildSaUp {
@@ -923,6 +933,7 @@ impl Daemon {
             Event::IkeRekeyed { .. } => {
                 f.ike_rekeys += 1;
                 f.ike_since = Some(now);
+                rekey = std::mem::take(&mut completed);
                 None
             }
             Event::ChildFailed(e) => failure_event(&e.reason, true, true, t.cfg.retransmit.retries),
@@ -935,8 +946,8 @@ impl Daemon {
                 None
             }
         };
-        if let Some(ev) = ev {
-            self.report(i, &ev, now);
+        for ev in rekey.iter().chain(&ev) {
+            self.report(i, ev, now);
         }
     }
 
