@@ -14,9 +14,10 @@
 //!
 //! cgwd gets the AWS-format file (configs/lab.describe.json with its TunnelOptions narrowed to the
 //! suite under test, written to the test's temp dir) and a settings file. Checked per suite: the
-//! negotiated suite, 20 pings at 50 ms with 0 % loss, a 1400-byte ping with DF set, iperf3 TCP for
-//! 3 s moves bytes (the rate is printed, never asserted), and `cgwd status --json` counts packets
-//! both ways on tunnel 1.
+//! negotiated suite, 20 pings at 50 ms with 0 % loss, a 1400-byte ping with DF set arrives, one
+//! byte over the TUN MTU with DF gets "fragmentation needed" with that MTU, a 2000-byte ping
+//! without DF arrives, iperf3 TCP for 3 s moves bytes (the rate is printed, never asserted),
+//! `cgwd status --json` counts packets both ways on tunnel 1, and SIGTERM ends cgwd with exit 0.
 //!
 //! Needs root, strongSwan (charon + swanctl), iproute2, iputils ping and iperf3; prints
 //! "SKIPPED: ..." and passes otherwise.
@@ -354,6 +355,37 @@ fn traffic_through(suite: Suite) {
     assert!(big.contains(" 0% packet loss"), "{big}{}", diag());
     assert!(big.contains("1380 bytes from"), "{big}");
 
+    // 2b. One byte over the TUN MTU with DF: the gateway answers "fragmentation needed" with the
+    // tunnel MTU (path MTU discovery works for on-prem hosts); without DF a 2000-byte ping arrives.
+    let link = topo.exec(&topo.cgw, &["ip", "link", "show", &ifname]);
+    let mtu: usize = link
+        .split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {link}"));
+    let over = (mtu - 28 + 1).to_string();
+    let too_big = topo.exec(
+        &topo.onprem,
+        &[
+            "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", &over, VPC_HOST,
+        ],
+    );
+    println!(
+        "{}: TUN MTU {mtu}; DF ping of {} bytes: {}",
+        suite.label,
+        mtu + 1,
+        too_big.lines().nth(1).unwrap_or("")
+    );
+    assert!(too_big.contains(&format!("mtu = {mtu}")), "{too_big}{}", diag());
+    let frag = topo.exec(
+        &topo.onprem,
+        &[
+            "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "2000", VPC_HOST,
+        ],
+    );
+    assert!(frag.contains(" 0% packet loss"), "{frag}{}", diag());
+
     // 3. iperf3 TCP for 3 s: bytes move (the rate goes to the log, never asserted).
     let _server = Proc(
         Command::new("ip")
@@ -386,8 +418,9 @@ fn traffic_through(suite: Suite) {
         .unwrap_or(0.0)
         / 1e6;
     println!(
-        "{}: iperf3 TCP on-prem → VPC through cgwd ↔ strongSwan: {bytes} bytes in 3 s, {mbps:.1} Mbit/s",
-        suite.label
+        "{}: iperf3 TCP on-prem → VPC through cgwd ↔ strongSwan: {bytes} bytes in 3 s, {mbps:.1} Mbit/s \
+         (sender MSS {})",
+        suite.label, iperf["start"]["tcp_mss_default"]
     );
     assert!(bytes > 0, "iperf3 moved nothing: {iperf}{}", diag());
 
