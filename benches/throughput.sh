@@ -14,7 +14,9 @@
 #   boringtun        boringtun-cli <-> boringtun-cli ($BORINGTUN, default: PATH, then
 #                    /tmp/boringtun/bin/boringtun-cli from `cargo install --root /tmp/boringtun
 #                    boringtun-cli`)
-#   cgwd-strongswan  cgwd <-> strongSwan (needs IKE: skipped for now)
+#   cgwd-strongswan  `cgwd run` on gw1 (IKEv2 PSK, a describe-vpn-connections JSON generated from
+#                    configs/lab.describe.json with addresses and TunnelOptions for AES-128-GCM)
+#                    <-> charon + kernel-libipsec on gw2 playing AWS (ESP aes128gcm16)
 #
 # Each: ping RTT avg (50 x 20 ms), iperf3 TCP 1 stream ($DURATION s), iperf3 UDP with 1300-byte
 # datagrams at 1.5x the TCP rate (an unlimited flood starves iperf3's control connection through
@@ -32,7 +34,7 @@ CGWD=${CGWD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cgwd}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo /tmp/boringtun/bin/boringtun-cli)}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
 DURATION=${DURATION:-5}
-SCENARIOS=("$@"); ((${#SCENARIOS[@]})) || SCENARIOS=(plain cgwd strongswan wireguard-go boringtun cgwd-strongswan)
+SCENARIOS=("$@"); ((${#SCENARIOS[@]})) || SCENARIOS=(plain cgwd cgwd-strongswan strongswan wireguard-go boringtun)
 TAG=tp$$
 RUN=/tmp/cgwd-throughput-$TAG
 HZ=$(getconf CLK_TCK)
@@ -157,13 +159,14 @@ setup_cgwd() {
 }
 
 # strongSwan: one charon per gateway, kernel-libipsec, private /run (own pid file), own vici socket.
-ss_conf() { # ss_conf DIR LOCAL REMOTE LOCAL_TS REMOTE_TS START_ACTION
+ss_conf() { # ss_conf DIR LOCAL REMOTE LOCAL_TS REMOTE_TS START_ACTION [PSK [EXTRA_CHARON_LINES]]
 	mkdir -p "$1"
 	cat >"$1/strongswan.conf" <<EOF
 charon {
 	# openssl/aesni before aes/gcm: the plain C ones have no AES-NI.
 	load = random nonce openssl aesni aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 x509 kernel-libipsec kernel-netlink socket-default vici
 	install_virtual_ip = no
+	${8:-}
 	plugins {
 		vici {
 			socket = unix://$1/charon.vici
@@ -204,7 +207,7 @@ secrets {
 	ike-bench {
 		id-a = 192.0.2.1
 		id-b = 192.0.2.2
-		secret = "throughput-bench-psk-$TAG"
+		secret = "${7:-throughput-bench-psk-$TAG}"
 	}
 }
 EOF
@@ -233,6 +236,50 @@ setup_strongswan() {
 		{ log "strongswan: no CHILD_SA (see $RUN/ss-gw1/charon.log)"; return 1; }
 	for _ in $(seq 50); do ip netns exec $NS_ON ping -c1 -W1 $VPC_HOST >/dev/null 2>&1 && break; sleep 0.1; done
 	TUNNEL_PIDS="$(<"$RUN/ss-gw1.pid") $(<"$RUN/ss-gw2.pid")"
+}
+
+# cgwd (gw1, `cgwd run`, IKE) <-> charon (gw2, AWS's side). cgwd gets what AWS would hand out: a
+# describe-vpn-connections JSON (the lab file with this lab's addresses; tunnel 2's AWS endpoint
+# 192.0.2.3 does not exist, as if AWS's second endpoint were down) narrowed to the suite the other
+# scenarios use (AES-128-GCM-16, PRF SHA2-256, ECP-256), plus a settings file.
+setup_cgwd_strongswan() {
+	[[ -x $CGWD ]] || { log "cgwd-strongswan: no binary at $CGWD (cargo build --release, or set CGWD)"; return 1; }
+	[[ -x $CHARON ]] || { log "cgwd-strongswan: no charon at $CHARON (apt-get install strongswan-charon libcharon-extra-plugins libstrongswan-standard-plugins)"; return 1; }
+	command -v swanctl >/dev/null || { log "cgwd-strongswan: no swanctl (apt-get install strongswan-swanctl)"; return 1; }
+	local src=$ROOT/configs/lab.describe.json psk=lab_tunnel1_psk.AWS1
+	[[ -r $src ]] || { log "cgwd-strongswan: $src missing"; return 1; }
+	lab_up
+	sed -e 's/192\.0\.2\.10/192.0.2.1/g' -e 's/198\.51\.100\.11/192.0.2.2/g' -e 's/203\.0\.113\.12/192.0.2.3/g' "$src" |
+		jq '.VpnConnections[0].Options.TunnelOptions[] |= (
+			.Phase1EncryptionAlgorithms = [{Value: "AES128-GCM-16"}] | .Phase2EncryptionAlgorithms = [{Value: "AES128-GCM-16"}]
+			| .Phase1IntegrityAlgorithms = [{Value: "SHA2-256"}] | .Phase2IntegrityAlgorithms = [{Value: "SHA2-256"}]
+			| .Phase1DHGroupNumbers = [{Value: 19}] | .Phase2DHGroupNumbers = [{Value: 19}])' >"$RUN/vpn.describe.json"
+	printf '[interface]\nname = "cgwd0"\n[local]\naddress = "192.0.2.1"\n[routing]\nvpc_cidrs = ["%s"]\nonprem_cidrs = ["%s"]\n[control]\nsocket = "%s"\n' \
+		"$VPC_NET" "$ONPREM_NET" "$RUN/cgwd.sock" >"$RUN/cgwd-run.toml"
+	# AWS's side: traffic selectors 0.0.0.0/0 like AWS's, routes set by hand. kernel-libipsec still
+	# routes 0.0.0.0/0 into ipsec0 in table 220; its rule goes after main so the VPC stays reachable.
+	ss_conf "$RUN/ss-gw2" 192.0.2.2 192.0.2.1 0.0.0.0/0 0.0.0.0/0 none $psk \
+		"install_routes = no
+	routing_table_prio = 32768"
+	bg ss-gw2 $NS_G2 env STRONGSWAN_CONF="$RUN/ss-gw2/strongswan.conf" unshare --mount --propagation private \
+		sh -c "mount -t tmpfs -o size=4m,mode=755 tp-run /run && exec $CHARON"
+	for _ in $(seq 100); do [[ -S $RUN/ss-gw2/charon.vici ]] && break; sleep 0.1; done
+	swanctl --load-all --noprompt --file "$RUN/ss-gw2/swanctl.conf" --uri "unix://$RUN/ss-gw2/charon.vici" >"$RUN/ss-gw2/load.log" 2>&1 ||
+		{ log "cgwd-strongswan: swanctl --load-all failed in gw2: $(cat "$RUN/ss-gw2/load.log")"; return 1; }
+	ip -n $NS_G2 link set ipsec0 up
+	ip -n $NS_G2 addr add 169.254.10.5/30 dev ipsec0
+	ip -n $NS_G2 route add $ONPREM_NET dev ipsec0
+	bg cgwd-run-gw1 $NS_G1 "$CGWD" run "$RUN/vpn.describe.json" --settings "$RUN/cgwd-run.toml"
+	local up=0
+	for _ in $(seq 150); do
+		# `cgwd status` exits non-zero while tunnel 2 is down (it is, here): read the JSON only.
+		if { "$CGWD" status --json --socket "$RUN/cgwd.sock" 2>/dev/null || true; } |
+			jq -e '.tunnels[0].ike_phase2_state == "established"' >/dev/null 2>&1; then up=1; break; fi
+		sleep 0.1
+	done
+	((up)) || { log "cgwd-strongswan: tunnel 1 not established: $(tail -20 "$RUN/cgwd-run-gw1.log")"; return 1; }
+	for _ in $(seq 50); do ip netns exec $NS_ON ping -c1 -W1 $VPC_HOST >/dev/null 2>&1 && break; sleep 0.1; done
+	TUNNEL_PIDS="$(<"$RUN/cgwd-run-gw1.pid") $(<"$RUN/ss-gw2.pid")"
 }
 
 # WireGuard: IMPL = wireguard-go | boringtun; UAPI socket in a private /run per gateway.
@@ -280,7 +327,7 @@ measure() {
 	bg iperf3-server $NS_VPC iperf3 -s -B $VPC_HOST
 	sleep 0.5
 	local rtt
-	rtt=$(ip netns exec $NS_ON ping -q -c 50 -i 0.02 $VPC_HOST 2>/dev/null | awk -F'/' '/^rtt/{printf "%.3f", $5}')
+	rtt=$(ip netns exec $NS_ON ping -q -c 50 -i 0.02 $VPC_HOST 2>/dev/null | awk -F'/' '/^rtt/{printf "%.3f", $5}' || true)
 	[[ -n $rtt ]] || rtt=err
 
 	local p0 p1 cli cpu tcp_mbps
@@ -322,7 +369,7 @@ for sc in "${SCENARIOS[@]}"; do
 	strongswan) setup_strongswan && ok=1 ;;
 	wireguard-go) setup_wg wireguard-go && ok=1 ;;
 	boringtun) setup_wg boringtun && ok=1 ;;
-	cgwd-strongswan) log "cgwd-strongswan: skipped: needs IKE" ;;
+	cgwd-strongswan) setup_cgwd_strongswan && ok=1 ;;
 	*) log "unknown scenario $sc" ;;
 	esac
 	if ((ok)); then measure "$sc"; else RESULT[$sc]="skipped	skipped	skipped	skipped"; fi
@@ -335,3 +382,5 @@ field() { [[ -n ${RESULT[$1]:-} ]] && cut -f"$2" <<<"${RESULT[$1]}" || echo n/a;
 printf 'ratios: cgwd/strongswan tcp=%s udp=%s; cgwd/wireguard-go tcp=%s udp=%s\n' \
 	"$(ratio "$(field cgwd 1)" "$(field strongswan 1)")" "$(ratio "$(field cgwd 2)" "$(field strongswan 2)")" \
 	"$(ratio "$(field cgwd 1)" "$(field wireguard-go 1)")" "$(ratio "$(field cgwd 2)" "$(field wireguard-go 2)")"
+printf 'ratios: cgwd-strongswan/strongswan tcp=%s udp=%s\n' \
+	"$(ratio "$(field cgwd-strongswan 1)" "$(field strongswan 1)")" "$(ratio "$(field cgwd-strongswan 2)" "$(field strongswan 2)")"

@@ -51,8 +51,18 @@ pub enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Play AWS's endpoints of the same configuration (lab and tests; needs root).
+    EmulateAws(crate::emulate::Args),
+    /// Drive a running `cgwd emulate-aws` (maintenance rehearsal).
+    EmulateAwsCtl(crate::emulate::CtlArgs),
+    /// Build a namespace lab, bring both tunnels up against `emulate-aws`, show failover, clean up (root).
+    Demo(crate::demo::Args),
     #[command(hide = true, name = "esp-static")]
     EspStatic(crate::dataplane::static_keys::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout, e.g. `cgwd man > /usr/share/man/man8/cgwd.8`.
+    Man,
 }
 
 pub fn main() -> ExitCode {
@@ -65,6 +75,25 @@ pub fn main() -> ExitCode {
             json,
         } => check(&config, settings.as_deref(), json),
         Command::EspStatic(args) => args.run(),
+        Command::EmulateAws(args) => args.run(),
+        Command::Demo(args) => args.run(),
+        Command::EmulateAwsCtl(args) => args.run(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cgwd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cgwd man: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
         Command::Status {
             json,

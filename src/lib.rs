@@ -24,6 +24,8 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod dataplane;
+pub mod demo;
+pub mod emulate;
 pub mod esp;
 pub mod failover;
 pub mod ike;

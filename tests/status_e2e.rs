@@ -13,6 +13,11 @@
 //! tunnel 1 cut silently (its UDP dropped) → outbound moves to tunnel 2 (outage measured with a
 //! 100 packets/s ping and printed; target ≤ 1 s); tunnel 1 restored → back on tunnel 1; a DELETE
 //! from AWS → traffic continues; AWS initiating → cgwd responds; SIGTERM → exit 0, no route, address, TUN device or socket left.
+//!
+//! Observability on the way (docs/observability.md): `/metrics` scraped inside the cgw namespace
+//! (valid for `promtool check metrics` when installed, both tunnels' `cgwd_tunnel_state` 1, data
+//! counters moving with a ping, failovers counted) and the `log.health` file's JSON records (both
+//! tunnels established, tunnel 1 down after AWS's DELETE and established again).
 
 mod common;
 
@@ -30,6 +35,58 @@ const AWS: [&str; 2] = ["198.51.100.11", "203.0.113.12"];
 const PSK: [&str; 2] = ["lab_tunnel1_psk.AWS1", "lab_tunnel2_psk.AWS2"];
 const AWS_INSIDE: [&str; 2] = ["169.254.10.5/30", "169.254.20.9/30"];
 const CGW_INSIDE_NET: [&str; 2] = ["169.254.10.4/30", "169.254.20.8/30"];
+/// `metrics.listen` inside the cgw namespace (a fresh namespace: the port is free).
+const METRICS_PORT: u16 = 9710;
+
+/// `GET /metrics` from inside `ns` (no curl here: bash's /dev/tcp), body only.
+fn scrape(ns: &str) -> String {
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{METRICS_PORT}; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.starts_with("HTTP/1.") && text.contains(" 200 "), "{text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of `name` for the tunnel whose AWS outside address is `aws_ip`.
+fn metric(body: &str, name: &str, aws_ip: &str) -> f64 {
+    body.lines()
+        .find(|l| {
+            l.starts_with(&format!("{name}{{")) && l.contains(&format!("tunnel_outside_ip=\"{aws_ip}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} for {aws_ip} in\n{body}"))
+}
+
+fn promtool_check(body: &str) {
+    use std::io::Write;
+    if Command::new("promtool").arg("--version").output().is_err() {
+        println!("promtool not installed (Debian package prometheus): exposition not validated");
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 struct Topology {
     cgw: String,
@@ -260,12 +317,15 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let ifname = format!("cgwe{}", std::process::id() % 100_000);
     let sock = dir.join("ctl").join("cgwd.sock");
     let settings = dir.join("cgwd.toml");
+    let health = dir.join("health.jsonl");
     std::fs::write(
         &settings,
         format!(
             "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
-             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
-            sock.display()
+             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n[log]\nhealth = \"{}\"\n",
+            sock.display(),
+            health.display(),
         ),
     )
     .unwrap();
@@ -308,11 +368,32 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
         routes.contains(&format!("10.100.0.0/16 dev {ifname}")),
         "{routes}"
     );
+    let before = scrape(&topo.cgw);
+    promtool_check(&before);
+    for aws in AWS {
+        assert_eq!(metric(&before, "cgwd_tunnel_state", aws), 1.0, "{before}");
+    }
     let ping = topo.ns_exec(
         &topo.cgw,
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
     );
     assert!(ping.contains(" 0% packet loss"), "{ping}\n{}", cgwd_log());
+    // The registry follows the status snapshot (every 500 ms).
+    let mut after = String::new();
+    wait_for("data counters moved", Duration::from_secs(3), || {
+        after = scrape(&topo.cgw);
+        metric(&after, "cgwd_tunnel_data_out_packets_total", AWS[0])
+            >= metric(&before, "cgwd_tunnel_data_out_packets_total", AWS[0]) + 3.0
+            && metric(&after, "cgwd_tunnel_data_in_bytes_total", AWS[0])
+                > metric(&before, "cgwd_tunnel_data_in_bytes_total", AWS[0])
+    });
+    println!(
+        "metrics: tunnel 1 data out {} -> {} packets, {} -> {} bytes",
+        metric(&before, "cgwd_tunnel_data_out_packets_total", AWS[0]),
+        metric(&after, "cgwd_tunnel_data_out_packets_total", AWS[0]),
+        metric(&before, "cgwd_tunnel_data_out_bytes_total", AWS[0]),
+        metric(&after, "cgwd_tunnel_data_out_bytes_total", AWS[0]),
+    );
     // Probes answered: both tunnels healthy.
     wait_for("probe replies", Duration::from_secs(3), || {
         status(&sock).is_some_and(|s| s.tunnels.iter().all(|t| t.probe_rtt_ms.is_some()))
@@ -338,6 +419,13 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     assert_eq!(s.tunnels[0].liveness, "suspect");
     assert!(s.tunnels[1].active);
     assert!(s.failovers >= 1);
+    wait_for("failover counted in metrics", Duration::from_secs(2), || {
+        scrape(&topo.cgw)
+            .lines()
+            .find_map(|l| l.strip_prefix("cgwd_failovers_total{vpn_id=\"vpn-71310d5967085f652\"} "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n >= 1)
+    });
 
     // 3. Restored: back on tunnel 1 after the hold-down, without intervention.
     restore(&topo.aws[0]);
@@ -402,6 +490,54 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let addrs = run("ip", &["-n", &topo.cgw, "addr", "show"]).unwrap();
     assert!(!addrs.contains("169.254."), "{addrs}");
     assert!(!sock.exists());
+
+    // Health records: JSON lines in AWS's tunnel-log format, for both tunnels.
+    let lines = std::fs::read_to_string(&health).unwrap();
+    println!("health records:\n{lines}");
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of = |aws: &str| -> Vec<&serde_json::Value> {
+        records.iter().filter(|r| r["tunnel_outside_ip"] == aws).collect()
+    };
+    let up = |r: &serde_json::Value| {
+        r["ike_phase1_state"] == "established" && r["ike_phase2_state"] == "established"
+    };
+    for aws in AWS {
+        let recs = of(aws);
+        assert!(
+            recs.iter()
+                .all(|r| r["vpn_connection_id"] == "vpn-71310d5967085f652" && r["dpd_enabled"] == true)
+        );
+        assert!(
+            recs.iter().any(|r| up(r)),
+            "no established record for {aws}:\n{lines}"
+        );
+    }
+    let t1 = of(AWS[0]);
+    let down = t1
+        .iter()
+        .position(|r| {
+            r["ike_phase1_state"] == "down"
+                && r["details"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("received DELETE"))
+        })
+        .unwrap_or_else(|| panic!("no down record after AWS's DELETE on tunnel 1:\n{lines}"));
+    assert!(
+        t1[down..].iter().any(|r| up(r)),
+        "tunnel 1 not established again after its DELETE:\n{lines}"
+    );
+    // AWS rekeys tunnel 2's Child SA every 4 s: its CREATE_CHILD_SA requests, in AWS's words.
+    assert!(
+        of(AWS[1]).iter().any(|r| r["details"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("cgwd tunnel processed request (id=")
+                && d.ends_with(") for CREATE_CHILD_SA"))),
+        "{lines}"
+    );
+    assert!(!lines.contains(PSK[0]) && !lines.contains(PSK[1]));
     drop(charons);
     let _ = std::fs::remove_dir_all(&dir);
 }

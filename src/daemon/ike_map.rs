@@ -82,6 +82,7 @@ pub fn ike_config_for(
         retransmit: RetransmitConfig::default(),
         cookie_secret: None,
         initial_contact: true,
+        selection: crate::ike::proposal::Selection::Strongest,
     })
 }
 

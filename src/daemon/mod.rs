@@ -12,6 +12,7 @@ pub mod ike_map;
 pub use ike_map::{MappingError, ike_config_for};
 pub mod control;
 pub mod icmp;
+pub mod observer;
 pub mod run;
 pub mod signals;
 pub mod status;

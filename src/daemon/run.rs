@@ -22,6 +22,7 @@ use ipnet::Ipv4Net;
 
 use super::control::{ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
+use super::observer::{Observer, failure_event, ike_header};
 use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
@@ -34,6 +35,7 @@ use crate::ike::{Event, FailReason, IkeConfig, IkeSa, LinkState, State};
 use crate::io::clock;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
+use crate::observe::{HealthEvent, TunnelHealth};
 use crate::routing::Router;
 use crate::sa::TunnelId;
 use crate::suite::Suite;
@@ -165,18 +167,48 @@ impl StartError {
     }
 }
 
+/// Which end of the VPN this process plays: the same loop serves `cgwd run` and `cgwd emulate-aws`.
+#[derive(Debug, Clone, Default)]
+pub enum Role {
+    /// The customer gateway (`cgwd run`).
+    #[default]
+    Customer,
+    /// AWS's endpoint of one tunnel (`cgwd emulate-aws`).
+    Aws(AwsRole),
+}
+
+/// What the AWS role needs beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct AwsRole {
+    /// The tunnel this process serves (one outside address per process).
+    pub tunnel: TunnelId,
+    /// Overrides `control.socket` (the customer side may use the settings' path on the same host).
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Overrides `interface.name`.
+    pub interface: Option<String>,
+}
+
 /// Entry point of `cgwd run`.
 pub fn main(config: &Path, settings: Option<&Path>) -> ExitCode {
+    main_as(config, settings, &Role::Customer)
+}
+
+/// Entry point shared by `cgwd run` and `cgwd emulate-aws`.
+pub fn main_as(config: &Path, settings: Option<&Path>, role: &Role) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
-    match run(config, settings) {
+    match run_as(config, settings, role) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cgwd run: error: {e}");
+            let cmd = match role {
+                Role::Customer => "cgwd run",
+                Role::Aws(_) => "cgwd emulate-aws",
+            };
+            eprintln!("{cmd}: error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -236,6 +268,10 @@ struct Tunnel {
     ike_suite: Option<Suite>,
     esp_suite: Option<Suite>,
     nat: bool,
+    /// This process serves the tunnel (the AWS role serves one).
+    enabled: bool,
+    /// Initiate again after the IKE SA closed (customer: always; AWS: StartupAction/DPDTimeoutAction).
+    reinitiate: bool,
 }
 
 impl Tunnel {
@@ -289,7 +325,13 @@ struct Daemon {
     started: Instant,
     last_status: Option<Instant>,
     routes_up: Option<bool>,
+    /// emulate-aws: the maintenance rehearsal (None for `cgwd run`).
+    maintenance: Option<crate::emulate::Maintenance>,
+    /// emulate-aws: the routes AWS installs while its tunnel is up.
+    aws_routes: Option<crate::emulate::AwsRoutes>,
     interface: String,
+    /// Health records and Prometheus metrics (docs/observability.md).
+    observer: Observer,
 }
 
 fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
@@ -310,13 +352,39 @@ fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
 
 /// Start everything, run until a signal, tear down.
 pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError> {
-    let (conn, settings) = crate::config::load(config, settings_path)?;
+    run_as(config, settings_path, &Role::Customer)
+}
+
+/// [`run`] in either role.
+pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Result<(), StartError> {
+    let (conn, mut settings) = crate::config::load(config, settings_path)?;
+    if let Role::Aws(a) = role {
+        if let Some(p) = &a.control_socket {
+            settings.control.socket = p.clone();
+        }
+        if let Some(n) = &a.interface {
+            settings.interface.name = n.clone();
+        }
+        // The customer gateway's metrics listener and health log are not AWS's (and two endpoint
+        // processes would fight over them).
+        settings.metrics.listen = None;
+        settings.log.health = Default::default();
+    }
+    let aws = match role {
+        Role::Customer => None,
+        Role::Aws(a) => Some(a.tunnel),
+    };
+    let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
+    let observer = Observer::start(&conn, &settings, aws.is_none()).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
     // One local address for both tunnels: AWS sends both to the same customer gateway IP.
-    let local_ip = crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
-        .map_err(StartError::io("finding the local address"))?;
+    let local_ip = match aws {
+        Some(t) => conn.tunnel(t).aws_outside,
+        None => crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
+            .map_err(StartError::io("finding the local address"))?,
+    };
     let IpAddr::V4(local) = local_ip else {
         return Err(StartError::Other(format!(
             "local address {local_ip} is IPv6; cgwd supports IPv4 outside addresses"
@@ -333,8 +401,13 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     }
     let mtu = settings.interface_mtu(&conn);
     let mut addresses = Vec::new();
-    for t in &conn.tunnels {
-        addresses.push((t.customer_inside(), t.inside.prefix_len()));
+    for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
+        let ours = if aws.is_some() {
+            t.aws_inside()
+        } else {
+            t.customer_inside()
+        };
+        addresses.push((ours, t.inside.prefix_len()));
     }
     let tun = Arc::new(
         Tun::create(&TunConfig {
@@ -349,8 +422,20 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         )))?,
     );
     let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
-    let mut router = Router::new(settings.routing.vpc_cidrs.clone(), ifindex)
-        .map_err(|e| StartError::Other(e.to_string()))?;
+    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
+    // through its own per-endpoint routes, not the customer gateway's Router.
+    let far_side = match aws {
+        Some(_) => Vec::new(),
+        None => settings.routing.vpc_cidrs.clone(),
+    };
+    let aws_routes = aws.map(|t| {
+        crate::emulate::AwsRoutes::new(
+            &settings.interface.name,
+            t,
+            crate::emulate::RouteHook::static_routes(&settings),
+        )
+    });
+    let mut router = Router::new(far_side, ifindex).map_err(|e| StartError::Other(e.to_string()))?;
     for &(addr, prefix) in &addresses {
         let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
         router
@@ -387,8 +472,11 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let mut rng = OsRandom;
     let mut ike_configs = Vec::with_capacity(2);
     for id in TunnelId::BOTH {
-        let cfg = super::ike_config_for(&conn, &settings, id, local_ip)
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        let cfg = match aws {
+            Some(_) => crate::emulate::aws_ike_config(&conn, &settings, id),
+            None => super::ike_config_for(&conn, &settings, id, local_ip),
+        }
+        .map_err(|e| StartError::Other(e.to_string()))?;
         ike_configs.push(Arc::new(cfg));
     }
     let tunnels = TunnelId::BOTH.map(|id| {
@@ -396,15 +484,25 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         let cfg = ike_configs[id.index()].clone();
         use crate::crypto::Random;
         let ident = rng.next_u32() as u16;
-        shared.set_aws_inside(id, Some(t.aws_inside()));
+        // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
+        let (ours, peers) = match aws {
+            Some(_) => (t.aws_inside(), t.customer_inside()),
+            None => (t.customer_inside(), t.aws_inside()),
+        };
+        let behaviour = crate::emulate::Behaviour::of(t);
+        let enabled = served[id.index()];
+        let initiate = enabled && (aws.is_none() || behaviour.initiate_at_start);
+        shared.set_aws_inside(id, enabled.then_some(peers));
         Tunnel {
             id,
             sa: None,
-            retry_at: Some(now),
+            retry_at: initiate.then_some(now),
             backoff: RETRY_MIN,
-            prober: Prober::new(t.customer_inside(), t.aws_inside(), ident, timers.probe_interval),
-            inside: Ipv4Net::new(t.customer_inside(), t.inside.prefix_len()).unwrap_or(t.inside),
-            aws_inside: t.aws_inside(),
+            enabled,
+            reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+            prober: Prober::new(ours, peers, ident, timers.probe_interval),
+            inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
+            aws_inside: peers,
             last_rx_packets: 0,
             child_since: None,
             child_spis: None,
@@ -443,7 +541,16 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
     let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let input = spawn_ike_inputs(local, udp500.clone(), ike_rx, input_stop.clone())
         .map_err(StartError::io("starting IKE input threads"))?;
+    let maintenance = match role {
+        Role::Aws(_) => Some(
+            crate::emulate::Maintenance::listen(&settings.control.socket)
+                .map_err(StartError::io("binding the maintenance socket"))?,
+        ),
+        Role::Customer => None,
+    };
     let mut d = Daemon {
+        maintenance,
+        aws_routes,
         monitor: Monitor::new(settings.failover.policy, timers),
         interface: tun.name().to_string(),
         conn,
@@ -460,9 +567,13 @@ pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError
         started: now,
         last_status: None,
         routes_up: None,
+        observer,
     };
     let result = d.run_loop(&signals);
     d.shutdown();
+    if let Some(r) = d.aws_routes.as_mut() {
+        r.sync(false);
+    }
     input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(control);
     dataplane.stop();
@@ -491,8 +602,14 @@ impl Daemon {
                     return Err(StartError::Other("IKE input threads stopped".into()));
                 }
             }
+            if signals.take_reopen() {
+                self.observer.reopen();
+            }
             let now = clock::now();
-            self.timers(now);
+            self.observer.poll(now);
+            if !self.maintenance_tick(now) {
+                self.timers(now);
+            }
             self.probes(now);
             self.failover(now);
             if self
@@ -506,13 +623,40 @@ impl Daemon {
         Ok(())
     }
 
+    /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
+    /// the endpoint is silent.
+    fn maintenance_tick(&mut self, now: Instant) -> bool {
+        let Some(m) = self.maintenance.as_mut() else {
+            return false;
+        };
+        if let Some(d) = m.take_request(now) {
+            tracing::warn!(duration = ?d, "maintenance: deleting the SAs and going silent");
+            for i in 0..2 {
+                if !self.tunnels[i].enabled {
+                    continue;
+                }
+                if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                    sa.close(now);
+                }
+                self.drain(i, now);
+                if self.tunnels[i].sa.is_some() {
+                    self.event(i, Event::Closed, now);
+                }
+            }
+        }
+        self.maintenance.as_mut().is_some_and(|m| m.silent(now))
+    }
+
     fn tunnel_for(&self, from: SocketAddr) -> Option<usize> {
         self.tunnels
             .iter()
-            .position(|t| IpAddr::V4(t.cfg.remote_addr) == from.ip())
+            .position(|t| t.enabled && IpAddr::V4(t.cfg.remote_addr) == from.ip())
     }
 
     fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if self.maintenance.as_mut().is_some_and(|m| m.silent(now)) {
+            return;
+        }
         let Some(i) = self.tunnel_for(from) else {
             tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
             return;
@@ -520,6 +664,7 @@ impl Daemon {
         if data.len() < 28 {
             return;
         }
+        self.observer.inbound[i] = ike_header(data);
         let spi_i = u64::from_be_bytes(data[0..8].try_into().unwrap_or_default());
         let spi_r = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
         let exchange = data[18];
@@ -527,7 +672,10 @@ impl Daemon {
         let t = &mut self.tunnels[i];
         let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
         let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
-        if t.sa.is_some() && (matches_current || !new_ike_sa_init) {
+        // A responder SA that answered statelessly (INVALID_KE_PAYLOAD, COOKIE) is Closed: the retried
+        // IKE_SA_INIT (same SPIi) starts a new one.
+        let stale = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Closed);
+        if t.sa.is_some() && !(new_ike_sa_init && stale) && (matches_current || !new_ike_sa_init) {
             // Everything else from this peer goes to its IkeSa, which knows its current and (during an
             // IKE rekey) its old and new SPIs, and drops what is not its own.
             if let Some(sa) = t.sa.as_mut() {
@@ -581,8 +729,10 @@ impl Daemon {
                 return;
             };
             let mut progressed = false;
+            let mut sent = None;
             while let Some(tx) = sa.poll_transmit() {
                 progressed = true;
+                sent = self.observer.sent(i, &tx.data).or(sent);
                 let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
                     let mut data = Vec::with_capacity(tx.data.len() + 4);
                     data.extend_from_slice(&NON_ESP_MARKER);
@@ -595,7 +745,11 @@ impl Daemon {
                     tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
                 }
             }
-            if let Some(ev) = sa.poll_event() {
+            let ev = sa.poll_event();
+            if let Some(h) = sent {
+                self.report(i, &h, now);
+            }
+            if let Some(ev) = ev {
                 progressed = true;
                 self.event(i, ev, now);
             }
@@ -605,7 +759,23 @@ impl Daemon {
         }
     }
 
+    /// A health record for `ev` on tunnel `i`, with the state the tunnel is in now.
+    fn report(&mut self, i: usize, ev: &HealthEvent, now: Instant) {
+        let t = &self.tunnels[i];
+        let (p1, p2) = t.phase_states();
+        let state = TunnelHealth {
+            phase1: p1.into(),
+            phase2: p2.into(),
+            dpd_enabled: true,
+            nat_t_detected: t.nat,
+            bgp_established: None,
+            bgp_routes: None,
+        };
+        self.observer.event(t.id, state, ev, now);
+    }
+
     fn event(&mut self, i: usize, ev: Event, now: Instant) {
+        self.observe_event(i, &ev, now);
         let id = self.tunnels[i].id;
         match ev {
             Event::Established => {
@@ -713,7 +883,7 @@ impl Daemon {
                 t.child_since = None;
                 t.ike_suite = None;
                 t.esp_suite = None;
-                t.retry_at = Some(now + t.backoff);
+                t.retry_at = t.reinitiate.then_some(now + t.backoff);
                 tracing::info!(tunnel = %id, retry_in = ?t.backoff, "IKE SA closed");
                 t.backoff = (t.backoff * 2).min(RETRY_MAX);
                 if !matches!(
@@ -725,6 +895,75 @@ impl Daemon {
                 self.failover(now);
                 self.publish_status(now);
             }
+        }
+    }
+
+    /// Health records and SA facts (rekeys, ages) for an IKE event, before the daemon acts on it.
+    fn observe_event(&mut self, i: usize, ev: &Event, now: Instant) {
+        let t = &self.tunnels[i];
+        let mut completed = self.observer.rekey_events(i);
+        let f = &mut self.observer.facts[i];
+        let mut rekey = Vec::new();
+        let ev = match ev {
+            Event::Established => {
+                f.ike_since = Some(now);
+                Some(HealthEvent::IkeSaUp)
+            }
+            Event::ChildUp(child) => {
+                if t.child_since.is_some() {
+                    f.child_rekeys += 1;
+                    rekey = std::mem::take(&mut completed);
+                }
+                f.child_since = Some(now);
+                Some(HealthEvent::ChildSaUp {
+                    spi: child.inbound.spi.0,
+                })
+            }
+            Event::ChildDown { outbound, .. } => {
+                let ike_up = t.sa.as_ref().filter(|sa| sa.state() == State::Established);
+                let rekeyed = ike_up.and_then(|sa| sa.status().child_spis).is_some();
+                let already_down = matches!(
+                    self.monitor.health(t.id).child,
+                    crate::failover::ChildState::Down(_)
+                );
+                if rekeyed {
+                    None
+                } else {
+                    f.child_since = None;
+                    // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD
+                    // timeout was reported before and marked the tunnel down). Otherwise AWS
+                    // deleted this Child SA, naming its inbound SPI: our outbound.
+                    (!already_down && !self.observer.closing).then_some(if ike_up.is_none() {
+                        HealthEvent::DeleteIkeSaReceived
+                    } else {
+                        HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
+                    })
+                }
+            }
+            // The peer's rekey answered (inbound half installed; `ChildUp` follows when the old SA
+            // goes): the CREATE_CHILD_SA records belong to this message.
+            Event::ChildInbound(_) => {
+                rekey = std::mem::take(&mut completed);
+                None
+            }
+            Event::IkeRekeyed { .. } => {
+                f.ike_rekeys += 1;
+                f.ike_since = Some(now);
+                rekey = std::mem::take(&mut completed);
+                None
+            }
+            Event::ChildFailed(e) => failure_event(&e.reason, true, true, t.cfg.retransmit.retries),
+            Event::Failed(e) => {
+                failure_event(&e.reason, f.ike_since.is_some(), false, t.cfg.retransmit.retries)
+            }
+            Event::Closed => {
+                f.ike_since = None;
+                f.child_since = None;
+                None
+            }
+        };
+        for ev in rekey.iter().chain(&ev) {
+            self.report(i, ev, now);
         }
     }
 
@@ -777,6 +1016,16 @@ impl Daemon {
             self.last_status = None;
         }
         let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+        if let Some(r) = self.aws_routes.as_mut() {
+            // AWS withdraws a static route as soon as its tunnel is in doubt, so the other endpoint's
+            // route (higher metric) carries the traffic.
+            let serving = d
+                .verdicts
+                .iter()
+                .zip(&self.tunnels)
+                .any(|(v, t)| t.enabled && matches!(v, Verdict::Healthy | Verdict::Settling));
+            r.sync(serving);
+        }
         if self.routes_up != Some(any_up) {
             match self.router.sync(any_up) {
                 Ok(_) => self.routes_up = Some(any_up),
@@ -878,6 +1127,7 @@ impl Daemon {
                 })
                 .collect(),
         };
+        self.observer.status(&snap, now);
         if let Ok(mut s) = self.status.lock() {
             *s = Some(snap);
         }
@@ -886,9 +1136,14 @@ impl Daemon {
     /// DELETE both IKE SAs (sent, not awaited beyond a short grace).
     fn shutdown(&mut self) {
         let now = clock::now();
+        self.observer.closing = true;
         for i in 0..2 {
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
+                let established = sa.state() == State::Established;
                 sa.close(now);
+                if established {
+                    self.report(i, &HealthEvent::IkeSaDeletedByCgwd, now);
+                }
             }
             self.drain(i, now);
         }

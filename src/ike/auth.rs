@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::init::{find_notify, first_error, notify};
 use super::message::{Inbound, RequestKind};
-use super::proposal::{PfsMode, accept_esp_choice, esp_offer, select_esp};
+use super::proposal::{PfsMode, accept_esp_choice, esp_offer, select_esp_with};
 use super::timer::Timer;
 use super::{ChildState, Event, FailReason, IkeSa, Phase, Role, State};
 use crate::crypto::{auth_eq, derive_child_keys, psk_auth};
@@ -449,7 +449,8 @@ impl IkeSa {
             .map(super::proposal::Proposal::from_repr)
             .collect();
         let (chosen, suite, peer_spi) =
-            select_esp(&offered, &self.cfg.esp, pfs, our_spi).ok_or_else(no_proposal)?;
+            select_esp_with(&offered, &self.cfg.esp, pfs, our_spi, self.cfg.selection)
+                .ok_or_else(no_proposal)?;
         let ts_fail = || {
             (
                 NotifyType::TS_UNACCEPTABLE,

@@ -32,7 +32,7 @@ use std::time::Instant;
 use super::auth::find_sa;
 use super::init::{find_notify, keys_from, notify};
 use super::message::{Inbound, OldIke, RequestKind};
-use super::proposal::{PfsMode, Proposal, select_ike};
+use super::proposal::{PfsMode, Proposal, select_ike_with};
 use super::timer::Timer;
 use super::{Event, FailReason, IkeSa, Phase, Role};
 use crate::crypto::{DhPrivate, derive_child_keys, derive_rekeyed_ike_keys};
@@ -262,7 +262,7 @@ impl IkeSa {
         let msg_id = inbound.msg_id;
         let Some(sa) = find_sa(p) else { return };
         let offered: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-        let Some((mut chosen, suite)) = select_ike(&offered, &self.cfg.ike) else {
+        let Some((mut chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection) else {
             self.refuse(raw, msg_id, notify(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()));
             let f = self.failure(FailReason::NoProposalChosen {
                 phase: Phase::One,

@@ -134,6 +134,8 @@ pub struct IkeConfig {
     pub cookie_secret: Option<Secret>,
     /// Send INITIAL_CONTACT in IKE_AUTH as initiator, so the peer drops SAs of a previous run of ours.
     pub initial_contact: bool,
+    /// As responder, pick the strongest acceptable proposal (cgwd) or the lowest (AWS, emulate-aws).
+    pub selection: super::proposal::Selection,
 }
 
 impl IkeConfig {
@@ -163,6 +165,7 @@ impl IkeConfig {
             retransmit: RetransmitConfig::default(),
             cookie_secret: None,
             initial_contact: true,
+            selection: super::proposal::Selection::Strongest,
         }
     }
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::message::{Keys, RequestKind};
-use super::proposal::{accept_ike_choice, ike_offer, preferred_dh, select_ike};
+use super::proposal::{accept_ike_choice, ike_offer, preferred_dh, select_ike_with};
 use super::timer::Timer;
 use super::{FailReason, Handshake, IkeSa, Phase, RejectReason, Role, State};
 use crate::crypto::cipher::Cipher;
@@ -417,7 +417,7 @@ impl IkeSa {
             .iter()
             .map(super::proposal::Proposal::from_repr)
             .collect();
-        let Some((chosen, suite)) = select_ike(&offered, &self.cfg.ike) else {
+        let Some((chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection) else {
             self.send_response(
                 ExchangeType::IKE_SA_INIT,
                 0,

@@ -196,19 +196,44 @@ pub enum PfsMode {
     Require,
 }
 
+/// How a responder chooses among acceptable transforms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// The strongest acceptable combination (cgwd's own choice).
+    #[default]
+    Strongest,
+    /// The weakest acceptable one, whatever the offer order: what AWS endpoints do (FACTS §2.2), so
+    /// `cgwd emulate-aws` picks like AWS.
+    Lowest,
+}
+
+impl Selection {
+    fn better<K: Ord>(self, candidate: K, current: K) -> bool {
+        match self {
+            Selection::Strongest => candidate > current,
+            Selection::Lowest => candidate < current,
+        }
+    }
+}
+
 fn pick<T: Copy + PartialEq>(
     p: &Proposal,
     kind: u8,
     decode: impl Fn(&Transform) -> Option<T>,
     allowed: &[T],
     rank: impl Fn(T) -> u8,
+    how: Selection,
 ) -> Option<T> {
-    p.transforms
+    let acceptable = p
+        .transforms
         .iter()
         .filter(|t| t.kind == kind && !t.unknown_attribute)
         .filter_map(decode)
-        .filter(|x| allowed.contains(x))
-        .max_by_key(|&x| rank(x))
+        .filter(|x| allowed.contains(x));
+    match how {
+        Selection::Strongest => acceptable.max_by_key(|&x| rank(x)),
+        Selection::Lowest => acceptable.min_by_key(|&x| rank(x)),
+    }
 }
 
 fn has_kind(p: &Proposal, kind: u8) -> bool {
@@ -231,6 +256,15 @@ fn suite_rank(s: &Suite) -> (u8, u8, u8, u8) {
 /// Responder: choose the strongest acceptable IKE proposal. Returns the single-transform-per-type proposal
 /// to send back (with the peer's proposal number) and the suite.
 pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Proposal, Suite)> {
+    select_ike_with(offered, allowed, Selection::Strongest)
+}
+
+/// [`select_ike`] with an explicit [`Selection`] policy.
+pub fn select_ike_with(
+    offered: &[Proposal],
+    allowed: &AlgorithmSet,
+    how: Selection,
+) -> Option<(Proposal, Suite)> {
     let mut best: Option<(Proposal, Suite)> = None;
     for p in offered.iter().filter(|p| p.protocol == protocol::IKE) {
         let Some(encryption) = pick(
@@ -239,6 +273,7 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
             decode_encr,
             &allowed.encryption,
             encryption_rank,
+            how,
         ) else {
             continue;
         };
@@ -248,6 +283,7 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
             |t| Integrity::from_prf_transform(t.id),
             &allowed.integrity,
             integrity_rank,
+            how,
         ) else {
             continue;
         };
@@ -267,6 +303,7 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
                 |t| Integrity::from_transform(t.id),
                 &allowed.integrity,
                 integrity_rank,
+                how,
             ) {
                 Some(i) => Some(i),
                 None => continue,
@@ -278,6 +315,7 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
             |t| DhGroup::new(t.id),
             &allowed.dh,
             dh_rank,
+            how,
         ) else {
             continue;
         };
@@ -289,7 +327,7 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
         };
         if best
             .as_ref()
-            .is_none_or(|(_, b)| suite_rank(&suite) > suite_rank(b))
+            .is_none_or(|(_, b)| how.better(suite_rank(&suite), suite_rank(b)))
         {
             best = Some((
                 chosen_proposal(p.number, protocol::IKE, Vec::new(), &suite, false),
@@ -308,6 +346,17 @@ pub fn select_esp(
     pfs: PfsMode,
     our_spi: u32,
 ) -> Option<(Proposal, Suite, u32)> {
+    select_esp_with(offered, allowed, pfs, our_spi, Selection::Strongest)
+}
+
+/// [`select_esp`] with an explicit [`Selection`] policy.
+pub fn select_esp_with(
+    offered: &[Proposal],
+    allowed: &AlgorithmSet,
+    pfs: PfsMode,
+    our_spi: u32,
+    how: Selection,
+) -> Option<(Proposal, Suite, u32)> {
     let mut best: Option<(Proposal, Suite, u32)> = None;
     for p in offered.iter().filter(|p| p.protocol == protocol::ESP) {
         let Ok(spi_bytes) = <[u8; 4]>::try_from(p.spi.as_slice()) else {
@@ -320,6 +369,7 @@ pub fn select_esp(
             decode_encr,
             &allowed.encryption,
             encryption_rank,
+            how,
         ) else {
             continue;
         };
@@ -338,6 +388,7 @@ pub fn select_esp(
                 |t| Integrity::from_transform(t.id),
                 &allowed.integrity,
                 integrity_rank,
+                how,
             ) {
                 Some(i) => Some(i),
                 None => continue,
@@ -360,6 +411,7 @@ pub fn select_esp(
                 |t| DhGroup::new(t.id),
                 &allowed.dh,
                 dh_rank,
+                how,
             ) {
                 Some(g) => Some(g),
                 None => continue,
@@ -373,7 +425,7 @@ pub fn select_esp(
         };
         if best
             .as_ref()
-            .is_none_or(|(_, b, _)| suite_rank(&suite) > suite_rank(b))
+            .is_none_or(|(_, b, _)| how.better(suite_rank(&suite), suite_rank(b)))
         {
             let prop = chosen_proposal(
                 p.number,
@@ -621,6 +673,44 @@ mod tests {
         assert_eq!(s.encryption, Encryption::Aes256Cbc);
         assert_eq!(s.integrity, Some(Integrity::Sha2_256));
         assert_eq!(s.dh, DhGroup::new(14));
+    }
+
+    #[test]
+    fn lowest_policy_picks_the_weakest_allowed_like_aws() {
+        // FACTS §2.2: AWS starts "with the lowest configured value … regardless of the proposal order".
+        let mine = AlgorithmSet::aws_default();
+        let peer = AlgorithmSet::aws_default();
+        let (chosen, s) = select_ike_with(&ike_offer(&peer, &[]), &mine, Selection::Lowest).unwrap();
+        assert_eq!(s.encryption, Encryption::Aes128Cbc);
+        assert_eq!(s.integrity, Some(Integrity::Sha1));
+        assert_eq!(s.dh, DhGroup::new(2));
+        assert_eq!(accept_ike_choice(&[chosen], &peer).unwrap(), s);
+        let (_, esp, _) = select_esp_with(
+            &esp_offer(&peer, 7, true),
+            &mine,
+            PfsMode::Require,
+            9,
+            Selection::Lowest,
+        )
+        .unwrap();
+        assert_eq!(esp.encryption, Encryption::Aes128Cbc);
+        assert_eq!(esp.dh, DhGroup::new(2));
+    }
+
+    #[test]
+    fn lowest_policy_stays_inside_what_both_allow() {
+        let aws = set(
+            &[Encryption::Aes128Gcm16, Encryption::Aes256Gcm16],
+            &[Integrity::Sha2_256, Integrity::Sha2_512],
+            &[19, 20, 21],
+        );
+        let cgw = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_512], &[20, 21]);
+        let (_, s) = select_ike_with(&ike_offer(&cgw, &[]), &aws, Selection::Lowest).unwrap();
+        assert_eq!(s.encryption, Encryption::Aes256Gcm16);
+        assert_eq!(s.prf, Some(Integrity::Sha2_512));
+        assert_eq!(s.dh, DhGroup::new(20));
+        let (_, strongest) = select_ike_with(&ike_offer(&cgw, &[]), &aws, Selection::Strongest).unwrap();
+        assert_eq!(strongest.dh, DhGroup::new(21));
     }
 
     #[test]

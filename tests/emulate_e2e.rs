@@ -1,0 +1,204 @@
+//! cgwd ↔ `cgwd emulate-aws` end to end in namespaces (root; skipped otherwise): static routing,
+//! StartupAction add and start, and a maintenance rehearsal after which the tunnel comes back by itself.
+//! The topology is `cgwd demo`'s ([`cgwd::demo::Lab`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cgwd::demo::Lab;
+
+const CONFIG: &str = include_str!("../configs/lab.describe.json");
+const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+struct Setup {
+    lab: Lab,
+    config: PathBuf,
+    cgw_settings: PathBuf,
+    aws_settings: PathBuf,
+}
+
+fn setup(name: &str, startup: &str) -> Setup {
+    let lab = Lab::create(format!("cgwd-emu-{}-{name}", std::process::id()), false).expect("topology");
+    let config = lab.dir.join("vpn.json");
+    let text = CONFIG
+        .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true")
+        .replace(
+            "\"StartupAction\": \"add\"",
+            &format!("\"StartupAction\": \"{startup}\""),
+        );
+    std::fs::write(&config, text).unwrap();
+    let settings = |role: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n[routing]\n\
+                 vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (cgw_settings, aws_settings) = (settings("cgwd"), settings("aws"));
+    Setup {
+        lab,
+        config,
+        cgw_settings,
+        aws_settings,
+    }
+}
+
+impl Setup {
+    fn start_aws(&mut self) {
+        let ns = self.lab.ns("aws");
+        let (c, s) = (
+            self.config.to_string_lossy().into_owned(),
+            self.aws_settings.to_string_lossy().into_owned(),
+        );
+        self.lab
+            .spawn(&ns, &[EXE, "emulate-aws", &c, "--settings", &s], "aws.log")
+            .expect("emulate-aws");
+    }
+
+    fn start_cgwd(&mut self) {
+        let ns = self.lab.ns("cgw");
+        let (c, s) = (
+            self.config.to_string_lossy().into_owned(),
+            self.cgw_settings.to_string_lossy().into_owned(),
+        );
+        self.lab
+            .spawn(&ns, &[EXE, "run", &c, "--settings", &s], "cgwd.log")
+            .expect("cgwd run");
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new(EXE)
+            .args(["status", "--json", "--socket"])
+            .arg(self.lab.dir.join("cgwd.sock"))
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn up(&self, tunnel: usize) -> bool {
+        self.status().is_some_and(|v| {
+            let t = &v["tunnels"][tunnel];
+            t["ike_phase2_state"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("established"))
+                && t["liveness"] == "healthy"
+        })
+    }
+
+    fn wait(&self, limit: Duration, what: &str, ok: impl Fn(&Self) -> bool) {
+        let deadline = cgwd::io::clock::now() + limit;
+        while cgwd::io::clock::now() < deadline {
+            if ok(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out waiting for {what}; logs:\n{}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default();
+        format!(
+            "--- cgwd ---\n{}\n--- emulate-aws ---\n{}",
+            tail(&read("cgwd.log")),
+            tail(&read("aws.log"))
+        )
+    }
+
+    fn ping(&self) {
+        self.lab
+            .exec(
+                &self.lab.ns("onprem"),
+                &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+            )
+            .unwrap_or_else(|e| panic!("ping on-prem → VPC: {e}\n{}", self.logs()));
+    }
+
+    fn log(&self, f: &str) -> String {
+        std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default()
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<_> = s.lines().filter(|l| !l.contains("route update")).collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn sock(dir: &Path) -> String {
+    dir.join("aws.sock").to_string_lossy().into_owned()
+}
+
+#[test]
+fn startup_add_static_routing_and_maintenance_rehearsal() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut s = setup("add", "add");
+    s.start_aws();
+    s.start_cgwd();
+    s.wait(Duration::from_secs(20), "both tunnels up", |s| s.up(0) && s.up(1));
+    s.ping();
+    // AWS stayed responder (StartupAction add) and installed the on-prem route while up.
+    assert!(s.log("cgwd.log").contains("initiating IKE"));
+    assert!(!s.log("aws.log").contains("initiating IKE"), "{}", s.logs());
+    let routes = s
+        .lab
+        .exec(&s.lab.ns("aws"), &["ip", "route", "show", "10.0.0.0/16"])
+        .unwrap();
+    assert!(routes.contains("cgwd-aws"), "no on-prem route at AWS: {routes:?}");
+
+    let out = Command::new(EXE)
+        .args([
+            "emulate-aws-ctl",
+            "--control-socket",
+            &sock(&s.lab.dir),
+            "maintenance",
+            "--tunnel",
+            "1",
+            "--for",
+            "4s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.wait(Duration::from_secs(5), "tunnel 1 down after the DELETE", |s| {
+        !s.up(0)
+    });
+    s.ping(); // tunnel 2 carries the traffic meanwhile
+    s.wait(Duration::from_secs(40), "tunnel 1 back by itself", |s| s.up(0));
+    s.ping();
+}
+
+#[test]
+fn startup_start_aws_initiates() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut s = setup("start", "start");
+    s.start_aws();
+    std::thread::sleep(Duration::from_millis(300));
+    s.start_cgwd();
+    s.wait(Duration::from_secs(25), "both tunnels up", |s| s.up(0) && s.up(1));
+    s.ping();
+    assert!(s.log("aws.log").contains("initiating IKE"), "{}", s.logs());
+}
