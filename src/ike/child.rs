@@ -13,9 +13,13 @@
 //! Child SA rekey collisions (§2.8.1, both sides rekeying the same Child SA at once) are resolved as the
 //! RFC says: both exchanges complete, and the SA made by the exchange holding the lowest of the four
 //! nonces is redundant. Its initiator deletes it (without ever announcing it to the data plane) and
-//! leaves the old SA alone; the winner's initiator deletes the old SA as after any rekey. A side that
-//! answered the peer's rekey announces that SA at once (the peer may win and send on it), and its own
-//! SA only if it wins, so both sides end up sending on the same, single surviving pair.
+//! leaves the old SA alone; the winner's initiator deletes the old SA as after any rekey.
+//!
+//! Make-before-break on the answering side (collision or not): the peer's new SA is installed inbound
+//! at once (`Event::ChildInbound`), and we switch outbound to it only when the peer deletes the old SA
+//! (it does so after installing the new one), or after the peer's retransmission schedule if that
+//! DELETE never comes. So nothing we send can overtake a delayed response, and a redundant SA is
+//! never sent on by either side.
 //! ```text
 //!  A (nonces Na1, Nb2 win)                          B
 //!  CREATE_CHILD_SA {REKEY_SA(old), Na1} -->  <-- CREATE_CHILD_SA {REKEY_SA(old), Nb1}
@@ -92,7 +96,7 @@ impl IkeSa {
         }
     }
 
-    fn respond_child(&mut self, _now: Instant, raw: &[u8], inbound: Inbound) {
+    fn respond_child(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
         let p = &inbound.payloads;
         let msg_id = inbound.msg_id;
         // Our inbound SPI of the Child SA the peer rekeys (it names it by its own inbound SPI).
@@ -233,7 +237,7 @@ impl IkeSa {
             // when the peer deletes the old SA, which it does only once it has our answer and the new
             // SA installed (strongSwan's order), so nothing we send can overtake a delayed response.
             self.child_inbound(child.clone());
-            self.successor = Some((old, child));
+            self.await_delete(now, old, child);
         } else {
             self.child_up(child);
         }
@@ -590,7 +594,7 @@ impl IkeSa {
         if let Some(err) = super::init::first_error(p) {
             if let Some(c) = collision {
                 // Ours failed, the peer's colliding rekey succeeded: it replaces the old SA.
-                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
+                self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
                 return;
             }
             if !old_exists {
@@ -650,7 +654,7 @@ impl IkeSa {
         })();
         let Some((child, nr)) = result else {
             if let Some(c) = collision {
-                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
+                self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
             }
             let f = self.failure(FailReason::Protocol {
                 what: "malformed CREATE_CHILD_SA response".into(),
@@ -664,7 +668,7 @@ impl IkeSa {
                 // The peer's rekey won: it deletes the old SA; we delete the SA we just made, which the
                 // peer never sends on.
                 tracing::info!(tunnel = %self.cfg.tunnel, "Child SA rekey collision lost: deleting our redundant SA");
-                self.succeed(pending.old_child.filter(|_| old_exists), c.child);
+                self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
                 self.child_redundant(child);
                 self.queue.push_back(RequestKind::DeleteChild(new_inbound));
                 return;
@@ -689,12 +693,20 @@ impl IkeSa {
 
     /// The peer's rekey of `old` won: we send on its SA once the peer deletes `old` (the peer has its SA
     /// installed by then), or now if `old` is gone already.
-    fn succeed(&mut self, old: Option<u32>, child: Option<crate::sa::ChildSa>) {
+    fn succeed(&mut self, now: Instant, old: Option<u32>, child: Option<crate::sa::ChildSa>) {
         let Some(child) = child else { return };
         match old {
-            Some(old) => self.successor = Some((old, child)),
+            Some(old) => self.await_delete(now, old, child),
             None => self.promote(child),
         }
+    }
+
+    /// Send on `child` once the peer deletes `old`; if that DELETE never comes (the peer gave up on
+    /// it), switch anyway after the peer's whole retransmission schedule, by which time it has `child`.
+    fn await_delete(&mut self, now: Instant, old: u32, child: crate::sa::ChildSa) {
+        self.successor = Some((old, child));
+        let wait = self.cfg.retransmit.give_up_after() + std::time::Duration::from_secs(1);
+        self.timers.set(Timer::Successor, now + wait);
     }
 
     /// The peer's SA of a collision, installed inbound only, becomes the one we send on.

@@ -367,6 +367,12 @@ impl IkeSa {
                 Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
                 Timer::ChildExpire => self.expire_children(now),
                 Timer::IkeExpire => self.fail(now, FailReason::Expired),
+                Timer::Successor => {
+                    if let Some((_, child)) = self.successor.take() {
+                        tracing::info!(tunnel = %self.cfg.tunnel, "the peer did not delete the Child SA it rekeyed: switching to the new one anyway");
+                        self.promote(child);
+                    }
+                }
             }
         }
     }

@@ -19,9 +19,11 @@ pub enum Timer {
     ChildExpire = 5,
     /// The IKE SA reached its lifetime without a successful rekey: give it up (the daemon starts over).
     IkeExpire = 6,
+    /// The peer rekeyed a Child SA but has not deleted the old one: switch to the new SA anyway.
+    Successor = 7,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -53,6 +55,7 @@ impl TimerTable {
             Timer::ChildRekey,
             Timer::ChildExpire,
             Timer::IkeExpire,
+            Timer::Successor,
         ];
         let t = ALL
             .into_iter()
