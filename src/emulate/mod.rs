@@ -116,6 +116,7 @@ impl RouteHook {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
     use std::path::Path;
 
     use super::*;
