@@ -22,7 +22,8 @@ pub enum MappingError {
     },
 }
 
-fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<Ipv4Addr, MappingError> {
+/// The IPv4 address of an outside endpoint, or the error saying IPv6 outside addresses are not supported.
+pub(crate) fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<Ipv4Addr, MappingError> {
     match addr {
         IpAddr::V4(a) => Ok(a),
         IpAddr::V6(_) => Err(MappingError::Ipv6Outside { tunnel, what, addr }),

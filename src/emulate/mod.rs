@@ -9,26 +9,19 @@
 //! * [`RouteHook`]: where routes AWS installs (static: the on-prem prefixes while the tunnel is up)
 //!   come from, so BGP as AWS speaks it can later feed the same hook.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
 use crate::config::{DpdAction, Settings, StartupAction, TunnelConfig, VpnConnection};
 use crate::daemon::MappingError;
+use crate::daemon::ike_map::v4;
 use crate::ike::config::{AlgorithmSet, IkeConfig, Ports, RetransmitConfig};
 use crate::ike::proposal::Selection;
 use crate::sa::TunnelId;
 
 /// AWS sends its DPD probe after this long without hearing from the customer gateway (FACTS §2.5).
 pub const AWS_DPD_IDLE: Duration = Duration::from_secs(10);
-
-fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<Ipv4Addr, MappingError> {
-    match addr {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(MappingError::Ipv6Outside { tunnel, what, addr }),
-    }
-}
 
 /// The IKE configuration of AWS's endpoint for `tunnel`.
 ///
@@ -124,6 +117,7 @@ impl RouteHook {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
     use std::path::Path;
 
     use super::*;
