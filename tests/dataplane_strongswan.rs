@@ -424,7 +424,16 @@ fn traffic_through(suite: Suite) {
     );
     assert!(bytes > 0, "iperf3 moved nothing: {iperf}{}", diag());
 
-    // 4. cgwd counted the traffic both ways on tunnel 1.
+    // 4. cgwd counted the traffic both ways on tunnel 1. The status snapshot is refreshed every
+    //    500 ms, so wait for the one taken after iperf3 finished.
+    wait_for(
+        "status counters to include the iperf3 run",
+        Duration::from_secs(5),
+        || {
+            cgwd_status(&sock)
+                .is_some_and(|s| s["tunnels"][0]["traffic"]["bytes_out"].as_u64().unwrap_or(0) >= bytes)
+        },
+    );
     let s = cgwd_status(&sock).unwrap();
     let traffic = &s["tunnels"][0]["traffic"];
     println!("{}: cgwd tunnel 1 traffic {traffic}", suite.label);
