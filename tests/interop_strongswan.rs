@@ -654,10 +654,20 @@ fn rekeys_started_by_cgwd() {
         "{ev:?}"
     );
     assert_eq!(sa.state(), State::Established);
-    let (ours_in, ours_out) = sa.status().child_spis.unwrap();
-    // Give charon a moment to process our last DELETE.
-    let _ = lab.socks.drive(&mut sa, Duration::from_millis(300), |_| false);
-    let out = lab.charon.list_sas();
+    // Give charon time to process our last DELETEs (it may list a deleted Child SA for a moment);
+    // cgwd keeps rekeying meanwhile (5 s lifetime), so compare with its SPIs of the same moment.
+    let mut out = String::new();
+    let (mut ours_in, mut ours_out) = (0, 0);
+    for _ in 0..10 {
+        let _ = lab.socks.drive(&mut sa, Duration::from_millis(300), |_| false);
+        (ours_in, ours_out) = sa.status().child_spis.unwrap();
+        out = lab.charon.list_sas();
+        if parse_list_sas(&out).child_spis == Some((ours_out, ours_in))
+            && out.matches("INSTALLED").count() == 1
+        {
+            break;
+        }
+    }
     let status = parse_list_sas(&out);
     assert_eq!(status.child_spis, Some((ours_out, ours_in)), "{out}");
     assert_eq!(
