@@ -7,3 +7,4 @@ pub mod driver;
 pub mod netns;
 pub mod pair;
 pub mod strongswan;
+pub mod two_aws;
