@@ -1,18 +1,15 @@
 //! describe-vpn-connections JSON: TunnelOptions fields, casing variants, address matching, errors.
 
-use std::net::IpAddr;
+mod common;
+
 use std::path::Path;
 
 use cgwd::config::{
     ConfigError, DpdAction, IkeVersion, Origin, Problem, Routing, SourceFormat, StartupAction, VpnConnection,
     parse_str,
 };
+use common::configs::{ip, sample};
 use serde_json::{Value, json};
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn sample_json(name: &str) -> Value {
     serde_json::from_str(&sample(name)).unwrap()
@@ -31,10 +28,6 @@ fn err(v: &Value) -> (Problem, String) {
     let msg = e.to_string();
     assert!(msg.starts_with("vpn.json"), "error must name the file: {msg}");
     (e.problem().unwrap_or(Problem::MissingField), msg)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 fn opts(v: &mut Value, i: usize) -> &mut Value {

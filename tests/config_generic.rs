@@ -1,28 +1,19 @@
 //! The console's Generic text download: every field, the variants real files show, errors.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
+
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use cgwd::config::{ConfigError, Origin, Problem, Routing, SourceFormat, VpnConnection, parse_str};
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::configs::{ip, parse_named, rejected_named, sample};
 
 fn parse(text: &str) -> Result<VpnConnection, ConfigError> {
-    parse_str(text, Path::new("vpn.txt"))
+    parse_named(text, "vpn.txt")
 }
 
 fn err(text: &str) -> (Problem, String) {
-    let e = parse(text).expect_err("must be rejected");
-    let msg = e.to_string();
-    assert!(msg.starts_with("vpn.txt"), "error must name the file: {msg}");
-    (e.problem().unwrap_or(Problem::MissingField), msg)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+    rejected_named(text, "vpn.txt")
 }
 
 #[test]

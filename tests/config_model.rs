@@ -1,6 +1,8 @@
 //! Derived values (inside addresses, MTU/MSS, rekey times), offer ordering, local address lookup,
 //! and the `check` report.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
@@ -9,11 +11,7 @@ use cgwd::config::{
     Phase, Settings, VpnConnection, dh_rank, mss_for_mtu, mtu_for, parse_str, report, resolve_local_address,
 };
 use cgwd::suite::{DhGroup, Encryption, Integrity};
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::configs::sample;
 
 fn lab() -> VpnConnection {
     parse_str(&sample("lab.describe.json"), Path::new("lab.describe.json")).unwrap()

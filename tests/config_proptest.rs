@@ -1,9 +1,12 @@
 //! The configuration parsers never panic: arbitrary text, and samples mutated at random. Whatever
 //! they accept satisfies the model's invariants.
 
+mod common;
+
 use std::path::Path;
 
 use cgwd::config::{IkeVersion, Settings, VpnConnection, parse_str};
+use common::configs::sample;
 use proptest::prelude::*;
 
 const SAMPLES: [&str; 8] = [
@@ -16,11 +19,6 @@ const SAMPLES: [&str; 8] = [
     "lab-swapped.xml",
     "lab-static-tgw-options-swapped.describe.json",
 ];
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn check_invariants(c: &VpnConnection) {
     for t in &c.tunnels {

@@ -1,5 +1,7 @@
 //! Settings TOML + CGWD_* environment: defaults, every key, overrides, errors naming the key.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -8,11 +10,7 @@ use cgwd::config::{
     ConfigError, FailoverPolicy, HealthLog, Origin, Problem, Settings, apply_settings, env_var_name, load,
     parse_str,
 };
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::configs::sample;
 
 fn no_env(_: &str) -> Option<String> {
     None

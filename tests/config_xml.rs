@@ -1,32 +1,21 @@
 //! CustomerGatewayConfiguration XML: every field, the tolerances real files need, every error.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+mod common;
+
+use std::net::Ipv4Addr;
 
 use cgwd::config::{
     ConfigError, DpdAction, IkeVersion, Origin, Problem, Routing, SourceFormat, StartupAction, VpnConnection,
-    parse_str,
 };
 use cgwd::sa::TunnelId;
-
-fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::configs::{ip, parse_named, rejected_named, sample};
 
 fn parse(text: &str) -> Result<VpnConnection, ConfigError> {
-    parse_str(text, Path::new("test.xml"))
+    parse_named(text, "test.xml")
 }
 
 fn err(text: &str) -> (Problem, String) {
-    let e = parse(text).expect_err("must be rejected");
-    let msg = e.to_string();
-    assert!(msg.starts_with("test.xml"), "error must name the file: {msg}");
-    (e.problem().unwrap_or(Problem::MissingField), msg)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+    rejected_named(text, "test.xml")
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! an `IkeSa` over real sockets ([`driver`]). Each test file uses only some of them.
 #![allow(dead_code)]
 
+pub mod configs;
 pub mod driver;
 pub mod netns;
 pub mod pair;
