@@ -260,6 +260,33 @@ pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Propo
 }
 
 /// [`select_ike`] with an explicit [`Selection`] policy.
+/// The integrity transform of a proposal for `encryption`: `Some(None)` for AEAD (which may carry no
+/// integrity transform, or only NONE = 0), `Some(Some(i))` for an acceptable one, `None` when the
+/// proposal is unusable.
+fn pick_integrity(
+    p: &Proposal,
+    encryption: Encryption,
+    allowed: &AlgorithmSet,
+    how: Selection,
+) -> Option<Option<Integrity>> {
+    if encryption.is_aead() {
+        let has_integrity = p
+            .transforms
+            .iter()
+            .any(|t| t.kind == transform_type::INTEG && t.id != 0);
+        return (!has_integrity).then_some(None);
+    }
+    pick(
+        p,
+        transform_type::INTEG,
+        |t| Integrity::from_transform(t.id),
+        &allowed.integrity,
+        integrity_rank,
+        how,
+    )
+    .map(Some)
+}
+
 pub fn select_ike_with(
     offered: &[Proposal],
     allowed: &AlgorithmSet,
@@ -287,27 +314,8 @@ pub fn select_ike_with(
         ) else {
             continue;
         };
-        let integrity = if encryption.is_aead() {
-            // An AEAD proposal may carry no integrity transform, or only NONE (id 0).
-            if p.transforms
-                .iter()
-                .any(|t| t.kind == transform_type::INTEG && t.id != 0)
-            {
-                continue;
-            }
-            None
-        } else {
-            match pick(
-                p,
-                transform_type::INTEG,
-                |t| Integrity::from_transform(t.id),
-                &allowed.integrity,
-                integrity_rank,
-                how,
-            ) {
-                Some(i) => Some(i),
-                None => continue,
-            }
+        let Some(integrity) = pick_integrity(p, encryption, allowed, how) else {
+            continue;
         };
         let Some(dh) = pick(
             p,
@@ -373,26 +381,8 @@ pub fn select_esp_with(
         ) else {
             continue;
         };
-        let integrity = if encryption.is_aead() {
-            if p.transforms
-                .iter()
-                .any(|t| t.kind == transform_type::INTEG && t.id != 0)
-            {
-                continue;
-            }
-            None
-        } else {
-            match pick(
-                p,
-                transform_type::INTEG,
-                |t| Integrity::from_transform(t.id),
-                &allowed.integrity,
-                integrity_rank,
-                how,
-            ) {
-                Some(i) => Some(i),
-                None => continue,
-            }
+        let Some(integrity) = pick_integrity(p, encryption, allowed, how) else {
+            continue;
         };
         // ESN: absent means "no ESN"; if present, "no ESN" (0) must be among the choices.
         if has_kind(p, transform_type::ESN)
