@@ -17,7 +17,7 @@ use cgwd::secret::Secret;
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use common::driver::{Sockets, bind_in};
 use common::netns::{NetnsPair, skip_unless_root};
-use common::strongswan::{Charon, Conn, SaStatus, logged_child_keys, parse_list_sas};
+use common::strongswan::{Charon, Conn, LoggedChildKeys, SaStatus, logged_child_key_sets, parse_list_sas};
 
 const PSK: &str = "interop-psk.0123456789_abcdef";
 
@@ -145,36 +145,31 @@ fn check_keys(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str, we_initiated:
     assert!(status.ike_established, "{case}: {out}\n{}", lab.charon.log());
     assert!(status.child_installed, "{case}: {out}\n{}", lab.charon.log());
     assert_eq!(status.child_spis, Some(want), "{case}: {out}");
-    let logged =
-        logged_child_keys(&lab.charon.log()).unwrap_or_else(|| panic!("{case}: no keys in charon's log"));
     let (ours_i, ours_r) = if we_initiated {
         (&child.outbound, &child.inbound)
     } else {
         (&child.inbound, &child.outbound)
     };
+    let ours = LoggedChildKeys {
+        encr_i: ours_i.encryption_key.expose().to_vec(),
+        encr_r: ours_r.encryption_key.expose().to_vec(),
+        integ_i: ours_i.integrity_key.expose().to_vec(),
+        integ_r: ours_r.integrity_key.expose().to_vec(),
+    };
+    assert!(!ours.encr_i.is_empty() && !ours.encr_r.is_empty(), "{case}");
+    // charon's log is flushed line by line and may already hold a later rekey's keys: look for ours
+    // among every set it logged, for up to 2 s.
+    let mut logged = Vec::new();
+    for _ in 0..20 {
+        logged = logged_child_key_sets(&lab.charon.log());
+        if logged.contains(&ours) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
-        !logged.encr_i.is_empty() && !logged.encr_r.is_empty(),
-        "{case}: {logged:?}"
-    );
-    assert_eq!(
-        logged.encr_i,
-        ours_i.encryption_key.expose(),
-        "{case}: initiator encryption key"
-    );
-    assert_eq!(
-        logged.encr_r,
-        ours_r.encryption_key.expose(),
-        "{case}: responder encryption key"
-    );
-    assert_eq!(
-        logged.integ_i,
-        ours_i.integrity_key.expose(),
-        "{case}: initiator integrity key"
-    );
-    assert_eq!(
-        logged.integ_r,
-        ours_r.integrity_key.expose(),
-        "{case}: responder integrity key"
+        logged.contains(&ours),
+        "{case}: charon logged no Child SA keys equal to ours: {ours:?} not in {logged:?}"
     );
     println!(
         "{case}: OK — charon: {} / {} / SPIs in {:08x} out {:08x}",

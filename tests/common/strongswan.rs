@@ -310,6 +310,24 @@ pub struct LoggedChildKeys {
     pub integ_r: Vec<u8>,
 }
 
+/// Every Child SA key set in charon's log, oldest first (charon may have rekeyed since the one a test
+/// checks, so tests look for theirs among all of them).
+pub fn logged_child_key_sets(log: &str) -> Vec<LoggedChildKeys> {
+    let marker = "encryption initiator key => ";
+    let starts: Vec<usize> = log.match_indices(marker).map(|(i, _)| i).collect();
+    let mut sets = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let line_start = log[..start].rfind('\n').map_or(0, |i| i + 1);
+        let end = starts
+            .get(n + 1)
+            .map_or(log.len(), |&e| log[..e].rfind('\n').map_or(e, |i| i + 1));
+        if let Some(k) = logged_child_keys(&log[line_start..end]) {
+            sets.push(k);
+        }
+    }
+    sets
+}
+
 pub fn logged_child_keys(log: &str) -> Option<LoggedChildKeys> {
     let mut keys = LoggedChildKeys::default();
     let mut seen_any = false;
