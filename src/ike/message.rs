@@ -329,20 +329,7 @@ impl IkeSa {
             self.handle_response(now, req.kind, inbound);
         } else {
             if h.message_id.wrapping_add(1) == self.peer_next_id {
-                // A retransmission of the request we answered last: same bytes, same answer.
-                if let Some(r) = &self.last_response
-                    && r.msg_id == h.message_id
-                    && r.request == data
-                {
-                    let data = r.packet.clone();
-                    self.transmits.push_back(Transmit {
-                        from: self.local,
-                        to: self.remote,
-                        data,
-                    });
-                    return true;
-                }
-                return false;
+                return self.answer_retransmission(h.message_id, data);
             }
             if h.message_id != self.peer_next_id {
                 return false;
