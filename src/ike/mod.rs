@@ -32,6 +32,7 @@
 pub mod auth;
 pub mod child;
 pub mod config;
+pub mod cookie;
 pub mod errors;
 pub mod ike_rekey;
 pub mod info;
@@ -214,6 +215,8 @@ pub struct IkeSa {
     pub(crate) timers: TimerTable,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// Our place in the daemon's half-open count (responder, IKE_SA_INIT answered, not authenticated).
+    pub(crate) half_open: Option<cookie::HalfOpen>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
 }
@@ -290,6 +293,7 @@ impl IkeSa {
             timers: TimerTable::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            half_open: None,
             dropped: 0,
         }
     }
@@ -334,6 +338,11 @@ impl IkeSa {
         }
         if !self.receive(now, from, to, data) {
             self.dropped += 1;
+        }
+        if self.state == State::Established
+            && let Some(h) = self.half_open.take()
+        {
+            h.authenticated();
         }
     }
 
