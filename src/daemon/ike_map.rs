@@ -84,6 +84,7 @@ pub fn ike_config_for(
         cookie_secret: None,
         initial_contact: true,
         selection: crate::ike::proposal::Selection::Strongest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

@@ -74,6 +74,7 @@ pub fn aws_ike_config(
         cookie_secret: None,
         initial_contact: true,
         selection: Selection::Lowest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

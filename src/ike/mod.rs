@@ -32,6 +32,7 @@ pub mod auth;
 pub mod child;
 pub mod config;
 pub mod errors;
+pub mod frag;
 pub mod info;
 pub mod init;
 pub mod message;
@@ -212,6 +213,8 @@ pub struct IkeSa {
     pub(crate) events: VecDeque<Event>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
+    /// RFC 7383 fragmentation: negotiated or not, reassembly buffers, counters.
+    pub(crate) frag: frag::FragState,
 }
 
 /// How the daemon finds the `IkeSa` an incoming IKE message belongs to (RFC 7296 §2.6: each side names
@@ -286,6 +289,7 @@ impl IkeSa {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            frag: frag::FragState::default(),
         }
     }
 
