@@ -53,18 +53,13 @@ fn fragments(p: &Pair, dir: Dir, exchange: u8, response: bool) -> Vec<(u16, u16)
 }
 
 fn assert_up(p: &Pair) {
-    assert_eq!(
-        p.initiator.state(),
-        State::Established,
-        "initiator: {:?}",
-        Pair::failures(&p.initiator_events)
-    );
-    assert_eq!(
-        p.responder().state(),
-        State::Established,
-        "responder: {:?}",
-        Pair::failures(&p.responder_events)
-    );
+    for (side, sa, events) in [
+        ("initiator", &p.initiator, &p.initiator_events),
+        ("responder", p.responder(), &p.responder_events),
+    ] {
+        let failures = Pair::failures(events);
+        assert_eq!(sa.state(), State::Established, "{side}: {failures:?}");
+    }
     let (i, r) = (
         Pair::child_ups(&p.initiator_events),
         Pair::child_ups(&p.responder_events),

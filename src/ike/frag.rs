@@ -245,57 +245,55 @@ mod tests {
         Instant::now()
     }
 
+    /// Offers each `(msg_id, number, total, chunk)` at `t` (fragment 1 naming IDi) and returns the
+    /// outcomes.
+    fn run(r: &mut Reassembler, t: Instant, steps: &[(u32, u16, u16, &[u8])]) -> Vec<Offer> {
+        steps
+            .iter()
+            .map(|&(id, n, total, chunk)| {
+                let first = if n == 1 {
+                    PayloadType::IDI
+                } else {
+                    PayloadType::NONE
+                };
+                r.offer(t, SPIS, id, frag(n, total), first, chunk)
+            })
+            .collect()
+    }
+
+    fn complete(inner: &[u8]) -> Offer {
+        Offer::Complete {
+            first: PayloadType::IDI,
+            inner: inner.to_vec(),
+        }
+    }
+
     #[test]
     fn reassembles_out_of_order_and_ignores_duplicates() {
-        let t = now();
         let mut r = Reassembler::default();
-        assert_eq!(
-            r.offer(t, SPIS, 5, frag(3, 3), PayloadType::NONE, b"ef"),
-            Offer::Stored
-        );
-        assert_eq!(
-            r.offer(t, SPIS, 5, frag(1, 3), PayloadType::IDI, b"ab"),
-            Offer::Stored
-        );
-        assert_eq!(
-            r.offer(t, SPIS, 5, frag(1, 3), PayloadType::IDI, b"ab"),
-            Offer::Duplicate
-        );
+        let steps: [(u32, u16, u16, &[u8]); 3] = [(5, 3, 3, b"ef"), (5, 1, 3, b"ab"), (5, 1, 3, b"ab")];
+        use Offer::*;
+        assert_eq!(run(&mut r, now(), &steps), [Stored, Stored, Duplicate]);
         assert!(r.has(SPIS, 5, frag(3, 3)));
-        assert_eq!(
-            r.offer(t, SPIS, 5, frag(2, 3), PayloadType::NONE, b"cd"),
-            Offer::Complete {
-                first: PayloadType::IDI,
-                inner: b"abcdef".to_vec()
-            }
-        );
+        assert_eq!(run(&mut r, now(), &[(5, 2, 3, b"cd")]), [complete(b"abcdef")]);
         assert_eq!(r.buffered(), 0);
     }
 
     #[test]
     fn higher_total_restarts_lower_total_is_ignored() {
-        let t = now();
         let mut r = Reassembler::default();
+        let steps: [(u32, u16, u16, &[u8]); 5] = [
+            (1, 1, 2, b"xx"),
+            (1, 1, 3, b"a"),
+            (1, 2, 2, b"yy"),
+            (1, 2, 3, b"b"),
+            (1, 3, 3, b"c"),
+        ];
+        use Offer::*;
         assert_eq!(
-            r.offer(t, SPIS, 1, frag(1, 2), PayloadType::IDI, b"xx"),
-            Offer::Stored
+            run(&mut r, now(), &steps),
+            [Stored, Stored, Rejected, Stored, complete(b"abc")]
         );
-        assert_eq!(
-            r.offer(t, SPIS, 1, frag(1, 3), PayloadType::IDI, b"a"),
-            Offer::Stored
-        );
-        assert_eq!(
-            r.offer(t, SPIS, 1, frag(2, 2), PayloadType::NONE, b"yy"),
-            Offer::Rejected
-        );
-        assert_eq!(
-            r.offer(t, SPIS, 1, frag(2, 3), PayloadType::NONE, b"b"),
-            Offer::Stored
-        );
-        assert!(matches!(
-            r.offer(t, SPIS, 1, frag(3, 3), PayloadType::NONE, b"c"),
-            Offer::Complete { inner, .. } if inner == b"abc"
-        ));
     }
 
     #[test]
