@@ -75,6 +75,7 @@ pub fn aws_ike_config(
         cookies: None,
         initial_contact: true,
         selection: Selection::Lowest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

@@ -500,19 +500,7 @@ impl IkeSa {
             return (ok, ok);
         }
         if h.message_id.wrapping_add(1) == self.peer_next_id {
-            if let Some(r) = &self.last_response
-                && r.msg_id == h.message_id
-                && r.request == data
-            {
-                let data = r.packet.clone();
-                self.transmits.push_back(Transmit {
-                    from: self.local,
-                    to: self.remote,
-                    data,
-                });
-                return (true, false);
-            }
-            return (false, false);
+            return (self.answer_retransmission(msg), false);
         }
         if h.message_id != self.peer_next_id {
             return (false, false);
