@@ -107,6 +107,7 @@ pub fn ike_config_for(
         cookies: Some(daemon_cookie_guard()),
         initial_contact: true,
         selection: crate::ike::proposal::Selection::Strongest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

@@ -139,6 +139,9 @@ pub struct IkeConfig {
     pub initial_contact: bool,
     /// As responder, pick the strongest acceptable proposal (cgwd) or the lowest (AWS, emulate-aws).
     pub selection: super::proposal::Selection,
+    /// RFC 7383 IKE fragmentation: offered by default, split above 1280-octet datagrams (settings key
+    /// `ike.fragment_size`), so a path that drops IP fragments cannot stall IKE_AUTH or a rekey.
+    pub fragmentation: super::frag::FragmentConfig,
 }
 
 impl IkeConfig {
@@ -170,6 +173,7 @@ impl IkeConfig {
             cookies: None,
             initial_contact: true,
             selection: super::proposal::Selection::Strongest,
+            fragmentation: super::frag::FragmentConfig::default(),
         }
     }
 

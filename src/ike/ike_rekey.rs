@@ -486,23 +486,6 @@ impl IkeSa {
         Some(used)
     }
 
-    /// A retransmission of the request we answered last (same ID, same bytes) gets the same answer.
-    pub(crate) fn answer_retransmission(&mut self, msg_id: u32, request: &[u8]) -> bool {
-        let Some(r) = &self.last_response else {
-            return false;
-        };
-        if r.msg_id != msg_id || r.request != request {
-            return false;
-        }
-        let data = r.packet.clone();
-        self.transmits.push_back(Transmit {
-            from: self.local,
-            to: self.remote,
-            data,
-        });
-        true
-    }
-
     /// One message on a non-current IKE SA swapped in as current: the answer to our DELETE of it, or a
     /// request (its DELETE, a late DPD, a rekey it no longer accepts). Returns (used, SA gone).
     fn serve_other(&mut self, data: &[u8], msg: &Message<'_>, deleting: bool) -> (bool, bool) {
@@ -517,7 +500,7 @@ impl IkeSa {
             return (ok, ok);
         }
         if h.message_id.wrapping_add(1) == self.peer_next_id {
-            return (self.answer_retransmission(h.message_id, data), false);
+            return (self.answer_retransmission(msg), false);
         }
         if h.message_id != self.peer_next_id {
             return (false, false);

@@ -113,6 +113,9 @@ impl IkeSa {
             NotifyType::NAT_DETECTION_DESTINATION_IP,
             super::natd::hash(self.spi_i, 0, self.remote),
         ));
+        if self.cfg.fragmentation.enabled {
+            payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        }
         self.next_request_id = 0;
         self.in_flight = None;
         if let Some(packet) = self.send_request(now, RequestKind::Init, ExchangeType::IKE_SA_INIT, &payloads)
@@ -313,6 +316,8 @@ impl IkeSa {
             return;
         };
         self.detect_nat(payloads, self.remote, self.local);
+        self.frag.negotiated = self.cfg.fragmentation.enabled
+            && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
         self.keys = Some(keys);
         self.suite = Some(suite);
         self.in_flight = None;
@@ -467,7 +472,10 @@ impl IkeSa {
         };
         self.detect_nat(&payloads, from, to);
         let fake_source = self.random_bytes(20);
-        let response = [
+        // RFC 7383 §2.3: offered back only to an initiator that offered it.
+        self.frag.negotiated = self.cfg.fragmentation.enabled
+            && find_notify(&payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        let mut response = vec![
             PayloadRepr::Sa(SaRepr {
                 proposals: vec![chosen.to_repr()],
             }),
@@ -482,6 +490,9 @@ impl IkeSa {
                 super::natd::hash(self.spi_i, self.spi_r, from),
             ),
         ];
+        if self.frag.negotiated {
+            response.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        }
         let child_spi = self.random_spi32();
         let Some(packet) = self.send_response(ExchangeType::IKE_SA_INIT, 0, first, &response) else {
             return Err(RejectReason::NotInitRequest("cannot encode the response"));

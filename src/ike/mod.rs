@@ -34,6 +34,7 @@ pub mod child;
 pub mod config;
 pub mod cookie;
 pub mod errors;
+pub mod frag;
 pub mod ike_rekey;
 pub mod info;
 pub mod init;
@@ -223,6 +224,8 @@ pub struct IkeSa {
     pub(crate) half_open: Option<cookie::HalfOpen>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
+    /// RFC 7383 fragmentation: negotiated or not, reassembly buffers, counters.
+    pub(crate) frag: frag::FragState,
 }
 
 /// How the daemon finds the `IkeSa` an incoming IKE message belongs to (RFC 7296 §2.6: each side names
@@ -299,6 +302,7 @@ impl IkeSa {
             events: VecDeque::new(),
             half_open: None,
             dropped: 0,
+            frag: frag::FragState::default(),
         }
     }
 
