@@ -25,6 +25,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Metadata about the AWS side for health logs (optional).
     pub aws: AwsSettings,
+    /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
+    pub lab: LabSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -253,6 +255,22 @@ pub struct AwsSettings {
     pub region: Option<String>,
     pub vpc_id: Option<String>,
 }
+
+/// Switches for testing cgwd against a local IKE peer (strongSwan playing AWS). File only: no
+/// `CGWD_LAB_*` variable exists, so an exported variable cannot turn one on by accident.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabSettings {
+    /// Accept lifetimes and rekey margins below AWS's minimums (down to
+    /// [`LAB_MIN_PHASE1_LIFETIME`] / [`LAB_MIN_PHASE2_LIFETIME`] / 1 s), so rekeys happen within
+    /// a short test. AWS itself refuses such tunnels.
+    pub allow_short_lifetimes: bool,
+}
+
+/// Shortest IKE SA lifetime accepted with `lab.allow_short_lifetimes` (AWS: 900 s).
+pub const LAB_MIN_PHASE1_LIFETIME: u32 = 20;
+/// Shortest Child SA lifetime accepted with `lab.allow_short_lifetimes` (AWS: 900 s).
+pub const LAB_MIN_PHASE2_LIFETIME: u32 = 10;
 
 /// The type of a settings key, for reading it from the environment.
 #[derive(Clone, Copy)]

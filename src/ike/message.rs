@@ -109,6 +109,8 @@ pub(crate) struct OldIke {
     pub next_request_id: u32,
     pub peer_next_id: u32,
     pub last_response: Option<Responded>,
+    /// Our DELETE of it is in flight (sent once): its answer ends it.
+    pub deleting: bool,
 }
 
 /// Decrypted, authenticated content of a message.
@@ -290,7 +292,10 @@ impl IkeSa {
                 Opened::Drop
             }
             Offer::Complete { first, inner } => match parse_inner_payloads(first, &inner) {
-                Ok(payloads) => Opened::Reassembled(payloads),
+                Ok(payloads) => {
+                    tracing::debug!(tunnel = %self.cfg.tunnel, msg_id, fragments = frag.total(), size = inner.len(), "reassembled fragmented IKE message");
+                    Opened::Reassembled(payloads)
+                }
                 Err(_) => {
                     self.frag.dropped += 1;
                     Opened::Drop
@@ -312,7 +317,7 @@ impl IkeSa {
     /// The peer sent message `msg` again after we answered it: resend our whole answer if it is the same
     /// request (identical bytes) or, fragmented, its authenticated fragment 1 (RFC 7383 §2.6.1: other
     /// fragments must not trigger a retransmission). Returns false when it was not such a retransmission.
-    fn answer_retransmission(&mut self, msg: &Message<'_>) -> bool {
+    pub(crate) fn answer_retransmission(&mut self, msg: &Message<'_>) -> bool {
         let h = msg.header;
         let Some(r) = &self.last_response else {
             return false;
@@ -458,11 +463,8 @@ impl IkeSa {
             return false;
         };
         let h = msg.header;
-        if let Some(old) = &self.old_ike
-            && h.spi_i == old.spi_i
-            && h.spi_r == old.spi_r
-        {
-            return self.receive_on_old_ike(now, data, &msg);
+        if let Some(used) = self.receive_on_other_ike(now, data, &msg) {
+            return used;
         }
         if h.spi_i != self.spi_i {
             return false;
@@ -530,51 +532,6 @@ impl IkeSa {
         true
     }
 
-    pub(crate) fn swap_old_ike(&mut self) {
-        let Some(old) = self.old_ike.as_mut() else { return };
-        std::mem::swap(&mut self.spi_i, &mut old.spi_i);
-        std::mem::swap(&mut self.spi_r, &mut old.spi_r);
-        std::mem::swap(&mut self.role, &mut old.role);
-        std::mem::swap(&mut self.keys, &mut old.keys);
-        std::mem::swap(&mut self.peer_next_id, &mut old.peer_next_id);
-        std::mem::swap(&mut self.next_request_id, &mut old.next_request_id);
-        std::mem::swap(&mut self.last_response, &mut old.last_response);
-    }
-
-    /// A request on the rekeyed-away IKE SA (its DELETE, or a late DPD): answered with its own keys.
-    fn receive_on_old_ike(&mut self, now: Instant, data: &[u8], msg: &Message<'_>) -> bool {
-        let h = msg.header;
-        if h.flags.response()
-            || h.flags.initiator() != (self.old_ike.as_ref().is_some_and(|o| o.role == Role::Responder))
-        {
-            return false;
-        }
-        self.swap_old_ike();
-        let mut handled = false;
-        let mut delete_ike = false;
-        if h.message_id.wrapping_add(1) == self.peer_next_id {
-            handled = self.answer_retransmission(msg);
-        } else if h.message_id == self.peer_next_id
-            && let Some(payloads) = self.open(msg)
-        {
-            self.peer_next_id = self.peer_next_id.wrapping_add(1);
-            delete_ike = payloads.iter().any(
-                |p| matches!(p, PayloadRepr::Delete(d) if d.protocol == crate::wire::ike::ProtocolId::IKE),
-            );
-            // Child SAs moved to the new IKE SA; anything else on the old one gets an empty answer.
-            self.send_response(h.exchange, h.message_id, data, &[]);
-            handled = true;
-        }
-        self.swap_old_ike();
-        if delete_ike {
-            self.old_ike = None;
-        }
-        if handled {
-            self.heard(now);
-        }
-        handled
-    }
-
     /// Authenticated traffic from the peer: it is alive.
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_heard = now;
@@ -601,7 +558,7 @@ impl IkeSa {
                 self.process_auth_request(now, raw, inbound)
             }
             ExchangeType::INFORMATIONAL => self.process_informational(now, raw, inbound),
-            ExchangeType::CREATE_CHILD_SA if self.state == State::Established => {
+            ExchangeType::CREATE_CHILD_SA if matches!(self.state, State::Established | State::Deleting) => {
                 self.process_create_child(now, raw, inbound)
             }
             _ => {
