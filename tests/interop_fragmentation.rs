@@ -97,6 +97,18 @@ fn check(lab: &Lab, sa: &IkeSa, child: &ChildSa, at_least: usize, case: &str) {
     println!("{case}: OK — charon split {split}, reassembled {reassembled}; cgwd {stats:?}");
 }
 
+/// Drive until the Child SA `old` is deleted after a rekey; its successor must be up on both sides,
+/// with fragments counted both ways once more.
+fn check_rekeyed(lab: &Lab, sa: &mut IkeSa, old: &ChildSa, case: &str) {
+    let events = lab.socks.drive(sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildDown { .. } | Event::Failed(_))
+    });
+    let new = newest_child(&events)
+        .unwrap_or_else(|| panic!("{case}: no new Child SA: {events:?}\n{}", lab.charon.log()));
+    assert_ne!(new.inbound.spi, old.inbound.spi, "{case}");
+    check(lab, sa, new, 2, case);
+}
+
 fn up(e: &Event) -> bool {
     matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_))
 }
@@ -122,15 +134,8 @@ fn cgwd_initiates_and_both_sides_fragment() {
         .charon
         .swanctl_spawn(&["--rekey", "--child", "t"])
         .expect("swanctl --rekey");
-    let events = lab.socks.drive(&mut sa, Duration::from_secs(5), |e| {
-        matches!(e, Event::ChildDown { .. } | Event::Failed(_))
-    });
+    check_rekeyed(&lab, &mut sa, &child, "CREATE_CHILD_SA by charon");
     let _ = rekey.wait();
-    let new = newest_child(&events)
-        .unwrap_or_else(|| panic!("no rekeyed Child SA: {events:?}\n{}", lab.charon.log()))
-        .clone();
-    assert_ne!(new.inbound.spi, child.inbound.spi);
-    check(&lab, &sa, &new, 2, "CREATE_CHILD_SA by charon");
 }
 
 /// charon initiates (AES-CBC + HMAC): cgwd reassembles charon's IKE_AUTH request and answers in
@@ -157,15 +162,7 @@ fn cgwd_responds_with_fragments_then_rekeys() {
         .unwrap_or_else(|| panic!("no ChildUp: {events:?}\n{}", lab.charon.log()))
         .clone();
     check(&lab, &sa, &child, 1, "IKE_AUTH, cgwd responder");
-
-    let events = lab.socks.drive(&mut sa, Duration::from_secs(8), |e| {
-        matches!(e, Event::ChildDown { .. } | Event::Failed(_))
-    });
-    let new = newest_child(&events)
-        .unwrap_or_else(|| panic!("no rekeyed Child SA: {events:?}\n{}", lab.charon.log()))
-        .clone();
-    assert_ne!(new.inbound.spi, child.inbound.spi);
-    check(&lab, &sa, &new, 2, "CREATE_CHILD_SA by cgwd");
+    check_rekeyed(&lab, &mut sa, &child, "CREATE_CHILD_SA by cgwd");
 }
 
 /// charon without fragmentation support: cgwd never sends a fragment, whatever its size limit.
