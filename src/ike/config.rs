@@ -132,6 +132,9 @@ pub struct IkeConfig {
     /// As responder, demand a COOKIE (RFC 7296 §2.6) signed with this secret before keeping any state.
     /// `None`: never demand one. Shared by all responders of the daemon so cookies survive.
     pub cookie_secret: Option<Secret>,
+    /// As responder (when `cookie_secret` is `None`), demand a COOKIE only while this guard, shared
+    /// by all responders of the daemon, counts too many half-open SAs (see [`super::cookie`]).
+    pub cookies: Option<std::sync::Arc<super::cookie::CookieGuard>>,
     /// Send INITIAL_CONTACT in IKE_AUTH as initiator, so the peer drops SAs of a previous run of ours.
     pub initial_contact: bool,
     /// As responder, pick the strongest acceptable proposal (cgwd) or the lowest (AWS, emulate-aws).
@@ -167,6 +170,7 @@ impl IkeConfig {
             remote_ports: Ports::default(),
             retransmit: RetransmitConfig::default(),
             cookie_secret: None,
+            cookies: None,
             initial_contact: true,
             selection: super::proposal::Selection::Strongest,
             fragmentation: super::frag::FragmentConfig::default(),

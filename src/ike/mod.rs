@@ -33,6 +33,7 @@
 pub mod auth;
 pub mod child;
 pub mod config;
+pub mod cookie;
 pub mod errors;
 pub mod frag;
 pub mod ike_rekey;
@@ -216,6 +217,8 @@ pub struct IkeSa {
     pub(crate) timers: TimerTable,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// Our place in the daemon's half-open count (responder, IKE_SA_INIT answered, not authenticated).
+    pub(crate) half_open: Option<cookie::HalfOpen>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
     /// RFC 7383 fragmentation: negotiated or not, reassembly buffers, counters.
@@ -294,6 +297,7 @@ impl IkeSa {
             timers: TimerTable::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            half_open: None,
             dropped: 0,
             frag: frag::FragState::default(),
         }
@@ -339,6 +343,11 @@ impl IkeSa {
         }
         if !self.receive(now, from, to, data) {
             self.dropped += 1;
+        }
+        if self.state == State::Established
+            && let Some(h) = self.half_open.take()
+        {
+            h.authenticated();
         }
     }
 
