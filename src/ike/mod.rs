@@ -19,6 +19,7 @@
 //!   groups are set), hard Child SA lifetime;
 //! * [`ike_rekey`]: CREATE_CHILD_SA — IKE SA rekeys and their collisions;
 //! * [`info`]: INFORMATIONAL (DPD, DELETE);
+//! * [`frag`]: RFC 7383 fragmentation (negotiation flag, limits, the reassembly buffer);
 //! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
 //!
 //! Unauthenticated input never changes an established SA: everything after IKE_SA_INIT must decrypt
