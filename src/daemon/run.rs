@@ -364,6 +364,17 @@ fn send_ike(udp500: &UdpSocket, udp4500: &UdpSocket, tx: &crate::ike::Transmit) 
     }
 }
 
+/// Sends what a spare IKE SA (AWS's second one, or the one it replaced) wants to send: whether it
+/// sent anything, and its next event.
+fn step(sa: &mut IkeSa, udp500: &UdpSocket, udp4500: &UdpSocket) -> (bool, Option<Event>) {
+    let mut sent = false;
+    while let Some(tx) = sa.poll_transmit() {
+        sent = true;
+        send_ike(udp500, udp4500, &tx);
+    }
+    (sent, sa.poll_event())
+}
+
 fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
     match f {
         FailReason::DeletedByPeer => DownReason::DeleteReceived,
@@ -786,30 +797,21 @@ impl Daemon {
     /// Send what AWS's second IKE SA wants to send; once its Child SA is up, move the tunnel to it.
     fn drain_incoming(&mut self, i: usize, now: Instant) {
         loop {
-            let id = self.tunnels[i].id;
             let Some(sa) = self.tunnels[i].incoming.as_mut() else {
                 return;
             };
-            let mut progressed = false;
-            while let Some(tx) = sa.poll_transmit() {
-                progressed = true;
-                send_ike(&self.udp500, &self.udp4500, &tx);
-            }
-            match sa.poll_event() {
-                Some(Event::ChildUp(child)) => {
-                    self.take_over(i, child, now);
-                    return;
-                }
-                Some(Event::Failed(f)) => {
+            match step(sa, &self.udp500, &self.udp4500) {
+                (_, Some(Event::ChildUp(child))) => return self.take_over(i, child, now),
+                (_, Some(Event::Failed(f))) => {
+                    let id = self.tunnels[i].id;
                     tracing::warn!(tunnel = %id, "AWS's new IKE SA failed, keeping ours: {}", f.message());
                 }
-                Some(Event::Closed) => {
+                (_, Some(Event::Closed)) => {
                     self.tunnels[i].incoming = None;
                     return;
                 }
-                Some(_) => {}
-                None if !progressed => return,
-                None => {}
+                (false, None) => return,
+                _ => {}
             }
         }
     }
@@ -839,31 +841,25 @@ impl Daemon {
 
     /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
     fn drain_retiring(&mut self, i: usize) {
+        let id = self.tunnels[i].id;
         loop {
-            let id = self.tunnels[i].id;
             let Some((sa, _)) = self.tunnels[i].retiring.as_mut() else {
                 return;
             };
-            let mut progressed = false;
-            while let Some(tx) = sa.poll_transmit() {
-                progressed = true;
-                send_ike(&self.udp500, &self.udp4500, &tx);
-            }
-            match sa.poll_event() {
-                Some(Event::Closed) => {
+            match step(sa, &self.udp500, &self.udp4500) {
+                (_, Some(Event::Closed)) => {
                     if let Some((_, spis)) = self.tunnels[i].retiring.take() {
                         self.forget_children(i, &spis);
                     }
                     tracing::info!(tunnel = %id, "older IKE SA deleted");
                     return;
                 }
-                Some(Event::ChildDown { inbound, outbound }) => {
+                (_, Some(Event::ChildDown { inbound, outbound })) => {
                     self.shared.sas.remove_inbound(inbound);
                     self.shared.sas.remove_outbound(id, outbound);
                 }
-                Some(_) => {}
-                None if !progressed => return,
-                None => {}
+                (false, None) => return,
+                _ => {}
             }
         }
     }
