@@ -279,6 +279,8 @@ struct Tunnel {
     /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
     /// drop from the data plane once it is gone.
     retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
+    /// The last rekey request of ours logged (IKE SA, message ID), so each is logged once.
+    rekey_logged: Option<(u64, u32)>,
 }
 
 impl Tunnel {
@@ -547,6 +549,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             cfg,
             incoming: None,
             retiring: None,
+            rekey_logged: None,
         }
     });
     let icmp = match RawIcmp::open() {
@@ -886,17 +889,21 @@ impl Daemon {
                 sent = self.observer.sent(i, &tx.data).or(sent);
                 send_ike(&self.udp500, &self.udp4500, &tx);
             }
-            if matches!(sent, Some(HealthEvent::CreateChildSaRequestSent { .. })) {
-                // Who started a rekey is what tells cgwd's rekeys from AWS's in the log.
+            // Who started a rekey is what tells cgwd's rekeys from AWS's in the log: one line per
+            // request (a retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE is a new one).
+            if let Some(r) = sa.in_flight.as_ref() {
                 use crate::ike::message::RequestKind;
-                match sa.in_flight.as_ref().map(|r| r.kind) {
-                    Some(RequestKind::RekeyChild) => {
-                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the Child SA (cgwd initiates)");
-                    }
-                    Some(RequestKind::RekeyIke) => {
-                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the IKE SA (cgwd initiates)");
-                    }
-                    _ => {}
+                let key = (sa.local_spi(), r.msg_id);
+                let what = match r.kind {
+                    RequestKind::RekeyChild => Some("rekeying the Child SA (cgwd initiates)"),
+                    RequestKind::RekeyIke => Some("rekeying the IKE SA (cgwd initiates)"),
+                    _ => None,
+                };
+                if let Some(what) = what
+                    && self.tunnels[i].rekey_logged != Some(key)
+                {
+                    self.tunnels[i].rekey_logged = Some(key);
+                    tracing::info!(tunnel = %self.tunnels[i].id, "{what}");
                 }
             }
             let ev = sa.poll_event();
