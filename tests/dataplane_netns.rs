@@ -533,3 +533,174 @@ fn two_tunnels_follow_the_active_switch() {
     // r2: 3 pings to its inside address + 3 LAN pings after the switch.
     assert_eq!(counter(&r2, "rx_esp"), 6, "r2: {r2}");
 }
+
+/// IPv6 inside the tunnel (ESP next header 41), cgwd <-> cgwd with manual keys:
+///
+/// ```text
+///  lanA fd00:1::2 ── fd00:1::1 [left: cgwd0 fd00:1:0:ff::2] ══ESP══ [right: cgwd0 fd00:1:0:ff::1]
+///        fd00:2::1 ── fd00:2::2 lanB
+/// ```
+///
+/// Ping and iperf3 TCP over IPv6 (forwarded from the LAN, and sent by the gateway itself, whose
+/// TCP reaches the TUN as GSO_TCPV6 super-packets), MSS clamped for IPv6, an oversize packet answered
+/// with ICMPv6 "packet too big" carrying the tunnel MTU, and the left gateway's IPv6 selector
+/// (fd00:1::/48 local) refusing a packet for fd00:9::1.
+#[test]
+fn ipv6_ping_tcp_packet_too_big_and_selectors() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut lab = Lab::new(format!("v6-{}", std::process::id()));
+    let addrs = [
+        ("lana", "eth", "fd00:1::2/64"),
+        ("left", "lan", "fd00:1::1/64"),
+        ("lanb", "eth", "fd00:2::2/64"),
+        ("right", "lan", "fd00:2::1/64"),
+    ];
+    for (role, dev, addr) in addrs {
+        lab.must(role, &["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    lab.must(
+        "lana",
+        &["ip", "-6", "route", "add", "default", "via", "fd00:1::1"],
+    );
+    lab.must(
+        "lanb",
+        &["ip", "-6", "route", "add", "default", "via", "fd00:2::1"],
+    );
+    for gw in ["left", "right"] {
+        lab.must(gw, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    }
+    let case = Case {
+        name: "v6",
+        encryption: "AES128-GCM-16",
+        integrity: None,
+        key_len: 20,
+        clear_df_bit: false,
+    };
+    let (k1, k2) = (key(20, 7), key(20, 77));
+    let left = config(
+        &case,
+        "169.254.10.2",
+        "169.254.10.1",
+        "192.0.2.1",
+        "192.0.2.2",
+        (0x1001, 0x2002),
+        (&k1, &k2),
+        "10.2.0.0/24",
+    ) + "inside_address6 = \"fd00:1:0:ff::2/126\"\npeer_inside6 = \"fd00:1:0:ff::1\"\nlocal_ts6 = \"fd00:1::/48\"\n";
+    let right = config(
+        &case,
+        "169.254.10.1",
+        "169.254.10.2",
+        "192.0.2.2",
+        "192.0.2.1",
+        (0x2002, 0x1001),
+        (&k2, &k1),
+        "10.1.0.0/24",
+    ) + "inside_address6 = \"fd00:1:0:ff::1/126\"\npeer_inside6 = \"fd00:1:0:ff::2\"\n";
+    lab.gateway("left", &left);
+    lab.gateway("right", &right);
+    lab.must(
+        "left",
+        &["ip", "-6", "route", "add", "fd00:2::/64", "dev", "cgwd0"],
+    );
+    for net in ["fd00:1::/64", "fd00:9::/64"] {
+        lab.must("right", &["ip", "-6", "route", "add", net, "dev", "cgwd0"]);
+    }
+
+    let ping = |lab: &Lab, ns: &str, args: &[&str]| -> (bool, String) {
+        let mut full = vec!["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2"];
+        full.extend_from_slice(args);
+        let out = lab.exec(ns, &full);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success() && text.contains(" 0% packet loss"), text)
+    };
+    let (ok, text) = ping(&lab, "lana", &["fd00:2::2"]);
+    assert!(ok, "IPv6 ping across the tunnel: {text}");
+    let (ok, text) = ping(&lab, "left", &["fd00:1:0:ff::1"]);
+    assert!(ok, "IPv6 ping to the peer's inside address: {text}");
+    // Exactly the tunnel MTU (1400 = 40 + 8 + 1352) goes through.
+    let (ok, text) = ping(&lab, "lana", &["-s", "1352", "-M", "do", "fd00:2::2"]);
+    assert!(ok, "1400-byte IPv6 ping: {text}");
+    // 1500 octets: the gateway answers "packet too big", mtu 1400 (no fragmentation for IPv6).
+    let out = lab.exec(
+        "lana",
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-s",
+            "1452",
+            "-M",
+            "do",
+            "fd00:2::2",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "oversize IPv6 ping must fail: {text}");
+    assert!(
+        text.contains("mtu=1400") || text.contains("mtu = 1400"),
+        "no packet too big: {text}"
+    );
+    // The host learnt the path MTU from it.
+    let route = lab.exec("lana", &["ip", "-6", "route", "get", "fd00:2::2"]);
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(route.contains("mtu 1400"), "PMTU not learnt: {route}");
+
+    // Outside the left gateway's IPv6 selector: sealed by the right gateway, dropped by the left.
+    let (ok, text) = ping(&lab, "lanb", &["fd00:9::1"]);
+    assert!(!ok, "a packet outside the selector got an answer: {text}");
+
+    if have("iperf3") {
+        for (client, secs) in [("lana", "2"), ("left", "1")] {
+            let server = lab.ns("lanb");
+            let mut srv = Command::new("ip")
+                .args(["netns", "exec", &server, "iperf3", "-s", "-1", "-B", "fd00:2::2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            let out = lab.exec(client, &["iperf3", "-6", "-c", "fd00:2::2", "-t", secs, "-J"]);
+            let _ = srv.kill();
+            let _ = srv.wait();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 -J output");
+            let bytes = json["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+            assert!(
+                bytes > 0,
+                "IPv6 iperf3 from {client} moved nothing: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            println!("v6: iperf3 from {client} moved {bytes} bytes in {secs} s");
+        }
+    } else {
+        println!("iperf3 not installed: TCP part skipped");
+    }
+
+    let logs = lab.stop_gateways();
+    let log = |name: &str| logs.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let (left, right) = (log("left"), log("right"));
+    assert!(counter(&left, "tx_icmp6_packet_too_big") >= 1, "{left}");
+    assert!(counter(&left, "selector_mismatch") >= 3, "{left}");
+    assert_eq!(counter(&right, "selector_mismatch"), 0, "{right}");
+    assert!(counter(&left, "rx_esp") >= 9, "{left}");
+    if have("iperf3") {
+        assert!(
+            counter(&left, "mss_clamped") >= 1,
+            "IPv6 SYNs not clamped: {left}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use super::packet::clamp_mss;
+use super::packet::{clamp_mss, mss_for};
 use super::{DataplaneConfig, IkeDatagram, Shared};
 use crate::esp::SaReader;
 use crate::io::clock::{self, RateLimit};
@@ -116,7 +116,7 @@ impl RxWorker {
                         stats.rx_esp.fetch_add(1, Relaxed);
                         let inner = &mut seg[opened.inner];
                         if let Some(mss) = self.config.tcp_mss
-                            && clamp_mss(inner, mss)
+                            && clamp_mss(inner, mss_for(inner, mss))
                         {
                             stats.mss_clamped.fetch_add(1, Relaxed);
                         }

@@ -20,6 +20,10 @@
 //! integrity_key_out = "hex"        # CBC only
 //! integrity_key_in = "hex"
 //! routes = ["10.2.0.0/24"]
+//! inside_address6 = "fd00:10::2/126"  # optional: IPv6 inside too (the SA then carries IPv6)
+//! peer_inside6 = "fd00:10::1"      # optional
+//! local_ts6 = "fd00:1::/64"        # optional IPv6 selectors (default ::/0 once IPv6 is on);
+//! remote_ts6 = "fd00:2::/64"       #   IPv6 routes are the caller's (`ip -6 route ... dev cgwd0`)
 //! tcp_mss = 1379                   # optional
 //! clear_df_bit = false
 //! offload = true
@@ -37,7 +41,7 @@
 //! Tunnel 1 starts active; SIGUSR1 switches the active tunnel (what the failover manager will do),
 //! so tests can exercise tunnel selection without IKE.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,7 +55,7 @@ use crate::esp::SaTable;
 use crate::io::route;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
-use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector, TunnelId};
+use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId};
 use crate::secret::Secret;
 use crate::suite::{Encryption, Integrity};
 
@@ -104,6 +108,10 @@ pub struct StaticConfig {
     pub integrity_key_in: String,
     #[serde(default)]
     pub routes: Vec<String>,
+    pub inside_address6: Option<String>,
+    pub peer_inside6: Option<Ipv6Addr>,
+    pub local_ts6: Option<String>,
+    pub remote_ts6: Option<String>,
     pub tcp_mss: Option<u16>,
     #[serde(default)]
     pub clear_df_bit: bool,
@@ -155,6 +163,16 @@ fn hex(s: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(bytes))
 }
 
+/// `x:y::z/n`.
+fn prefix6(s: &str) -> anyhow::Result<(Ipv6Addr, u8)> {
+    let (a, n) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
+    let n: u8 = n.parse().context("bad prefix length")?;
+    if n > 128 {
+        bail!("prefix length {n} > 128");
+    }
+    Ok((a.parse().context("bad IPv6 address")?, n))
+}
+
 /// `a.b.c.d/n`.
 fn prefix(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     let (a, n) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
@@ -169,6 +187,25 @@ impl StaticConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Our and the peer's selectors: IPv4 any, plus IPv6 when any IPv6 setting is present.
+    fn selectors(&self) -> anyhow::Result<(TrafficSelector, TrafficSelector)> {
+        let ipv6 = self.inside_address6.is_some() || self.local_ts6.is_some() || self.remote_ts6.is_some();
+        if !ipv6 {
+            return Ok((TrafficSelector::ANY, TrafficSelector::ANY));
+        }
+        let range = |p: &Option<String>| -> anyhow::Result<Ipv6Range> {
+            match p {
+                Some(p) => prefix6(p).map(|(a, n)| Ipv6Range::prefix(a, n)),
+                None => Ok(Ipv6Range::ALL),
+            }
+        };
+        let with = |r| TrafficSelector {
+            v6: Some(r),
+            ..TrafficSelector::ANY
+        };
+        Ok((with(range(&self.local_ts6)?), with(range(&self.remote_ts6)?)))
     }
 
     /// The Child SA of tunnel 1.
@@ -227,12 +264,13 @@ impl StaticConfig {
                 integrity_key: hex(ikey)?,
             })
         };
+        let (local_ts, remote_ts) = self.selectors()?;
         Ok(ChildSa {
             tunnel,
             inbound: keys(spi_in, key_in, ikey_in)?,
             outbound: keys(spi_out, key_out, ikey_out)?,
-            local_ts: TrafficSelector::ANY,
-            remote_ts: TrafficSelector::ANY,
+            local_ts,
+            remote_ts,
             pfs: None,
             local: SocketAddr::V4(self.local),
             remote: SocketAddr::V4(peer),
@@ -291,6 +329,12 @@ fn run(path: &Path) -> anyhow::Result<()> {
         })
         .with_context(|| format!("creating TUN {}", cfg.tun))?,
     );
+    if let Some(a) = &cfg.inside_address6 {
+        let (addr, len) = prefix6(a)?;
+        tun.add_address_v6(addr, len)
+            .with_context(|| format!("IPv6 address {a} on {}", cfg.tun))?;
+    }
+    shared.set_aws_inside_v6(TunnelId::One, cfg.peer_inside6);
     let if_index = tun.if_index().context("TUN interface index")?;
     for &(dst, len) in &routes {
         route::add_route(dst, len, if_index).with_context(|| format!("route {dst}/{len}"))?;
@@ -417,6 +461,22 @@ routes = ["10.2.0.0/24"]
         let table = SaTable::new();
         table.install(&cfg.child_sa().unwrap()).unwrap();
         table.install(&two).unwrap();
+    }
+
+    #[test]
+    fn ipv6_settings_add_ipv6_selectors() {
+        let cfg: StaticConfig = toml::from_str(SAMPLE).unwrap();
+        assert_eq!(cfg.child_sa().unwrap().local_ts, TrafficSelector::ANY);
+        let text = format!("{SAMPLE}inside_address6 = \"fd00:10::2/126\"\nremote_ts6 = \"fd00:2::/64\"\n");
+        let cfg: StaticConfig = toml::from_str(&text).unwrap();
+        let child = cfg.child_sa().unwrap();
+        assert_eq!(child.local_ts, TrafficSelector::ANY_DUAL);
+        let remote = child.remote_ts.v6.unwrap();
+        assert!(remote.contains("fd00:2::9".parse().unwrap()));
+        assert!(!remote.contains("fd00:3::9".parse().unwrap()));
+        assert!(child.remote_ts.contains("10.9.9.9".parse().unwrap()));
+        assert!(prefix6("fd00::/129").is_err());
+        assert!(prefix6("10.0.0.0/8").is_err());
     }
 
     #[test]

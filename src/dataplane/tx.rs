@@ -3,13 +3,17 @@
 //! as few UDP GSO calls as possible (scatter-gather: no copy of the sealed packets).
 
 use std::io::{self, IoSlice};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
-use super::packet::{clamp_mss, clear_df, flow_hash, fragment, icmp_frag_needed, ipv4_destination, ipv4_df};
-use super::{DataplaneConfig, POLL_INTERVAL, Shared};
+use super::packet::{
+    IPV6_MIN_MTU, clamp_mss, clear_df, destination, flow_hash, fragment, icmp_frag_needed,
+    icmpv6_packet_too_big, ipv4_df, ipv6_tunnelable, mss_for,
+};
+use super::{DataplaneConfig, DataplaneStats, POLL_INTERVAL, Shared};
 use crate::esp::{MAX_HEADROOM, MAX_TAILROOM, SaReader, SealError};
 use crate::io::clock;
 use crate::io::tun::{IDEAL_BATCH_SIZE, Tun, TunReadBatch};
@@ -38,6 +42,50 @@ struct SealedRef {
     range: Range<usize>,
 }
 
+/// ICMP errors we generate (IPv4 "fragmentation needed", ICMPv6 "packet too big"): a token bucket
+/// of this many, refilled at [`ICMP_ERRORS_PER_SECOND`] (RFC 4443 §2.4 (f) asks for a limit; a
+/// flood of oversize packets must not turn into a flood of errors on the LAN).
+const ICMP_BURST: u32 = 20;
+const ICMP_ERRORS_PER_SECOND: u32 = 100;
+
+/// Token bucket for generated ICMP errors.
+#[derive(Debug)]
+pub struct IcmpBudget {
+    tokens: u32,
+    last: Option<Instant>,
+}
+
+impl IcmpBudget {
+    pub fn new() -> Self {
+        IcmpBudget {
+            tokens: ICMP_BURST,
+            last: None,
+        }
+    }
+
+    /// Takes one token if there is one, refilling for the time since the last refill.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let last = *self.last.get_or_insert(now);
+        let step = Duration::from_secs(1) / ICMP_ERRORS_PER_SECOND;
+        let earned = now.saturating_duration_since(last).as_nanos() / step.as_nanos();
+        if earned > 0 {
+            self.tokens = (u128::from(self.tokens) + earned).min(u128::from(ICMP_BURST)) as u32;
+            self.last = Some(last + step * earned.min(u128::from(u32::MAX)) as u32);
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+impl Default for IcmpBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub struct TxWorker {
     config: DataplaneConfig,
     tun: Arc<Tun>,
@@ -48,6 +96,7 @@ pub struct TxWorker {
     fragments: Vec<Vec<u8>>,
     sealed: Vec<SealedRef>,
     last_sent: [Option<Instant>; 2],
+    icmp_budget: IcmpBudget,
 }
 
 impl TxWorker {
@@ -61,6 +110,7 @@ impl TxWorker {
             fragments: (0..FRAGMENT_BUFS).map(|_| vec![0u8; frag_len]).collect(),
             sealed: Vec::with_capacity(MAX_PER_BATCH),
             last_sent: [None; 2],
+            icmp_budget: IcmpBudget::new(),
             config,
             tun,
             udp,
@@ -70,12 +120,16 @@ impl TxWorker {
 
     pub fn run(mut self) {
         let mut error_log = clock::RateLimit::new(std::time::Duration::from_secs(5));
+        // Whether the last read found the queue empty: the next packet then starts a burst (or is a
+        // lone ping) and goes out at once, without one more read looking for company.
+        let mut was_idle = true;
         while !self.shared.stopping() {
             let n = match self.tun.read_batch(&mut self.batch) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Idle: wait for the next packet (or the stop flag), send keepalives meanwhile.
+                    was_idle = true;
                     if let Err(e) = self.tun.wait_readable(POLL_INTERVAL) {
                         self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
                         if error_log.check(clock::now()).is_some() {
@@ -98,7 +152,15 @@ impl TxWorker {
                     continue;
                 }
             };
-            let n = self.gather(n, &mut error_log);
+            // Latency: after an idle wait, send what the wake-up brought right away (a read finding
+            // nothing costs a syscall on every ping's path). Under load the queue never empties, so
+            // batches still fill up to one GSO send.
+            let n = if was_idle {
+                n
+            } else {
+                self.gather(n, &mut error_log)
+            };
+            was_idle = false;
             self.process(n);
             let now = clock::now();
             self.send(now);
@@ -139,33 +201,62 @@ impl TxWorker {
         for i in 0..n {
             let len = self.batch.size(i);
             let pkt = self.batch.packet_mut(i);
-            // AWS tunnels carry IPv4 inside (the selectors are IPv4): IPv6 (router solicitations
-            // on the TUN's link-local address) would only be dropped by the peer.
-            let Some(dst) = ipv4_destination(pkt) else {
-                stats.tx_not_ipv4.fetch_add(1, Relaxed);
+            let Some(dst) = destination(pkt) else {
+                stats.tx_not_ip.fetch_add(1, Relaxed);
                 continue;
             };
-            let Some(tunnel) = self.shared.route(Some(dst), mode, flow_hash(pkt)) else {
+            // The kernel's own IPv6 chatter on the TUN (router solicitations, MLD to ff02::) and
+            // link-local traffic never belong in a tunnel.
+            if let IpAddr::V6(d) = dst
+                && !ipv6_tunnelable(d)
+            {
+                stats.tx_not_tunnelable.fetch_add(1, Relaxed);
+                continue;
+            }
+            let Some(tunnel) = self.shared.route(dst, mode, flow_hash(pkt)) else {
                 stats.tx_no_tunnel.fetch_add(1, Relaxed);
                 continue;
             };
             if let Some(mss) = self.config.tcp_mss
-                && clamp_mss(pkt, mss)
+                && clamp_mss(pkt, mss_for(pkt, mss))
             {
                 stats.mss_clamped.fetch_add(1, Relaxed);
             }
             if len > tunnel_mtu {
-                if ipv4_df(pkt) && !self.config.clear_df_bit {
-                    let mut icmp = [0u8; 128];
-                    if let Some(m) =
-                        icmp_frag_needed(pkt, self.config.tunnel_mtu, self.config.icmp_source, &mut icmp)
-                    {
-                        stats.tx_icmp_frag_needed.fetch_add(1, Relaxed);
-                        if self.tun.write_one(&icmp[..m]).is_err() {
-                            stats.tun_write_errors.fetch_add(1, Relaxed);
+                match dst {
+                    // Routers never fragment IPv6 (RFC 8200 §5): the sender learns the MTU.
+                    IpAddr::V6(d) => {
+                        let source = self.shared.aws_inside_v6(tunnel).unwrap_or(d);
+                        let mut icmp = [0u8; IPV6_MIN_MTU];
+                        if let Some(m) =
+                            icmpv6_packet_too_big(pkt, u32::from(self.config.tunnel_mtu), source, &mut icmp)
+                        {
+                            send_icmp_error(
+                                &self.tun,
+                                &mut self.icmp_budget,
+                                stats,
+                                &icmp[..m],
+                                &stats.tx_icmp6_packet_too_big,
+                            );
                         }
+                        continue;
                     }
-                    continue;
+                    IpAddr::V4(_) if ipv4_df(pkt) && !self.config.clear_df_bit => {
+                        let mut icmp = [0u8; 128];
+                        if let Some(m) =
+                            icmp_frag_needed(pkt, self.config.tunnel_mtu, self.config.icmp_source, &mut icmp)
+                        {
+                            send_icmp_error(
+                                &self.tun,
+                                &mut self.icmp_budget,
+                                stats,
+                                &icmp[..m],
+                                &stats.tx_icmp_frag_needed,
+                            );
+                        }
+                        continue;
+                    }
+                    IpAddr::V4(_) => {}
                 }
                 clear_df(pkt);
                 stats.tx_fragmented.fetch_add(1, Relaxed);
@@ -271,4 +362,41 @@ fn count_seal_error(shared: &Shared, e: SealError) {
         SealError::NoSa => stats.tx_no_sa.fetch_add(1, Relaxed),
         _ => stats.tx_seal_errors.fetch_add(1, Relaxed),
     };
+}
+
+/// Writes a generated ICMP error back into the TUN if the budget allows, counting it in `counter`.
+fn send_icmp_error(
+    tun: &Tun,
+    budget: &mut IcmpBudget,
+    stats: &DataplaneStats,
+    packet: &[u8],
+    counter: &AtomicU64,
+) {
+    if !budget.take(clock::now()) {
+        stats.tx_icmp_rate_limited.fetch_add(1, Relaxed);
+        return;
+    }
+    counter.fetch_add(1, Relaxed);
+    if tun.write_one(packet).is_err() {
+        stats.tun_write_errors.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_budget_allows_a_burst_then_the_refill_rate() {
+        let t0 = clock::now();
+        let mut b = IcmpBudget::new();
+        let burst = (0..100).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, ICMP_BURST as usize);
+        // 50 ms later: 5 more at 100 per second.
+        let t1 = t0 + Duration::from_millis(50);
+        assert_eq!((0..100).filter(|_| b.take(t1)).count(), 5);
+        // Long idle refills to the burst size, no more.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!((0..100).filter(|_| b.take(t2)).count(), ICMP_BURST as usize);
+    }
 }

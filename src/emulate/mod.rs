@@ -76,8 +76,10 @@ pub fn aws_ike_config(
         remote_ports: Ports::default(),
         retransmit: RetransmitConfig::default(),
         cookie_secret: None,
+        cookies: None,
         initial_contact: true,
         selection: Selection::Lowest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

@@ -6,11 +6,12 @@
 //! each get unique sequence numbers (and so unique GCM nonces). The inbound replay window has one
 //! writer, the RX thread (see [`crate::esp::replay`]).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::crypto::cipher::{Cipher, CipherError};
+use crate::dataplane::packet::ipv6_upper_protocol;
 use crate::sa::{EspKeys, EspSpi, TrafficSelector, TunnelId};
 use crate::wire::esp::{EspPacket, HEADER_LEN};
 
@@ -250,10 +251,6 @@ impl std::fmt::Debug for InboundSa {
     }
 }
 
-fn selector_contains(ts: &TrafficSelector, addr: Ipv4Addr) -> bool {
-    ts.start <= addr && addr <= ts.end
-}
-
 impl InboundSa {
     pub fn new(
         tunnel: TunnelId,
@@ -355,6 +352,20 @@ impl InboundSa {
         })
     }
 
+    /// The packet came from inside the peer's selector and goes inside ours (RFC 4301 §5.2 step 4).
+    fn check_selectors(&self, src: IpAddr, dst: IpAddr, protocol: u8) -> Result<(), DropReason> {
+        let (remote, local) = (&self.remote_ts, &self.local_ts);
+        if remote.contains(src)
+            && local.contains(dst)
+            && remote.allows_protocol(protocol)
+            && local.allows_protocol(protocol)
+        {
+            Ok(())
+        } else {
+            Err(DropReason::SelectorMismatch)
+        }
+    }
+
     /// Validates the inner IP header and the selectors; returns the inner packet's own length.
     fn check_inner(&self, inner: &[u8], next_header: u8) -> Result<usize, DropReason> {
         match next_header {
@@ -369,14 +380,7 @@ impl InboundSa {
                 }
                 let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
                 let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-                let proto_ok = |ts: &TrafficSelector| ts.protocol == 0 || ts.protocol == inner[9];
-                if !(selector_contains(&self.remote_ts, src)
-                    && selector_contains(&self.local_ts, dst)
-                    && proto_ok(&self.remote_ts)
-                    && proto_ok(&self.local_ts))
-                {
-                    return Err(DropReason::SelectorMismatch);
-                }
+                self.check_selectors(src.into(), dst.into(), inner[9])?;
                 Ok(total)
             }
             NEXT_HEADER_IPV6 => {
@@ -387,9 +391,16 @@ impl InboundSa {
                 if total > inner.len() {
                     return Err(DropReason::BadInnerPacket);
                 }
-                // Child SA selectors are IPv4-only (crate::sa::TrafficSelector): no IPv6 packet
-                // can match them.
-                Err(DropReason::SelectorMismatch)
+                let addr = |at: usize| {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(&inner[at..at + 16]);
+                    Ipv6Addr::from(a)
+                };
+                // The protocol a selector names is the upper layer, after any extension headers
+                // (RFC 4301 §4.4.1.1 "Next Layer Protocol"); unparsable chains match only "any".
+                let protocol = ipv6_upper_protocol(&inner[..total]).unwrap_or(NEXT_HEADER_NONE);
+                self.check_selectors(addr(8).into(), addr(24).into(), protocol)?;
+                Ok(total)
             }
             NEXT_HEADER_NONE => Err(DropReason::DummyPacket),
             _ => Err(DropReason::BadNextHeader),

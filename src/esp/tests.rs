@@ -1,6 +1,6 @@
 //! Data-plane tests: two real SA tables facing each other (ours and the peer's), no mocks.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::crypto::cipher::Cipher;
-use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector, TunnelId};
+use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId};
 use crate::secret::Secret;
 use crate::suite::{Encryption, Integrity};
 
@@ -485,6 +485,91 @@ fn selectors_are_enforced() {
         open(Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(192, 0, 2, 1)),
         Err(DropReason::SelectorMismatch)
     );
+}
+
+/// An IPv6 packet of `len` octets (UDP, or `protocol` behind a destination-options header).
+fn inner_v6(len: usize, src: &str, dst: &str, protocol: u8, dest_opts: bool) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+    p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+    if dest_opts {
+        p[6] = 60;
+        p[40] = protocol;
+    } else {
+        p[6] = protocol;
+    }
+    p
+}
+
+#[test]
+fn ipv6_inner_packets_open_against_ipv6_selectors() {
+    let k = keys(0x44, Encryption::Aes128Gcm16, None, 5);
+    let mut seq = 0;
+    // Padding 1, 2, pad length 2, next header: the IP version of `inner`.
+    let mut open = |sa: &InboundSa, inner: Vec<u8>| {
+        seq += 1;
+        let next_header = if inner[0] >> 4 == 6 { 41 } else { 4 };
+        let pt = [inner, vec![1, 2, 2, next_header]].concat();
+        sa.open(&mut handmade(&k, seq, &pt))
+    };
+    let udp = |src: &str, dst: &str| inner_v6(60, src, dst, 17, false);
+
+    // IPv4-only selectors (AWS's default, and everything before IPv6): IPv6 never matches.
+    let v4_only = inbound_for(&k, TrafficSelector::ANY, TrafficSelector::ANY);
+    assert_eq!(
+        open(&v4_only, udp("fd00:2::1", "fd00:1::1")),
+        Err(DropReason::SelectorMismatch)
+    );
+
+    // Packets we receive come from the VPC (remote, fd00:2::/64) to the LAN (local, fd00:1::/64).
+    let range = |p: &str| Ipv6Range::prefix(p.parse().unwrap(), 64);
+    let lan = TrafficSelector {
+        v6: Some(range("fd00:1::")),
+        ..TrafficSelector::ANY_V6
+    };
+    let vpc = TrafficSelector {
+        v6: Some(range("fd00:2::")),
+        ..TrafficSelector::ANY_V6
+    };
+    let sa = inbound_for(&k, lan, vpc);
+    let opened = open(&sa, udp("fd00:2::1", "fd00:1::1")).unwrap();
+    assert_eq!(opened.next_header, 41);
+    assert_eq!(opened.inner.len(), 60);
+    assert_eq!(
+        open(&sa, udp("fd00:3::1", "fd00:1::1")),
+        Err(DropReason::SelectorMismatch)
+    );
+    assert_eq!(
+        open(&sa, udp("fd00:2::1", "2001:db8::1")),
+        Err(DropReason::SelectorMismatch)
+    );
+    // An IPv6-only selector lets no IPv4 through.
+    assert_eq!(
+        open(
+            &sa,
+            inner_v4(28, Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 0, 0, 9))
+        ),
+        Err(DropReason::SelectorMismatch)
+    );
+
+    // A protocol selector names the upper layer, found behind extension headers.
+    let tcp_only = TrafficSelector {
+        protocol: 6,
+        ..TrafficSelector::ANY_V6
+    };
+    let sa = inbound_for(&k, TrafficSelector::ANY_V6, tcp_only);
+    assert!(open(&sa, inner_v6(68, "fd00:2::1", "fd00:1::1", 6, true)).is_ok());
+    assert_eq!(
+        open(&sa, inner_v6(68, "fd00:2::1", "fd00:1::1", 17, true)),
+        Err(DropReason::SelectorMismatch)
+    );
+    // Truncated: the payload length claims more than arrived.
+    let mut short = udp("fd00:2::1", "fd00:1::1");
+    short[5] = 200;
+    assert_eq!(open(&sa, short), Err(DropReason::BadInnerPacket));
 }
 
 #[test]

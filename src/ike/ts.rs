@@ -27,6 +27,7 @@ pub fn from_wire(ts: &TsRepr) -> Option<TrafficSelector> {
                 protocol: ts.protocol,
                 start_port: ts.start_port,
                 end_port: ts.end_port,
+                v6: None,
             })
         }
         _ => None,
@@ -50,6 +51,7 @@ pub fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSele
         protocol,
         start_port,
         end_port,
+        v6: None,
     })
 }
 

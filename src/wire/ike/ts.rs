@@ -127,6 +127,7 @@ impl TryFrom<TsRepr> for TrafficSelector {
                 protocol: ts.protocol,
                 start_port: ts.start_port,
                 end_port: ts.end_port,
+                v6: None,
             }),
             TsAddresses::V6 { .. } => Err(ts),
         }
