@@ -7,9 +7,10 @@
 //!    each side starts Child and IKE rekeys. Counted from cgwd's log and charon's (≥ 2 of each kind
 //!    per side), 0 pings lost, and charon and `cgwd status` agree on the one Child SA at the end.
 //! 2. `rekey_collisions_lose_nothing`: identical rekey times, no fuzz, and both sides' CREATE_CHILD_SA
-//!    requests held back until both have sent theirs (IKE blocked with nftables; this kernel has
-//!    no netem): charon reports a CHILD_SA rekey collision, 0 pings lost, one Child SA with the
-//!    same SPIs on both sides.
+//!    requests held back until both have sent theirs, then let through one way and then the
+//!    other (IKE blocked with nftables; this kernel has no netem to delay them): charon reports a
+//!    CHILD_SA rekey collision on each tunnel and an IKE_SA one, cgwd too, 0 pings lost, no tunnel
+//!    down, one Child SA with the same SPIs on both sides.
 //! 3. `aws_opening_a_second_ike_sa_replaces_the_first`: charon (`swanctl --initiate`) starts a new
 //!    IKE SA while cgwd's is established → cgwd answers, moves the tunnel to it and deletes the old
 //!    one: one IKE SA per tunnel on both sides, no ping lost.
@@ -48,14 +49,17 @@ fn setup(tag: char, name: &str) -> Option<(Topology, PathBuf)> {
 
 const LAB: &str = "[lab]\nallow_short_lifetimes = true\n";
 
-/// charon negotiating ECP-521, the group cgwd proposes first, for the IKE SA. WORKAROUND, to drop
-/// once main has the fix: cgwd's IKE SA rekey ignores the group an INVALID_KE_PAYLOAD asks for and
-/// retries with ECP-521 until the IKE SA expires (seen here against charon's ECP-256-only
-/// proposal); the helper working on src/ike fixes that (`ike_rekey_group`).
-fn ike_group_cgwd_proposes(conf: String) -> String {
+/// charon taking the DH groups cgwd proposes first (ECP-521) for the IKE SA and PFS: otherwise
+/// cgwd's first rekey of each kind draws an INVALID_KE_PAYLOAD and is retried with charon's group
+/// (exercised by `both_sides_rekey_under_traffic`), and a refused request is no collision.
+fn groups_cgwd_proposes_first(conf: &str) -> String {
     conf.replace(
         "proposals = aes256gcm16-prfsha256-ecp256",
         "proposals = aes256gcm16-prfsha256-ecp521",
+    )
+    .replace(
+        "esp_proposals = aes256gcm16-ecp256",
+        "esp_proposals = aes256gcm16-ecp521",
     )
 }
 
@@ -113,7 +117,6 @@ fn both_sides_rekey_under_traffic() {
     // cgwd: IKE 60 s, Child 20 s, margin 5 s, fuzz 100 %: Child rekeys at 10-15 s, IKE at 50-55 s.
     let config = lab_config(&dir, 60, 20, 5, 100);
     let charons = start_charons(&topo, &dir, |i, conf| {
-        let conf = ike_group_cgwd_proposes(conf);
         if i == 0 {
             // Tunnel 1: charon rekeys the Child SA first (8 s), cgwd the IKE SA (charon 70 s).
             with_lifetimes(
@@ -206,13 +209,8 @@ fn rekey_collisions_lose_nothing() {
     let started = cgwd::io::clock::now();
     // The same rekey times on both sides and no randomness: Child SAs at 15 s, IKE SAs at 35 s.
     let config = lab_config(&dir, 40, 20, 5, 0);
-    // charon takes cgwd's first PFS group too: otherwise cgwd's first Child SA rekey draws an
-    // INVALID_KE_PAYLOAD (retried with charon's group, as test 1 shows), which is no collision.
     let charons = start_charons(&topo, &dir, |_, conf| {
-        let conf = ike_group_cgwd_proposes(conf).replace(
-            "esp_proposals = aes256gcm16-ecp256",
-            "esp_proposals = aes256gcm16-ecp521",
-        );
+        let conf = groups_cgwd_proposes_first(&conf);
         with_lifetimes(
             &conf,
             &["rekey_time = 35s", "over_time = 10s", "rand_time = 0s"],
@@ -319,10 +317,8 @@ fn rekey_collisions_lose_nothing() {
     );
     assert!(collisions.0 >= 1, "no CHILD_SA rekey collision\n{log}");
     assert!(cgwd_child >= 1, "cgwd saw no Child SA rekey collision\n{log}");
-    if cgwd_ike > 0 {
-        // cgwd handles IKE SA rekey collisions itself (RFC 7296 §2.8.2): charon saw one too.
-        assert!(collisions.1 >= 1, "no IKE_SA rekey collision on charon\n{log}");
-    }
+    assert!(collisions.1 >= 1, "no IKE_SA rekey collision on charon\n{log}");
+    assert!(cgwd_ike >= 1, "cgwd saw no IKE SA rekey collision\n{log}");
     assert_eq!(lost_pings, 0, "{log}");
     for sign in ["IKE SA closed", "Child SA down", "outbound tunnel changed"] {
         assert!(
