@@ -109,34 +109,13 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     });
 
     let ifname = format!("cgwe{}", std::process::id() % 100_000);
-    let sock = dir.join("ctl").join("cgwd.sock");
-    let settings = dir.join("cgwd.toml");
     let health = dir.join("health.jsonl");
-    std::fs::write(
-        &settings,
-        format!(
-            "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
-             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n[log]\nhealth = \"{}\"\n",
-            sock.display(),
-            health.display(),
-        ),
-    )
-    .unwrap();
     let config: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let log = std::fs::File::create(dir.join("cgwd.log")).unwrap();
-    let mut daemon = Daemon(
-        Command::new("ip")
-            .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
-            .arg(&config)
-            .arg("--settings")
-            .arg(&settings)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let observability = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n[log]\nhealth = \"{}\"\n",
+        health.display()
     );
+    let CgwdRun { mut daemon, sock, .. } = CgwdRun::start(&topo, &dir, 'e', &config, &observability);
     let cgwd_log = || std::fs::read_to_string(dir.join("cgwd.log")).unwrap_or_default();
 
     // 1. Both tunnels up, routes installed, traffic flows.
