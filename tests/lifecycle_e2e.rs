@@ -17,18 +17,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use cgwd::daemon::status::PhaseState;
-use common::netns::{run, skip_unless_root};
-use common::strongswan::{Charon, Conn, parse_list_sas};
+use common::netns::skip_unless_root;
 use common::two_aws::*;
-
-fn hex_spi(s: &Option<String>) -> Option<u32> {
-    let s = s.as_deref()?;
-    u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
-}
 
 #[test]
 fn rekeys_under_traffic_lose_nothing_and_dpd_recovers() {
@@ -43,79 +37,20 @@ fn rekeys_under_traffic_lose_nothing_and_dpd_recovers() {
     let dir = std::env::temp_dir().join(format!("cgwd-life-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let charons: Vec<Charon> = (0..2)
-        .map(|i| {
-            let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
-            let mut conn = Conn::new(AWS[i], CGW, PSK[i], "aes256gcm16-prfsha256-ecp256", "aes256gcm16-ecp256");
-            conn.dpd_delay_s = 10;
-            // Child SA rekeyed every 20 s (life 30 s), IKE SA every 60 s: AWS-style make-before-break
-            // from the AWS side, as fast as charon allows without overlapping rekeys.
-            let conf = conn
-                .swanctl_conf()
-                .replace(
-                    "reauth_time = 0",
-                    "reauth_time = 0\n        rekey_time = 60s\n        over_time = 10s\n        rand_time = 0s",
-                )
-                .replace(
-                    "start_action = none",
-                    "start_action = none\n                rekey_time = 20s\n                life_time = 30s\n                rand_time = 0s",
-                );
-            let file = dir.join(format!("aws{}", i + 1)).join("swanctl.conf");
-            std::fs::write(&file, conf).unwrap();
-            let file = file.display().to_string();
-            c.swanctl("--load-all", &["--noprompt", "--file", &file]).unwrap();
-            run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
-            run(
-                "ip",
-                &["-n", &topo.aws[i], "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"],
-            )
-            .unwrap();
-            run(
-                "ip",
-                &["-n", &topo.aws[i], "route", "add", CGW_INSIDE_NET[1 - i], "dev", "ipsec0"],
-            )
-            .unwrap();
-            c
-        })
-        .collect();
-
-    let ifname = format!("cgwl{}", std::process::id() % 100_000);
-    let sock = dir.join("ctl").join("cgwd.sock");
-    let settings = dir.join("cgwd.toml");
-    std::fs::write(
-        &settings,
-        format!(
-            "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
-             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
-            sock.display()
-        ),
-    )
-    .unwrap();
+    // Child SA rekeyed every 20 s (life 30 s), IKE SA every 60 s: AWS-style make-before-break from
+    // the AWS side, as fast as charon allows without overlapping rekeys.
+    let charons = start_charons(&topo, &dir, |_, conf| {
+        with_lifetimes(
+            &conf,
+            &["rekey_time = 60s", "over_time = 10s", "rand_time = 0s"],
+            &["rekey_time = 20s", "life_time = 30s", "rand_time = 0s"],
+        )
+    });
     let config: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let log = std::fs::File::create(dir.join("cgwd.log")).unwrap();
-    let daemon = Daemon(
-        Command::new("ip")
-            .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
-            .arg(&config)
-            .arg("--settings")
-            .arg(&settings)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let cgwd_log = || std::fs::read_to_string(dir.join("cgwd.log")).unwrap_or_default();
-    let mut daemon = daemon;
-    wait_for("both tunnels established", Duration::from_secs(20), || {
-        if let Ok(Some(code)) = daemon.0.try_wait() {
-            panic!("cgwd exited with {code}: {}", cgwd_log());
-        }
-        status(&sock).is_some_and(|s| established(&s, 0) && established(&s, 1))
-    });
-    wait_for("probe replies", Duration::from_secs(5), || {
-        status(&sock).is_some_and(|s| s.tunnels.iter().all(|t| t.probe_rtt_ms.is_some()))
-    });
+    let mut cgwd = CgwdRun::start(&topo, &dir, 'l', &config, "");
+    cgwd.wait_both_up();
+    let sock = cgwd.sock.clone();
+    let cgwd_log = || cgwd.log();
 
     // 1. ~90 s of pings every 10 ms across the AWS side's rekeys.
     let count_ups = |log: &str| log.matches("Child SA up (phase 2 up)").count();
@@ -136,25 +71,10 @@ fn rekeys_under_traffic_lose_nothing_and_dpd_recovers() {
     assert!(child_rekeys >= 6, "only {child_rekeys} Child SA rekeys\n{log}");
     assert!(ike_rekeys >= 2, "only {ike_rekeys} IKE SA rekeys\n{log}");
 
-    // Exactly one Child SA per tunnel on charon's side, the one cgwd reports. Not in the middle of
-    // a rekey: wait until charon lists a single Child SA.
+    // Exactly one Child SA per tunnel on charon's side, the one cgwd reports (not in the middle of
+    // a rekey).
     for (i, c) in charons.iter().enumerate() {
-        let mut listed = String::new();
-        wait_for("a single Child SA on charon", Duration::from_secs(10), || {
-            listed = c.list_sas();
-            listed.matches("INSTALLED").count() == 1
-        });
-        let charon_spis = parse_list_sas(&listed).child_spis.expect("charon lists SPIs");
-        let s = status(&sock).unwrap();
-        let t = &s.tunnels[i];
-        assert_eq!(
-            (hex_spi(&t.spi_in), hex_spi(&t.spi_out)),
-            (Some(charon_spis.1), Some(charon_spis.0)),
-            "tunnel {}: cgwd {:?}/{:?}, charon\n{listed}",
-            i + 1,
-            t.spi_in,
-            t.spi_out
-        );
+        assert_one_matching_sa(c, &cgwd, i);
     }
 
     // 2. DPD: AWS goes silent on tunnel 1 → down within the DPD timeout; back when it answers.
@@ -177,7 +97,7 @@ fn rekeys_under_traffic_lose_nothing_and_dpd_recovers() {
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
     );
     assert!(ping.contains(" 0% packet loss"), "{ping}");
-    drop(daemon);
+    drop(cgwd);
     drop(charons);
     let _ = std::fs::remove_dir_all(&dir);
 }

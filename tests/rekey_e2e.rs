@@ -7,9 +7,10 @@
 //!    each side starts Child and IKE rekeys. Counted from cgwd's log and charon's (≥ 2 of each kind
 //!    per side), 0 pings lost, and charon and `cgwd status` agree on the one Child SA at the end.
 //! 2. `rekey_collisions_lose_nothing`: identical rekey times, no fuzz, and both sides' CREATE_CHILD_SA
-//!    requests held back until both have sent theirs (IKE blocked with nftables; this kernel has
-//!    no netem): charon reports a CHILD_SA rekey collision, 0 pings lost, one Child SA with the
-//!    same SPIs on both sides.
+//!    requests held back until both have sent theirs, then let through one way and then the
+//!    other (IKE blocked with nftables; this kernel has no netem to delay them): charon reports a
+//!    CHILD_SA rekey collision on each tunnel and an IKE_SA one, cgwd too, 0 pings lost, no tunnel
+//!    down, one Child SA with the same SPIs on both sides.
 //! 3. `aws_opening_a_second_ike_sa_replaces_the_first`: charon (`swanctl --initiate`) starts a new
 //!    IKE SA while cgwd's is established → cgwd answers, moves the tunnel to it and deletes the old
 //!    one: one IKE SA per tunnel on both sides, no ping lost.
@@ -19,41 +20,46 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::netns::skip_unless_root;
 use common::two_aws::*;
 
-fn needs_root_and_nft() -> bool {
-    if skip_unless_root() {
-        return false;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        println!("SKIPPED: needs nftables");
-        return false;
-    }
-    true
-}
-
-fn test_dir(name: &str) -> std::path::PathBuf {
+fn test_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cgwd-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
+/// The namespaces (letter `tag`) and a scratch directory for a root test; None (the test passes
+/// as SKIPPED) without root or nftables.
+fn setup(tag: char, name: &str) -> Option<(Topology, PathBuf)> {
+    if skip_unless_root() {
+        return None;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        println!("SKIPPED: needs nftables");
+        return None;
+    }
+    Some((Topology::create(tag), test_dir(name)))
+}
+
 const LAB: &str = "[lab]\nallow_short_lifetimes = true\n";
 
-/// charon negotiating ECP-521, the group cgwd proposes first, for the IKE SA. WORKAROUND, to drop
-/// once main has the fix: cgwd's IKE SA rekey ignores the group an INVALID_KE_PAYLOAD asks for and
-/// retries with ECP-521 until the IKE SA expires (seen here against charon's ECP-256-only
-/// proposal); the helper working on src/ike fixes that (`ike_rekey_group`).
-fn ike_group_cgwd_proposes(conf: String) -> String {
+/// charon taking the DH groups cgwd proposes first (ECP-521) for the IKE SA and PFS: otherwise
+/// cgwd's first rekey of each kind draws an INVALID_KE_PAYLOAD and is retried with charon's group
+/// (exercised by `both_sides_rekey_under_traffic`), and a refused request is no collision.
+fn groups_cgwd_proposes_first(conf: &str) -> String {
     conf.replace(
         "proposals = aes256gcm16-prfsha256-ecp256",
         "proposals = aes256gcm16-prfsha256-ecp521",
+    )
+    .replace(
+        "esp_proposals = aes256gcm16-ecp256",
+        "esp_proposals = aes256gcm16-ecp521",
     )
 }
 
@@ -104,16 +110,13 @@ fn check_names_the_lab_switch_and_shows_lab_mode() {
 
 #[test]
 fn both_sides_rekey_under_traffic() {
-    if !needs_root_and_nft() {
+    let Some((topo, dir)) = setup('r', "rekey") else {
         return;
-    }
+    };
     let started = cgwd::io::clock::now();
-    let topo = Topology::create('r');
-    let dir = test_dir("rekey");
     // cgwd: IKE 60 s, Child 20 s, margin 5 s, fuzz 100 %: Child rekeys at 10-15 s, IKE at 50-55 s.
     let config = lab_config(&dir, 60, 20, 5, 100);
     let charons = start_charons(&topo, &dir, |i, conf| {
-        let conf = ike_group_cgwd_proposes(conf);
         if i == 0 {
             // Tunnel 1: charon rekeys the Child SA first (8 s), cgwd the IKE SA (charon 70 s).
             with_lifetimes(
@@ -200,17 +203,16 @@ fn count_since(log: &str, from: usize, what: &str) -> usize {
 
 #[test]
 fn rekey_collisions_lose_nothing() {
-    if !needs_root_and_nft() {
+    let Some((topo, dir)) = setup('x', "collide") else {
         return;
-    }
+    };
     let started = cgwd::io::clock::now();
-    let topo = Topology::create('x');
-    let dir = test_dir("collide");
     // The same rekey times on both sides and no randomness: Child SAs at 15 s, IKE SAs at 35 s.
     let config = lab_config(&dir, 40, 20, 5, 0);
     let charons = start_charons(&topo, &dir, |_, conf| {
+        let conf = groups_cgwd_proposes_first(&conf);
         with_lifetimes(
-            &ike_group_cgwd_proposes(conf),
+            &conf,
             &["rekey_time = 35s", "over_time = 10s", "rand_time = 0s"],
             &["rekey_time = 15s", "life_time = 25s", "rand_time = 0s"],
         )
@@ -294,7 +296,13 @@ fn rekey_collisions_lose_nothing() {
     let mut collisions = (0, 0);
     for (i, c) in charons.iter().enumerate() {
         let clog = c.log();
-        collisions.0 += count_since(&clog, charon_mark[i], "CHILD_SA rekey collision");
+        let child = count_since(&clog, charon_mark[i], "CHILD_SA rekey collision");
+        assert!(
+            child >= 1,
+            "tunnel {}: no CHILD_SA rekey collision on charon\n{clog}",
+            i + 1
+        );
+        collisions.0 += child;
         collisions.1 += count_since(&clog, charon_mark[i], "IKE_SA rekey collision");
     }
     let cgwd_child = log.matches("Child SA rekey collision").count();
@@ -309,10 +317,8 @@ fn rekey_collisions_lose_nothing() {
     );
     assert!(collisions.0 >= 1, "no CHILD_SA rekey collision\n{log}");
     assert!(cgwd_child >= 1, "cgwd saw no Child SA rekey collision\n{log}");
-    if cgwd_ike > 0 {
-        // cgwd handles IKE SA rekey collisions itself (RFC 7296 §2.8.2): charon saw one too.
-        assert!(collisions.1 >= 1, "no IKE_SA rekey collision on charon\n{log}");
-    }
+    assert!(collisions.1 >= 1, "no IKE_SA rekey collision on charon\n{log}");
+    assert!(cgwd_ike >= 1, "cgwd saw no IKE SA rekey collision\n{log}");
     assert_eq!(lost_pings, 0, "{log}");
     for sign in ["IKE SA closed", "Child SA down", "outbound tunnel changed"] {
         assert!(
@@ -343,11 +349,9 @@ fn with_second_connection(conf: &str) -> String {
 
 #[test]
 fn aws_opening_a_second_ike_sa_replaces_the_first() {
-    if !needs_root_and_nft() {
+    let Some((topo, dir)) = setup('n', "second") else {
         return;
-    }
-    let topo = Topology::create('n');
-    let dir = test_dir("second");
+    };
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
     let charons = start_charons(&topo, &dir, |_, conf| with_second_connection(&conf));
     let mut cgwd = CgwdRun::start(&topo, &dir, 'n', &config, "");

@@ -26,7 +26,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::netns::{run, skip_unless_root};
-use common::strongswan::{Charon, Conn};
 use common::two_aws::*;
 
 /// `metrics.listen` inside the cgw namespace (a fresh namespace: the port is free).
@@ -95,79 +94,28 @@ fn cgwd_run_both_tunnels_failover_delete_and_clean_exit() {
     let dir = std::env::temp_dir().join(format!("cgwd-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let charons: Vec<Charon> = (0..2)
-        .map(|i| {
-            let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
-            let mut conn = Conn::new(AWS[i], CGW, PSK[i], "aes256gcm16-prfsha256-ecp256", "aes256gcm16-ecp256");
-            conn.dpd_delay_s = 10;
-            if i == 0 {
-                c.load(&conn).unwrap();
-            } else {
-                // AWS rekeys tunnel 2's Child SA every few seconds: the daemon must install the
-                // new SA and drop the old one without calling the tunnel down.
-                let conf = conn.swanctl_conf().replace(
-                    "start_action = none",
-                    "start_action = none\n                rekey_time = 4s\n                life_time = 12s\n                rand_time = 0s",
-                );
-                let file = dir.join("aws2").join("swanctl.conf");
-                std::fs::write(&file, conf).unwrap();
-                let file = file.display().to_string();
-                c.swanctl("--load-all", &["--noprompt", "--file", &file]).unwrap();
-            }
-            // AWS's inside address, on charon's TUN; the customer side of the /30 is reached
-            // through it (the other tunnel's /30 too: the VPC answers on either tunnel).
-            run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
-            run(
-                "ip",
-                &["-n", &topo.aws[i], "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"],
+    let charons = start_charons(&topo, &dir, |i, conf| {
+        if i == 0 {
+            conf
+        } else {
+            // AWS rekeys tunnel 2's Child SA every few seconds: the daemon must install the new SA
+            // and drop the old one without calling the tunnel down.
+            with_lifetimes(
+                &conf,
+                &[],
+                &["rekey_time = 4s", "life_time = 12s", "rand_time = 0s"],
             )
-            .unwrap();
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &topo.aws[i],
-                    "route",
-                    "add",
-                    CGW_INSIDE_NET[1 - i],
-                    "dev",
-                    "ipsec0",
-                ],
-            )
-            .unwrap();
-            c
-        })
-        .collect();
+        }
+    });
 
     let ifname = format!("cgwe{}", std::process::id() % 100_000);
-    let sock = dir.join("ctl").join("cgwd.sock");
-    let settings = dir.join("cgwd.toml");
     let health = dir.join("health.jsonl");
-    std::fs::write(
-        &settings,
-        format!(
-            "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
-             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n[log]\nhealth = \"{}\"\n",
-            sock.display(),
-            health.display(),
-        ),
-    )
-    .unwrap();
     let config: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let log = std::fs::File::create(dir.join("cgwd.log")).unwrap();
-    let mut daemon = Daemon(
-        Command::new("ip")
-            .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
-            .arg(&config)
-            .arg("--settings")
-            .arg(&settings)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let observability = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n[log]\nhealth = \"{}\"\n",
+        health.display()
     );
+    let CgwdRun { mut daemon, sock, .. } = CgwdRun::start(&topo, &dir, 'e', &config, &observability);
     let cgwd_log = || std::fs::read_to_string(dir.join("cgwd.log")).unwrap_or_default();
 
     // 1. Both tunnels up, routes installed, traffic flows.

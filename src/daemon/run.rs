@@ -279,6 +279,8 @@ struct Tunnel {
     /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
     /// drop from the data plane once it is gone.
     retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
+    /// The last rekey request of ours logged (IKE SA, message ID), so each is logged once.
+    rekey_logged: Option<(u64, u32)>,
 }
 
 impl Tunnel {
@@ -362,6 +364,17 @@ fn send_ike(udp500: &UdpSocket, udp4500: &UdpSocket, tx: &crate::ike::Transmit) 
     if let Err(e) = r {
         tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
     }
+}
+
+/// Sends what a spare IKE SA (AWS's second one, or the one it replaced) wants to send: whether it
+/// sent anything, and its next event.
+fn step(sa: &mut IkeSa, udp500: &UdpSocket, udp4500: &UdpSocket) -> (bool, Option<Event>) {
+    let mut sent = false;
+    while let Some(tx) = sa.poll_transmit() {
+        sent = true;
+        send_ike(udp500, udp4500, &tx);
+    }
+    (sent, sa.poll_event())
 }
 
 fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
@@ -536,6 +549,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             cfg,
             incoming: None,
             retiring: None,
+            rekey_logged: None,
         }
     });
     let icmp = match RawIcmp::open() {
@@ -786,30 +800,21 @@ impl Daemon {
     /// Send what AWS's second IKE SA wants to send; once its Child SA is up, move the tunnel to it.
     fn drain_incoming(&mut self, i: usize, now: Instant) {
         loop {
-            let id = self.tunnels[i].id;
             let Some(sa) = self.tunnels[i].incoming.as_mut() else {
                 return;
             };
-            let mut progressed = false;
-            while let Some(tx) = sa.poll_transmit() {
-                progressed = true;
-                send_ike(&self.udp500, &self.udp4500, &tx);
-            }
-            match sa.poll_event() {
-                Some(Event::ChildUp(child)) => {
-                    self.take_over(i, child, now);
-                    return;
-                }
-                Some(Event::Failed(f)) => {
+            match step(sa, &self.udp500, &self.udp4500) {
+                (_, Some(Event::ChildUp(child))) => return self.take_over(i, child, now),
+                (_, Some(Event::Failed(f))) => {
+                    let id = self.tunnels[i].id;
                     tracing::warn!(tunnel = %id, "AWS's new IKE SA failed, keeping ours: {}", f.message());
                 }
-                Some(Event::Closed) => {
+                (_, Some(Event::Closed)) => {
                     self.tunnels[i].incoming = None;
                     return;
                 }
-                Some(_) => {}
-                None if !progressed => return,
-                None => {}
+                (false, None) => return,
+                _ => {}
             }
         }
     }
@@ -839,31 +844,25 @@ impl Daemon {
 
     /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
     fn drain_retiring(&mut self, i: usize) {
+        let id = self.tunnels[i].id;
         loop {
-            let id = self.tunnels[i].id;
             let Some((sa, _)) = self.tunnels[i].retiring.as_mut() else {
                 return;
             };
-            let mut progressed = false;
-            while let Some(tx) = sa.poll_transmit() {
-                progressed = true;
-                send_ike(&self.udp500, &self.udp4500, &tx);
-            }
-            match sa.poll_event() {
-                Some(Event::Closed) => {
+            match step(sa, &self.udp500, &self.udp4500) {
+                (_, Some(Event::Closed)) => {
                     if let Some((_, spis)) = self.tunnels[i].retiring.take() {
                         self.forget_children(i, &spis);
                     }
                     tracing::info!(tunnel = %id, "older IKE SA deleted");
                     return;
                 }
-                Some(Event::ChildDown { inbound, outbound }) => {
+                (_, Some(Event::ChildDown { inbound, outbound })) => {
                     self.shared.sas.remove_inbound(inbound);
                     self.shared.sas.remove_outbound(id, outbound);
                 }
-                Some(_) => {}
-                None if !progressed => return,
-                None => {}
+                (false, None) => return,
+                _ => {}
             }
         }
     }
@@ -890,17 +889,21 @@ impl Daemon {
                 sent = self.observer.sent(i, &tx.data).or(sent);
                 send_ike(&self.udp500, &self.udp4500, &tx);
             }
-            if matches!(sent, Some(HealthEvent::CreateChildSaRequestSent { .. })) {
-                // Who started a rekey is what tells cgwd's rekeys from AWS's in the log.
+            // Who started a rekey is what tells cgwd's rekeys from AWS's in the log: one line per
+            // request (a retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE is a new one).
+            if let Some(r) = sa.in_flight.as_ref() {
                 use crate::ike::message::RequestKind;
-                match sa.in_flight.as_ref().map(|r| r.kind) {
-                    Some(RequestKind::RekeyChild) => {
-                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the Child SA (cgwd initiates)");
-                    }
-                    Some(RequestKind::RekeyIke) => {
-                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the IKE SA (cgwd initiates)");
-                    }
-                    _ => {}
+                let key = (sa.local_spi(), r.msg_id);
+                let what = match r.kind {
+                    RequestKind::RekeyChild => Some("rekeying the Child SA (cgwd initiates)"),
+                    RequestKind::RekeyIke => Some("rekeying the IKE SA (cgwd initiates)"),
+                    _ => None,
+                };
+                if let Some(what) = what
+                    && self.tunnels[i].rekey_logged != Some(key)
+                {
+                    self.tunnels[i].rekey_logged = Some(key);
+                    tracing::info!(tunnel = %self.tunnels[i].id, "{what}");
                 }
             }
             let ev = sa.poll_event();
