@@ -33,9 +33,9 @@ pub mod tx;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -294,13 +294,6 @@ const WORKER_SLICE: Duration = Duration::from_micros(100);
 /// ping spikes while a compiler ran on both cores). Same priority and CPU share as before; older
 /// kernels refuse or ignore it, which is fine.
 fn prefer_wakeup_latency() {
-    let slice = std::env::var("CGWD_SLICE_US")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(WORKER_SLICE, Duration::from_micros);
-    if slice.is_zero() {
-        return;
-    }
     /// linux/sched/types.h `struct sched_attr`, SCHED_ATTR_SIZE_VER0 (48 bytes).
     #[repr(C)]
     struct SchedAttr {
@@ -323,7 +316,7 @@ fn prefer_wakeup_latency() {
         sched_flags: 0,
         sched_nice: nice,
         sched_priority: 0,
-        sched_runtime: slice.as_nanos() as u64,
+        sched_runtime: WORKER_SLICE.as_nanos() as u64,
         sched_deadline: 0,
         sched_period: 0,
     };
@@ -352,13 +345,19 @@ impl Dataplane {
         shared: Arc<Shared>,
         ike: Option<SyncSender<IkeDatagram>>,
     ) -> io::Result<Self> {
+        let worker = Arc::new(Mutex::new(tx::TxWorker::new(
+            config.clone(),
+            tun.clone(),
+            udp.clone(),
+            shared.clone(),
+        )));
         let tx = {
-            let (config, tun, udp, shared) = (config.clone(), tun.clone(), udp.clone(), shared.clone());
+            let worker = worker.clone();
             std::thread::Builder::new()
                 .name("cgwd-tx".into())
                 .spawn(move || {
                     prefer_wakeup_latency();
-                    tx::TxWorker::new(config, tun, udp, shared).run()
+                    tx::run(worker)
                 })?
         };
         let rx = {
@@ -367,7 +366,7 @@ impl Dataplane {
                 .name("cgwd-rx".into())
                 .spawn(move || {
                     prefer_wakeup_latency();
-                    rx::RxWorker::new(config, tun, udp, shared, ike).run()
+                    rx::RxWorker::new(config, tun, udp, shared, ike, Some(worker)).run()
                 })?
         };
         Ok(Dataplane {
