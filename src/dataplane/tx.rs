@@ -257,40 +257,30 @@ impl TxWorker {
                 stats.mss_clamped.fetch_add(1, Relaxed);
             }
             if len > tunnel_mtu {
-                match dst {
-                    // Routers never fragment IPv6 (RFC 8200 §5): the sender learns the MTU.
-                    IpAddr::V6(d) => {
-                        let source = self.shared.aws_inside_v6(tunnel).unwrap_or(d);
-                        let mut icmp = [0u8; IPV6_MIN_MTU];
-                        if let Some(m) =
-                            icmpv6_packet_too_big(pkt, u32::from(self.config.tunnel_mtu), source, &mut icmp)
-                        {
-                            send_icmp_error(
-                                &self.tun,
-                                &mut self.icmp_budget,
-                                stats,
-                                &icmp[..m],
-                                &stats.tx_icmp6_packet_too_big,
-                            );
+                // Routers never fragment IPv6 (RFC 8200 §5): the sender learns the MTU. IPv4 with
+                // DF set is answered the same way unless told to clear DF.
+                let answer = match dst {
+                    IpAddr::V6(_) => true,
+                    IpAddr::V4(_) => ipv4_df(pkt) && !self.config.clear_df_bit,
+                };
+                if answer {
+                    let mut icmp = [0u8; IPV6_MIN_MTU];
+                    let mtu = self.config.tunnel_mtu;
+                    let built = match dst {
+                        IpAddr::V6(d) => {
+                            // From the tunnel's far inside address when known, else from the
+                            // destination (either is a unicast address reached through the tunnel).
+                            let source = self.shared.aws_inside_v6(tunnel).unwrap_or(d);
+                            icmpv6_packet_too_big(pkt, u32::from(mtu), source, &mut icmp)
+                                .map(|m| (m, &stats.tx_icmp6_packet_too_big))
                         }
-                        continue;
+                        IpAddr::V4(_) => icmp_frag_needed(pkt, mtu, self.config.icmp_source, &mut icmp)
+                            .map(|m| (m, &stats.tx_icmp_frag_needed)),
+                    };
+                    if let Some((m, counter)) = built {
+                        send_icmp_error(&self.tun, &mut self.icmp_budget, stats, &icmp[..m], counter);
                     }
-                    IpAddr::V4(_) if ipv4_df(pkt) && !self.config.clear_df_bit => {
-                        let mut icmp = [0u8; 128];
-                        if let Some(m) =
-                            icmp_frag_needed(pkt, self.config.tunnel_mtu, self.config.icmp_source, &mut icmp)
-                        {
-                            send_icmp_error(
-                                &self.tun,
-                                &mut self.icmp_budget,
-                                stats,
-                                &icmp[..m],
-                                &stats.tx_icmp_frag_needed,
-                            );
-                        }
-                        continue;
-                    }
-                    IpAddr::V4(_) => {}
+                    continue;
                 }
                 clear_df(pkt);
                 stats.tx_fragmented.fetch_add(1, Relaxed);
