@@ -355,3 +355,408 @@ fn dpd_declares_a_silent_peer_dead_within_the_dpd_timeout() {
     );
     assert_eq!(p.initiator.state(), State::Closed);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// IKE SA rekey collisions (RFC 7296 §2.8.2, §2.25.2), following strongSwan's ike_rekey suite (read
+// only): plain collision, a response delayed behind the winner's DELETE of the old SA, a request
+// delayed or dropped (one side never sees a collision), an IKE rekey crossing a Child SA rekey, and an
+// IKE rekey crossing the peer's DELETE of the IKE SA.
+
+/// Both sides rekey the IKE SA at the same virtual instant (45 s); the Child SA lives long, except
+/// that cgwd's side rekeys it at 65 s, over whichever IKE SA survived (its SK_d must agree).
+fn colliding_ike_pair(seed: u64, latency: Duration) -> Pair {
+    let mut c = config();
+    c.ike_lifetime = Duration::from_secs(60);
+    c.child_lifetime = Duration::from_secs(80);
+    c.rekey_margin = Duration::from_secs(15);
+    c.rekey_fuzz_percent = 0;
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut r = c.mirrored();
+    r.child_lifetime = Duration::from_secs(3600);
+    // As in `colliding_pair`: the responder's timer fires 10 ms before the initiator's.
+    r.ike_lifetime += latency - Duration::from_millis(10);
+    let mut p = Pair::new(c, r, seed);
+    p.latency = latency;
+    p
+}
+
+fn ike_rekeys(t: &Timeline, from: u64) -> Vec<(u64, u64)> {
+    t.events
+        .iter()
+        .filter(|(at, _)| *at >= from)
+        .filter_map(|(_, e)| match e {
+            Event::IkeRekeyed {
+                old_local_spi,
+                new_local_spi,
+            } => Some((*old_local_spi, *new_local_spi)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn child_events(t: &Timeline, from: u64, to: u64) -> usize {
+    t.events
+        .iter()
+        .filter(|(at, _)| *at >= from && *at <= to)
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::ChildUp(_) | Event::ChildDown { .. } | Event::ChildInbound(_)
+            )
+        })
+        .count()
+}
+
+/// Both sides hold exactly one IKE SA, the same one.
+fn assert_one_ike_sa(p: &Pair, what: &str) {
+    assert_ike_sas(p, what, 1);
+}
+
+/// Both sides are on the same IKE SA and keep at most `max` (the current one and SAs whose DELETE
+/// exchange is still to come).
+fn assert_ike_sas(p: &Pair, what: &str, max: usize) {
+    let (i, r) = (p.initiator.ike_sas(), p.responder().ike_sas());
+    assert!(i.len() <= max, "{what}: initiator keeps {i:x?}");
+    assert!(r.len() <= max, "{what}: responder keeps {r:x?}");
+    assert_eq!(i[0], r[0], "{what}: both sides on the same IKE SA");
+    if max == 1 {
+        assert_eq!(i, r, "{what}: both sides on the same IKE SA");
+    }
+}
+
+/// The newest Child SA each side reported carries the same keys in each direction.
+fn assert_child_keys_agree(ti: &Timeline, tr: &Timeline) {
+    let last = |t: &Timeline| {
+        t.events
+            .iter()
+            .rev()
+            .find_map(|(_, e)| match e {
+                Event::ChildUp(c) => Some(c.clone()),
+                _ => None,
+            })
+            .expect("a Child SA")
+    };
+    let (i, r) = (last(ti), last(tr));
+    assert_eq!(i.inbound.spi, r.outbound.spi);
+    assert_eq!(i.outbound.spi, r.inbound.spi);
+    assert_eq!(
+        i.inbound.encryption_key.expose(),
+        r.outbound.encryption_key.expose()
+    );
+    assert_eq!(
+        i.outbound.encryption_key.expose(),
+        r.inbound.encryption_key.expose()
+    );
+}
+
+/// What an IKE rekey round ended with, for the variant's own assertions.
+struct IkeRound {
+    /// Whether the surviving IKE SA was started by cgwd's side (the IKE initiator).
+    initiator_won: bool,
+    /// CREATE_CHILD_SA requests each side sent during the round (initiator, responder).
+    requests: (usize, usize),
+}
+
+/// The common body of the IKE collision cases: establish, rekey at 45 s (however the variant's
+/// policy disturbs it), then check that each side ends on one and the same new IKE SA, reported one
+/// `IkeRekeyed` for it and nothing at all about the Child SA; then a Child SA rekey at 65 s over the
+/// new IKE SA gives both sides the same keys, and traffic was never lost. `lingering`: right after
+/// the round a side may still keep the redundant SA the other side never learned about (until its
+/// bound, one retransmission schedule); at 80 s, before the next IKE rekey at 90 s, it must be gone.
+fn ike_scenario(mut p: Pair, settle: Duration, lingering: bool) -> IkeRound {
+    let latency_ms = p.latency.as_millis() as u64;
+    let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+    run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
+    assert_eq!(p.initiator.state(), State::Established);
+    assert_one_ike_sa(&p, "before the rekey");
+    let before = p.initiator.spis();
+    let child_before = p.initiator.status().child_spis;
+    let start = (p.now - p.start).as_millis() as u64;
+    let req_i = p.count(Dir::ToResponder, CREATE_CHILD_SA, false);
+    let req_r = p.count(Dir::ToInitiator, CREATE_CHILD_SA, false);
+    run_stamped(&mut p, settle, &mut ti, &mut tr);
+    let end = (p.now - p.start).as_millis() as u64;
+    debug_dump(&p, &ti, &tr);
+    assert_ike_sas(&p, "after the rekey", if lingering { 2 } else { 1 });
+    assert_ne!(p.initiator.spis(), before, "the IKE SA was rekeyed");
+    for (name, t, sa) in [
+        ("initiator", &ti, &p.initiator),
+        ("responder", &tr, p.responder()),
+    ] {
+        let r = ike_rekeys(t, start);
+        assert_eq!(r.len(), 1, "{name}: one IkeRekeyed, for the surviving SA: {r:x?}");
+        assert_eq!(
+            r[0].1,
+            sa.local_spi(),
+            "{name}: IkeRekeyed names the surviving SA"
+        );
+        assert_eq!(child_events(t, start, end), 0, "{name}: no Child SA churn");
+    }
+    assert_eq!(p.initiator.status().child_spis, child_before);
+    assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
+    assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
+    let round = IkeRound {
+        initiator_won: p.initiator.status().role == cgwd::ike::Role::Initiator,
+        requests: (
+            p.count(Dir::ToResponder, CREATE_CHILD_SA, false) - req_i,
+            p.count(Dir::ToInitiator, CREATE_CHILD_SA, false) - req_r,
+        ),
+    };
+    // The Child SA rekey at 65 s derives from the surviving IKE SA's SK_d, and DPD every 10 s runs
+    // over its SK_e/SK_a: both only work if the two sides hold the same keys.
+    let rest = Duration::from_secs(80) - (p.now - p.start);
+    run_stamped(&mut p, rest, &mut ti, &mut tr);
+    assert_one_pair(&p, &ti, &tr);
+    assert_one_ike_sa(&p, "after the next Child SA rekey");
+    assert_ne!(
+        p.initiator.status().child_spis,
+        child_before,
+        "the Child SA was rekeyed"
+    );
+    assert_child_keys_agree(&ti, &tr);
+    assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
+    assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
+    let first_up = ti
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::ChildUp(_)))
+        .map(|(at, _)| *at)
+        .unwrap();
+    let end = (p.now - p.start).as_millis() as u64;
+    assert_hitless(
+        &ti,
+        &tr,
+        first_up + latency_ms + 1,
+        end - latency_ms - 1,
+        latency_ms,
+    );
+    round
+}
+
+/// The plain IKE SA rekey collision: both requests cross on the old SA, both are answered, and the
+/// new SA made by the exchange holding the lowest of the four nonces is deleted by its initiator; the
+/// other new SA's initiator deletes the old SA. Seeds cover both winners.
+/// ```text
+///  initiator (I)                                          responder (R)
+///  CREATE_CHILD_SA {SA(I1), Ni1, KE} ---\    /--- CREATE_CHILD_SA {SA(R1), Ni2, KE}
+///  answered {SA(I2), Nr2}: SA "R" pending \  /    answered {SA(R2), Nr1}: SA "I" pending
+///  <-- {Nr1}: SA "I" complete              \/     {Nr2} -->: SA "R" complete
+///  lowest of (Ni1, Nr1, Ni2, Nr2) in I's exchange → SA "I" redundant, else SA "R":
+///  INFORMATIONAL(SA "I") {D(IKE)} -->       <-- INFORMATIONAL(old SA) {D(IKE)}     (or the mirror)
+///  both on SA "R" (or "I"), one IkeRekeyed each, the Child SA untouched
+/// ```
+#[test]
+fn simultaneous_ike_rekeys_keep_one_ike_sa_and_the_child_sa() {
+    let mut winners = BTreeSet::new();
+    for seed in 1..=12 {
+        let p = colliding_ike_pair(seed, Duration::from_millis(50));
+        let round = ike_scenario(p, Duration::from_secs(6), false);
+        assert_eq!(
+            round.requests,
+            (1, 1),
+            "seed {seed}: both rekeyed once, nobody retried"
+        );
+        winners.insert(round.initiator_won);
+    }
+    assert_eq!(winners.len(), 2, "both sides won some collision");
+}
+
+/// The winner's DELETE of the old SA overtakes its response to the loser's request (every
+/// CREATE_CHILD_SA response in one direction is held back 300 ms). A peer deletes the old SA only
+/// when its own new SA survives, so the loser switches to it on that DELETE and forgets its own
+/// exchange; the late response finds no SA. If the delayed side wins instead, the other side waits
+/// for the response and everything runs as in the plain collision.
+/// ```text
+///  A (responses to A delayed)                          B
+///  CREATE_CHILD_SA {SA, Na1} ---\   /--- CREATE_CHILD_SA {SA, Nb1}
+///  answered {Na2}: SA "B" pending X     answered {Nb2}: SA "A" pending
+///                                       {Na2} -->: SA "B" complete, B wins (its exchange has no
+///                                       lowest nonce) → keeps SA "A" until A deletes it or a timeout
+///  <-- INFORMATIONAL(old) {D(IKE)}       (overtakes the delayed {Nb2})
+///  A: the peer won → switch to SA "B", answer the DELETE, forget its own rekey
+///  <-- {Nb2} (delayed): the old SA is gone → dropped
+/// ```
+#[test]
+fn ike_rekey_collision_with_the_response_behind_the_winners_delete() {
+    for dir in [Dir::ToInitiator, Dir::ToResponder] {
+        let mut winners = BTreeSet::new();
+        for seed in 1..=8 {
+            let mut p = colliding_ike_pair(seed, Duration::from_millis(50));
+            p.policy = Box::new(move |d, _, data| {
+                if d == dir && kind(data) == (CREATE_CHILD_SA, true) {
+                    Fate::Delay(Duration::from_millis(300))
+                } else {
+                    Fate::Deliver
+                }
+            });
+            let round = ike_scenario(p, Duration::from_secs(6), true);
+            assert_eq!(round.requests, (1, 1), "{dir:?} seed {seed}");
+            winners.insert(round.initiator_won);
+        }
+        assert_eq!(winners.len(), 2, "{dir:?}: both sides won some collision");
+    }
+}
+
+/// One side's request is delayed (or dropped): the other side completes its rekey without seeing a
+/// collision and deletes the old SA, which tells the side that did see one that the peer's SA won.
+/// The delayed request then reaches an SA that is being deleted: TEMPORARY_FAILURE, or nothing.
+/// ```text
+///  A                                                   B
+///  CREATE_CHILD_SA {SA, Na1} ---\      /--- CREATE_CHILD_SA {SA, Nb1}
+///               (delayed/dropped)\    /
+///  answered {Na2}: SA "B" pending \--/-->   ...
+///                   <-- {Na2} done: no collision seen by B, SA "B" current
+///  <-- INFORMATIONAL(old) {D(IKE)}: A switches to SA "B", forgets its rekey
+///      CREATE_CHILD_SA {SA, Na1} arrives late on the old SA → TEMPORARY_FAILURE (dropped by A)
+/// ```
+#[test]
+fn ike_rekey_collision_with_a_delayed_or_dropped_request() {
+    for fate in [
+        Fate::Delay(Duration::from_millis(60)),
+        Fate::Delay(Duration::from_millis(200)),
+        Fate::Delay(Duration::from_millis(400)),
+        Fate::Drop,
+    ] {
+        for dir in [Dir::ToInitiator, Dir::ToResponder] {
+            for seed in 1..=4 {
+                let mut p = colliding_ike_pair(seed, Duration::from_millis(50));
+                let mut first = true;
+                p.policy = Box::new(move |d, _, data| {
+                    if d == dir && kind(data) == (CREATE_CHILD_SA, false) && first {
+                        first = false;
+                        fate
+                    } else {
+                        Fate::Deliver
+                    }
+                });
+                let round = ike_scenario(p, Duration::from_secs(6), true);
+                if fate == Fate::Delay(Duration::from_millis(60)) {
+                    continue; // late enough to race the response: either side may see the collision
+                }
+                // The side whose request got through won: only its SA was ever complete.
+                let delayed_side_is_initiator = dir == Dir::ToResponder;
+                assert_eq!(
+                    round.initiator_won, !delayed_side_is_initiator,
+                    "{fate:?} {dir:?} seed {seed}"
+                );
+            }
+        }
+    }
+}
+
+/// An IKE SA rekey crossing a Child SA rekey (RFC 7296 §2.25.2: a peer rekeying a Child SA refuses
+/// the IKE rekey with TEMPORARY_FAILURE; §2.25.1 likewise the other way round, as strongSwan does):
+/// both are refused, both retry after a random 1–5 s, and both complete.
+/// ```text
+///  I (IKE rekey)                                   R (Child SA rekey)
+///  CREATE_CHILD_SA {SA(IKE), Ni, KE} ---\   /--- CREATE_CHILD_SA {N(REKEY_SA), SA(ESP), Ni', KE, TS}
+///  <-- {N(TEMPORARY_FAILURE)}            X       {N(TEMPORARY_FAILURE)} -->
+///  retry after 1–5 s                             retry after 1–5 s (one finishes before the other)
+/// ```
+#[test]
+fn ike_rekey_crossing_a_child_rekey_is_retried_and_both_complete() {
+    for seed in 1..=6 {
+        let latency = Duration::from_millis(50);
+        let mut c = config();
+        c.ike_lifetime = Duration::from_secs(60);
+        c.child_lifetime = Duration::from_secs(3600);
+        c.rekey_margin = Duration::from_secs(15);
+        c.rekey_fuzz_percent = 0;
+        c.esp.dh = vec![DhGroup::new(19).unwrap()];
+        let mut r = c.mirrored();
+        r.ike_lifetime = Duration::from_secs(3600);
+        r.child_lifetime = Duration::from_secs(60) + latency - Duration::from_millis(10);
+        let mut p = Pair::new(c, r, seed);
+        p.latency = latency;
+        let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+        run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
+        let before = p.initiator.spis();
+        let child_before = p.initiator.status().child_spis;
+        run_stamped(&mut p, Duration::from_secs(16), &mut ti, &mut tr);
+        debug_dump(&p, &ti, &tr);
+        assert_one_ike_sa(&p, "after both rekeys");
+        assert_one_pair(&p, &ti, &tr);
+        assert_ne!(p.initiator.spis(), before);
+        assert_ne!(p.initiator.status().child_spis, child_before);
+        assert_child_keys_agree(&ti, &tr);
+        assert_eq!(ike_rekeys(&ti, 44_000).len(), 1);
+        assert_eq!(ike_rekeys(&tr, 44_000).len(), 1);
+        // Each side was refused once and tried again.
+        assert_eq!(
+            p.count(Dir::ToResponder, CREATE_CHILD_SA, false),
+            2,
+            "seed {seed}"
+        );
+        assert_eq!(
+            p.count(Dir::ToInitiator, CREATE_CHILD_SA, false),
+            2,
+            "seed {seed}"
+        );
+        assert!(failures(&ti).is_empty() && failures(&tr).is_empty());
+        let end = (p.now - p.start).as_millis() as u64;
+        assert_hitless(&ti, &tr, 1_000, end - 51, 50);
+    }
+}
+
+/// An IKE SA rekey crossing the peer's DELETE of that IKE SA (RFC 7296 §2.25.2): the side closing
+/// answers the rekey with TEMPORARY_FAILURE, the side rekeying answers the DELETE and forgets its
+/// rekey; both end Closed, having reported the Child SA down once and no IkeRekeyed.
+/// ```text
+///  A (rekeying)                                      B (closing)
+///  CREATE_CHILD_SA {SA, Ni, KE} ---\   /--- INFORMATIONAL {D(IKE)}
+///  answered {}, Closed              \ /     <-- {N(TEMPORARY_FAILURE)}
+///                                    X      {} -->: Closed
+///  {N(TEMPORARY_FAILURE)} arrives: no SA any more → dropped
+/// ```
+#[test]
+fn ike_rekey_crossing_the_peers_delete_closes_both() {
+    for closer_is_responder in [true, false] {
+        let mut c = config();
+        c.ike_lifetime = Duration::from_secs(60);
+        c.rekey_margin = Duration::from_secs(15);
+        c.rekey_fuzz_percent = 0;
+        let mut r = c.mirrored();
+        if closer_is_responder {
+            r.ike_lifetime = Duration::from_secs(3600);
+        } else {
+            std::mem::swap(&mut c.ike_lifetime, &mut r.ike_lifetime);
+            c.ike_lifetime = Duration::from_secs(3600);
+        }
+        let mut p = Pair::new(c, r, 9);
+        p.latency = Duration::from_millis(50);
+        let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+        run_stamped(&mut p, Duration::from_secs(40), &mut ti, &mut tr);
+        // Step until the rekey request is on the wire, then the other side closes at once.
+        let rekeyer = if closer_is_responder {
+            Dir::ToResponder
+        } else {
+            Dir::ToInitiator
+        };
+        while p.count(rekeyer, CREATE_CHILD_SA, false) == 0 {
+            run_stamped(&mut p, Duration::from_millis(1), &mut ti, &mut tr);
+        }
+        let now = p.now;
+        if closer_is_responder {
+            p.responder.as_mut().unwrap().close(now);
+        } else {
+            p.initiator.close(now);
+        }
+        p.collect();
+        run_stamped(&mut p, Duration::from_secs(5), &mut ti, &mut tr);
+        debug_dump(&p, &ti, &tr);
+        assert_eq!(p.initiator.state(), State::Closed);
+        assert_eq!(p.responder().state(), State::Closed);
+        for t in [&ti, &tr] {
+            assert!(ike_rekeys(t, 0).is_empty());
+            let downs = t
+                .events
+                .iter()
+                .filter(|(_, e)| matches!(e, Event::ChildDown { .. }))
+                .count();
+            assert_eq!(downs, 1);
+            assert!(failures(t).is_empty(), "{:?}", failures(t));
+        }
+        // The rekeying side got TEMPORARY_FAILURE, after it had closed: nothing was retried.
+        assert_eq!(p.count(rekeyer, CREATE_CHILD_SA, false), 1);
+    }
+}

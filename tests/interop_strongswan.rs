@@ -17,7 +17,7 @@ use cgwd::secret::Secret;
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use common::driver::{Sockets, bind_in};
 use common::netns::{NetnsPair, skip_unless_root};
-use common::strongswan::{Charon, Conn, LoggedChildKeys, SaStatus, logged_child_key_sets, parse_list_sas};
+use common::strongswan::{Charon, Conn, LoggedChildKeys, logged_child_key_sets, parse_list_sas};
 
 const PSK: &str = "interop-psk.0123456789_abcdef";
 
@@ -103,22 +103,6 @@ fn child_of(events: &[Event]) -> Option<&ChildSa> {
     })
 }
 
-/// charon's view, polled briefly (it installs the CHILD_SA right after the last message).
-#[allow(clippy::disallowed_methods)]
-fn charon_status(charon: &Charon, want_spis: (u32, u32)) -> (SaStatus, String) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let out = charon.list_sas();
-        let s = parse_list_sas(&out);
-        if (s.ike_established && s.child_installed && s.child_spis == Some(want_spis))
-            || Instant::now() > deadline
-        {
-            return (s, out);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn check(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str) {
     check_keys(
         lab,
@@ -141,7 +125,7 @@ fn check_keys(lab: &Lab, sa: &IkeSa, events: &[Event], case: &str, we_initiated:
     assert_eq!(sa.state(), State::Established, "{case}");
     // charon's inbound SPI is our outbound one and vice versa.
     let want = (child.outbound.spi.0, child.inbound.spi.0);
-    let (status, out) = charon_status(&lab.charon, want);
+    let (status, out) = lab.charon.wait_for_child(want);
     assert!(status.ike_established, "{case}: {out}\n{}", lab.charon.log());
     assert!(status.child_installed, "{case}: {out}\n{}", lab.charon.log());
     assert_eq!(status.child_spis, Some(want), "{case}: {out}");
@@ -373,7 +357,7 @@ fn aws_default_proposals_negotiate_the_strongest_suite() {
             &events,
             &format!("AWS defaults, cgwd initiator={initiator}"),
         );
-        let (status, _) = charon_status(&lab.charon, (0, 0));
+        let (status, _) = lab.charon.wait_for_child((0, 0));
         if initiator {
             // charon as responder prefers its own configured order (prefer_configured_proposals), so it
             // picks its first proposal, and asks for MODP-1024 with INVALID_KE_PAYLOAD: we follow.
@@ -495,18 +479,6 @@ fn close_from_cgwd_deletes_charons_sa() {
     assert!(!parse_list_sas(&out).ike_established, "{out}");
 }
 
-fn spawn_swanctl(charon: &Charon, args: &[&str]) -> std::process::Child {
-    let uri = charon.uri();
-    let mut all = vec![args[0], "--uri", &uri];
-    all.extend_from_slice(&args[1..]);
-    std::process::Command::new("swanctl")
-        .args(&all)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("swanctl")
-}
-
 /// charon (like AWS) rekeys the Child SA with PFS and then the IKE SA; cgwd answers both, reports the
 /// new Child SA and the old one's removal, moves to the new IKE SA, and keeps answering DPD on it.
 #[test]
@@ -540,7 +512,10 @@ fn rekeys_started_by_charon() {
     let first = child_of(&events).unwrap().clone();
 
     // CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KEi, TSi, TSr} from charon, then INFORMATIONAL {D(ESP old)}.
-    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--child", "t"]);
+    let mut rekey = lab
+        .charon
+        .swanctl_spawn(&["--rekey", "--child", "t"])
+        .expect("swanctl");
     let ev = lab.socks.drive(&mut sa, Duration::from_secs(5), |e| {
         matches!(e, Event::ChildDown { .. })
     });
@@ -555,7 +530,7 @@ fn rekeys_started_by_charon() {
             .any(|e| matches!(e, Event::ChildDown { inbound, .. } if *inbound == first.inbound.spi)),
         "{ev:?}"
     );
-    let (status, out) = charon_status(&lab.charon, (new.outbound.spi.0, new.inbound.spi.0));
+    let (status, out) = lab.charon.wait_for_child((new.outbound.spi.0, new.inbound.spi.0));
     assert_eq!(
         status.child_spis,
         Some((new.outbound.spi.0, new.inbound.spi.0)),
@@ -568,7 +543,10 @@ fn rekeys_started_by_charon() {
 
     // CREATE_CHILD_SA {SA(IKE), Ni, KEi} from charon, then D(IKE) on the old IKE SA.
     let (old_spi_i, _) = sa.spis();
-    let mut rekey = spawn_swanctl(&lab.charon, &["--rekey", "--ike", "t"]);
+    let mut rekey = lab
+        .charon
+        .swanctl_spawn(&["--rekey", "--ike", "t"])
+        .expect("swanctl");
     let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
     let _ = rekey.wait();
     assert!(

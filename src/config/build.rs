@@ -15,6 +15,17 @@ use crate::sa::TunnelId;
 use crate::secret::Secret;
 use crate::suite::{DhGroup, Encryption, Integrity};
 
+/// A whole number as AWS writes it (`28800`, `28800 seconds`, `1024 bytes`).
+fn plain_number(value: &str) -> Option<u64> {
+    let text = value.trim();
+    let text = text
+        .strip_suffix("seconds")
+        .or_else(|| text.strip_suffix("bytes"))
+        .unwrap_or(text)
+        .trim();
+    text.parse().ok()
+}
+
 /// A value as written in the file, and where (for error messages).
 #[derive(Debug, Clone)]
 pub(crate) struct At {
@@ -111,6 +122,7 @@ pub(crate) struct DraftOptions {
 pub(crate) struct Builder<'a> {
     pub file: &'a Path,
     pub format: SourceFormat,
+    pub limits: super::Limits,
 }
 
 type R<T> = Result<T, ConfigError>;
@@ -392,13 +404,7 @@ impl Builder<'_> {
     }
 
     fn num<T: TryFrom<u64> + Copy>(&self, a: &At, what: &str, min: u64, max: u64) -> R<T> {
-        let text = a.value.trim();
-        let text = text
-            .strip_suffix("seconds")
-            .or_else(|| text.strip_suffix("bytes"))
-            .unwrap_or(text)
-            .trim();
-        let n: u64 = text.parse().map_err(|_| {
+        let n: u64 = plain_number(&a.value).ok_or_else(|| {
             self.err(
                 Problem::BadNumber,
                 &a.at,
@@ -703,21 +709,23 @@ impl Builder<'_> {
         prov.insert("phase2.pfs_groups", o6);
 
         // Lifetimes, margins, replay, DPD.
-        let (p1_life, org) = self.pick_num::<u32>(
-            o.and_then(|o| o.phase1_lifetime.as_ref()),
-            t.phase1_lifetime.as_ref(),
+        let (p1_life, org) = self.pick_lifetime(
+            (
+                o.and_then(|o| o.phase1_lifetime.as_ref()),
+                t.phase1_lifetime.as_ref(),
+            ),
             "Phase1LifetimeSeconds",
-            900,
-            28800,
+            (900, super::LAB_MIN_PHASE1_LIFETIME, 28800),
             defaults::PHASE1_LIFETIME_SECS,
         )?;
         prov.insert("phase1_lifetime", org);
-        let (p2_life, org) = self.pick_num::<u32>(
-            o.and_then(|o| o.phase2_lifetime.as_ref()),
-            t.phase2_lifetime.as_ref(),
+        let (p2_life, org) = self.pick_lifetime(
+            (
+                o.and_then(|o| o.phase2_lifetime.as_ref()),
+                t.phase2_lifetime.as_ref(),
+            ),
             "Phase2LifetimeSeconds",
-            900,
-            3600,
+            (900, super::LAB_MIN_PHASE2_LIFETIME, 3600),
             defaults::PHASE2_LIFETIME_SECS,
         )?;
         prov.insert("phase2_lifetime", org);
@@ -733,12 +741,10 @@ impl Builder<'_> {
                 "AWS requires Phase2LifetimeSeconds < Phase1LifetimeSeconds",
             ));
         }
-        let (margin, org) = self.pick_num::<u32>(
-            o.and_then(|o| o.rekey_margin.as_ref()),
-            None,
+        let (margin, org) = self.pick_lifetime(
+            (o.and_then(|o| o.rekey_margin.as_ref()), None),
             "RekeyMarginTimeSeconds",
-            60,
-            u64::from(p2_life / 2),
+            (60, 1, p2_life / 2),
             defaults::REKEY_MARGIN_SECS.min(p2_life / 2),
         )?;
         let org = match org {
@@ -1075,6 +1081,52 @@ impl Builder<'_> {
             default,
             Origin::CgwdDefault(format!("the file does not set {what}; AWS's default applies")),
         ))
+    }
+
+    /// A lifetime or rekey margin: AWS's range `(aws_min, lab_min, max)`, or down to `lab_min` with
+    /// `lab.allow_short_lifetimes`. A value that only the lab switch would accept gets a fix naming
+    /// it, so a lab user finds it and an AWS user learns AWS refuses the value.
+    fn pick_lifetime(
+        &self,
+        (from_options, from_file): (Option<&At>, Option<&At>),
+        what: &str,
+        (aws_min, lab_min, max): (u32, u32, u32),
+        default: u32,
+    ) -> R<(u32, Origin)> {
+        let short = self.limits.short_lifetimes;
+        let min = if short { lab_min } else { aws_min };
+        let result = self.pick_num::<u32>(
+            from_options,
+            from_file,
+            what,
+            u64::from(min),
+            u64::from(max),
+            default,
+        );
+        let lab_would_accept = from_options
+            .or(from_file)
+            .and_then(|a| plain_number(&a.value))
+            .is_some_and(|n| (u64::from(lab_min)..u64::from(aws_min)).contains(&n));
+        match result {
+            Err(ConfigError::Invalid {
+                file,
+                kind,
+                location,
+                problem,
+                ..
+            }) if !short && lab_would_accept => Err(ConfigError::Invalid {
+                file,
+                kind,
+                location,
+                problem,
+                fix: format!(
+                    "use a value from {aws_min} to {max} (AWS refuses shorter); only to test against a \
+                     local IKE peer, never AWS, add `[lab]` with `allow_short_lifetimes = true` to cgwd's \
+                     settings file (--settings), which accepts down to {lab_min} s"
+                ),
+            }),
+            other => other,
+        }
     }
 
     fn enc_list(

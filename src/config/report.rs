@@ -79,6 +79,13 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         )
     );
     let _ = writeln!(s, "  failover policy    {}", settings.failover.policy.name());
+    if settings.lab.allow_short_lifetimes {
+        let _ = writeln!(
+            s,
+            "  LAB MODE           lab.allow_short_lifetimes: lifetimes below AWS's minimums accepted \
+             (tests against a local IKE peer only; AWS refuses them)"
+        );
+    }
     if !settings.routing.vpc_cidrs.is_empty() {
         let _ = writeln!(s, "  VPC CIDRs          {}", list(&settings.routing.vpc_cidrs));
     }
@@ -306,6 +313,7 @@ pub fn json(conn: &VpnConnection, settings: &Settings) -> Value {
             "id": settings.local.id.map_or_else(|| conn.tunnels[0].customer_outside.to_string(), |a| a.to_string()),
         },
         "settings": settings,
+        "lab_mode": settings.lab.allow_short_lifetimes,
         "tunnels": conn.tunnels.iter().map(|t| tunnel_json(t, conn.routing)).collect::<Vec<_>>(),
         "notes": conn.notes,
     })

@@ -19,11 +19,14 @@ pub struct Settings {
     pub routing: RoutingSettings,
     pub failover: FailoverSettings,
     pub dpd: DpdSettings,
+    pub ike: IkeSettings,
     pub metrics: MetricsSettings,
     pub control: ControlSettings,
     pub log: LogSettings,
     /// Metadata about the AWS side for health logs (optional).
     pub aws: AwsSettings,
+    /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
+    pub lab: LabSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -112,6 +115,19 @@ pub struct DpdSettings {
     /// Seconds of silence before cgwd checks liveness; lower than AWS's 10 s for faster failover.
     pub interval: Option<u32>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IkeSettings {
+    /// Largest IP datagram (IPv4 + UDP headers, non-ESP marker, IKE message) of an encrypted IKE
+    /// message before it is split into RFC 7383 fragments; 0 = do not offer fragmentation. `None` =
+    /// 1280, strongSwan's default, which every path carries.
+    pub fragment_size: Option<u16>,
+}
+
+/// Smallest `ike.fragment_size`: the IPv4 minimum every host must reassemble (RFC 791), also RFC 7383
+/// §2.5.1's floor for IPv4.
+pub const MIN_FRAGMENT_SIZE: u16 = 576;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -240,6 +256,22 @@ pub struct AwsSettings {
     pub vpc_id: Option<String>,
 }
 
+/// Switches for testing cgwd against a local IKE peer (strongSwan playing AWS). File only: no
+/// `CGWD_LAB_*` variable exists, so an exported variable cannot turn one on by accident.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabSettings {
+    /// Accept lifetimes and rekey margins below AWS's minimums (down to
+    /// [`LAB_MIN_PHASE1_LIFETIME`] / [`LAB_MIN_PHASE2_LIFETIME`] / 1 s), so rekeys happen within
+    /// a short test. AWS itself refuses such tunnels.
+    pub allow_short_lifetimes: bool,
+}
+
+/// Shortest IKE SA lifetime accepted with `lab.allow_short_lifetimes` (AWS: 900 s).
+pub const LAB_MIN_PHASE1_LIFETIME: u32 = 20;
+/// Shortest Child SA lifetime accepted with `lab.allow_short_lifetimes` (AWS: 900 s).
+pub const LAB_MIN_PHASE2_LIFETIME: u32 = 10;
+
 /// The type of a settings key, for reading it from the environment.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -258,6 +290,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("routing", "onprem_cidrs", Kind::List),
     ("failover", "policy", Kind::Str),
     ("dpd", "interval", Kind::Int),
+    ("ike", "fragment_size", Kind::Int),
     ("metrics", "listen", Kind::Str),
     ("control", "socket", Kind::Str),
     ("log", "health", Kind::Str),
@@ -410,6 +443,16 @@ impl Settings {
                 ));
             }
         }
+        if let Some(size) = self.ike.fragment_size
+            && size != 0
+            && size < MIN_FRAGMENT_SIZE
+        {
+            return Err(bad(
+                "ike.fragment_size",
+                format!("{size} octets is below {MIN_FRAGMENT_SIZE}"),
+                "use 0 (no fragmentation) or 576 … 65535; leave it out for 1280",
+            ));
+        }
         if let Some(i) = self.dpd.interval
             && !(1..=3600).contains(&i)
         {
@@ -427,6 +470,17 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// RFC 7383 fragmentation for every IKE SA, from `ike.fragment_size`.
+    pub fn ike_fragmentation(&self) -> crate::ike::frag::FragmentConfig {
+        let mut f = crate::ike::frag::FragmentConfig::default();
+        match self.ike.fragment_size {
+            Some(0) => f.enabled = false,
+            Some(size) => f.max_datagram = usize::from(size),
+            None => {}
+        }
+        f
     }
 
     /// The MTU to set on the TUN device.
@@ -518,6 +572,23 @@ mod tests {
         assert_eq!(key_at(text, 0).as_deref(), Some("interface"));
         assert_eq!(key_at("top = 1", 6).as_deref(), Some("top"));
         assert_eq!(key_at("", 99), None);
+    }
+
+    #[test]
+    fn ike_fragment_size_defaults_disables_and_bounds() {
+        let none = |_: &str| None;
+        let f = Path::new("t.toml");
+        let default = Settings::from_toml("", f, &none).unwrap().ike_fragmentation();
+        assert!(default.enabled);
+        assert_eq!(default.max_datagram, 1280);
+        let off = Settings::from_toml("[ike]\nfragment_size = 0\n", f, &none).unwrap();
+        assert!(!off.ike_fragmentation().enabled);
+        let small = Settings::from_toml("[ike]\nfragment_size = 600\n", f, &none).unwrap();
+        assert_eq!(small.ike_fragmentation().max_datagram, 600);
+        assert!(Settings::from_toml("[ike]\nfragment_size = 100\n", f, &none).is_err());
+        let env = |v: &str| (v == "CGWD_IKE_FRAGMENT_SIZE").then(|| "1400".to_string());
+        let from_env = Settings::from_toml("", f, &env).unwrap();
+        assert_eq!(from_env.ike_fragmentation().max_datagram, 1400);
     }
 
     #[test]

@@ -4,11 +4,15 @@
 //! downloads in `configs/`.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::{Settings, TunnelConfig, VpnConnection};
+use crate::crypto::Random;
 use crate::ike::config::{AlgorithmSet, IkeConfig, Ports, RetransmitConfig};
+use crate::ike::cookie::CookieGuard;
 use crate::sa::TunnelId;
+use crate::secret::Secret;
 
 /// Why a tunnel cannot be mapped onto an IKE SA.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,6 +34,23 @@ pub(crate) fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<I
     }
 }
 
+/// The daemon's one cookie guard (RFC 7296 §2.6), shared by both tunnels' responders: COOKIEs are
+/// demanded once [`CookieGuard::DEFAULT_THRESHOLD`] (16) responder SAs are half-open at once, with a
+/// random secret from the OS, rotated every two minutes.
+pub(crate) fn daemon_cookie_guard() -> Arc<CookieGuard> {
+    static GUARD: OnceLock<Arc<CookieGuard>> = OnceLock::new();
+    GUARD
+        .get_or_init(|| {
+            let mut secret = vec![0u8; 32];
+            crate::crypto::OsRandom.fill(&mut secret);
+            Arc::new(CookieGuard::new(
+                CookieGuard::DEFAULT_THRESHOLD,
+                Secret::new(secret),
+            ))
+        })
+        .clone()
+}
+
 /// The IKE configuration of `tunnel`, sending from `local_addr` (see
 /// [`crate::config::resolve_local_address`]).
 ///
@@ -40,6 +61,7 @@ pub(crate) fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<I
 /// * Lifetimes, rekey margin and fuzz: AWS's values, so the state machine rekeys before AWS does.
 /// * DPD interval: `dpd.interval` from settings when set, else the tunnel's (AWS: 10 s).
 /// * Selectors and replay window: the tunnel's.
+/// * COOKIEs: demanded by load, through the daemon's shared [`daemon_cookie_guard`].
 pub fn ike_config_for(
     conn: &VpnConnection,
     settings: &Settings,
@@ -82,8 +104,10 @@ pub fn ike_config_for(
         remote_ports: Ports::default(),
         retransmit: RetransmitConfig::default(),
         cookie_secret: None,
+        cookies: Some(daemon_cookie_guard()),
         initial_contact: true,
         selection: crate::ike::proposal::Selection::Strongest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 

@@ -272,6 +272,13 @@ struct Tunnel {
     enabled: bool,
     /// Initiate again after the IKE SA closed (customer: always; AWS: StartupAction/DPDTimeoutAction).
     reinitiate: bool,
+    /// An IKE SA AWS opened while `sa` was established (RFC 7296 §2.4 lets a peer start a new one at
+    /// any time: AWS with StartupAction `start`, or after losing its state): answered, and once its
+    /// Child SA is up it carries the tunnel and `sa` is deleted (make-before-break).
+    incoming: Option<IkeSa>,
+    /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
+    /// drop from the data plane once it is gone.
+    retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
 }
 
 impl Tunnel {
@@ -340,6 +347,21 @@ fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
         integrity: s.integrity.or(s.prf).map(|i| i.aws_name().to_string()),
         dh_group: s.dh.map(|g| g.number()),
     })
+}
+
+/// One IKE datagram out (port 4500 with the non-ESP marker).
+fn send_ike(udp500: &UdpSocket, udp4500: &UdpSocket, tx: &crate::ike::Transmit) {
+    let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
+        let mut data = Vec::with_capacity(tx.data.len() + 4);
+        data.extend_from_slice(&NON_ESP_MARKER);
+        data.extend_from_slice(&tx.data);
+        udp4500.send_to(&data, tx.to)
+    } else {
+        udp500.send_to(&tx.data, tx.to)
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
+    }
 }
 
 fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
@@ -512,6 +534,8 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             esp_suite: None,
             nat: false,
             cfg,
+            incoming: None,
+            retiring: None,
         }
     });
     let icmp = match RawIcmp::open() {
@@ -642,6 +666,8 @@ impl Daemon {
                 if self.tunnels[i].sa.is_some() {
                     self.event(i, Event::Closed, now);
                 }
+                self.tunnels[i].incoming = None;
+                self.tunnels[i].retiring = None;
             }
         }
         self.maintenance.as_mut().is_some_and(|m| m.silent(now))
@@ -669,9 +695,21 @@ impl Daemon {
         let spi_r = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
         let exchange = data[18];
         let is_response = data[19] & 0x20 != 0;
-        let t = &mut self.tunnels[i];
-        let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
         let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
+        let t = &mut self.tunnels[i];
+        // The second IKE SA AWS opened, and the one it replaced, get their own messages.
+        if let Some(sa) = t.incoming.as_mut().filter(|sa| sa.spis().0 == spi_i) {
+            sa.handle_datagram(now, from, to, data);
+            self.drain_incoming(i, now);
+            return;
+        }
+        if !new_ike_sa_init && let Some((sa, _)) = t.retiring.as_mut().filter(|(sa, _)| sa.spis().0 == spi_i)
+        {
+            sa.handle_datagram(now, from, to, data);
+            self.drain_retiring(i);
+            return;
+        }
+        let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
         // A responder SA that answered statelessly (INVALID_KE_PAYLOAD, COOKIE) is Closed: the retried
         // IKE_SA_INIT (same SPIi) starts a new one.
         let stale = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Closed);
@@ -685,7 +723,16 @@ impl Daemon {
             // AWS initiates (StartupAction start, or it re-keys/reconnects first).
             let established = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
             if established {
-                tracing::debug!(tunnel = %t.id, "IKE_SA_INIT from AWS while established: ignored");
+                // A new IKE SA next to ours: answer it (ignoring it would leave AWS retrying, and
+                // with StartupAction start AWS keeps its own); it takes over once its Child SA is up.
+                match IkeSa::responder(t.cfg.clone(), now, Box::new(OsRandom), data, from, to) {
+                    Ok(sa) => {
+                        tracing::info!(tunnel = %t.id, "AWS initiated a new IKE SA while ours is established; responding");
+                        t.incoming = Some(sa);
+                    }
+                    Err(e) => tracing::debug!(tunnel = %t.id, error = %e, "IKE_SA_INIT rejected"),
+                }
+                self.drain_incoming(i, now);
                 return;
             }
             match IkeSa::responder(t.cfg.clone(), now, Box::new(OsRandom), data, from, to) {
@@ -719,6 +766,114 @@ impl Daemon {
                 sa.handle_timeout(now);
                 self.drain(i, now);
             }
+            let t = &mut self.tunnels[i];
+            if let Some(sa) = t.incoming.as_mut()
+                && sa.poll_timeout().is_some_and(|d| d <= now)
+            {
+                sa.handle_timeout(now);
+                self.drain_incoming(i, now);
+            }
+            let t = &mut self.tunnels[i];
+            if let Some((sa, _)) = t.retiring.as_mut()
+                && sa.poll_timeout().is_some_and(|d| d <= now)
+            {
+                sa.handle_timeout(now);
+                self.drain_retiring(i);
+            }
+        }
+    }
+
+    /// Send what AWS's second IKE SA wants to send; once its Child SA is up, move the tunnel to it.
+    fn drain_incoming(&mut self, i: usize, now: Instant) {
+        loop {
+            let id = self.tunnels[i].id;
+            let Some(sa) = self.tunnels[i].incoming.as_mut() else {
+                return;
+            };
+            let mut progressed = false;
+            while let Some(tx) = sa.poll_transmit() {
+                progressed = true;
+                send_ike(&self.udp500, &self.udp4500, &tx);
+            }
+            match sa.poll_event() {
+                Some(Event::ChildUp(child)) => {
+                    self.take_over(i, child, now);
+                    return;
+                }
+                Some(Event::Failed(f)) => {
+                    tracing::warn!(tunnel = %id, "AWS's new IKE SA failed, keeping ours: {}", f.message());
+                }
+                Some(Event::Closed) => {
+                    self.tunnels[i].incoming = None;
+                    return;
+                }
+                Some(_) => {}
+                None if !progressed => return,
+                None => {}
+            }
+        }
+    }
+
+    /// AWS's new IKE SA has its Child SA: it becomes the tunnel's SA (its Child SA installed and sent
+    /// on as after a rekey) and the older IKE SA is deleted with a DELETE, its SAs kept for inbound
+    /// packets until that completes.
+    fn take_over(&mut self, i: usize, child: crate::sa::ChildSa, now: Instant) {
+        let t = &mut self.tunnels[i];
+        let Some(new) = t.incoming.take() else {
+            return;
+        };
+        t.retry_at = None;
+        if let Some(mut old) = t.sa.replace(new) {
+            let spis: Vec<(u32, u32)> = old.children.iter().map(|c| (c.inbound, c.outbound)).collect();
+            old.close(now);
+            if let Some((_, earlier)) = t.retiring.replace((old, spis)) {
+                self.forget_children(i, &earlier);
+            }
+        }
+        tracing::info!(tunnel = %self.tunnels[i].id, "AWS opened a new IKE SA: the tunnel moves to it; deleting the older one");
+        self.event(i, Event::Established, now);
+        self.event(i, Event::ChildUp(child), now);
+        self.drain(i, now);
+        self.drain_retiring(i);
+    }
+
+    /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
+    fn drain_retiring(&mut self, i: usize) {
+        loop {
+            let id = self.tunnels[i].id;
+            let Some((sa, _)) = self.tunnels[i].retiring.as_mut() else {
+                return;
+            };
+            let mut progressed = false;
+            while let Some(tx) = sa.poll_transmit() {
+                progressed = true;
+                send_ike(&self.udp500, &self.udp4500, &tx);
+            }
+            match sa.poll_event() {
+                Some(Event::Closed) => {
+                    if let Some((_, spis)) = self.tunnels[i].retiring.take() {
+                        self.forget_children(i, &spis);
+                    }
+                    tracing::info!(tunnel = %id, "older IKE SA deleted");
+                    return;
+                }
+                Some(Event::ChildDown { inbound, outbound }) => {
+                    self.shared.sas.remove_inbound(inbound);
+                    self.shared.sas.remove_outbound(id, outbound);
+                }
+                Some(_) => {}
+                None if !progressed => return,
+                None => {}
+            }
+        }
+    }
+
+    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current).
+    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)]) {
+        let id = self.tunnels[i].id;
+        for &(inbound, outbound) in spis {
+            self.shared.sas.remove_inbound(crate::sa::EspSpi(inbound));
+            self.shared.sas.remove_outbound(id, crate::sa::EspSpi(outbound));
         }
     }
 
@@ -733,16 +888,19 @@ impl Daemon {
             while let Some(tx) = sa.poll_transmit() {
                 progressed = true;
                 sent = self.observer.sent(i, &tx.data).or(sent);
-                let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
-                    let mut data = Vec::with_capacity(tx.data.len() + 4);
-                    data.extend_from_slice(&NON_ESP_MARKER);
-                    data.extend_from_slice(&tx.data);
-                    self.udp4500.send_to(&data, tx.to)
-                } else {
-                    self.udp500.send_to(&tx.data, tx.to)
-                };
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
+                send_ike(&self.udp500, &self.udp4500, &tx);
+            }
+            if matches!(sent, Some(HealthEvent::CreateChildSaRequestSent { .. })) {
+                // Who started a rekey is what tells cgwd's rekeys from AWS's in the log.
+                use crate::ike::message::RequestKind;
+                match sa.in_flight.as_ref().map(|r| r.kind) {
+                    Some(RequestKind::RekeyChild) => {
+                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the Child SA (cgwd initiates)");
+                    }
+                    Some(RequestKind::RekeyIke) => {
+                        tracing::info!(tunnel = %self.tunnels[i].id, "rekeying the IKE SA (cgwd initiates)");
+                    }
+                    _ => {}
                 }
             }
             let ev = sa.poll_event();
@@ -1138,6 +1296,10 @@ impl Daemon {
         let now = clock::now();
         self.observer.closing = true;
         for i in 0..2 {
+            if let Some(sa) = self.tunnels[i].incoming.as_mut() {
+                sa.close(now);
+                self.drain_incoming(i, now);
+            }
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
                 let established = sa.state() == State::Established;
                 sa.close(now);

@@ -37,7 +37,11 @@ pub fn aws_ike_config(
 ) -> Result<IkeConfig, MappingError> {
     let t: &TunnelConfig = conn.tunnel(tunnel);
     let aws = v4(tunnel, "AWS outside address", t.aws_outside)?;
-    let dpd_interval = if t.dpd_interval_secs == 0 {
+    let dpd_interval = if t.dpd_action == DpdAction::None {
+        // DPDTimeoutAction none: AWS keeps the SA however long the customer gateway is silent
+        // (FACTS §2.5), so this endpoint sends no DPD whose timeout would end it.
+        Duration::ZERO
+    } else if t.dpd_interval_secs == 0 {
         AWS_DPD_IDLE
     } else {
         Duration::from_secs(u64::from(t.dpd_interval_secs))
@@ -72,8 +76,10 @@ pub fn aws_ike_config(
         remote_ports: Ports::default(),
         retransmit: RetransmitConfig::default(),
         cookie_secret: None,
+        cookies: None,
         initial_contact: true,
         selection: Selection::Lowest,
+        fragmentation: settings.ike_fragmentation(),
     })
 }
 
@@ -121,6 +127,69 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::crypto::OsRandom;
+    use crate::ike::{IkeSa, State};
+
+    /// cgwd (initiator) and this emulated AWS endpoint (responder) for tunnel 1, established in
+    /// memory; returns AWS's SA and the time it came up.
+    fn established_aws_sa(conn: &VpnConnection, settings: &Settings) -> (IkeSa, std::time::Instant) {
+        let local: IpAddr = "192.0.2.10".parse().unwrap();
+        let cust = crate::daemon::ike_config_for(conn, settings, TunnelId::One, local).unwrap();
+        let aws = aws_ike_config(conn, settings, TunnelId::One).unwrap();
+        let now = crate::io::clock::now();
+        let mut c = IkeSa::initiator(std::sync::Arc::new(cust), now, Box::new(OsRandom));
+        let first = c.poll_transmit().expect("IKE_SA_INIT");
+        let mut a = IkeSa::responder(
+            std::sync::Arc::new(aws),
+            now,
+            Box::new(OsRandom),
+            &first.data,
+            first.from,
+            first.to,
+        )
+        .expect("AWS answers");
+        for _ in 0..20 {
+            while let Some(tx) = a.poll_transmit() {
+                c.handle_datagram(now, tx.from, tx.to, &tx.data);
+            }
+            while let Some(tx) = c.poll_transmit() {
+                a.handle_datagram(now, tx.from, tx.to, &tx.data);
+            }
+        }
+        assert_eq!(a.state(), State::Established);
+        (a, now)
+    }
+
+    /// Runs AWS's SA's timers for `secs` seconds with the customer gateway silent (everything AWS
+    /// sends is lost); its state at the end.
+    fn silent_for(sa: &mut IkeSa, from: std::time::Instant, secs: u64) -> State {
+        let end = from + Duration::from_secs(secs);
+        while let Some(at) = sa.poll_timeout().filter(|&t| t <= end) {
+            sa.handle_timeout(at.max(from));
+            while sa.poll_transmit().is_some() {}
+            while sa.poll_event().is_some() {}
+        }
+        sa.state()
+    }
+
+    #[test]
+    fn dpd_timeout_action_none_keeps_the_sa_clear_ends_it() {
+        let (mut conn, settings) = load("");
+        assert_eq!(conn.tunnels[0].dpd_action, DpdAction::Clear);
+        let (mut sa, t0) = established_aws_sa(&conn, &settings);
+        assert_ne!(
+            silent_for(&mut sa, t0, 300),
+            State::Established,
+            "clear: SA ended"
+        );
+
+        conn.tunnels[0].dpd_action = DpdAction::None;
+        let cfg = aws_ike_config(&conn, &settings, TunnelId::One).unwrap();
+        assert_eq!(cfg.dpd_interval, Duration::ZERO, "none: no DPD to time out");
+        let (mut sa, t0) = established_aws_sa(&conn, &settings);
+        assert_eq!(silent_for(&mut sa, t0, 300), State::Established, "none: SA kept");
+        assert!(!Behaviour::of(&conn.tunnels[0]).reinitiate_after_close);
+    }
 
     fn load(settings: &str) -> (VpnConnection, Settings) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::dataplane::packet::checksum;
+
 const IPV4_HEADER: usize = 20;
 const ICMP_HEADER: usize = 8;
 /// Payload marks the packet as cgwd's in a capture.
@@ -164,22 +166,6 @@ impl Prober {
             u16::from_be_bytes([icmp[6], icmp[7]]),
         ))
     }
-}
-
-/// The Internet checksum (RFC 1071): 0 when computed over data that includes a valid checksum.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]

@@ -1,14 +1,11 @@
 //! CREATE_CHILD_SA (RFC 7296 §1.3): rekeyed Child SAs (with PFS when the phase 2 DH groups ask for it,
-//! as AWS's do) and IKE SA rekeys (§2.18), answered when the peer starts them (AWS rekeys on its own
-//! schedule) and started by us at lifetime − margin − random fuzz.
+//! as AWS's do), answered when the peer starts them (AWS rekeys on its own schedule) and started by us
+//! at lifetime − margin − random fuzz. IKE SA rekeys are in [`super::ike_rekey`].
 //!
 //! ```text
 //! Child rekey   HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}   -->
 //!                                   <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
 //!               HDR, SK {D(ESP, old)}                             -->   (then the old one goes)
-//! IKE rekey     HDR, SK {SA(new SPIi), Ni, KEi}                   -->
-//!                                   <--  HDR, SK {SA(new SPIr), Nr, KEr}
-//!               HDR(old SPIs), SK {D(IKE)}                        -->   answered with the old keys
 //! ```
 //! Child SA rekey collisions (§2.8.1, both sides rekeying the same Child SA at once) are resolved as the
 //! RFC says: both exchanges complete, and the SA made by the exchange holding the lowest of the four
@@ -28,31 +25,32 @@
 //!  D(ESP, old) -->                          <-- D(ESP, B's new SA)
 //! ```
 //! A peer's rekey of an SA we are deleting gets TEMPORARY_FAILURE (§2.25.1); one of an SA that is gone,
-//! CHILD_SA_NOT_FOUND. Other crossings (a Child rekey against an IKE rekey, IKE against IKE) are still
-//! refused with TEMPORARY_FAILURE and retried after a random 1–5 s.
+//! CHILD_SA_NOT_FOUND; any Child SA rekey while we close the IKE SA, TEMPORARY_FAILURE (§2.25.2).
+//! A Child rekey crossing an IKE rekey is refused with TEMPORARY_FAILURE by both sides, and each
+//! retries after a random 1–5 s (see [`super::ike_rekey`]).
 
 use std::time::Instant;
 
 use super::auth::find_sa;
-use super::init::{find_notify, keys_from, notify};
-use super::message::{Inbound, OldIke, RequestKind};
-use super::proposal::{PfsMode, Proposal, select_ike_with};
+use super::init::{find_notify, notify};
+use super::message::{Inbound, RequestKind};
+use super::proposal::{PfsMode, Proposal};
 use super::timer::Timer;
-use super::{Event, FailReason, IkeSa, Phase, Role};
-use crate::crypto::{DhPrivate, derive_child_keys, derive_rekeyed_ike_keys};
+use super::{Event, FailReason, IkeSa};
+use crate::crypto::{DhPrivate, derive_child_keys};
 use crate::suite::DhGroup;
 use crate::wire::ike::{ExchangeType, NotifyRepr, NotifyType, PayloadRepr, ProtocolId, SaRepr};
 
 const NONCE_LEN: usize = 32;
 
-fn find_nonce(p: &[PayloadRepr]) -> Option<&[u8]> {
+pub(super) fn find_nonce(p: &[PayloadRepr]) -> Option<&[u8]> {
     p.iter().find_map(|x| match x {
         PayloadRepr::Nonce(n) => Some(n.as_slice()),
         _ => None,
     })
 }
 
-fn find_ke(p: &[PayloadRepr]) -> Option<(u16, &[u8])> {
+pub(super) fn find_ke(p: &[PayloadRepr]) -> Option<(u16, &[u8])> {
     p.iter().find_map(|x| match x {
         PayloadRepr::Ke { group, data } => Some((*group, data.as_slice())),
         _ => None,
@@ -61,6 +59,15 @@ fn find_ke(p: &[PayloadRepr]) -> Option<(u16, &[u8])> {
 
 impl IkeSa {
     pub(crate) fn process_create_child(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
+        if self.state == super::State::Deleting {
+            // RFC 7296 §2.25.1/§2.25.2: we are closing the IKE SA; our DELETE is on its way.
+            self.refuse(
+                raw,
+                inbound.msg_id,
+                notify(NotifyType::TEMPORARY_FAILURE, Vec::new()),
+            );
+            return;
+        }
         let is_ike = find_sa(&inbound.payloads)
             .is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
         if is_ike {
@@ -70,12 +77,12 @@ impl IkeSa {
         }
     }
 
-    fn refuse(&mut self, raw: &[u8], msg_id: u32, n: PayloadRepr) {
+    pub(super) fn refuse(&mut self, raw: &[u8], msg_id: u32, n: PayloadRepr) {
         self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &[n]);
     }
 
     /// Our DH half for group `g` against the peer's KE, or the notify to answer with.
-    fn pfs_secret(
+    pub(super) fn pfs_secret(
         &mut self,
         g: DhGroup,
         ke: Option<(u16, &[u8])>,
@@ -250,112 +257,6 @@ impl IkeSa {
             self.children.insert(0, c);
         }
     }
-
-    fn respond_ike_rekey(&mut self, now: Instant, raw: &[u8], inbound: Inbound) {
-        if self.rekey.is_some() {
-            // Both sides rekeying at once (RFC 7296 §2.8.1): the simplest resolution is to refuse
-            // ours-vs-theirs with TEMPORARY_FAILURE; each side retries after a random delay.
-            self.refuse(
-                raw,
-                inbound.msg_id,
-                notify(NotifyType::TEMPORARY_FAILURE, Vec::new()),
-            );
-            return;
-        }
-        let p = &inbound.payloads;
-        let msg_id = inbound.msg_id;
-        let Some(sa) = find_sa(p) else { return };
-        let offered: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-        let Some((mut chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection) else {
-            self.refuse(raw, msg_id, notify(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()));
-            let f = self.failure(FailReason::NoProposalChosen {
-                phase: Phase::One,
-                by_peer: false,
-            });
-            self.events.push_back(Event::ChildFailed(f));
-            return;
-        };
-        let peer_spi = offered
-            .iter()
-            .find(|o| o.number == chosen.number)
-            .and_then(|o| <[u8; 8]>::try_from(o.spi.as_slice()).ok())
-            .map(u64::from_be_bytes)
-            .filter(|&s| s != 0);
-        let (Some(peer_spi), Some(g), Some(ni)) = (peer_spi, suite.dh, find_nonce(p).map(<[u8]>::to_vec))
-        else {
-            self.refuse(raw, msg_id, notify(NotifyType::INVALID_SYNTAX, Vec::new()));
-            return;
-        };
-        let (dh, shared) = match self.pfs_secret(g, find_ke(p)) {
-            Ok(x) => x,
-            Err(n) => {
-                self.refuse(raw, msg_id, n);
-                return;
-            }
-        };
-        let our_spi = self.random_spi64();
-        let nr = self.random_bytes(NONCE_LEN);
-        let (Some(old_keys), Some(prf)) = (self.keys.as_ref(), suite.prf) else {
-            return;
-        };
-        let k = derive_rekeyed_ike_keys(
-            prf,
-            old_keys.prf,
-            old_keys.sk_d.expose(),
-            suite.encryption,
-            suite.integrity,
-            &ni,
-            &nr,
-            shared.expose(),
-            peer_spi,
-            our_spi,
-        );
-        // The peer started this rekey, so it is the new IKE SA's original initiator.
-        let Some(new_keys) = keys_from(Role::Responder, &suite, k) else {
-            return;
-        };
-        chosen.spi = our_spi.to_be_bytes().to_vec();
-        let response = [
-            PayloadRepr::Sa(SaRepr {
-                proposals: vec![chosen.to_repr()],
-            }),
-            PayloadRepr::Nonce(nr),
-            PayloadRepr::Ke {
-                group: g.number(),
-                data: dh.public_value().to_vec(),
-            },
-        ];
-        self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &response);
-
-        let old_local_spi = self.local_spi();
-        self.old_ike = Some(OldIke {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            role: self.role,
-            keys: self.keys.take(),
-            next_request_id: self.next_request_id,
-            peer_next_id: self.peer_next_id,
-            last_response: self.last_response.take(),
-        });
-        self.spi_i = peer_spi;
-        self.spi_r = our_spi;
-        self.role = Role::Responder;
-        self.keys = Some(new_keys);
-        self.suite = Some(suite);
-        self.next_request_id = 0;
-        self.peer_next_id = 0;
-        self.in_flight = None;
-        self.timers.stop(Timer::Retransmit);
-        tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA rekeyed by the peer");
-        self.events.push_back(Event::IkeRekeyed {
-            old_local_spi,
-            new_local_spi: self.local_spi(),
-        });
-        self.heard(now);
-        let delay = self.rekey_delay(self.cfg.ike_lifetime);
-        self.timers.set(Timer::IkeRekey, now + delay);
-        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
-    }
 }
 
 /// Our CREATE_CHILD_SA in flight: what its response needs.
@@ -368,6 +269,8 @@ pub(crate) struct PendingRekey {
     pub old_child: Option<u32>,
     /// The peer's rekey of the same Child SA, answered while ours was in flight.
     pub collision: Option<Collision>,
+    /// The peer's IKE SA rekey, answered while our IKE SA rekey was in flight (RFC 7296 §2.8.2).
+    pub ike_collision: Option<super::ike_rekey::PeerIkeRekey>,
 }
 
 /// The peer's colliding rekey: its nonces and the SA it made (inbound installed, outbound not yet).
@@ -557,6 +460,7 @@ impl IkeSa {
             new_spi: u64::from(new_spi),
             old_child: Some(old.inbound),
             collision: None,
+            ike_collision: None,
         });
         self.send_request(
             now,
@@ -567,14 +471,14 @@ impl IkeSa {
     }
 
     /// The group an INVALID_KE_PAYLOAD asks for, if we allow it.
-    fn wanted_group(&self, p: &[PayloadRepr], allowed: &[DhGroup]) -> Option<DhGroup> {
+    pub(super) fn wanted_group(&self, p: &[PayloadRepr], allowed: &[DhGroup]) -> Option<DhGroup> {
         let n = find_notify(p, NotifyType::INVALID_KE_PAYLOAD)?;
         let g = DhGroup::new(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
         allowed.contains(&g).then_some(g)
     }
 
     /// The peer refused our rekey for now (collision, TEMPORARY_FAILURE): try again shortly.
-    fn rekey_later(&mut self, now: Instant, timer: Timer) {
+    pub(super) fn rekey_later(&mut self, now: Instant, timer: Timer) {
         let d = retry_delay(&mut *self.rng);
         self.timers.set(timer, now + d);
     }
@@ -720,131 +624,5 @@ impl IkeSa {
             let delay = self.rekey_delay(self.cfg.child_lifetime);
             self.timers.set(Timer::ChildRekey, self.last_heard + delay);
         }
-    }
-
-    pub(crate) fn start_ike_rekey(&mut self, now: Instant) {
-        let Some(g) = super::proposal::preferred_dh(&self.cfg.ike) else {
-            return;
-        };
-        let Ok(dh) = DhPrivate::generate(g, &mut *self.rng) else {
-            return;
-        };
-        let ni = self.random_bytes(NONCE_LEN);
-        let new_spi = self.random_spi64();
-        let payloads = [
-            PayloadRepr::Sa(SaRepr {
-                proposals: super::proposal::ike_offer(&self.cfg.ike, &new_spi.to_be_bytes())
-                    .iter()
-                    .map(Proposal::to_repr)
-                    .collect(),
-            }),
-            PayloadRepr::Nonce(ni.clone()),
-            PayloadRepr::Ke {
-                group: g.number(),
-                data: dh.public_value().to_vec(),
-            },
-        ];
-        self.rekey = Some(PendingRekey {
-            ni,
-            dh: Some(dh),
-            new_spi,
-            old_child: None,
-            collision: None,
-        });
-        self.send_request(
-            now,
-            super::message::RequestKind::RekeyIke,
-            ExchangeType::CREATE_CHILD_SA,
-            &payloads,
-        );
-    }
-
-    pub(crate) fn process_ike_rekey_response(&mut self, now: Instant, inbound: Inbound) {
-        let Some(pending) = self.rekey.take() else { return };
-        let p = &inbound.payloads;
-        if let Some(g) = self.wanted_group(p, &self.cfg.ike.dh) {
-            self.ike_rekey_group = Some(g);
-        }
-        if let Some(err) = super::init::first_error(p) {
-            // TEMPORARY_FAILURE (collision) or INVALID_KE: try again shortly. Anything else: the IKE SA
-            // is still fine until its lifetime ends; try again later (the peer may rekey it meanwhile).
-            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
-                self.rekey_later(now, Timer::IkeRekey);
-            } else {
-                tracing::warn!(tunnel = %self.cfg.tunnel, notify = err.0, "IKE SA rekey refused by the peer");
-                self.timers
-                    .set(Timer::IkeRekey, now + std::time::Duration::from_secs(30));
-            }
-            return;
-        }
-        let result = (|| {
-            let sa = find_sa(p)?;
-            let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-            let suite = super::proposal::accept_ike_choice(&chosen, &self.cfg.ike).ok()?;
-            let peer_spi = u64::from_be_bytes(<[u8; 8]>::try_from(chosen.first()?.spi.as_slice()).ok()?);
-            let nr = find_nonce(p)?.to_vec();
-            let (group, data) = find_ke(p)?;
-            let d = pending.dh.as_ref()?;
-            if suite.dh != Some(d.group()) || group != d.group().number() || peer_spi == 0 {
-                return None;
-            }
-            let shared = d.shared_secret(data).ok()?;
-            let old = self.keys.as_ref()?;
-            let k = derive_rekeyed_ike_keys(
-                suite.prf?,
-                old.prf,
-                old.sk_d.expose(),
-                suite.encryption,
-                suite.integrity,
-                &pending.ni,
-                &nr,
-                shared.expose(),
-                pending.new_spi,
-                peer_spi,
-            );
-            Some((suite, peer_spi, keys_from(Role::Initiator, &suite, k)?))
-        })();
-        let Some((suite, peer_spi, new_keys)) = result else {
-            self.rekey_later(now, Timer::IkeRekey);
-            return;
-        };
-        let old_local_spi = self.local_spi();
-        self.old_ike = Some(OldIke {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            role: self.role,
-            keys: self.keys.take(),
-            next_request_id: self.next_request_id,
-            peer_next_id: self.peer_next_id,
-            last_response: self.last_response.take(),
-        });
-        // Delete the old IKE SA with its own keys (sent once; the peer's retransmissions of anything on
-        // it are still answered through `old_ike`).
-        self.swap_old_ike();
-        let del = [PayloadRepr::Delete(crate::wire::ike::DeleteRepr::ike())];
-        let id = self.next_request_id;
-        if let Some(packet) = self.build(ExchangeType::INFORMATIONAL, id, false, &del) {
-            self.transmits.push_back(super::Transmit {
-                from: self.local,
-                to: self.remote,
-                data: packet,
-            });
-        }
-        self.swap_old_ike();
-        self.spi_i = pending.new_spi;
-        self.spi_r = peer_spi;
-        self.role = Role::Initiator;
-        self.keys = Some(new_keys);
-        self.suite = Some(suite);
-        self.next_request_id = 0;
-        self.peer_next_id = 0;
-        tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA rekeyed");
-        self.events.push_back(Event::IkeRekeyed {
-            old_local_spi,
-            new_local_spi: self.local_spi(),
-        });
-        let delay = self.rekey_delay(self.cfg.ike_lifetime);
-        self.timers.set(Timer::IkeRekey, now + delay);
-        self.timers.set(Timer::IkeExpire, now + self.cfg.ike_lifetime);
     }
 }

@@ -132,10 +132,16 @@ pub struct IkeConfig {
     /// As responder, demand a COOKIE (RFC 7296 §2.6) signed with this secret before keeping any state.
     /// `None`: never demand one. Shared by all responders of the daemon so cookies survive.
     pub cookie_secret: Option<Secret>,
+    /// As responder (when `cookie_secret` is `None`), demand a COOKIE only while this guard, shared
+    /// by all responders of the daemon, counts too many half-open SAs (see [`super::cookie`]).
+    pub cookies: Option<std::sync::Arc<super::cookie::CookieGuard>>,
     /// Send INITIAL_CONTACT in IKE_AUTH as initiator, so the peer drops SAs of a previous run of ours.
     pub initial_contact: bool,
     /// As responder, pick the strongest acceptable proposal (cgwd) or the lowest (AWS, emulate-aws).
     pub selection: super::proposal::Selection,
+    /// RFC 7383 IKE fragmentation: offered by default, split above 1280-octet datagrams (settings key
+    /// `ike.fragment_size`), so a path that drops IP fragments cannot stall IKE_AUTH or a rekey.
+    pub fragmentation: super::frag::FragmentConfig,
 }
 
 impl IkeConfig {
@@ -164,8 +170,10 @@ impl IkeConfig {
             remote_ports: Ports::default(),
             retransmit: RetransmitConfig::default(),
             cookie_secret: None,
+            cookies: None,
             initial_contact: true,
             selection: super::proposal::Selection::Strongest,
+            fragmentation: super::frag::FragmentConfig::default(),
         }
     }
 

@@ -56,7 +56,7 @@ impl IkeSa {
             self.fail(now, super::FailReason::PeerRejectedAuth);
             return;
         }
-        if delete_ike {
+        if delete_ike && !self.peer_deleted_rekeyed_ike(now) {
             tracing::info!(tunnel = %self.cfg.tunnel, "IKE SA deleted by the peer");
             self.finish();
         }

@@ -8,7 +8,7 @@
 //!                                      <--    or HDR, N(COOKIE) | N(INVALID_KE_PAYLOAD) | N(NO_PROPOSAL_CHOSEN)
 //! ```
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::message::{Keys, RequestKind};
@@ -16,9 +16,9 @@ use super::proposal::{accept_ike_choice, ike_offer, preferred_dh, select_ike_wit
 use super::timer::Timer;
 use super::{FailReason, Handshake, IkeSa, Phase, RejectReason, Role, State};
 use crate::crypto::cipher::Cipher;
-use crate::crypto::{DhPrivate, derive_ike_keys, prf};
+use crate::crypto::{DhPrivate, derive_ike_keys};
 use crate::secret::Secret;
-use crate::suite::{DhGroup, Integrity, Suite};
+use crate::suite::{DhGroup, Suite};
 use crate::wire::ike::{ExchangeType, Message, NotifyRepr, NotifyType, PayloadRepr, SaRepr};
 
 /// COOKIE and INVALID_KE_PAYLOAD answers we follow before giving up (a responder asking more is broken
@@ -43,21 +43,6 @@ pub(crate) fn first_error(payloads: &[PayloadRepr]) -> Option<NotifyType> {
         PayloadRepr::Notify(n) if n.kind.is_error() => Some(n.kind),
         _ => None,
     })
-}
-
-fn cookie_for(secret: &Secret, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
-    let ip = match from.ip() {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    // RFC 7296 §2.6: Cookie = Hash(Ni | IPi | SPIi | <secret>); a keyed PRF does the same job.
-    prf(
-        Integrity::Sha2_256,
-        secret.expose(),
-        &[ni, &ip, &spi_i.to_be_bytes()],
-    )
-    .expose()
-    .to_vec()
 }
 
 impl IkeSa {
@@ -128,6 +113,9 @@ impl IkeSa {
             NotifyType::NAT_DETECTION_DESTINATION_IP,
             super::natd::hash(self.spi_i, 0, self.remote),
         ));
+        if self.cfg.fragmentation.enabled {
+            payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        }
         self.next_request_id = 0;
         self.in_flight = None;
         if let Some(packet) = self.send_request(now, RequestKind::Init, ExchangeType::IKE_SA_INIT, &payloads)
@@ -328,6 +316,8 @@ impl IkeSa {
             return;
         };
         self.detect_nat(payloads, self.remote, self.local);
+        self.frag.negotiated = self.cfg.fragmentation.enabled
+            && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
         self.keys = Some(keys);
         self.suite = Some(suite);
         self.in_flight = None;
@@ -394,22 +384,35 @@ impl IkeSa {
             return Err(RejectReason::NotInitRequest("missing SA, KE or Nonce"));
         };
 
-        if let Some(secret) = self.cfg.cookie_secret.clone() {
-            let expected = cookie_for(&secret, &ni, from, self.spi_i);
-            let ok = find_notify(&payloads, NotifyType::COOKIE)
-                .is_some_and(|c| crate::crypto::auth_eq(&c.data, &expected));
-            if !ok {
-                // Stateless: nothing kept, the initiator comes back with the cookie.
-                self.send_response(
-                    ExchangeType::IKE_SA_INIT,
-                    0,
-                    first,
-                    &[notify(NotifyType::COOKIE, expected)],
-                );
-                self.last_response = None;
-                self.state = State::Closed;
-                return Ok(());
-            }
+        // A fixed secret always demands a cookie; the daemon's guard only while it is busy.
+        let returned = find_notify(&payloads, NotifyType::COOKIE).map(|c| c.data.clone());
+        let demand = if let Some(secret) = &self.cfg.cookie_secret {
+            let expected = super::cookie::cookie_for(secret, None, &ni, from, self.spi_i);
+            let ok = returned
+                .as_ref()
+                .is_some_and(|c| crate::crypto::auth_eq(c, &expected));
+            (!ok).then_some(expected)
+        } else if let Some(guard) = self.cfg.cookies.clone()
+            && guard.busy(now)
+        {
+            let ok = returned
+                .as_ref()
+                .is_some_and(|c| guard.valid(now, &mut *self.rng, c, &ni, from, self.spi_i));
+            (!ok).then(|| guard.cookie(now, &mut *self.rng, &ni, from, self.spi_i))
+        } else {
+            None
+        };
+        if let Some(expected) = demand {
+            // Stateless: nothing kept, the initiator comes back with the cookie.
+            self.send_response(
+                ExchangeType::IKE_SA_INIT,
+                0,
+                first,
+                &[notify(NotifyType::COOKIE, expected)],
+            );
+            self.last_response = None;
+            self.state = State::Closed;
+            return Ok(());
         }
 
         let offered: Vec<_> = sa
@@ -469,7 +472,10 @@ impl IkeSa {
         };
         self.detect_nat(&payloads, from, to);
         let fake_source = self.random_bytes(20);
-        let response = [
+        // RFC 7383 §2.3: offered back only to an initiator that offered it.
+        self.frag.negotiated = self.cfg.fragmentation.enabled
+            && find_notify(&payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        let mut response = vec![
             PayloadRepr::Sa(SaRepr {
                 proposals: vec![chosen.to_repr()],
             }),
@@ -484,6 +490,9 @@ impl IkeSa {
                 super::natd::hash(self.spi_i, self.spi_r, from),
             ),
         ];
+        if self.frag.negotiated {
+            response.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        }
         let child_spi = self.random_spi32();
         let Some(packet) = self.send_response(ExchangeType::IKE_SA_INIT, 0, first, &response) else {
             return Err(RejectReason::NotInitRequest("cannot encode the response"));
@@ -501,9 +510,10 @@ impl IkeSa {
             child_spi,
             init_retries: 0,
         });
-        // A half-open SA does not live forever.
-        self.timers
-            .set(Timer::Establish, now + self.cfg.retransmit.give_up_after());
+        // A half-open SA does not live forever, and counts towards the cookie threshold meanwhile.
+        let until = now + self.cfg.retransmit.give_up_after();
+        self.timers.set(Timer::Establish, until);
+        self.half_open = self.cfg.cookies.as_ref().map(|g| g.open(now, until));
         Ok(())
     }
 }

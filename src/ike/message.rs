@@ -1,18 +1,21 @@
 //! The message layer: build and protect messages (SK payload, RFC 7296 §3.14 / RFC 5282), track message
 //! IDs (a window of one, §2.3), retransmit our request with exponential backoff (§2.1), answer a
 //! retransmitted request from the cached response (§2.1), and start queued requests one at a time.
+//! Once RFC 7383 fragmentation is negotiated, large messages go out as SKF fragments and fragmented
+//! messages are reassembled here (see [`super::frag`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::frag::Offer;
 use super::timer::Timer;
 use super::{FailReason, IkeSa, Role, State, Transmit};
 use crate::crypto::cipher::Cipher;
 use crate::secret::Secret;
 use crate::suite::Integrity;
 use crate::wire::ike::{
-    ExchangeType, Flags, HeaderRepr, Message, PayloadRepr, PayloadType, emit_message, emit_payloads,
-    parse_payloads, sk,
+    Encrypted, ExchangeType, Flags, HeaderRepr, Message, PayloadRepr, PayloadType, SealLayout, emit_message,
+    emit_payloads, header_field, parse_inner_payloads, sk,
 };
 
 /// The IKE SA's keys, split by direction from our point of view.
@@ -59,7 +62,9 @@ impl RequestKind {
 pub(crate) struct Request {
     pub kind: RequestKind,
     pub msg_id: u32,
-    pub packet: Vec<u8>,
+    /// The datagrams of the request: one, or all its SKF fragments (all resent on a retransmission,
+    /// RFC 7383 §2.6.1).
+    pub packets: Vec<Vec<u8>>,
     /// Transmissions so far (1 after the first send).
     pub sent: u32,
 }
@@ -67,8 +72,32 @@ pub(crate) struct Request {
 /// Our last response and the request it answered (for retransmitted requests).
 pub(crate) struct Responded {
     pub msg_id: u32,
+    /// The request as received (empty for a fragmented one).
     pub request: Vec<u8>,
+    /// The response datagram; empty when it went as `fragments`.
     pub packet: Vec<u8>,
+    /// The response's SKF fragments (RFC 7383), all resent for a retransmitted request.
+    pub fragments: Vec<Vec<u8>>,
+}
+
+impl Responded {
+    fn datagrams(&self) -> Vec<Vec<u8>> {
+        if self.fragments.is_empty() {
+            vec![self.packet.clone()]
+        } else {
+            self.fragments.clone()
+        }
+    }
+}
+
+/// What became of an encrypted datagram: a whole message, a fragment kept for later, or nothing.
+enum Opened {
+    Message(Vec<PayloadRepr>),
+    /// The last missing fragment arrived: the whole message.
+    Reassembled(Vec<PayloadRepr>),
+    /// An authenticated fragment stored (or a duplicate ignored): accepted, nothing to process yet.
+    Pending,
+    Drop,
 }
 
 /// The IKE SA we rekeyed away from: kept until the peer deletes it, so that DELETE gets its answer.
@@ -80,6 +109,8 @@ pub(crate) struct OldIke {
     pub next_request_id: u32,
     pub peer_next_id: u32,
     pub last_response: Option<Responded>,
+    /// Our DELETE of it is in flight (sent once): its answer ends it.
+    pub deleting: bool,
 }
 
 /// Decrypted, authenticated content of a message.
@@ -125,45 +156,188 @@ impl IkeSa {
         }
         let mut inner = Vec::with_capacity(256);
         let first = emit_payloads(payloads, &mut inner).ok()?;
-        let keys = self.keys.as_mut()?;
-        let params = sk::SkParams {
+        let params = self.sk_params()?;
+        let layout = sk::emit_sk_message(&header, first, &inner, params, &mut out).ok()?;
+        self.seal(&mut out, &layout)?;
+        Some(out)
+    }
+
+    fn sk_params(&self) -> Option<sk::SkParams> {
+        let keys = self.keys.as_ref()?;
+        Some(sk::SkParams {
             iv_len: keys.send.iv_len(),
             icv_len: keys.send.icv_len(),
             block_len: keys.send.block_len(),
-        };
-        let layout = sk::emit_sk_message(&header, first, &inner, params, &mut out).ok()?;
+        })
+    }
+
+    /// Write the IV, encrypt and compute the ICV of one laid-out SK/SKF message in `out`.
+    fn seal(&mut self, out: &mut [u8], layout: &SealLayout) -> Option<()> {
+        let keys = self.keys.as_mut()?;
         if keys.send.encryption().is_aead() {
             // GCM: a counter, unique under this key (RFC 5282 §3.1 only asks for uniqueness).
             keys.iv_counter += 1;
             keys.send
-                .write_iv(keys.iv_counter, &mut out[layout.iv.clone()])
+                .write_iv(keys.iv_counter, out.get_mut(layout.iv.clone())?)
                 .ok()?;
         } else {
             // CBC: unpredictable (RFC 7296 §3.14), from our seeded-or-OS Random.
-            self.rng.fill(&mut out[layout.iv.clone()]);
+            self.rng.fill(out.get_mut(layout.iv.clone())?);
         }
         let keys = self.keys.as_ref()?;
         keys.send
-            .seal(&mut out[layout.message.clone()], layout.aad_len)
-            .ok()?;
+            .seal(out.get_mut(layout.message.clone())?, layout.aad_len)
+            .ok()
+    }
+
+    /// A message as the datagrams it goes out in: one, or its SKF fragments when fragmentation was
+    /// negotiated and the whole message would exceed the fragment size (RFC 7383 §2.5). IKE_SA_INIT is
+    /// never fragmented.
+    pub(crate) fn build_datagrams(
+        &mut self,
+        exchange: ExchangeType,
+        msg_id: u32,
+        response: bool,
+        payloads: &[PayloadRepr],
+    ) -> Option<Vec<Vec<u8>>> {
+        if exchange == ExchangeType::IKE_SA_INIT || !self.frag.negotiated {
+            return self.build(exchange, msg_id, response, payloads).map(|p| vec![p]);
+        }
+        let mut inner = Vec::with_capacity(1024);
+        let first = emit_payloads(payloads, &mut inner).ok()?;
+        let params = self.sk_params()?;
+        // After IKE_SA_INIT everything goes over port 4500, behind the non-ESP marker.
+        let nat_t = self.local.port() == self.cfg.local_ports.nat_t;
+        let max = self.cfg.fragmentation.max_message(nat_t);
+        let whole = header_field::HEADER_LEN + params.overhead(inner.len()) + inner.len();
+        if whole <= max {
+            return self.build(exchange, msg_id, response, payloads).map(|p| vec![p]);
+        }
+        let header = self.header(exchange, msg_id, response);
+        let Ok(laid_out) = sk::emit_skf_messages(&header, first, &inner, params, max) else {
+            // Not even one octet per fragment fits (an absurdly small size): let IP fragment it.
+            return self.build(exchange, msg_id, response, payloads).map(|p| vec![p]);
+        };
+        let mut out = Vec::with_capacity(laid_out.len());
+        for (mut packet, layout) in laid_out {
+            self.seal(&mut packet, &layout)?;
+            out.push(packet);
+        }
+        self.frag.sent += out.len() as u64;
+        tracing::debug!(tunnel = %self.cfg.tunnel, ?exchange, msg_id, fragments = out.len(), size = whole, "splitting IKE message into fragments");
         Some(out)
     }
 
-    /// Decrypt and authenticate a message's SK payload. `None` = drop it (forged, corrupted, or no SK).
+    /// Decrypt and authenticate a message's SK payload. `None` = drop it (forged, corrupted, no SK, or
+    /// an SKF fragment: those go through [`IkeSa::open_or_reassemble`]).
     pub(crate) fn open(&self, msg: &Message<'_>) -> Option<Vec<PayloadRepr>> {
-        let keys = self.keys.as_ref()?;
         let enc = msg.encrypted().ok()??;
         if enc.kind() != PayloadType::SK {
-            return None; // fragmentation is not negotiated
+            return None;
         }
+        let inner = self.decrypt(msg, &enc)?;
+        parse_inner_payloads(enc.inner_first(), &inner).ok()
+    }
+
+    /// The authenticated plaintext (padding stripped) of an SK or SKF payload; `None` if it fails the
+    /// integrity check. The associated data covers the SKF fragment fields too (RFC 7383 §2.5.3).
+    fn decrypt(&self, msg: &Message<'_>, enc: &Encrypted<'_>) -> Option<Vec<u8>> {
+        let keys = self.keys.as_ref()?;
         let aad_len = enc.aad_len();
         let mut buf = msg.bytes().to_vec();
         keys.recv.open(&mut buf, aad_len).ok()?;
         let start = aad_len + keys.recv.iv_len();
         let end = buf.len().checked_sub(keys.recv.icv_len())?;
         let plain = buf.get(start..end)?;
-        let inner = sk::strip_padding(plain).ok()?;
-        parse_payloads(enc.inner_first(), inner).ok()
+        Some(sk::strip_padding(plain).ok()?.to_vec())
+    }
+
+    /// Open an SK message, or authenticate an SKF fragment and add it to the request or response
+    /// reassembly buffer (RFC 7383 §2.6): a complete message comes back like an unfragmented one.
+    fn open_or_reassemble(&mut self, now: Instant, msg: &Message<'_>, response: bool) -> Opened {
+        let Some(enc) = msg.encrypted().ok().flatten() else {
+            return Opened::Drop;
+        };
+        let Some(frag) = enc.fragment() else {
+            return self.open(msg).map_or(Opened::Drop, Opened::Message);
+        };
+        if !self.frag.negotiated {
+            self.frag.dropped += 1;
+            return Opened::Drop;
+        }
+        let spis = (self.spi_i, self.spi_r);
+        let msg_id = msg.header.message_id;
+        let stored = if response {
+            &self.frag.responses
+        } else {
+            &self.frag.requests
+        };
+        if stored.has(spis, msg_id, frag) {
+            return Opened::Pending; // a duplicate: already authenticated and stored
+        }
+        let Some(chunk) = self.decrypt(msg, &enc) else {
+            self.frag.dropped += 1;
+            return Opened::Drop;
+        };
+        self.frag.received += 1;
+        let reassembler = if response {
+            &mut self.frag.responses
+        } else {
+            &mut self.frag.requests
+        };
+        match reassembler.offer(now, spis, msg_id, frag, enc.inner_first(), &chunk) {
+            Offer::Stored | Offer::Duplicate => Opened::Pending,
+            Offer::Rejected => {
+                self.frag.dropped += 1;
+                Opened::Drop
+            }
+            Offer::Complete { first, inner } => match parse_inner_payloads(first, &inner) {
+                Ok(payloads) => Opened::Reassembled(payloads),
+                Err(_) => {
+                    self.frag.dropped += 1;
+                    Opened::Drop
+                }
+            },
+        }
+    }
+
+    fn transmit_all(&mut self, datagrams: Vec<Vec<u8>>) {
+        for data in datagrams {
+            self.transmits.push_back(Transmit {
+                from: self.local,
+                to: self.remote,
+                data,
+            });
+        }
+    }
+
+    /// The peer sent message `msg` again after we answered it: resend our whole answer if it is the same
+    /// request (identical bytes) or, fragmented, its authenticated fragment 1 (RFC 7383 §2.6.1: other
+    /// fragments must not trigger a retransmission). Returns false when it was not such a retransmission.
+    pub(crate) fn answer_retransmission(&mut self, msg: &Message<'_>) -> bool {
+        let h = msg.header;
+        let Some(r) = &self.last_response else {
+            return false;
+        };
+        if r.msg_id != h.message_id {
+            return false;
+        }
+        let same = if r.request == msg.bytes() {
+            true
+        } else {
+            match msg.encrypted().ok().flatten() {
+                Some(enc) if enc.fragment().is_some_and(|f| f.number() == 1) && self.frag.negotiated => {
+                    self.decrypt(msg, &enc).is_some()
+                }
+                _ => false,
+            }
+        };
+        if !same {
+            return false;
+        }
+        let datagrams = r.datagrams();
+        self.transmit_all(datagrams);
+        true
     }
 
     /// Send a new request now (the window must be free).
@@ -175,23 +349,20 @@ impl IkeSa {
         payloads: &[PayloadRepr],
     ) -> Option<Vec<u8>> {
         let msg_id = self.next_request_id;
-        let packet = self.build(exchange, msg_id, false, payloads)?;
+        let packets = self.build_datagrams(exchange, msg_id, false, payloads)?;
+        let first = packets.first()?.clone();
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        self.transmits.push_back(Transmit {
-            from: self.local,
-            to: self.remote,
-            data: packet.clone(),
-        });
+        self.transmit_all(packets.clone());
         self.in_flight = Some(Request {
             kind,
             msg_id,
-            packet: packet.clone(),
+            packets,
             sent: 1,
         });
         if let Some(wait) = self.cfg.retransmit.timeout(0) {
             self.timers.set(Timer::Retransmit, now + wait);
         }
-        Some(packet)
+        Some(first)
     }
 
     /// Answer the request `request` (message `msg_id`) and remember the answer for retransmissions.
@@ -202,18 +373,21 @@ impl IkeSa {
         request: &[u8],
         payloads: &[PayloadRepr],
     ) -> Option<Vec<u8>> {
-        let packet = self.build(exchange, msg_id, true, payloads)?;
-        self.transmits.push_back(Transmit {
-            from: self.local,
-            to: self.remote,
-            data: packet.clone(),
-        });
+        let mut packets = self.build_datagrams(exchange, msg_id, true, payloads)?;
+        let first = packets.first()?.clone();
+        self.transmit_all(packets.clone());
+        let (packet, fragments) = if packets.len() == 1 {
+            (packets.pop().unwrap_or_default(), Vec::new())
+        } else {
+            (Vec::new(), packets)
+        };
         self.last_response = Some(Responded {
             msg_id,
             request: request.to_vec(),
-            packet: packet.clone(),
+            packet,
+            fragments,
         });
-        Some(packet)
+        Some(first)
     }
 
     pub(crate) fn on_retransmit_timer(&mut self, now: Instant) {
@@ -235,13 +409,9 @@ impl IkeSa {
                     None => wait,
                 };
                 req.sent += 1;
-                let data = req.packet.clone();
-                tracing::debug!(tunnel = %self.cfg.tunnel, exchange = req.kind.exchange_name(), try_no = req.sent, "retransmitting");
-                self.transmits.push_back(Transmit {
-                    from: self.local,
-                    to: self.remote,
-                    data,
-                });
+                let packets = req.packets.clone();
+                tracing::debug!(tunnel = %self.cfg.tunnel, exchange = req.kind.exchange_name(), try_no = req.sent, datagrams = packets.len(), "retransmitting");
+                self.transmit_all(packets);
                 self.timers.set(Timer::Retransmit, now + wait);
             }
             None => {
@@ -290,11 +460,8 @@ impl IkeSa {
             return false;
         };
         let h = msg.header;
-        if let Some(old) = &self.old_ike
-            && h.spi_i == old.spi_i
-            && h.spi_r == old.spi_r
-        {
-            return self.receive_on_old_ike(now, data, &msg);
+        if let Some(used) = self.receive_on_other_ike(now, data, &msg) {
+            return used;
         }
         if h.spi_i != self.spi_i {
             return false;
@@ -314,8 +481,10 @@ impl IkeSa {
                 Some(req) if req.msg_id == h.message_id => {}
                 _ => return false,
             }
-            let Some(payloads) = self.open(&msg) else {
-                return false;
+            let payloads = match self.open_or_reassemble(now, &msg, true) {
+                Opened::Message(p) | Opened::Reassembled(p) => p,
+                Opened::Pending => return true,
+                Opened::Drop => return false,
             };
             let Some(req) = self.in_flight.take() else {
                 return false;
@@ -330,26 +499,19 @@ impl IkeSa {
             self.handle_response(now, req.kind, inbound);
         } else {
             if h.message_id.wrapping_add(1) == self.peer_next_id {
-                // A retransmission of the request we answered last: same bytes, same answer.
-                if let Some(r) = &self.last_response
-                    && r.msg_id == h.message_id
-                    && r.request == data
-                {
-                    let data = r.packet.clone();
-                    self.transmits.push_back(Transmit {
-                        from: self.local,
-                        to: self.remote,
-                        data,
-                    });
-                    return true;
-                }
-                return false;
+                // A retransmission of the request we answered last: same request, same answer.
+                return self.answer_retransmission(&msg);
             }
             if h.message_id != self.peer_next_id {
                 return false;
             }
-            let Some(payloads) = self.open(&msg) else {
-                return false;
+            // A fragmented request is remembered by nothing but its message ID: its retransmission is
+            // recognised by an authenticated fragment 1 (RFC 7383 §2.6.1), not by comparing bytes.
+            let (payloads, raw) = match self.open_or_reassemble(now, &msg, false) {
+                Opened::Message(p) => (p, data),
+                Opened::Reassembled(p) => (p, &[][..]),
+                Opened::Pending => return true,
+                Opened::Drop => return false,
             };
             self.heard(now);
             // Authenticated: follow the peer to a new address/port (NAT-T floating to 4500, NAT rebinding).
@@ -361,66 +523,10 @@ impl IkeSa {
                 msg_id: h.message_id,
                 payloads,
             };
-            self.handle_request(now, data, inbound);
+            self.handle_request(now, raw, inbound);
         }
         self.pump(now);
         true
-    }
-
-    pub(crate) fn swap_old_ike(&mut self) {
-        let Some(old) = self.old_ike.as_mut() else { return };
-        std::mem::swap(&mut self.spi_i, &mut old.spi_i);
-        std::mem::swap(&mut self.spi_r, &mut old.spi_r);
-        std::mem::swap(&mut self.role, &mut old.role);
-        std::mem::swap(&mut self.keys, &mut old.keys);
-        std::mem::swap(&mut self.peer_next_id, &mut old.peer_next_id);
-        std::mem::swap(&mut self.next_request_id, &mut old.next_request_id);
-        std::mem::swap(&mut self.last_response, &mut old.last_response);
-    }
-
-    /// A request on the rekeyed-away IKE SA (its DELETE, or a late DPD): answered with its own keys.
-    fn receive_on_old_ike(&mut self, now: Instant, data: &[u8], msg: &Message<'_>) -> bool {
-        let h = msg.header;
-        if h.flags.response()
-            || h.flags.initiator() != (self.old_ike.as_ref().is_some_and(|o| o.role == Role::Responder))
-        {
-            return false;
-        }
-        self.swap_old_ike();
-        let mut handled = false;
-        let mut delete_ike = false;
-        if h.message_id.wrapping_add(1) == self.peer_next_id {
-            if let Some(r) = &self.last_response
-                && r.msg_id == h.message_id
-                && r.request == data
-            {
-                let data = r.packet.clone();
-                self.transmits.push_back(Transmit {
-                    from: self.local,
-                    to: self.remote,
-                    data,
-                });
-                handled = true;
-            }
-        } else if h.message_id == self.peer_next_id
-            && let Some(payloads) = self.open(msg)
-        {
-            self.peer_next_id = self.peer_next_id.wrapping_add(1);
-            delete_ike = payloads.iter().any(
-                |p| matches!(p, PayloadRepr::Delete(d) if d.protocol == crate::wire::ike::ProtocolId::IKE),
-            );
-            // Child SAs moved to the new IKE SA; anything else on the old one gets an empty answer.
-            self.send_response(h.exchange, h.message_id, data, &[]);
-            handled = true;
-        }
-        self.swap_old_ike();
-        if delete_ike {
-            self.old_ike = None;
-        }
-        if handled {
-            self.heard(now);
-        }
-        handled
     }
 
     /// Authenticated traffic from the peer: it is alive.
@@ -449,7 +555,7 @@ impl IkeSa {
                 self.process_auth_request(now, raw, inbound)
             }
             ExchangeType::INFORMATIONAL => self.process_informational(now, raw, inbound),
-            ExchangeType::CREATE_CHILD_SA if self.state == State::Established => {
+            ExchangeType::CREATE_CHILD_SA if matches!(self.state, State::Established | State::Deleting) => {
                 self.process_create_child(now, raw, inbound)
             }
             _ => {

@@ -15,8 +15,9 @@
 //!   exponential backoff, answering a retransmitted request from the cached response, the request queue;
 //! * [`init`]: IKE_SA_INIT (SA, KE, Nonce, NAT-D, COOKIE, INVALID_KE_PAYLOAD);
 //! * [`auth`]: IKE_AUTH (PSK, IDs, the first Child SA and its traffic selectors);
-//! * [`child`]: CREATE_CHILD_SA — Child SA and IKE SA rekeys, started by either side (PFS when the
-//!   phase 2 DH groups are set), hard Child SA lifetime;
+//! * [`child`]: CREATE_CHILD_SA — Child SA rekeys, started by either side (PFS when the phase 2 DH
+//!   groups are set), hard Child SA lifetime;
+//! * [`ike_rekey`]: CREATE_CHILD_SA — IKE SA rekeys and their collisions;
 //! * [`info`]: INFORMATIONAL (DPD, DELETE);
 //! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
 //!
@@ -31,7 +32,10 @@
 pub mod auth;
 pub mod child;
 pub mod config;
+pub mod cookie;
 pub mod errors;
+pub mod frag;
+pub mod ike_rekey;
 pub mod info;
 pub mod init;
 pub mod message;
@@ -194,6 +198,8 @@ pub struct IkeSa {
     pub(crate) ike_rekey_group: Option<DhGroup>,
     /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
     pub(crate) old_ike: Option<message::OldIke>,
+    /// The redundant new IKE SA of a rekey collision, kept until its DELETE exchange is done.
+    pub(crate) retired_ike: Option<message::OldIke>,
     pub(crate) nat_local: bool,
     pub(crate) nat_remote: bool,
     /// Message ID of our next request.
@@ -210,8 +216,12 @@ pub struct IkeSa {
     pub(crate) timers: TimerTable,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// Our place in the daemon's half-open count (responder, IKE_SA_INIT answered, not authenticated).
+    pub(crate) half_open: Option<cookie::HalfOpen>,
     /// Datagrams dropped (malformed, unauthenticated, unexpected), for metrics.
     pub dropped: u64,
+    /// RFC 7383 fragmentation: negotiated or not, reassembly buffers, counters.
+    pub(crate) frag: frag::FragState,
 }
 
 /// How the daemon finds the `IkeSa` an incoming IKE message belongs to (RFC 7296 §2.6: each side names
@@ -274,6 +284,7 @@ impl IkeSa {
             child_rekey_group: None,
             ike_rekey_group: None,
             old_ike: None,
+            retired_ike: None,
             nat_local: false,
             nat_remote: false,
             next_request_id: 0,
@@ -285,7 +296,9 @@ impl IkeSa {
             timers: TimerTable::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            half_open: None,
             dropped: 0,
+            frag: frag::FragState::default(),
         }
     }
 
@@ -330,6 +343,11 @@ impl IkeSa {
         if !self.receive(now, from, to, data) {
             self.dropped += 1;
         }
+        if self.state == State::Established
+            && let Some(h) = self.half_open.take()
+        {
+            h.authenticated();
+        }
     }
 
     fn restart_responder(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
@@ -367,6 +385,11 @@ impl IkeSa {
                 Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
                 Timer::ChildExpire => self.expire_children(now),
                 Timer::IkeExpire => self.fail(now, FailReason::Expired),
+                Timer::RetiredIke => {
+                    // Their DELETE exchanges are long over (or never coming): forget them.
+                    self.retired_ike = None;
+                    self.old_ike = None;
+                }
                 Timer::Successor => {
                     if let Some((_, child)) = self.successor.take() {
                         tracing::info!(tunnel = %self.cfg.tunnel, "the peer did not delete the Child SA it rekeyed: switching to the new one anyway");

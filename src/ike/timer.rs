@@ -21,9 +21,11 @@ pub enum Timer {
     IkeExpire = 6,
     /// The peer rekeyed a Child SA but has not deleted the old one: switch to the new SA anyway.
     Successor = 7,
+    /// Stop waiting for the DELETE exchange of a rekey collision's redundant IKE SA.
+    RetiredIke = 8,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -56,6 +58,7 @@ impl TimerTable {
             Timer::ChildExpire,
             Timer::IkeExpire,
             Timer::Successor,
+            Timer::RetiredIke,
         ];
         let t = ALL
             .into_iter()

@@ -116,7 +116,8 @@ impl Pair {
         Pair::new(cfg, r, seed)
     }
 
-    fn collect(&mut self) {
+    /// Take what both sides want to send and report (after acting on one of them directly).
+    pub fn collect(&mut self) {
         while let Some(t) = self.initiator.poll_transmit() {
             self.put(Dir::ToResponder, t);
         }

@@ -29,6 +29,8 @@ pub struct Conn {
     pub dpd_delay_s: u32,
     pub local_ts: String,
     pub remote_ts: String,
+    /// RFC 7383 fragmentation (`yes`, charon's default, or `no`).
+    pub fragmentation: &'static str,
 }
 
 impl Conn {
@@ -43,6 +45,7 @@ impl Conn {
             dpd_delay_s: 10,
             local_ts: "0.0.0.0/0".into(),
             remote_ts: "0.0.0.0/0".into(),
+            fragmentation: "yes",
         }
     }
 
@@ -56,6 +59,7 @@ impl Conn {
         remote_addrs = {remote}
         encap = yes
         mobike = no
+        fragmentation = {frag}
         unique = replace
         reauth_time = 0
         dpd_delay = {dpd}s
@@ -96,6 +100,7 @@ secrets {{
             rts = self.remote_ts,
             start = self.start_action,
             psk = self.psk,
+            frag = self.fragmentation,
         )
     }
 }
@@ -104,6 +109,12 @@ const CHARON: &str = "/usr/lib/ipsec/charon";
 
 impl Charon {
     pub fn start(ns: &str, dir: &Path) -> io::Result<Self> {
+        Self::start_with(ns, dir, "")
+    }
+
+    /// Like [`Charon::start`], with `extra` lines added to the `charon { }` section of strongswan.conf
+    /// (e.g. `fragment_size = 200`).
+    pub fn start_with(ns: &str, dir: &Path, extra: &str) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let vici = dir.join("charon.vici");
         let log = dir.join("charon.log");
@@ -120,6 +131,7 @@ impl Charon {
     retransmit_timeout = 1
     retransmit_base = 1.4
     retransmit_tries = 3
+    {extra}
     plugins {{
         vici {{
             socket = unix://{vici}
@@ -201,6 +213,36 @@ impl Charon {
 
     pub fn list_sas(&self) -> String {
         self.swanctl("--list-sas", &[]).unwrap_or_else(|e| e.to_string())
+    }
+
+    /// `--list-sas`, polled for up to 3 s until the IKE SA is established and the Child SA with
+    /// `want_spis` (charon's inbound, outbound) installed (charon installs it right after the last
+    /// message): the last status and raw output.
+    pub fn wait_for_child(&self, want_spis: (u32, u32)) -> (SaStatus, String) {
+        #[allow(clippy::disallowed_methods)] // test harness: real time
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let out = self.list_sas();
+            let s = parse_list_sas(&out);
+            #[allow(clippy::disallowed_methods)]
+            let late = Instant::now() > deadline;
+            if (s.ike_established && s.child_installed && s.child_spis == Some(want_spis)) || late {
+                return (s, out);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts `swanctl <args[0]> --uri ... <args[1..]>` in the background, output discarded.
+    pub fn swanctl_spawn(&self, args: &[&str]) -> io::Result<Child> {
+        let uri = self.uri();
+        let (command, rest) = args.split_first().ok_or_else(|| io::Error::other("no command"))?;
+        Command::new("swanctl")
+            .args([command, "--uri", &uri])
+            .args(rest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
     }
 
     /// Starts `swanctl --initiate --child t` in the background (it blocks until the exchange ends).

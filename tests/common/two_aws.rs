@@ -7,7 +7,7 @@
 //!                  └─ veth ── a2: 203.0.113.12,  ipsec0 169.254.20.9/30, lo 10.100.0.10
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use cgwd::daemon::control::query_status;
 use cgwd::daemon::status::{PhaseState, StatusSnapshot};
 
 use super::netns::run;
+use super::strongswan::{Charon, Conn};
 
 pub const CGW: &str = "192.0.2.10";
 pub const AWS: [&str; 2] = ["198.51.100.11", "203.0.113.12"];
@@ -143,13 +144,203 @@ pub fn established(s: &StatusSnapshot, tunnel: usize) -> bool {
 
 /// Runs `ping -i 0.01 -c count` in the cgw namespace in the background.
 pub fn ping_flood(ns: &str, count: u32) -> Child {
+    ping_every(ns, count, "0.01")
+}
+
+/// Runs `ping -i interval -c count` to the "VPC" host in the cgw namespace in the background; a
+/// reply may take up to 2 s (delayed links) before it counts as lost.
+pub fn ping_every(ns: &str, count: u32, interval: &str) -> Child {
     Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-q", "-n", "-i", "0.01", "-W", "1"])
+        .args(["netns", "exec", ns, "ping", "-q", "-n", "-i", interval, "-W", "2"])
         .args(["-c", &count.to_string(), "10.100.0.10"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// charon's swanctl.conf with `ike` added to the IKE SA's settings and `child` to the Child SA's
+/// (`rekey_time = 20s` ... one per line).
+pub fn with_lifetimes(conf: &str, ike: &[&str], child: &[&str]) -> String {
+    let ike: String = ike.iter().map(|l| format!("\n        {l}")).collect();
+    let child: String = child.iter().map(|l| format!("\n                {l}")).collect();
+    conf.replacen("reauth_time = 0", &format!("reauth_time = 0{ike}"), 1)
+        .replacen("start_action = none", &format!("start_action = none{child}"), 1)
+}
+
+/// One charon per AWS endpoint (files under `dir/aws1`, `dir/aws2`), loaded with `edit(i, conf)` of
+/// the AWS-like swanctl.conf (AES-GCM, DPD every 10 s), its TUN holding AWS's inside address with a
+/// route to the other tunnel's /30 (the VPC answers on either tunnel).
+pub fn start_charons(topo: &Topology, dir: &Path, edit: impl Fn(usize, String) -> String) -> Vec<Charon> {
+    (0..2)
+        .map(|i| {
+            let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
+            let mut conn = Conn::new(
+                AWS[i],
+                CGW,
+                PSK[i],
+                "aes256gcm16-prfsha256-ecp256",
+                "aes256gcm16-ecp256",
+            );
+            conn.dpd_delay_s = 10;
+            let file = c.dir.join("swanctl.conf");
+            std::fs::write(&file, edit(i, conn.swanctl_conf())).unwrap();
+            let file = file.display().to_string();
+            c.swanctl("--load-all", &["--noprompt", "--file", &file]).unwrap();
+            run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
+            run(
+                "ip",
+                &["-n", &topo.aws[i], "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"],
+            )
+            .unwrap();
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &topo.aws[i],
+                    "route",
+                    "add",
+                    CGW_INSIDE_NET[1 - i],
+                    "dev",
+                    "ipsec0",
+                ],
+            )
+            .unwrap();
+            c
+        })
+        .collect()
+}
+
+/// configs/lab.describe.json with both tunnels' lifetimes, margin and fuzz replaced, written to
+/// `dir/vpn.json` (needs `[lab] allow_short_lifetimes = true` in the settings below AWS's minimums).
+pub fn lab_config(dir: &Path, ike_s: u32, child_s: u32, margin_s: u32, fuzz_percent: u32) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let text = std::fs::read_to_string(sample)
+        .unwrap()
+        .replace(
+            "\"Phase1LifetimeSeconds\": 28800",
+            &format!("\"Phase1LifetimeSeconds\": {ike_s}"),
+        )
+        .replace(
+            "\"Phase2LifetimeSeconds\": 3600",
+            &format!("\"Phase2LifetimeSeconds\": {child_s}"),
+        )
+        .replace(
+            "\"RekeyMarginTimeSeconds\": 540",
+            &format!("\"RekeyMarginTimeSeconds\": {margin_s}"),
+        )
+        .replace(
+            "\"RekeyFuzzPercentage\": 100",
+            &format!("\"RekeyFuzzPercentage\": {fuzz_percent}"),
+        );
+    let path = dir.join("vpn.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `cgwd run` in the cgw namespace with `config`, logging to `dir/cgwd.log`, its control socket
+/// under `dir`; `extra_settings` is appended to the settings file.
+pub struct CgwdRun {
+    pub daemon: Daemon,
+    pub sock: PathBuf,
+    pub log_path: PathBuf,
+}
+
+impl CgwdRun {
+    pub fn start(topo: &Topology, dir: &Path, tag: char, config: &Path, extra_settings: &str) -> CgwdRun {
+        let ifname = format!("cgw{tag}{}", std::process::id() % 100_000);
+        let sock = dir.join("ctl").join("cgwd.sock");
+        let settings = dir.join("cgwd.toml");
+        std::fs::write(
+            &settings,
+            format!(
+                "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
+                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n{extra_settings}",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let log_path = dir.join("cgwd.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let daemon = Daemon(
+            Command::new("ip")
+                .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
+                .arg(config)
+                .arg("--settings")
+                .arg(&settings)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        CgwdRun {
+            daemon,
+            sock,
+            log_path,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Option<StatusSnapshot> {
+        status(&self.sock)
+    }
+
+    /// Both tunnels established and answering probes (panics with the log if cgwd exits).
+    pub fn wait_both_up(&mut self) {
+        let (sock, log_path) = (self.sock.clone(), self.log_path.clone());
+        let daemon = &mut self.daemon;
+        wait_for("both tunnels established", Duration::from_secs(20), || {
+            if let Ok(Some(code)) = daemon.0.try_wait() {
+                panic!(
+                    "cgwd exited with {code}: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            status(&sock).is_some_and(|s| established(&s, 0) && established(&s, 1))
+        });
+        wait_for("probe replies", Duration::from_secs(5), || {
+            status(&sock).is_some_and(|s| s.tunnels.iter().all(|t| t.probe_rtt_ms.is_some()))
+        });
+    }
+}
+
+/// Waits until charon lists exactly one IKE SA and one installed Child SA, and asserts its SPIs are
+/// the ones `cgwd status` reports for `tunnel` (0 or 1).
+pub fn assert_one_matching_sa(charon: &Charon, cgwd: &CgwdRun, tunnel: usize) {
+    let mut listed = String::new();
+    wait_for(
+        "a single IKE and Child SA on charon",
+        Duration::from_secs(15),
+        || {
+            listed = charon.list_sas();
+            listed.matches("ESTABLISHED").count() == 1 && listed.matches("INSTALLED").count() == 1
+        },
+    );
+    let charon_spis = super::strongswan::parse_list_sas(&listed)
+        .child_spis
+        .expect("charon lists SPIs");
+    let hex = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    };
+    let mut last = None;
+    // cgwd's snapshot is refreshed every 500 ms: give it a moment to catch up with charon.
+    let ok = (0..20).any(|_| {
+        let s = cgwd.status().expect("cgwd status");
+        let t = &s.tunnels[tunnel];
+        let pair = (hex(&t.spi_in), hex(&t.spi_out));
+        last = Some(pair);
+        if pair == (Some(charon_spis.1), Some(charon_spis.0)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        false
+    });
+    assert!(ok, "tunnel {}: cgwd {:?}, charon\n{listed}", tunnel + 1, last);
 }
 
 /// (packets lost, milliseconds between pings) of a finished ping, from its summary line
@@ -178,16 +369,79 @@ pub fn cut(ns: &str) {
         "add rule ip cgwdcut in udp dport { 500, 4500 } drop",
         "add rule ip cgwdcut out udp sport { 500, 4500 } drop",
     ] {
-        let mut args = vec!["netns", "exec", ns, "nft"];
-        args.extend(rule.split(' '));
-        run("ip", &args).unwrap();
+        nft(ns, rule);
     }
 }
 
 pub fn restore(ns: &str) {
-    run(
-        "ip",
-        &["netns", "exec", ns, "nft", "delete", "table", "ip", "cgwdcut"],
+    nft(ns, "delete table ip cgwdcut");
+}
+
+/// Holds back IKE (port 500, and port 4500 datagrams with the non-ESP marker) in both directions in
+/// `ns`, ESP untouched: requests sent meanwhile are lost and retransmitted later. This kernel has
+/// no netem to delay them instead; see [`let_ike_out`] and [`release_ike`].
+pub fn hold_ike(ns: &str) {
+    for rule in [
+        "add table ip cgwdhold",
+        "add chain ip cgwdhold in { type filter hook input priority 0 ; }",
+        "add chain ip cgwdhold out { type filter hook output priority 0 ; }",
+        "add rule ip cgwdhold in udp sport 500 drop",
+        "add rule ip cgwdhold out udp dport 500 drop",
+        "add rule ip cgwdhold in udp sport 4500 @th,64,32 0 drop",
+        "add rule ip cgwdhold out udp dport 4500 @th,64,32 0 drop",
+    ] {
+        nft(ns, rule);
+    }
+}
+
+/// Lets IKE from `ns` out again while what comes in is still held: the peer gets `ns`'s
+/// (retransmitted) request while its own is unanswered, and answers into the hold.
+pub fn let_ike_out(ns: &str) {
+    nft(ns, "flush chain ip cgwdhold out");
+}
+
+pub fn release_ike(ns: &str) {
+    nft(ns, "delete table ip cgwdhold");
+}
+
+fn nft(ns: &str, rule: &str) {
+    let mut args = vec!["netns", "exec", ns, "nft"];
+    args.extend(rule.split(' '));
+    run("ip", &args).unwrap();
+}
+
+/// CREATE_CHILD_SA requests charon sent (`generating`) or received (`parsed`) in `log`, retries
+/// included: (Child SA rekeys, IKE SA rekeys).
+pub fn charon_rekeys(log: &str, verb: &str) -> (usize, usize) {
+    let needle = format!("{verb} CREATE_CHILD_SA request");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&needle)).collect();
+    let child = lines.iter().filter(|l| l.contains("N(REKEY_SA)")).count();
+    let ike = lines.iter().filter(|l| !l.contains("TSi")).count();
+    (child, ike)
+}
+
+/// Rekeys that succeeded, from charon's `log`: CREATE_CHILD_SA responses charon sent (`generating`:
+/// the peer's rekeys) or received (`parsed`: its own) carrying a new SA rather than an error:
+/// (Child SA rekeys, IKE SA rekeys).
+pub fn charon_rekeys_done(log: &str, verb: &str) -> (usize, usize) {
+    let needle = format!("{verb} CREATE_CHILD_SA response");
+    let done: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&needle) && l.contains("[ SA No KE"))
+        .collect();
+    let child = done.iter().filter(|l| l.contains("TSi")).count();
+    (child, done.len() - child)
+}
+
+/// Rekeys cgwd started in `log` for `tunnel` (1 or 2): (Child SA, IKE SA).
+pub fn cgwd_rekeys(log: &str, tunnel: usize) -> (usize, usize) {
+    let mine = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains(&format!("tunnel {tunnel}")))
+            .count()
+    };
+    (
+        mine("rekeying the Child SA (cgwd initiates)"),
+        mine("rekeying the IKE SA (cgwd initiates)"),
     )
-    .unwrap();
 }
