@@ -209,37 +209,25 @@ fn cgwd_responds(c: &Case) {
     check(&lab, &sa, &events, &format!("cgwd responder, {}", c.name));
 }
 
-#[test]
-fn initiator_aes256gcm16_prfsha384_ecp384() {
-    cgwd_initiates(&CASES[0]);
+/// One test per case and direction, so a failure names the suite and the role.
+macro_rules! both_roles {
+    ($($case:literal => $initiator:ident, $responder:ident;)*) => {$(
+        #[test]
+        fn $initiator() {
+            cgwd_initiates(&CASES[$case]);
+        }
+        #[test]
+        fn $responder() {
+            cgwd_responds(&CASES[$case]);
+        }
+    )*};
 }
-#[test]
-fn initiator_aes128_sha1_modp1024() {
-    cgwd_initiates(&CASES[1]);
-}
-#[test]
-fn initiator_aes256_sha256_modp2048() {
-    cgwd_initiates(&CASES[2]);
-}
-#[test]
-fn initiator_aes128gcm16_prfsha512_ecp521() {
-    cgwd_initiates(&CASES[3]);
-}
-#[test]
-fn responder_aes256gcm16_prfsha384_ecp384() {
-    cgwd_responds(&CASES[0]);
-}
-#[test]
-fn responder_aes128_sha1_modp1024() {
-    cgwd_responds(&CASES[1]);
-}
-#[test]
-fn responder_aes256_sha256_modp2048() {
-    cgwd_responds(&CASES[2]);
-}
-#[test]
-fn responder_aes128gcm16_prfsha512_ecp521() {
-    cgwd_responds(&CASES[3]);
+
+both_roles! {
+    0 => initiator_aes256gcm16_prfsha384_ecp384, responder_aes256gcm16_prfsha384_ecp384;
+    1 => initiator_aes128_sha1_modp1024, responder_aes128_sha1_modp1024;
+    2 => initiator_aes256_sha256_modp2048, responder_aes256_sha256_modp2048;
+    3 => initiator_aes128gcm16_prfsha512_ecp521, responder_aes128gcm16_prfsha512_ecp521;
 }
 
 /// The harness itself: two charons reach ESTABLISHED/INSTALLED across the namespaces.
