@@ -843,3 +843,47 @@ fn close_during_an_ike_rekey_deletes_the_new_ike_sa() {
     assert!(closed_at(&tr).unwrap() - closing <= 160);
     assert!(failures(&ti).is_empty() && failures(&tr).is_empty());
 }
+
+/// The peer's IKE SA rekey crossing our DELETE of the Child SA we just rekeyed away from (RFC 7296
+/// §2.25): we answer the rekey and move to the new IKE SA, where our DELETE would never get its
+/// answer (it went out on the old one), so it goes again over the new IKE SA; without that, the
+/// old Child SA would stay installed on our side until its hard lifetime.
+/// ```text
+///  cgwd                                                 peer
+///  CREATE_CHILD_SA {N(REKEY_SA, old), ...} -->
+///  <-- {...}: new Child SA up
+///  INFORMATIONAL(old IKE) {D(ESP, old)} ---\   /--- CREATE_CHILD_SA(old IKE) {SA(IKE), Ni, KE}
+///  answered: new IKE SA current             \ /     D(ESP, old) answered: old Child SA gone
+///                                            X
+///  (answer to the DELETE on the old IKE SA: no request of ours there any more)
+///  INFORMATIONAL(new IKE) {D(ESP, old)} -->         <-- {}: cgwd removes the old Child SA
+/// ```
+#[test]
+fn peer_ike_rekey_crossing_our_child_delete_resends_it_on_the_new_ike_sa() {
+    let mut crossed = 0;
+    for skew_ms in (0..=60).step_by(10) {
+        let latency = Duration::from_millis(50);
+        // cgwd's DELETE leaves ~100 ms after its Child SA rekey at 45 s; the peer's IKE SA rekey timer
+        // is set to fire around then.
+        let peer_ike = secs(60) + Duration::from_millis(120 + skew_ms);
+        let mut p = timed_pair(31, latency, (secs(3600), secs(60)), (peer_ike, secs(3600)));
+        let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+        run_stamped(&mut p, secs(50), &mut ti, &mut tr);
+        debug_dump(&p, &ti, &tr);
+        // Two DELETEs from cgwd right after its rekey: the first crossed the peer's IKE rekey.
+        let deletes = p
+            .wire
+            .iter()
+            .filter(|s| s.dir == Dir::ToResponder && s.exchange == INFORMATIONAL && !s.response)
+            .filter(|s| s.at >= secs(45) && s.at <= secs(46))
+            .count();
+        if deletes == 2 {
+            crossed += 1;
+        }
+        assert_one_pair(&p, &ti, &tr);
+        assert_one_ike_sa(&p, "after the rekeys");
+        assert_child_keys_agree(&ti, &tr);
+        assert_clean_run(&p, &ti, &tr);
+    }
+    assert!(crossed >= 1, "the DELETE never crossed the peer's IKE rekey");
+}
