@@ -887,3 +887,41 @@ fn peer_ike_rekey_crossing_our_child_delete_resends_it_on_the_new_ike_sa() {
     }
     assert!(crossed >= 1, "the DELETE never crossed the peer's IKE rekey");
 }
+
+/// Like the delayed request above, but the DELETE of the old IKE SA is delayed too, so the side that
+/// saw the collision gets TEMPORARY_FAILURE for its late request first: it takes that as "the peer saw
+/// no collision" and moves to the peer's SA at once (no retry); the DELETE then finds the old SA kept
+/// for exactly that (strongSwan's collision_delayed_request_and_delete).
+/// ```text
+///  I                                                    R
+///  CREATE_CHILD_SA {SA, Ni1} -->          /--- CREATE_CHILD_SA {SA, Nr1}   (delayed 200 ms)
+///                                         answered {Nr2}: SA "I" pending (collision seen)
+///  <-- {Nr2}: SA "I" done, no collision seen
+///  INFORMATIONAL(old) {D(IKE)} -->  (delayed 400 ms)
+///  <-- CREATE_CHILD_SA {SA, Nr1} on the old SA: TEMPORARY_FAILURE -->
+///                                         R: moves to SA "I", no retry
+///                                         D(IKE) arrives: answered on the old SA, which then goes
+/// ```
+#[test]
+fn ike_rekey_collision_with_temporary_failure_before_the_delete() {
+    for seed in 1..=4 {
+        let mut p = colliding_ike_pair(seed, Duration::from_millis(50));
+        let mut request_delayed = false;
+        p.policy = Box::new(move |d, _, data| match (d, kind(data)) {
+            (Dir::ToInitiator, (CREATE_CHILD_SA, false)) if !request_delayed => {
+                request_delayed = true;
+                Fate::Delay(Duration::from_millis(200))
+            }
+            (Dir::ToResponder, (INFORMATIONAL, false)) if request_delayed => {
+                Fate::Delay(Duration::from_millis(400))
+            }
+            _ => Fate::Deliver,
+        });
+        let round = ike_scenario(p, Duration::from_secs(6), true);
+        assert!(
+            round.initiator_won,
+            "seed {seed}: only the initiator's SA was complete"
+        );
+        assert_eq!(round.requests, (1, 1), "seed {seed}: nobody retried");
+    }
+}
