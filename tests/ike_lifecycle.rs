@@ -868,11 +868,16 @@ fn peer_ike_rekey_crossing_our_child_delete_resends_it_on_the_new_ike_sa() {
         let peer_ike = secs(60) + Duration::from_millis(120 + skew_ms);
         let mut p = timed_pair(31, latency, (secs(3600), secs(60)), (peer_ike, secs(3600)));
         let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
-        run_stamped(&mut p, secs(44), &mut ti, &mut tr);
-        let infos = p.count(Dir::ToResponder, INFORMATIONAL, false);
-        run_stamped(&mut p, secs(6), &mut ti, &mut tr);
+        run_stamped(&mut p, secs(50), &mut ti, &mut tr);
         debug_dump(&p, &ti, &tr);
-        if p.count(Dir::ToResponder, INFORMATIONAL, false) - infos >= 2 {
+        // Two DELETEs from cgwd right after its rekey: the first crossed the peer's IKE rekey.
+        let deletes = p
+            .wire
+            .iter()
+            .filter(|s| s.dir == Dir::ToResponder && s.exchange == INFORMATIONAL && !s.response)
+            .filter(|s| s.at >= secs(45) && s.at <= secs(46))
+            .count();
+        if deletes == 2 {
             crossed += 1;
         }
         assert_one_pair(&p, &ti, &tr);
@@ -881,4 +886,42 @@ fn peer_ike_rekey_crossing_our_child_delete_resends_it_on_the_new_ike_sa() {
         assert_clean_run(&p, &ti, &tr);
     }
     assert!(crossed >= 1, "the DELETE never crossed the peer's IKE rekey");
+}
+
+/// Like the delayed request above, but the DELETE of the old IKE SA is delayed too, so the side that
+/// saw the collision gets TEMPORARY_FAILURE for its late request first: it takes that as "the peer saw
+/// no collision" and moves to the peer's SA at once (no retry); the DELETE then finds the old SA kept
+/// for exactly that (strongSwan's collision_delayed_request_and_delete).
+/// ```text
+///  I                                                    R
+///  CREATE_CHILD_SA {SA, Ni1} -->          /--- CREATE_CHILD_SA {SA, Nr1}   (delayed 200 ms)
+///                                         answered {Nr2}: SA "I" pending (collision seen)
+///  <-- {Nr2}: SA "I" done, no collision seen
+///  INFORMATIONAL(old) {D(IKE)} -->  (delayed 400 ms)
+///  <-- CREATE_CHILD_SA {SA, Nr1} on the old SA: TEMPORARY_FAILURE -->
+///                                         R: moves to SA "I", no retry
+///                                         D(IKE) arrives: answered on the old SA, which then goes
+/// ```
+#[test]
+fn ike_rekey_collision_with_temporary_failure_before_the_delete() {
+    for seed in 1..=4 {
+        let mut p = colliding_ike_pair(seed, Duration::from_millis(50));
+        let mut request_delayed = false;
+        p.policy = Box::new(move |d, _, data| match (d, kind(data)) {
+            (Dir::ToInitiator, (CREATE_CHILD_SA, false)) if !request_delayed => {
+                request_delayed = true;
+                Fate::Delay(Duration::from_millis(200))
+            }
+            (Dir::ToResponder, (INFORMATIONAL, false)) if request_delayed => {
+                Fate::Delay(Duration::from_millis(400))
+            }
+            _ => Fate::Deliver,
+        });
+        let round = ike_scenario(p, Duration::from_secs(6), true);
+        assert!(
+            round.initiator_won,
+            "seed {seed}: only the initiator's SA was complete"
+        );
+        assert_eq!(round.requests, (1, 1), "seed {seed}: nobody retried");
+    }
 }

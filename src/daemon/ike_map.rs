@@ -197,6 +197,18 @@ mod tests {
     }
 
     #[test]
+    fn both_tunnels_share_one_load_driven_cookie_guard() {
+        let (conn, settings) = load("lab.describe.json", "");
+        let local: IpAddr = "192.0.2.10".parse().unwrap();
+        let one = ike_config_for(&conn, &settings, TunnelId::One, local).unwrap();
+        let two = ike_config_for(&conn, &settings, TunnelId::Two, local).unwrap();
+        // No fixed secret (that would demand a cookie from every initiator), one shared guard.
+        assert!(one.cookie_secret.is_none());
+        let (a, b) = (one.cookies.unwrap(), two.cookies.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
     fn ipv6_local_address_is_refused_with_the_tunnel_named() {
         let (conn, settings) = load("lab.describe.json", "");
         let err =
