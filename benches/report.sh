@@ -6,6 +6,7 @@
 #
 # Usage (root, after `cargo build --release`):
 #   benches/report.sh                  # run every scenario, then write the report
+#   ROUNDS=3 benches/report.sh         # each scenario 3 times interleaved, medians reported
 #   benches/report.sh results.tsv      # write the report from an earlier throughput.sh output
 # Installs nothing: without gnuplot (Debian: gnuplot-nox) the PNG is skipped and the table still written.
 set -euo pipefail
@@ -24,10 +25,12 @@ fi
 machine="$(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r)"
 md="$OUT/throughput-$stamp.md"
 png="$OUT/throughput-$stamp.png"
-awk -F'\t' -v machine="$machine" -v stamp="$stamp" -v png="$(basename "$png")" '
+rounds=${ROUNDS:-1}
+awk -F'\t' -v machine="$machine" -v stamp="$stamp" -v png="$(basename "$png")" -v rounds="$rounds" '
   NR == 1 { next }
   { name[NR] = $1; tcp[NR] = $2; udp[NR] = $3; rtt[NR] = $4; cpu[NR] = $5; ref[$1] = NR; n = NR }
   function r(a, b) { return (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) ? sprintf("%.1f×", a / b) : "–" }
+  function r2(a, b) { return (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) ? sprintf("%.2f×", a / b) : "–" }
   function perg(c, t) { return (c ~ /^[0-9.]+$/ && t ~ /^[0-9.]+$/ && t > 0) ? sprintf("%.0f", c / (t / 1000)) : "–" }
   END {
     print "# Throughput report, " stamp
@@ -36,13 +39,15 @@ awk -F'\t' -v machine="$machine" -v stamp="$stamp" -v png="$(basename "$png")" '
     print "namespaces (onprem — gw1 — gw2 — vpc), with both tunnel ends and iperf3 sharing the cores."
     print "Single-stream iperf3 TCP, UDP with 1300-byte datagrams, ping RTT average, CPU of both tunnel"
     print "processes during the TCP run (% of one core). Ratios are against strongSwan (kernel-libipsec)"
-    print "and wireguard-go measured in this run."
+    print "and wireguard-go (throughput) and boringtun (RTT) measured in this run."
+    if (rounds > 1)
+      print "Each scenario ran " rounds " times, interleaved; every column is the median of its rounds."
     print ""
-    print "| scenario | TCP Mbit/s | UDP Mbit/s | RTT avg ms | CPU % | CPU % per Gbit/s | TCP vs strongSwan | TCP vs wireguard-go |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|"
-    s = ref["strongswan"]; w = ref["wireguard-go"]
+    print "| scenario | TCP Mbit/s | UDP Mbit/s | RTT avg ms | CPU % | CPU % per Gbit/s | TCP vs strongSwan | TCP vs wireguard-go | RTT vs boringtun |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    s = ref["strongswan"]; w = ref["wireguard-go"]; b = ref["boringtun"]
     for (i = 2; i <= n; i++)
-      printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name[i], tcp[i], udp[i], rtt[i], cpu[i], perg(cpu[i], tcp[i]), r(tcp[i], tcp[s]), r(tcp[i], tcp[w])
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name[i], tcp[i], udp[i], rtt[i], cpu[i], perg(cpu[i], tcp[i]), r(tcp[i], tcp[s]), r(tcp[i], tcp[w]), r2(rtt[i], rtt[b])
     print ""
     print "![throughput](" png ")"
   }' "$tsv" > "$md"

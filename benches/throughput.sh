@@ -24,7 +24,11 @@
 # of one core, both ends added).
 #
 # Installs nothing: a scenario whose tools are missing says what is missing and is skipped.
-# Usage (root): benches/throughput.sh [SCENARIO...]   env: CGWD=path/to/cgwd DURATION=5
+# Usage (root): benches/throughput.sh [SCENARIO...]
+#   env: CGWD=path/to/cgwd DURATION=5 PINGS=50 ROUNDS=1
+# ROUNDS=N runs the chosen scenarios N times, interleaved (cgwd, boringtun, cgwd, boringtun...), and
+# reports the median of each column: on a shared machine one run says little about RTT.
+# Besides the table it prints ratios against boringtun and plain measured in the same run.
 # Build first: cargo build --release.
 set -euo pipefail
 
@@ -34,6 +38,8 @@ CGWD=${CGWD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cgwd}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo /tmp/boringtun/bin/boringtun-cli)}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
 DURATION=${DURATION:-5}
+PINGS=${PINGS:-50}
+ROUNDS=${ROUNDS:-1}
 SCENARIOS=("$@"); ((${#SCENARIOS[@]})) || SCENARIOS=(plain cgwd cgwd-strongswan strongswan wireguard-go boringtun)
 TAG=tp$$
 RUN=/tmp/cgwd-throughput-$TAG
@@ -327,7 +333,7 @@ measure() {
 	bg iperf3-server $NS_VPC iperf3 -s -B $VPC_HOST
 	sleep 0.5
 	local rtt
-	rtt=$(ip netns exec $NS_ON ping -q -c 50 -i 0.02 $VPC_HOST 2>/dev/null | awk -F'/' '/^rtt/{printf "%.3f", $5}' || true)
+	rtt=$(ip netns exec $NS_ON ping -q -c "$PINGS" -i 0.02 $VPC_HOST 2>/dev/null | awk -F'/' '/^rtt/{printf "%.3f", $5}' || true)
 	[[ -n $rtt ]] || rtt=err
 
 	local p0 p1 cli cpu tcp_mbps
@@ -360,21 +366,40 @@ ratio() { # ratio A B -> A/B with 2 decimals, or n/a
 
 # --------------------------------------------------------------- main ------
 
-for sc in "${SCENARIOS[@]}"; do
-	log "=== $sc"
-	ok=0
-	case $sc in
-	plain) setup_plain && ok=1 ;;
-	cgwd) setup_cgwd && ok=1 ;;
-	strongswan) setup_strongswan && ok=1 ;;
-	wireguard-go) setup_wg wireguard-go && ok=1 ;;
-	boringtun) setup_wg boringtun && ok=1 ;;
-	cgwd-strongswan) setup_cgwd_strongswan && ok=1 ;;
-	*) log "unknown scenario $sc" ;;
-	esac
-	if ((ok)); then measure "$sc"; else RESULT[$sc]="skipped	skipped	skipped	skipped"; fi
-	lab_down
+declare -A ROWS # scenario -> one TSV row per round
+for round in $(seq "$ROUNDS"); do
+	for sc in "${SCENARIOS[@]}"; do
+		log "=== $sc (round $round of $ROUNDS)"
+		ok=0
+		case $sc in
+		plain) setup_plain && ok=1 ;;
+		cgwd) setup_cgwd && ok=1 ;;
+		strongswan) setup_strongswan && ok=1 ;;
+		wireguard-go) setup_wg wireguard-go && ok=1 ;;
+		boringtun) setup_wg boringtun && ok=1 ;;
+		cgwd-strongswan) setup_cgwd_strongswan && ok=1 ;;
+		*) log "unknown scenario $sc" ;;
+		esac
+		if ((ok)); then measure "$sc"; else RESULT[$sc]="skipped	skipped	skipped	skipped"; fi
+		ROWS[$sc]+="${RESULT[$sc]}"$'\n'
+		lab_down
+	done
 done
+
+# median ROWS COLUMN -> the median of the numeric values in that column, else the first value
+median() {
+	local col
+	col=$(printf '%s' "$1" | cut -f"$2")
+	printf '%s\n' "$col" | grep -E '^[0-9.]+$' | sort -g | awk -v first="$(head -1 <<<"$col")" '
+		{ v[NR] = $1 }
+		END { if (NR == 0) print first; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+if ((ROUNDS > 1)); then
+	for sc in "${SCENARIOS[@]}"; do
+		log "$sc per round (tcp udp rtt cpu): $(printf '%s' "${ROWS[$sc]}" | tr '\t\n' ' ;')"
+		RESULT[$sc]="$(median "${ROWS[$sc]}" 1)	$(median "${ROWS[$sc]}" 2)	$(median "${ROWS[$sc]}" 3)	$(median "${ROWS[$sc]}" 4)"
+	done
+fi
 
 printf 'scenario\ttcp_mbps\tudp_mbps\trtt_avg_ms\tcpu_pct\n'
 for sc in "${SCENARIOS[@]}"; do printf '%s\t%s\n' "$sc" "${RESULT[$sc]}"; done
@@ -382,5 +407,9 @@ field() { [[ -n ${RESULT[$1]:-} ]] && cut -f"$2" <<<"${RESULT[$1]}" || echo n/a;
 printf 'ratios: cgwd/strongswan tcp=%s udp=%s; cgwd/wireguard-go tcp=%s udp=%s\n' \
 	"$(ratio "$(field cgwd 1)" "$(field strongswan 1)")" "$(ratio "$(field cgwd 2)" "$(field strongswan 2)")" \
 	"$(ratio "$(field cgwd 1)" "$(field wireguard-go 1)")" "$(ratio "$(field cgwd 2)" "$(field wireguard-go 2)")"
+printf 'ratios: cgwd/boringtun rtt=%s tcp=%s udp=%s; cgwd/plain rtt=%s tcp=%s udp=%s\n' \
+	"$(ratio "$(field cgwd 3)" "$(field boringtun 3)")" "$(ratio "$(field cgwd 1)" "$(field boringtun 1)")" \
+	"$(ratio "$(field cgwd 2)" "$(field boringtun 2)")" "$(ratio "$(field cgwd 3)" "$(field plain 3)")" \
+	"$(ratio "$(field cgwd 1)" "$(field plain 1)")" "$(ratio "$(field cgwd 2)" "$(field plain 2)")"
 printf 'ratios: cgwd-strongswan/strongswan tcp=%s udp=%s\n' \
 	"$(ratio "$(field cgwd-strongswan 1)" "$(field strongswan 1)")" "$(ratio "$(field cgwd-strongswan 2)" "$(field strongswan 2)")"

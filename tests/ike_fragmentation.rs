@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cgwd::ike::frag::{MAX_FRAGMENTS, Offer, Reassembler};
+use cgwd::ike::frag::{MAX_FRAGMENTS, MAX_MESSAGE_LEN, Offer, REASSEMBLY_TIMEOUT, Reassembler};
 use cgwd::ike::{AlgorithmSet, IkeConfig, State};
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use cgwd::wire::ike::{Fragment, PayloadType};
@@ -382,6 +382,29 @@ proptest! {
         for (first, inner) in completions {
             prop_assert_eq!(first, PayloadType::IDI);
             prop_assert_eq!(&inner, &message);
+        }
+    }
+}
+
+proptest! {
+    /// Any sequence of (already authenticated) fragments, consistent or not: the buffer never holds
+    /// more than its limit and never hands out a message over it.
+    #[test]
+    fn hostile_fragment_sequences_stay_bounded(
+        ops in proptest::collection::vec(
+            (0u32..3, 1u16..80, 1u16..80, 0usize..12_000, 0u64..40), 1..100),
+    ) {
+        let t0 = base();
+        let mut r = Reassembler::default();
+        for (msg_id, number, total, len, secs) in ops {
+            let Ok(frag) = Fragment::new(number.min(total), total) else { continue };
+            let at = t0 + Duration::from_secs(secs % (2 * REASSEMBLY_TIMEOUT.as_secs()));
+            if let Offer::Complete { inner, .. } =
+                r.offer(at, (1, 2), msg_id, frag, PayloadType::NONE, &vec![0; len])
+            {
+                prop_assert!(inner.len() <= MAX_MESSAGE_LEN);
+            }
+            prop_assert!(r.buffered() <= MAX_MESSAGE_LEN);
         }
     }
 }

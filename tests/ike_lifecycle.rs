@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cgwd::ike::{Event, State};
 use cgwd::suite::DhGroup;
-use common::pair::{Dir, Fate, Pair, config};
+use common::pair::{Dir, Fate, INFORMATIONAL, Pair, config};
 
 const CREATE_CHILD_SA: u8 = 36;
 
@@ -27,19 +27,50 @@ fn kind(data: &[u8]) -> (u8, bool) {
     (data[18], data[19] & 0x20 != 0)
 }
 
+/// Every message of kind `what` (exchange, response) travelling `dir` meets `fate`; the rest arrive.
+fn disturb(dir: Dir, what: (u8, bool), fate: Fate) -> common::pair::Policy {
+    Box::new(move |d, _, data| {
+        if d == dir && kind(data) == what {
+            fate
+        } else {
+            Fate::Deliver
+        }
+    })
+}
+
 /// Both sides rekey their only Child SA at the same virtual instant: same lifetimes, no fuzz, and a
 /// latency long enough that the two CREATE_CHILD_SA requests cross.
 fn colliding_pair(seed: u64, latency: Duration) -> Pair {
-    let mut c = config();
-    c.child_lifetime = Duration::from_secs(60);
-    c.ike_lifetime = Duration::from_secs(3600);
-    c.rekey_margin = Duration::from_secs(15);
-    c.rekey_fuzz_percent = 0;
-    c.esp.dh = vec![DhGroup::new(19).unwrap()]; // PFS, like AWS
     // The responder's timer fires 40 ms after the initiator's (its Child SA came up one latency earlier),
     // so the two requests cross on the wire.
+    let skew = latency - Duration::from_millis(10);
+    timed_pair(
+        seed,
+        latency,
+        (secs(3600), secs(60)),
+        (secs(3600), secs(60) + skew),
+    )
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// A pair whose sides rekey exactly at lifetime − 15 s (no fuzz), with PFS like AWS; `initiator` and
+/// `responder` are each side's (IKE SA, Child SA) lifetimes.
+fn timed_pair(
+    seed: u64,
+    latency: Duration,
+    initiator: (Duration, Duration),
+    responder: (Duration, Duration),
+) -> Pair {
+    let mut c = config();
+    c.rekey_margin = Duration::from_secs(15);
+    c.rekey_fuzz_percent = 0;
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
     let mut r = c.mirrored();
-    r.child_lifetime += latency - Duration::from_millis(10);
+    (c.ike_lifetime, c.child_lifetime) = initiator;
+    (r.ike_lifetime, r.child_lifetime) = responder;
     let mut p = Pair::new(c, r, seed);
     p.latency = latency;
     p
@@ -168,8 +199,6 @@ fn failures(t: &Timeline) -> Vec<String> {
 /// The common body: establish, run through the colliding rekey and the next (normal) one, check.
 /// Returns how many CREATE_CHILD_SA requests each side sent.
 fn scenario(mut p: Pair) -> (usize, usize) {
-    // Data packets travel with the base latency (the policies only delay IKE messages).
-    let latency_ms = p.latency.as_millis() as u64;
     let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
     // Establishment, then up to just before the rekeys at 45 s.
     run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
@@ -181,24 +210,31 @@ fn scenario(mut p: Pair) -> (usize, usize) {
     // The next rekey, 45 s later, is an ordinary one on the surviving SA.
     run_stamped(&mut p, Duration::from_secs(50), &mut ti, &mut tr);
     assert_one_pair(&p, &ti, &tr);
-    let end = (p.now - p.start).as_millis() as u64;
+    debug_dump(&p, &ti, &tr);
+    assert_clean_run(&p, &ti, &tr);
+    (by_i, by_r)
+}
+
+/// No failure on either side, and no loss from the first Child SA on (see [`assert_hitless`]; data
+/// packets travel with the base latency, the policies only delay IKE messages).
+fn assert_clean_run(p: &Pair, ti: &Timeline, tr: &Timeline) {
+    let latency_ms = p.latency.as_millis() as u64;
+    assert!(failures(ti).is_empty(), "{:?}", failures(ti));
+    assert!(failures(tr).is_empty(), "{:?}", failures(tr));
     let first_up = ti
         .events
         .iter()
         .find(|(_, e)| matches!(e, Event::ChildUp(_)))
         .map(|(at, _)| *at)
-        .unwrap();
-    debug_dump(&p, &ti, &tr);
+        .expect("a Child SA came up");
+    let end = (p.now - p.start).as_millis() as u64;
     assert_hitless(
-        &ti,
-        &tr,
+        ti,
+        tr,
         first_up + latency_ms + 1,
         end - latency_ms - 1,
         latency_ms,
     );
-    assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
-    assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
-    (by_i, by_r)
 }
 
 /// The plain collision. Both requests cross; both exchanges complete; the one holding the lowest of
@@ -247,13 +283,11 @@ fn delete_of_the_old_sa_overtaking_the_rekey_response() {
     for dir in [Dir::ToInitiator, Dir::ToResponder] {
         for seed in 1..=8 {
             let mut p = colliding_pair(seed, Duration::from_millis(50));
-            p.policy = Box::new(move |d, _, data| {
-                if d == dir && kind(data) == (CREATE_CHILD_SA, true) {
-                    Fate::Delay(Duration::from_millis(300))
-                } else {
-                    Fate::Deliver
-                }
-            });
+            p.policy = disturb(
+                dir,
+                (CREATE_CHILD_SA, true),
+                Fate::Delay(Duration::from_millis(300)),
+            );
             scenario(p);
         }
     }
@@ -276,13 +310,8 @@ fn peer_rekey_arriving_after_ours_completed() {
         for dir in [Dir::ToInitiator, Dir::ToResponder] {
             for seed in 1..=6 {
                 let mut p = colliding_pair(seed, Duration::from_millis(50));
-                p.policy = Box::new(move |d, _, data| {
-                    if d == dir && kind(data) == (CREATE_CHILD_SA, false) {
-                        Fate::Delay(Duration::from_millis(delay))
-                    } else {
-                        Fate::Deliver
-                    }
-                });
+                let late = Fate::Delay(Duration::from_millis(delay));
+                p.policy = disturb(dir, (CREATE_CHILD_SA, false), late);
                 scenario(p);
             }
         }
@@ -365,19 +394,9 @@ fn dpd_declares_a_silent_peer_dead_within_the_dpd_timeout() {
 /// Both sides rekey the IKE SA at the same virtual instant (45 s); the Child SA lives long, except
 /// that cgwd's side rekeys it at 65 s, over whichever IKE SA survived (its SK_d must agree).
 fn colliding_ike_pair(seed: u64, latency: Duration) -> Pair {
-    let mut c = config();
-    c.ike_lifetime = Duration::from_secs(60);
-    c.child_lifetime = Duration::from_secs(80);
-    c.rekey_margin = Duration::from_secs(15);
-    c.rekey_fuzz_percent = 0;
-    c.esp.dh = vec![DhGroup::new(19).unwrap()];
-    let mut r = c.mirrored();
-    r.child_lifetime = Duration::from_secs(3600);
     // As in `colliding_pair`: the responder's timer fires 10 ms before the initiator's.
-    r.ike_lifetime += latency - Duration::from_millis(10);
-    let mut p = Pair::new(c, r, seed);
-    p.latency = latency;
-    p
+    let skew = latency - Duration::from_millis(10);
+    timed_pair(seed, latency, (secs(60), secs(80)), (secs(60) + skew, secs(3600)))
 }
 
 fn ike_rekeys(t: &Timeline, from: u64) -> Vec<(u64, u64)> {
@@ -464,7 +483,6 @@ struct IkeRound {
 /// the round a side may still keep the redundant SA the other side never learned about (until its
 /// bound, one retransmission schedule); at 80 s, before the next IKE rekey at 90 s, it must be gone.
 fn ike_scenario(mut p: Pair, settle: Duration, lingering: bool) -> IkeRound {
-    let latency_ms = p.latency.as_millis() as u64;
     let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
     run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
     assert_eq!(p.initiator.state(), State::Established);
@@ -514,22 +532,7 @@ fn ike_scenario(mut p: Pair, settle: Duration, lingering: bool) -> IkeRound {
         "the Child SA was rekeyed"
     );
     assert_child_keys_agree(&ti, &tr);
-    assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
-    assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
-    let first_up = ti
-        .events
-        .iter()
-        .find(|(_, e)| matches!(e, Event::ChildUp(_)))
-        .map(|(at, _)| *at)
-        .unwrap();
-    let end = (p.now - p.start).as_millis() as u64;
-    assert_hitless(
-        &ti,
-        &tr,
-        first_up + latency_ms + 1,
-        end - latency_ms - 1,
-        latency_ms,
-    );
+    assert_clean_run(&p, &ti, &tr);
     round
 }
 
@@ -582,13 +585,11 @@ fn ike_rekey_collision_with_the_response_behind_the_winners_delete() {
         let mut winners = BTreeSet::new();
         for seed in 1..=8 {
             let mut p = colliding_ike_pair(seed, Duration::from_millis(50));
-            p.policy = Box::new(move |d, _, data| {
-                if d == dir && kind(data) == (CREATE_CHILD_SA, true) {
-                    Fate::Delay(Duration::from_millis(300))
-                } else {
-                    Fate::Deliver
-                }
-            });
+            p.policy = disturb(
+                dir,
+                (CREATE_CHILD_SA, true),
+                Fate::Delay(Duration::from_millis(300)),
+            );
             let round = ike_scenario(p, Duration::from_secs(6), true);
             assert_eq!(round.requests, (1, 1), "{dir:?} seed {seed}");
             winners.insert(round.initiator_won);
@@ -657,17 +658,13 @@ fn ike_rekey_collision_with_a_delayed_or_dropped_request() {
 fn ike_rekey_crossing_a_child_rekey_is_retried_and_both_complete() {
     for seed in 1..=6 {
         let latency = Duration::from_millis(50);
-        let mut c = config();
-        c.ike_lifetime = Duration::from_secs(60);
-        c.child_lifetime = Duration::from_secs(3600);
-        c.rekey_margin = Duration::from_secs(15);
-        c.rekey_fuzz_percent = 0;
-        c.esp.dh = vec![DhGroup::new(19).unwrap()];
-        let mut r = c.mirrored();
-        r.ike_lifetime = Duration::from_secs(3600);
-        r.child_lifetime = Duration::from_secs(60) + latency - Duration::from_millis(10);
-        let mut p = Pair::new(c, r, seed);
-        p.latency = latency;
+        let skew = latency - Duration::from_millis(10);
+        let mut p = timed_pair(
+            seed,
+            latency,
+            (secs(60), secs(3600)),
+            (secs(3600), secs(60) + skew),
+        );
         let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
         run_stamped(&mut p, Duration::from_secs(44), &mut ti, &mut tr);
         let before = p.initiator.spis();
@@ -711,41 +708,22 @@ fn ike_rekey_crossing_a_child_rekey_is_retried_and_both_complete() {
 #[test]
 fn ike_rekey_crossing_the_peers_delete_closes_both() {
     for closer_is_responder in [true, false] {
-        let mut c = config();
-        c.ike_lifetime = Duration::from_secs(60);
-        c.rekey_margin = Duration::from_secs(15);
-        c.rekey_fuzz_percent = 0;
-        let mut r = c.mirrored();
-        if closer_is_responder {
-            r.ike_lifetime = Duration::from_secs(3600);
+        let (rekeying, closing) = ((secs(60), secs(3600)), (secs(3600), secs(3600)));
+        let (i, r) = if closer_is_responder {
+            (rekeying, closing)
         } else {
-            std::mem::swap(&mut c.ike_lifetime, &mut r.ike_lifetime);
-            c.ike_lifetime = Duration::from_secs(3600);
-        }
-        let mut p = Pair::new(c, r, 9);
-        p.latency = Duration::from_millis(50);
+            (closing, rekeying)
+        };
+        let mut p = timed_pair(9, Duration::from_millis(50), i, r);
         let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
-        run_stamped(&mut p, Duration::from_secs(40), &mut ti, &mut tr);
-        // Step until the rekey request is on the wire, then the other side closes at once.
+        // Once the rekey request is on the wire, the other side closes at once.
         let rekeyer = if closer_is_responder {
             Dir::ToResponder
         } else {
             Dir::ToInitiator
         };
-        while p.count(rekeyer, CREATE_CHILD_SA, false) == 0 {
-            run_stamped(&mut p, Duration::from_millis(1), &mut ti, &mut tr);
-        }
-        let now = p.now;
-        if closer_is_responder {
-            p.responder.as_mut().unwrap().close(now);
-        } else {
-            p.initiator.close(now);
-        }
-        p.collect();
-        run_stamped(&mut p, Duration::from_secs(5), &mut ti, &mut tr);
-        debug_dump(&p, &ti, &tr);
-        assert_eq!(p.initiator.state(), State::Closed);
-        assert_eq!(p.responder().state(), State::Closed);
+        until_rekey_request(&mut p, rekeyer, &mut ti, &mut tr);
+        close_and_settle(&mut p, !closer_is_responder, &mut ti, &mut tr);
         for t in [&ti, &tr] {
             assert!(ike_rekeys(t, 0).is_empty());
             let downs = t
@@ -759,4 +737,109 @@ fn ike_rekey_crossing_the_peers_delete_closes_both() {
         // The rekeying side got TEMPORARY_FAILURE, after it had closed: nothing was retried.
         assert_eq!(p.count(rekeyer, CREATE_CHILD_SA, false), 1);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Graceful close with a request in flight (window of one, RFC 7296 §2.3): the DELETE waits for the
+// response and goes out the moment it arrives, or after `cgwd::ike::CLOSE_WAIT` without one.
+
+/// Run until `dir`'s side has put its first CREATE_CHILD_SA request on the wire (at 45 s).
+fn until_rekey_request(p: &mut Pair, dir: Dir, ti: &mut Timeline, tr: &mut Timeline) {
+    run_stamped(p, Duration::from_secs(44), ti, tr);
+    assert_eq!(p.initiator.state(), State::Established);
+    while p.count(dir, CREATE_CHILD_SA, false) == 0 {
+        run_stamped(p, Duration::from_millis(1), ti, tr);
+    }
+}
+
+/// One side closes now; 5 s later both must be Closed. Returns when (ms) the close happened.
+fn close_and_settle(p: &mut Pair, initiator_closes: bool, ti: &mut Timeline, tr: &mut Timeline) -> u64 {
+    let now = p.now;
+    if initiator_closes {
+        p.initiator.close(now);
+    } else {
+        p.responder.as_mut().expect("a responder").close(now);
+    }
+    p.collect();
+    run_stamped(p, Duration::from_secs(5), ti, tr);
+    debug_dump(p, ti, tr);
+    assert_eq!(p.initiator.state(), State::Closed);
+    assert_eq!(p.responder().state(), State::Closed);
+    (now - p.start).as_millis() as u64
+}
+
+/// When (ms) each side reported `Closed`.
+fn closed_at(t: &Timeline) -> Option<u64> {
+    t.events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Closed))
+        .map(|(at, _)| *at)
+}
+
+/// cgwd closes (shutdown) while its Child SA rekey is in flight. The DELETE follows the rekey's
+/// response at once; if that response is lost, it goes out after CLOSE_WAIT. Either way the peer sees
+/// it, both sides end Closed, and cgwd never announces the Child SA the rekey made.
+/// ```text
+///  cgwd                                                 peer
+///  CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KE, TS} -->
+///  close(): DELETE queued, window busy                  answered (new SA inbound only)
+///  <-- {SA, Nr, KE, TS}   (or lost: wait CLOSE_WAIT)
+///  INFORMATIONAL {D(IKE)} -->                           Closed (all Child SAs down)
+///  <-- {}: Closed
+/// ```
+#[test]
+fn close_during_a_child_rekey_sends_the_delete_after_its_response() {
+    for lose_response in [false, true] {
+        let long = (secs(3600), secs(3600));
+        let mut p = timed_pair(21, Duration::from_millis(50), (secs(3600), secs(60)), long);
+        if lose_response {
+            p.policy = disturb(Dir::ToInitiator, (CREATE_CHILD_SA, true), Fate::Drop);
+        }
+        let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+        until_rekey_request(&mut p, Dir::ToResponder, &mut ti, &mut tr);
+        let ups_before = Pair::child_ups(&ti.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()).len();
+        let infos = p.count(Dir::ToResponder, INFORMATIONAL, false);
+        let closing = close_and_settle(&mut p, true, &mut ti, &mut tr);
+        let delete_at = p
+            .wire
+            .iter()
+            .filter(|s| s.dir == Dir::ToResponder && s.exchange == INFORMATIONAL && !s.response)
+            .nth(infos)
+            .map(|s| s.at.as_millis() as u64)
+            .expect("a DELETE");
+        assert!(delete_at > closing, "window busy: no DELETE at close() itself");
+        let peer_closed = closed_at(&tr).expect("the peer saw the DELETE");
+        let bound = if lose_response {
+            cgwd::ike::CLOSE_WAIT.as_millis() as u64 + 60
+        } else {
+            // The rekey's round trip, then the DELETE's way.
+            160
+        };
+        assert!(
+            peer_closed - closing <= bound,
+            "lost response {lose_response}: the peer closed {} ms after close()",
+            peer_closed - closing
+        );
+        let ups_after = Pair::child_ups(&ti.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()).len();
+        assert_eq!(ups_after, ups_before, "no Child SA announced while closing");
+        assert!(failures(&ti).is_empty(), "{:?}", failures(&ti));
+        assert!(failures(&tr).is_empty(), "{:?}", failures(&tr));
+        // The rekey was retransmitted (once, within CLOSE_WAIT) only when its response was lost.
+        let rekeys = p.count(Dir::ToResponder, CREATE_CHILD_SA, false);
+        assert_eq!(rekeys, if lose_response { 2 } else { 1 });
+    }
+}
+
+/// cgwd closes while its IKE SA rekey is in flight: the rekey completes (the peer moved the Child SA
+/// to the new IKE SA), the old IKE SA is deleted as after any rekey, and the DELETE goes over the new
+/// one; both sides end Closed.
+#[test]
+fn close_during_an_ike_rekey_deletes_the_new_ike_sa() {
+    let long = (secs(3600), secs(3600));
+    let mut p = timed_pair(22, Duration::from_millis(50), (secs(60), secs(3600)), long);
+    let (mut ti, mut tr) = (Timeline::default(), Timeline::default());
+    until_rekey_request(&mut p, Dir::ToResponder, &mut ti, &mut tr);
+    let closing = close_and_settle(&mut p, true, &mut ti, &mut tr);
+    assert!(closed_at(&tr).unwrap() - closing <= 160);
+    assert!(failures(&ti).is_empty() && failures(&tr).is_empty());
 }

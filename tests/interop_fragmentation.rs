@@ -4,7 +4,8 @@
 //! splits its IKE_AUTH and CREATE_CHILD_SA messages; cgwd runs with a small fragment size too, so it
 //! splits its own. Each case asserts that the SA establishes, that charon's log shows it both split
 //! messages ("splitting IKE message") and reassembled cgwd's ("reassembled fragmented IKE message"),
-//! that cgwd counted fragments both ways, and that `swanctl --list-sas` shows cgwd's Child SA SPIs.
+//! that cgwd counted fragments both ways, and that `swanctl --list-sas` shows cgwd's IKE and Child SA
+//! SPIs. CREATE_CHILD_SA is covered started by either side.
 
 mod common;
 
@@ -47,7 +48,7 @@ fn lab(tag: &str, ike: &str, esp: &str) -> Lab {
     Lab { net, charon, socks }
 }
 
-fn cgwd_config(net: &NetnsPair, e: Encryption, i: Integrity, dh: u16) -> Arc<IkeConfig> {
+fn cgwd_config(net: &NetnsPair, e: Encryption, i: Integrity, dh: u16) -> IkeConfig {
     let mut cfg = IkeConfig::aws_defaults(
         TunnelId::One,
         net.cgw_ip,
@@ -58,7 +59,7 @@ fn cgwd_config(net: &NetnsPair, e: Encryption, i: Integrity, dh: u16) -> Arc<Ike
     cfg.ike = AlgorithmSet::single(e, i, g);
     cfg.esp = AlgorithmSet::single(e, i, g);
     cfg.fragmentation.max_datagram = CGWD_FRAGMENT_SIZE;
-    Arc::new(cfg)
+    cfg
 }
 
 fn newest_child(events: &[Event]) -> Option<&ChildSa> {
@@ -96,6 +97,18 @@ fn check(lab: &Lab, sa: &IkeSa, child: &ChildSa, at_least: usize, case: &str) {
     println!("{case}: OK — charon split {split}, reassembled {reassembled}; cgwd {stats:?}");
 }
 
+/// Drive until the Child SA `old` is deleted after a rekey; its successor must be up on both sides,
+/// with fragments counted both ways once more.
+fn check_rekeyed(lab: &Lab, sa: &mut IkeSa, old: &ChildSa, case: &str) {
+    let events = lab.socks.drive(sa, Duration::from_secs(8), |e| {
+        matches!(e, Event::ChildDown { .. } | Event::Failed(_))
+    });
+    let new = newest_child(&events)
+        .unwrap_or_else(|| panic!("{case}: no new Child SA: {events:?}\n{}", lab.charon.log()));
+    assert_ne!(new.inbound.spi, old.inbound.spi, "{case}");
+    check(lab, sa, new, 2, case);
+}
+
 fn up(e: &Event) -> bool {
     matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_))
 }
@@ -110,7 +123,7 @@ fn cgwd_initiates_and_both_sides_fragment() {
     let lab = lab("i", "aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
     let cfg = cgwd_config(&lab.net, Encryption::Aes256Gcm16, Integrity::Sha2_384, 20);
     #[allow(clippy::disallowed_methods)]
-    let mut sa = IkeSa::initiator(cfg, Instant::now(), Box::new(OsRandom));
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
     let events = lab.socks.drive(&mut sa, Duration::from_secs(8), up);
     let child = newest_child(&events)
         .unwrap_or_else(|| panic!("no ChildUp: {events:?}\n{}", lab.charon.log()))
@@ -121,30 +134,27 @@ fn cgwd_initiates_and_both_sides_fragment() {
         .charon
         .swanctl_spawn(&["--rekey", "--child", "t"])
         .expect("swanctl --rekey");
-    let events = lab.socks.drive(&mut sa, Duration::from_secs(5), |e| {
-        matches!(e, Event::ChildDown { .. } | Event::Failed(_))
-    });
+    check_rekeyed(&lab, &mut sa, &child, "CREATE_CHILD_SA by charon");
     let _ = rekey.wait();
-    let new = newest_child(&events)
-        .unwrap_or_else(|| panic!("no rekeyed Child SA: {events:?}\n{}", lab.charon.log()))
-        .clone();
-    assert_ne!(new.inbound.spi, child.inbound.spi);
-    check(&lab, &sa, &new, 2, "CREATE_CHILD_SA by charon");
 }
 
 /// charon initiates (AES-CBC + HMAC): cgwd reassembles charon's IKE_AUTH request and answers in
-/// fragments.
+/// fragments; then cgwd rekeys the Child SA itself (a short lifetime), so its CREATE_CHILD_SA request
+/// and charon's response are fragmented too.
 #[test]
-fn cgwd_responds_with_fragments() {
+fn cgwd_responds_with_fragments_then_rekeys() {
     if skip_unless_root() {
         return;
     }
-    let lab = lab("r", "aes256-sha256-modp2048", "aes256-sha256");
-    let cfg = cgwd_config(&lab.net, Encryption::Aes256Cbc, Integrity::Sha2_256, 14);
+    let lab = lab("r", "aes256-sha256-modp2048", "aes256-sha256-modp2048");
+    let mut cfg = cgwd_config(&lab.net, Encryption::Aes256Cbc, Integrity::Sha2_256, 14);
+    cfg.child_lifetime = Duration::from_secs(6);
+    cfg.rekey_margin = Duration::from_secs(3);
+    cfg.rekey_fuzz_percent = 0;
     let mut init = lab.charon.initiate().expect("swanctl --initiate");
     let mut sa = lab
         .socks
-        .accept(cfg, Duration::from_secs(8))
+        .accept(Arc::new(cfg), Duration::from_secs(8))
         .expect("charon's IKE_SA_INIT");
     let events = lab.socks.drive(&mut sa, Duration::from_secs(8), up);
     let _ = init.wait();
@@ -152,6 +162,7 @@ fn cgwd_responds_with_fragments() {
         .unwrap_or_else(|| panic!("no ChildUp: {events:?}\n{}", lab.charon.log()))
         .clone();
     check(&lab, &sa, &child, 1, "IKE_AUTH, cgwd responder");
+    check_rekeyed(&lab, &mut sa, &child, "CREATE_CHILD_SA by cgwd");
 }
 
 /// charon without fragmentation support: cgwd never sends a fragment, whatever its size limit.
@@ -175,7 +186,7 @@ fn no_fragments_to_a_peer_without_support() {
     let socks = bind_in(&net.cgw, net.cgw_ip).expect("bind");
     let cfg = cgwd_config(&net, Encryption::Aes128Gcm16, Integrity::Sha2_256, 19);
     #[allow(clippy::disallowed_methods)]
-    let mut sa = IkeSa::initiator(cfg, Instant::now(), Box::new(OsRandom));
+    let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
     let events = socks.drive(&mut sa, Duration::from_secs(8), up);
     let child = newest_child(&events)
         .unwrap_or_else(|| panic!("no ChildUp: {events:?}\n{}", charon.log()))

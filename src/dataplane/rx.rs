@@ -4,12 +4,13 @@
 //! a few per minute), keepalives are counted and dropped.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::packet::{clamp_mss, mss_for};
+use super::tx::TxWorker;
 use super::{DataplaneConfig, IkeDatagram, Shared};
 use crate::esp::SaReader;
 use crate::io::clock::{self, RateLimit};
@@ -35,6 +36,8 @@ pub struct RxWorker {
     batch: RecvBatch,
     out: TunWriteBatch,
     error_log: RateLimit,
+    /// The TX worker, for one step right after a small write to the TUN (see [`Self::run`]).
+    tx: Option<Arc<Mutex<TxWorker>>>,
 }
 
 impl RxWorker {
@@ -44,12 +47,14 @@ impl RxWorker {
         udp: Arc<UdpSocket>,
         shared: Arc<Shared>,
         ike: Option<SyncSender<IkeDatagram>>,
+        tx: Option<Arc<Mutex<TxWorker>>>,
     ) -> Self {
         RxWorker {
             reader: shared.sas.reader(),
             batch: RecvBatch::new(RECV_BATCH),
             out: TunWriteBatch::new(IDEAL_BATCH_SIZE),
             error_log: RateLimit::new(Duration::from_secs(5)),
+            tx,
             config,
             tun,
             udp,
@@ -77,7 +82,20 @@ impl RxWorker {
             for m in 0..n {
                 self.message(m);
             }
+            let wrote = !self.out.is_empty();
             self.flush();
+            // Latency: what we just wrote often answers at once (a host or the gateway itself
+            // replies within the same write syscall: the answer is already queued on the TUN).
+            // Sending it from here saves a wake-up of the TX thread, maybe on another, idle CPU,
+            // on every round trip. Only after a small batch (under load RX has its own work) and
+            // only when TX is not busy itself.
+            if wrote
+                && n == 1
+                && let Some(tx) = &self.tx
+                && let Ok(mut worker) = tx.try_lock()
+            {
+                worker.step();
+            }
         }
     }
 

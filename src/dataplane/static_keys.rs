@@ -163,24 +163,25 @@ fn hex(s: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(bytes))
 }
 
-/// `x:y::z/n`.
-fn prefix6(s: &str) -> anyhow::Result<(Ipv6Addr, u8)> {
+/// `ADDRESS/PREFIX` for IPv4 (`max` 32) or IPv6 (`max` 128).
+fn parse_prefix<A: std::str::FromStr>(s: &str, max: u8) -> anyhow::Result<(A, u8)> {
     let (a, n) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
     let n: u8 = n.parse().context("bad prefix length")?;
-    if n > 128 {
-        bail!("prefix length {n} > 128");
+    if n > max {
+        bail!("prefix length {n} > {max}");
     }
-    Ok((a.parse().context("bad IPv6 address")?, n))
+    let addr = a.parse().map_err(|_| anyhow::anyhow!("bad address {a:?}"))?;
+    Ok((addr, n))
+}
+
+/// `x:y::z/n`.
+fn prefix6(s: &str) -> anyhow::Result<(Ipv6Addr, u8)> {
+    parse_prefix(s, 128)
 }
 
 /// `a.b.c.d/n`.
 fn prefix(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
-    let (a, n) = s.split_once('/').context("expected ADDRESS/PREFIX")?;
-    let n: u8 = n.parse().context("bad prefix length")?;
-    if n > 32 {
-        bail!("prefix length {n} > 32");
-    }
-    Ok((a.parse().context("bad IPv4 address")?, n))
+    parse_prefix(s, 32)
 }
 
 impl StaticConfig {

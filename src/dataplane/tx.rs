@@ -5,8 +5,8 @@
 use std::io::{self, IoSlice};
 use std::net::IpAddr;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::packet::{
@@ -97,6 +97,53 @@ pub struct TxWorker {
     sealed: Vec<SealedRef>,
     last_sent: [Option<Instant>; 2],
     icmp_budget: IcmpBudget,
+    /// The last read found the queue empty: the next packet starts a burst (or is a lone ping) and
+    /// goes out at once, without one more read looking for company.
+    was_idle: bool,
+    error_log: clock::RateLimit,
+}
+
+/// What [`TxWorker::step`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Packets were read (or a read failed and the next may work): step again.
+    Busy,
+    /// Nothing queued: wait for the TUN to become readable.
+    Idle,
+    /// The TUN is gone.
+    Closed,
+}
+
+/// The TX thread: steps while there is work, waits on the TUN when idle. The worker is behind a
+/// mutex only so that the RX thread can take a step too (uncontended under load: one lock per
+/// 64 KiB batch); the TUN wait happens without the lock.
+pub fn run(worker: Arc<Mutex<TxWorker>>) {
+    let (tun, shared) = {
+        let w = lock(&worker);
+        (w.tun.clone(), w.shared.clone())
+    };
+    let mut poll_log = clock::RateLimit::new(Duration::from_secs(5));
+    while !shared.stopping() {
+        let step = lock(&worker).step();
+        match step {
+            Step::Busy => {}
+            Step::Closed => break,
+            Step::Idle => {
+                if let Err(e) = tun.wait_readable(POLL_INTERVAL) {
+                    shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                    if poll_log.check(clock::now()).is_some() {
+                        tracing::warn!(error = %e, "TUN poll failed");
+                    }
+                    std::thread::sleep(POLL_INTERVAL);
+                }
+            }
+        }
+    }
+}
+
+/// The worker even if a step once panicked (its state is buffers and counters, still usable).
+pub fn lock(worker: &Mutex<TxWorker>) -> MutexGuard<'_, TxWorker> {
+    worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TxWorker {
@@ -111,6 +158,8 @@ impl TxWorker {
             sealed: Vec::with_capacity(MAX_PER_BATCH),
             last_sent: [None; 2],
             icmp_budget: IcmpBudget::new(),
+            was_idle: true,
+            error_log: clock::RateLimit::new(Duration::from_secs(5)),
             config,
             tun,
             udp,
@@ -118,60 +167,45 @@ impl TxWorker {
         }
     }
 
-    pub fn run(mut self) {
-        let mut error_log = clock::RateLimit::new(std::time::Duration::from_secs(5));
-        // Whether the last read found the queue empty: the next packet then starts a burst (or is a
-        // lone ping) and goes out at once, without one more read looking for company.
-        let mut was_idle = true;
-        while !self.shared.stopping() {
-            let n = match self.tun.read_batch(&mut self.batch) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Idle: wait for the next packet (or the stop flag), send keepalives meanwhile.
-                    was_idle = true;
-                    if let Err(e) = self.tun.wait_readable(POLL_INTERVAL) {
-                        self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
-                        if error_log.check(clock::now()).is_some() {
-                            tracing::warn!(error = %e, "TUN poll failed");
-                        }
-                        std::thread::sleep(POLL_INTERVAL);
-                    }
-                    self.keepalives(clock::now());
-                    continue;
+    /// One non-blocking pass: reads what the TUN has queued, seals it and sends it. Called by the TX
+    /// thread in a loop, and by the RX thread right after it wrote to the TUN (see `rx::RxWorker::run`).
+    pub fn step(&mut self) -> Step {
+        let n = match self.tun.read_batch(&mut self.batch) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::Busy,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.was_idle = true;
+                self.keepalives(clock::now());
+                return Step::Idle;
+            }
+            Err(e) => {
+                // A malformed super-packet (or too many segments) drops this read only.
+                self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
+                if self.error_log.check(clock::now()).is_some() {
+                    tracing::warn!(error = %e, "TUN read failed; packet dropped");
                 }
-                Err(e) => {
-                    // A malformed super-packet (or too many segments) drops this read only.
-                    self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
-                    if error_log.check(clock::now()).is_some() {
-                        tracing::warn!(error = %e, "TUN read failed; packet dropped");
-                    }
-                    if e.raw_os_error() == Some(libc::EBADFD) || e.raw_os_error() == Some(libc::EBADF) {
-                        break;
-                    }
-                    continue;
+                if e.raw_os_error() == Some(libc::EBADFD) || e.raw_os_error() == Some(libc::EBADF) {
+                    return Step::Closed;
                 }
-            };
-            // Latency: after an idle wait, send what the wake-up brought right away (a read finding
-            // nothing costs a syscall on every ping's path). Under load the queue never empties, so
-            // batches still fill up to one GSO send.
-            let n = if was_idle {
-                n
-            } else {
-                self.gather(n, &mut error_log)
-            };
-            was_idle = false;
-            self.process(n);
-            let now = clock::now();
-            self.send(now);
-            self.keepalives(now);
-        }
+                return Step::Busy;
+            }
+        };
+        // Latency: after an idle wait, send what the wake-up brought right away (a read finding
+        // nothing costs a syscall on every ping's path). Under load the queue never empties, so
+        // batches still fill up to one GSO send.
+        let n = if self.was_idle { n } else { self.gather(n) };
+        self.was_idle = false;
+        self.process(n);
+        let now = clock::now();
+        self.send(now);
+        self.keepalives(now);
+        Step::Busy
     }
 
     /// After a first read of `n` packets, keeps reading while packets are queued, the batch is
     /// short of one GSO send and a 64 KiB split still fits: one-packet reads (forwarded UDP, ACKs)
     /// then share a UDP GSO send instead of paying a sendmsg each. Returns the batch size.
-    fn gather(&mut self, mut n: usize, error_log: &mut clock::RateLimit) -> usize {
+    fn gather(&mut self, mut n: usize) -> usize {
         while n < GATHER_UNTIL && self.batch.free() >= IDEAL_BATCH_SIZE {
             match self.tun.read_more(&mut self.batch) {
                 Ok(0) => break,
@@ -180,7 +214,7 @@ impl TxWorker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.shared.stats.tun_read_errors.fetch_add(1, Relaxed);
-                    if error_log.check(clock::now()).is_some() {
+                    if self.error_log.check(clock::now()).is_some() {
                         tracing::warn!(error = %e, "TUN read failed; packet dropped");
                     }
                     break;
@@ -223,40 +257,30 @@ impl TxWorker {
                 stats.mss_clamped.fetch_add(1, Relaxed);
             }
             if len > tunnel_mtu {
-                match dst {
-                    // Routers never fragment IPv6 (RFC 8200 §5): the sender learns the MTU.
-                    IpAddr::V6(d) => {
-                        let source = self.shared.aws_inside_v6(tunnel).unwrap_or(d);
-                        let mut icmp = [0u8; IPV6_MIN_MTU];
-                        if let Some(m) =
-                            icmpv6_packet_too_big(pkt, u32::from(self.config.tunnel_mtu), source, &mut icmp)
-                        {
-                            send_icmp_error(
-                                &self.tun,
-                                &mut self.icmp_budget,
-                                stats,
-                                &icmp[..m],
-                                &stats.tx_icmp6_packet_too_big,
-                            );
+                // Routers never fragment IPv6 (RFC 8200 §5): the sender learns the MTU. IPv4 with
+                // DF set is answered the same way unless told to clear DF.
+                let answer = match dst {
+                    IpAddr::V6(_) => true,
+                    IpAddr::V4(_) => ipv4_df(pkt) && !self.config.clear_df_bit,
+                };
+                if answer {
+                    let mut icmp = [0u8; IPV6_MIN_MTU];
+                    let mtu = self.config.tunnel_mtu;
+                    let built = match dst {
+                        IpAddr::V6(d) => {
+                            // From the tunnel's far inside address when known, else from the
+                            // destination (either is a unicast address reached through the tunnel).
+                            let source = self.shared.aws_inside_v6(tunnel).unwrap_or(d);
+                            icmpv6_packet_too_big(pkt, u32::from(mtu), source, &mut icmp)
+                                .map(|m| (m, &stats.tx_icmp6_packet_too_big))
                         }
-                        continue;
+                        IpAddr::V4(_) => icmp_frag_needed(pkt, mtu, self.config.icmp_source, &mut icmp)
+                            .map(|m| (m, &stats.tx_icmp_frag_needed)),
+                    };
+                    if let Some((m, counter)) = built {
+                        send_icmp_error(&self.tun, &mut self.icmp_budget, stats, &icmp[..m], counter);
                     }
-                    IpAddr::V4(_) if ipv4_df(pkt) && !self.config.clear_df_bit => {
-                        let mut icmp = [0u8; 128];
-                        if let Some(m) =
-                            icmp_frag_needed(pkt, self.config.tunnel_mtu, self.config.icmp_source, &mut icmp)
-                        {
-                            send_icmp_error(
-                                &self.tun,
-                                &mut self.icmp_budget,
-                                stats,
-                                &icmp[..m],
-                                &stats.tx_icmp_frag_needed,
-                            );
-                        }
-                        continue;
-                    }
-                    IpAddr::V4(_) => {}
+                    continue;
                 }
                 clear_df(pkt);
                 stats.tx_fragmented.fetch_add(1, Relaxed);

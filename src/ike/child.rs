@@ -487,6 +487,10 @@ impl IkeSa {
         let Some(mut pending) = self.rekey.take() else {
             return;
         };
+        if self.state == super::State::Deleting {
+            // Closing: the new SA goes with the IKE SA our DELETE (sent next) removes.
+            return;
+        }
         let collision = pending.collision.take();
         let p = &inbound.payloads;
         if let Some(g) = self.wanted_group(p, &self.cfg.esp.dh) {

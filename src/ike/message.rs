@@ -292,7 +292,10 @@ impl IkeSa {
                 Opened::Drop
             }
             Offer::Complete { first, inner } => match parse_inner_payloads(first, &inner) {
-                Ok(payloads) => Opened::Reassembled(payloads),
+                Ok(payloads) => {
+                    tracing::debug!(tunnel = %self.cfg.tunnel, msg_id, fragments = frag.total(), size = inner.len(), "reassembled fragmented IKE message");
+                    Opened::Reassembled(payloads)
+                }
                 Err(_) => {
                     self.frag.dropped += 1;
                     Opened::Drop

@@ -19,6 +19,7 @@
 //!   groups are set), hard Child SA lifetime;
 //! * [`ike_rekey`]: CREATE_CHILD_SA — IKE SA rekeys and their collisions;
 //! * [`info`]: INFORMATIONAL (DPD, DELETE);
+//! * [`frag`]: RFC 7383 fragmentation (negotiation flag, limits, the reassembly buffer);
 //! * [`proposal`], [`errors`], [`timer`], [`config`]: pure helpers.
 //!
 //! Unauthenticated input never changes an established SA: everything after IKE_SA_INIT must decrypt
@@ -57,6 +58,10 @@ use crate::sa::{ChildSa, EspSpi};
 use crate::suite::{DhGroup, Suite};
 use message::{Keys, Request, Responded};
 use timer::{Timer, TimerTable};
+
+/// How long [`IkeSa::close`] waits for the response to a request in flight before it sends the DELETE
+/// anyway: two round trips of a slow path and one retransmission, short enough for a shutdown.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A datagram to send. On port 4500 the caller prepends the 4-octet non-ESP marker (RFC 3948 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,6 +390,7 @@ impl IkeSa {
                 Timer::ChildRekey => self.queue_rekey(now, message::RequestKind::RekeyChild),
                 Timer::ChildExpire => self.expire_children(now),
                 Timer::IkeExpire => self.fail(now, FailReason::Expired),
+                Timer::CloseWait => self.stop_waiting_to_close(now),
                 Timer::RetiredIke => {
                     // Their DELETE exchanges are long over (or never coming): forget them.
                     self.retired_ike = None;
@@ -413,15 +419,43 @@ impl IkeSa {
     }
 
     /// Delete the IKE SA (and with it the Child SA) politely: an INFORMATIONAL with Delete(IKE).
+    ///
+    /// The DELETE goes out at once unless a request of ours (a rekey, a DPD, a Child SA delete) is in
+    /// flight. The window is one request (RFC 7296 §2.3), so the DELETE then waits for that response
+    /// (the request keeps its retransmissions) and goes out the moment it arrives; if none comes
+    /// within [`CLOSE_WAIT`], the request is given up and the DELETE sent with the next message ID
+    /// anyway (the peer, which has almost always received the request, accepts it; going silent would
+    /// leave it waiting for DPD). Queued requests are dropped. A Child SA rekey answered meanwhile
+    /// is not installed (the DELETE takes it with the IKE SA); an IKE SA rekey answered meanwhile
+    /// completes, so that the DELETE goes over the IKE SA that now holds the Child SA.
     pub fn close(&mut self, now: Instant) {
         match self.state {
             State::Established => {
+                self.queue.clear();
                 self.queue.push_back(message::RequestKind::DeleteIke);
                 self.state = State::Deleting;
+                if self.in_flight.is_some() {
+                    self.timers.set(Timer::CloseWait, now + CLOSE_WAIT);
+                }
                 self.pump(now);
             }
             State::Closed | State::Deleting => {}
             _ => self.finish(),
+        }
+    }
+
+    /// [`CLOSE_WAIT`] passed without the response the DELETE waits for: give that request up.
+    fn stop_waiting_to_close(&mut self, now: Instant) {
+        let waiting = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|r| r.kind != message::RequestKind::DeleteIke);
+        if self.state == State::Deleting && waiting {
+            tracing::info!(tunnel = %self.cfg.tunnel, "closing: no answer to the request in flight, sending the DELETE anyway");
+            self.in_flight = None;
+            self.rekey = None;
+            self.timers.stop(Timer::Retransmit);
+            self.pump(now);
         }
     }
 

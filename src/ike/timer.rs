@@ -23,9 +23,11 @@ pub enum Timer {
     Successor = 7,
     /// Stop waiting for the DELETE exchange of a rekey collision's redundant IKE SA.
     RetiredIke = 8,
+    /// Closing: stop waiting for the response to the request in flight and send our DELETE.
+    CloseWait = 9,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 
 #[derive(Debug, Clone, Default)]
 pub struct TimerTable([Option<Instant>; COUNT]);
@@ -59,6 +61,7 @@ impl TimerTable {
             Timer::IkeExpire,
             Timer::Successor,
             Timer::RetiredIke,
+            Timer::CloseWait,
         ];
         let t = ALL
             .into_iter()
