@@ -12,8 +12,8 @@
 //!    CHILD_SA rekey collision on each tunnel and an IKE_SA one, cgwd too, 0 pings lost, no tunnel
 //!    down, one Child SA with the same SPIs on both sides.
 //! 3. `aws_opening_a_second_ike_sa_replaces_the_first`: charon (`swanctl --initiate`) starts a new
-//!    IKE SA while cgwd's is established → cgwd answers, moves the tunnel to it and deletes the old
-//!    one: one IKE SA per tunnel on both sides, no ping lost.
+//!    IKE SA while cgwd's is established, twice per tunnel → cgwd answers, moves the tunnel to it
+//!    and deletes the old one: one IKE SA per tunnel on both sides, no ping lost, no tunnel down.
 //!
 //! Plus, without root, `cgwd check` on short lifetimes with and without the lab switch.
 //! Topology: tests/common/two_aws.rs (namespaces carry the pid and a letter per test).
@@ -334,8 +334,9 @@ fn rekey_collisions_lose_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// charon's swanctl.conf with a copy of connection `t` named `n`: initiating `n` opens a second
-/// IKE SA to cgwd (initiating `t` would reuse the established one).
+/// charon's swanctl.conf with a copy of connection `t` named `n`: initiating `n` while an IKE SA
+/// of `t` is up opens a second IKE SA to cgwd, and the other way round (initiating the connection
+/// of the established SA would reuse it).
 fn with_second_connection(conf: &str) -> String {
     let start = conf.find("    t {").expect("connection t");
     let end = conf.find("\n}\nsecrets").expect("end of connections");
@@ -356,34 +357,46 @@ fn aws_opening_a_second_ike_sa_replaces_the_first() {
     let charons = start_charons(&topo, &dir, |_, conf| with_second_connection(&conf));
     let mut cgwd = CgwdRun::start(&topo, &dir, 'n', &config, "");
     cgwd.wait_both_up();
-    let ping = ping_every(&topo.cgw, 1000, "0.02"); // 20 s at 50/s
+    let cgwd_mark = cgwd.log().len();
+    const PINGS: u32 = 1500; // 30 s at 50/s
+    let ping = ping_every(&topo.cgw, PINGS, "0.02");
     // AWS (StartupAction start, or after a restart of its own) opens a new IKE SA on each tunnel in
-    // turn while cgwd's is established.
-    for (i, c) in charons.iter().enumerate() {
-        std::thread::sleep(Duration::from_secs(3));
-        if let Err(e) = c.swanctl("--initiate", &["--child", "n", "--timeout", "10"]) {
-            panic!("swanctl --initiate on tunnel {}: {e}\n{}", i + 1, c.log());
+    // turn while cgwd's is established, twice (connection `n` next to `t`, then `t` next to `n`).
+    const ROUNDS: usize = 2;
+    for child in ["n", "t"].iter().take(ROUNDS) {
+        for (i, c) in charons.iter().enumerate() {
+            std::thread::sleep(Duration::from_secs(3));
+            if let Err(e) = c.swanctl("--initiate", &["--child", child, "--timeout", "10"]) {
+                panic!("swanctl --initiate on tunnel {}: {e}\n{}", i + 1, c.log());
+            }
+            assert_one_matching_sa(c, &cgwd, i);
         }
-        assert_one_matching_sa(c, &cgwd, i);
     }
     let (lost_pings, interval) = lost(ping);
     let log = cgwd.log();
     let replaced = log.matches("AWS opened a new IKE SA").count();
     println!(
-        "second IKE SA: {replaced} tunnels moved to AWS's new IKE SA; 1000 pings at one per \
+        "second IKE SA: cgwd moved to AWS's new IKE SA {replaced} times; {PINGS} pings at one per \
          {interval:.1} ms, {lost_pings} lost"
     );
-    assert_eq!(replaced, 2, "{log}");
+    assert_eq!(replaced, 2 * ROUNDS, "{log}");
     assert_eq!(lost_pings, 0, "{log}");
     for (i, c) in charons.iter().enumerate() {
         assert_one_matching_sa(c, &cgwd, i);
         let s = cgwd.status().unwrap();
         assert!(established(&s, i), "tunnel {} up", i + 1);
     }
-    assert!(
-        log.matches("older IKE SA deleted").count() == 2,
+    assert_eq!(
+        log.matches("older IKE SA deleted").count(),
+        2 * ROUNDS,
         "cgwd's old IKE SAs are gone\n{log}"
     );
+    for sign in ["IKE SA closed", "Child SA down", "outbound tunnel changed"] {
+        assert!(
+            !log[cgwd_mark..].contains(sign),
+            "`{sign}` while replacing\n{log}"
+        );
+    }
     drop(cgwd);
     drop(charons);
     let _ = std::fs::remove_dir_all(&dir);

@@ -52,6 +52,9 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// IKE datagrams queued from the RX worker before it starts dropping (control traffic is sparse).
 const IKE_QUEUE: usize = 64;
+/// How long a second IKE SA AWS opened waits, its Child SA up, before cgwd sends on it and deletes
+/// the older SA: AWS installs the Child SA when our IKE_AUTH response reaches it, a moment later.
+const HANDOVER_GRACE: Duration = Duration::from_millis(500);
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -279,6 +282,9 @@ struct Tunnel {
     /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
     /// drop from the data plane once it is gone.
     retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
+    /// `incoming`'s Child SA, its inbound half installed, and when the tunnel moves to it (after
+    /// [`HANDOVER_GRACE`], so AWS has installed it before cgwd sends on it).
+    handover: Option<(Instant, crate::sa::ChildSa)>,
     /// The last rekey request of ours logged (IKE SA, message ID), so each is logged once.
     rekey_logged: Option<(u64, u32)>,
 }
@@ -549,6 +555,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             cfg,
             incoming: None,
             retiring: None,
+            handover: None,
             rekey_logged: None,
         }
     });
@@ -682,6 +689,7 @@ impl Daemon {
                 }
                 self.tunnels[i].incoming = None;
                 self.tunnels[i].retiring = None;
+                self.tunnels[i].handover = None;
             }
         }
         self.maintenance.as_mut().is_some_and(|m| m.silent(now))
@@ -787,6 +795,14 @@ impl Daemon {
                 sa.handle_timeout(now);
                 self.drain_incoming(i, now);
             }
+            // The grace is over, or the older SA went meanwhile: move to AWS's new IKE SA.
+            let t = &self.tunnels[i];
+            let ours_up = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
+            if t.handover.as_ref().is_some_and(|(at, _)| *at <= now || !ours_up)
+                && let Some((_, child)) = self.tunnels[i].handover.take()
+            {
+                self.take_over(i, child, now);
+            }
             let t = &mut self.tunnels[i];
             if let Some((sa, _)) = t.retiring.as_mut()
                 && sa.poll_timeout().is_some_and(|d| d <= now)
@@ -797,31 +813,52 @@ impl Daemon {
         }
     }
 
-    /// Send what AWS's second IKE SA wants to send; once its Child SA is up, move the tunnel to it.
+    /// Act on what AWS's second IKE SA reports, then send what it wants to send: its Child SA's
+    /// inbound half is installed before the IKE_AUTH response that lets AWS use it goes out.
     fn drain_incoming(&mut self, i: usize, now: Instant) {
+        let id = self.tunnels[i].id;
         loop {
             let Some(sa) = self.tunnels[i].incoming.as_mut() else {
                 return;
             };
-            match step(sa, &self.udp500, &self.udp4500) {
-                (_, Some(Event::ChildUp(child))) => return self.take_over(i, child, now),
-                (_, Some(Event::Failed(f))) => {
-                    let id = self.tunnels[i].id;
+            match sa.poll_event() {
+                Some(Event::ChildUp(child)) => {
+                    if let Err(e) = self.shared.sas.install_inbound(&child) {
+                        tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
+                    }
+                    self.tunnels[i].handover = Some((now + HANDOVER_GRACE, child));
+                }
+                Some(Event::Failed(f)) => {
                     tracing::warn!(tunnel = %id, "AWS's new IKE SA failed, keeping ours: {}", f.message());
                 }
-                (_, Some(Event::Closed)) => {
+                Some(Event::Closed) => {
+                    while let Some(tx) = sa.poll_transmit() {
+                        send_ike(&self.udp500, &self.udp4500, &tx);
+                    }
                     self.tunnels[i].incoming = None;
+                    if let Some((_, child)) = self.tunnels[i].handover.take() {
+                        self.shared.sas.remove_inbound(child.inbound.spi);
+                    }
                     return;
                 }
-                (false, None) => return,
-                _ => {}
+                Some(_) => {}
+                None => {
+                    let mut sent = false;
+                    while let Some(tx) = sa.poll_transmit() {
+                        sent = true;
+                        send_ike(&self.udp500, &self.udp4500, &tx);
+                    }
+                    if !sent {
+                        return;
+                    }
+                }
             }
         }
     }
 
-    /// AWS's new IKE SA has its Child SA: it becomes the tunnel's SA (its Child SA installed and sent
-    /// on as after a rekey) and the older IKE SA is deleted with a DELETE, its SAs kept for inbound
-    /// packets until that completes.
+    /// AWS's new IKE SA has had its Child SA for [`HANDOVER_GRACE`]: it becomes the tunnel's SA (its
+    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE, its
+    /// SAs kept for inbound packets until that completes.
     fn take_over(&mut self, i: usize, child: crate::sa::ChildSa, now: Instant) {
         let t = &mut self.tunnels[i];
         let Some(new) = t.incoming.take() else {
