@@ -49,9 +49,10 @@ fn setup(tag: char, name: &str) -> Option<(Topology, PathBuf)> {
 
 const LAB: &str = "[lab]\nallow_short_lifetimes = true\n";
 
-/// charon taking the DH groups cgwd proposes first (ECP-521) for the IKE SA and PFS: otherwise
-/// cgwd's first rekey of each kind draws an INVALID_KE_PAYLOAD and is retried with charon's group
-/// (exercised by `both_sides_rekey_under_traffic`), and a refused request is no collision.
+/// charon taking the DH groups cgwd proposes first (ECP-521) for the IKE SA and PFS, so that no rekey
+/// of either side can be refused with INVALID_KE_PAYLOAD (a refused request is no collision). cgwd
+/// guesses the IKE SA's group for its rekeys, which charon would take too, but this keeps the collision
+/// test independent of that guess.
 fn groups_cgwd_proposes_first(conf: &str) -> String {
     conf.replace(
         "proposals = aes256gcm16-prfsha256-ecp256",

@@ -419,7 +419,15 @@ impl IkeSa {
         let group = if self.cfg.esp.dh.is_empty() {
             None
         } else {
+            // Guess the peer's choice (AWS takes the lowest option offered): the group of the last PFS
+            // exchange, else the IKE SA's group when PFS allows it, saving an INVALID_KE_PAYLOAD round trip.
+            let ike_group = self
+                .suite
+                .and_then(|s| s.dh)
+                .filter(|g| self.cfg.esp.dh.contains(g));
             self.child_rekey_group
+                .or(old.suite.dh)
+                .or(ike_group)
                 .or_else(|| super::proposal::preferred_dh(&self.cfg.esp))
         };
         let dh = match group {

@@ -117,8 +117,11 @@ impl IkeSa {
     }
 
     pub(crate) fn start_ike_rekey(&mut self, now: Instant) {
+        // The group the peer chose for this IKE SA is the one it will choose again (AWS takes the lowest
+        // option offered): guessing it first saves an INVALID_KE_PAYLOAD round trip.
         let Some(g) = self
             .ike_rekey_group
+            .or_else(|| self.suite.and_then(|s| s.dh))
             .or_else(|| super::proposal::preferred_dh(&self.cfg.ike))
         else {
             return;
