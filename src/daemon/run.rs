@@ -48,7 +48,8 @@ const STATUS_EVERY: Duration = Duration::from_millis(500);
 /// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// How long the shutdown waits for the DELETE exchanges to be sent (not answered).
+/// How long the shutdown waits for the DELETE exchanges to be answered once they are sent (a DELETE
+/// queued behind a request in flight may first wait up to [`crate::ike::CLOSE_WAIT`]).
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// IKE datagrams queued from the RX worker before it starts dropping (control traffic is sparse).
 const IKE_QUEUE: usize = 64;
@@ -1349,14 +1350,50 @@ impl Daemon {
             }
             self.drain(i, now);
         }
-        let deadline = now + SHUTDOWN_GRACE;
-        while clock::now() < deadline
-            && self
+        // A DELETE queued behind a request in flight leaves when that request is answered, or after
+        // `CLOSE_WAIT` without an answer (the IKE SA's timer): wait for that too, then the grace.
+        let queued = self.tunnels.iter().any(|t| {
+            t.sa.as_ref().is_some_and(|sa| {
+                sa.state() == State::Deleting
+                    && sa
+                        .in_flight
+                        .as_ref()
+                        .is_some_and(|r| r.kind != crate::ike::message::RequestKind::DeleteIke)
+            })
+        });
+        let deadline = now
+            + SHUTDOWN_GRACE
+            + if queued {
+                crate::ike::CLOSE_WAIT
+            } else {
+                Duration::ZERO
+            };
+        loop {
+            let now = clock::now();
+            let deleting = self
                 .tunnels
                 .iter()
-                .any(|t| t.sa.as_ref().is_some_and(|sa| sa.state() == State::Deleting))
-        {
-            if let Ok(i) = self.input.recv_timeout(TICK) {
+                .any(|t| t.sa.as_ref().is_some_and(|sa| sa.state() == State::Deleting));
+            if now >= deadline || !deleting {
+                break;
+            }
+            for i in 0..2 {
+                if let Some(sa) = self.tunnels[i].sa.as_mut()
+                    && sa.poll_timeout().is_some_and(|t| t <= now)
+                {
+                    sa.handle_timeout(now);
+                    self.drain(i, now);
+                }
+            }
+            let next_timer = self
+                .tunnels
+                .iter()
+                .filter_map(|t| t.sa.as_ref()?.poll_timeout())
+                .min();
+            let wait = next_timer
+                .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK))
+                .min(deadline.saturating_duration_since(now));
+            if let Ok(i) = self.input.recv_timeout(wait) {
                 self.ike_datagram(clock::now(), i.from, i.to, &i.data);
             }
         }
