@@ -167,6 +167,8 @@ setup_cgwd() {
 # strongSwan: one charon per gateway, kernel-libipsec, private /run (own pid file), own vici socket.
 ss_conf() { # ss_conf DIR LOCAL REMOTE LOCAL_TS REMOTE_TS START_ACTION [PSK [EXTRA_CHARON_LINES]]
 	mkdir -p "$1"
+	# A previous round's socket would pass the "charon is up" check before the new charon listens.
+	rm -f "$1/charon.vici"
 	cat >"$1/strongswan.conf" <<EOF
 charon {
 	# openssl/aesni before aes/gcm: the plain C ones have no AES-NI.
