@@ -39,8 +39,9 @@ pub struct Observer {
     pub closing: bool,
     /// Header of the IKE message being handled per tunnel (a rekey's ChildUp names its exchange).
     pub inbound: [Option<IkeHeader>; 2],
-    /// Message id of the last CREATE_CHILD_SA request we sent per tunnel (retransmits: one record).
-    requests_sent: [Option<u32>; 2],
+    /// (IKE SA initiator SPI, message id) of the last CREATE_CHILD_SA request we sent per tunnel:
+    /// retransmits and fragments make one record; the SPI tells a new IKE SA's request 2 from the old's.
+    requests_sent: [Option<(u64, u32)>; 2],
     write_errors: RateLimit,
 }
 
@@ -98,10 +99,10 @@ impl Observer {
     pub fn sent(&mut self, i: usize, data: &[u8]) -> Option<HealthEvent> {
         let h = ike_header(data)?;
         let last = self.requests_sent.get_mut(i)?;
-        if h.exchange != CREATE_CHILD_SA || h.response || *last == Some(h.msg_id) {
+        if h.exchange != CREATE_CHILD_SA || h.response || *last == Some((h.spi_i, h.msg_id)) {
             return None;
         }
-        *last = Some(h.msg_id);
+        *last = Some((h.spi_i, h.msg_id));
         Some(HealthEvent::CreateChildSaRequestSent { id: h.msg_id })
     }
 
@@ -184,6 +185,7 @@ const CREATE_CHILD_SA: u8 = 36;
 /// The cleartext part of an IKE header that names an exchange (RFC 7296 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IkeHeader {
+    pub spi_i: u64,
     pub exchange: u8,
     pub response: bool,
     pub msg_id: u32,
@@ -193,6 +195,7 @@ pub struct IkeHeader {
 pub fn ike_header(data: &[u8]) -> Option<IkeHeader> {
     let h = data.get(..28)?;
     Some(IkeHeader {
+        spi_i: u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
         exchange: h[18],
         response: h[19] & 0x20 != 0,
         msg_id: u32::from_be_bytes([h[20], h[21], h[22], h[23]]),
@@ -315,6 +318,13 @@ mod tests {
         assert_eq!(o.sent(0, &header(37, 0x08, 6)), None);
         assert_eq!(o.sent(0, &header(36, 0x28, 9)), None, "a response is no request");
         assert_eq!(o.sent(0, &[0u8; 10]), None);
+        // After an IKE SA rekey message ids start again: the same id on a new IKE SA is a new request.
+        let mut on_new_ike_sa = header(36, 0x08, 5);
+        on_new_ike_sa[..8].copy_from_slice(&7u64.to_be_bytes());
+        assert_eq!(
+            o.sent(0, &on_new_ike_sa),
+            Some(HealthEvent::CreateChildSaRequestSent { id: 5 })
+        );
         o.inbound[0] = ike_header(&header(36, 0x20, 5));
         assert_eq!(
             o.rekey_events(0),
