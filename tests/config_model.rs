@@ -78,20 +78,20 @@ fn rekey_window_opens_before_aws() {
     t.rekey_margin_secs = 270;
     t.rekey_fuzz_percent = 100;
     let w = t.rekey_window(Phase::Two);
-    // AWS's own window opens at 3600 − 270 = 3330 s; cgwd's ends 10 s before it.
-    assert_eq!(w.latest, Duration::from_secs(3320));
-    assert_eq!(w.earliest, Duration::from_secs(3050));
+    // AWS's own window opens at 3600 − 270 = 3330 s; cgwd's ends there and spans the margin before it.
+    assert_eq!(w.latest, Duration::from_secs(3330));
+    assert_eq!(w.earliest, Duration::from_secs(3060));
     assert_eq!(t.rekey_time(Phase::Two, 0), w.earliest);
     assert_eq!(t.rekey_time(Phase::Two, 1000), w.latest);
     assert_eq!(t.rekey_time(Phase::Two, 5000), w.latest, "clamped");
-    assert_eq!(t.rekey_time(Phase::Two, 500), Duration::from_secs(3185));
+    assert_eq!(t.rekey_time(Phase::Two, 500), Duration::from_secs(3195));
     t.rekey_fuzz_percent = 0;
     let w = t.rekey_window(Phase::Two);
     assert_eq!(w.earliest, w.latest);
     // Phase 1 uses the same margin.
     let w1 = t.rekey_window(Phase::One);
-    assert_eq!(w1.latest, Duration::from_secs(28800 - 270 - 10));
-    // A margin of half the lifetime never rekeys before half the lifetime.
+    assert_eq!(w1.latest, Duration::from_secs(28800 - 270));
+    // A margin of half the lifetime (the most AWS allows) never rekeys before half the lifetime.
     t.phase2_lifetime_secs = 900;
     t.rekey_margin_secs = 450;
     t.rekey_fuzz_percent = 100;

@@ -206,6 +206,18 @@ pub struct RekeyWindow {
 }
 
 impl RekeyWindow {
+    /// cgwd's window for an SA of `lifetime`: it ends where AWS's opens (lifetime − margin; AWS rekeys at
+    /// a random point of the last `margin`) and spans `margin × fuzz%` before that, never before half
+    /// the lifetime (an SA that lives long enough to be worth its exchange) nor before 1 s.
+    /// The one definition: `cgwd check` prints it and the IKE SA draws its rekey instant from it.
+    pub fn new(lifetime: Duration, margin: Duration, fuzz_percent: u32) -> RekeyWindow {
+        let floor = (lifetime / 2).max(Duration::from_secs(1));
+        let latest = lifetime.saturating_sub(margin).max(floor);
+        let spread = margin.mul_f64(f64::from(fuzz_percent.min(100)) / 100.0);
+        let earliest = latest.saturating_sub(spread).max(floor);
+        RekeyWindow { earliest, latest }
+    }
+
     /// The instant at `permille` (0..=1000, from the caller's RNG) through the window.
     pub fn at(&self, permille: u16) -> Duration {
         let span = self.latest.saturating_sub(self.earliest);
@@ -331,18 +343,13 @@ impl TunnelConfig {
         }))
     }
 
-    /// When cgwd should rekey: its window ends 10 s before AWS's opens (lifetime − margin) and spans
-    /// `margin × fuzz%` before that, never earlier than half the lifetime.
+    /// When cgwd should rekey an SA of this phase ([`RekeyWindow::new`]).
     pub fn rekey_window(&self, phase: Phase) -> RekeyWindow {
-        let lifetime = self.lifetime(phase);
-        let margin = Duration::from_secs(u64::from(self.rekey_margin_secs));
-        let latest = lifetime
-            .saturating_sub(margin)
-            .saturating_sub(Duration::from_secs(10))
-            .max(lifetime / 2);
-        let spread = margin.mul_f64(f64::from(self.rekey_fuzz_percent.min(100)) / 100.0);
-        let earliest = latest.saturating_sub(spread).max(lifetime / 2);
-        RekeyWindow { earliest, latest }
+        RekeyWindow::new(
+            self.lifetime(phase),
+            Duration::from_secs(u64::from(self.rekey_margin_secs)),
+            u32::from(self.rekey_fuzz_percent),
+        )
     }
 
     /// The rekey instant at `permille` through [`Self::rekey_window`].

@@ -311,20 +311,12 @@ fn retry_delay(rng: &mut dyn crate::crypto::Random) -> std::time::Duration {
 }
 
 impl IkeSa {
-    /// When to rekey an SA of `lifetime`: lifetime − margin − random(0..=margin × fuzz %), as AWS and
-    /// strongSwan compute it, and never sooner than 1 s.
+    /// When to rekey an SA of `lifetime`: a random instant of cgwd's window (see
+    /// [`crate::config::RekeyWindow::new`]), before AWS's own.
     pub(crate) fn rekey_delay(&mut self, lifetime: std::time::Duration) -> std::time::Duration {
-        let margin = self.cfg.rekey_margin;
-        let fuzz_ms = margin.as_millis() as u64 * u64::from(self.cfg.rekey_fuzz_percent) / 100;
-        let extra = if fuzz_ms == 0 {
-            0
-        } else {
-            self.rng.next_u64() % (fuzz_ms + 1)
-        };
-        lifetime
-            .saturating_sub(margin)
-            .saturating_sub(std::time::Duration::from_millis(extra))
-            .max(std::time::Duration::from_secs(1))
+        let window =
+            crate::config::RekeyWindow::new(lifetime, self.cfg.rekey_margin, self.cfg.rekey_fuzz_percent);
+        window.at((self.rng.next_u64() % 1001) as u16)
     }
 
     pub(crate) fn queue_rekey(&mut self, now: Instant, kind: super::message::RequestKind) {
