@@ -15,8 +15,7 @@ use ipnet::Ipv4Net;
 
 use crate::config::{DpdAction, Settings, StartupAction, TunnelConfig, VpnConnection};
 use crate::daemon::MappingError;
-use crate::daemon::ike_map::v4;
-use crate::ike::config::{AlgorithmSet, IkeConfig, Ports, RetransmitConfig};
+use crate::ike::config::IkeConfig;
 use crate::ike::proposal::Selection;
 use crate::sa::TunnelId;
 
@@ -36,7 +35,6 @@ pub fn aws_ike_config(
     tunnel: TunnelId,
 ) -> Result<IkeConfig, MappingError> {
     let t: &TunnelConfig = conn.tunnel(tunnel);
-    let aws = v4(tunnel, "AWS outside address", t.aws_outside)?;
     let dpd_interval = if t.dpd_action == DpdAction::None {
         // DPDTimeoutAction none: AWS keeps the SA however long the customer gateway is silent
         // (FACTS §2.5), so this endpoint sends no DPD whose timeout would end it.
@@ -46,40 +44,14 @@ pub fn aws_ike_config(
     } else {
         Duration::from_secs(u64::from(t.dpd_interval_secs))
     };
+    // The customer gateway's view of the tunnel from the address AWS has on record, seen from the
+    // other end: the same algorithms, lifetimes and selectors, addresses and IDs swapped.
+    let customer = crate::daemon::ike_map::ike_config_for(conn, settings, tunnel, t.customer_outside)?;
     Ok(IkeConfig {
-        tunnel,
-        local_addr: aws,
-        remote_addr: v4(tunnel, "customer gateway address", t.customer_outside)?,
-        local_id: aws,
-        remote_id: v4(tunnel, "customer gateway IKE ID", settings.local_id(t))?,
-        psk: t.psk.clone(),
-        ike: AlgorithmSet {
-            encryption: t.phase1.encryption.clone(),
-            integrity: t.phase1.integrity.clone(),
-            dh: t.phase1.dh_groups.clone(),
-        },
-        esp: AlgorithmSet {
-            encryption: t.phase2.encryption.clone(),
-            integrity: t.phase2.integrity.clone(),
-            dh: t.phase2.pfs_groups.clone(),
-        },
-        ike_lifetime: t.lifetime(crate::config::Phase::One),
-        child_lifetime: t.lifetime(crate::config::Phase::Two),
-        rekey_margin: Duration::from_secs(u64::from(t.rekey_margin_secs)),
-        rekey_fuzz_percent: u32::from(t.rekey_fuzz_percent),
         dpd_interval,
-        dpd_timeout: t.dpd_timeout(),
-        replay_window: t.replay_window,
-        local_ts: t.remote_traffic_selector(),
-        remote_ts: t.local_traffic_selector(),
-        local_ports: Ports::default(),
-        remote_ports: Ports::default(),
-        retransmit: RetransmitConfig::default(),
-        cookie_secret: None,
         cookies: None,
-        initial_contact: true,
         selection: Selection::Lowest,
-        fragmentation: settings.ike_fragmentation(),
+        ..customer.mirrored()
     })
 }
 
