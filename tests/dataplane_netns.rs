@@ -9,18 +9,14 @@
 //! Needs root (namespaces, TUN) and iproute2, ping (iputils) and iperf3; prints "SKIPPED: needs root"
 //! and passes otherwise. No speed assertions: throughput lives in benches/throughput.sh.
 
+mod common;
+
+use common::netns::is_root;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 fn have(tool: &str) -> bool {
     Command::new("sh")

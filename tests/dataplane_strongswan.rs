@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use common::netns::{run, skip_unless_root};
 use common::strongswan::{Charon, Conn};
+use common::tempdir::TempDir;
 use serde_json::Value;
 
 const CGW: &str = "192.0.2.10";
@@ -185,19 +186,6 @@ impl Drop for Proc {
     }
 }
 
-/// The temp dir, removed on drop unless the test failed (kept for a post-mortem).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("test files kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = cgwd::io::clock::now();
     while !ok() {
@@ -257,10 +245,7 @@ fn traffic_through(suite: Suite) {
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let topo = Topology::create(n);
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("cgwd-dp-ss-{}-{}", suite.label, std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new(&format!("dp-ss-{}", suite.label));
 
     // AWS's side: charon waits for cgwd, answers with the suite under test only.
     let charon = Charon::start(&topo.aws, &dir.0.join("aws1")).unwrap();

@@ -1,18 +1,10 @@
 //! `cgwd demo` end to end: the README's first command must pass on a fresh machine (root; skipped
 //! otherwise) and print its progress lines.
 
-use std::process::Command;
+mod common;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
+use common::netns::is_root;
+use std::process::Command;
 
 #[test]
 fn demo_runs_every_step_and_cleans_up() {

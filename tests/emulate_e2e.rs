@@ -2,25 +2,17 @@
 //! StartupAction add and start, and a maintenance rehearsal after which the tunnel comes back by itself.
 //! The topology is `cgwd demo`'s ([`cgwd::demo::Lab`]).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use cgwd::demo::Lab;
+use common::netns::is_root;
 
 const CONFIG: &str = include_str!("../configs/lab.describe.json");
 const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 struct Setup {
     lab: Lab,

@@ -1,8 +1,9 @@
 //! A tunnel driven through up → rekey → DPD timeout → down → up on a virtual clock: the exact health
 //! records, in both formats, as the sinks write them.
 
+mod common;
+
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cgwd::config::{HealthFormat, HealthLog};
@@ -10,6 +11,7 @@ use cgwd::observe::health::IkePhase;
 use cgwd::observe::{
     HealthEvent, HealthRecord, HealthSink, HealthTracker, SaState, Side, TunnelHealth, TunnelIdentity,
 };
+use common::tempdir::TempDir;
 
 const VPN: &str = "vpn-0123456789abcdef0";
 const AWS_IP: &str = "203.0.113.10";
@@ -55,24 +57,6 @@ fn status(up: bool, message: &str, ts: &str) -> String {
     )
 }
 
-/// A temporary directory removed on drop, also when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("cgwd-observe-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -84,7 +68,7 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn up_rekey_dpd_timeout_down_up() {
     use SaState::{Down, Established, Negotiating, Rekeying};
-    let dir = TempDir::new("seq");
+    let dir = TempDir::new("observe-seq");
     let aws_path = dir.0.join("aws.jsonl");
     let status_path = dir.0.join("status.jsonl");
     let aws_sink = HealthSink::open(HealthLog::File(aws_path.clone()), HealthFormat::Aws).unwrap();
@@ -324,7 +308,7 @@ fn every_event_has_aws_style_details_and_lowercase_states() {
 
 #[test]
 fn file_sink_reopens_after_logrotate_moves_the_file() {
-    let dir = TempDir::new("rotate");
+    let dir = TempDir::new("observe-rotate");
     let path = dir.0.join("health.jsonl");
     let sink = HealthSink::open(HealthLog::File(path.clone()), HealthFormat::Aws).unwrap();
     let mut t = HealthTracker::new(identity(), None);
@@ -434,7 +418,7 @@ fn status_tunnel(n: u8, aws: IpAddr, phase: SaState) -> cgwd::daemon::status::Tu
 fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
     use cgwd::observe::HealthReporter;
     use cgwd::sa::TunnelId;
-    let dir = TempDir::new("reporter");
+    let dir = TempDir::new("observe-reporter");
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/aws-static.xml");
     let (conn, mut settings) = cgwd::config::load(std::path::Path::new(config), None).unwrap();
     let path = dir.0.join("status.jsonl");

@@ -20,23 +20,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::netns::skip_unless_root;
+use common::tempdir::TempDir;
 use common::two_aws::*;
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cgwd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The namespaces (letter `tag`) and a scratch directory for a root test; None (the test passes
 /// as SKIPPED) without root or nftables.
-fn setup(tag: char, name: &str) -> Option<(Topology, PathBuf)> {
+fn setup(tag: char, name: &str) -> Option<(Topology, TempDir)> {
     if skip_unless_root() {
         return None;
     }
@@ -44,7 +38,7 @@ fn setup(tag: char, name: &str) -> Option<(Topology, PathBuf)> {
         println!("SKIPPED: needs nftables");
         return None;
     }
-    Some((Topology::create(tag), test_dir(name)))
+    Some((Topology::create(tag), TempDir::new(name)))
 }
 
 const LAB: &str = "[lab]\nallow_short_lifetimes = true\n";
@@ -66,8 +60,8 @@ fn groups_cgwd_proposes_first(conf: &str) -> String {
 
 #[test]
 fn check_names_the_lab_switch_and_shows_lab_mode() {
-    let dir = test_dir("labcheck");
-    let config = lab_config(&dir, 60, 20, 5, 100);
+    let dir = TempDir::new("labcheck");
+    let config = lab_config(&dir.0, 60, 20, 5, 100);
     let cgwd = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cgwd"))
             .args(args)
@@ -85,7 +79,7 @@ fn check_names_the_lab_switch_and_shows_lab_mode() {
         "names the fix: {err}"
     );
 
-    let settings = dir.join("lab.toml");
+    let settings = dir.0.join("lab.toml");
     std::fs::write(&settings, LAB).unwrap();
     let out = cgwd(&["check", config_s, "--settings", settings.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -106,7 +100,6 @@ fn check_names_the_lab_switch_and_shows_lab_mode() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["lab_mode"], true);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -116,8 +109,8 @@ fn both_sides_rekey_under_traffic() {
     };
     let started = cgwd::io::clock::now();
     // cgwd: IKE 60 s, Child 20 s, margin 5 s, fuzz 100 %: Child rekeys at 10-15 s, IKE at 50-55 s.
-    let config = lab_config(&dir, 60, 20, 5, 100);
-    let charons = start_charons(&topo, &dir, |i, conf| {
+    let config = lab_config(&dir.0, 60, 20, 5, 100);
+    let charons = start_charons(&topo, &dir.0, |i, conf| {
         if i == 0 {
             // Tunnel 1: charon rekeys the Child SA first (8 s), cgwd the IKE SA (charon 70 s).
             with_lifetimes(
@@ -134,7 +127,7 @@ fn both_sides_rekey_under_traffic() {
             )
         }
     });
-    let mut cgwd = CgwdRun::start(&topo, &dir, 'r', &config, LAB);
+    let mut cgwd = CgwdRun::start(&topo, &dir.0, 'r', &config, LAB);
     cgwd.wait_both_up();
     assert!(
         cgwd.log().contains("lab.allow_short_lifetimes is set"),
@@ -194,7 +187,6 @@ fn both_sides_rekey_under_traffic() {
     }
     drop(cgwd);
     drop(charons);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Lines of `log` after `from` containing `what`.
@@ -209,8 +201,8 @@ fn rekey_collisions_lose_nothing() {
     };
     let started = cgwd::io::clock::now();
     // The same rekey times on both sides and no randomness: Child SAs at 15 s, IKE SAs at 35 s.
-    let config = lab_config(&dir, 40, 20, 5, 0);
-    let charons = start_charons(&topo, &dir, |_, conf| {
+    let config = lab_config(&dir.0, 40, 20, 5, 0);
+    let charons = start_charons(&topo, &dir.0, |_, conf| {
         let conf = groups_cgwd_proposes_first(&conf);
         with_lifetimes(
             &conf,
@@ -218,7 +210,7 @@ fn rekey_collisions_lose_nothing() {
             &["rekey_time = 15s", "life_time = 25s", "rand_time = 0s"],
         )
     });
-    let mut cgwd = CgwdRun::start(&topo, &dir, 'x', &config, LAB);
+    let mut cgwd = CgwdRun::start(&topo, &dir.0, 'x', &config, LAB);
     cgwd.wait_both_up();
     let ike_up = cgwd::io::clock::now();
     let cgwd_mark = cgwd.log().len();
@@ -332,7 +324,6 @@ fn rekey_collisions_lose_nothing() {
     }
     drop(cgwd);
     drop(charons);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// charon's swanctl.conf with a copy of connection `t` named `n`: initiating `n` while an IKE SA
@@ -355,8 +346,8 @@ fn aws_opening_a_second_ike_sa_replaces_the_first() {
         return;
     };
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let charons = start_charons(&topo, &dir, |_, conf| with_second_connection(&conf));
-    let mut cgwd = CgwdRun::start(&topo, &dir, 'n', &config, "");
+    let charons = start_charons(&topo, &dir.0, |_, conf| with_second_connection(&conf));
+    let mut cgwd = CgwdRun::start(&topo, &dir.0, 'n', &config, "");
     cgwd.wait_both_up();
     let cgwd_mark = cgwd.log().len();
     const PINGS: u32 = 1500; // 30 s at 50/s
@@ -400,5 +391,4 @@ fn aws_opening_a_second_ike_sa_replaces_the_first() {
     }
     drop(cgwd);
     drop(charons);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,12 @@
 //! Root-only: cgwd's routes and inside addresses in a private network namespace, checked with
 //! `ip route show proto 198`. Prints "SKIPPED: needs root" and passes otherwise.
 
+mod common;
+
 use std::process::Command;
 
 use cgwd::routing::{Netlink, RTPROT_CGWD, Route, Router, netlink::link_index};
+use common::netns::is_root;
 
 struct Netns(String);
 
@@ -56,17 +59,6 @@ fn ip(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                == Some("0")
-        })
-        .unwrap_or(false)
 }
 
 #[test]

@@ -1,28 +1,13 @@
 //! The control socket round trip: server in a temp dir, `query_status` as `cgwd status` uses it.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cgwd::daemon::control::{ControlError, ControlServer, SharedStatus, query_status};
 use cgwd::daemon::status::{PhaseState, StatusSnapshot, Traffic, TunnelStatus, render};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("cgwd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::tempdir::TempDir;
 
 fn snapshot() -> StatusSnapshot {
     let t = |n: u8, state: PhaseState| TunnelStatus {

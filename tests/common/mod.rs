@@ -8,4 +8,5 @@ pub mod driver;
 pub mod netns;
 pub mod pair;
 pub mod strongswan;
+pub mod tempdir;
 pub mod two_aws;
