@@ -963,8 +963,8 @@ impl Daemon {
         let t = &self.tunnels[i];
         let (p1, p2) = t.phase_states();
         let state = TunnelHealth {
-            phase1: p1.into(),
-            phase2: p2.into(),
+            phase1: p1,
+            phase2: p2,
             dpd_enabled: true,
             nat_t_detected: t.nat,
             bgp_established: None,

@@ -11,13 +11,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-/// A phase's state in AWS's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A phase's state in AWS's words (AWS documents them capitalised; its own filters match lowercase,
+/// which is what it writes and what we write).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseState {
     Established,
     Rekeying,
     Negotiating,
+    #[default]
     Down,
 }
 

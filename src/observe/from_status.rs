@@ -3,28 +3,17 @@
 
 use std::time::Duration;
 
-use crate::daemon::status::{PhaseState, StatusSnapshot, TunnelStatus};
+use crate::daemon::status::{StatusSnapshot, TunnelStatus};
 
-use super::health::{SaState, TunnelHealth};
+use super::health::TunnelHealth;
 use super::metrics::{MetricsRegistry, TunnelMetricsSnapshot};
-
-impl From<PhaseState> for SaState {
-    fn from(p: PhaseState) -> Self {
-        match p {
-            PhaseState::Established => Self::Established,
-            PhaseState::Rekeying => Self::Rekeying,
-            PhaseState::Negotiating => Self::Negotiating,
-            PhaseState::Down => Self::Down,
-        }
-    }
-}
 
 impl TunnelHealth {
     /// The health-relevant part of a tunnel's status (static routing; set `bgp_*` for BGP).
     pub fn from_status(t: &TunnelStatus) -> Self {
         TunnelHealth {
-            phase1: t.ike_phase1_state.into(),
-            phase2: t.ike_phase2_state.into(),
+            phase1: t.ike_phase1_state,
+            phase2: t.ike_phase2_state,
             dpd_enabled: t.dpd_enabled,
             nat_t_detected: t.nat_t_detected,
             bgp_established: None,

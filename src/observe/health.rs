@@ -17,33 +17,9 @@ use serde::Serialize;
 
 use crate::config::HealthFormat;
 
-/// The state of one IKE phase, in AWS's words (AWS documents them capitalised; its own filters
-/// match lowercase, which is what it writes and what we write).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SaState {
-    Established,
-    Rekeying,
-    Negotiating,
-    #[default]
-    Down,
-}
-
-impl SaState {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Established => "established",
-            Self::Rekeying => "rekeying",
-            Self::Negotiating => "negotiating",
-            Self::Down => "down",
-        }
-    }
-
-    /// An SA exists and carries traffic (a rekey keeps the old SA until the new one is in).
-    pub fn is_up(self) -> bool {
-        matches!(self, Self::Established | Self::Rekeying)
-    }
-}
+/// The state of one IKE phase: the status snapshot's [`PhaseState`] (one vocabulary for `cgwd status`,
+/// the health records and the metrics).
+pub use crate::daemon::status::PhaseState as SaState;
 
 /// What the daemon knows about a tunnel at an instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -394,8 +370,8 @@ impl HealthTracker {
         let s = self.current;
         let details = format!(
             "cgwd tunnel periodic status: Phase 1 {}, Phase 2 {}",
-            s.phase1.name(),
-            s.phase2.name()
+            s.phase1.as_str(),
+            s.phase2.as_str()
         );
         let aws = self.aws_record(now, details);
         self.last_aws = Some(s);
@@ -407,10 +383,18 @@ impl HealthTracker {
         let old = self.last_aws.unwrap_or_default();
         let mut parts = Vec::new();
         if old.phase1 != new.phase1 {
-            parts.push(format!("Phase 1 {} -> {}", old.phase1.name(), new.phase1.name()));
+            parts.push(format!(
+                "Phase 1 {} -> {}",
+                old.phase1.as_str(),
+                new.phase1.as_str()
+            ));
         }
         if old.phase2 != new.phase2 {
-            parts.push(format!("Phase 2 {} -> {}", old.phase2.name(), new.phase2.name()));
+            parts.push(format!(
+                "Phase 2 {} -> {}",
+                old.phase2.as_str(),
+                new.phase2.as_str()
+            ));
         }
         if old.dpd_enabled != new.dpd_enabled {
             parts.push(format!(
@@ -439,8 +423,8 @@ impl HealthTracker {
             // First record of a tunnel whose state equals the default.
             parts.push(format!(
                 "Phase 1 {}, Phase 2 {}",
-                new.phase1.name(),
-                new.phase2.name()
+                new.phase1.as_str(),
+                new.phase2.as_str()
             ));
         }
         format!("cgwd tunnel state changed: {}", parts.join(", "))
