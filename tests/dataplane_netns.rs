@@ -374,7 +374,8 @@ fn run_case(case: Case) {
     }
 
     // TCP through the tunnel (MSS clamped on the SYNs both ways): it moves data.
-    if have("iperf3") {
+    let bulk = have("iperf3");
+    if bulk {
         lab.iperf3("lana", "10.2.0.2", "2");
     } else {
         println!("iperf3 not installed: TCP part skipped");
@@ -409,6 +410,11 @@ fn run_case(case: Case) {
         assert!(left.contains("tx_fragmented="), "{left}");
     } else {
         assert!(left.contains("tx_icmp_frag_needed="), "{left}");
+    }
+    // Quiet, one thread carried both directions; the bulk TCP stream brought in the second
+    // (dataplane::workers), which handed back when it ended.
+    if bulk {
+        assert!(counter(left, "helper_takeovers") >= 1, "{left}");
     }
 }
 

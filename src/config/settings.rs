@@ -36,6 +36,9 @@ pub struct InterfaceSettings {
     pub name: String,
     /// `None` = derived from the suites both tunnels may negotiate ([`super::VpnConnection::mtu`]).
     pub mtu: Option<u16>,
+    /// Longest on-CPU wait, in µs, for the answer to a packet sent through a quiet tunnel
+    /// (`dataplane::answer_wait`); 0 = never wait. `None` = 250.
+    pub answer_wait_us: Option<u32>,
 }
 
 impl Default for InterfaceSettings {
@@ -43,6 +46,7 @@ impl Default for InterfaceSettings {
         InterfaceSettings {
             name: "cgwd0".into(),
             mtu: None,
+            answer_wait_us: None,
         }
     }
 }
@@ -284,6 +288,7 @@ enum Kind {
 const KEYS: &[(&str, &str, Kind)] = &[
     ("interface", "name", Kind::Str),
     ("interface", "mtu", Kind::Int),
+    ("interface", "answer_wait_us", Kind::Int),
     ("local", "address", Kind::Str),
     ("local", "id", Kind::Str),
     ("routing", "vpc_cidrs", Kind::List),
@@ -453,6 +458,16 @@ impl Settings {
                 "use 0 (no fragmentation) or 576 … 65535; leave it out for 1280",
             ));
         }
+        let max_wait = crate::dataplane::answer_wait::MAX_BUDGET.as_micros();
+        if let Some(us) = self.interface.answer_wait_us
+            && u128::from(us) > max_wait
+        {
+            return Err(bad(
+                "interface.answer_wait_us",
+                format!("{us} µs is more than {max_wait} µs"),
+                &format!("use 0 (never wait) up to {max_wait}; leave it out for 250"),
+            ));
+        }
         if let Some(i) = self.dpd.interval
             && !(1..=3600).contains(&i)
         {
@@ -481,6 +496,15 @@ impl Settings {
             None => {}
         }
         f
+    }
+
+    /// How long the data plane may wait on-CPU for an answer, from `interface.answer_wait_us`.
+    pub fn answer_wait(&self) -> std::time::Duration {
+        self.interface
+            .answer_wait_us
+            .map_or(crate::dataplane::answer_wait::DEFAULT_BUDGET, |us| {
+                std::time::Duration::from_micros(u64::from(us))
+            })
     }
 
     /// The MTU to set on the TUN device.

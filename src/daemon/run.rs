@@ -495,6 +495,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         clear_df_bit: first.clear_df_bit,
         icmp_source: first.aws_inside(),
         keepalive: Some(KEEPALIVE_INTERVAL),
+        answer_wait: settings.answer_wait(),
     };
     let dataplane = Dataplane::spawn(
         dp_config,

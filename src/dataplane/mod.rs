@@ -38,16 +38,18 @@
 //! // failover: shared.set_active(Some(TunnelId::Two)); shutdown: dp.stop().
 //! ```
 
+pub mod answer_wait;
 pub mod packet;
 pub mod rx;
 pub mod static_keys;
 pub mod tx;
+pub mod workers;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -93,6 +95,8 @@ pub struct DataplaneConfig {
     pub icmp_source: Ipv4Addr,
     /// NAT keepalive interval when idle; `None` to leave keepalives to the control plane.
     pub keepalive: Option<Duration>,
+    /// Longest on-CPU wait for the answer to a lone packet ([`answer_wait`]); zero turns it off.
+    pub answer_wait: Duration,
 }
 
 /// An IKE message that arrived on the ESP socket (after the non-ESP marker), for the control plane.
@@ -145,6 +149,11 @@ pub struct DataplaneStats {
     pub tun_write_errors: AtomicU64,
     pub mss_clamped: AtomicU64,
     pub keepalives_sent: AtomicU64,
+    /// Times the helper thread took the TUN direction (load: [`workers`]).
+    pub helper_takeovers: AtomicU64,
+    /// Answers to lone packets caught by waiting on-CPU, and waits that ran out ([`answer_wait`]).
+    pub answer_wait_hits: AtomicU64,
+    pub answer_wait_misses: AtomicU64,
 }
 
 impl DataplaneStats {
@@ -176,6 +185,9 @@ impl DataplaneStats {
             ("tun_write_errors", v(&self.tun_write_errors)),
             ("mss_clamped", v(&self.mss_clamped)),
             ("keepalives_sent", v(&self.keepalives_sent)),
+            ("helper_takeovers", v(&self.helper_takeovers)),
+            ("answer_wait_hits", v(&self.answer_wait_hits)),
+            ("answer_wait_misses", v(&self.answer_wait_misses)),
         ]
     }
 }
@@ -343,11 +355,11 @@ fn prefer_wakeup_latency() {
     }
 }
 
-/// The two running workers.
+/// The two running data-plane threads ([`workers`]).
 pub struct Dataplane {
     shared: Arc<Shared>,
-    tx: Option<JoinHandle<()>>,
-    rx: Option<JoinHandle<()>>,
+    workers: Arc<workers::Workers>,
+    threads: [Option<JoinHandle<()>>; 2],
 }
 
 impl Dataplane {
@@ -359,35 +371,40 @@ impl Dataplane {
         shared: Arc<Shared>,
         ike: Option<SyncSender<IkeDatagram>>,
     ) -> io::Result<Self> {
-        let worker = Arc::new(Mutex::new(tx::TxWorker::new(
-            config.clone(),
-            tun.clone(),
-            udp.clone(),
+        let workers = Arc::new(workers::Workers::new(
+            tx::TxWorker::new(config.clone(), tun.clone(), udp.clone(), shared.clone()),
+            rx::RxWorker::new(config.clone(), tun, udp, shared.clone(), ike),
             shared.clone(),
-        )));
-        let tx = {
-            let worker = worker.clone();
-            std::thread::Builder::new()
-                .name("cgwd-tx".into())
-                .spawn(move || {
-                    prefer_wakeup_latency();
-                    tx::run(worker)
-                })?
+            config.answer_wait,
+        )?);
+        let spawn = |name: &str, body: fn(Arc<workers::Workers>)| {
+            let workers = workers.clone();
+            std::thread::Builder::new().name(name.into()).spawn(move || {
+                prefer_wakeup_latency();
+                body(workers)
+            })
         };
-        let rx = {
-            let (tun, udp, shared) = (tun.clone(), udp.clone(), shared.clone());
-            std::thread::Builder::new()
-                .name("cgwd-rx".into())
-                .spawn(move || {
-                    prefer_wakeup_latency();
-                    rx::RxWorker::new(config, tun, udp, shared, ike, Some(worker)).run()
-                })?
+        let helper = spawn("cgwd-tx", workers::run_helper)?;
+        workers.set_helper(helper.thread().clone());
+        let lead = match spawn("cgwd-io", workers::run_lead) {
+            Ok(lead) => lead,
+            Err(e) => {
+                shared.request_stop();
+                helper.thread().unpark();
+                let _ = helper.join();
+                return Err(e);
+            }
         };
         Ok(Dataplane {
             shared,
-            tx: Some(tx),
-            rx: Some(rx),
+            workers,
+            threads: [Some(lead), Some(helper)],
         })
+    }
+
+    /// Whether the data plane currently runs a thread per direction (loaded) or one (quiet).
+    pub fn split(&self) -> bool {
+        self.workers.split()
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -401,7 +418,8 @@ impl Dataplane {
 
     fn shutdown(&mut self) {
         self.shared.request_stop();
-        for h in [self.tx.take(), self.rx.take()].into_iter().flatten() {
+        for h in self.threads.iter_mut().filter_map(Option::take) {
+            h.thread().unpark();
             let _ = h.join();
         }
     }

@@ -1,16 +1,16 @@
 //! RX worker: UDP → ESP → TUN. Receives GRO-coalesced batches with `recvmmsg`, classifies each
 //! datagram (RFC 3948), opens ESP in place, and queues the inner packets for one coalescing TUN write
-//! per batch. IKE messages go to the control plane through a bounded channel (control traffic only:
-//! a few per minute), keepalives are counted and dropped.
+//! per batch. The socket is read without blocking; the threads wait for it outside the worker's
+//! lock ([`super::workers`]). IKE messages go to the control plane through a bounded channel (control traffic only: a few per minute), keepalives
+//! are counted and dropped.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::packet::{clamp_mss, mss_for};
-use super::tx::TxWorker;
 use super::{DataplaneConfig, IkeDatagram, Shared};
 use crate::esp::SaReader;
 use crate::io::clock::{self, RateLimit};
@@ -36,8 +36,18 @@ pub struct RxWorker {
     batch: RecvBatch,
     out: TunWriteBatch,
     error_log: RateLimit,
-    /// The TX worker, for one step right after a small write to the TUN (see [`Self::run`]).
-    tx: Option<Arc<Mutex<TxWorker>>>,
+}
+
+/// What [`RxWorker::step`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxStep {
+    /// Nothing queued: wait for the socket to become readable.
+    Idle,
+    /// `datagrams` were received; `small_write` when they ended in a one-message TUN write (an
+    /// answer to it may already be queued on the TUN).
+    Received { datagrams: usize, small_write: bool },
+    /// The receive failed (not for lack of data): back off before trying again.
+    Failed,
 }
 
 impl RxWorker {
@@ -47,14 +57,12 @@ impl RxWorker {
         udp: Arc<UdpSocket>,
         shared: Arc<Shared>,
         ike: Option<SyncSender<IkeDatagram>>,
-        tx: Option<Arc<Mutex<TxWorker>>>,
     ) -> Self {
         RxWorker {
             reader: shared.sas.reader(),
             batch: RecvBatch::new(RECV_BATCH),
             out: TunWriteBatch::new(IDEAL_BATCH_SIZE),
             error_log: RateLimit::new(Duration::from_secs(5)),
-            tx,
             config,
             tun,
             udp,
@@ -63,46 +71,49 @@ impl RxWorker {
         }
     }
 
-    pub fn run(mut self) {
-        while !self.shared.stopping() {
-            let n = match self.udp.recv_batch(&mut self.batch) {
-                Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                    continue;
-                }
-                Err(e) => {
-                    self.shared.stats.rx_errors.fetch_add(1, Relaxed);
-                    if self.error_log.check(clock::now()).is_some() {
-                        tracing::warn!(error = %e, "UDP receive failed");
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            for m in 0..n {
-                self.message(m);
+    pub fn udp_fd(&self) -> std::os::fd::RawFd {
+        self.udp.raw_fd()
+    }
+
+    /// One non-blocking pass: receives what the socket has queued, opens it and writes the inner
+    /// packets to the TUN (see [`super::workers`] for which thread calls it when).
+    pub fn step(&mut self) -> RxStep {
+        let n = match self.udp.try_recv_batch(&mut self.batch) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return RxStep::Idle,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                return RxStep::Received {
+                    datagrams: 0,
+                    small_write: false,
+                };
             }
-            let wrote = !self.out.is_empty();
-            self.flush();
-            // Latency: what we just wrote often answers at once (a host or the gateway itself
-            // replies within the same write syscall: the answer is already queued on the TUN).
-            // Sending it from here saves a wake-up of the TX thread, maybe on another, idle CPU,
-            // on every round trip. Only after a small batch (under load RX has its own work) and
-            // only when TX is not busy itself.
-            if wrote
-                && n == 1
-                && let Some(tx) = &self.tx
-                && let Ok(mut worker) = tx.try_lock()
-            {
-                worker.step();
+            Err(e) => {
+                self.shared.stats.rx_errors.fetch_add(1, Relaxed);
+                if self.error_log.check(clock::now()).is_some() {
+                    tracing::warn!(error = %e, "UDP receive failed");
+                }
+                return RxStep::Failed;
             }
+        };
+        let mut datagrams = 0;
+        for m in 0..n {
+            datagrams += self.message(m);
+        }
+        let wrote = !self.out.is_empty();
+        self.flush();
+        RxStep::Received {
+            datagrams,
+            small_write: wrote && n == 1,
         }
     }
 
-    fn message(&mut self, m: usize) {
+    /// Handles received message `m`; returns how many datagrams it held.
+    fn message(&mut self, m: usize) -> usize {
         let stats = &self.shared.stats;
         let (meta, data) = self.batch.message_mut(m);
+        let mut datagrams = 0;
         for seg in segments(&meta, data) {
+            datagrams += 1;
             let kind = match classify(seg) {
                 Ok(UdpEncapPayload::Keepalive) => Kind::Keepalive,
                 Ok(UdpEncapPayload::Ike(_)) => Kind::Ike,
@@ -150,6 +161,7 @@ impl RxWorker {
                 },
             }
         }
+        datagrams
     }
 
     fn flush(&mut self) {

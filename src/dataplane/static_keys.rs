@@ -119,6 +119,8 @@ pub struct StaticConfig {
     pub offload: bool,
     #[serde(default = "default_replay")]
     pub replay_window: u32,
+    /// Longest on-CPU wait for the answer to a lone packet, µs (`dataplane::answer_wait`); 0 = off.
+    pub answer_wait_us: Option<u32>,
     pub tunnel2: Option<SecondTunnel>,
 }
 
@@ -350,6 +352,11 @@ fn run(path: &Path) -> anyhow::Result<()> {
         ))),
         tcp_mss: cfg.tcp_mss,
         clear_df_bit: cfg.clear_df_bit,
+        answer_wait: cfg
+            .answer_wait_us
+            .map_or(super::answer_wait::DEFAULT_BUDGET, |us| {
+                Duration::from_micros(u64::from(us)).min(super::answer_wait::MAX_BUDGET)
+            }),
         // Not our own address: the kernel drops packets arriving with a local source as martians.
         // The ICMP comes "from the tunnel", i.e. from the peer's inside address (the /30's other host).
         icmp_source: cfg

@@ -5,19 +5,19 @@
 use std::io::{self, IoSlice};
 use std::net::IpAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::packet::{
     IPV6_MIN_MTU, clamp_mss, clear_df, destination, flow_hash, fragment, icmp_frag_needed,
     icmpv6_packet_too_big, ipv4_df, ipv6_tunnelable, mss_for,
 };
-use super::{DataplaneConfig, DataplaneStats, POLL_INTERVAL, Shared};
+use super::{DataplaneConfig, DataplaneStats, Shared};
 use crate::esp::{MAX_HEADROOM, MAX_TAILROOM, SaReader, SealError};
 use crate::io::clock;
 use crate::io::tun::{IDEAL_BATCH_SIZE, Tun, TunReadBatch};
-use crate::io::udp::UdpSocket;
+use crate::io::udp::{MAX_GSO_SEGMENTS, UdpSocket};
 use crate::sa::TunnelId;
 use crate::wire::udp_encap::KEEPALIVE;
 
@@ -106,44 +106,14 @@ pub struct TxWorker {
 /// What [`TxWorker::step`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Packets were read (or a read failed and the next may work): step again.
-    Busy,
+    /// Packets were read (`packets` of them; 0 when a read failed and the next may work): step
+    /// again. `lone` when they were the first after an idle TUN and something was sent (a request
+    /// whose answer may be worth waiting for: [`super::answer_wait`]).
+    Worked { packets: usize, lone: bool },
     /// Nothing queued: wait for the TUN to become readable.
     Idle,
     /// The TUN is gone.
     Closed,
-}
-
-/// The TX thread: steps while there is work, waits on the TUN when idle. The worker is behind a
-/// mutex only so that the RX thread can take a step too (uncontended under load: one lock per
-/// 64 KiB batch); the TUN wait happens without the lock.
-pub fn run(worker: Arc<Mutex<TxWorker>>) {
-    let (tun, shared) = {
-        let w = lock(&worker);
-        (w.tun.clone(), w.shared.clone())
-    };
-    let mut poll_log = clock::RateLimit::new(Duration::from_secs(5));
-    while !shared.stopping() {
-        let step = lock(&worker).step();
-        match step {
-            Step::Busy => {}
-            Step::Closed => break,
-            Step::Idle => {
-                if let Err(e) = tun.wait_readable(POLL_INTERVAL) {
-                    shared.stats.tun_read_errors.fetch_add(1, Relaxed);
-                    if poll_log.check(clock::now()).is_some() {
-                        tracing::warn!(error = %e, "TUN poll failed");
-                    }
-                    std::thread::sleep(POLL_INTERVAL);
-                }
-            }
-        }
-    }
-}
-
-/// The worker even if a step once panicked (its state is buffers and counters, still usable).
-pub fn lock(worker: &Mutex<TxWorker>) -> MutexGuard<'_, TxWorker> {
-    worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TxWorker {
@@ -167,12 +137,21 @@ impl TxWorker {
         }
     }
 
-    /// One non-blocking pass: reads what the TUN has queued, seals it and sends it. Called by the TX
-    /// thread in a loop, and by the RX thread right after it wrote to the TUN (see `rx::RxWorker::run`).
+    pub fn tun_fd(&self) -> std::os::fd::RawFd {
+        self.tun.raw_fd()
+    }
+
+    /// One non-blocking pass: reads what the TUN has queued, seals it and sends it (see
+    /// [`super::workers`] for which thread calls it when).
     pub fn step(&mut self) -> Step {
         let n = match self.tun.read_batch(&mut self.batch) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::Busy,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                return Step::Worked {
+                    packets: 0,
+                    lone: false,
+                };
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.was_idle = true;
                 self.keepalives(clock::now());
@@ -187,19 +166,25 @@ impl TxWorker {
                 if e.raw_os_error() == Some(libc::EBADFD) || e.raw_os_error() == Some(libc::EBADF) {
                     return Step::Closed;
                 }
-                return Step::Busy;
+                return Step::Worked {
+                    packets: 0,
+                    lone: false,
+                };
             }
         };
         // Latency: after an idle wait, send what the wake-up brought right away (a read finding
         // nothing costs a syscall on every ping's path). Under load the queue never empties, so
         // batches still fill up to one GSO send.
         let n = if self.was_idle { n } else { self.gather(n) };
-        self.was_idle = false;
+        let lone = std::mem::replace(&mut self.was_idle, false);
         self.process(n);
         let now = clock::now();
-        self.send(now);
+        let sent = self.send(now);
         self.keepalives(now);
-        Step::Busy
+        Step::Worked {
+            packets: n,
+            lone: lone && sent,
+        }
     }
 
     /// After a first read of `n` packets, keeps reading while packets are queued, the batch is
@@ -322,41 +307,54 @@ impl TxWorker {
         }
     }
 
-    /// One UDP batch per tunnel with sealed packets.
-    fn send(&mut self, now: Instant) {
+    /// One UDP batch per tunnel with sealed packets, in chunks of one GSO send (a 1 KiB iovec
+    /// array on the stack rather than one for the whole batch: a lone ping should not pay for
+    /// clearing 5 KiB); whether anything was sent.
+    fn send(&mut self, now: Instant) -> bool {
         let stats = &self.shared.stats;
+        let mut any = false;
         for tunnel in TunnelId::BOTH {
-            let mut iov = [IoSlice::new(&[]); MAX_PER_BATCH];
-            let mut k = 0;
-            for s in self.sealed.iter().filter(|s| s.tunnel == tunnel) {
-                let buf = if s.fragment {
-                    &self.fragments[s.buf][..]
-                } else {
-                    self.batch.buf(s.buf)
-                };
-                if k < iov.len() {
-                    iov[k] = IoSlice::new(&buf[s.range.clone()]);
-                    k += 1;
-                }
-            }
-            if k == 0 {
+            let mut queued = self.sealed.iter().filter(|s| s.tunnel == tunnel).peekable();
+            if queued.peek().is_none() {
                 continue;
             }
             let Some(peer) = self.shared.peer(tunnel) else {
-                stats.tx_no_peer.fetch_add(k as u64, Relaxed);
+                stats.tx_no_peer.fetch_add(queued.count() as u64, Relaxed);
                 continue;
             };
-            match self.udp.send_batch(peer, &iov[..k]) {
-                Ok(sent) => {
-                    stats.tx_packets.fetch_add(k as u64, Relaxed);
-                    stats.tx_datagrams.fetch_add(sent as u64, Relaxed);
-                    self.last_sent[tunnel.index()] = Some(now);
+            let mut iov = [IoSlice::new(&[]); MAX_GSO_SEGMENTS];
+            let mut k = 0;
+            loop {
+                let next = queued.next();
+                if let Some(s) = next {
+                    let buf = if s.fragment {
+                        &self.fragments[s.buf][..]
+                    } else {
+                        self.batch.buf(s.buf)
+                    };
+                    iov[k] = IoSlice::new(&buf[s.range.clone()]);
+                    k += 1;
                 }
-                Err(_) => {
-                    stats.tx_send_blocked.fetch_add(k as u64, Relaxed);
+                if k == iov.len() || (next.is_none() && k > 0) {
+                    match self.udp.send_batch(peer, &iov[..k]) {
+                        Ok(sent) => {
+                            stats.tx_packets.fetch_add(k as u64, Relaxed);
+                            stats.tx_datagrams.fetch_add(sent as u64, Relaxed);
+                            self.last_sent[tunnel.index()] = Some(now);
+                            any = true;
+                        }
+                        Err(_) => {
+                            stats.tx_send_blocked.fetch_add(k as u64, Relaxed);
+                        }
+                    }
+                    k = 0;
+                }
+                if next.is_none() {
+                    break;
                 }
             }
         }
+        any
     }
 
     /// RFC 3948 §4 NAT keepalive on every tunnel with a peer that sent nothing for the interval.

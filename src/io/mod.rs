@@ -6,6 +6,53 @@
 //! to 64 datagrams per send/receive.
 
 pub mod clock;
+pub mod notify;
 pub mod route;
 pub mod tun;
 pub mod udp;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Waits up to `timeout` (rounded down to milliseconds) for `fd` to be readable: `Ok(true)` when it
+/// is, `Ok(false)` on timeout or a signal. The caller keeps `fd` open for the call (it passes its
+/// own device's or socket's descriptor).
+pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    Ok(poll_any(&[fd], timeout)? != 0)
+}
+
+/// Waits up to `timeout` (rounded down to milliseconds) for any of `fds` (at most 8) to be
+/// readable; returns a bit mask of the readable ones (bit `i` for `fds[i]`), 0 on timeout or a
+/// signal. The workers block here, outside their locks; the caller keeps the descriptors open.
+pub fn poll_any(fds: &[RawFd], timeout: Duration) -> io::Result<u32> {
+    const MAX: usize = 8;
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX];
+    let n = fds.len().min(MAX);
+    for (p, &fd) in pfds.iter_mut().zip(&fds[..n]) {
+        p.fd = fd;
+        p.events = libc::POLLIN;
+    }
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    #[allow(unsafe_code)]
+    // SAFETY: pfds[..n] are valid pollfds on the stack; poll only reads and writes them.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    // POLLERR/POLLHUP count as readable: the next read reports what happened.
+    Ok(pfds[..n]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0, |mask, (i, _)| mask | 1 << i))
+}

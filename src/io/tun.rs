@@ -128,29 +128,14 @@ impl Tun {
         self.dev.if_index()
     }
 
+    /// The descriptor, for polling it together with others ([`crate::io::poll_any`]).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.dev.as_raw_fd()
+    }
+
     /// Waits until a read would not block, at most `timeout`; `false` on timeout.
     pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.dev.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        #[allow(unsafe_code)]
-        // SAFETY: pfd is one valid pollfd on the stack; the fd is owned by self and open.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        match rc {
-            r if r < 0 => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-            0 => Ok(false),
-            _ => Ok(true),
-        }
+        super::poll_readable(self.dev.as_raw_fd(), timeout)
     }
 
     /// One read, split into single IP packets in `batch` (each at `batch.headroom()`).

@@ -80,10 +80,17 @@ impl RecvMeta {
     };
 }
 
+/// Messages a quiet socket asks the kernel for (see [`RecvBatch`]).
+const QUIET_WANT: usize = 4;
+
 /// Preallocated buffers for [`UdpSocket::recv_batch`]; reused for every call.
 pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     meta: [RecvMeta; RECV_BATCH],
+    /// How many messages the next call offers the kernel: [`QUIET_WANT`] while calls return one
+    /// message or none, all of them once a call fills what it offered. Each offered message costs
+    /// its headers' set-up, paid before knowing whether a second datagram is even queued.
+    want: usize,
 }
 
 impl RecvBatch {
@@ -95,6 +102,7 @@ impl RecvBatch {
                 .map(|_| vec![0u8; RECV_BUF_LEN].into_boxed_slice())
                 .collect(),
             meta: [RecvMeta::EMPTY; RECV_BATCH],
+            want: n,
         }
     }
 
@@ -453,38 +461,61 @@ impl UdpSocket {
     /// Receives up to `batch`'s capacity of messages (`recvmmsg` + `MSG_WAITFORONE`: blocks up to the
     /// timeout for the first, then takes what is queued). Returns how many messages were filled.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        let n = batch.bufs.len();
-        #[allow(unsafe_code)]
-        // SAFETY: these are plain old data; all-zero is valid.
-        let (mut msgs, mut names): (
-            [libc::mmsghdr; RECV_BATCH],
-            [libc::sockaddr_storage; RECV_BATCH],
-        ) = unsafe { (mem::zeroed(), mem::zeroed()) };
-        let mut iovs: [MaybeUninit<libc::iovec>; RECV_BATCH] = [MaybeUninit::uninit(); RECV_BATCH];
-        let mut cmsgs = [CmsgBuf([0; 64]); RECV_BATCH];
+        self.recv_batch_flags(batch, libc::MSG_WAITFORONE)
+    }
+
+    /// Like [`recv_batch`](Self::recv_batch) but never blocks: `WouldBlock` when nothing is queued
+    /// (the workers wait with [`wait_readable`](Self::wait_readable) outside their lock, so that
+    /// another thread may take a turn at receiving; see `dataplane::answer_wait`).
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recv_batch_flags(batch, libc::MSG_DONTWAIT)
+    }
+
+    /// The descriptor, for polling it together with others ([`crate::io::poll_any`]).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Waits up to `timeout` for a datagram to be queued; `Ok(false)` on timeout or a signal.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        super::poll_readable(self.sock.as_raw_fd(), timeout)
+    }
+
+    fn recv_batch_flags(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
+        let n = batch.want.clamp(1, batch.bufs.len());
+        // Only the `n` entries offered to the kernel are initialised: a quiet socket asks for a few
+        // (see `RecvBatch::want`), so a lone datagram does not pay for clearing 8 KiB of headers.
+        let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; RECV_BATCH];
+        let mut names = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; RECV_BATCH];
+        let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; RECV_BATCH];
+        let mut cmsgs = [const { MaybeUninit::<CmsgBuf>::uninit() }; RECV_BATCH];
         for i in 0..n {
-            iovs[i].write(libc::iovec {
+            let iov = iovs[i].write(libc::iovec {
                 iov_base: batch.bufs[i].as_mut_ptr().cast(),
                 iov_len: batch.bufs[i].len(),
             });
-            let h = &mut msgs[i].msg_hdr;
-            h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = iovs[i].as_mut_ptr();
-            h.msg_iovlen = 1;
-            h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
-            h.msg_controllen = cmsgs[i].0.len() as _;
+            #[allow(unsafe_code)]
+            // SAFETY: plain old data; all-zero is valid.
+            let (mut m, name): (libc::mmsghdr, _) = unsafe { (mem::zeroed(), names[i].write(mem::zeroed())) };
+            let cmsg = cmsgs[i].write(CmsgBuf([0; 64]));
+            m.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_control = cmsg.0.as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = cmsg.0.len() as _;
+            msgs[i].write(m);
         }
         self.stats.recv_calls.fetch_add(1, Ordering::Relaxed);
         #[allow(unsafe_code)]
-        // SAFETY: msgs[..n] point at initialized iovecs over live buffers, names and control buffers
-        // that outlive the call.
+        // SAFETY: msgs[..n] are initialised and point at initialised iovecs over live buffers, names
+        // and control buffers that outlive the call; the kernel writes at most n entries.
         let rc = unsafe {
             libc::recvmmsg(
                 self.sock.as_raw_fd(),
-                msgs.as_mut_ptr(),
+                msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
                 n as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -497,10 +528,22 @@ impl UdpSocket {
             });
         }
         let got = rc as usize;
+        // Filled every entry offered: a queue is building, offer them all next time. One or none:
+        // quiet again.
+        batch.want = if got == n {
+            batch.bufs.len()
+        } else if got <= 1 {
+            QUIET_WANT
+        } else {
+            n
+        };
         let mut datagrams = 0u64;
         for i in 0..got {
-            let h = &msgs[i].msg_hdr;
-            let len = (msgs[i].msg_len as usize).min(batch.bufs[i].len());
+            #[allow(unsafe_code)]
+            // SAFETY: i < got <= n, and msgs[..n] were initialised above (the kernel updated them).
+            let msg = unsafe { msgs[i].assume_init_ref() };
+            let h = &msg.msg_hdr;
+            let len = (msg.msg_len as usize).min(batch.bufs[i].len());
             let mut segment_size = len;
             #[allow(unsafe_code)]
             // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk within it and
@@ -517,7 +560,10 @@ impl UdpSocket {
                     c = libc::CMSG_NXTHDR(h, c);
                 }
             }
-            let source = from_sockaddr(&names[i]).unwrap_or(RecvMeta::EMPTY.source);
+            #[allow(unsafe_code)]
+            // SAFETY: i < n: zeroed above, then written by the kernel.
+            let name = unsafe { names[i].assume_init_ref() };
+            let source = from_sockaddr(name).unwrap_or(RecvMeta::EMPTY.source);
             datagrams += len.div_ceil(segment_size.max(1)) as u64;
             batch.meta[i] = RecvMeta {
                 len,
