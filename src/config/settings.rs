@@ -599,6 +599,27 @@ mod tests {
     }
 
     #[test]
+    fn answer_wait_defaults_turns_off_and_is_bounded() {
+        use std::time::Duration;
+        let none = |_: &str| None;
+        let f = Path::new("t.toml");
+        let default = Settings::from_toml("", f, &none).unwrap();
+        assert_eq!(default.answer_wait(), Duration::from_micros(250));
+        let off = Settings::from_toml("[interface]\nanswer_wait_us = 0\n", f, &none).unwrap();
+        assert_eq!(off.answer_wait(), Duration::ZERO);
+        let err = Settings::from_toml("[interface]\nanswer_wait_us = 5000\n", f, &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interface.answer_wait_us") && err.contains("1000"),
+            "{err}"
+        );
+        let env = |v: &str| (v == "CGWD_INTERFACE_ANSWER_WAIT_US").then(|| "100".to_string());
+        let from_env = Settings::from_toml("", f, &env).unwrap();
+        assert_eq!(from_env.answer_wait(), Duration::from_micros(100));
+    }
+
+    #[test]
     fn ike_fragment_size_defaults_disables_and_bounds() {
         let none = |_: &str| None;
         let f = Path::new("t.toml");

@@ -45,6 +45,10 @@ use crate::wire::udp_encap::NON_ESP_MARKER;
 pub const TICK: Duration = Duration::from_millis(50);
 /// How often the status snapshot is refreshed (and on every state change).
 const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// How long the inbound half of a Child SA replaced by a rekey still decrypts: packets the peer
+/// sealed with it just before switching may still be in flight (or queued behind the rekey on a
+/// slow path). strongSwan's `charon.delete_rekeyed_delay` is the same idea, with the same 5 s.
+const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(5);
 /// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -348,6 +352,9 @@ struct Daemon {
     interface: String,
     /// Health records and Prometheus metrics (docs/observability.md).
     observer: Observer,
+    /// Inbound SPIs of Child SAs replaced by a rekey, and when to remove them
+    /// ([`REKEYED_INBOUND_LINGER`]).
+    lingering: Vec<(Instant, crate::sa::EspSpi)>,
 }
 
 fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
@@ -615,6 +622,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         last_status: None,
         routes_up: None,
         observer,
+        lingering: Vec::new(),
     };
     let result = d.run_loop(&signals);
     d.shutdown();
@@ -657,6 +665,7 @@ impl Daemon {
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
+            self.expire_lingering(now);
             self.probes(now);
             self.failover(now);
             if self
@@ -668,6 +677,18 @@ impl Daemon {
         }
         tracing::info!("stop requested");
         Ok(())
+    }
+
+    /// Removes the rekeyed-away inbound SAs whose grace is over.
+    fn expire_lingering(&mut self, now: Instant) {
+        let sas = &self.shared.sas;
+        self.lingering.retain(|&(until, spi)| {
+            let keep = until > now;
+            if !keep {
+                sas.remove_inbound(spi);
+            }
+            keep
+        });
     }
 
     /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
@@ -1026,19 +1047,21 @@ impl Daemon {
                 self.publish_status(now);
             }
             Event::ChildDown { inbound, outbound } => {
-                self.shared.sas.remove_inbound(inbound);
                 self.shared.sas.remove_outbound(id, outbound);
                 let t = &mut self.tunnels[i];
-                // The old SA of a rekey going away: the new one (already installed) carries on.
+                // The old SA of a rekey going away: the new one (already installed) carries on,
+                // and the old inbound half still takes stragglers for a moment.
                 let remaining =
                     t.sa.as_ref()
                         .filter(|sa| sa.state() == State::Established)
                         .and_then(|sa| sa.status().child_spis);
                 if let Some(current) = remaining {
                     t.child_spis = Some(current);
+                    self.lingering.push((now + REKEYED_INBOUND_LINGER, inbound));
                     tracing::info!(tunnel = %id, spi_in = %inbound, "old Child SA removed after rekey");
                     return;
                 }
+                self.shared.sas.remove_inbound(inbound);
                 t.child_spis = None;
                 t.child_since = None;
                 // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:

@@ -1,4 +1,4 @@
-//! The data plane: two run-to-completion threads joining the TUN device, ESP and UDP/4500.
+//! The data plane: two run-to-completion workers joining the TUN device, ESP and UDP/4500.
 //!
 //! ```text
 //!  TX: TUN read (64 KiB, split) ─► pick tunnel ─► MSS/DF fix-ups ─► seal in place ─► UDP GSO send
@@ -6,22 +6,24 @@
 //!                                  └─► IKE: bounded channel to the control plane; keepalive: drop
 //! ```
 //!
-//! One thread per direction, no channel and no lock per packet (wireguard-go lost 20% to per-packet
+//! One worker per direction, no channel and no lock per packet (wireguard-go lost 20% to per-packet
 //! channels): the SA set is read through [`SaReader`](crate::esp::SaReader)'s cached snapshot, the
 //! tunnel endpoints and the active tunnel are atomics the control plane (IKE, failover) writes.
-//! Graceful stop: [`Shared::request_stop`] plus 100 ms poll/socket timeouts.
+//! Two threads run the workers ([`workers`]): quiet, one thread polls both sides and carries both
+//! directions (one wake-up per packet, none wasted); loaded, a second thread takes the TUN side
+//! so that each direction has a core. Graceful stop: [`Shared::request_stop`] plus 100 ms polls.
 //!
 //! Inner packets are IPv4 or IPv6 (ESP next header 4 or 41): IPv6 is routed, hashed and MSS-clamped
 //! like IPv4, never fragmented (an oversize one gets ICMPv6 "packet too big"), and checked against
 //! the SA's IPv6 selector range on receipt.
 //!
-//! Latency (a ping crosses four workers on two gateways): the TX thread sends what an idle wake-up
-//! brought at once instead of reading again for company, a lone packet skips the TUN write
-//! coalescing, the workers ask for a short scheduler slice so a wake-up preempts a busy neighbour,
-//! and the RX thread, after a small TUN write, takes one TX step itself: an answer the kernel queued
-//! during that write (a LAN host or the gateway replying at once) leaves without waking the TX
-//! thread. The TX worker sits behind a mutex for that, taken once per batch and uncontended under
-//! load.
+//! Latency (a ping crosses both directions of two gateways; measured with `perf sched` and the
+//! syscall tracepoints, see README "Performance"): quiet, the one thread sends what an idle
+//! wake-up brought at once instead of reading again for company, a lone packet skips the TUN write
+//! coalescing, an answer the kernel queued during a TUN write (a LAN host or the gateway replying at
+//! once) leaves straight after it, the thread waits on-CPU for the answer to a lone packet when
+//! answers have been coming back within [`answer_wait`]'s budget, and the threads ask for a short
+//! scheduler slice so a wake-up preempts a busy neighbour.
 //!
 //! Wiring it into the daemon (what `static_keys` does with manual keys):
 //!
