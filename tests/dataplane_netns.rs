@@ -415,6 +415,7 @@ fn run_case(case: Case) {
     // (dataplane::workers), which handed back when it ended.
     if bulk {
         assert!(counter(left, "helper_takeovers") >= 1, "{left}");
+        assert!(counter(left, "helper_handbacks") >= 1, "{left}");
     }
 }
 

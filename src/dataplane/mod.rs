@@ -151,8 +151,10 @@ pub struct DataplaneStats {
     pub tun_write_errors: AtomicU64,
     pub mss_clamped: AtomicU64,
     pub keepalives_sent: AtomicU64,
-    /// Times the helper thread took the TUN direction (load: [`workers`]).
+    /// Times the helper thread took the TUN direction (load), and handed it back (quiet again):
+    /// [`workers`].
     pub helper_takeovers: AtomicU64,
+    pub helper_handbacks: AtomicU64,
     /// Answers to lone packets caught by waiting on-CPU, and waits that ran out ([`answer_wait`]).
     pub answer_wait_hits: AtomicU64,
     pub answer_wait_misses: AtomicU64,
@@ -188,6 +190,7 @@ impl DataplaneStats {
             ("mss_clamped", v(&self.mss_clamped)),
             ("keepalives_sent", v(&self.keepalives_sent)),
             ("helper_takeovers", v(&self.helper_takeovers)),
+            ("helper_handbacks", v(&self.helper_handbacks)),
             ("answer_wait_hits", v(&self.answer_wait_hits)),
             ("answer_wait_misses", v(&self.answer_wait_misses)),
         ]

@@ -265,6 +265,7 @@ pub fn run_helper(w: Arc<Workers>) {
                 if quiet_for >= SOLO_AFTER {
                     w.split.store(false, Ordering::Release);
                     w.handback.notify();
+                    w.shared.stats.helper_handbacks.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let wait = (SOLO_AFTER - quiet_for).clamp(Duration::from_millis(1), POLL_INTERVAL);
