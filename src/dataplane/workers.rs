@@ -121,6 +121,7 @@ pub fn run_lead(w: Arc<Workers>) {
         tx_ready: true,
         tun_open: true,
         big: false,
+        tx_stepped: clock::now(),
     };
     let mut poll_log = RateLimit::new(Duration::from_secs(5));
     while !w.shared.stopping() {
@@ -130,7 +131,13 @@ pub fn run_lead(w: Arc<Workers>) {
             let step = lock(&w.rx).step();
             lead.received(&w, step, split);
         }
+        // A TX step at least every poll interval even while received traffic keeps the lead busy:
+        // it sends the NAT keepalives that are due when nothing else went out.
+        if !lead.tx_ready && clock::now().saturating_duration_since(lead.tx_stepped) >= POLL_INTERVAL {
+            lead.tx_ready = true;
+        }
         if !split && lead.tx_ready && lead.tun_open {
+            lead.tx_stepped = clock::now();
             match lock(&w.tx).step() {
                 Step::Idle => lead.tx_ready = false,
                 Step::Closed => lead.tun_open = false,
@@ -198,6 +205,8 @@ struct Lead {
     tun_open: bool,
     /// This round moved a batch worth a second core.
     big: bool,
+    /// When the lead last stepped the TX worker.
+    tx_stepped: Instant,
 }
 
 impl Lead {
