@@ -363,7 +363,6 @@ fn prefer_wakeup_latency() {
 /// The two running data-plane threads ([`workers`]).
 pub struct Dataplane {
     shared: Arc<Shared>,
-    workers: Arc<workers::Workers>,
     threads: [Option<JoinHandle<()>>; 2],
 }
 
@@ -402,14 +401,8 @@ impl Dataplane {
         };
         Ok(Dataplane {
             shared,
-            workers,
             threads: [Some(lead), Some(helper)],
         })
-    }
-
-    /// Whether the data plane currently runs a thread per direction (loaded) or one (quiet).
-    pub fn split(&self) -> bool {
-        self.workers.split()
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -15,13 +15,6 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// Waits up to `timeout` (rounded down to milliseconds) for `fd` to be readable: `Ok(true)` when it
-/// is, `Ok(false)` on timeout or a signal. The caller keeps `fd` open for the call (it passes its
-/// own device's or socket's descriptor).
-pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    Ok(poll_any(&[fd], timeout)? != 0)
-}
-
 /// Waits up to `timeout` (rounded down to milliseconds) for any of `fds` (at most 8) to be
 /// readable; returns a bit mask of the readable ones (bit `i` for `fds[i]`), 0 on timeout or a
 /// signal. The workers block here, outside their locks; the caller keeps the descriptors open.

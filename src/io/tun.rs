@@ -12,7 +12,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use tun_rs::{DeviceBuilder, GROTable, SyncDevice};
 pub use tun_rs::{IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
@@ -133,13 +132,8 @@ impl Tun {
         self.dev.as_raw_fd()
     }
 
-    /// Waits until a read would not block, at most `timeout`; `false` on timeout.
-    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        super::poll_readable(self.dev.as_raw_fd(), timeout)
-    }
-
     /// One read, split into single IP packets in `batch` (each at `batch.headroom()`).
-    /// `WouldBlock` when nothing is queued: then [`wait_readable`](Self::wait_readable).
+    /// `WouldBlock` when nothing is queued: then poll [`raw_fd`](Self::raw_fd).
     pub fn read_batch(&self, batch: &mut TunReadBatch) -> io::Result<usize> {
         batch.count = 0;
         self.read_more(batch)

@@ -465,8 +465,8 @@ impl UdpSocket {
     }
 
     /// Like [`recv_batch`](Self::recv_batch) but never blocks: `WouldBlock` when nothing is queued
-    /// (the workers wait with [`wait_readable`](Self::wait_readable) outside their lock, so that
-    /// another thread may take a turn at receiving; see `dataplane::answer_wait`).
+    /// (the workers poll [`raw_fd`](Self::raw_fd) outside their lock, so that another thread may
+    /// take a turn at receiving; see `dataplane::workers`).
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         self.recv_batch_flags(batch, libc::MSG_DONTWAIT)
     }
@@ -474,11 +474,6 @@ impl UdpSocket {
     /// The descriptor, for polling it together with others ([`crate::io::poll_any`]).
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.sock.as_raw_fd()
-    }
-
-    /// Waits up to `timeout` for a datagram to be queued; `Ok(false)` on timeout or a signal.
-    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        super::poll_readable(self.sock.as_raw_fd(), timeout)
     }
 
     fn recv_batch_flags(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
