@@ -500,11 +500,7 @@ impl Settings {
 
     /// How long the data plane may wait on-CPU for an answer, from `interface.answer_wait_us`.
     pub fn answer_wait(&self) -> std::time::Duration {
-        self.interface
-            .answer_wait_us
-            .map_or(crate::dataplane::answer_wait::DEFAULT_BUDGET, |us| {
-                std::time::Duration::from_micros(u64::from(us))
-            })
+        crate::dataplane::answer_wait::budget_from_micros(self.interface.answer_wait_us)
     }
 
     /// The MTU to set on the TUN device.

@@ -30,6 +30,14 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_micros(250);
 /// Largest budget accepted from the settings: beyond a millisecond sleeping is cheaper.
 pub const MAX_BUDGET: Duration = Duration::from_millis(1);
 
+/// The budget for a setting in microseconds: `None` is the default, more than [`MAX_BUDGET`] is
+/// cut to it (settings files are validated before; this also covers `esp-static`'s own config).
+pub fn budget_from_micros(us: Option<u32>) -> Duration {
+    us.map_or(DEFAULT_BUDGET, |us| {
+        Duration::from_micros(u64::from(us)).min(MAX_BUDGET)
+    })
+}
+
 /// Gaps longer than this many budgets count as this many: one lost answer must not take dozens of
 /// fast answers to forget.
 const GAP_CAP_BUDGETS: u64 = 8;

@@ -352,11 +352,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
         ))),
         tcp_mss: cfg.tcp_mss,
         clear_df_bit: cfg.clear_df_bit,
-        answer_wait: cfg
-            .answer_wait_us
-            .map_or(super::answer_wait::DEFAULT_BUDGET, |us| {
-                Duration::from_micros(u64::from(us)).min(super::answer_wait::MAX_BUDGET)
-            }),
+        answer_wait: super::answer_wait::budget_from_micros(cfg.answer_wait_us),
         // Not our own address: the kernel drops packets arriving with a local source as martians.
         // The ICMP comes "from the tunnel", i.e. from the peer's inside address (the /30's other host).
         icmp_source: cfg
