@@ -61,6 +61,18 @@ impl Encryption {
             .find(|e| e.transform_id() == id && e.key_bits() == key_bits)
     }
 
+    /// The program's one strength order (higher = stronger), used for the offer order, the
+    /// responder's choice and `cgwd check`: AES-GCM ahead of AES-CBC (an AEAD, and the fastest data
+    /// plane), then the longer key.
+    pub fn strength(self) -> u8 {
+        match self {
+            Self::Aes256Gcm16 => 4,
+            Self::Aes128Gcm16 => 3,
+            Self::Aes256Cbc => 2,
+            Self::Aes128Cbc => 1,
+        }
+    }
+
     /// The name AWS uses in `Phase1EncryptionAlgorithms` etc.
     pub fn aws_name(self) -> &'static str {
         match self {
@@ -149,6 +161,16 @@ impl Integrity {
         }
     }
 
+    /// The program's one strength order (higher = stronger): the longer hash.
+    pub fn strength(self) -> u8 {
+        match self {
+            Self::Sha2_512 => 4,
+            Self::Sha2_384 => 3,
+            Self::Sha2_256 => 2,
+            Self::Sha1 => 1,
+        }
+    }
+
     pub fn aws_name(self) -> &'static str {
         match self {
             Self::Sha1 => "SHA1",
@@ -223,6 +245,38 @@ impl DhGroup {
     pub fn is_ecp(self) -> bool {
         matches!(self.0, 19..=21)
     }
+
+    /// Estimated security strength in bits, NIST SP 800-57 Part 1 Rev. 5 Table 2: a modulus counts
+    /// for the largest row it reaches (1024 → 80, 2048 → 112, 3072 → 128, 7680 → 192); a curve for
+    /// half its order's size. The RFC 5114 subgroups (22–24) count as their modulus.
+    pub fn security_bits(self) -> u16 {
+        match self.0 {
+            2 | 5 | 22 => 80,
+            14 | 23 | 24 => 112,
+            15..=17 | 19 => 128,
+            18 | 20 => 192,
+            21 => 256,
+            _ => unreachable!("DhGroup holds only AWS groups"),
+        }
+    }
+
+    /// The program's one strength order (higher = stronger), used for the offer order, the
+    /// responder's choice, the INVALID_KE_PAYLOAD request and `cgwd check`: by
+    /// [`DhGroup::security_bits`], then elliptic curves ahead of MODP of the same strength (far
+    /// cheaper), then the larger modulus, then the RFC 2409/3526 groups ahead of the RFC 5114
+    /// subgroups of the same size (whose provenance is doubted). Strongest first:
+    /// 21, 20, 18, 19, 17, 16, 15, 14, 24, 23, 5, 2, 22.
+    pub fn strength(self) -> u8 {
+        const STRONGEST_FIRST: [u16; 13] = [21, 20, 18, 19, 17, 16, 15, 14, 24, 23, 5, 2, 22];
+        let at = STRONGEST_FIRST.iter().position(|&n| n == self.0).unwrap_or(12);
+        13 - at as u8
+    }
+
+    /// Groups AWS still allows but below 112 bits or from RFC 5114 (2, 5, 22, 23, 24): cgwd leaves
+    /// them out of its offer and `cgwd check` warns about them.
+    pub fn is_weak(self) -> bool {
+        self.security_bits() < 112 || matches!(self.0, 22..=24)
+    }
 }
 
 impl TryFrom<u16> for DhGroup {
@@ -275,6 +329,34 @@ mod tests {
             assert_eq!(Integrity::from_transform(i.transform_id()), Some(i));
             assert_eq!(Integrity::from_prf_transform(i.prf_transform_id()), Some(i));
         }
+    }
+
+    #[test]
+    fn strength_order_follows_security_bits_then_cost() {
+        let mut groups = DhGroup::ALL.to_vec();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.strength()));
+        let order: Vec<u16> = groups.iter().map(|g| g.number()).collect();
+        assert_eq!(order, [21, 20, 18, 19, 17, 16, 15, 14, 24, 23, 5, 2, 22]);
+        for w in groups.windows(2) {
+            assert!(w[0].security_bits() >= w[1].security_bits(), "{w:?}");
+        }
+        let weak: Vec<u16> = DhGroup::ALL
+            .iter()
+            .filter(|g| g.is_weak())
+            .map(|g| g.number())
+            .collect();
+        assert_eq!(weak, [2, 5, 22, 23, 24]);
+        let mut e = Encryption::ALL.to_vec();
+        e.sort_by_key(|e| std::cmp::Reverse(e.strength()));
+        assert_eq!(
+            e,
+            [
+                Encryption::Aes256Gcm16,
+                Encryption::Aes128Gcm16,
+                Encryption::Aes256Cbc,
+                Encryption::Aes128Cbc
+            ]
+        );
     }
 
     #[test]

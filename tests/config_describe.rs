@@ -105,11 +105,11 @@ fn lab_describe_offers_the_strongest_tier_the_options_allow() {
     assert_eq!(names(&t.phase1.integrity), ["SHA2-512", "SHA2-384", "SHA2-256"]);
     assert_eq!(
         names(&t.phase1.dh_groups),
-        ["21", "20", "19", "18", "17", "16", "15", "14"]
+        ["21", "20", "18", "19", "17", "16", "15", "14"]
     );
     assert_eq!(
         names(&t.phase2.pfs_groups),
-        ["21", "20", "19", "18", "17", "16", "15", "14"]
+        ["21", "20", "18", "19", "17", "16", "15", "14"]
     );
     assert_eq!(t.rekey_margin_secs, 540);
     // AWS picks the lowest option offered: the weaker tiers the tunnel also allows are left out of

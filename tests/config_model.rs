@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cgwd::config::{
-    Phase, Settings, VpnConnection, dh_rank, mss_for_mtu, mtu_for, parse_str, report, resolve_local_address,
+    Phase, Settings, VpnConnection, mss_for_mtu, mtu_for, parse_str, report, resolve_local_address,
 };
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use common::configs::sample;
@@ -106,10 +106,10 @@ fn rekey_window_opens_before_aws() {
 #[test]
 fn dh_preference_order() {
     let mut all = DhGroup::ALL.to_vec();
-    all.sort_by_key(|g| dh_rank(*g));
+    cgwd::config::strongest_first(&mut all, DhGroup::strength);
     assert_eq!(
         all.iter().map(|g| g.number()).collect::<Vec<_>>(),
-        [21, 20, 19, 18, 17, 16, 15, 14, 24, 23, 22, 5, 2]
+        [21, 20, 18, 19, 17, 16, 15, 14, 24, 23, 5, 2, 22]
     );
 }
 

@@ -1,6 +1,8 @@
 //! Known-answer tests for the crypto provider, each vector copied from the publication named above it.
 
-use cgwd::crypto::{DhPrivate, derive_child_keys, derive_ike_keys, derive_rekeyed_ike_keys, prf, prf_plus};
+use cgwd::crypto::{
+    DhPrivate, RekeyPrfPlus, derive_child_keys, derive_ike_keys, derive_rekeyed_ike_keys, prf, prf_plus,
+};
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 
 fn hex(text: &str) -> Vec<u8> {
@@ -325,6 +327,7 @@ fn ikev2_kdf_cavs_vector_through_the_key_derivation_api() {
         &g_ir_new,
         SPI_I,
         SPI_R,
+        RekeyPrfPlus::NewPrf,
     );
     let expected_sk_d = prf_plus(
         Integrity::Sha1,
@@ -334,6 +337,60 @@ fn ikev2_kdf_cavs_vector_through_the_key_derivation_api() {
     )
     .unwrap();
     assert_eq!(rekeyed.sk_d, expected_sk_d);
+}
+
+/// An IKE SA rekey that changes the PRF, captured from strongSwan 5.9.8 (charon, `ike = 4` and
+/// `enc = 4` logging: the old SK_d, the shared secret, both nonces from the decoded payloads, SKEYSEED
+/// and the new keys) while it rekeyed an AES-GCM-16-128/PRF-HMAC-SHA2-256/MODP-2048 IKE SA into
+/// AES-GCM-16-256/PRF-HMAC-SHA2-512/ECP-521. charon runs prf+ with the OLD PRF (SHA2-256) while the
+/// key lengths follow the new one; RFC 7296 §2.18 read literally (prf+ with SHA2-512) gives other keys.
+/// cgwd derived the literal keys until this vector was added, and lost both tunnels at the first
+/// suite-changing rekey AWS started.
+#[test]
+fn ike_rekey_changing_the_prf_matches_strongswan() {
+    const OLD_SK_D: &str = "6375e2dd82c40dfe0a71a4cfaccb828a4ff4b6016af45088410a309520089185";
+    const G_IR: &str = "01df3a00eacd65b80c17fcbda02bda5b489e4f08565058cd2e646ac26822c9a99cf4ef32ebd3b9811a74845edb49c7fd8d378817af4c85315fcfb2c6116a25239c59";
+    const NI: &str = "f515b577cb033e96f99492bb5a021f6da2dc5f7a132db766f18e366591820307";
+    const NR: &str = "be2f8f92b1f885d24f4b7f794a386e192320c1eda7d2641ae91db333d875a8ed";
+    const SPI_I: u64 = 0xd586b2ba563bdf14;
+    const SPI_R: u64 = 0x84325d26a0d8bceb;
+    const SKEYSEED: &str = "953f09d36eb5761143a5d3355151bd9794b845ff2f0f8803c0b4b765f67bed34";
+    const SK_D: &str = "b0c3f98cfdf2a959f1731143490e283ab4a5f8e7743a5b5576c9503edb6cea67bb5fec7ef50c5ea3cccdf1539f4469bb0652c643e6f8dd3ecfb3c1fbdd2dd2ab";
+    const SK_EI: &str = "a7b22486dcc59144bee9bcf7cc6f220a127ee22584c4c72ea37e7c8d9680f4bf07f31043";
+    const SK_ER: &str = "343e35a7a75442ad51bbc0bd0b323e6bbd6e58d60563526e5d95c2d671966453451e80eb";
+    const SK_PI: &str = "0cb648d5e27f04e01a583845ddc099152b991b961c0eee6e8501a8efa29fc37626ee798397a28bb0b1987113523b7919aad542bd268f4d35d2a4e465c7aade6a";
+    const SK_PR: &str = "9dae80e27b0016dd0b1350b44f80ace24ef48029385e6e25193793de71034285d1ed2ae3e3c40ca6c5b902eb818975e8985d5d36af90a52880d27a93dbfd35f7";
+    let (old_sk_d, g_ir, ni, nr) = (hex(OLD_SK_D), hex(G_IR), hex(NI), hex(NR));
+    assert_eq!(
+        prf(Integrity::Sha2_256, &old_sk_d, &[&g_ir, &ni, &nr]).expose(),
+        &hex(SKEYSEED)[..]
+    );
+    let derive = |expansion| {
+        derive_rekeyed_ike_keys(
+            Integrity::Sha2_512,
+            Integrity::Sha2_256,
+            &old_sk_d,
+            Encryption::Aes256Gcm16,
+            None,
+            &ni,
+            &nr,
+            &g_ir,
+            SPI_I,
+            SPI_R,
+            expansion,
+        )
+    };
+    let k = derive(RekeyPrfPlus::OldPrf);
+    assert_eq!(k.sk_d.expose(), &hex(SK_D)[..]);
+    assert_eq!(k.sk_ei.expose(), &hex(SK_EI)[..]);
+    assert_eq!(k.sk_er.expose(), &hex(SK_ER)[..]);
+    assert_eq!(k.sk_pi.expose(), &hex(SK_PI)[..]);
+    assert_eq!(k.sk_pr.expose(), &hex(SK_PR)[..]);
+    assert!(k.sk_ai.is_empty() && k.sk_ar.is_empty());
+    // The other reading gives keys of the same lengths that charon cannot verify.
+    let literal = derive(RekeyPrfPlus::NewPrf);
+    assert_eq!(literal.sk_d.len(), 64);
+    assert_ne!(literal.sk_ei, k.sk_ei);
 }
 
 // ---------------------------------------------------------------------------------------------

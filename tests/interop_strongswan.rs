@@ -307,7 +307,8 @@ fn wrong_psk_is_reported_in_words() {
 }
 
 /// The AWS lab's proposals (every algorithm AWS allows, two proposals) against cgwd's AWS defaults:
-/// whoever responds decides (charon by its own order, cgwd the strongest).
+/// whoever responds decides (charon by its own order, cgwd the strongest cipher and PRF, the
+/// initiator's KE group when allowed).
 #[test]
 fn aws_default_proposals_negotiate_the_strongest_suite() {
     if skip_unless_root() {
@@ -354,8 +355,9 @@ fn aws_default_proposals_negotiate_the_strongest_suite() {
                 "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"
             );
         } else {
-            // As responder we pick the strongest whatever charon's order.
-            assert_eq!(status.ike_suite, "AES_GCM_16-256/PRF_HMAC_SHA2_512/ECP_521");
+            // As responder we pick the strongest cipher and PRF whatever charon's order, and take
+            // charon's KE group since these options allow it (no INVALID_KE_PAYLOAD round trip).
+            assert_eq!(status.ike_suite, "AES_GCM_16-256/PRF_HMAC_SHA2_512/MODP_1024");
             assert_eq!(status.esp_suite, "ESP:AES_GCM_16-256");
         }
     }
@@ -718,4 +720,144 @@ fn no_common_proposal_with_charon() {
         msg.contains("AWS accepted none of our phase 1 (IKE) algorithms"),
         "{msg}"
     );
+}
+
+/// AWS's full algorithm lists, in strongSwan's syntax with AWS's (the lab's) order: charon as
+/// initiator guesses its first group (MODP-2048) and as responder picks its first proposal.
+const AWS_FULL_IKE: &str = "aes128gcm16-aes256gcm16-prfsha256-prfsha1-prfsha384-prfsha512-modp2048-modp1024-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+     aes128-aes256-sha256-sha1-sha384-sha512-modp2048-modp1024-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+const AWS_FULL_ESP: &str = "aes128gcm16-aes256gcm16-modp2048-ecp521,aes128-sha256-modp2048-ecp521";
+
+/// IKE SA rekeys that change the suite, against charon with AWS's full lists (the production failure:
+/// charon rekeyed, cgwd chose another PRF, and keyed the new SA in a way charon could not verify).
+/// Whoever rekeys, and whether cgwd keeps the PRF (its policy) or changes it with either reading
+/// first, both sides then answer each other's DPD on the new IKE SA and charon logs no integrity
+/// failure after cgwd has settled on its keys.
+#[test]
+fn ike_rekeys_that_change_the_suite() {
+    use cgwd::crypto::RekeyPrfPlus;
+    use cgwd::ike::RekeyKeyPolicy;
+    if skip_unless_root() {
+        return;
+    }
+    let policies = [
+        ("prf kept", RekeyKeyPolicy::default()),
+        (
+            "prf changed, strongSwan's reading first",
+            RekeyKeyPolicy {
+                keep_prf: false,
+                ..RekeyKeyPolicy::default()
+            },
+        ),
+        (
+            "prf changed, the RFC's reading first",
+            RekeyKeyPolicy {
+                keep_prf: false,
+                first: RekeyPrfPlus::NewPrf,
+                try_other: true,
+            },
+        ),
+    ];
+    for (what, policy) in policies {
+        for charon_rekeys in [true, false] {
+            let case = format!("{what}, charon rekeys: {charon_rekeys}");
+            let lab = lab(&format!("suite-{charon_rekeys}-{}", what.len()), |net| {
+                let mut conn = Conn::new(
+                    &net.aws_ip.to_string(),
+                    &net.cgw_ip.to_string(),
+                    PSK,
+                    AWS_FULL_IKE,
+                    AWS_FULL_ESP,
+                );
+                conn.dpd_delay_s = 1;
+                conn
+            });
+            let mut cfg = IkeConfig::aws_defaults(
+                TunnelId::One,
+                lab.net.cgw_ip,
+                lab.net.aws_ip,
+                Secret::from_slice(PSK.as_bytes()),
+            );
+            cfg.rekey_keys = policy;
+            let stop = |e: &Event| matches!(e, Event::ChildUp(_) | Event::Failed(_) | Event::ChildFailed(_));
+            // charon rekeys an SA it chose as responder (its first proposal, cgwd's KE group);
+            // cgwd rekeys one it chose as responder (the strongest cipher and PRF, charon's KE group).
+            let mut sa = if charon_rekeys {
+                #[allow(clippy::disallowed_methods)]
+                let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
+                lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+                sa
+            } else {
+                let mut init = lab.charon.initiate().expect("swanctl --initiate");
+                let mut sa = lab
+                    .socks
+                    .accept(Arc::new(cfg), Duration::from_secs(8))
+                    .expect("INIT");
+                lab.socks.drive(&mut sa, Duration::from_secs(8), stop);
+                let _ = init.wait();
+                sa
+            };
+            assert_eq!(sa.state(), State::Established, "{case}: {}", lab.charon.log());
+            let before = sa.status().ike_suite.expect("suite");
+            let ev = if charon_rekeys {
+                let mut rekey = lab
+                    .charon
+                    .swanctl_spawn(&["--rekey", "--ike", "t"])
+                    .expect("swanctl");
+                let ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+                let _ = rekey.wait();
+                ev
+            } else {
+                #[allow(clippy::disallowed_methods)]
+                sa.rekey_now(Instant::now(), true);
+                lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false)
+            };
+            assert!(
+                ev.iter().any(|e| matches!(e, Event::IkeRekeyed { .. })),
+                "{case}: {ev:?}\n{}",
+                lab.charon.log()
+            );
+            let after = sa.status().ike_suite.expect("suite");
+            assert_ne!(after, before, "{case}: the suite changed");
+            assert_eq!(
+                after.prf == before.prf,
+                policy.keep_prf,
+                "{case}: {before:?} -> {after:?}"
+            );
+            // DPD both ways on the new SA (charon every 1 s of silence, cgwd on demand).
+            let settled_at = lab.charon.log().len();
+            let mut ev = lab.socks.drive(&mut sa, Duration::from_secs(3), |_| false);
+            // charon's DPD keeps cgwd hearing from it: cgwd checks liveness on demand.
+            #[allow(clippy::disallowed_methods)]
+            sa.check_liveness(Instant::now());
+            ev.extend(lab.socks.drive(&mut sa, Duration::from_secs(4), |_| false));
+            assert!(
+                !ev.iter()
+                    .any(|e| matches!(e, Event::Failed(_) | Event::Closed | Event::ChildDown { .. })),
+                "{case}: {ev:?}"
+            );
+            let (spi_i, spi_r) = sa.spis();
+            let out = lab.charon.list_sas();
+            assert!(
+                out.contains(&format!("{spi_i:016x}_i")) && out.contains(&format!("{spi_r:016x}_r")),
+                "{case}: {out}"
+            );
+            let log = lab.charon.log();
+            let late = &log[settled_at.min(log.len())..];
+            // charon answered cgwd's DPD and cgwd answered charon's.
+            assert!(late.contains("parsed INFORMATIONAL response"), "{case}: {late}");
+            assert!(
+                late.contains("generating INFORMATIONAL response"),
+                "{case}: {late}"
+            );
+            // Only the first message under the RFC's reading may fail charon's check, before cgwd
+            // settles; never after.
+            let tail = &late[late.len() / 2..];
+            assert!(!tail.contains("integrity failed"), "{case}: {late}");
+            if policy.first == RekeyPrfPlus::OldPrf {
+                assert!(!late.contains("integrity failed"), "{case}: {late}");
+            }
+            println!("{case}: {before:?} -> {after:?}");
+        }
+    }
 }

@@ -1155,7 +1155,7 @@ impl Builder<'_> {
                 v.push(e);
             }
         }
-        v.sort_by_key(|e| encryption_rank(*e));
+        strongest_first(&mut v, Encryption::strength);
         Ok((v, Origin::TunnelOptions))
     }
 
@@ -1185,7 +1185,7 @@ impl Builder<'_> {
                 v.push(i);
             }
         }
-        v.sort_by_key(|i| integrity_rank(*i));
+        strongest_first(&mut v, Integrity::strength);
         Ok((v, Origin::TunnelOptions))
     }
 
@@ -1225,7 +1225,7 @@ impl Builder<'_> {
                 v.push(g);
             }
         }
-        v.sort_by_key(|g| dh_rank(*g));
+        strongest_first(&mut v, DhGroup::strength);
         Ok((v, Origin::TunnelOptions))
     }
 
@@ -1255,13 +1255,10 @@ pub(crate) struct BgpDraft {
     hold_time: Option<At>,
 }
 
-/// Strength tier of an encryption transform for the offer: AES-GCM (fastest data plane, AEAD) first.
+/// Tier of an encryption transform for the offer: AES-GCM (an AEAD, the fastest data plane) first,
+/// then AES-CBC by key length ([`Encryption::strength`] without the GCM key-length step).
 fn encryption_tier(e: &Encryption) -> u8 {
-    match e {
-        Encryption::Aes128Gcm16 | Encryption::Aes256Gcm16 => 0,
-        Encryption::Aes256Cbc => 1,
-        Encryption::Aes128Cbc => 2,
-    }
+    if e.is_aead() { 0 } else { 4 - e.strength() }
 }
 
 fn integrity_tier(i: &Integrity) -> u8 {
@@ -1269,7 +1266,7 @@ fn integrity_tier(i: &Integrity) -> u8 {
 }
 
 fn dh_tier(g: &DhGroup) -> u8 {
-    u8::from(is_weak_dh(*g))
+    u8::from(g.is_weak())
 }
 
 /// Keeps the items of the strongest tier present (order kept) and names the others in `left_out`.

@@ -23,8 +23,8 @@ use std::path::Path;
 pub use error::{ConfigError, Problem};
 pub use model::{
     DpdAction, IkeVersion, Origin, Phase, Phase1Offer, Phase2Offer, Provenance, RekeyWindow, Routing,
-    SourceFormat, StartupAction, TunnelConfig, VpnConnection, defaults, dh_rank, encryption_rank,
-    integrity_rank, mss_for_mtu, mtu_for,
+    SourceFormat, StartupAction, TunnelConfig, VpnConnection, defaults, mss_for_mtu, mtu_for,
+    strongest_first,
 };
 pub use settings::{
     AwsSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL, DpdSettings, FailoverPolicy, FailoverSettings,

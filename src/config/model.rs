@@ -389,39 +389,10 @@ fn selector(net: Ipv4Net) -> TrafficSelector {
     }
 }
 
-/// Preference rank of an encryption transform: lower = offered earlier.
-pub fn encryption_rank(e: Encryption) -> u8 {
-    match e {
-        Encryption::Aes256Gcm16 => 0,
-        Encryption::Aes128Gcm16 => 1,
-        Encryption::Aes256Cbc => 2,
-        Encryption::Aes128Cbc => 3,
-    }
-}
-
-/// Preference rank of an integrity / PRF hash: longer first.
-pub fn integrity_rank(i: Integrity) -> u8 {
-    match i {
-        Integrity::Sha2_512 => 0,
-        Integrity::Sha2_384 => 1,
-        Integrity::Sha2_256 => 2,
-        Integrity::Sha1 => 3,
-    }
-}
-
-/// Preference rank of a DH group: elliptic curves first (strong and cheap), largest first; then
-/// MODP by size; then the MODP-with-subgroup groups (RFC 5114, weak or doubtful); then 5 and 2.
-pub fn dh_rank(g: DhGroup) -> u8 {
-    const ORDER: [u16; 13] = [21, 20, 19, 18, 17, 16, 15, 14, 24, 23, 22, 5, 2];
-    ORDER
-        .iter()
-        .position(|&n| n == g.number())
-        .map_or(u8::MAX, |p| p as u8)
-}
-
-/// Algorithms AWS still allows but cgwd warns about (AWS picks the lowest it is offered).
-pub fn is_weak_dh(g: DhGroup) -> bool {
-    matches!(g.number(), 2 | 5 | 22 | 23 | 24)
+/// Sorts algorithms strongest first by the program's one strength order ([`Encryption::strength`],
+/// [`Integrity::strength`], [`DhGroup::strength`]): the order cgwd offers them and `cgwd check` shows.
+pub fn strongest_first<T: Copy>(items: &mut [T], strength: impl Fn(T) -> u8) {
+    items.sort_by_key(|&x| std::cmp::Reverse(strength(x)));
 }
 
 /// cgwd's offer when the file carries no algorithm lists (XML, Generic text) or an empty list (AWS

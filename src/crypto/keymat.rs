@@ -49,24 +49,29 @@ fn expand(alg: Integrity, key: &[u8], seed: &[&[u8]], len: usize) -> Secret {
     prf_plus(alg, key, seed, len).expect("suite key lengths are far below the prf+ limit")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ike_keys_from_skeyseed(
-    prf_alg: Integrity,
-    skeyseed: &[u8],
+/// What fixes the lengths of an IKE SA's keys: its PRF (SK_d, SK_pi, SK_pr), cipher and MAC.
+struct KeyLengths {
+    prf: Integrity,
     encryption: Encryption,
     integrity: Option<Integrity>,
+}
+
+fn ike_keys_from_skeyseed(
+    lengths: KeyLengths,
+    expand_with: Integrity,
+    skeyseed: &[u8],
     ni: &[u8],
     nr: &[u8],
     spi_i: u64,
     spi_r: u64,
 ) -> IkeKeys {
     // SK_d, SK_pi and SK_pr take the PRF's preferred key size, its output length (RFC 7296 §2.14).
-    let prf_len = prf_alg.hash_len();
-    let integ_len = integrity_key_len(integrity);
-    let encr_len = encryption.keymat_len();
+    let prf_len = lengths.prf.hash_len();
+    let integ_len = integrity_key_len(lengths.integrity);
+    let encr_len = lengths.encryption.keymat_len();
     let total = 3 * prf_len + 2 * integ_len + 2 * encr_len;
     let stream = expand(
-        prf_alg,
+        expand_with,
         skeyseed,
         &[ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()],
         total,
@@ -107,10 +112,13 @@ pub fn derive_ike_keys(
     nonces.extend_from_slice(nr);
     let skeyseed = prf(prf_alg, &nonces, &[shared]);
     ike_keys_from_skeyseed(
+        KeyLengths {
+            prf: prf_alg,
+            encryption,
+            integrity,
+        },
         prf_alg,
         skeyseed.expose(),
-        encryption,
-        integrity,
         ni,
         nr,
         spi_i,
@@ -118,9 +126,26 @@ pub fn derive_ike_keys(
     )
 }
 
+/// Which PRF runs prf+ when a rekeyed IKE SA's PRF differs from the old SA's (with the same PRF the
+/// two agree).
+///
+/// RFC 7296 §2.18 computes SKEYSEED with the old SA's PRF and then the keys "using the new IKE SA's
+/// cryptographic algorithms". strongSwan (every release from 4.x to 6.x, `keymat_v2.c`: "use OLD SAs
+/// PRF functions for both prf_plus and prf") runs prf+ with the OLD PRF as well, and takes only the
+/// lengths of SK_d, SK_pi and SK_pr from the new one. A peer's convention cannot be told in advance,
+/// so cgwd keeps the PRF across IKE SA rekeys whenever it can, and otherwise tries both (see
+/// `ike::ike_rekey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyPrfPlus {
+    /// prf+ with the old SA's PRF (strongSwan's reading).
+    OldPrf,
+    /// prf+ with the new SA's PRF (RFC 7296 §2.18 as written).
+    NewPrf,
+}
+
 /// Keys of an IKE SA made by rekeying (RFC 7296 §2.18):
-/// `SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)` with the OLD SA's PRF, then prf+ with the NEW
-/// SA's PRF over the new nonces and the new SPIs.
+/// `SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)` with the OLD SA's PRF, then prf+ over the new
+/// nonces and the new SPIs with the PRF `expansion` names; key lengths follow the new suite.
 #[allow(clippy::too_many_arguments)]
 pub fn derive_rekeyed_ike_keys(
     prf_alg: Integrity,
@@ -133,13 +158,21 @@ pub fn derive_rekeyed_ike_keys(
     shared: &[u8],
     spi_i: u64,
     spi_r: u64,
+    expansion: RekeyPrfPlus,
 ) -> IkeKeys {
     let skeyseed = prf(old_prf, old_sk_d, &[shared, ni, nr]);
+    let expand_with = match expansion {
+        RekeyPrfPlus::OldPrf => old_prf,
+        RekeyPrfPlus::NewPrf => prf_alg,
+    };
     ike_keys_from_skeyseed(
-        prf_alg,
+        KeyLengths {
+            prf: prf_alg,
+            encryption,
+            integrity,
+        },
+        expand_with,
         skeyseed.expose(),
-        encryption,
-        integrity,
         ni,
         nr,
         spi_i,
@@ -246,33 +279,36 @@ mod tests {
     }
 
     #[test]
-    fn rekeyed_ike_keys_use_old_prf_for_skeyseed_and_new_prf_for_expansion() {
+    fn rekeyed_ike_keys_use_old_prf_for_skeyseed_and_the_chosen_prf_for_expansion() {
         let (ni, nr, g_ir) = ([4u8; 24], [5u8; 40], [6u8; 64]);
         let old_sk_d = [9u8; 20];
-        let keys = derive_rekeyed_ike_keys(
-            Integrity::Sha2_384,
-            Integrity::Sha1,
-            &old_sk_d,
-            Encryption::Aes256Gcm16,
-            None,
-            &ni,
-            &nr,
-            &g_ir,
-            1,
-            2,
-        );
         let skeyseed = prf(Integrity::Sha1, &old_sk_d, &[&g_ir, &ni, &nr]);
         assert_eq!(skeyseed.len(), 20);
-        let stream = prf_plus(
-            Integrity::Sha2_384,
-            skeyseed.expose(),
-            &[&ni, &nr, &1u64.to_be_bytes(), &2u64.to_be_bytes()],
-            48,
-        )
-        .unwrap();
-        assert_eq!(keys.sk_d, stream);
-        assert!(keys.sk_ai.is_empty() && keys.sk_ar.is_empty());
-        assert_eq!(keys.sk_ei.len(), 36);
+        let seed: [&[u8]; 4] = [&ni, &nr, &1u64.to_be_bytes(), &2u64.to_be_bytes()];
+        for (expansion, expand_with) in [
+            (RekeyPrfPlus::NewPrf, Integrity::Sha2_384),
+            (RekeyPrfPlus::OldPrf, Integrity::Sha1),
+        ] {
+            let keys = derive_rekeyed_ike_keys(
+                Integrity::Sha2_384,
+                Integrity::Sha1,
+                &old_sk_d,
+                Encryption::Aes256Gcm16,
+                None,
+                &ni,
+                &nr,
+                &g_ir,
+                1,
+                2,
+                expansion,
+            );
+            // SK_d is as long as the NEW PRF's key in both readings.
+            let stream = prf_plus(expand_with, skeyseed.expose(), &seed, 48).unwrap();
+            assert_eq!(keys.sk_d, stream, "{expansion:?}");
+            assert!(keys.sk_ai.is_empty() && keys.sk_ar.is_empty());
+            assert_eq!(keys.sk_ei.len(), 36);
+            assert_eq!(keys.sk_pr.len(), 48);
+        }
     }
 
     #[test]

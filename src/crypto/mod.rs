@@ -15,7 +15,9 @@ pub mod random;
 
 pub use auth::{auth_eq, psk_auth};
 pub use dh::DhPrivate;
-pub use keymat::{ChildKeys, IkeKeys, derive_child_keys, derive_ike_keys, derive_rekeyed_ike_keys};
+pub use keymat::{
+    ChildKeys, IkeKeys, RekeyPrfPlus, derive_child_keys, derive_ike_keys, derive_rekeyed_ike_keys,
+};
 pub use prf::{prf, prf_plus};
 pub use random::{OsRandom, Random, SeededRandom};
 

@@ -108,6 +108,7 @@ pub fn ike_config_for(
         initial_contact: true,
         selection: crate::ike::proposal::Selection::Strongest,
         fragmentation: settings.ike_fragmentation(),
+        rekey_keys: crate::ike::RekeyKeyPolicy::default(),
     })
 }
 

@@ -443,13 +443,17 @@ impl IkeSa {
             )
         };
         let sa = find_sa(p).ok_or_else(no_proposal)?;
+        let prefer = super::proposal::Prefer {
+            prf: None,
+            ke: super::child::find_ke(p).and_then(|(g, _)| self.acceptable_ke(g)),
+        };
         let offered: Vec<_> = sa
             .proposals
             .iter()
             .map(super::proposal::Proposal::from_repr)
             .collect();
         let (chosen, suite, peer_spi) =
-            select_esp_with(&offered, &self.cfg.esp, pfs, our_spi, self.cfg.selection)
+            select_esp_with(&offered, &self.cfg.esp, pfs, our_spi, self.cfg.selection, prefer)
                 .ok_or_else(no_proposal)?;
         let ts_fail = || {
             (

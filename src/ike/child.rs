@@ -82,6 +82,16 @@ impl IkeSa {
     }
 
     /// Our DH half for group `g` against the peer's KE, or the notify to answer with.
+    /// The group of the peer's KE payload, as a preference for our choice (see
+    /// [`super::proposal::Prefer`]): cgwd takes it when allowed; `emulate-aws` (AWS's lowest-option
+    /// rule) does not.
+    pub(super) fn acceptable_ke(&self, group: u16) -> Option<DhGroup> {
+        if self.cfg.selection != super::proposal::Selection::Strongest {
+            return None;
+        }
+        DhGroup::new(group)
+    }
+
     pub(super) fn pfs_secret(
         &mut self,
         g: DhGroup,
@@ -271,6 +281,9 @@ pub(crate) struct PendingRekey {
     pub collision: Option<Collision>,
     /// The peer's IKE SA rekey, answered while our IKE SA rekey was in flight (RFC 7296 §2.8.2).
     pub ike_collision: Option<super::ike_rekey::PeerIkeRekey>,
+    /// This exchange retries with the group an INVALID_KE_PAYLOAD named: a second one waits (a peer
+    /// naming groups in turn cannot keep us retrying at once).
+    pub ke_retry: bool,
 }
 
 /// The peer's colliding rekey: its nonces and the SA it made (inbound installed, outbound not yet).
@@ -408,19 +421,21 @@ impl IkeSa {
             // The peer is rekeying this SA already (we answered it); its DELETE of the old SA follows.
             return;
         }
+        let retry = self.ke_retry.take();
         let group = if self.cfg.esp.dh.is_empty() {
             None
         } else {
-            // Guess the peer's choice (AWS takes the lowest option offered): the group of the last PFS
-            // exchange, else the IKE SA's group when PFS allows it, saving an INVALID_KE_PAYLOAD round trip.
+            // The group an INVALID_KE_PAYLOAD just named; else guess the peer's choice (AWS takes the
+            // lowest option offered): the group of the last PFS exchange, else the IKE SA's group when
+            // PFS allows it, saving an INVALID_KE_PAYLOAD round trip. AWS's role guesses as AWS does.
             let ike_group = self
                 .suite
                 .and_then(|s| s.dh)
                 .filter(|g| self.cfg.esp.dh.contains(g));
-            self.child_rekey_group
-                .or(old.suite.dh)
-                .or(ike_group)
-                .or_else(|| super::proposal::preferred_dh(&self.cfg.esp))
+            let learned = self.child_rekey_group.or(old.suite.dh).or(ike_group);
+            retry
+                .or(learned.filter(|_| self.cfg.selection == super::proposal::Selection::Strongest))
+                .or_else(|| super::proposal::first_guess(&self.cfg.esp, self.cfg.selection))
         };
         let dh = match group {
             Some(g) => match DhPrivate::generate(g, &mut *self.rng) {
@@ -461,6 +476,7 @@ impl IkeSa {
             old_child: Some(old.inbound),
             collision: None,
             ike_collision: None,
+            ke_retry: retry.is_some(),
         });
         self.send_request(
             now,
@@ -475,6 +491,28 @@ impl IkeSa {
         let n = find_notify(p, NotifyType::INVALID_KE_PAYLOAD)?;
         let g = DhGroup::new(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
         allowed.contains(&g).then_some(g)
+    }
+
+    /// Our rekey got INVALID_KE_PAYLOAD naming another group we allow: start it again at once with that
+    /// group (as strongSwan does), unless this exchange already was such a retry (a peer naming groups
+    /// in turn then waits for the usual retry delay). Returns whether it did.
+    pub(super) fn retry_with_named_group(
+        &mut self,
+        now: Instant,
+        err: NotifyType,
+        pending: &PendingRekey,
+        wanted: Option<DhGroup>,
+        kind: RequestKind,
+    ) -> bool {
+        let used = pending.dh.as_ref().map(DhPrivate::group);
+        let retry = err == NotifyType::INVALID_KE_PAYLOAD
+            && !pending.ke_retry
+            && wanted.is_some_and(|g| Some(g) != used);
+        if retry {
+            self.ke_retry = wanted;
+            self.queue_rekey(now, kind);
+        }
+        retry
     }
 
     /// The peer refused our rekey for now (collision, TEMPORARY_FAILURE): try again shortly.
@@ -493,7 +531,8 @@ impl IkeSa {
         }
         let collision = pending.collision.take();
         let p = &inbound.payloads;
-        if let Some(g) = self.wanted_group(p, &self.cfg.esp.dh) {
+        let wanted = self.wanted_group(p, &self.cfg.esp.dh);
+        if let Some(g) = wanted {
             self.child_rekey_group = Some(g);
         }
         let old_exists = pending
@@ -509,7 +548,9 @@ impl IkeSa {
                 // The SA we meant to rekey was deleted meanwhile: nothing left to do.
                 return;
             }
-            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
+            if self.retry_with_named_group(now, err, &pending, wanted, RequestKind::RekeyChild) {
+                // Started again at once with the group the peer named.
+            } else if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
                 self.rekey_later(now, Timer::ChildRekey);
             } else {
                 let f = self.failure(FailReason::PeerError { notify: err.0 });

@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::crypto::RekeyPrfPlus;
 use crate::sa::{TrafficSelector, TunnelId};
 use crate::secret::Secret;
 use crate::suite::{DhGroup, Encryption, Integrity};
@@ -142,6 +143,34 @@ pub struct IkeConfig {
     /// RFC 7383 IKE fragmentation: offered by default, split above 1280-octet datagrams (settings key
     /// `ike.fragment_size`), so a path that drops IP fragments cannot stall IKE_AUTH or a rekey.
     pub fragmentation: super::frag::FragmentConfig,
+    /// How IKE SA rekeys key the new SA when the PRF changes. The default is cgwd's policy; tests set
+    /// others to play peers of each kind.
+    pub rekey_keys: RekeyKeyPolicy,
+}
+
+/// What an IKE SA rekey does about the two readings of RFC 7296 §2.18 ([`RekeyPrfPlus`]), which
+/// give different keys only when the new SA's PRF differs from the old one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyKeyPolicy {
+    /// Keep the current SA's PRF: offer it alone in our rekeys and prefer it in the peer's, so the two
+    /// readings agree (every peer that negotiated a PRF still allows it).
+    pub keep_prf: bool,
+    /// When the PRF changes anyway (a peer whose offer lacks the current PRF), the reading we key the
+    /// new SA with: strongSwan's, the reading of the most widely deployed peer.
+    pub first: RekeyPrfPlus,
+    /// Derive the other reading too: the peer's first authenticated message on the new SA shows which
+    /// one it used, and a request of ours unanswered meanwhile goes out under both in turn.
+    pub try_other: bool,
+}
+
+impl Default for RekeyKeyPolicy {
+    fn default() -> Self {
+        RekeyKeyPolicy {
+            keep_prf: true,
+            first: RekeyPrfPlus::OldPrf,
+            try_other: true,
+        }
+    }
 }
 
 impl IkeConfig {
@@ -174,6 +203,7 @@ impl IkeConfig {
             initial_contact: true,
             selection: super::proposal::Selection::Strongest,
             fragmentation: super::frag::FragmentConfig::default(),
+            rekey_keys: RekeyKeyPolicy::default(),
         }
     }
 

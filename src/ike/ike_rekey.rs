@@ -44,11 +44,11 @@ use super::auth::find_sa;
 use super::child::{PendingRekey, find_ke, find_nonce, redundant};
 use super::init::{keys_from, notify};
 use super::message::{Inbound, OldIke, RequestKind};
-use super::proposal::{Proposal, select_ike_with};
+use super::proposal::{Prefer, Proposal, select_ike_with};
 use super::timer::Timer;
 use super::{Event, FailReason, IkeSa, Phase, Role, Transmit};
-use crate::crypto::{DhPrivate, derive_rekeyed_ike_keys};
-use crate::suite::Suite;
+use crate::crypto::{DhPrivate, RekeyPrfPlus, derive_rekeyed_ike_keys};
+use crate::suite::{Integrity, Suite};
 use crate::wire::ike::{DeleteRepr, ExchangeType, Message, NotifyType, PayloadRepr, ProtocolId, SaRepr};
 
 const NONCE_LEN: usize = 32;
@@ -111,6 +111,63 @@ impl IkeSa {
         v
     }
 
+    /// The PRF an IKE SA rekey keeps (offered alone, preferred as responder): the current SA's, unless
+    /// the policy says otherwise (see [`super::RekeyKeyPolicy`]).
+    fn kept_prf(&self) -> Option<Integrity> {
+        self.cfg
+            .rekey_keys
+            .keep_prf
+            .then(|| self.keys.as_ref().map(|k| k.prf))
+            .flatten()
+    }
+
+    /// The keys of the IKE SA a rekey of the current one makes (RFC 7296 §2.18). When the PRF changes,
+    /// peers disagree on the PRF of prf+ ([`RekeyPrfPlus`]): the policy's reading comes first and the
+    /// other waits in `Keys::untested` until the peer shows which one it used.
+    #[allow(clippy::too_many_arguments)]
+    fn rekeyed_keys(
+        &self,
+        role: Role,
+        suite: &Suite,
+        ni: &[u8],
+        nr: &[u8],
+        shared: &[u8],
+        spi_i: u64,
+        spi_r: u64,
+    ) -> Option<super::message::Keys> {
+        let old = self.keys.as_ref()?;
+        let prf = suite.prf?;
+        let derive = |reading| {
+            let k = derive_rekeyed_ike_keys(
+                prf,
+                old.prf,
+                old.sk_d.expose(),
+                suite.encryption,
+                suite.integrity,
+                ni,
+                nr,
+                shared,
+                spi_i,
+                spi_r,
+                reading,
+            );
+            keys_from(role, suite, k)
+        };
+        let policy = self.cfg.rekey_keys;
+        let mut keys = derive(policy.first)?;
+        if prf != old.prf {
+            tracing::info!(tunnel = %self.cfg.tunnel, old_prf = %old.prf, new_prf = %prf, "the IKE SA rekey changes the PRF; keying the new SA the way strongSwan does, the other way too until the peer shows which it used");
+            if policy.try_other {
+                let other = match policy.first {
+                    RekeyPrfPlus::OldPrf => RekeyPrfPlus::NewPrf,
+                    RekeyPrfPlus::NewPrf => RekeyPrfPlus::OldPrf,
+                };
+                keys.untested = derive(other).map(Box::new);
+            }
+        }
+        Some(keys)
+    }
+
     /// Our IKE SA rekey (not a Child SA rekey) is in flight.
     fn ike_rekey_in_flight(&self) -> bool {
         self.rekey.is_some() && matches!(&self.in_flight, Some(r) if r.kind == RequestKind::RekeyIke)
@@ -118,11 +175,13 @@ impl IkeSa {
 
     pub(crate) fn start_ike_rekey(&mut self, now: Instant) {
         // The group the peer chose for this IKE SA is the one it will choose again (AWS takes the lowest
-        // option offered): guessing it first saves an INVALID_KE_PAYLOAD round trip.
-        let Some(g) = self
-            .ike_rekey_group
-            .or_else(|| self.suite.and_then(|s| s.dh))
-            .or_else(|| super::proposal::preferred_dh(&self.cfg.ike))
+        // option offered): guessing it first saves an INVALID_KE_PAYLOAD round trip. AWS's role guesses
+        // as AWS does ([`super::proposal::first_guess`]).
+        let learned = self.ike_rekey_group.or_else(|| self.suite.and_then(|s| s.dh));
+        let retry = self.ke_retry.take();
+        let Some(g) = retry
+            .or(learned.filter(|_| self.cfg.selection == super::proposal::Selection::Strongest))
+            .or_else(|| super::proposal::first_guess(&self.cfg.ike, self.cfg.selection))
         else {
             return;
         };
@@ -133,7 +192,7 @@ impl IkeSa {
         let new_spi = self.random_spi64();
         let payloads = [
             PayloadRepr::Sa(SaRepr {
-                proposals: super::proposal::ike_offer(&self.cfg.ike, &new_spi.to_be_bytes())
+                proposals: super::proposal::ike_offer(&self.cfg.ike, &new_spi.to_be_bytes(), self.kept_prf())
                     .iter()
                     .map(Proposal::to_repr)
                     .collect(),
@@ -151,6 +210,7 @@ impl IkeSa {
             old_child: None,
             collision: None,
             ike_collision: None,
+            ke_retry: retry.is_some(),
         });
         self.send_request(
             now,
@@ -175,7 +235,12 @@ impl IkeSa {
         let msg_id = inbound.msg_id;
         let Some(sa) = find_sa(p) else { return };
         let offered: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-        let Some((mut chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection) else {
+        let prefer = Prefer {
+            prf: self.kept_prf(),
+            ke: find_ke(p).and_then(|(g, _)| self.acceptable_ke(g)),
+        };
+        let Some((mut chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection, prefer)
+        else {
             self.refuse(raw, msg_id, notify(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()));
             let f = self.failure(FailReason::NoProposalChosen {
                 phase: Phase::One,
@@ -204,23 +269,16 @@ impl IkeSa {
         };
         let our_spi = self.random_spi64();
         let nr = self.random_bytes(NONCE_LEN);
-        let (Some(old_keys), Some(prf)) = (self.keys.as_ref(), suite.prf) else {
-            return;
-        };
-        let k = derive_rekeyed_ike_keys(
-            prf,
-            old_keys.prf,
-            old_keys.sk_d.expose(),
-            suite.encryption,
-            suite.integrity,
+        // The peer started this rekey, so it is the new IKE SA's original initiator.
+        let Some(new_keys) = self.rekeyed_keys(
+            Role::Responder,
+            &suite,
             &ni,
             &nr,
             shared.expose(),
             peer_spi,
             our_spi,
-        );
-        // The peer started this rekey, so it is the new IKE SA's original initiator.
-        let Some(new_keys) = keys_from(Role::Responder, &suite, k) else {
+        ) else {
             return;
         };
         chosen.spi = our_spi.to_be_bytes().to_vec();
@@ -345,7 +403,8 @@ impl IkeSa {
         };
         let collision = pending.ike_collision.take();
         let p = &inbound.payloads;
-        if let Some(g) = self.wanted_group(p, &self.cfg.ike.dh) {
+        let wanted = self.wanted_group(p, &self.cfg.ike.dh);
+        if let Some(g) = wanted {
             self.ike_rekey_group = Some(g);
         }
         if let Some(err) = super::init::first_error(p) {
@@ -354,9 +413,13 @@ impl IkeSa {
                 self.adopt_peer_ike(now, c.sa, c.suite, false);
                 return;
             }
-            // TEMPORARY_FAILURE (collision) or INVALID_KE: try again shortly. Anything else: the IKE SA
-            // is still fine until its lifetime ends; try again later (the peer may rekey it meanwhile).
-            if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
+            // INVALID_KE naming another allowed group: again at once with it (as strongSwan does).
+            // TEMPORARY_FAILURE (collision), or an INVALID_KE we cannot follow: try again shortly.
+            // Anything else: the IKE SA is still fine until its lifetime ends; try again later (the
+            // peer may rekey it meanwhile).
+            if self.retry_with_named_group(now, err, &pending, wanted, RequestKind::RekeyIke) {
+                // Started again at once with the group the peer named.
+            } else if err == NotifyType::TEMPORARY_FAILURE || err == NotifyType::INVALID_KE_PAYLOAD {
                 self.rekey_later(now, Timer::IkeRekey);
             } else {
                 tracing::warn!(tunnel = %self.cfg.tunnel, notify = err.0, "IKE SA rekey refused by the peer");
@@ -367,7 +430,7 @@ impl IkeSa {
         let result = (|| {
             let sa = find_sa(p)?;
             let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-            let suite = super::proposal::accept_ike_choice(&chosen, &self.cfg.ike).ok()?;
+            let suite = super::proposal::accept_ike_choice(&chosen, &self.cfg.ike, self.kept_prf()).ok()?;
             let peer_spi = u64::from_be_bytes(<[u8; 8]>::try_from(chosen.first()?.spi.as_slice()).ok()?);
             let nr = find_nonce(p)?.to_vec();
             let (group, data) = find_ke(p)?;
@@ -376,20 +439,15 @@ impl IkeSa {
                 return None;
             }
             let shared = d.shared_secret(data).ok()?;
-            let old = self.keys.as_ref()?;
-            let k = derive_rekeyed_ike_keys(
-                suite.prf?,
-                old.prf,
-                old.sk_d.expose(),
-                suite.encryption,
-                suite.integrity,
+            let keys = self.rekeyed_keys(
+                Role::Initiator,
+                &suite,
                 &pending.ni,
                 &nr,
                 shared.expose(),
                 pending.new_spi,
                 peer_spi,
-            );
-            let keys = keys_from(Role::Initiator, &suite, k)?;
+            )?;
             Some((suite, fresh(pending.new_spi, peer_spi, Role::Initiator, keys), nr))
         })();
         let Some((suite, ours, nr)) = result else {

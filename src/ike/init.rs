@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::message::{Keys, RequestKind};
-use super::proposal::{accept_ike_choice, ike_offer, preferred_dh, select_ike_with};
+use super::proposal::{Prefer, accept_ike_choice, first_guess, ike_offer, select_ike_with};
 use super::timer::Timer;
 use super::{FailReason, Handshake, IkeSa, Phase, RejectReason, Role, State};
 use crate::crypto::cipher::Cipher;
@@ -48,7 +48,7 @@ pub(crate) fn first_error(payloads: &[PayloadRepr]) -> Option<NotifyType> {
 impl IkeSa {
     pub(crate) fn start_initiator(&mut self, now: Instant) {
         self.spi_i = self.random_spi64();
-        let Some(group) = preferred_dh(&self.cfg.ike) else {
+        let Some(group) = first_guess(&self.cfg.ike, self.cfg.selection) else {
             self.fail(
                 now,
                 FailReason::NoProposalChosen {
@@ -98,7 +98,7 @@ impl IkeSa {
         if let Some(c) = &hs.cookie {
             payloads.push(notify(NotifyType::COOKIE, c.clone()));
         }
-        let offer = ike_offer(&self.cfg.ike, &[]);
+        let offer = ike_offer(&self.cfg.ike, &[], None);
         payloads.push(PayloadRepr::Sa(SaRepr {
             proposals: offer.iter().map(|p| p.to_repr()).collect(),
         }));
@@ -262,7 +262,7 @@ impl IkeSa {
             .iter()
             .map(super::proposal::Proposal::from_repr)
             .collect();
-        let suite = match accept_ike_choice(&chosen, &self.cfg.ike) {
+        let suite = match accept_ike_choice(&chosen, &self.cfg.ike, None) {
             Ok(s) => s,
             Err(e) => {
                 self.fail(
@@ -420,7 +420,12 @@ impl IkeSa {
             .iter()
             .map(super::proposal::Proposal::from_repr)
             .collect();
-        let Some((chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection) else {
+        let prefer = Prefer {
+            prf: None,
+            ke: self.acceptable_ke(ke_group),
+        };
+        let Some((chosen, suite)) = select_ike_with(&offered, &self.cfg.ike, self.cfg.selection, prefer)
+        else {
             self.send_response(
                 ExchangeType::IKE_SA_INIT,
                 0,
@@ -570,5 +575,6 @@ pub(crate) fn keys_from(role: Role, suite: &Suite, k: crate::crypto::IkeKeys) ->
         send,
         recv,
         iv_counter: 0,
+        untested: None,
     })
 }

@@ -30,6 +30,10 @@ pub(crate) struct Keys {
     pub recv: Cipher,
     /// Counter for GCM IVs: never repeats under `send`.
     pub iv_counter: u64,
+    /// An IKE SA rekey that changed the PRF keys the new SA two ways ([`crate::crypto::RekeyPrfPlus`]):
+    /// the other key set waits here until the peer's first authenticated message on the SA shows which
+    /// one it derived (then this is dropped, or becomes the keys).
+    pub untested: Option<Box<Keys>>,
 }
 
 /// Requests we start, one at a time (strongSwan's queued tasks, by priority: delete first).
@@ -62,6 +66,9 @@ impl RequestKind {
 pub(crate) struct Request {
     pub kind: RequestKind,
     pub msg_id: u32,
+    /// What the request says, to seal it again under the other candidate keys (`Keys::untested`).
+    pub exchange: ExchangeType,
+    pub payloads: Vec<PayloadRepr>,
     /// The datagrams of the request: one, or all its SKF fragments (all resent on a retransmission,
     /// RFC 7383 §2.6.1).
     pub packets: Vec<Vec<u8>>,
@@ -230,7 +237,7 @@ impl IkeSa {
 
     /// Decrypt and authenticate a message's SK payload. `None` = drop it (forged, corrupted, no SK, or
     /// an SKF fragment: those go through [`IkeSa::open_or_reassemble`]).
-    pub(crate) fn open(&self, msg: &Message<'_>) -> Option<Vec<PayloadRepr>> {
+    pub(crate) fn open(&mut self, msg: &Message<'_>) -> Option<Vec<PayloadRepr>> {
         let enc = msg.encrypted().ok()??;
         if enc.kind() != PayloadType::SK {
             return None;
@@ -241,15 +248,62 @@ impl IkeSa {
 
     /// The authenticated plaintext (padding stripped) of an SK or SKF payload; `None` if it fails the
     /// integrity check. The associated data covers the SKF fragment fields too (RFC 7383 §2.5.3).
-    fn decrypt(&self, msg: &Message<'_>, enc: &Encrypted<'_>) -> Option<Vec<u8>> {
-        let keys = self.keys.as_ref()?;
+    /// An SA keyed two ways (`Keys::untested`) learns here which way the peer keyed it.
+    fn decrypt(&mut self, msg: &Message<'_>, enc: &Encrypted<'_>) -> Option<Vec<u8>> {
         let aad_len = enc.aad_len();
-        let mut buf = msg.bytes().to_vec();
-        keys.recv.open(&mut buf, aad_len).ok()?;
-        let start = aad_len + keys.recv.iv_len();
-        let end = buf.len().checked_sub(keys.recv.icv_len())?;
-        let plain = buf.get(start..end)?;
-        Some(sk::strip_padding(plain).ok()?.to_vec())
+        let keys = self.keys.as_ref()?;
+        if let Some(plain) = open_sk(&keys.recv, msg.bytes(), aad_len) {
+            if keys.untested.is_some() {
+                self.settle_keys(false, false);
+            }
+            return Some(plain);
+        }
+        let plain = open_sk(&keys.untested.as_ref()?.recv, msg.bytes(), aad_len)?;
+        // A request tells us now; a response is to our request in flight, which needs no resend.
+        self.settle_keys(true, !msg.header.flags.response());
+        Some(plain)
+    }
+
+    /// The peer's first authenticated message on an SA keyed two ways used the first key set (`other`
+    /// false: forget the other one) or the other one (switch to it; our request in flight, sealed
+    /// under the wrong keys, goes again at once when `resend`, else at its next retransmission).
+    fn settle_keys(&mut self, other: bool, resend: bool) {
+        let Some(keys) = self.keys.as_mut() else { return };
+        let Some(alternative) = keys.untested.take() else {
+            return;
+        };
+        if !other {
+            tracing::debug!(tunnel = %self.cfg.tunnel, "the peer keyed the rekeyed IKE SA as we did first");
+            return;
+        }
+        *keys = *alternative;
+        tracing::info!(tunnel = %self.cfg.tunnel, "the peer keyed the rekeyed IKE SA with the other reading of RFC 7296 §2.18: switching to its keys");
+        let Some(req) = self.in_flight.as_ref() else {
+            return;
+        };
+        let (exchange, msg_id, payloads) = (req.exchange, req.msg_id, req.payloads.clone());
+        let Some(packets) = self.build_datagrams(exchange, msg_id, false, &payloads) else {
+            return;
+        };
+        if let Some(req) = self.in_flight.as_mut() {
+            req.packets = packets.clone();
+        }
+        if resend {
+            self.transmit_all(packets);
+        }
+    }
+
+    /// Run `f` with the untested key set in place of the keys (to seal a retransmission under it).
+    fn with_untested_keys<R>(&mut self, f: impl FnOnce(&mut IkeSa) -> R) -> Option<R> {
+        let keys = self.keys.as_mut()?;
+        let alternative = *keys.untested.take()?;
+        let first = std::mem::replace(keys, alternative);
+        let r = f(self);
+        if let Some(keys) = self.keys.as_mut() {
+            let alternative = std::mem::replace(keys, first);
+            keys.untested = Some(Box::new(alternative));
+        }
+        Some(r)
     }
 
     /// Open an SK message, or authenticate an SKF fragment and add it to the request or response
@@ -325,7 +379,8 @@ impl IkeSa {
         if r.msg_id != h.message_id {
             return false;
         }
-        let same = if r.request == msg.bytes() {
+        let identical = r.request == msg.bytes();
+        let same = if identical {
             true
         } else {
             match msg.encrypted().ok().flatten() {
@@ -338,6 +393,9 @@ impl IkeSa {
         if !same {
             return false;
         }
+        let Some(r) = &self.last_response else {
+            return false;
+        };
         let datagrams = r.datagrams();
         self.transmit_all(datagrams);
         true
@@ -359,6 +417,8 @@ impl IkeSa {
         self.in_flight = Some(Request {
             kind,
             msg_id,
+            exchange,
+            payloads: payloads.to_vec(),
             packets,
             sent: 1,
         });
@@ -412,8 +472,19 @@ impl IkeSa {
                     None => wait,
                 };
                 req.sent += 1;
-                let packets = req.packets.clone();
-                tracing::debug!(tunnel = %self.cfg.tunnel, exchange = req.kind.exchange_name(), try_no = req.sent, datagrams = packets.len(), "retransmitting");
+                let (kind, tries) = (req.kind, req.sent);
+                let mut packets = req.packets.clone();
+                if tries % 2 == 0 {
+                    // Keyed two ways and the peer silent so far: every other try goes under the other
+                    // keys, and its answer (opened under them) settles which keys the SA uses.
+                    let (exchange, msg_id, payloads) = (req.exchange, req.msg_id, req.payloads.clone());
+                    if let Some(Some(other)) =
+                        self.with_untested_keys(|sa| sa.build_datagrams(exchange, msg_id, false, &payloads))
+                    {
+                        packets = other;
+                    }
+                }
+                tracing::debug!(tunnel = %self.cfg.tunnel, exchange = kind.exchange_name(), try_no = tries, datagrams = packets.len(), "retransmitting");
                 self.transmit_all(packets);
                 self.timers.set(Timer::Retransmit, now + wait);
             }
@@ -569,4 +640,14 @@ impl IkeSa {
             }
         }
     }
+}
+
+/// Authenticate and decrypt an SK/SKF message under `recv`: the plaintext with its padding stripped.
+fn open_sk(recv: &Cipher, bytes: &[u8], aad_len: usize) -> Option<Vec<u8>> {
+    let mut buf = bytes.to_vec();
+    recv.open(&mut buf, aad_len).ok()?;
+    let start = aad_len + recv.iv_len();
+    let end = buf.len().checked_sub(recv.icv_len())?;
+    let plain = buf.get(start..end)?;
+    Some(sk::strip_padding(plain).ok()?.to_vec())
 }

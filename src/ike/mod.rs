@@ -50,7 +50,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::{AlgorithmSet, IkeConfig, Ports, RetransmitConfig};
+pub use config::{AlgorithmSet, IkeConfig, Ports, RekeyKeyPolicy, RetransmitConfig};
 pub use errors::{FailReason, Failure, Phase};
 
 use crate::crypto::{DhPrivate, Random};
@@ -201,6 +201,8 @@ pub struct IkeSa {
     /// DH groups the peer asked for with INVALID_KE_PAYLOAD on a Child / IKE rekey: used next time.
     pub(crate) child_rekey_group: Option<DhGroup>,
     pub(crate) ike_rekey_group: Option<DhGroup>,
+    /// The group an INVALID_KE_PAYLOAD just named: the immediate retry of that rekey uses it (once).
+    pub(crate) ke_retry: Option<DhGroup>,
     /// The IKE SA we rekeyed away from, kept only to answer the peer's DELETE of it.
     pub(crate) old_ike: Option<message::OldIke>,
     /// The redundant new IKE SA of a rekey collision, kept until its DELETE exchange is done.
@@ -288,6 +290,7 @@ impl IkeSa {
             successor: None,
             child_rekey_group: None,
             ike_rekey_group: None,
+            ke_retry: None,
             old_ike: None,
             retired_ike: None,
             nat_local: false,
@@ -457,6 +460,22 @@ impl IkeSa {
             self.timers.stop(Timer::Retransmit);
             self.pump(now);
         }
+    }
+
+    /// Rekey now, as `swanctl --rekey` does: the IKE SA (`ike`) or the newest Child SA. Queued behind
+    /// a request in flight; ignored unless established.
+    pub fn rekey_now(&mut self, now: Instant, ike: bool) {
+        let kind = if ike {
+            message::RequestKind::RekeyIke
+        } else {
+            message::RequestKind::RekeyChild
+        };
+        self.queue_rekey(now, kind);
+    }
+
+    /// Check the peer's liveness now (a DPD exchange), as the DPD timer would.
+    pub fn check_liveness(&mut self, now: Instant) {
+        self.on_dpd_timer(now);
     }
 
     /// The data plane received authenticated ESP from the peer: it is alive, so DPD can wait (as

@@ -59,44 +59,18 @@ pub struct Proposal {
     pub transforms: Vec<Transform>,
 }
 
-/// Strength order, strongest first. GCM-256 > GCM-128 > CBC-256 > CBC-128.
+// One strength order for the whole program (`crate::suite`): offers list transforms strongest first
+// and a responder's `Selection::Strongest` follows the same order.
 fn encryption_rank(e: Encryption) -> u8 {
-    match e {
-        Encryption::Aes256Gcm16 => 4,
-        Encryption::Aes128Gcm16 => 3,
-        Encryption::Aes256Cbc => 2,
-        Encryption::Aes128Cbc => 1,
-    }
+    e.strength()
 }
 
 fn integrity_rank(i: Integrity) -> u8 {
-    match i {
-        Integrity::Sha2_512 => 4,
-        Integrity::Sha2_384 => 3,
-        Integrity::Sha2_256 => 2,
-        Integrity::Sha1 => 1,
-    }
+    i.strength()
 }
 
-/// DH groups ranked by estimated security strength (NIST SP 800-57 Pt. 1 Table 2), ECP ahead of MODP of
-/// the same strength because it is much cheaper.
 fn dh_rank(g: DhGroup) -> u8 {
-    match g.number() {
-        21 => 13,
-        20 => 12,
-        18 => 11,
-        17 => 10,
-        16 => 9,
-        19 => 8,
-        15 => 7,
-        24 => 6,
-        14 => 5,
-        23 => 4,
-        5 => 3,
-        22 => 2,
-        2 => 1,
-        _ => 0,
-    }
+    g.strength()
 }
 
 fn sorted<T: Copy>(items: &[T], rank: impl Fn(T) -> u8) -> Vec<T> {
@@ -110,10 +84,26 @@ pub fn preferred_dh(set: &AlgorithmSet) -> Option<DhGroup> {
     sorted(&set.dh, dh_rank).first().copied()
 }
 
-/// IKE SA proposals to offer (SPI empty for IKE_SA_INIT, the new SPI for an IKE rekey).
-pub fn ike_offer(set: &AlgorithmSet, spi: &[u8]) -> Vec<Proposal> {
+/// The KE group an initiator sends before it knows the peer's choice: cgwd the strongest allowed;
+/// AWS (and `emulate-aws`, `Selection::Lowest`) the lowest it allows, at every exchange (strongSwan
+/// playing AWS guesses its first configured group each time, whatever the SA runs with).
+pub fn first_guess(set: &AlgorithmSet, how: Selection) -> Option<DhGroup> {
+    match how {
+        Selection::Strongest => preferred_dh(set),
+        Selection::Lowest => sorted(&set.dh, dh_rank).last().copied(),
+    }
+}
+
+/// IKE SA proposals to offer (SPI empty for IKE_SA_INIT, the new SPI for an IKE rekey). `prf`, for an
+/// IKE SA rekey, offers that PRF alone (the current SA's: see [`crate::crypto::RekeyPrfPlus`] for why a
+/// PRF change is best avoided); the integrity transforms of CBC proposals stay the allowed list.
+pub fn ike_offer(set: &AlgorithmSet, spi: &[u8], prf: Option<Integrity>) -> Vec<Proposal> {
     let encs = sorted(&set.encryption, encryption_rank);
     let integs = sorted(&set.integrity, integrity_rank);
+    let prfs: Vec<Integrity> = match prf {
+        Some(p) => vec![p],
+        None => integs.clone(),
+    };
     let groups = sorted(&set.dh, dh_rank);
     let mut out = Vec::new();
     for aead in [true, false] {
@@ -123,8 +113,7 @@ pub fn ike_offer(set: &AlgorithmSet, spi: &[u8]) -> Vec<Proposal> {
         }
         let mut t: Vec<Transform> = family.into_iter().map(Transform::encryption).collect();
         t.extend(
-            integs
-                .iter()
+            prfs.iter()
                 .map(|i| Transform::new(transform_type::PRF, i.prf_transform_id())),
         );
         if !aead {
@@ -208,12 +197,30 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn better<K: Ord>(self, candidate: K, current: K) -> bool {
+    /// A rank as "larger is preferred" under this policy.
+    fn key(self, rank: u8) -> u8 {
         match self {
-            Selection::Strongest => candidate > current,
-            Selection::Lowest => candidate < current,
+            Selection::Strongest => rank,
+            Selection::Lowest => u8::MAX - rank,
         }
     }
+}
+
+/// What a responder takes when the offer allows it, before the [`Selection`] policy decides the rest.
+///
+/// cgwd's policy, written down here because it is the one place that applies it:
+/// * `prf`, on an IKE SA rekey: the current SA's PRF. Peers disagree on how a PRF change keys the new
+///   SA ([`crate::crypto::RekeyPrfPlus`]), and every peer that negotiated a PRF still allows it.
+/// * `ke`: the group of the peer's KE payload, when the tunnel options allow it. Every group in the
+///   options is one the operator (AWS's tunnel options) accepted, and AWS picks the lowest anyway
+///   whenever cgwd initiates, so insisting on the strongest buys nothing and costs AWS an
+///   INVALID_KE_PAYLOAD round trip at every exchange. strongSwan does the same (it takes the
+///   initiator's KE group when its selected proposal contains it). A group the options do not allow is
+///   answered with INVALID_KE_PAYLOAD naming the strongest allowed group of the offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefer {
+    pub prf: Option<Integrity>,
+    pub ke: Option<DhGroup>,
 }
 
 fn pick<T: Copy + PartialEq>(
@@ -223,17 +230,19 @@ fn pick<T: Copy + PartialEq>(
     allowed: &[T],
     rank: impl Fn(T) -> u8,
     how: Selection,
+    prefer: Option<T>,
 ) -> Option<T> {
-    let acceptable = p
+    let acceptable: Vec<T> = p
         .transforms
         .iter()
         .filter(|t| t.kind == kind && !t.unknown_attribute)
         .filter_map(decode)
-        .filter(|x| allowed.contains(x));
-    match how {
-        Selection::Strongest => acceptable.max_by_key(|&x| rank(x)),
-        Selection::Lowest => acceptable.min_by_key(|&x| rank(x)),
+        .filter(|x| allowed.contains(x))
+        .collect();
+    if let Some(x) = prefer.filter(|x| acceptable.contains(x)) {
+        return Some(x);
     }
+    acceptable.into_iter().max_by_key(|&x| how.key(rank(x)))
 }
 
 fn has_kind(p: &Proposal, kind: u8) -> bool {
@@ -244,19 +253,23 @@ fn decode_encr(t: &Transform) -> Option<Encryption> {
     Encryption::from_transform(t.id, t.key_bits?)
 }
 
-fn suite_rank(s: &Suite) -> (u8, u8, u8, u8) {
+/// How much a responder wants `s` (larger is better): the preferences met first (the PRF kept, then
+/// the rest of the suite by the policy with the KE group's match just before the DH group's rank).
+fn suite_key(s: &Suite, how: Selection, prefer: Prefer) -> (bool, u8, u8, u8, bool, u8) {
     (
-        encryption_rank(s.encryption),
-        s.integrity.map_or(5, integrity_rank), // AEAD needs no separate MAC: best
-        s.prf.map_or(0, integrity_rank),
-        s.dh.map_or(0, dh_rank),
+        prefer.prf.is_none_or(|p| s.prf == Some(p)),
+        how.key(encryption_rank(s.encryption)),
+        how.key(s.integrity.map_or(5, integrity_rank)), // AEAD needs no separate MAC: best
+        how.key(s.prf.map_or(0, integrity_rank)),
+        prefer.ke.is_some_and(|g| s.dh == Some(g)),
+        how.key(s.dh.map_or(0, dh_rank)),
     )
 }
 
 /// Responder: choose the strongest acceptable IKE proposal. Returns the single-transform-per-type proposal
 /// to send back (with the peer's proposal number) and the suite.
 pub fn select_ike(offered: &[Proposal], allowed: &AlgorithmSet) -> Option<(Proposal, Suite)> {
-    select_ike_with(offered, allowed, Selection::Strongest)
+    select_ike_with(offered, allowed, Selection::Strongest, Prefer::default())
 }
 
 /// [`select_ike`] with an explicit [`Selection`] policy.
@@ -283,6 +296,7 @@ fn pick_integrity(
         &allowed.integrity,
         integrity_rank,
         how,
+        None,
     )
     .map(Some)
 }
@@ -291,6 +305,7 @@ pub fn select_ike_with(
     offered: &[Proposal],
     allowed: &AlgorithmSet,
     how: Selection,
+    prefer: Prefer,
 ) -> Option<(Proposal, Suite)> {
     let mut best: Option<(Proposal, Suite)> = None;
     for p in offered.iter().filter(|p| p.protocol == protocol::IKE) {
@@ -301,6 +316,7 @@ pub fn select_ike_with(
             &allowed.encryption,
             encryption_rank,
             how,
+            None,
         ) else {
             continue;
         };
@@ -311,6 +327,7 @@ pub fn select_ike_with(
             &allowed.integrity,
             integrity_rank,
             how,
+            prefer.prf,
         ) else {
             continue;
         };
@@ -324,6 +341,7 @@ pub fn select_ike_with(
             &allowed.dh,
             dh_rank,
             how,
+            prefer.ke,
         ) else {
             continue;
         };
@@ -335,7 +353,7 @@ pub fn select_ike_with(
         };
         if best
             .as_ref()
-            .is_none_or(|(_, b)| how.better(suite_rank(&suite), suite_rank(b)))
+            .is_none_or(|(_, b)| suite_key(&suite, how, prefer) > suite_key(b, how, prefer))
         {
             best = Some((
                 chosen_proposal(p.number, protocol::IKE, Vec::new(), &suite, false),
@@ -354,7 +372,14 @@ pub fn select_esp(
     pfs: PfsMode,
     our_spi: u32,
 ) -> Option<(Proposal, Suite, u32)> {
-    select_esp_with(offered, allowed, pfs, our_spi, Selection::Strongest)
+    select_esp_with(
+        offered,
+        allowed,
+        pfs,
+        our_spi,
+        Selection::Strongest,
+        Prefer::default(),
+    )
 }
 
 /// [`select_esp`] with an explicit [`Selection`] policy.
@@ -364,6 +389,7 @@ pub fn select_esp_with(
     pfs: PfsMode,
     our_spi: u32,
     how: Selection,
+    prefer: Prefer,
 ) -> Option<(Proposal, Suite, u32)> {
     let mut best: Option<(Proposal, Suite, u32)> = None;
     for p in offered.iter().filter(|p| p.protocol == protocol::ESP) {
@@ -378,6 +404,7 @@ pub fn select_esp_with(
             &allowed.encryption,
             encryption_rank,
             how,
+            None,
         ) else {
             continue;
         };
@@ -402,6 +429,7 @@ pub fn select_esp_with(
                 &allowed.dh,
                 dh_rank,
                 how,
+                prefer.ke,
             ) {
                 Some(g) => Some(g),
                 None => continue,
@@ -415,7 +443,7 @@ pub fn select_esp_with(
         };
         if best
             .as_ref()
-            .is_none_or(|(_, b, _)| how.better(suite_rank(&suite), suite_rank(b)))
+            .is_none_or(|(_, b, _)| suite_key(&suite, how, prefer) > suite_key(b, how, prefer))
         {
             let prop = chosen_proposal(
                 p.number,
@@ -480,8 +508,13 @@ fn exactly_one<T>(
     }
 }
 
-/// Initiator: validate the responder's IKE choice against what we offered (allowed set).
-pub fn accept_ike_choice(chosen: &[Proposal], allowed: &AlgorithmSet) -> Result<Suite, ChoiceError> {
+/// Initiator: validate the responder's IKE choice against what we offered (allowed set; `prf` when the
+/// offer named that PRF alone, as an IKE SA rekey's does).
+pub fn accept_ike_choice(
+    chosen: &[Proposal],
+    allowed: &AlgorithmSet,
+    prf_offered: Option<Integrity>,
+) -> Result<Suite, ChoiceError> {
     let [p] = chosen else {
         return Err(ChoiceError::ProposalCount(chosen.len()));
     };
@@ -502,6 +535,7 @@ pub fn accept_ike_choice(chosen: &[Proposal], allowed: &AlgorithmSet) -> Result<
     let dh = exactly_one(p, transform_type::DH, |t| DhGroup::new(t.id))?.ok_or(ChoiceError::Incomplete)?;
     if !allowed.encryption.contains(&encryption)
         || !allowed.integrity.contains(&prf)
+        || prf_offered.is_some_and(|p| p != prf)
         || !allowed.dh.contains(&dh)
     {
         return Err(ChoiceError::NotOffered);
@@ -630,7 +664,7 @@ mod tests {
     #[test]
     fn offer_has_aead_first_then_cbc_each_strongest_first() {
         let s = AlgorithmSet::aws_default();
-        let o = ike_offer(&s, &[]);
+        let o = ike_offer(&s, &[], None);
         assert_eq!(o.len(), 2);
         assert_eq!(o[0].number, 1);
         assert_eq!(o[0].transforms[0].key_bits, Some(256));
@@ -659,7 +693,7 @@ mod tests {
             &[Integrity::Sha1, Integrity::Sha2_256],
             &[2, 14],
         );
-        let (_, s) = select_ike(&ike_offer(&peer, &[]), &mine).unwrap();
+        let (_, s) = select_ike(&ike_offer(&peer, &[], None), &mine).unwrap();
         assert_eq!(s.encryption, Encryption::Aes256Cbc);
         assert_eq!(s.integrity, Some(Integrity::Sha2_256));
         assert_eq!(s.dh, DhGroup::new(14));
@@ -667,24 +701,32 @@ mod tests {
 
     #[test]
     fn lowest_policy_picks_the_weakest_allowed_like_aws() {
-        // FACTS §2.2: AWS starts "with the lowest configured value … regardless of the proposal order".
+        // AWS's "Tunnel options" page: endpoints start "with the lowest configured value … regardless
+        // of the proposal order"; lowest by the program's one strength order (group 22 is the weakest).
         let mine = AlgorithmSet::aws_default();
         let peer = AlgorithmSet::aws_default();
-        let (chosen, s) = select_ike_with(&ike_offer(&peer, &[]), &mine, Selection::Lowest).unwrap();
+        let (chosen, s) = select_ike_with(
+            &ike_offer(&peer, &[], None),
+            &mine,
+            Selection::Lowest,
+            Prefer::default(),
+        )
+        .unwrap();
         assert_eq!(s.encryption, Encryption::Aes128Cbc);
         assert_eq!(s.integrity, Some(Integrity::Sha1));
-        assert_eq!(s.dh, DhGroup::new(2));
-        assert_eq!(accept_ike_choice(&[chosen], &peer).unwrap(), s);
+        assert_eq!(s.dh, DhGroup::new(22));
+        assert_eq!(accept_ike_choice(&[chosen], &peer, None).unwrap(), s);
         let (_, esp, _) = select_esp_with(
             &esp_offer(&peer, 7, true),
             &mine,
             PfsMode::Require,
             9,
             Selection::Lowest,
+            Prefer::default(),
         )
         .unwrap();
         assert_eq!(esp.encryption, Encryption::Aes128Cbc);
-        assert_eq!(esp.dh, DhGroup::new(2));
+        assert_eq!(esp.dh, DhGroup::new(22));
     }
 
     #[test]
@@ -695,19 +737,31 @@ mod tests {
             &[19, 20, 21],
         );
         let cgw = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_512], &[20, 21]);
-        let (_, s) = select_ike_with(&ike_offer(&cgw, &[]), &aws, Selection::Lowest).unwrap();
+        let (_, s) = select_ike_with(
+            &ike_offer(&cgw, &[], None),
+            &aws,
+            Selection::Lowest,
+            Prefer::default(),
+        )
+        .unwrap();
         assert_eq!(s.encryption, Encryption::Aes256Gcm16);
         assert_eq!(s.prf, Some(Integrity::Sha2_512));
         assert_eq!(s.dh, DhGroup::new(20));
-        let (_, strongest) = select_ike_with(&ike_offer(&cgw, &[]), &aws, Selection::Strongest).unwrap();
+        let (_, strongest) = select_ike_with(
+            &ike_offer(&cgw, &[], None),
+            &aws,
+            Selection::Strongest,
+            Prefer::default(),
+        )
+        .unwrap();
         assert_eq!(strongest.dh, DhGroup::new(21));
     }
 
     #[test]
     fn offer_and_select_round_trip_through_initiator_check() {
         let mine = set(&[Encryption::Aes128Gcm16], &[Integrity::Sha2_512], &[21]);
-        let (chosen, suite) = select_ike(&ike_offer(&mine, &[]), &mine).unwrap();
-        assert_eq!(accept_ike_choice(&[chosen], &mine).unwrap(), suite);
+        let (chosen, suite) = select_ike(&ike_offer(&mine, &[], None), &mine).unwrap();
+        assert_eq!(accept_ike_choice(&[chosen], &mine, None).unwrap(), suite);
         let (chosen, esp, peer_spi) =
             select_esp(&esp_offer(&mine, 7, false), &mine, PfsMode::Ignore, 9).unwrap();
         assert_eq!(peer_spi, 7);
@@ -718,10 +772,90 @@ mod tests {
     }
 
     #[test]
+    fn responder_keeps_the_prf_and_takes_the_peers_ke_group_when_allowed() {
+        let mine = AlgorithmSet::aws_default();
+        let peer = AlgorithmSet::aws_default();
+        let offer = ike_offer(&peer, &[1; 8], None);
+        // No preference: the strongest of everything.
+        let (_, s) = select_ike_with(&offer, &mine, Selection::Strongest, Prefer::default()).unwrap();
+        assert_eq!((s.prf, s.dh), (Some(Integrity::Sha2_512), DhGroup::new(21)));
+        // An IKE SA rekey of an SA running SHA2-256, the peer's KE in MODP-2048: both kept, the rest
+        // still the strongest.
+        let prefer = Prefer {
+            prf: Some(Integrity::Sha2_256),
+            ke: DhGroup::new(14),
+        };
+        let (chosen, s) = select_ike_with(&offer, &mine, Selection::Strongest, prefer).unwrap();
+        assert_eq!(s.encryption, Encryption::Aes256Gcm16);
+        assert_eq!((s.prf, s.dh), (Some(Integrity::Sha2_256), DhGroup::new(14)));
+        assert_eq!(
+            accept_ike_choice(&[chosen], &peer, Some(Integrity::Sha2_256)),
+            Ok(s)
+        );
+        // A KE group our options do not allow is no preference: the strongest allowed is asked for.
+        let narrow = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_256], &[19, 20]);
+        let prefer = Prefer {
+            prf: None,
+            ke: DhGroup::new(14),
+        };
+        let (_, s) = select_ike_with(&offer, &narrow, Selection::Strongest, prefer).unwrap();
+        assert_eq!(s.dh, DhGroup::new(20));
+        // A proposal keeping the PRF beats a stronger one that changes it.
+        let p1 = ike_offer(
+            &set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_512], &[21]),
+            &[1; 8],
+            None,
+        );
+        let mut p2 = ike_offer(
+            &set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[14]),
+            &[1; 8],
+            None,
+        );
+        p2[0].number = 2;
+        let both = [p1, p2].concat();
+        let prefer = Prefer {
+            prf: Some(Integrity::Sha1),
+            ke: None,
+        };
+        let (_, s) = select_ike_with(&both, &mine, Selection::Strongest, prefer).unwrap();
+        assert_eq!(s.prf, Some(Integrity::Sha1));
+    }
+
+    #[test]
+    fn a_rekey_offer_names_the_current_prf_alone() {
+        let mine = AlgorithmSet::aws_default();
+        let offer = ike_offer(&mine, &[7; 8], Some(Integrity::Sha2_384));
+        for p in &offer {
+            let prfs: Vec<u16> = p
+                .transforms
+                .iter()
+                .filter(|t| t.kind == transform_type::PRF)
+                .map(|t| t.id)
+                .collect();
+            assert_eq!(prfs, [Integrity::Sha2_384.prf_transform_id()]);
+        }
+        // The CBC proposal keeps every integrity algorithm.
+        assert!(
+            offer[1]
+                .transforms
+                .iter()
+                .filter(|t| t.kind == transform_type::INTEG)
+                .count()
+                == 4
+        );
+        // A responder that changes the PRF anyway is refused.
+        let (chosen, _) = select_ike(&ike_offer(&mine, &[7; 8], None), &mine).unwrap();
+        assert_eq!(
+            accept_ike_choice(&[chosen], &mine, Some(Integrity::Sha2_384)),
+            Err(ChoiceError::NotOffered)
+        );
+    }
+
+    #[test]
     fn no_overlap_selects_nothing() {
         let a = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
         let b = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_256], &[19]);
-        assert!(select_ike(&ike_offer(&a, &[]), &b).is_none());
+        assert!(select_ike(&ike_offer(&a, &[], None), &b).is_none());
         assert!(select_esp(&esp_offer(&a, 1, false), &b, PfsMode::Ignore, 2).is_none());
     }
 
@@ -729,13 +863,13 @@ mod tests {
     fn initiator_rejects_a_choice_it_did_not_offer() {
         let mine = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
         let other = set(&[Encryption::Aes256Cbc], &[Integrity::Sha1], &[2]);
-        let (chosen, _) = select_ike(&ike_offer(&other, &[]), &other).unwrap();
+        let (chosen, _) = select_ike(&ike_offer(&other, &[], None), &other).unwrap();
         assert_eq!(
-            accept_ike_choice(std::slice::from_ref(&chosen), &mine),
+            accept_ike_choice(std::slice::from_ref(&chosen), &mine, None),
             Err(ChoiceError::NotOffered)
         );
         assert_eq!(
-            accept_ike_choice(&[chosen.clone(), chosen], &mine),
+            accept_ike_choice(&[chosen.clone(), chosen], &mine, None),
             Err(ChoiceError::ProposalCount(2))
         );
     }
@@ -743,7 +877,7 @@ mod tests {
     #[test]
     fn unknown_attribute_disqualifies_a_transform() {
         let mine = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
-        let mut offer = ike_offer(&mine, &[]);
+        let mut offer = ike_offer(&mine, &[], None);
         offer[0].transforms[0].unknown_attribute = true;
         assert!(select_ike(&offer, &mine).is_none());
     }
@@ -770,10 +904,10 @@ mod tests {
         /// initiator, and nothing allowed by both is stronger.
         #[test]
         fn selection_is_common_accepted_and_strongest(ours in arb_set(), theirs in arb_set()) {
-            let offer = ike_offer(&ours, &[]);
+            let offer = ike_offer(&ours, &[], None);
             match select_ike(&offer, &theirs) {
                 Some((chosen, suite)) => {
-                    proptest::prop_assert_eq!(accept_ike_choice(std::slice::from_ref(&chosen), &ours), Ok(suite));
+                    proptest::prop_assert_eq!(accept_ike_choice(std::slice::from_ref(&chosen), &ours, None), Ok(suite));
                     proptest::prop_assert!(theirs.encryption.contains(&suite.encryption));
                     let best_enc = ours.encryption.iter().filter(|e| theirs.encryption.contains(e))
                         .map(|&e| encryption_rank(e)).max();
