@@ -51,6 +51,21 @@ pub enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Rekey a tunnel's Child SA (or its IKE SA with --ike) now, as `swanctl --rekey` does.
+    Rekey {
+        /// Tunnel 1 or 2.
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=2))]
+        tunnel: u8,
+        /// Rekey the IKE SA instead of the Child SA.
+        #[arg(long)]
+        ike: bool,
+        /// Control socket (default: control.socket from --settings, else /run/cgwd/cgwd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Settings file to read control.socket from.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
     /// Play AWS's endpoints of the same configuration (lab and tests; needs root).
     EmulateAws(crate::emulate::Args),
     /// Drive a running `cgwd emulate-aws` (maintenance rehearsal).
@@ -100,6 +115,12 @@ pub fn main() -> ExitCode {
             socket,
             settings,
         } => crate::daemon::status_command(json, socket.as_deref(), settings.as_deref()),
+        Command::Rekey {
+            tunnel,
+            ike,
+            socket,
+            settings,
+        } => crate::daemon::rekey_command(tunnel, ike, socket.as_deref(), settings.as_deref()),
     }
 }
 

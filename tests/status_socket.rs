@@ -5,8 +5,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 
-use cgwd::daemon::control::{ControlError, ControlServer, SharedStatus, query_status};
+use cgwd::daemon::control::{Command, ControlError, ControlServer, SharedStatus, query_status, request};
 use cgwd::daemon::status::{PhaseState, StatusSnapshot, Traffic, TunnelStatus, render};
+use cgwd::sa::TunnelId;
 use common::tempdir::TempDir;
 
 fn snapshot() -> StatusSnapshot {
@@ -52,7 +53,7 @@ fn status_round_trips_over_a_private_socket() {
     // The directory is created by the server (0700), the socket is 0600.
     let path = dir.0.join("run").join("cgwd.sock");
     let shared: SharedStatus = Arc::new(Mutex::new(None));
-    let server = ControlServer::start(&path, shared.clone()).unwrap();
+    let server = ControlServer::start(&path, shared.clone(), commands()).unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
@@ -73,7 +74,7 @@ fn status_round_trips_over_a_private_socket() {
     }
     // A second server on the same socket is refused while the first runs.
     assert!(matches!(
-        ControlServer::start(&path, shared.clone()),
+        ControlServer::start(&path, shared.clone(), commands()),
         Err(ControlError::AlreadyRunning(_))
     ));
     drop(server);
@@ -90,7 +91,7 @@ fn stale_socket_from_a_crash_is_replaced_and_garbage_requests_are_answered() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let shared: SharedStatus = Arc::new(Mutex::new(Some(snapshot())));
-    let _server = ControlServer::start(&path, shared).unwrap();
+    let _server = ControlServer::start(&path, shared, commands()).unwrap();
     let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
     c.write_all(b"\xff\xfegarbage\n").unwrap();
     let mut answer = String::new();
@@ -111,7 +112,7 @@ fn a_regular_file_in_the_way_is_an_error_not_deleted() {
     let path = dir.0.join("cgwd.sock");
     std::fs::write(&path, "precious").unwrap();
     let shared: SharedStatus = Arc::new(Mutex::new(None));
-    let err = ControlServer::start(&path, shared).err().unwrap();
+    let err = ControlServer::start(&path, shared, commands()).err().unwrap();
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
@@ -135,7 +136,7 @@ fn cgwd_status_binary_renders_text_json_and_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cgwd is not running"));
 
     let shared: SharedStatus = Arc::new(Mutex::new(Some(snapshot())));
-    let _server = ControlServer::start(&path, shared.clone()).unwrap();
+    let _server = ControlServer::start(&path, shared.clone(), commands()).unwrap();
     // One tunnel negotiating: degraded, exit 1.
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(1));
@@ -157,4 +158,44 @@ fn cgwd_status_binary_renders_text_json_and_exit_codes() {
         snap.tunnels[0].ike_phase2_state = PhaseState::Established;
     }
     assert_eq!(run(&[]).status.code(), Some(0));
+}
+
+/// A command queue for tests that ask for status only (its receiver is dropped: a command would be
+/// answered "busy").
+fn commands() -> std::sync::mpsc::SyncSender<Command> {
+    std::sync::mpsc::sync_channel(4).0
+}
+
+#[test]
+fn rekey_requests_reach_the_control_loop_and_bad_ones_are_refused() {
+    let dir = TempDir::new("ctlrekey");
+    let path = dir.0.join("cgwd.sock");
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let _server = ControlServer::start(&path, Arc::new(Mutex::new(None)), tx).unwrap();
+    assert!(request(&path, "rekey 2 ike").is_ok());
+    assert!(request(&path, "rekey 1 child").is_ok());
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Command::Rekey {
+            tunnel: TunnelId::Two,
+            ike: true
+        }
+    );
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Command::Rekey {
+            tunnel: TunnelId::One,
+            ike: false
+        }
+    );
+    for bad in ["rekey 3 ike", "rekey 1 esp", "rekey", "rekey 1 ike now"] {
+        assert!(
+            matches!(request(&path, bad), Err(ControlError::Remote(e)) if e.contains("unknown request")),
+            "{bad}"
+        );
+    }
+    // A full queue (the loop not keeping up) is refused, not blocked on.
+    assert!(request(&path, "rekey 1 ike").is_ok());
+    assert!(request(&path, "rekey 1 ike").is_ok());
+    assert!(matches!(request(&path, "rekey 1 ike"), Err(ControlError::Remote(e)) if e.contains("busy")));
 }

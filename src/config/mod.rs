@@ -67,6 +67,12 @@ pub fn load(
              for tests against a local IKE peer only, never against AWS"
         );
     }
+    if settings.lab.no_pfs {
+        tracing::warn!(
+            "lab.no_pfs is set: Child SAs are rekeyed without PFS, which AWS refuses; for tests \
+             against a local IKE peer only"
+        );
+    }
     apply_settings(&mut conn, &settings);
     Ok((conn, settings))
 }
@@ -134,6 +140,12 @@ pub fn apply_settings(conn: &mut VpnConnection, settings: &Settings) {
         for t in &mut conn.tunnels {
             t.dpd_interval_secs = interval;
             t.provenance.insert("dpd_interval", Origin::Settings);
+        }
+    }
+    if settings.lab.no_pfs {
+        for t in &mut conn.tunnels {
+            t.phase2.pfs_groups.clear();
+            t.provenance.insert("phase2.pfs_groups", Origin::Settings);
         }
     }
 }

@@ -86,6 +86,13 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
              (tests against a local IKE peer only; AWS refuses them)"
         );
     }
+    if settings.lab.no_pfs {
+        let _ = writeln!(
+            s,
+            "  LAB MODE           lab.no_pfs: Child SAs without PFS (a local IKE peer only; AWS \
+             requires PFS)"
+        );
+    }
     if !settings.routing.vpc_cidrs.is_empty() {
         let _ = writeln!(s, "  VPC CIDRs          {}", list(&settings.routing.vpc_cidrs));
     }
@@ -169,7 +176,11 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         let _ = writeln!(
             s,
             "                     PFS groups {}{}",
-            list(&t.phase2.pfs_groups),
+            if t.phase2.pfs_groups.is_empty() {
+                "none (lab.no_pfs)".to_string()
+            } else {
+                list(&t.phase2.pfs_groups)
+            },
             origin_note(t, "phase2.pfs_groups", &mut last)
         );
         let w2 = t.rekey_window(Phase::Two);
@@ -313,7 +324,7 @@ pub fn json(conn: &VpnConnection, settings: &Settings) -> Value {
             "id": settings.local.id.map_or_else(|| conn.tunnels[0].customer_outside.to_string(), |a| a.to_string()),
         },
         "settings": settings,
-        "lab_mode": settings.lab.allow_short_lifetimes,
+        "lab_mode": settings.lab.allow_short_lifetimes || settings.lab.no_pfs,
         "tunnels": conn.tunnels.iter().map(|t| tunnel_json(t, conn.routing)).collect::<Vec<_>>(),
         "notes": conn.notes,
     })

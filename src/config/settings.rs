@@ -269,6 +269,10 @@ pub struct LabSettings {
     /// [`LAB_MIN_PHASE1_LIFETIME`] / [`LAB_MIN_PHASE2_LIFETIME`] / 1 s), so rekeys happen within
     /// a short test. AWS itself refuses such tunnels.
     pub allow_short_lifetimes: bool,
+    /// Child SAs without PFS: no DH group in phase 2, whatever the AWS file lists, for a peer that
+    /// rekeys Child SAs without a KE payload (the lab's `PHASE2_DH_GROUPS=""`). AWS requires PFS,
+    /// and cgwd otherwise refuses a Child SA rekey without it, as AWS does.
+    pub no_pfs: bool,
 }
 
 /// Shortest IKE SA lifetime accepted with `lab.allow_short_lifetimes` (AWS: 900 s).

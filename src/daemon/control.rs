@@ -1,9 +1,13 @@
 //! The control socket: a Unix stream socket (mode 0600 in a 0700 directory, so only root — or
 //! whoever runs cgwd — can read tunnel state) answering one request line per connection.
 //!
-//! Protocol: the client writes `status\n`; the server answers one line of JSON
-//! ([`StatusSnapshot`]) and closes. Unknown requests get `{"error": "..."}`. A dedicated thread
-//! serves it from a shared snapshot, so a slow client never stalls the control loop.
+//! Protocol: the client writes one request line; the server answers one line of JSON and closes.
+//! * `status`: the [`StatusSnapshot`].
+//! * `rekey <1|2> <ike|child>`: start a rekey of that tunnel's IKE SA or Child SA now (`swanctl
+//!   --rekey`); answered `{"ok": ...}` once queued for the control loop, which starts it within a tick.
+//!
+//! Unknown requests get `{"error": "..."}`. A dedicated thread serves it from a shared snapshot and a
+//! bounded command queue, so a slow client never stalls the control loop.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -46,6 +50,37 @@ pub enum ControlError {
 /// The shared snapshot the run loop updates and the server reads.
 pub type SharedStatus = Arc<Mutex<Option<StatusSnapshot>>>;
 
+/// A request for the control loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Rekey a tunnel's IKE SA (`ike`) or its Child SA now.
+    Rekey { tunnel: crate::sa::TunnelId, ike: bool },
+}
+
+/// Commands waiting for the control loop before new ones are refused ("busy").
+pub const COMMAND_QUEUE: usize = 16;
+
+impl Command {
+    /// Parse a request line (`rekey 1 ike`); `None` for anything else.
+    pub fn parse(line: &str) -> Option<Command> {
+        let mut w = line.split_whitespace();
+        let (Some("rekey"), Some(t), Some(what), None) = (w.next(), w.next(), w.next(), w.next()) else {
+            return None;
+        };
+        let tunnel = match t {
+            "1" => crate::sa::TunnelId::One,
+            "2" => crate::sa::TunnelId::Two,
+            _ => return None,
+        };
+        let ike = match what {
+            "ike" => true,
+            "child" => false,
+            _ => return None,
+        };
+        Some(Command::Rekey { tunnel, ike })
+    }
+}
+
 /// A running control socket; dropping it stops the thread and removes the socket file.
 pub struct ControlServer {
     path: PathBuf,
@@ -55,7 +90,11 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Create the directory (0700) if needed, replace a stale socket, bind (0600) and serve.
-    pub fn start(path: &Path, status: SharedStatus) -> Result<Self, ControlError> {
+    pub fn start(
+        path: &Path,
+        status: SharedStatus,
+        commands: std::sync::mpsc::SyncSender<Command>,
+    ) -> Result<Self, ControlError> {
         let io_err = |source| ControlError::Io {
             path: path.to_path_buf(),
             source,
@@ -91,7 +130,7 @@ impl ControlServer {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("cgwd-control".into())
-                .spawn(move || serve(listener, status, stop))
+                .spawn(move || serve(listener, status, commands, stop))
                 .map_err(io_err)?
         };
         Ok(ControlServer {
@@ -118,19 +157,28 @@ impl Drop for ControlServer {
     }
 }
 
-fn serve(listener: UnixListener, status: SharedStatus, stop: Arc<AtomicBool>) {
+fn serve(
+    listener: UnixListener,
+    status: SharedStatus,
+    commands: std::sync::mpsc::SyncSender<Command>,
+    stop: Arc<AtomicBool>,
+) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let Ok(conn) = conn else { continue };
-        if let Err(e) = answer(conn, &status) {
+        if let Err(e) = answer(conn, &status, &commands) {
             tracing::debug!(error = %e, "control client");
         }
     }
 }
 
-fn answer(conn: UnixStream, status: &SharedStatus) -> io::Result<()> {
+fn answer(
+    conn: UnixStream,
+    status: &SharedStatus,
+    commands: &std::sync::mpsc::SyncSender<Command>,
+) -> io::Result<()> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut line = String::new();
@@ -143,17 +191,43 @@ fn answer(conn: UnixStream, status: &SharedStatus) -> io::Result<()> {
                 None => serde_json::json!({ "error": "cgwd is starting" }).to_string(),
             }
         }
-        other => {
-            serde_json::json!({ "error": format!("unknown request `{}`", other.escape_debug()) }).to_string()
-        }
+        other => match Command::parse(other) {
+            Some(c) => match commands.try_send(c) {
+                Ok(()) => serde_json::json!({ "ok": format!("{c:?} queued") }).to_string(),
+                Err(_) => serde_json::json!({ "error": "busy: too many requests queued" }).to_string(),
+            },
+            None => serde_json::json!({ "error": format!("unknown request `{}`", other.escape_debug()) })
+                .to_string(),
+        },
     };
     let mut w = &conn;
     w.write_all(reply.as_bytes())?;
     w.write_all(b"\n")
 }
 
-/// Ask the daemon at `path` for its status.
-pub fn query_status(path: &Path) -> Result<StatusSnapshot, ControlError> {
+/// Send one request line to the daemon at `path`: its answer, or its `error` as [`ControlError::Remote`].
+pub fn request(path: &Path, line: &str) -> Result<serde_json::Value, ControlError> {
+    let conn = connect(path)?;
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    (&conn)
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(io_err)?;
+    let mut text = String::new();
+    BufReader::new((&conn).take(MAX_ANSWER))
+        .read_line(&mut text)
+        .map_err(io_err)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
+    if let Some(err) = value.get("error").and_then(|e| e.as_str()) {
+        return Err(ControlError::Remote(err.to_string()));
+    }
+    Ok(value)
+}
+
+fn connect(path: &Path) -> Result<UnixStream, ControlError> {
     let conn = UnixStream::connect(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
             ControlError::NotRunning(path.to_path_buf())
@@ -170,15 +244,11 @@ pub fn query_status(path: &Path) -> Result<StatusSnapshot, ControlError> {
     };
     conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
     conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
-    (&conn).write_all(b"status\n").map_err(io_err)?;
-    let mut text = String::new();
-    BufReader::new((&conn).take(MAX_ANSWER))
-        .read_line(&mut text)
-        .map_err(io_err)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
-    if let Some(err) = value.get("error").and_then(|e| e.as_str()) {
-        return Err(ControlError::Remote(err.to_string()));
-    }
+    Ok(conn)
+}
+
+/// Ask the daemon at `path` for its status.
+pub fn query_status(path: &Path) -> Result<StatusSnapshot, ControlError> {
+    let value = request(path, "status")?;
     serde_json::from_value(value).map_err(|e| ControlError::BadAnswer(e.to_string()))
 }

@@ -20,21 +20,61 @@ pub mod status;
 pub use status::{StatusSnapshot, TunnelStatus};
 
 /// `cgwd status`: 0 both tunnels up, 1 one down, 2 both down, 3 cgwd not reachable.
+/// `cgwd rekey TUNNEL [--ike]`: ask the running daemon to rekey now. Exit 0 once queued, 3 when
+/// no daemon answers.
+pub fn rekey_command(
+    tunnel: u8,
+    ike: bool,
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let path = match control_socket(socket, settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cgwd rekey: {e}");
+            return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
+        }
+    };
+    let what = if ike { "ike" } else { "child" };
+    match control::request(&path, &format!("rekey {tunnel} {what}")) {
+        Ok(_) => {
+            println!(
+                "tunnel {tunnel}: {} rekey started",
+                if ike { "IKE SA" } else { "Child SA" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cgwd rekey: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The control socket: `--socket`, else `control.socket` of the settings (file or `CGWD_*`).
+fn control_socket(
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, crate::config::ConfigError> {
+    match socket {
+        Some(p) => Ok(p.to_path_buf()),
+        None => crate::config::Settings::load(settings, &|k| std::env::var(k).ok()).map(|s| s.control.socket),
+    }
+}
+
 pub fn status_command(
     json: bool,
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let path = match socket {
-        Some(p) => p.to_path_buf(),
-        None => match crate::config::Settings::load(settings, &|k| std::env::var(k).ok()) {
-            Ok(s) => s.control.socket,
-            Err(e) => {
-                eprintln!("cgwd status: {e}");
-                return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
-            }
-        },
+    let path = match control_socket(socket, settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cgwd status: {e}");
+            return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
+        }
     };
     match control::query_status(&path) {
         Ok(snap) => {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
-use super::control::{ControlServer, SharedStatus};
+use super::control::{Command, ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
 use super::observer::{Observer, failure_event, ike_header};
 use super::signals::Signals;
@@ -355,6 +355,8 @@ struct Daemon {
     /// Inbound SPIs of Child SAs replaced by a rekey, and when to remove them
     /// ([`REKEYED_INBOUND_LINGER`]).
     lingering: Vec<(Instant, crate::sa::EspSpi)>,
+    /// Requests from the control socket (`cgwd rekey`).
+    commands: Receiver<Command>,
 }
 
 fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
@@ -365,18 +367,27 @@ fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
     })
 }
 
-/// One IKE datagram out (port 4500 with the non-ESP marker).
+/// One IKE datagram out (port 4500 with the non-ESP marker). The 4500 socket is the data plane's
+/// too: a send buffer momentarily full of ESP gets one more try a millisecond later, and a datagram
+/// still not sent is logged (IKE retransmits requests, but a lost response waits for the peer's).
 fn send_ike(udp500: &UdpSocket, udp4500: &UdpSocket, tx: &crate::ike::Transmit) {
-    let r = if tx.from.port() == 4500 || tx.to.port() == 4500 {
-        let mut data = Vec::with_capacity(tx.data.len() + 4);
-        data.extend_from_slice(&NON_ESP_MARKER);
-        data.extend_from_slice(&tx.data);
-        udp4500.send_to(&data, tx.to)
-    } else {
-        udp500.send_to(&tx.data, tx.to)
+    let send = || {
+        if tx.from.port() == 4500 || tx.to.port() == 4500 {
+            let mut data = Vec::with_capacity(tx.data.len() + 4);
+            data.extend_from_slice(&NON_ESP_MARKER);
+            data.extend_from_slice(&tx.data);
+            udp4500.send_to(&data, tx.to)
+        } else {
+            udp500.send_to(&tx.data, tx.to)
+        }
     };
+    let mut r = send();
+    if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+        std::thread::sleep(Duration::from_millis(1));
+        r = send();
+    }
     if let Err(e) = r {
-        tracing::debug!(error = %e, to = %tx.to, "IKE send failed");
+        tracing::warn!(error = %e, to = %tx.to, bytes = tx.data.len(), "IKE datagram not sent");
     }
 }
 
@@ -514,7 +525,8 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     .map_err(StartError::io("starting data-plane workers"))?;
 
     let status: SharedStatus = Arc::new(Mutex::new(None));
-    let control = ControlServer::start(&settings.control.socket, status.clone())
+    let (command_tx, commands) = sync_channel(super::control::COMMAND_QUEUE);
+    let control = ControlServer::start(&settings.control.socket, status.clone(), command_tx)
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     let timers = FailoverTimers::from_settings(&settings);
@@ -623,6 +635,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         routes_up: None,
         observer,
         lingering: Vec::new(),
+        commands,
     };
     let result = d.run_loop(&signals);
     d.shutdown();
@@ -666,6 +679,9 @@ impl Daemon {
                 self.timers(now);
             }
             self.expire_lingering(now);
+            while let Ok(c) = self.commands.try_recv() {
+                self.command(c, now);
+            }
             self.probes(now);
             self.failover(now);
             if self
@@ -677,6 +693,22 @@ impl Daemon {
         }
         tracing::info!("stop requested");
         Ok(())
+    }
+
+    /// A request from the control socket.
+    fn command(&mut self, c: Command, now: Instant) {
+        match c {
+            Command::Rekey { tunnel, ike } => {
+                let i = tunnel.index();
+                let Some(sa) = self.tunnels[i].sa.as_mut() else {
+                    tracing::warn!(%tunnel, "rekey requested, but the tunnel has no IKE SA");
+                    return;
+                };
+                tracing::info!(%tunnel, what = if ike { "IKE SA" } else { "Child SA" }, "rekey requested");
+                sa.rekey_now(now, ike);
+                self.drain(i, now);
+            }
+        }
     }
 
     /// Removes the rekeyed-away inbound SAs whose grace is over.

@@ -29,8 +29,9 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Namespaces named `cgw<tag>-{c,a,b}<pid>`: `tag` keeps two test files from clashing.
-    pub fn create(tag: char) -> Topology {
+    /// Namespaces named `cgw<tag>-{c,a,b}<pid>`: `tag` (at most 3 characters) keeps two test files,
+    /// or two topologies of one test, from clashing.
+    pub fn create(tag: impl std::fmt::Display) -> Topology {
         let id = std::process::id();
         let t = Topology {
             cgw: format!("cgw{tag}-c{id}"),
@@ -172,9 +173,19 @@ pub fn with_lifetimes(conf: &str, ike: &[&str], child: &[&str]) -> String {
 /// the AWS-like swanctl.conf (AES-GCM, DPD every 10 s), its TUN holding AWS's inside address with a
 /// route to the other tunnel's /30 (the VPC answers on either tunnel).
 pub fn start_charons(topo: &Topology, dir: &Path, edit: impl Fn(usize, String) -> String) -> Vec<Charon> {
+    start_charons_with(topo, dir, "", edit)
+}
+
+/// [`start_charons`] with `extra` lines in the `charon { }` section of strongswan.conf.
+pub fn start_charons_with(
+    topo: &Topology,
+    dir: &Path,
+    extra: &str,
+    edit: impl Fn(usize, String) -> String,
+) -> Vec<Charon> {
     (0..2)
         .map(|i| {
-            let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
+            let c = Charon::start_with(&topo.aws[i], &dir.join(format!("aws{}", i + 1)), extra).unwrap();
             let mut conn = Conn::new(
                 AWS[i],
                 CGW,
@@ -247,7 +258,13 @@ pub struct CgwdRun {
 }
 
 impl CgwdRun {
-    pub fn start(topo: &Topology, dir: &Path, tag: char, config: &Path, extra_settings: &str) -> CgwdRun {
+    pub fn start(
+        topo: &Topology,
+        dir: &Path,
+        tag: impl std::fmt::Display,
+        config: &Path,
+        extra_settings: &str,
+    ) -> CgwdRun {
         let ifname = format!("cgw{tag}{}", std::process::id() % 100_000);
         let sock = dir.join("ctl").join("cgwd.sock");
         let settings = dir.join("cgwd.toml");
@@ -400,8 +417,57 @@ pub fn let_ike_out(ns: &str) {
     nft(ns, "flush chain ip cgwdhold out");
 }
 
+/// Lets IKE into `ns` again while what goes out is still held (the mirror of [`let_ike_out`]).
+pub fn let_ike_in(ns: &str) {
+    nft(ns, "flush chain ip cgwdhold in");
+}
+
+/// Holds IKE leaving `ns` again (after [`let_ike_out`]).
+pub fn hold_ike_out(ns: &str) {
+    nft(ns, "add rule ip cgwdhold out udp dport 500 drop");
+    nft(ns, "add rule ip cgwdhold out udp dport 4500 @th,64,32 0 drop");
+}
+
+/// Holds IKE entering `ns` again (after [`let_ike_in`]).
+pub fn hold_ike_in(ns: &str) {
+    nft(ns, "add rule ip cgwdhold in udp sport 500 drop");
+    nft(ns, "add rule ip cgwdhold in udp sport 4500 @th,64,32 0 drop");
+}
+
+/// Drops ESP (UDP 4500 without the non-ESP marker) in both directions in `ns`, IKE untouched: both
+/// ends then hear nothing but IKE, so each checks the other's liveness (DPD).
+pub fn block_esp(ns: &str) {
+    for rule in [
+        "add table ip cgwdesp",
+        "add chain ip cgwdesp in { type filter hook input priority 0 ; }",
+        "add chain ip cgwdesp out { type filter hook output priority 0 ; }",
+        "add rule ip cgwdesp in udp sport 4500 @th,64,32 != 0 drop",
+        "add rule ip cgwdesp out udp dport 4500 @th,64,32 != 0 drop",
+    ] {
+        nft(ns, rule);
+    }
+}
+
 pub fn release_ike(ns: &str) {
     nft(ns, "delete table ip cgwdhold");
+}
+
+/// Drops IKE requests (UDP 4500, non-ESP marker, IKE header R flag clear) arriving in `ns`;
+/// responses pass. Nothing the other side asks reaches `ns`, so `ns`'s own DPD comes due while it
+/// still hears answers.
+pub fn drop_ike_requests_in(ns: &str) {
+    for rule in [
+        "add table ip cgwdreq",
+        "add chain ip cgwdreq in { type filter hook input priority 0 ; }",
+        // R flag: bit 2 of the IKE header's flags octet, UDP payload octet 4 + 19.
+        "add rule ip cgwdreq in udp dport 4500 @th,64,32 0 @th,250,1 0 drop",
+    ] {
+        nft(ns, rule);
+    }
+}
+
+pub fn allow_ike_requests_in(ns: &str) {
+    nft(ns, "delete table ip cgwdreq");
 }
 
 fn nft(ns: &str, rule: &str) {
