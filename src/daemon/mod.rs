@@ -19,7 +19,6 @@ pub mod status;
 
 pub use status::{StatusSnapshot, TunnelStatus};
 
-/// `cgwd status`: 0 both tunnels up, 1 one down, 2 both down, 3 cgwd not reachable.
 /// `cgwd rekey TUNNEL [--ike]`: ask the running daemon to rekey now. Exit 0 once queued, 3 when
 /// no daemon answers.
 pub fn rekey_command(
@@ -29,12 +28,9 @@ pub fn rekey_command(
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let path = match control_socket(socket, settings) {
+    let path = match control_socket("rekey", socket, settings) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("cgwd rekey: {e}");
-            return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
-        }
+        Err(code) => return code,
     };
     let what = if ike { "ike" } else { "child" };
     match control::request(&path, &format!("rekey {tunnel} {what}")) {
@@ -52,29 +48,34 @@ pub fn rekey_command(
     }
 }
 
-/// The control socket: `--socket`, else `control.socket` of the settings (file or `CGWD_*`).
+/// The control socket: `--socket`, else `control.socket` of the settings (file or `CGWD_*`); a bad
+/// settings file is reported for `cgwd <command>` and becomes the exit status.
 fn control_socket(
+    command: &str,
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
-) -> Result<std::path::PathBuf, crate::config::ConfigError> {
+) -> Result<std::path::PathBuf, std::process::ExitCode> {
     match socket {
         Some(p) => Ok(p.to_path_buf()),
-        None => crate::config::Settings::load(settings, &|k| std::env::var(k).ok()).map(|s| s.control.socket),
+        None => crate::config::Settings::load(settings, &|k| std::env::var(k).ok())
+            .map(|s| s.control.socket)
+            .map_err(|e| {
+                eprintln!("cgwd {command}: {e}");
+                std::process::ExitCode::from(crate::config::ConfigError::EXIT_STATUS)
+            }),
     }
 }
 
+/// `cgwd status`: 0 both tunnels up, 1 one down, 2 both down, 3 cgwd not reachable.
 pub fn status_command(
     json: bool,
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let path = match control_socket(socket, settings) {
+    let path = match control_socket("status", socket, settings) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("cgwd status: {e}");
-            return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
-        }
+        Err(code) => return code,
     };
     match control::query_status(&path) {
         Ok(snap) => {
