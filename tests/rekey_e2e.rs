@@ -145,8 +145,8 @@ fn both_sides_rekey_under_traffic() {
         let clog = c.log();
         let clog = &clog[charon_mark[i]..];
         let (cg_child, cg_ike) = cgwd_rekeys(during, i + 1);
-        let (by_cgwd_child, by_cgwd_ike) = charon_rekeys_done(clog, "generating");
-        let (by_charon_child, by_charon_ike) = charon_rekeys_done(clog, "parsed");
+        let (by_cgwd_child, by_cgwd_ike) = rekeys_done(clog, "generating");
+        let (by_charon_child, by_charon_ike) = rekeys_done(clog, "parsed");
         let (tried_child, tried_ike) = charon_rekeys(clog, "generating");
         println!(
             "tunnel {}: cgwd rekeyed the Child SA {by_cgwd_child} times and the IKE SA {by_cgwd_ike} \

@@ -224,25 +224,6 @@ struct Outcome {
 
 const PINGS_INTERVAL: &str = "0.02";
 
-/// The IKE or ESP suite of a `selected proposal:` line, without its DH group (what "the suite
-/// changed" compares).
-fn suites(log: &str, ike: bool) -> Vec<String> {
-    let prefix = if ike {
-        "selected proposal: IKE:"
-    } else {
-        "selected proposal: ESP:"
-    };
-    log.lines()
-        .filter_map(|l| l.split(prefix).nth(1))
-        .map(|s| {
-            s.split('/')
-                .filter(|t| !t.starts_with("MODP_") && !t.starts_with("ECP_") && !t.contains("EXT_SEQ"))
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect()
-}
-
 fn cgwd_rekey(sock: &Path, tunnel: usize, ike: bool) {
     let mut args = vec!["rekey".to_string(), (tunnel + 1).to_string()];
     if ike {
@@ -515,19 +496,6 @@ fn run_cell(cell: Cell, i: usize, topo: &Topology, charon: &Charon, cgwd: &CgwdR
         problems,
         summary,
     }
-}
-
-/// Rekeys that succeeded, from charon's `log`: CREATE_CHILD_SA responses charon sent (`generating`:
-/// the peer's rekeys) or received (`parsed`: its own) carrying a new SA (with or without a KE
-/// payload) rather than an error: (Child SA rekeys, IKE SA rekeys).
-fn rekeys_done(log: &str, verb: &str) -> (usize, usize) {
-    let needle = format!("{verb} CREATE_CHILD_SA response");
-    let done: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(&needle) && l.contains("[ SA No"))
-        .collect();
-    let child = done.iter().filter(|l| l.contains("TSi")).count();
-    (child, done.len() - child)
 }
 
 /// Two cells on one `cgwd run`, one per tunnel.

@@ -486,19 +486,6 @@ pub fn charon_rekeys(log: &str, verb: &str) -> (usize, usize) {
     (child, ike)
 }
 
-/// Rekeys that succeeded, from charon's `log`: CREATE_CHILD_SA responses charon sent (`generating`:
-/// the peer's rekeys) or received (`parsed`: its own) carrying a new SA rather than an error:
-/// (Child SA rekeys, IKE SA rekeys).
-pub fn charon_rekeys_done(log: &str, verb: &str) -> (usize, usize) {
-    let needle = format!("{verb} CREATE_CHILD_SA response");
-    let done: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(&needle) && l.contains("[ SA No KE"))
-        .collect();
-    let child = done.iter().filter(|l| l.contains("TSi")).count();
-    (child, done.len() - child)
-}
-
 /// Rekeys cgwd started in `log` for `tunnel` (1 or 2): (Child SA, IKE SA).
 pub fn cgwd_rekeys(log: &str, tunnel: usize) -> (usize, usize) {
     let mine = |what: &str| {
@@ -510,4 +497,36 @@ pub fn cgwd_rekeys(log: &str, tunnel: usize) -> (usize, usize) {
         mine("rekeying the Child SA (cgwd initiates)"),
         mine("rekeying the IKE SA (cgwd initiates)"),
     )
+}
+
+/// Rekeys that succeeded, from charon's `log`: CREATE_CHILD_SA responses charon sent (`generating`:
+/// the peer's rekeys) or received (`parsed`: its own) carrying a new SA (with or without a KE
+/// payload) rather than an error: (Child SA rekeys, IKE SA rekeys).
+pub fn rekeys_done(log: &str, verb: &str) -> (usize, usize) {
+    let needle = format!("{verb} CREATE_CHILD_SA response");
+    let done: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&needle) && l.contains("[ SA No"))
+        .collect();
+    let child = done.iter().filter(|l| l.contains("TSi")).count();
+    (child, done.len() - child)
+}
+
+/// The IKE or ESP suite of a `selected proposal:` line, without its DH group (what "the suite
+/// changed" compares).
+pub fn suites(log: &str, ike: bool) -> Vec<String> {
+    let prefix = if ike {
+        "selected proposal: IKE:"
+    } else {
+        "selected proposal: ESP:"
+    };
+    log.lines()
+        .filter_map(|l| l.split(prefix).nth(1))
+        .map(|s| {
+            s.split('/')
+                .filter(|t| !t.starts_with("MODP_") && !t.starts_with("ECP_") && !t.contains("EXT_SEQ"))
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
 }

@@ -1,0 +1,183 @@
+//! The rekey soak (root only): `cgwd run` against two charons configured as the AWS side of the lab
+//! (`../shared/lab`'s strongSwan translation of AWS's default tunnel options: every algorithm AWS
+//! allows, CBC proposal first, MODP-1024 first), short lifetimes on both sides so that both start
+//! IKE and Child SA rekeys all the time, suites changing (charon picks its first option, cgwd the
+//! strongest), KE guesses wrong (charon's first group is one cgwd's options leave out), and now and
+//! then colliding, under a ping every 50 ms through each tunnel.
+//!
+//! `CGWD_SOAK_SECS` sets the length: CI runs 90 s; `tests/soak.sh` runs 20 minutes and more. It
+//! ends with: 0 pings lost, both tunnels up with the same SAs on both sides, no message failing
+//! either side's integrity check, no tunnel down, and the counts printed (rekeys by kind and
+//! initiator, INVALID_KE_PAYLOAD answers, suite changes, collisions).
+
+mod common;
+
+use std::process::Command;
+
+use common::netns::skip_unless_root;
+use common::tempdir::TempDir;
+use common::two_aws::*;
+
+/// The lab's AWS side (`aws-lab env`: T1_IKE, T1_ESP) for AWS's default tunnel options.
+const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+
+#[test]
+fn rekeys_of_every_kind_for_minutes_lose_nothing() {
+    if skip_unless_root() {
+        return;
+    }
+    let secs: u64 = std::env::var("CGWD_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(90);
+    let topo = Topology::create("sk");
+    let dir = TempDir::new("soak");
+    // cgwd: IKE 30 s, Child 20 s, margin 5 s, fuzz 100 %: IKE rekeys at 20-25 s, Child at 10-15 s.
+    let config = lab_config(&dir.0, 30, 20, 5, 100);
+    // charon: windows of the same size, tunnel 1's a little earlier (AWS starts more rekeys there),
+    // tunnel 2's a little later (cgwd does).
+    let charons = start_charons(&topo, &dir.0, |i, conf| {
+        let (ike, child) = if i == 0 {
+            ("rekey_time = 22s", "rekey_time = 14s")
+        } else {
+            ("rekey_time = 27s", "rekey_time = 18s")
+        };
+        with_lifetimes(
+            &conf
+                .replace(
+                    "proposals = aes256gcm16-prfsha256-ecp256",
+                    &format!("proposals = {AWS_IKE}"),
+                )
+                .replace(
+                    "esp_proposals = aes256gcm16-ecp256",
+                    &format!("esp_proposals = {AWS_ESP}"),
+                ),
+            &[ike, "over_time = 5s", "rand_time = 5s"],
+            &[child, "life_time = 20s", "rand_time = 5s"],
+        )
+    });
+    let mut cgwd = CgwdRun::start(
+        &topo,
+        &dir.0,
+        "sk",
+        &config,
+        "[lab]\nallow_short_lifetimes = true\n",
+    );
+    cgwd.wait_both_up();
+    let started = cgwd::io::clock::now();
+    let pings = (secs * 20) as u32;
+    let ping: Vec<_> = AWS_INSIDE
+        .iter()
+        .map(|a| {
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &topo.cgw, "ping", "-q", "-n", "-i", "0.05", "-W", "2",
+                ])
+                .args(["-c", &pings.to_string(), a.split('/').next().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let lost: Vec<u32> = ping.into_iter().map(|p| lost(p).0).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let log = cgwd.log();
+    let mut report = Vec::new();
+    let mut problems = Vec::new();
+    let mut totals = [0usize; 4];
+    for (i, c) in charons.iter().enumerate() {
+        let clog = c.log();
+        let (cgwd_child, cgwd_ike) = rekeys_done(&clog, "generating");
+        let (aws_child, aws_ike) = rekeys_done(&clog, "parsed");
+        let inval = clog.lines().filter(|l| l.contains("N(INVAL_KE)")).count();
+        let collisions = clog.lines().filter(|l| l.contains("collision")).count();
+        let changes = |ike| suites(&clog, ike).windows(2).filter(|w| w[0] != w[1]).count();
+        let retransmits = clog.matches("retransmit ").count();
+        for (t, n) in totals.iter_mut().zip([cgwd_child, cgwd_ike, aws_child, aws_ike]) {
+            *t += n;
+        }
+        report.push(format!(
+            "tunnel {}: {} pings, {} lost; Child SA rekeys by cgwd {cgwd_child}, by AWS {aws_child}; IKE SA \
+             rekeys by cgwd {cgwd_ike}, by AWS {aws_ike}; INVALID_KE_PAYLOAD {inval}; suite changes IKE {} / \
+             ESP {}; collision lines {collisions}; charon retransmissions {retransmits}",
+            i + 1,
+            pings,
+            lost[i],
+            changes(true),
+            changes(false)
+        ));
+        for bad in [
+            "integrity failed",
+            "could not decrypt",
+            "establishing CHILD_SA failed",
+        ] {
+            if let Some(l) = clog.lines().find(|l| l.contains(bad)) {
+                problems.push(format!("charon {}: {l}", i + 1));
+            }
+        }
+        let lines: Vec<&str> = clog.lines().collect();
+        for (n, l) in lines.iter().enumerate() {
+            let redundant_delete = lines
+                .get(n + 1)
+                .is_some_and(|next| next.contains("proper IKE_SA delete failed"));
+            if l.contains("giving up after") && !redundant_delete {
+                problems.push(format!("charon {}: {l}", i + 1));
+            }
+        }
+        if lost[i] > 0 {
+            problems.push(format!("tunnel {}: {} of {pings} pings lost", i + 1, lost[i]));
+        }
+        let s = cgwd.status().expect("cgwd status");
+        if !established(&s, i) {
+            problems.push(format!("tunnel {} not up at the end", i + 1));
+        }
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_one_matching_sa(c, &cgwd, i)
+        })) {
+            problems.push(
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "SAs differ".into()),
+            );
+        }
+    }
+    for sign in [
+        "IKE SA closed",
+        "Child SA down",
+        "without a successful rekey",
+        "IKE datagram not sent",
+    ] {
+        if let Some(l) = log.lines().find(|l| l.contains(sign)) {
+            problems.push(format!("cgwd: {l}"));
+        }
+    }
+    println!(
+        "rekey soak: {elapsed:.0} s; rekeys: Child by cgwd {} / by AWS {}, IKE by cgwd {} / by AWS {}",
+        totals[0], totals[2], totals[1], totals[3]
+    );
+    for r in &report {
+        println!("  {r}");
+    }
+    if secs >= 60 {
+        for (n, what) in [
+            (totals[0], "Child SA rekeys by cgwd"),
+            (totals[2], "Child SA rekeys by AWS"),
+        ]
+        .into_iter()
+        .chain([
+            (totals[1], "IKE SA rekeys by cgwd"),
+            (totals[3], "IKE SA rekeys by AWS"),
+        ]) {
+            if n == 0 {
+                problems.push(format!("no {what}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}\n{log}", problems.join("\n"));
+    drop(cgwd);
+    drop(charons);
+}
