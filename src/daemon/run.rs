@@ -60,6 +60,12 @@ const IKE_QUEUE: usize = 64;
 /// How long a second IKE SA AWS opened waits, its Child SA up, before cgwd sends on it and deletes
 /// the older SA: AWS installs the Child SA when our IKE_AUTH response reaches it, a moment later.
 const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+/// How long the older IKE SA stays after the tunnel moved off it before cgwd sends its DELETE: AWS
+/// removes that IKE SA's Child SAs the moment the DELETE arrives (strongSwan's `delete_rekeyed_delay`
+/// covers Child SA rekeys only), so what cgwd sealed with the old Child SA just before the switch
+/// must be through AWS's ESP processing first. Shorter than [`HANDOVER_GRACE`], so it always ends
+/// before the next handover.
+const RETIRE_GRACE: Duration = Duration::from_millis(200);
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -258,6 +264,15 @@ pub fn preflight() -> Result<(), StartError> {
     Ok(())
 }
 
+/// An IKE SA that AWS's newer one replaced, on its way out.
+struct Retiring {
+    sa: IkeSa,
+    /// Its Child SAs' (inbound, outbound) SPIs, dropped from the data plane once it is gone.
+    spis: Vec<(u32, u32)>,
+    /// When its DELETE is due ([`RETIRE_GRACE`] after the tunnel moved off it); None once sent.
+    delete_at: Option<Instant>,
+}
+
 /// One tunnel's control-plane state.
 struct Tunnel {
     id: TunnelId,
@@ -284,9 +299,8 @@ struct Tunnel {
     /// any time: AWS with StartupAction `start`, or after losing its state): answered, and once its
     /// Child SA is up it carries the tunnel and `sa` is deleted (make-before-break).
     incoming: Option<IkeSa>,
-    /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
-    /// drop from the data plane once it is gone.
-    retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
+    /// The IKE SA `incoming` replaced, being deleted.
+    retiring: Option<Retiring>,
     /// `incoming`'s Child SA, its inbound half installed, and when the tunnel moves to it (after
     /// [`HANDOVER_GRACE`], so AWS has installed it before cgwd sends on it).
     handover: Option<(Instant, crate::sa::ChildSa)>,
@@ -748,7 +762,8 @@ impl Daemon {
             self.drain_incoming(i, now);
             return;
         }
-        if !new_ike_sa_init && let Some((sa, _)) = t.retiring.as_mut().filter(|(sa, _)| sa.spis().0 == spi_i)
+        if !new_ike_sa_init
+            && let Some(Retiring { sa, .. }) = t.retiring.as_mut().filter(|r| r.sa.spis().0 == spi_i)
         {
             sa.handle_datagram(now, from, to, data);
             self.drain_retiring(i);
@@ -826,12 +841,18 @@ impl Daemon {
             {
                 self.take_over(i, child, now);
             }
+            // The older IKE SA's DELETE once its grace is over; until then its timers wait too (no
+            // rekey or DPD of an SA about to go).
             let t = &mut self.tunnels[i];
-            if let Some((sa, _)) = t.retiring.as_mut()
-                && sa.poll_timeout().is_some_and(|d| d <= now)
-            {
-                sa.handle_timeout(now);
-                self.drain_retiring(i);
+            if let Some(Retiring { sa, delete_at, .. }) = t.retiring.as_mut() {
+                if delete_at.is_some_and(|at| at <= now) {
+                    *delete_at = None;
+                    sa.close(now);
+                    self.drain_retiring(i);
+                } else if delete_at.is_none() && sa.poll_timeout().is_some_and(|d| d <= now) {
+                    sa.handle_timeout(now);
+                    self.drain_retiring(i);
+                }
             }
         }
     }
@@ -880,19 +901,23 @@ impl Daemon {
     }
 
     /// AWS's new IKE SA has had its Child SA for [`HANDOVER_GRACE`]: it becomes the tunnel's SA (its
-    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE, its
-    /// SAs kept for inbound packets until that completes.
+    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE
+    /// [`RETIRE_GRACE`] later, its SAs kept for inbound packets until that completes.
     fn take_over(&mut self, i: usize, child: crate::sa::ChildSa, now: Instant) {
         let t = &mut self.tunnels[i];
         let Some(new) = t.incoming.take() else {
             return;
         };
         t.retry_at = None;
-        if let Some(mut old) = t.sa.replace(new) {
+        if let Some(old) = t.sa.replace(new) {
             let spis: Vec<(u32, u32)> = old.children.iter().map(|c| (c.inbound, c.outbound)).collect();
-            old.close(now);
-            if let Some((_, earlier)) = t.retiring.replace((old, spis)) {
-                self.forget_children(i, &earlier);
+            let retiring = Retiring {
+                sa: old,
+                spis,
+                delete_at: Some(now + RETIRE_GRACE),
+            };
+            if let Some(earlier) = t.retiring.replace(retiring) {
+                self.forget_children(i, &earlier.spis);
             }
         }
         tracing::info!(tunnel = %self.tunnels[i].id, "AWS opened a new IKE SA: the tunnel moves to it; deleting the older one");
@@ -906,13 +931,13 @@ impl Daemon {
     fn drain_retiring(&mut self, i: usize) {
         let id = self.tunnels[i].id;
         loop {
-            let Some((sa, _)) = self.tunnels[i].retiring.as_mut() else {
+            let Some(Retiring { sa, .. }) = self.tunnels[i].retiring.as_mut() else {
                 return;
             };
             match step(sa, &self.udp500, &self.udp4500) {
                 (_, Some(Event::Closed)) => {
-                    if let Some((_, spis)) = self.tunnels[i].retiring.take() {
-                        self.forget_children(i, &spis);
+                    if let Some(old) = self.tunnels[i].retiring.take() {
+                        self.forget_children(i, &old.spis);
                     }
                     tracing::info!(tunnel = %id, "older IKE SA deleted");
                     return;
@@ -1364,6 +1389,13 @@ impl Daemon {
             if let Some(sa) = self.tunnels[i].incoming.as_mut() {
                 sa.close(now);
                 self.drain_incoming(i, now);
+            }
+            // An older IKE SA still in its grace gets its DELETE now.
+            if let Some(Retiring { sa, delete_at, .. }) = self.tunnels[i].retiring.as_mut()
+                && delete_at.take().is_some()
+            {
+                sa.close(now);
+                self.drain_retiring(i);
             }
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
                 let established = sa.state() == State::Established;
