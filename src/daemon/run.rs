@@ -45,9 +45,10 @@ use crate::wire::udp_encap::NON_ESP_MARKER;
 pub const TICK: Duration = Duration::from_millis(50);
 /// How often the status snapshot is refreshed (and on every state change).
 const STATUS_EVERY: Duration = Duration::from_millis(500);
-/// How long the inbound half of a Child SA replaced by a rekey still decrypts: packets the peer
-/// sealed with it just before switching may still be in flight (or queued behind the rekey on a
-/// slow path). strongSwan's `charon.delete_rekeyed_delay` is the same idea, with the same 5 s.
+/// How long the inbound half of a Child SA replaced by a rekey (or with the older IKE SA AWS's new
+/// one replaced) still decrypts: packets the peer sealed with it just before switching may still be
+/// in flight (or queued behind the rekey on a slow path). strongSwan's `charon.delete_rekeyed_delay`
+/// is the same idea, with the same 5 s.
 const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(5);
 /// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
 const RETRY_MIN: Duration = Duration::from_secs(1);
@@ -766,7 +767,7 @@ impl Daemon {
             && let Some(Retiring { sa, .. }) = t.retiring.as_mut().filter(|r| r.sa.spis().0 == spi_i)
         {
             sa.handle_datagram(now, from, to, data);
-            self.drain_retiring(i);
+            self.drain_retiring(i, now);
             return;
         }
         let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
@@ -848,10 +849,10 @@ impl Daemon {
                 if delete_at.is_some_and(|at| at <= now) {
                     *delete_at = None;
                     sa.close(now);
-                    self.drain_retiring(i);
+                    self.drain_retiring(i, now);
                 } else if delete_at.is_none() && sa.poll_timeout().is_some_and(|d| d <= now) {
                     sa.handle_timeout(now);
-                    self.drain_retiring(i);
+                    self.drain_retiring(i, now);
                 }
             }
         }
@@ -917,18 +918,18 @@ impl Daemon {
                 delete_at: Some(now + RETIRE_GRACE),
             };
             if let Some(earlier) = t.retiring.replace(retiring) {
-                self.forget_children(i, &earlier.spis);
+                self.forget_children(i, &earlier.spis, now);
             }
         }
         tracing::info!(tunnel = %self.tunnels[i].id, "AWS opened a new IKE SA: the tunnel moves to it; deleting the older one");
         self.event(i, Event::Established, now);
         self.event(i, Event::ChildUp(child), now);
         self.drain(i, now);
-        self.drain_retiring(i);
+        self.drain_retiring(i, now);
     }
 
     /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
-    fn drain_retiring(&mut self, i: usize) {
+    fn drain_retiring(&mut self, i: usize, now: Instant) {
         let id = self.tunnels[i].id;
         loop {
             let Some(Retiring { sa, .. }) = self.tunnels[i].retiring.as_mut() else {
@@ -937,7 +938,7 @@ impl Daemon {
             match step(sa, &self.udp500, &self.udp4500) {
                 (_, Some(Event::Closed)) => {
                     if let Some(old) = self.tunnels[i].retiring.take() {
-                        self.forget_children(i, &old.spis);
+                        self.forget_children(i, &old.spis, now);
                     }
                     tracing::info!(tunnel = %id, "older IKE SA deleted");
                     return;
@@ -952,11 +953,14 @@ impl Daemon {
         }
     }
 
-    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current).
-    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)]) {
+    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current);
+    /// the inbound halves linger like a rekeyed-away one: what AWS sealed with them before it processed
+    /// the DELETE may still be on its way.
+    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)], now: Instant) {
         let id = self.tunnels[i].id;
         for &(inbound, outbound) in spis {
-            self.shared.sas.remove_inbound(crate::sa::EspSpi(inbound));
+            self.lingering
+                .push((now + REKEYED_INBOUND_LINGER, crate::sa::EspSpi(inbound)));
             self.shared.sas.remove_outbound(id, crate::sa::EspSpi(outbound));
         }
     }
@@ -1395,7 +1399,7 @@ impl Daemon {
                 && delete_at.take().is_some()
             {
                 sa.close(now);
-                self.drain_retiring(i);
+                self.drain_retiring(i, now);
             }
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
                 let established = sa.state() == State::Established;
