@@ -45,9 +45,10 @@ use crate::wire::udp_encap::NON_ESP_MARKER;
 pub const TICK: Duration = Duration::from_millis(50);
 /// How often the status snapshot is refreshed (and on every state change).
 const STATUS_EVERY: Duration = Duration::from_millis(500);
-/// How long the inbound half of a Child SA replaced by a rekey still decrypts: packets the peer
-/// sealed with it just before switching may still be in flight (or queued behind the rekey on a
-/// slow path). strongSwan's `charon.delete_rekeyed_delay` is the same idea, with the same 5 s.
+/// How long the inbound half of a Child SA replaced by a rekey (or with the older IKE SA AWS's new
+/// one replaced) still decrypts: packets the peer sealed with it just before switching may still be
+/// in flight (or queued behind the rekey on a slow path). strongSwan's `charon.delete_rekeyed_delay`
+/// is the same idea, with the same 5 s.
 const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(5);
 /// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
 const RETRY_MIN: Duration = Duration::from_secs(1);
@@ -60,6 +61,12 @@ const IKE_QUEUE: usize = 64;
 /// How long a second IKE SA AWS opened waits, its Child SA up, before cgwd sends on it and deletes
 /// the older SA: AWS installs the Child SA when our IKE_AUTH response reaches it, a moment later.
 const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+/// How long the older IKE SA stays after the tunnel moved off it before cgwd sends its DELETE: AWS
+/// removes that IKE SA's Child SAs the moment the DELETE arrives (strongSwan's `delete_rekeyed_delay`
+/// covers Child SA rekeys only), so what cgwd sealed with the old Child SA just before the switch
+/// must be through AWS's ESP processing first. Shorter than [`HANDOVER_GRACE`], so it always ends
+/// before the next handover.
+const RETIRE_GRACE: Duration = Duration::from_millis(200);
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -258,6 +265,15 @@ pub fn preflight() -> Result<(), StartError> {
     Ok(())
 }
 
+/// An IKE SA that AWS's newer one replaced, on its way out.
+struct Retiring {
+    sa: IkeSa,
+    /// Its Child SAs' (inbound, outbound) SPIs, dropped from the data plane once it is gone.
+    spis: Vec<(u32, u32)>,
+    /// When its DELETE is due ([`RETIRE_GRACE`] after the tunnel moved off it); None once sent.
+    delete_at: Option<Instant>,
+}
+
 /// One tunnel's control-plane state.
 struct Tunnel {
     id: TunnelId,
@@ -284,9 +300,8 @@ struct Tunnel {
     /// any time: AWS with StartupAction `start`, or after losing its state): answered, and once its
     /// Child SA is up it carries the tunnel and `sa` is deleted (make-before-break).
     incoming: Option<IkeSa>,
-    /// The IKE SA `incoming` replaced, being deleted, with its Child SAs' (inbound, outbound) SPIs to
-    /// drop from the data plane once it is gone.
-    retiring: Option<(IkeSa, Vec<(u32, u32)>)>,
+    /// The IKE SA `incoming` replaced, being deleted.
+    retiring: Option<Retiring>,
     /// `incoming`'s Child SA, its inbound half installed, and when the tunnel moves to it (after
     /// [`HANDOVER_GRACE`], so AWS has installed it before cgwd sends on it).
     handover: Option<(Instant, crate::sa::ChildSa)>,
@@ -780,10 +795,11 @@ impl Daemon {
             self.drain_incoming(i, now);
             return;
         }
-        if !new_ike_sa_init && let Some((sa, _)) = t.retiring.as_mut().filter(|(sa, _)| sa.spis().0 == spi_i)
+        if !new_ike_sa_init
+            && let Some(Retiring { sa, .. }) = t.retiring.as_mut().filter(|r| r.sa.spis().0 == spi_i)
         {
             sa.handle_datagram(now, from, to, data);
-            self.drain_retiring(i);
+            self.drain_retiring(i, now);
             return;
         }
         let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
@@ -858,12 +874,18 @@ impl Daemon {
             {
                 self.take_over(i, child, now);
             }
+            // The older IKE SA's DELETE once its grace is over; until then its timers wait too (no
+            // rekey or DPD of an SA about to go).
             let t = &mut self.tunnels[i];
-            if let Some((sa, _)) = t.retiring.as_mut()
-                && sa.poll_timeout().is_some_and(|d| d <= now)
-            {
-                sa.handle_timeout(now);
-                self.drain_retiring(i);
+            if let Some(Retiring { sa, delete_at, .. }) = t.retiring.as_mut() {
+                if delete_at.is_some_and(|at| at <= now) {
+                    *delete_at = None;
+                    sa.close(now);
+                    self.drain_retiring(i, now);
+                } else if delete_at.is_none() && sa.poll_timeout().is_some_and(|d| d <= now) {
+                    sa.handle_timeout(now);
+                    self.drain_retiring(i, now);
+                }
             }
         }
     }
@@ -912,39 +934,43 @@ impl Daemon {
     }
 
     /// AWS's new IKE SA has had its Child SA for [`HANDOVER_GRACE`]: it becomes the tunnel's SA (its
-    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE, its
-    /// SAs kept for inbound packets until that completes.
+    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE
+    /// [`RETIRE_GRACE`] later, its SAs kept for inbound packets until that completes.
     fn take_over(&mut self, i: usize, child: crate::sa::ChildSa, now: Instant) {
         let t = &mut self.tunnels[i];
         let Some(new) = t.incoming.take() else {
             return;
         };
         t.retry_at = None;
-        if let Some(mut old) = t.sa.replace(new) {
+        if let Some(old) = t.sa.replace(new) {
             let spis: Vec<(u32, u32)> = old.children.iter().map(|c| (c.inbound, c.outbound)).collect();
-            old.close(now);
-            if let Some((_, earlier)) = t.retiring.replace((old, spis)) {
-                self.forget_children(i, &earlier);
+            let retiring = Retiring {
+                sa: old,
+                spis,
+                delete_at: Some(now + RETIRE_GRACE),
+            };
+            if let Some(earlier) = t.retiring.replace(retiring) {
+                self.forget_children(i, &earlier.spis, now);
             }
         }
         tracing::info!(tunnel = %self.tunnels[i].id, "AWS opened a new IKE SA: the tunnel moves to it; deleting the older one");
         self.event(i, Event::Established, now);
         self.event(i, Event::ChildUp(child), now);
         self.drain(i, now);
-        self.drain_retiring(i);
+        self.drain_retiring(i, now);
     }
 
     /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
-    fn drain_retiring(&mut self, i: usize) {
+    fn drain_retiring(&mut self, i: usize, now: Instant) {
         let id = self.tunnels[i].id;
         loop {
-            let Some((sa, _)) = self.tunnels[i].retiring.as_mut() else {
+            let Some(Retiring { sa, .. }) = self.tunnels[i].retiring.as_mut() else {
                 return;
             };
             match step(sa, &self.udp500, &self.udp4500) {
                 (_, Some(Event::Closed)) => {
-                    if let Some((_, spis)) = self.tunnels[i].retiring.take() {
-                        self.forget_children(i, &spis);
+                    if let Some(old) = self.tunnels[i].retiring.take() {
+                        self.forget_children(i, &old.spis, now);
                     }
                     tracing::info!(tunnel = %id, "older IKE SA deleted");
                     return;
@@ -959,11 +985,14 @@ impl Daemon {
         }
     }
 
-    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current).
-    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)]) {
+    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current);
+    /// the inbound halves linger like a rekeyed-away one: what AWS sealed with them before it processed
+    /// the DELETE may still be on its way.
+    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)], now: Instant) {
         let id = self.tunnels[i].id;
         for &(inbound, outbound) in spis {
-            self.shared.sas.remove_inbound(crate::sa::EspSpi(inbound));
+            self.lingering
+                .push((now + REKEYED_INBOUND_LINGER, crate::sa::EspSpi(inbound)));
             self.shared.sas.remove_outbound(id, crate::sa::EspSpi(outbound));
         }
     }
@@ -1396,6 +1425,13 @@ impl Daemon {
             if let Some(sa) = self.tunnels[i].incoming.as_mut() {
                 sa.close(now);
                 self.drain_incoming(i, now);
+            }
+            // An older IKE SA still in its grace gets its DELETE now.
+            if let Some(Retiring { sa, delete_at, .. }) = self.tunnels[i].retiring.as_mut()
+                && delete_at.take().is_some()
+            {
+                sa.close(now);
+                self.drain_retiring(i, now);
             }
             if let Some(sa) = self.tunnels[i].sa.as_mut() {
                 let established = sa.state() == State::Established;

@@ -1,5 +1,5 @@
-//! A per-test temporary directory, unique per process, removed on drop (also when the test fails,
-//! unless it panicked: then it is kept for a post-mortem and its path printed).
+//! A per-test temporary directory, unique per process, removed on drop, unless the test panicked or
+//! `CGWD_KEEP_TEST_FILES` is set: then it is kept for a post-mortem and its path printed.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("CGWD_KEEP_TEST_FILES").is_some() {
             eprintln!("test files kept in {}", self.0.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.0);
