@@ -149,6 +149,40 @@ impl DhPrivate {
     }
 }
 
+/// The cheap half of [`DhPrivate::shared_secret`]'s validation, for a responder to run before it
+/// spends anything on DH: the length, the range 1 < y < p−1 (MODP), a point on the curve (ECP). A
+/// value failing it is refused before we generate a key of our own. (The subgroup test of groups
+/// 22–24 costs an exponentiation and stays in `shared_secret`.)
+pub fn check_peer_value(group: DhGroup, peer_public: &[u8]) -> Result<(), CryptoError> {
+    let expected = group.public_len();
+    if peer_public.len() != expected {
+        return Err(CryptoError::PublicValueLength {
+            group: group.number(),
+            expected,
+            got: peer_public.len(),
+        });
+    }
+    let invalid = CryptoError::InvalidPublicValue {
+        group: group.number(),
+    };
+    if group.is_ecp() {
+        let (alg, _) = ecdh_algorithm(group);
+        let mut point = Vec::with_capacity(1 + peer_public.len());
+        point.push(0x04);
+        point.extend_from_slice(peer_public);
+        return agreement::ParsedPublicKey::try_from(&agreement::UnparsedPublicKey::new(alg, &point))
+            .map(|_| ())
+            .map_err(|_| invalid);
+    }
+    let modp = modp_group(group);
+    let y = BoxedUint::from_be_slice(peer_public, modp.bits).map_err(|_| invalid.clone())?;
+    let one = BoxedUint::one_with_precision(modp.bits);
+    if y <= one || y >= modp.p_minus_1 {
+        return Err(invalid);
+    }
+    Ok(())
+}
+
 /// A MODP group ready for arithmetic.
 struct ModpGroup {
     params: BoxedMontyParams,
@@ -464,6 +498,32 @@ mod tests {
                 ours.shared_secret(&two),
                 Err(CryptoError::InvalidPublicValue { group: n })
             );
+        }
+    }
+
+    #[test]
+    fn the_cheap_check_refuses_what_shared_secret_refuses_but_the_subgroup_test() {
+        let mut rng = crate::crypto::SeededRandom::new(7);
+        for g in DhGroup::ALL {
+            let peer = DhPrivate::generate(g, &mut rng).unwrap();
+            assert!(check_peer_value(g, peer.public_value()).is_ok(), "group {g}");
+            let len = g.public_len();
+            assert!(check_peer_value(g, &vec![0u8; len]).is_err(), "zero, group {g}");
+            assert!(
+                check_peer_value(g, &vec![0xffu8; len]).is_err(),
+                "all ones, group {g}"
+            );
+            assert!(
+                check_peer_value(g, &peer.public_value()[1..]).is_err(),
+                "short, group {g}"
+            );
+            let mut off = peer.public_value().to_vec();
+            if g.is_ecp() {
+                // y + 1: no longer on the curve.
+                let last = off.len() - 1;
+                off[last] ^= 1;
+                assert!(check_peer_value(g, &off).is_err(), "off the curve, group {g}");
+            }
         }
     }
 

@@ -14,7 +14,7 @@ pub mod prf;
 pub mod random;
 
 pub use auth::{auth_eq, psk_auth};
-pub use dh::DhPrivate;
+pub use dh::{DhPrivate, check_peer_value};
 pub use keymat::{
     ChildKeys, IkeKeys, RekeyPrfPlus, derive_child_keys, derive_ike_keys, derive_rekeyed_ike_keys,
 };

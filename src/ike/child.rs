@@ -99,6 +99,9 @@ impl IkeSa {
     ) -> Result<(DhPrivate, crate::secret::Secret), PayloadRepr> {
         match ke {
             Some((group, data)) if group == g.number() => {
+                // Checked before we spend a DH key generation on it.
+                crate::crypto::check_peer_value(g, data)
+                    .map_err(|_| notify(NotifyType::INVALID_SYNTAX, Vec::new()))?;
                 let dh = DhPrivate::generate(g, &mut *self.rng)
                     .map_err(|_| notify(NotifyType::TEMPORARY_FAILURE, Vec::new()))?;
                 let shared = dh

@@ -456,10 +456,15 @@ impl IkeSa {
             self.state = State::Closed;
             return Ok(());
         }
-        let Ok(dh) = DhPrivate::generate(group, &mut *self.rng) else {
-            return Err(RejectReason::NotInitRequest("DH key generation failed"));
+        // A KE value that cannot be right costs us no DH work (RFC 6989's checks, cheap half first):
+        // refused statelessly, like a wrong group.
+        let shared = match crate::crypto::check_peer_value(group, &ke_data) {
+            Ok(()) => DhPrivate::generate(group, &mut *self.rng)
+                .ok()
+                .and_then(|dh| dh.shared_secret(&ke_data).ok().map(|s| (dh, s))),
+            Err(_) => None,
         };
-        let Ok(shared) = dh.shared_secret(&ke_data) else {
+        let Some((dh, shared)) = shared else {
             self.send_response(
                 ExchangeType::IKE_SA_INIT,
                 0,
