@@ -28,6 +28,7 @@ pub mod demo;
 pub mod emulate;
 pub mod esp;
 pub mod failover;
+pub mod gateway;
 pub mod ike;
 pub mod io;
 pub mod observe;

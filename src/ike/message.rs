@@ -423,6 +423,11 @@ impl IkeSa {
             sent: 1,
         });
         if let Some(wait) = self.cfg.retransmit.timeout(0) {
+            let wait = if kind == RequestKind::Init {
+                super::INIT_RETRANSMIT
+            } else {
+                wait
+            };
             self.timers.set(Timer::Retransmit, now + wait);
         }
         Some(first)
@@ -467,6 +472,13 @@ impl IkeSa {
         }
         match self.cfg.retransmit.timeout(req.sent) {
             Some(wait) => {
+                // IKE_SA_INIT: one every INIT_RETRANSMIT, so a path restored while we retry is found
+                // within that, and AWS gets no burst (RFC 7296 §2.4 leaves the schedule to us).
+                let wait = if req.kind == RequestKind::Init {
+                    super::INIT_RETRANSMIT
+                } else {
+                    wait
+                };
                 let wait = match dpd_deadline {
                     Some(d) => wait.min(d.saturating_duration_since(now)),
                     None => wait,

@@ -51,6 +51,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use config::{AlgorithmSet, IkeConfig, Ports, RekeyKeyPolicy, RetransmitConfig};
+
+/// The wait between two transmissions of our IKE_SA_INIT request (instead of the doubling schedule
+/// of other requests): a tunnel whose path comes back is found within it, and AWS gets one
+/// IKE_SA_INIT every 2 s at most while the path is down.
+pub const INIT_RETRANSMIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub use errors::{FailReason, Failure, Phase};
 
 use crate::crypto::{DhPrivate, Random};
@@ -484,6 +489,36 @@ impl IkeSa {
         if self.state == State::Established {
             self.heard(now);
         }
+    }
+
+    /// A CREATE_CHILD_SA of ours (a Child SA or IKE SA rekey) is in flight: AWS's "rekeying".
+    pub fn rekeying(&self) -> bool {
+        self.rekey.is_some()
+    }
+
+    /// Our request in flight, if any: what it is and its message ID.
+    pub(crate) fn request_in_flight(&self) -> Option<(message::RequestKind, u32)> {
+        self.in_flight.as_ref().map(|r| (r.kind, r.msg_id))
+    }
+
+    /// When cgwd rekeys the Child SA next (its rekey timer).
+    pub fn next_child_rekey(&self) -> Option<Instant> {
+        self.timers.get(timer::Timer::ChildRekey)
+    }
+
+    /// Every Child SA's (inbound, outbound) SPIs, oldest first.
+    pub fn child_spi_pairs(&self) -> Vec<(u32, u32)> {
+        self.children.iter().map(|c| (c.inbound, c.outbound)).collect()
+    }
+
+    /// Closing, with its DELETE queued behind a request still in flight (it waits up to
+    /// [`CLOSE_WAIT`] for that answer).
+    pub fn delete_queued(&self) -> bool {
+        self.state == State::Deleting
+            && self
+                .in_flight
+                .as_ref()
+                .is_some_and(|r| r.kind != message::RequestKind::DeleteIke)
     }
 
     /// The local SPI: what the daemon uses to route incoming IKE messages to this SA (see [`route`]).

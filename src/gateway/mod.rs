@@ -1,0 +1,309 @@
+//! The gateway core: every tunnel's IKE SAs and their lifecycle, sans-IO.
+//!
+//! ```text
+//!  datagrams, time, commands ─► Gateway ─► outputs, in order: IKE datagrams to send ·
+//!                                 │        SA-table commands (install / switch / remove) ·
+//!                                 │        tunnel events (for failover, health records, status)
+//!                                 ├─ dispatch: a datagram goes to its tunnel by the peer's address,
+//!                                 │  then to the IKE SA it names (SPIs), or to a half-open responder
+//!                                 └─ Tunnel (tunnel.rs): the tunnel's IKE SA, a newer one AWS opened
+//!                                    (make-before-break), the one it replaced, reconnect backoff
+//! ```
+//!
+//! Modelled on quinn-proto's `Endpoint` (one object demultiplexing datagrams to connections with
+//! private state, fed time and returning what to send) and strongSwan's `ike_sa_manager` (half-open
+//! SAs kept by SPI apart from the established ones). The daemon is the I/O shell around it: sockets,
+//! TUN, the SA table, netlink, signals.
+//!
+//! What an attacker who can send from AWS's address cannot do (RFC 7296 §2.6 and §2.21 on
+//! unauthenticated input):
+//! * displace anything: an IKE_SA_INIT request becomes a *half-open* responder SA beside the
+//!   tunnel's own (an attempt of ours in progress, an established SA); only once it authenticates
+//!   (IKE_AUTH with the tunnel's PSK) does it take the tunnel, and a stateless reply (COOKIE,
+//!   INVALID_KE_PAYLOAD) or a failure leaves nothing behind;
+//! * grow state without bound: at most [`HALF_OPEN_PER_TUNNEL`] half-open SAs per tunnel (beyond,
+//!   new requests are dropped, counted), on top of the COOKIE demand by load of `ike::cookie`;
+//! * flood the log: unauthenticated requests are counted in [`Stats`], logged at debug level only.
+
+mod tunnel;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::crypto::Random;
+use crate::ike::{Event, IkeConfig, IkeSa, State, Transmit};
+use crate::sa::{ChildSa, EspSpi, TunnelId};
+
+use tunnel::Tunnel;
+pub use tunnel::TunnelView;
+
+/// Half-open responder SAs kept per tunnel (strongSwan's `block_threshold` per peer is 5; AWS has
+/// one address per tunnel, so this is per source as well).
+pub const HALF_OPEN_PER_TUNNEL: usize = 8;
+
+/// A tunnel of the gateway (an index: tunnels are never removed while the gateway runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TunnelHandle(u32);
+
+impl TunnelHandle {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What the gateway needs to run a tunnel.
+pub struct TunnelSpec {
+    /// The tunnel's IKE configuration (addresses, PSK, algorithms, lifetimes, role).
+    pub cfg: Arc<IkeConfig>,
+    /// Initiate at start (customer: always; AWS role: StartupAction `start`).
+    pub initiate: bool,
+    /// Initiate again after the IKE SA closed (customer: always; AWS role: DPDTimeoutAction
+    /// `restart`).
+    pub reinitiate: bool,
+}
+
+/// Something for the I/O shell to do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// An IKE datagram to send. `current`: from the tunnel's IKE SA (its requests and responses are
+    /// what health records report), not from a half-open, newer or retiring one.
+    Transmit {
+        tunnel: TunnelHandle,
+        current: bool,
+        tx: Transmit,
+    },
+    /// A change to the data plane's SA table.
+    Sa(SaCommand),
+    /// What happened to a tunnel.
+    Event {
+        tunnel: TunnelHandle,
+        event: TunnelEvent,
+    },
+}
+
+/// A change to the data plane's SA table (`esp::SaTable`), in the order it must happen: an inbound
+/// half before the IKE message that lets the peer use it.
+#[derive(Debug)]
+pub enum SaCommand {
+    /// Install a Child SA's inbound half only (a peer's rekey answered, a newer IKE SA's Child SA).
+    InstallInbound(ChildSa),
+    /// Install a Child SA and send on it (its inbound half may be in already).
+    Install(ChildSa),
+    RemoveInbound(EspSpi),
+    RemoveOutbound(TunnelId, EspSpi),
+    /// The tunnel's IKE SA is gone: every SA of the tunnel.
+    RemoveTunnel(TunnelId),
+}
+
+/// What happened to a tunnel, for failover, health records and status.
+#[derive(Debug)]
+pub enum TunnelEvent {
+    /// An event of the tunnel's IKE SA, after the gateway acted on it (SA commands already queued).
+    /// A `ChildDown` here means the tunnel lost its Child SA (a rekey's old SA is `ChildRekeyed`).
+    Ike(Box<Event>),
+    /// The old Child SA of a rekey was removed (its inbound half lingers for stragglers).
+    ChildRekeyed { old_inbound: EspSpi },
+    /// The tunnel moved to an IKE SA AWS opened while ours was established; the older one is being
+    /// deleted.
+    MovedToPeersIkeSa,
+    /// The IKE SA the tunnel moved away from is deleted.
+    OldIkeSaDeleted,
+    /// The tunnel's IKE SA closed; `retry_in`: when cgwd initiates again (None: it waits for AWS).
+    Closed { retry_in: Option<Duration> },
+    /// cgwd initiates an IKE SA for the tunnel.
+    Initiating,
+    /// A rekey request of ours left: `ike` (else a Child SA's).
+    RekeyStarted { ike: bool },
+}
+
+/// Counters of what the gateway refused or dropped, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Datagrams from an address that is no tunnel's peer.
+    pub unknown_peer: u64,
+    /// Datagrams too short for an IKE header, or for no SA of their tunnel.
+    pub unmatched: u64,
+    /// IKE_SA_INIT requests that started a half-open responder SA.
+    pub half_open_started: u64,
+    /// IKE_SA_INIT requests dropped because the tunnel had [`HALF_OPEN_PER_TUNNEL`] half-open SAs.
+    pub half_open_refused: u64,
+    /// IKE_SA_INIT requests answered statelessly or refused as malformed.
+    pub init_rejected: u64,
+    /// Half-open SAs that authenticated and took (or joined) their tunnel.
+    pub half_open_promoted: u64,
+}
+
+/// The gateway core (see the module doc).
+pub struct Gateway {
+    tunnels: Vec<Tunnel>,
+    outputs: VecDeque<Output>,
+    /// Where each new IKE SA gets its randomness: the OS's ([`Gateway::new`]), or seeded in tests.
+    new_rng: Box<dyn FnMut() -> Box<dyn Random> + Send>,
+    stats: Stats,
+}
+
+impl Gateway {
+    /// A gateway whose IKE SAs draw their SPIs, nonces and DH keys from the OS.
+    pub fn new() -> Gateway {
+        Gateway::with_rng(Box::new(|| Box::new(crate::crypto::OsRandom)))
+    }
+
+    /// A gateway whose IKE SAs get their generators from `new_rng` (tests: seeded, reproducible).
+    pub fn with_rng(new_rng: Box<dyn FnMut() -> Box<dyn Random> + Send>) -> Gateway {
+        Gateway {
+            tunnels: Vec::new(),
+            outputs: VecDeque::new(),
+            new_rng,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Add a tunnel; it initiates at the next [`Gateway::handle_timeout`] if its spec says so.
+    pub fn add_tunnel(&mut self, spec: TunnelSpec, now: Instant) -> TunnelHandle {
+        let handle = TunnelHandle(self.tunnels.len() as u32);
+        self.tunnels.push(Tunnel::new(handle, spec, now));
+        handle
+    }
+
+    pub fn tunnels(&self) -> impl Iterator<Item = TunnelHandle> + '_ {
+        (0..self.tunnels.len() as u32).map(TunnelHandle)
+    }
+
+    /// What a tunnel looks like now (for status).
+    pub fn tunnel(&self, t: TunnelHandle) -> TunnelView<'_> {
+        self.tunnels[t.index()].view()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Responder SAs for IKE_SA_INITs from AWS's addresses, not authenticated yet.
+    pub fn half_open(&self) -> usize {
+        self.tunnels.iter().map(Tunnel::half_open_count).sum()
+    }
+
+    /// The tunnel whose AWS endpoint is `peer`'s address.
+    pub fn tunnel_for_peer(&self, peer: SocketAddr) -> Option<TunnelHandle> {
+        self.tunnels
+            .iter()
+            .position(|t| t.peer_is(peer))
+            .map(|i| TunnelHandle(i as u32))
+    }
+
+    /// An IKE datagram (non-ESP marker already stripped) from the network.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let Some(t) = self.tunnel_for_peer(from) else {
+            self.stats.unknown_peer += 1;
+            tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
+            return;
+        };
+        let tunnel = &mut self.tunnels[t.index()];
+        tunnel.datagram(now, from, to, data, &mut self.stats, &mut *self.new_rng);
+        tunnel.drain_all(now, &mut self.outputs);
+    }
+
+    /// Run what is due: IKE timers, initiations, handovers, retiring SAs' DELETEs, lingering SAs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for tunnel in &mut self.tunnels {
+            tunnel.timeout(now, &mut *self.new_rng);
+            tunnel.drain_all(now, &mut self.outputs);
+        }
+    }
+
+    /// The next instant [`Gateway::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tunnels.iter().filter_map(Tunnel::next_timeout).min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Rekey a tunnel's IKE SA (`ike`) or Child SA now (`cgwd rekey`); false when it has no
+    /// established IKE SA.
+    pub fn rekey(&mut self, t: TunnelHandle, now: Instant, ike: bool) -> bool {
+        let tunnel = &mut self.tunnels[t.index()];
+        let done = tunnel.rekey(now, ike);
+        tunnel.drain_all(now, &mut self.outputs);
+        done
+    }
+
+    /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.
+    pub fn note_peer_alive(&mut self, t: TunnelHandle, now: Instant) {
+        self.tunnels[t.index()].note_peer_alive(now);
+    }
+
+    /// Shutdown: DELETE every IKE SA (a newer one AWS opened, the current one, a retiring one still
+    /// in its grace), stop initiating.
+    pub fn close_all(&mut self, now: Instant) {
+        for tunnel in &mut self.tunnels {
+            tunnel.close(now);
+            tunnel.drain_all(now, &mut self.outputs);
+        }
+    }
+
+    /// Some IKE SA is still deleting (shutdown waits for its DELETE to be answered); `queued`: a
+    /// DELETE still waits behind a request in flight.
+    pub fn deleting(&self) -> (bool, bool) {
+        let deleting = self.tunnels.iter().any(Tunnel::deleting);
+        let queued = self.tunnels.iter().any(Tunnel::delete_queued);
+        (deleting, queued)
+    }
+}
+
+/// Why an IKE datagram is what it is, from its fixed header only (RFC 7296 §3.1): enough to route it.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    spi_i: u64,
+    spi_r: u64,
+    /// An IKE_SA_INIT request (a new responder SA, or a retransmission of one).
+    init_request: bool,
+}
+
+impl Header {
+    fn parse(data: &[u8]) -> Option<Header> {
+        let h = data.get(..28)?;
+        let spi_i = u64::from_be_bytes(h[0..8].try_into().ok()?);
+        let spi_r = u64::from_be_bytes(h[8..16].try_into().ok()?);
+        let exchange = h[18];
+        let response = h[19] & 0x20 != 0;
+        Some(Header {
+            spi_i,
+            spi_r,
+            init_request: exchange == 34 && !response && spi_r == 0,
+        })
+    }
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway::new()
+    }
+}
+
+/// The events an IKE SA reported since the last call.
+fn take_events(sa: &mut IkeSa) -> Vec<Event> {
+    let mut v = Vec::new();
+    while let Some(e) = sa.poll_event() {
+        v.push(e);
+    }
+    v
+}
+
+fn take_transmits(sa: &mut IkeSa) -> Vec<Transmit> {
+    let mut v = Vec::new();
+    while let Some(t) = sa.poll_transmit() {
+        v.push(t);
+    }
+    v
+}
+
+fn established(sa: &IkeSa) -> bool {
+    sa.state() == State::Established
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,459 @@
+//! The gateway against an AWS side played by cgwd's own `IkeSa` (AWS's role: lowest-option choice),
+//! over a simulated network with a virtual clock: every lifecycle path, spoofed input, no root.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::crypto::SeededRandom;
+use crate::ike::{IkeConfig, IkeSa, Role};
+use crate::sa::TunnelId;
+use crate::secret::Secret;
+
+const CGW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const AWS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+
+fn cgwd_cfg() -> IkeConfig {
+    let mut c = IkeConfig::aws_defaults(
+        TunnelId::One,
+        CGW,
+        AWS,
+        Secret::from_slice(b"gateway test psk 0123456789"),
+    );
+    c.dpd_interval = Duration::from_secs(10);
+    c
+}
+
+fn aws_cfg() -> IkeConfig {
+    let mut c = cgwd_cfg().mirrored();
+    c.selection = crate::ike::proposal::Selection::Lowest;
+    c
+}
+
+fn seeded(seed: u64) -> Box<dyn FnMut() -> Box<dyn crate::crypto::Random> + Send> {
+    let mut n = seed;
+    Box::new(move || {
+        n += 1;
+        Box::new(SeededRandom::new(n))
+    })
+}
+
+/// The gateway (cgwd) and AWS's endpoint (its own IKE SAs), joined by a network that can be cut.
+struct Lab {
+    now: Instant,
+    gw: Gateway,
+    t: TunnelHandle,
+    /// AWS's IKE SAs: the one cgwd's initiation made, ones AWS opened itself.
+    aws: Vec<IkeSa>,
+    aws_cfg: Arc<IkeConfig>,
+    /// Datagrams in flight: (arrival, to AWS?, data).
+    wire: Vec<(Instant, bool, Vec<u8>)>,
+    /// The path between cgwd and AWS drops everything.
+    cut: bool,
+    /// Everything the gateway output, in order.
+    outputs: Vec<Output>,
+    /// IKE_SA_INIT requests cgwd sent, with when.
+    inits_sent: Vec<Instant>,
+    seed: u64,
+}
+
+fn cgw_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(CGW.into(), port)
+}
+
+fn aws_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(AWS.into(), port)
+}
+
+const LATENCY: Duration = Duration::from_millis(5);
+
+impl Lab {
+    fn new(seed: u64) -> Lab {
+        #[allow(clippy::disallowed_methods)] // the base of the virtual clock
+        let now = Instant::now();
+        let mut gw = Gateway::with_rng(seeded(seed));
+        let t = gw.add_tunnel(
+            TunnelSpec {
+                cfg: Arc::new(cgwd_cfg()),
+                initiate: true,
+                reinitiate: true,
+            },
+            now,
+        );
+        Lab {
+            now,
+            gw,
+            t,
+            aws: Vec::new(),
+            aws_cfg: Arc::new(aws_cfg()),
+            wire: Vec::new(),
+            cut: false,
+            outputs: Vec::new(),
+            inits_sent: Vec::new(),
+            seed,
+        }
+    }
+
+    fn collect(&mut self) {
+        while let Some(o) = self.gw.poll_output() {
+            if let Output::Transmit { tx, .. } = &o {
+                if tx.data.len() >= 28 && tx.data[18] == 34 && tx.data[19] & 0x20 == 0 {
+                    self.inits_sent.push(self.now);
+                }
+                if !self.cut {
+                    self.wire.push((self.now + LATENCY, true, tx.data.clone()));
+                }
+            }
+            self.outputs.push(o);
+        }
+        for sa in &mut self.aws {
+            while let Some(tx) = sa.poll_transmit() {
+                if !self.cut {
+                    self.wire.push((self.now + LATENCY, false, tx.data));
+                }
+            }
+            while sa.poll_event().is_some() {}
+        }
+        self.aws.retain(|sa| sa.state() != crate::ike::State::Closed);
+    }
+
+    /// A datagram as if from AWS's address (genuine or spoofed), delivered now.
+    fn spoof_from_aws(&mut self, data: &[u8]) {
+        self.gw
+            .handle_datagram(self.now, aws_addr(4500), cgw_addr(4500), data);
+        self.collect();
+    }
+
+    fn deliver_to_aws(&mut self, data: Vec<u8>) {
+        let h = Header::parse(&data);
+        if let Some(sa) = self
+            .aws
+            .iter_mut()
+            .find(|sa| h.is_some_and(|h| sa.spis().0 == h.spi_i))
+        {
+            sa.handle_datagram(self.now, cgw_addr(4500), aws_addr(4500), &data);
+        } else if h.is_some_and(|h| h.init_request) {
+            self.seed += 1;
+            if let Ok(sa) = IkeSa::responder(
+                self.aws_cfg.clone(),
+                self.now,
+                Box::new(SeededRandom::new(self.seed ^ 0xa5a5)),
+                &data,
+                cgw_addr(500),
+                aws_addr(500),
+            ) {
+                self.aws.push(sa);
+            }
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.collect();
+        for _ in 0..1_000_000 {
+            let next_wire = self.wire.iter().map(|(at, ..)| *at).min();
+            let next_timer = [self.gw.poll_timeout()]
+                .into_iter()
+                .chain(self.aws.iter().map(IkeSa::poll_timeout))
+                .flatten()
+                .min();
+            let next = match (next_wire, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(x) => x,
+                    None => break,
+                },
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_wire == Some(next) {
+                let i = self.wire.iter().position(|(at, ..)| *at == next).unwrap();
+                let (_, to_aws, data) = self.wire.remove(i);
+                if to_aws {
+                    self.deliver_to_aws(data);
+                } else {
+                    self.gw
+                        .handle_datagram(self.now, aws_addr(4500), cgw_addr(4500), &data);
+                }
+            } else {
+                let now = self.now;
+                self.gw.handle_timeout(now);
+                for sa in &mut self.aws {
+                    if sa.poll_timeout().is_some_and(|t| t <= now) {
+                        sa.handle_timeout(now);
+                    }
+                }
+            }
+            self.collect();
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn up(&self) -> bool {
+        let (p1, p2, _) = self.gw.tunnel(self.t).phases();
+        p1 == crate::ike::LinkState::Established && p2 == crate::ike::LinkState::Established
+    }
+
+    /// AWS opens an IKE SA of its own (StartupAction start, or after losing its state).
+    fn aws_initiates(&mut self) {
+        self.seed += 1;
+        let sa = IkeSa::initiator(
+            self.aws_cfg.clone(),
+            self.now,
+            Box::new(SeededRandom::new(self.seed ^ 0x5a5a)),
+        );
+        self.aws.push(sa);
+        self.collect();
+    }
+
+    fn sa_commands(&self) -> Vec<&SaCommand> {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sa(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// An IKE_SA_INIT request as a spoofer from AWS's address would send: well-formed with a KE of a
+/// group cgwd does not pick (`group`), or a malformed KE (`malformed`).
+fn spoofed_init(spi: u64, group: u16, malformed: bool) -> Vec<u8> {
+    use crate::wire::ike::{ExchangeType, Flags, HeaderRepr, PayloadRepr, PayloadType, SaRepr, emit_message};
+    let set = crate::ike::AlgorithmSet::aws_default();
+    let proposals = crate::ike::proposal::ike_offer(&set, &[], None)
+        .iter()
+        .map(crate::ike::proposal::Proposal::to_repr)
+        .collect();
+    // A real public value, so the responder keeps state (a worst case for a flood).
+    let data = match crate::suite::DhGroup::new(group) {
+        _ if malformed => vec![0u8; 7],
+        Some(g) => crate::crypto::DhPrivate::generate(g, &mut SeededRandom::new(spi))
+            .unwrap()
+            .public_value()
+            .to_vec(),
+        None => vec![0x42; 64],
+    };
+    let header = HeaderRepr {
+        spi_i: spi,
+        spi_r: 0,
+        next_payload: PayloadType::NONE,
+        exchange: ExchangeType::IKE_SA_INIT,
+        flags: Flags::INITIATOR,
+        message_id: 0,
+        length: 0,
+    };
+    let payloads = [
+        PayloadRepr::Sa(SaRepr { proposals }),
+        PayloadRepr::Ke { group, data },
+        PayloadRepr::Nonce(vec![7; 32]),
+    ];
+    let mut out = Vec::new();
+    emit_message(&header, &payloads, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_tunnel_comes_up_and_installs_its_child_sa_before_anything_else() {
+    let mut lab = Lab::new(1);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let cmds = lab.sa_commands();
+    assert!(matches!(cmds.first(), Some(SaCommand::Install(_))), "{cmds:?}");
+}
+
+/// The wedge: while the tunnel is down and cgwd retries, spoofed IKE_SA_INITs from AWS's address
+/// (a KE group cgwd does not pick, a malformed KE) used to replace the tunnel's SA with one that
+/// closed on its stateless reply, and cgwd never initiated again. Now they are half-open SAs beside
+/// cgwd's attempts, and the tunnel comes back as soon as the path does.
+#[test]
+fn spoofed_inits_while_down_never_stop_cgwd_initiating() {
+    for (group, malformed) in [(2, false), (19, true), (14, false)] {
+        let mut lab = Lab::new(2);
+        lab.cut = true;
+        lab.run_for(Duration::from_secs(10));
+        assert!(!lab.up());
+        for n in 0..20u64 {
+            lab.spoof_from_aws(&spoofed_init(0x1000 + n, group, malformed));
+            lab.run_for(Duration::from_secs(1));
+        }
+        lab.cut = false;
+        let restored = lab.now;
+        let mut back = None;
+        for _ in 0..120 {
+            lab.run_for(Duration::from_millis(100));
+            if lab.up() {
+                back = Some(lab.now - restored);
+                break;
+            }
+        }
+        let back = back.unwrap_or_else(|| panic!("group {group} malformed {malformed}: tunnel stayed down"));
+        assert!(back <= Duration::from_secs(5), "back after {back:?}");
+        let s = lab.gw.stats();
+        assert_eq!(
+            s.init_rejected + s.half_open_started + s.half_open_refused,
+            20,
+            "{s:?}"
+        );
+    }
+}
+
+/// Spoofed IKE_SA_INITs during cgwd's own IKE_SA_INIT exchange do not displace it.
+#[test]
+fn a_spoofed_init_during_our_exchange_changes_nothing() {
+    let mut lab = Lab::new(3);
+    // cgwd's IKE_SA_INIT is on the wire, not answered yet.
+    lab.run_for(Duration::from_millis(1));
+    lab.spoof_from_aws(&spoofed_init(0x77, 14, false));
+    lab.spoof_from_aws(&spoofed_init(0x78, 19, true));
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    // The same INITs as without the spoofs (AWS asks for its own group once: INVALID_KE_PAYLOAD).
+    let mut plain = Lab::new(3);
+    plain.run_for(Duration::from_secs(2));
+    assert_eq!(lab.inits_sent.len(), plain.inits_sent.len());
+    assert_eq!(
+        lab.gw.tunnel(lab.t).sa.unwrap().spis(),
+        plain.gw.tunnel(plain.t).sa.unwrap().spis(),
+        "the same IKE SA as without the spoofs"
+    );
+}
+
+/// While established, a flood of IKE_SA_INITs keeps at most HALF_OPEN_PER_TUNNEL half-open SAs, the
+/// tunnel keeps its SAs, and nothing is installed or removed.
+#[test]
+fn an_init_flood_while_established_is_bounded_and_harmless() {
+    let mut lab = Lab::new(4);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let spis = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    let cmds_before = lab.sa_commands().len();
+    let init = spoofed_init(0x10_0000, 19, false);
+    for n in 0..2000u64 {
+        // The same valid KE under 2000 SPIs (generating 2000 keys would only slow the test).
+        let mut m = init.clone();
+        m[0..8].copy_from_slice(&(0x10_0000 + n).to_be_bytes());
+        lab.spoof_from_aws(&m);
+    }
+    lab.run_for(Duration::from_secs(1));
+    assert!(lab.gw.half_open() <= HALF_OPEN_PER_TUNNEL);
+    let s = lab.gw.stats();
+    assert!(s.half_open_refused > 0, "{s:?}");
+    assert_eq!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), spis);
+    assert_eq!(lab.sa_commands().len(), cmds_before);
+    assert!(lab.up());
+    // The half-open SAs time out, and the tunnel still answers AWS.
+    lab.run_for(Duration::from_secs(60));
+    assert!(lab.gw.half_open() == 0);
+    assert!(lab.up());
+}
+
+/// AWS initiates while the tunnel is down (before cgwd's retry): its SA takes the tunnel once it
+/// authenticates, cgwd's pending retry is cancelled.
+#[test]
+fn aws_initiating_while_down_takes_the_tunnel() {
+    let mut lab = Lab::new(5);
+    lab.cut = true;
+    lab.run_for(Duration::from_secs(5));
+    lab.cut = false;
+    lab.aws.clear();
+    lab.aws_initiates();
+    lab.run_for(Duration::from_millis(100));
+    assert!(lab.up());
+    let role = lab.gw.tunnel(lab.t).sa.unwrap().status().role;
+    assert_eq!(role, Role::Responder);
+}
+
+/// AWS opens a second IKE SA while cgwd's is established: its Child SA's inbound half is installed
+/// before the IKE_AUTH response goes out, the tunnel moves to it after HANDOVER_GRACE, and the older
+/// SA gets its DELETE RETIRE_GRACE later; its inbound SA lingers.
+#[test]
+fn a_second_ike_sa_from_aws_takes_over_make_before_break() {
+    let mut lab = Lab::new(6);
+    lab.run_for(Duration::from_secs(2));
+    let old = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    let mark = lab.outputs.len();
+    lab.aws_initiates();
+    lab.run_for(Duration::from_millis(100));
+    // InstallInbound precedes the IKE_AUTH response (exchange 35).
+    let seq: Vec<&Output> = lab.outputs[mark..].iter().collect();
+    let inbound = seq
+        .iter()
+        .position(|o| matches!(o, Output::Sa(SaCommand::InstallInbound(_))))
+        .expect("inbound installed");
+    let auth = seq
+        .iter()
+        .position(|o| matches!(o, Output::Transmit { tx, .. } if tx.data[18] == 35))
+        .expect("IKE_AUTH answered");
+    assert!(inbound < auth);
+    assert_eq!(
+        lab.gw.tunnel(lab.t).sa.unwrap().spis(),
+        old,
+        "not before the grace"
+    );
+    lab.run_for(tunnel::HANDOVER_GRACE);
+    assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), old);
+    assert!(lab.up());
+    lab.run_for(Duration::from_secs(7));
+    let events: Vec<&TunnelEvent> = lab
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert!(events.iter().any(|e| matches!(e, TunnelEvent::MovedToPeersIkeSa)));
+    assert!(events.iter().any(|e| matches!(e, TunnelEvent::OldIkeSaDeleted)));
+    // The old Child SA's inbound half lingered, then went.
+    assert!(
+        lab.sa_commands()
+            .iter()
+            .any(|c| matches!(c, SaCommand::RemoveInbound(_)))
+    );
+    assert!(lab.up());
+}
+
+/// A path restored after a long cut brings the tunnel back within 5 s, and while it is down cgwd
+/// sends AWS at most one IKE_SA_INIT every few seconds.
+#[test]
+fn a_restored_path_brings_the_tunnel_back_quickly_without_hammering_aws() {
+    let mut lab = Lab::new(7);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    lab.cut = true;
+    lab.aws.clear();
+    let cut_at = lab.now;
+    // cgwd's DPD declares AWS dead, then it keeps trying.
+    lab.run_for(Duration::from_secs(120));
+    assert!(!lab.up());
+    let inits: Vec<Duration> = lab
+        .inits_sent
+        .iter()
+        .filter(|t| **t > cut_at)
+        .map(|t| *t - cut_at)
+        .collect();
+    for w in inits.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_secs(2),
+            "INITs too close: {inits:?}"
+        );
+    }
+    assert!(!inits.is_empty());
+    lab.cut = false;
+    let restored = lab.now;
+    let mut back = None;
+    for _ in 0..100 {
+        lab.run_for(Duration::from_millis(100));
+        if lab.up() {
+            back = Some(lab.now - restored);
+            break;
+        }
+    }
+    let back = back.expect("tunnel back");
+    assert!(back <= Duration::from_secs(5), "back after {back:?}");
+}
