@@ -31,7 +31,8 @@ use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, KEEPALIVE_INTERV
 use crate::esp::SaTable;
 use crate::failover::probe::{Inbound, Prober};
 use crate::failover::{DownReason, FailoverTimers, Monitor, Outbound, Verdict};
-use crate::ike::{Event, FailReason, IkeConfig, IkeSa, LinkState, State};
+use crate::gateway::{Gateway, Output, SaCommand, TunnelEvent, TunnelHandle, TunnelSpec};
+use crate::ike::{Event, FailReason, IkeConfig, LinkState, State};
 use crate::io::clock;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
@@ -45,28 +46,11 @@ use crate::wire::udp_encap::NON_ESP_MARKER;
 pub const TICK: Duration = Duration::from_millis(50);
 /// How often the status snapshot is refreshed (and on every state change).
 const STATUS_EVERY: Duration = Duration::from_millis(500);
-/// How long the inbound half of a Child SA replaced by a rekey (or with the older IKE SA AWS's new
-/// one replaced) still decrypts: packets the peer sealed with it just before switching may still be
-/// in flight (or queued behind the rekey on a slow path). strongSwan's `charon.delete_rekeyed_delay`
-/// is the same idea, with the same 5 s.
-const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(5);
-/// Reconnect backoff after an IKE SA closed: 1 s doubling to 30 s; reset once established.
-const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long the shutdown waits for the DELETE exchanges to be answered once they are sent (a DELETE
 /// queued behind a request in flight may first wait up to [`crate::ike::CLOSE_WAIT`]).
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// IKE datagrams queued from the RX worker before it starts dropping (control traffic is sparse).
 const IKE_QUEUE: usize = 64;
-/// How long a second IKE SA AWS opened waits, its Child SA up, before cgwd sends on it and deletes
-/// the older SA: AWS installs the Child SA when our IKE_AUTH response reaches it, a moment later.
-const HANDOVER_GRACE: Duration = Duration::from_millis(500);
-/// How long the older IKE SA stays after the tunnel moved off it before cgwd sends its DELETE: AWS
-/// removes that IKE SA's Child SAs the moment the DELETE arrives (strongSwan's `delete_rekeyed_delay`
-/// covers Child SA rekeys only), so what cgwd sealed with the old Child SA just before the switch
-/// must be through AWS's ESP processing first. Shorter than [`HANDOVER_GRACE`], so it always ends
-/// before the next handover.
-const RETIRE_GRACE: Duration = Duration::from_millis(200);
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -265,22 +249,14 @@ pub fn preflight() -> Result<(), StartError> {
     Ok(())
 }
 
-/// An IKE SA that AWS's newer one replaced, on its way out.
-struct Retiring {
-    sa: IkeSa,
-    /// Its Child SAs' (inbound, outbound) SPIs, dropped from the data plane once it is gone.
-    spis: Vec<(u32, u32)>,
-    /// When its DELETE is due ([`RETIRE_GRACE`] after the tunnel moved off it); None once sent.
-    delete_at: Option<Instant>,
-}
-
-/// One tunnel's control-plane state.
+/// One tunnel as the daemon sees it: its handle in the gateway core, and what failover, probes and
+/// status keep beside the IKE SAs.
 struct Tunnel {
     id: TunnelId,
+    /// The tunnel in the gateway (None: this process does not serve it, as an `emulate-aws`
+    /// endpoint serves one).
+    handle: Option<TunnelHandle>,
     cfg: Arc<IkeConfig>,
-    sa: Option<IkeSa>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
     prober: Prober,
     inside: Ipv4Net,
     aws_inside: Ipv4Addr,
@@ -292,54 +268,39 @@ struct Tunnel {
     ike_suite: Option<Suite>,
     esp_suite: Option<Suite>,
     nat: bool,
-    /// This process serves the tunnel (the AWS role serves one).
-    enabled: bool,
-    /// Initiate again after the IKE SA closed (customer: always; AWS: StartupAction/DPDTimeoutAction).
-    reinitiate: bool,
-    /// An IKE SA AWS opened while `sa` was established (RFC 7296 §2.4 lets a peer start a new one at
-    /// any time: AWS with StartupAction `start`, or after losing its state): answered, and once its
-    /// Child SA is up it carries the tunnel and `sa` is deleted (make-before-break).
-    incoming: Option<IkeSa>,
-    /// The IKE SA `incoming` replaced, being deleted.
-    retiring: Option<Retiring>,
-    /// `incoming`'s Child SA, its inbound half installed, and when the tunnel moves to it (after
-    /// [`HANDOVER_GRACE`], so AWS has installed it before cgwd sends on it).
-    handover: Option<(Instant, crate::sa::ChildSa)>,
-    /// The last rekey request of ours logged (IKE SA, message ID), so each is logged once.
-    rekey_logged: Option<(u64, u32)>,
 }
 
 impl Tunnel {
-    fn phase_states(&self) -> (PhaseState, PhaseState) {
+    fn phase_states(&self, gw: &Gateway) -> (PhaseState, PhaseState) {
         let map = |l: LinkState| match l {
             LinkState::Established => PhaseState::Established,
             LinkState::Negotiating => PhaseState::Negotiating,
             LinkState::Down => PhaseState::Down,
         };
-        match &self.sa {
-            None => (PhaseState::Down, PhaseState::Down),
-            Some(sa) => {
-                let s = sa.status();
-                // A CREATE_CHILD_SA of ours in flight while established: AWS's "rekeying".
-                let rekeying = sa.rekey.is_some() && s.phase1 == LinkState::Established;
-                let p2 = if rekeying && s.phase2 == LinkState::Established {
-                    PhaseState::Rekeying
-                } else {
-                    map(s.phase2)
-                };
-                (map(s.phase1), p2)
-            }
-        }
+        let Some(h) = self.handle else {
+            return (PhaseState::Down, PhaseState::Down);
+        };
+        let (p1, p2, rekeying) = gw.tunnel(h).phases();
+        // A CREATE_CHILD_SA of ours in flight while established: AWS's "rekeying".
+        let p2 = if rekeying && p2 == LinkState::Established {
+            PhaseState::Rekeying
+        } else {
+            map(p2)
+        };
+        (map(p1), p2)
     }
 
-    /// Seconds until cgwd rekeys the Child SA (the IKE SA's timer table, read within the crate).
-    fn next_rekey(&self, now: Instant) -> Option<u64> {
-        let at = self
-            .sa
-            .as_ref()?
-            .timers
-            .get(crate::ike::timer::Timer::ChildRekey)?;
+    /// Seconds until cgwd rekeys the Child SA.
+    fn next_rekey(&self, gw: &Gateway, now: Instant) -> Option<u64> {
+        let at = gw.tunnel(self.handle?).next_child_rekey()?;
         Some(at.saturating_duration_since(now).as_secs())
+    }
+
+    /// The tunnel's IKE SA is established.
+    fn ike_up(&self, gw: &Gateway) -> bool {
+        self.handle
+            .and_then(|h| gw.tunnel(h).sa)
+            .is_some_and(|sa| sa.state() == State::Established)
     }
 }
 
@@ -367,9 +328,8 @@ struct Daemon {
     interface: String,
     /// Health records and Prometheus metrics (docs/observability.md).
     observer: Observer,
-    /// Inbound SPIs of Child SAs replaced by a rekey, and when to remove them
-    /// ([`REKEYED_INBOUND_LINGER`]).
-    lingering: Vec<(Instant, crate::sa::EspSpi)>,
+    /// The tunnels' IKE SAs and their lifecycle (sans-IO).
+    gateway: Gateway,
     /// Requests from the control socket (`cgwd rekey`).
     commands: Receiver<Command>,
 }
@@ -404,17 +364,6 @@ fn send_ike(udp500: &UdpSocket, udp4500: &UdpSocket, tx: &crate::ike::Transmit) 
     if let Err(e) = r {
         tracing::warn!(error = %e, to = %tx.to, bytes = tx.data.len(), "IKE datagram not sent");
     }
-}
-
-/// Sends what a spare IKE SA (AWS's second one, or the one it replaced) wants to send: whether it
-/// sent anything, and its next event.
-fn step(sa: &mut IkeSa, udp500: &UdpSocket, udp4500: &UdpSocket) -> (bool, Option<Event>) {
-    let mut sent = false;
-    while let Some(tx) = sa.poll_transmit() {
-        sent = true;
-        send_ike(udp500, udp4500, &tx);
-    }
-    (sent, sa.poll_event())
 }
 
 fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
@@ -556,6 +505,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         .map_err(|e| StartError::Other(e.to_string()))?;
         ike_configs.push(Arc::new(cfg));
     }
+    let mut gateway = Gateway::new();
     let tunnels = TunnelId::BOTH.map(|id| {
         let t = conn.tunnel(id);
         let cfg = ike_configs[id.index()].clone();
@@ -568,15 +518,20 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         };
         let behaviour = crate::emulate::Behaviour::of(t);
         let enabled = served[id.index()];
-        let initiate = enabled && (aws.is_none() || behaviour.initiate_at_start);
         shared.set_aws_inside(id, enabled.then_some(peers));
+        let handle = enabled.then(|| {
+            gateway.add_tunnel(
+                TunnelSpec {
+                    cfg: cfg.clone(),
+                    initiate: aws.is_none() || behaviour.initiate_at_start,
+                    reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+                },
+                now,
+            )
+        });
         Tunnel {
             id,
-            sa: None,
-            retry_at: initiate.then_some(now),
-            backoff: RETRY_MIN,
-            enabled,
-            reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+            handle,
             prober: Prober::new(ours, peers, ident, timers.probe_interval),
             inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
             aws_inside: peers,
@@ -589,10 +544,6 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             esp_suite: None,
             nat: false,
             cfg,
-            incoming: None,
-            retiring: None,
-            handover: None,
-            rekey_logged: None,
         }
     });
     let icmp = match RawIcmp::open() {
@@ -649,7 +600,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         last_status: None,
         routes_up: None,
         observer,
-        lingering: Vec::new(),
+        gateway,
         commands,
     };
     let result = d.run_loop(&signals);
@@ -693,7 +644,6 @@ impl Daemon {
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
-            self.expire_lingering(now);
             while let Ok(c) = self.commands.try_recv() {
                 self.command(c, now);
             }
@@ -714,28 +664,17 @@ impl Daemon {
     fn command(&mut self, c: Command, now: Instant) {
         match c {
             Command::Rekey { tunnel, ike } => {
-                let i = tunnel.index();
-                let Some(sa) = self.tunnels[i].sa.as_mut() else {
-                    tracing::warn!(%tunnel, "rekey requested, but the tunnel has no IKE SA");
+                let Some(h) = self.tunnels[tunnel.index()].handle else {
+                    tracing::warn!(%tunnel, "rekey requested, but this process does not serve the tunnel");
                     return;
                 };
                 tracing::info!(%tunnel, what = if ike { "IKE SA" } else { "Child SA" }, "rekey requested");
-                sa.rekey_now(now, ike);
-                self.drain(i, now);
+                if !self.gateway.rekey(h, now, ike) {
+                    tracing::warn!(%tunnel, "rekey requested, but the tunnel has no established IKE SA");
+                }
+                self.apply_outputs(now);
             }
         }
-    }
-
-    /// Removes the rekeyed-away inbound SAs whose grace is over.
-    fn expire_lingering(&mut self, now: Instant) {
-        let sas = &self.shared.sas;
-        self.lingering.retain(|&(until, spi)| {
-            let keep = until > now;
-            if !keep {
-                sas.remove_inbound(spi);
-            }
-            keep
-        });
     }
 
     /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
@@ -746,297 +685,94 @@ impl Daemon {
         };
         if let Some(d) = m.take_request(now) {
             tracing::warn!(duration = ?d, "maintenance: deleting the SAs and going silent");
-            for i in 0..2 {
-                if !self.tunnels[i].enabled {
-                    continue;
-                }
-                if let Some(sa) = self.tunnels[i].sa.as_mut() {
-                    sa.close(now);
-                }
-                self.drain(i, now);
-                if self.tunnels[i].sa.is_some() {
-                    self.event(i, Event::Closed, now);
-                }
-                self.tunnels[i].incoming = None;
-                self.tunnels[i].retiring = None;
-                self.tunnels[i].handover = None;
+            for h in self.tunnels.iter().filter_map(|t| t.handle) {
+                self.gateway.reset(h, now);
             }
+            self.apply_outputs(now);
         }
         self.maintenance.as_mut().is_some_and(|m| m.silent(now))
     }
 
-    fn tunnel_for(&self, from: SocketAddr) -> Option<usize> {
+    fn index_of(&self, h: TunnelHandle) -> usize {
         self.tunnels
             .iter()
-            .position(|t| t.enabled && IpAddr::V4(t.cfg.remote_addr) == from.ip())
+            .position(|t| t.handle == Some(h))
+            .unwrap_or_default()
     }
 
     fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         if self.maintenance.as_mut().is_some_and(|m| m.silent(now)) {
             return;
         }
-        let Some(i) = self.tunnel_for(from) else {
-            tracing::debug!(%from, "IKE datagram from an unknown peer dropped");
-            return;
-        };
-        if data.len() < 28 {
-            return;
+        if let Some(h) = self.gateway.tunnel_for_peer(from) {
+            let i = self.index_of(h);
+            self.observer.inbound[i] = ike_header(data);
         }
-        self.observer.inbound[i] = ike_header(data);
-        let spi_i = u64::from_be_bytes(data[0..8].try_into().unwrap_or_default());
-        let spi_r = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
-        let exchange = data[18];
-        let is_response = data[19] & 0x20 != 0;
-        let new_ike_sa_init = spi_r == 0 && exchange == 34 && !is_response;
-        let t = &mut self.tunnels[i];
-        // The second IKE SA AWS opened, and the one it replaced, get their own messages.
-        if let Some(sa) = t.incoming.as_mut().filter(|sa| sa.spis().0 == spi_i) {
-            sa.handle_datagram(now, from, to, data);
-            self.drain_incoming(i, now);
-            return;
-        }
-        if !new_ike_sa_init
-            && let Some(Retiring { sa, .. }) = t.retiring.as_mut().filter(|r| r.sa.spis().0 == spi_i)
-        {
-            sa.handle_datagram(now, from, to, data);
-            self.drain_retiring(i, now);
-            return;
-        }
-        let matches_current = t.sa.as_ref().is_some_and(|sa| sa.spis().0 == spi_i);
-        // A responder SA that answered statelessly (INVALID_KE_PAYLOAD, COOKIE) is Closed: the retried
-        // IKE_SA_INIT (same SPIi) starts a new one.
-        let stale = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Closed);
-        if t.sa.is_some() && !(new_ike_sa_init && stale) && (matches_current || !new_ike_sa_init) {
-            // Everything else from this peer goes to its IkeSa, which knows its current and (during an
-            // IKE rekey) its old and new SPIs, and drops what is not its own.
-            if let Some(sa) = t.sa.as_mut() {
-                sa.handle_datagram(now, from, to, data);
-            }
-        } else if new_ike_sa_init {
-            // AWS initiates (StartupAction start, or it re-keys/reconnects first).
-            let established = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
-            if established {
-                // A new IKE SA next to ours: answer it (ignoring it would leave AWS retrying, and
-                // with StartupAction start AWS keeps its own); it takes over once its Child SA is up.
-                match IkeSa::responder(t.cfg.clone(), now, Box::new(OsRandom), data, from, to) {
-                    Ok(sa) => {
-                        tracing::info!(tunnel = %t.id, "AWS initiated a new IKE SA while ours is established; responding");
-                        t.incoming = Some(sa);
-                    }
-                    Err(e) => tracing::debug!(tunnel = %t.id, error = %e, "IKE_SA_INIT rejected"),
-                }
-                self.drain_incoming(i, now);
-                return;
-            }
-            match IkeSa::responder(t.cfg.clone(), now, Box::new(OsRandom), data, from, to) {
-                Ok(sa) => {
-                    tracing::info!(tunnel = %t.id, "AWS initiated IKE; responding");
-                    t.sa = Some(sa);
-                    t.retry_at = None;
-                }
-                Err(e) => tracing::debug!(tunnel = %t.id, error = %e, "IKE_SA_INIT rejected"),
-            }
-        } else {
-            return;
-        }
-        self.drain(i, now);
+        self.gateway.handle_datagram(now, from, to, data);
+        self.apply_outputs(now);
     }
 
     fn timers(&mut self, now: Instant) {
-        for i in 0..2 {
-            let t = &mut self.tunnels[i];
-            if t.sa.is_none() && t.retry_at.is_some_and(|r| r <= now) {
-                tracing::info!(tunnel = %t.id, peer = %t.cfg.remote_addr, "initiating IKE");
-                t.sa = Some(IkeSa::initiator(t.cfg.clone(), now, Box::new(OsRandom)));
-                t.retry_at = None;
-                self.monitor.negotiating(t.id);
-                self.drain(i, now);
-                continue;
-            }
-            if let Some(sa) = t.sa.as_mut()
-                && sa.poll_timeout().is_some_and(|d| d <= now)
-            {
-                sa.handle_timeout(now);
-                self.drain(i, now);
-            }
-            let t = &mut self.tunnels[i];
-            if let Some(sa) = t.incoming.as_mut()
-                && sa.poll_timeout().is_some_and(|d| d <= now)
-            {
-                sa.handle_timeout(now);
-                self.drain_incoming(i, now);
-            }
-            // The grace is over, or the older SA went meanwhile: move to AWS's new IKE SA.
-            let t = &self.tunnels[i];
-            let ours_up = t.sa.as_ref().is_some_and(|sa| sa.state() == State::Established);
-            if t.handover.as_ref().is_some_and(|(at, _)| *at <= now || !ours_up)
-                && let Some((_, child)) = self.tunnels[i].handover.take()
-            {
-                self.take_over(i, child, now);
-            }
-            // The older IKE SA's DELETE once its grace is over; until then its timers wait too (no
-            // rekey or DPD of an SA about to go).
-            let t = &mut self.tunnels[i];
-            if let Some(Retiring { sa, delete_at, .. }) = t.retiring.as_mut() {
-                if delete_at.is_some_and(|at| at <= now) {
-                    *delete_at = None;
-                    sa.close(now);
-                    self.drain_retiring(i, now);
-                } else if delete_at.is_none() && sa.poll_timeout().is_some_and(|d| d <= now) {
-                    sa.handle_timeout(now);
-                    self.drain_retiring(i, now);
+        if self.gateway.poll_timeout().is_some_and(|t| t <= now) {
+            self.gateway.handle_timeout(now);
+            self.apply_outputs(now);
+        }
+    }
+
+    /// Carry out what the gateway core asks, in its order: send IKE datagrams, change the SA table,
+    /// act on tunnel events (failover, health records, status).
+    fn apply_outputs(&mut self, now: Instant) {
+        while let Some(o) = self.gateway.poll_output() {
+            match o {
+                Output::Transmit { tunnel, current, tx } => {
+                    let i = self.index_of(tunnel);
+                    let record = current.then(|| self.observer.sent(i, &tx.data)).flatten();
+                    send_ike(&self.udp500, &self.udp4500, &tx);
+                    if let Some(h) = record {
+                        self.report(i, &h, now);
+                    }
+                }
+                Output::Sa(c) => self.sa_command(c),
+                Output::Event { tunnel, event } => {
+                    let i = self.index_of(tunnel);
+                    self.tunnel_event(i, event, now);
                 }
             }
         }
     }
 
-    /// Act on what AWS's second IKE SA reports, then send what it wants to send: its Child SA's
-    /// inbound half is installed before the IKE_AUTH response that lets AWS use it goes out.
-    fn drain_incoming(&mut self, i: usize, now: Instant) {
-        let id = self.tunnels[i].id;
-        loop {
-            let Some(sa) = self.tunnels[i].incoming.as_mut() else {
-                return;
-            };
-            match sa.poll_event() {
-                Some(Event::ChildUp(child)) => {
-                    if let Err(e) = self.shared.sas.install_inbound(&child) {
-                        tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
-                    }
-                    self.tunnels[i].handover = Some((now + HANDOVER_GRACE, child));
-                }
-                Some(Event::Failed(f)) => {
-                    tracing::warn!(tunnel = %id, "AWS's new IKE SA failed, keeping ours: {}", f.message());
-                }
-                Some(Event::Closed) => {
-                    while let Some(tx) = sa.poll_transmit() {
-                        send_ike(&self.udp500, &self.udp4500, &tx);
-                    }
-                    self.tunnels[i].incoming = None;
-                    if let Some((_, child)) = self.tunnels[i].handover.take() {
-                        self.shared.sas.remove_inbound(child.inbound.spi);
-                    }
-                    return;
-                }
-                Some(_) => {}
-                None => {
-                    let mut sent = false;
-                    while let Some(tx) = sa.poll_transmit() {
-                        sent = true;
-                        send_ike(&self.udp500, &self.udp4500, &tx);
-                    }
-                    if !sent {
-                        return;
-                    }
+    fn sa_command(&mut self, c: SaCommand) {
+        let sas = &self.shared.sas;
+        match c {
+            SaCommand::InstallInbound(child) => {
+                if let Err(e) = sas.install_inbound(&child) {
+                    tracing::error!(tunnel = %child.tunnel, error = %e, "installing the Child SA failed");
                 }
             }
-        }
-    }
-
-    /// AWS's new IKE SA has had its Child SA for [`HANDOVER_GRACE`]: it becomes the tunnel's SA (its
-    /// Child SA sent on from now, as after a rekey) and the older IKE SA is deleted with a DELETE
-    /// [`RETIRE_GRACE`] later, its SAs kept for inbound packets until that completes.
-    fn take_over(&mut self, i: usize, child: crate::sa::ChildSa, now: Instant) {
-        let t = &mut self.tunnels[i];
-        let Some(new) = t.incoming.take() else {
-            return;
-        };
-        t.retry_at = None;
-        if let Some(old) = t.sa.replace(new) {
-            let spis: Vec<(u32, u32)> = old.children.iter().map(|c| (c.inbound, c.outbound)).collect();
-            let retiring = Retiring {
-                sa: old,
-                spis,
-                delete_at: Some(now + RETIRE_GRACE),
-            };
-            if let Some(earlier) = t.retiring.replace(retiring) {
-                self.forget_children(i, &earlier.spis, now);
-            }
-        }
-        tracing::info!(tunnel = %self.tunnels[i].id, "AWS opened a new IKE SA: the tunnel moves to it; deleting the older one");
-        self.event(i, Event::Established, now);
-        self.event(i, Event::ChildUp(child), now);
-        self.drain(i, now);
-        self.drain_retiring(i, now);
-    }
-
-    /// Send the DELETE of a replaced IKE SA (and answer what it still gets); drop its SAs when gone.
-    fn drain_retiring(&mut self, i: usize, now: Instant) {
-        let id = self.tunnels[i].id;
-        loop {
-            let Some(Retiring { sa, .. }) = self.tunnels[i].retiring.as_mut() else {
-                return;
-            };
-            match step(sa, &self.udp500, &self.udp4500) {
-                (_, Some(Event::Closed)) => {
-                    if let Some(old) = self.tunnels[i].retiring.take() {
-                        self.forget_children(i, &old.spis, now);
-                    }
-                    tracing::info!(tunnel = %id, "older IKE SA deleted");
-                    return;
-                }
-                (_, Some(Event::ChildDown { inbound, outbound })) => {
-                    self.shared.sas.remove_inbound(inbound);
-                    self.shared.sas.remove_outbound(id, outbound);
-                }
-                (false, None) => return,
-                _ => {}
-            }
-        }
-    }
-
-    /// Remove the data-plane SAs of a replaced IKE SA's Child SAs (the outbound only if still current);
-    /// the inbound halves linger like a rekeyed-away one: what AWS sealed with them before it processed
-    /// the DELETE may still be on its way.
-    fn forget_children(&mut self, i: usize, spis: &[(u32, u32)], now: Instant) {
-        let id = self.tunnels[i].id;
-        for &(inbound, outbound) in spis {
-            self.lingering
-                .push((now + REKEYED_INBOUND_LINGER, crate::sa::EspSpi(inbound)));
-            self.shared.sas.remove_outbound(id, crate::sa::EspSpi(outbound));
-        }
-    }
-
-    /// Send what the SA wants to send and act on its events.
-    fn drain(&mut self, i: usize, now: Instant) {
-        loop {
-            let Some(sa) = self.tunnels[i].sa.as_mut() else {
-                return;
-            };
-            let mut progressed = false;
-            let mut sent = None;
-            while let Some(tx) = sa.poll_transmit() {
-                progressed = true;
-                sent = self.observer.sent(i, &tx.data).or(sent);
-                send_ike(&self.udp500, &self.udp4500, &tx);
-            }
-            // Who started a rekey is what tells cgwd's rekeys from AWS's in the log: one line per
-            // request (a retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE is a new one).
-            if let Some(r) = sa.in_flight.as_ref() {
-                use crate::ike::message::RequestKind;
-                let key = (sa.local_spi(), r.msg_id);
-                let what = match r.kind {
-                    RequestKind::RekeyChild => Some("rekeying the Child SA (cgwd initiates)"),
-                    RequestKind::RekeyIke => Some("rekeying the IKE SA (cgwd initiates)"),
-                    _ => None,
+            SaCommand::Install(child) => {
+                // Installed inbound already (a peer's rekey, AWS's newer IKE SA): switch outbound only.
+                let installed = match sas.install(&child) {
+                    Err(crate::esp::InstallError::DuplicateSpi(_)) => sas.switch_outbound(&child),
+                    r => r,
                 };
-                if let Some(what) = what
-                    && self.tunnels[i].rekey_logged != Some(key)
-                {
-                    self.tunnels[i].rekey_logged = Some(key);
-                    tracing::info!(tunnel = %self.tunnels[i].id, "{what}");
+                if let Err(e) = installed {
+                    tracing::error!(tunnel = %child.tunnel, error = %e, "installing the Child SA failed");
+                    return;
+                }
+                if let SocketAddr::V4(peer) = child.remote {
+                    self.shared.set_peer(child.tunnel, Some(peer));
+                } else {
+                    self.shared.set_peer(child.tunnel, None::<SocketAddrV4>);
                 }
             }
-            let ev = sa.poll_event();
-            if let Some(h) = sent {
-                self.report(i, &h, now);
+            SaCommand::RemoveInbound(spi) => {
+                sas.remove_inbound(spi);
             }
-            if let Some(ev) = ev {
-                progressed = true;
-                self.event(i, ev, now);
+            SaCommand::RemoveOutbound(tunnel, spi) => {
+                sas.remove_outbound(tunnel, spi);
             }
-            if !progressed {
-                return;
+            SaCommand::RemoveTunnel(tunnel) => {
+                sas.remove_tunnel(tunnel);
             }
         }
     }
@@ -1044,7 +780,7 @@ impl Daemon {
     /// A health record for `ev` on tunnel `i`, with the state the tunnel is in now.
     fn report(&mut self, i: usize, ev: &HealthEvent, now: Instant) {
         let t = &self.tunnels[i];
-        let (p1, p2) = t.phase_states();
+        let (p1, p2) = t.phase_states(&self.gateway);
         let state = TunnelHealth {
             phase1: p1,
             phase2: p2,
@@ -1056,73 +792,52 @@ impl Daemon {
         self.observer.event(t.id, state, ev, now);
     }
 
-    fn event(&mut self, i: usize, ev: Event, now: Instant) {
-        self.observe_event(i, &ev, now);
+    /// A tunnel event from the gateway core: what failover, health records and status make of it
+    /// (the SA table has been changed already).
+    fn tunnel_event(&mut self, i: usize, ev: TunnelEvent, now: Instant) {
         let id = self.tunnels[i].id;
+        let ev = match ev {
+            TunnelEvent::Ike(ev) => *ev,
+            TunnelEvent::ChildRekeyed { .. } => {
+                let current = self.tunnels[i]
+                    .handle
+                    .and_then(|h| self.gateway.tunnel(h).status())
+                    .and_then(|s| s.child_spis);
+                if current.is_some() {
+                    self.tunnels[i].child_spis = current;
+                }
+                return;
+            }
+            TunnelEvent::MovedToPeersIkeSa
+            | TunnelEvent::OldIkeSaDeleted
+            | TunnelEvent::Closed { .. }
+            | TunnelEvent::Initiating
+            | TunnelEvent::RekeyStarted { .. } => return,
+        };
+        self.observe_event(i, &ev, now);
+        let status = self.tunnels[i].handle.and_then(|h| self.gateway.tunnel(h).status());
         match ev {
             Event::Established => {
                 let t = &mut self.tunnels[i];
-                t.backoff = RETRY_MIN;
                 t.last_reason = None;
-                if let Some(sa) = &t.sa {
-                    let s = sa.status();
+                if let Some(s) = status {
                     t.ike_suite = s.ike_suite;
                     t.nat = s.nat_detected;
                 }
-                tracing::info!(tunnel = %id, "IKE SA established (phase 1 up)");
-            }
-            Event::ChildInbound(child) => {
-                if let Err(e) = self.shared.sas.install_inbound(&child) {
-                    tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
-                }
             }
             Event::ChildUp(child) => {
-                // Installed inbound already by `ChildInbound` (a rekey collision): switch outbound only.
-                let installed = match self.shared.sas.install(&child) {
-                    Err(crate::esp::InstallError::DuplicateSpi(_)) => self.shared.sas.switch_outbound(&child),
-                    r => r,
-                };
-                if let Err(e) = installed {
-                    tracing::error!(tunnel = %id, error = %e, "installing the Child SA failed");
-                    return;
-                }
-                if let SocketAddr::V4(peer) = child.remote {
-                    self.shared.set_peer(id, Some(peer));
-                } else {
-                    self.shared.set_peer(id, None::<SocketAddrV4>);
-                }
                 let t = &mut self.tunnels[i];
                 t.child_since.get_or_insert(now);
                 t.child_spis = Some((child.inbound.spi.0, child.outbound.spi.0));
-                t.esp_suite = t.sa.as_ref().and_then(|sa| sa.status().esp_suite);
+                t.esp_suite = status.and_then(|s| s.esp_suite);
                 // Start counting inbound from here.
                 t.last_rx_packets = self.shared.sas.counters().tunnels[i].packets_in;
                 self.monitor.child_up(id, now);
-                tracing::info!(
-                    tunnel = %id,
-                    spi_in = %child.inbound.spi,
-                    spi_out = %child.outbound.spi,
-                    "Child SA up (phase 2 up)"
-                );
                 self.failover(now);
                 self.publish_status(now);
             }
-            Event::ChildDown { inbound, outbound } => {
-                self.shared.sas.remove_outbound(id, outbound);
+            Event::ChildDown { .. } => {
                 let t = &mut self.tunnels[i];
-                // The old SA of a rekey going away: the new one (already installed) carries on,
-                // and the old inbound half still takes stragglers for a moment.
-                let remaining =
-                    t.sa.as_ref()
-                        .filter(|sa| sa.state() == State::Established)
-                        .and_then(|sa| sa.status().child_spis);
-                if let Some(current) = remaining {
-                    t.child_spis = Some(current);
-                    self.lingering.push((now + REKEYED_INBOUND_LINGER, inbound));
-                    tracing::info!(tunnel = %id, spi_in = %inbound, "old Child SA removed after rekey");
-                    return;
-                }
-                self.shared.sas.remove_inbound(inbound);
                 t.child_spis = None;
                 t.child_since = None;
                 // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
@@ -1134,42 +849,29 @@ impl Daemon {
                     t.last_reason = Some("AWS deleted the Child SA".into());
                     self.monitor.child_down(id, DownReason::DeleteReceived, now);
                 }
-                tracing::warn!(tunnel = %id, "Child SA down");
                 self.failover(now);
                 self.publish_status(now);
             }
-            Event::IkeRekeyed { new_local_spi, .. } => {
-                tracing::info!(tunnel = %id, spi = format!("{new_local_spi:016x}"), "IKE SA rekeyed");
-            }
+            Event::ChildInbound(_) | Event::IkeRekeyed { .. } => {}
             Event::ChildFailed(f) => {
-                tracing::warn!(tunnel = %id, "{}", f.message());
                 self.tunnels[i].last_reason = Some(f.message());
                 // A refused rekey leaves the current Child SA working.
-                let still_up = self.tunnels[i]
-                    .sa
-                    .as_ref()
-                    .is_some_and(|sa| sa.status().child_spis.is_some());
+                let still_up = status.is_some_and(|s| s.child_spis.is_some());
                 if !still_up {
                     self.monitor.child_down(id, DownReason::NegotiationFailed, now);
                 }
             }
             Event::Failed(f) => {
-                tracing::warn!(tunnel = %id, "{}", f.message());
                 let was_up = self.tunnels[i].child_since.is_some();
                 self.tunnels[i].last_reason = Some(f.message());
                 self.monitor.child_down(id, down_reason(&f.reason, was_up), now);
             }
             Event::Closed => {
-                self.shared.sas.remove_tunnel(id);
                 let t = &mut self.tunnels[i];
-                t.sa = None;
                 t.child_spis = None;
                 t.child_since = None;
                 t.ike_suite = None;
                 t.esp_suite = None;
-                t.retry_at = t.reinitiate.then_some(now + t.backoff);
-                tracing::info!(tunnel = %id, retry_in = ?t.backoff, "IKE SA closed");
-                t.backoff = (t.backoff * 2).min(RETRY_MAX);
                 if !matches!(
                     self.monitor.health(id).child,
                     crate::failover::ChildState::Down(_)
@@ -1185,6 +887,7 @@ impl Daemon {
     /// Health records and SA facts (rekeys, ages) for an IKE event, before the daemon acts on it.
     fn observe_event(&mut self, i: usize, ev: &Event, now: Instant) {
         let t = &self.tunnels[i];
+        let ike_up = t.ike_up(&self.gateway);
         let mut completed = self.observer.rekey_events(i);
         let f = &mut self.observer.facts[i];
         let mut rekey = Vec::new();
@@ -1203,26 +906,21 @@ impl Daemon {
                     spi: child.inbound.spi.0,
                 })
             }
+            // A rekey's old SA comes as `ChildRekeyed`: this Child SA the tunnel lost.
             Event::ChildDown { outbound, .. } => {
-                let ike_up = t.sa.as_ref().filter(|sa| sa.state() == State::Established);
-                let rekeyed = ike_up.and_then(|sa| sa.status().child_spis).is_some();
                 let already_down = matches!(
                     self.monitor.health(t.id).child,
                     crate::failover::ChildState::Down(_)
                 );
-                if rekeyed {
-                    None
+                f.child_since = None;
+                // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD timeout
+                // was reported before and marked the tunnel down). Otherwise AWS deleted this Child
+                // SA, naming its inbound SPI: our outbound.
+                (!already_down && !self.observer.closing).then_some(if ike_up {
+                    HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
                 } else {
-                    f.child_since = None;
-                    // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD
-                    // timeout was reported before and marked the tunnel down). Otherwise AWS
-                    // deleted this Child SA, naming its inbound SPI: our outbound.
-                    (!already_down && !self.observer.closing).then_some(if ike_up.is_none() {
-                        HealthEvent::DeleteIkeSaReceived
-                    } else {
-                        HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
-                    })
-                }
+                    HealthEvent::DeleteIkeSaReceived
+                })
             }
             // The peer's rekey answered (inbound half installed; `ChildUp` follows when the old SA
             // goes): the CREATE_CHILD_SA records belong to this message.
@@ -1307,7 +1005,7 @@ impl Daemon {
                 .verdicts
                 .iter()
                 .zip(&self.tunnels)
-                .any(|(v, t)| t.enabled && matches!(v, Verdict::Healthy | Verdict::Settling));
+                .any(|(v, t)| t.handle.is_some() && matches!(v, Verdict::Healthy | Verdict::Settling));
             r.sync(serving);
         }
         if self.routes_up != Some(any_up) {
@@ -1337,7 +1035,7 @@ impl Daemon {
             .iter()
             .map(|t| {
                 let i = t.id.index();
-                let (p1, p2) = t.phase_states();
+                let (p1, p2) = t.phase_states(&self.gateway);
                 let c = &counters.tunnels[i];
                 let verdict = decision.verdicts[i];
                 let liveness = match verdict {
@@ -1360,7 +1058,7 @@ impl Daemon {
                     spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
                     spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
                     uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
-                    next_rekey_secs: t.next_rekey(now),
+                    next_rekey_secs: t.next_rekey(&self.gateway, now),
                     traffic: Traffic {
                         packets_in: c.packets_in,
                         bytes_in: c.bytes_in,
@@ -1417,42 +1115,20 @@ impl Daemon {
         }
     }
 
-    /// DELETE both IKE SAs (sent, not awaited beyond a short grace).
+    /// DELETE every IKE SA (sent, not awaited beyond a short grace).
     fn shutdown(&mut self) {
         let now = clock::now();
         self.observer.closing = true;
         for i in 0..2 {
-            if let Some(sa) = self.tunnels[i].incoming.as_mut() {
-                sa.close(now);
-                self.drain_incoming(i, now);
+            if self.tunnels[i].ike_up(&self.gateway) {
+                self.report(i, &HealthEvent::IkeSaDeletedByCgwd, now);
             }
-            // An older IKE SA still in its grace gets its DELETE now.
-            if let Some(Retiring { sa, delete_at, .. }) = self.tunnels[i].retiring.as_mut()
-                && delete_at.take().is_some()
-            {
-                sa.close(now);
-                self.drain_retiring(i, now);
-            }
-            if let Some(sa) = self.tunnels[i].sa.as_mut() {
-                let established = sa.state() == State::Established;
-                sa.close(now);
-                if established {
-                    self.report(i, &HealthEvent::IkeSaDeletedByCgwd, now);
-                }
-            }
-            self.drain(i, now);
         }
+        self.gateway.close_all(now);
+        self.apply_outputs(now);
         // A DELETE queued behind a request in flight leaves when that request is answered, or after
         // `CLOSE_WAIT` without an answer (the IKE SA's timer): wait for that too, then the grace.
-        let queued = self.tunnels.iter().any(|t| {
-            t.sa.as_ref().is_some_and(|sa| {
-                sa.state() == State::Deleting
-                    && sa
-                        .in_flight
-                        .as_ref()
-                        .is_some_and(|r| r.kind != crate::ike::message::RequestKind::DeleteIke)
-            })
-        });
+        let (_, queued) = self.gateway.deleting();
         let deadline = now
             + SHUTDOWN_GRACE
             + if queued {
@@ -1462,27 +1138,13 @@ impl Daemon {
             };
         loop {
             let now = clock::now();
-            let deleting = self
-                .tunnels
-                .iter()
-                .any(|t| t.sa.as_ref().is_some_and(|sa| sa.state() == State::Deleting));
-            if now >= deadline || !deleting {
+            if now >= deadline || !self.gateway.deleting().0 {
                 break;
             }
-            for i in 0..2 {
-                if let Some(sa) = self.tunnels[i].sa.as_mut()
-                    && sa.poll_timeout().is_some_and(|t| t <= now)
-                {
-                    sa.handle_timeout(now);
-                    self.drain(i, now);
-                }
-            }
-            let next_timer = self
-                .tunnels
-                .iter()
-                .filter_map(|t| t.sa.as_ref()?.poll_timeout())
-                .min();
-            let wait = next_timer
+            self.timers(now);
+            let wait = self
+                .gateway
+                .poll_timeout()
                 .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK))
                 .min(deadline.saturating_duration_since(now));
             if let Ok(i) = self.input.recv_timeout(wait) {

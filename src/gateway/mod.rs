@@ -231,6 +231,11 @@ impl Gateway {
         done
     }
 
+    /// Forget a tunnel's IKE SAs at once (see `Tunnel::reset`).
+    pub fn reset(&mut self, t: TunnelHandle, now: Instant) {
+        self.tunnels[t.index()].reset(now, &mut self.outputs);
+    }
+
     /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.
     pub fn note_peer_alive(&mut self, t: TunnelHandle, now: Instant) {
         self.tunnels[t.index()].note_peer_alive(now);

@@ -601,6 +601,32 @@ impl Tunnel {
         }
     }
 
+    /// Forget the tunnel's IKE SAs at once, as an endpoint replacement does (`emulate-aws`'s
+    /// maintenance rehearsal): the current one gets a one-shot DELETE, the tunnel reports it closed
+    /// and initiates again as its spec says.
+    pub(super) fn reset(&mut self, now: Instant, q: &mut std::collections::VecDeque<Output>) {
+        let mut out = Out {
+            tunnel: self.handle,
+            q,
+        };
+        self.half_open.clear();
+        self.incoming = None;
+        if let Some((_, child)) = self.handover.take() {
+            out.sa(SaCommand::RemoveInbound(child.inbound.spi));
+        }
+        if let Some(old) = self.retiring.take() {
+            self.forget_children(&old.spis, now, &mut out);
+        }
+        if let Some(mut sa) = self.sa.take() {
+            sa.close(now);
+            for tx in take_transmits(&mut sa) {
+                out.transmit(true, tx);
+            }
+            self.sa = Some(sa);
+            self.current_event(Event::Closed, now, &mut out);
+        }
+    }
+
     pub(super) fn rekey(&mut self, now: Instant, ike: bool) -> bool {
         match self.sa.as_mut().filter(|sa| established(sa)) {
             Some(sa) => {
