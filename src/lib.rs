@@ -3,10 +3,10 @@
 //! The crate is laid out the way a packet and a configuration flow through it:
 //!
 //! ```text
-//!  config ──► ike (sans-IO IKEv2) ──► sa (ChildSa hand-off) ──► esp (data plane)
-//!    │            ▲   │                                            │
-//!    │          wire (zero-copy views: IKE, ESP)                    ▼
-//!    └──────────► crypto (one provider: PRF, prf+, DH, ciphers)   tunnel/failover → routing → observability
+//!  config ──► ike (sans-IO IKEv2) ──► gateway (sans-IO tunnel lifecycle) ──► sa ──► esp, dataplane
+//!    │            ▲                                │ tunnel events                   │
+//!    │          wire (zero-copy views: IKE, ESP)   ▼                                 ▼
+//!    └──────────► crypto (one provider)          failover → routing → observe ◄── daemon (I/O shell)
 //! ```
 //!
 //! * [`config`] turns the file AWS lets a user download (XML, describe JSON or Generic text) plus an
@@ -15,9 +15,13 @@
 //! * [`crypto`] is the only place that names a crypto library.
 //! * [`ike`] is a sans-IO IKEv2 state machine: fed datagrams and time, it returns datagrams, timers and
 //!   events. It reads no clock and opens no socket.
+//! * [`gateway`] owns every tunnel's IKE SAs and their lifecycle, sans-IO: datagrams, time and
+//!   commands in; IKE datagrams, SA-table commands and tunnel events out.
 //! * [`sa`] is the narrow interface between the control plane and the data plane: what IKE negotiated.
 //! * [`esp`] seals and opens ESP packets and keeps the SA table the hot path reads without locks.
-//! * [`suite`] names the algorithms AWS allows, shared by all of the above.
+//! * [`suite`] names the algorithms AWS allows and ranks them (one strength order), shared by all of
+//!   the above.
+//! * [`daemon`] is the I/O shell: sockets, TUN, the SA table, probes, failover, routes, status.
 
 pub mod cli;
 pub mod config;

@@ -45,7 +45,46 @@ impl RawIcmp {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        // Echo replies only (linux/icmp.h ICMP_FILTER on SOL_RAW: a bit set drops that type): the
+        // socket never queues the rest of the host's ICMP traffic.
+        const ICMP_FILTER: libc::c_int = 1;
+        let drop_all_but_echo_reply: u32 = !1u32;
+        // SAFETY: valid fd, pointer to a u32 (struct icmp_filter) living across the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_RAW,
+                ICMP_FILTER,
+                (&drop_all_but_echo_reply as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(RawIcmp { fd })
+    }
+
+    /// Hear only what arrives on `ifname` (the TUN device): replies that came out of a tunnel, not
+    /// echo replies anyone can send to the host's outside address.
+    #[allow(unsafe_code)]
+    pub fn bind_to_device(&self, ifname: &str) -> io::Result<()> {
+        let name = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+        let bytes = name.as_bytes_with_nul();
+        // SAFETY: valid fd, pointer to the NUL-terminated name valid for its length during the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                bytes.as_ptr().cast(),
+                bytes.len() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Send a complete IPv4 packet to `dst` (its header's destination).

@@ -1,15 +1,17 @@
-//! `cgwd run`: the foreground daemon.
+//! `cgwd run`: the foreground daemon, the I/O shell around the gateway core.
 //!
 //! ```text
-//!  start-up checks ─► TUN + inside addresses ─► UDP 500 (control thread) / 4500 (data plane)
-//!        ─► one IkeSa per tunnel (initiator; responder when AWS initiates) ─► control loop:
-//!           IKE datagrams (500 here, 4500 via the RX worker's channel) · IKE timers ·
-//!           ChildUp → SA table · probes · failover → active tunnel · routes · status
-//!        ─► SIGTERM/SIGINT: DELETE both IKE SAs, stop workers, remove routes/addresses/TUN
+//!  start-up checks ─► TUN + inside addresses ─► UDP 500 (reader thread) / 4500 (data plane)
+//!        ─► gateway core (crate::gateway): every tunnel's IKE SAs, sans-IO ─► control loop:
+//!           IKE datagrams, timers, `cgwd rekey` ──► gateway ──► IKE datagrams to send ·
+//!           SA-table commands · tunnel events ──► failover, health records, status
+//!           probes · failover → active tunnel · routes · status
+//!        ─► SIGTERM/SIGINT: DELETE every IKE SA, stop workers, remove routes/addresses/TUN
 //! ```
 //!
 //! One control thread drives everything but the packet path; it wakes at least every [`TICK`]
-//! (the failover and probe resolution) and otherwise blocks on the port-500 socket.
+//! (the failover and probe resolution) and otherwise blocks on the IKE input channel, handling at
+//! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -51,6 +53,10 @@ const STATUS_EVERY: Duration = Duration::from_millis(500);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// IKE datagrams queued from the RX worker before it starts dropping (control traffic is sparse).
 const IKE_QUEUE: usize = 64;
+/// IKE datagrams handled before the loop runs its timers, probes and failover again.
+const IKE_PER_TICK: usize = 64;
+/// Probe replies read per tick at most.
+const PROBE_REPLIES_PER_TICK: usize = 64;
 /// Linux capability number of CAP_NET_ADMIN.
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -546,7 +552,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             cfg,
         }
     });
-    let icmp = match RawIcmp::open() {
+    let icmp = match RawIcmp::open().and_then(|s| s.bind_to_device(tun.name()).map(|()| s)) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "no raw ICMP socket: liveness probes off, failover relies on DPD");
@@ -622,13 +628,18 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
 impl Daemon {
     fn run_loop(&mut self, signals: &Signals) -> Result<(), StartError> {
         while !signals.stop_requested() {
-            // Sleep until an IKE datagram arrives or the next tick.
+            // Sleep until an IKE datagram arrives or the next tick; then at most IKE_PER_TICK of
+            // them before timers, probes and failover run (a flood cannot delay DPD or failover).
             match self.input.recv_timeout(TICK) {
                 Ok(first) => {
                     let mut next = Some(first);
+                    let mut handled = 0;
                     while let Some(i) = next {
                         self.ike_datagram(clock::now(), i.from, i.to, &i.data);
-                        next = self.input.try_recv().ok();
+                        handled += 1;
+                        next = (handled < IKE_PER_TICK)
+                            .then(|| self.input.try_recv().ok())
+                            .flatten();
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -815,7 +826,9 @@ impl Daemon {
             | TunnelEvent::RekeyStarted { .. } => return,
         };
         self.observe_event(i, &ev, now);
-        let status = self.tunnels[i].handle.and_then(|h| self.gateway.tunnel(h).status());
+        let status = self.tunnels[i]
+            .handle
+            .and_then(|h| self.gateway.tunnel(h).status());
         match ev {
             Event::Established => {
                 let t = &mut self.tunnels[i];
@@ -962,7 +975,11 @@ impl Daemon {
         }
         let Some(icmp) = &self.icmp else { return };
         let mut buf = [0u8; 1500];
-        while let Ok(Some(pkt)) = icmp.try_recv(&mut buf) {
+        // Bounded: a flood of echo replies through the tunnel cannot hold the control loop.
+        for _ in 0..PROBE_REPLIES_PER_TICK {
+            let Ok(Some(pkt)) = icmp.try_recv(&mut buf) else {
+                break;
+            };
             for t in &mut self.tunnels {
                 if let Inbound::Reply { rtt } = t.prober.handle(pkt, now) {
                     t.rtt = Some(rtt);

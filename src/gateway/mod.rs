@@ -21,8 +21,9 @@
 //!   tunnel's own (an attempt of ours in progress, an established SA); only once it authenticates
 //!   (IKE_AUTH with the tunnel's PSK) does it take the tunnel, and a stateless reply (COOKIE,
 //!   INVALID_KE_PAYLOAD) or a failure leaves nothing behind;
-//! * grow state without bound: at most [`HALF_OPEN_PER_TUNNEL`] half-open SAs per tunnel (beyond,
-//!   new requests are dropped, counted), on top of the COOKIE demand by load of `ike::cookie`;
+//! * grow state without bound: COOKIEs are demanded by load (`ike::cookie`), and at most
+//!   [`HALF_OPEN_PER_TUNNEL`] half-open SAs are kept per tunnel (beyond, requests are dropped,
+//!   counted); a KE value that cannot be right is refused before any DH work;
 //! * flood the log: unauthenticated requests are counted in [`Stats`], logged at debug level only.
 
 mod tunnel;
@@ -39,9 +40,11 @@ use crate::sa::{ChildSa, EspSpi, TunnelId};
 use tunnel::Tunnel;
 pub use tunnel::TunnelView;
 
-/// Half-open responder SAs kept per tunnel (strongSwan's `block_threshold` per peer is 5; AWS has
-/// one address per tunnel, so this is per source as well).
-pub const HALF_OPEN_PER_TUNNEL: usize = 8;
+/// Half-open responder SAs kept per tunnel, a hard cap (AWS has one address per tunnel, so this is
+/// per source as well, strongSwan's `block_threshold`). Above the COOKIE threshold of `ike::cookie`
+/// (16 for the daemon), so under a flood cookies come first: a spoofer never sees them, and a genuine
+/// AWS returns them and still gets through.
+pub const HALF_OPEN_PER_TUNNEL: usize = 32;
 
 /// A tunnel of the gateway (an index: tunnels are never removed while the gateway runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -360,7 +360,7 @@ impl Tunnel {
     /// (our own attempt, if any, is dropped), else it is AWS's newer IKE SA beside ours.
     fn promote(&mut self, sa: IkeSa, events: Vec<Event>, now: Instant, out: &mut Out<'_>) {
         if self.established() {
-            tracing::info!(tunnel = %self.id(), "AWS opened a new IKE SA beside ours; the tunnel moves to it once its Child SA is up");
+            tracing::info!(tunnel = %self.id(), "a second IKE SA of AWS's authenticated beside ours; the tunnel moves to it once its Child SA is up");
             if let Some(mut earlier) = self.incoming.replace(sa) {
                 // AWS opened yet another before the last one took over: that one is deleted.
                 earlier.close(now);
