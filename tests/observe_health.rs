@@ -435,6 +435,8 @@ fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
         outbound: "none".into(),
         uptime_secs: 0,
         failovers: 0,
+        ike_input: Default::default(),
+        ike_half_open: 0,
         tunnels: vec![
             status_tunnel(1, ips[0], SaState::Negotiating),
             status_tunnel(2, ips[1], SaState::Negotiating),

@@ -259,6 +259,8 @@ fn one_call_per_status_tick() {
         outbound: "tunnel-1".into(),
         uptime_secs: 10,
         failovers: 2,
+        ike_input: Default::default(),
+        ike_half_open: 0,
         tunnels: vec![
             status_tunnel(1, "203.0.113.10", true, 4_000),
             status_tunnel(2, "198.51.100.20", false, 0),

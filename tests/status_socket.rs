@@ -42,6 +42,8 @@ fn snapshot() -> StatusSnapshot {
         outbound: "tunnel-2".into(),
         uptime_secs: 10,
         failovers: 0,
+        ike_input: Default::default(),
+        ike_half_open: 0,
         tunnels: vec![t(1, PhaseState::Negotiating), t(2, PhaseState::Established)],
         routes: vec![],
     }

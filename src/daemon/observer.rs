@@ -145,6 +145,8 @@ impl Observer {
         }
         self.metrics
             .update_connection(&snap.vpn_connection_id, snap.failovers);
+        self.metrics
+            .update_ike_input(&snap.vpn_connection_id, &snap.ike_input, snap.ike_half_open);
         if let Some(h) = &mut self.health {
             let r = h.status_tick(wall_now(), snap, None);
             self.check(r, now);

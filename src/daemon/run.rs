@@ -1115,6 +1115,8 @@ impl Daemon {
             },
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
             failovers: self.monitor.switches,
+            ike_input: self.gateway.stats(),
+            ike_half_open: self.gateway.half_open() as u64,
             tunnels,
             routes: self
                 .router

@@ -119,6 +119,12 @@ pub struct StatusSnapshot {
     pub failovers: u64,
     pub tunnels: Vec<TunnelStatus>,
     pub routes: Vec<RouteStatus>,
+    /// IKE input the gateway refused or dropped before authentication (spoofs, floods, strays).
+    #[serde(default)]
+    pub ike_input: crate::gateway::Stats,
+    /// Responder IKE SAs not authenticated yet.
+    #[serde(default)]
+    pub ike_half_open: u64,
 }
 
 impl StatusSnapshot {
@@ -363,6 +369,8 @@ pub(crate) mod tests {
             outbound: "tunnel-1".into(),
             uptime_secs: 4000,
             failovers: 1,
+            ike_input: Default::default(),
+            ike_half_open: 0,
             tunnels: vec![up, down],
             routes: vec![RouteStatus {
                 destination: "10.100.0.0/16".parse().unwrap(),

@@ -121,18 +121,20 @@ pub enum TunnelEvent {
     RekeyStarted { ike: bool },
 }
 
-/// Counters of what the gateway refused or dropped, for metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// Counters of what the gateway refused or dropped, for metrics (`cgwd_ike_input_total`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Datagrams from an address that is no tunnel's peer.
     pub unknown_peer: u64,
     /// Datagrams too short for an IKE header, or for no SA of their tunnel.
     pub unmatched: u64,
-    /// IKE_SA_INIT requests that started a half-open responder SA.
+    /// IKE_SA_INIT requests that started a half-open responder SA (state kept).
     pub half_open_started: u64,
     /// IKE_SA_INIT requests dropped because the tunnel had [`HALF_OPEN_PER_TUNNEL`] half-open SAs.
     pub half_open_refused: u64,
-    /// IKE_SA_INIT requests answered statelessly or refused as malformed.
+    /// IKE_SA_INIT requests answered statelessly (COOKIE, INVALID_KE_PAYLOAD, INVALID_SYNTAX) or
+    /// refused as malformed: no state kept.
     pub init_rejected: u64,
     /// Half-open SAs that authenticated and took (or joined) their tunnel.
     pub half_open_promoted: u64,
@@ -180,7 +182,10 @@ impl Gateway {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            half_open_promoted: self.tunnels.iter().map(|t| t.promoted).sum(),
+            ..self.stats
+        }
     }
 
     /// Responder SAs for IKE_SA_INITs from AWS's addresses, not authenticated yet.
@@ -283,6 +288,20 @@ impl Header {
             spi_r,
             init_request: exchange == 34 && !response && spi_r == 0,
         })
+    }
+}
+
+impl Stats {
+    /// (metric label, count) of every counter.
+    pub fn labelled(&self) -> [(&'static str, u64); 6] {
+        [
+            ("unknown_peer", self.unknown_peer),
+            ("unmatched", self.unmatched),
+            ("half_open_started", self.half_open_started),
+            ("half_open_refused", self.half_open_refused),
+            ("init_rejected", self.init_rejected),
+            ("half_open_promoted", self.half_open_promoted),
+        ]
     }
 }
 

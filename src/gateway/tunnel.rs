@@ -75,6 +75,8 @@ pub(super) struct Tunnel {
     closing: bool,
     /// The last IKE SA failed because AWS never answered (the path, not the configuration).
     silent_failure: bool,
+    /// Half-open SAs that authenticated and took (or joined) the tunnel.
+    pub(super) promoted: u64,
 }
 
 /// Where new IKE SAs get their randomness (the OS in production, seeded in tests).
@@ -129,6 +131,7 @@ impl Tunnel {
             pending: Vec::new(),
             closing: false,
             silent_failure: false,
+            promoted: 0,
         }
     }
 
@@ -225,8 +228,14 @@ impl Tunnel {
         }
         match IkeSa::responder(self.spec.cfg.clone(), now, new_rng(), data, from, to) {
             Ok(sa) => {
-                stats.half_open_started += 1;
-                tracing::debug!(tunnel = %self.id(), "IKE_SA_INIT from AWS's address: half-open responder SA");
+                // A stateless answer (COOKIE, INVALID_KE_PAYLOAD, INVALID_SYNTAX) closes it at once;
+                // it stays only until that answer is sent.
+                if sa.state() == State::Closed {
+                    stats.init_rejected += 1;
+                } else {
+                    stats.half_open_started += 1;
+                    tracing::debug!(tunnel = %self.id(), "IKE_SA_INIT from AWS's address: half-open responder SA");
+                }
                 self.half_open.push(sa);
             }
             Err(e) => {
@@ -359,6 +368,7 @@ impl Tunnel {
     /// A half-open SA authenticated: it takes the tunnel if the tunnel has no established IKE SA
     /// (our own attempt, if any, is dropped), else it is AWS's newer IKE SA beside ours.
     fn promote(&mut self, sa: IkeSa, events: Vec<Event>, now: Instant, out: &mut Out<'_>) {
+        self.promoted += 1;
         if self.established() {
             tracing::info!(tunnel = %self.id(), "a second IKE SA of AWS's authenticated beside ours; the tunnel moves to it once its Child SA is up");
             if let Some(mut earlier) = self.incoming.replace(sa) {

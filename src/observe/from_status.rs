@@ -56,5 +56,6 @@ impl MetricsRegistry {
             self.update_tunnel(&TunnelMetricsSnapshot::from_status(&s.vpn_connection_id, t));
         }
         self.update_connection(&s.vpn_connection_id, s.failovers);
+        self.update_ike_input(&s.vpn_connection_id, &s.ike_input, s.ike_half_open);
     }
 }

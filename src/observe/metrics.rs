@@ -96,6 +96,8 @@ pub struct MetricsRegistry {
     child_sa_age: GaugeVec,
     dpd_rtt: GaugeVec,
     failovers: IntCounterVec,
+    ike_input: IntCounterVec,
+    ike_half_open: IntGaugeVec,
     bgp_state: IntGaugeVec,
     bgp_received: IntGaugeVec,
     bgp_advertised: IntGaugeVec,
@@ -188,6 +190,16 @@ impl MetricsRegistry {
                 "Times outbound traffic moved to the other tunnel",
                 &["vpn_id"],
             ),
+            ike_input: ic(
+                "ike_input_total",
+                "IKE datagrams refused or dropped before authentication, by what happened (spoofs, floods, strays)",
+                &["vpn_id", "what"],
+            ),
+            ike_half_open: ig(
+                "ike_half_open_sas",
+                "Responder IKE SAs whose peer has not authenticated yet",
+                &["vpn_id"],
+            ),
             bgp_state: ig(
                 "bgp_session_state",
                 "BGP FSM state as BGP4-MIB bgpPeerState (1 idle ... 6 established)",
@@ -251,6 +263,16 @@ impl MetricsRegistry {
     /// Connection-wide counters: `failovers` is the total since the daemon started.
     pub fn update_connection(&self, vpn_id: &str, failovers: u64) {
         advance(&self.failovers.with_label_values(&[vpn_id]), failovers);
+    }
+
+    /// The gateway's counters of unauthenticated IKE input, and its half-open SAs now.
+    pub fn update_ike_input(&self, vpn_id: &str, stats: &crate::gateway::Stats, half_open: u64) {
+        for (what, total) in stats.labelled() {
+            advance(&self.ike_input.with_label_values(&[vpn_id, what]), total);
+        }
+        self.ike_half_open
+            .with_label_values(&[vpn_id])
+            .set(saturating_i64(half_open));
     }
 
     /// The text exposition (what `/metrics` serves).
