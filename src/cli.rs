@@ -66,6 +66,21 @@ pub enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Take one tunnel down (its IKE SA deleted, no initiating) or up again, or replace its IKE SA
+    /// now: `cgwd tunnel down 2`, `cgwd tunnel up 2`, `cgwd tunnel reset 1`.
+    Tunnel {
+        #[arg(value_enum)]
+        action: TunnelAction,
+        /// Tunnel 1 or 2.
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=2))]
+        tunnel: u8,
+        /// Control socket (default: control.socket from --settings, else /run/cgwd/cgwd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Settings file to read control.socket from.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
     /// Play AWS's endpoints of the same configuration (lab and tests; needs root).
     EmulateAws(crate::emulate::Args),
     /// Drive a running `cgwd emulate-aws` (maintenance rehearsal).
@@ -78,6 +93,14 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) to stdout, e.g. `cgwd man > /usr/share/man/man8/cgwd.8`.
     Man,
+}
+
+/// What `cgwd tunnel` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TunnelAction {
+    Down,
+    Up,
+    Reset,
 }
 
 pub fn main() -> ExitCode {
@@ -121,6 +144,19 @@ pub fn main() -> ExitCode {
             socket,
             settings,
         } => crate::daemon::rekey_command(tunnel, ike, socket.as_deref(), settings.as_deref()),
+        Command::Tunnel {
+            action,
+            tunnel,
+            socket,
+            settings,
+        } => {
+            let what = match action {
+                TunnelAction::Down => "down",
+                TunnelAction::Up => "up",
+                TunnelAction::Reset => "reset",
+            };
+            crate::daemon::tunnel_command(what, tunnel, socket.as_deref(), settings.as_deref())
+        }
     }
 }
 

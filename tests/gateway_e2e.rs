@@ -246,3 +246,75 @@ fn drop_into(ns: &str) {
         common::netns::run("ip", &args).unwrap();
     }
 }
+
+/// `cgwd tunnel down 2` deletes tunnel 2's IKE SA and keeps it down (no initiating) while tunnel 1
+/// carries on untouched; `cgwd tunnel up 2` brings it back; `cgwd tunnel reset 1` replaces tunnel
+/// 1's IKE SA.
+#[test]
+fn an_operator_changes_one_tunnel_without_touching_the_other() {
+    let Some((topo, dir)) = setup("gt", "gwtunnel") else {
+        return;
+    };
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let charons = start_charons(&topo, &dir.0, |_, conf| conf);
+    let mut cgwd = CgwdRun::start(&topo, &dir.0, "gt", &config, "");
+    cgwd.wait_both_up();
+    let tunnel = |what: &str, n: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+            .args(["tunnel", what, n, "--socket"])
+            .arg(&cgwd.sock)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ping1 = Command::new("ip")
+        .args([
+            "netns", "exec", &topo.cgw, "ping", "-q", "-n", "-i", "0.05", "-W", "2", "-c", "300",
+        ])
+        .arg(AWS_INSIDE[0].split('/').next().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tunnel("down", "2");
+    wait_for("tunnel 2 down", Duration::from_secs(3), || {
+        cgwd.status().is_some_and(|s| !established(&s, 1))
+    });
+    wait_for("charon 2 without an IKE SA", Duration::from_secs(5), || {
+        !charons[1].list_sas().contains("ESTABLISHED")
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    let s = cgwd.status().unwrap();
+    assert!(!established(&s, 1), "still down: cgwd does not initiate");
+    assert!(!charons[1].list_sas().contains("ESTABLISHED"));
+    assert!(
+        s.tunnels[1]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("operator")),
+        "{:?}",
+        s.tunnels[1].reason
+    );
+    tunnel("up", "2");
+    let back = wait_for("tunnel 2 up", Duration::from_secs(10), || {
+        cgwd.status().is_some_and(|s| established(&s, 1))
+    });
+    let (lost1, _) = lost(ping1);
+    assert_eq!(lost1, 0, "tunnel 1 lost pings while tunnel 2 was taken down");
+    assert_one_matching_sa(&charons[1], &cgwd, 1);
+    let before = cgwd.status().unwrap().tunnels[0].spi_in.clone();
+    tunnel("reset", "1");
+    let reset = wait_for("tunnel 1 replaced", Duration::from_secs(10), || {
+        cgwd.status()
+            .is_some_and(|s| established(&s, 0) && s.tunnels[0].spi_in != before)
+    });
+    assert_one_matching_sa(&charons[0], &cgwd, 0);
+    println!(
+        "operator: tunnel 2 down and up (back {:.1} s after `up`, tunnel 1 lost 0 of 300 pings); tunnel 1 \
+         reset in {:.1} s",
+        back.as_secs_f64(),
+        reset.as_secs_f64()
+    );
+    drop(cgwd);
+    drop(charons);
+}

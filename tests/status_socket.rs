@@ -190,7 +190,22 @@ fn rekey_requests_reach_the_control_loop_and_bad_ones_are_refused() {
             ike: false
         }
     );
-    for bad in ["rekey 3 ike", "rekey 1 esp", "rekey", "rekey 1 ike now"] {
+    assert!(request(&path, "tunnel down 2").is_ok());
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Command::Tunnel {
+            tunnel: TunnelId::Two,
+            op: cgwd::gateway::TunnelOp::Down
+        }
+    );
+    for bad in [
+        "rekey 3 ike",
+        "rekey 1 esp",
+        "rekey",
+        "rekey 1 ike now",
+        "tunnel off 1",
+        "tunnel down 3",
+    ] {
         assert!(
             matches!(request(&path, bad), Err(ControlError::Remote(e)) if e.contains("unknown request")),
             "{bad}"

@@ -5,6 +5,8 @@
 //! * `status`: the [`StatusSnapshot`].
 //! * `rekey <1|2> <ike|child>`: start a rekey of that tunnel's IKE SA or Child SA now (`swanctl
 //!   --rekey`); answered `{"ok": ...}` once queued for the control loop, which starts it within a tick.
+//! * `tunnel <down|up|reset> <1|2>`: take one tunnel down (its IKE SA deleted, no initiating) or up
+//!   again, or replace its IKE SA now; queued the same way.
 //!
 //! Unknown requests get `{"error": "..."}`. A dedicated thread serves it from a shared snapshot and a
 //! bounded command queue, so a slow client never stalls the control loop.
@@ -55,29 +57,46 @@ pub type SharedStatus = Arc<Mutex<Option<StatusSnapshot>>>;
 pub enum Command {
     /// Rekey a tunnel's IKE SA (`ike`) or its Child SA now.
     Rekey { tunnel: crate::sa::TunnelId, ike: bool },
+    /// `cgwd tunnel down|up|reset`.
+    Tunnel {
+        tunnel: crate::sa::TunnelId,
+        op: crate::gateway::TunnelOp,
+    },
 }
 
 /// Commands waiting for the control loop before new ones are refused ("busy").
 pub const COMMAND_QUEUE: usize = 16;
 
 impl Command {
-    /// Parse a request line (`rekey 1 ike`); `None` for anything else.
+    /// Parse a request line (`rekey 1 ike`, `tunnel down 2`); `None` for anything else.
     pub fn parse(line: &str) -> Option<Command> {
-        let mut w = line.split_whitespace();
-        let (Some("rekey"), Some(t), Some(what), None) = (w.next(), w.next(), w.next(), w.next()) else {
-            return None;
+        use crate::gateway::TunnelOp;
+        let tunnel = |t: &str| match t {
+            "1" => Some(crate::sa::TunnelId::One),
+            "2" => Some(crate::sa::TunnelId::Two),
+            _ => None,
         };
-        let tunnel = match t {
-            "1" => crate::sa::TunnelId::One,
-            "2" => crate::sa::TunnelId::Two,
-            _ => return None,
-        };
-        let ike = match what {
-            "ike" => true,
-            "child" => false,
-            _ => return None,
-        };
-        Some(Command::Rekey { tunnel, ike })
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["rekey", t, what] => Some(Command::Rekey {
+                tunnel: tunnel(t)?,
+                ike: match *what {
+                    "ike" => true,
+                    "child" => false,
+                    _ => return None,
+                },
+            }),
+            ["tunnel", op, t] => Some(Command::Tunnel {
+                tunnel: tunnel(t)?,
+                op: match *op {
+                    "down" => TunnelOp::Down,
+                    "up" => TunnelOp::Up,
+                    "reset" => TunnelOp::Reset,
+                    _ => return None,
+                },
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -48,6 +48,30 @@ pub fn rekey_command(
     }
 }
 
+/// `cgwd tunnel down|up|reset TUNNEL`: exit 0 once queued, 3 when no daemon answers.
+pub fn tunnel_command(
+    what: &str,
+    tunnel: u8,
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let path = match control_socket("tunnel", socket, settings) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match control::request(&path, &format!("tunnel {what} {tunnel}")) {
+        Ok(_) => {
+            println!("tunnel {tunnel}: {what}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cgwd tunnel: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 /// The control socket: `--socket`, else `control.socket` of the settings (file or `CGWD_*`); a bad
 /// settings file is reported for `cgwd <command>` and becomes the exit status.
 fn control_socket(

@@ -685,6 +685,19 @@ impl Daemon {
                 }
                 self.apply_outputs(now);
             }
+            Command::Tunnel { tunnel, op } => {
+                let Some(h) = self.tunnels[tunnel.index()].handle else {
+                    tracing::warn!(%tunnel, "this process does not serve the tunnel");
+                    return;
+                };
+                self.gateway.operate(h, now, op);
+                self.apply_outputs(now);
+                if self.gateway.admin_down(h) {
+                    self.tunnels[tunnel.index()].last_reason =
+                        Some("taken down by the operator (`cgwd tunnel up` brings it back)".into());
+                }
+                self.publish_status(now);
+            }
         }
     }
 

@@ -121,6 +121,14 @@ pub enum TunnelEvent {
     RekeyStarted { ike: bool },
 }
 
+/// What an operator can do to one tunnel (`cgwd tunnel ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelOp {
+    Down,
+    Up,
+    Reset,
+}
+
 /// Counters of what the gateway refused or dropped, for metrics (`cgwd_ike_input_total`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -242,6 +250,23 @@ impl Gateway {
     /// Forget a tunnel's IKE SAs at once (see `Tunnel::reset`).
     pub fn reset(&mut self, t: TunnelHandle, now: Instant) {
         self.tunnels[t.index()].reset(now, &mut self.outputs);
+    }
+
+    /// An operator's `cgwd tunnel down|up|reset`: DELETE the tunnel's IKE SAs and keep it down,
+    /// bring it up again (initiating at once), or replace its IKE SA with a fresh one now.
+    pub fn operate(&mut self, t: TunnelHandle, now: Instant, op: TunnelOp) {
+        let tunnel = &mut self.tunnels[t.index()];
+        match op {
+            TunnelOp::Down => tunnel.set_admin_down(true, now, &mut self.outputs),
+            TunnelOp::Up => tunnel.set_admin_down(false, now, &mut self.outputs),
+            TunnelOp::Reset => tunnel.restart(now, &mut self.outputs),
+        }
+        tunnel.drain_all(now, &mut self.outputs);
+    }
+
+    /// The tunnel was taken down by the operator.
+    pub fn admin_down(&self, t: TunnelHandle) -> bool {
+        self.tunnels[t.index()].admin_down()
     }
 
     /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.

@@ -457,3 +457,41 @@ fn a_restored_path_brings_the_tunnel_back_quickly_without_hammering_aws() {
     let back = back.expect("tunnel back");
     assert!(back <= Duration::from_secs(5), "back after {back:?}");
 }
+
+/// `cgwd tunnel down` deletes the IKE SA and keeps the tunnel down (no initiating, AWS's
+/// IKE_SA_INITs unanswered); `up` brings it back at once; `reset` replaces the IKE SA now.
+#[test]
+fn an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it() {
+    let mut lab = Lab::new(8);
+    lab.run_for(Duration::from_secs(2));
+    let first = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    let now = lab.now;
+    lab.gw.operate(lab.t, now, TunnelOp::Down);
+    lab.collect();
+    assert!(
+        lab.sa_commands()
+            .iter()
+            .any(|c| matches!(c, SaCommand::RemoveTunnel(_)))
+    );
+    let inits = lab.inits_sent.len();
+    lab.run_for(Duration::from_secs(30));
+    assert!(!lab.up());
+    assert!(lab.gw.admin_down(lab.t));
+    assert_eq!(lab.inits_sent.len(), inits, "no initiating while down");
+    assert!(lab.aws.is_empty(), "AWS got the DELETE");
+    lab.aws_initiates();
+    lab.run_for(Duration::from_secs(2));
+    assert!(!lab.up(), "AWS's IKE_SA_INIT is not answered while down");
+    lab.aws.clear();
+    let now = lab.now;
+    lab.gw.operate(lab.t, now, TunnelOp::Up);
+    lab.run_for(Duration::from_secs(1));
+    assert!(lab.up());
+    let second = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    assert_ne!(second, first);
+    let now = lab.now;
+    lab.gw.operate(lab.t, now, TunnelOp::Reset);
+    lab.run_for(Duration::from_secs(1));
+    assert!(lab.up());
+    assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), second);
+}

@@ -77,6 +77,9 @@ pub(super) struct Tunnel {
     silent_failure: bool,
     /// Half-open SAs that authenticated and took (or joined) the tunnel.
     pub(super) promoted: u64,
+    /// An operator took the tunnel down (`cgwd tunnel down`): no SA, no initiating, AWS's
+    /// IKE_SA_INITs unanswered, until `cgwd tunnel up`.
+    admin_down: bool,
 }
 
 /// Where new IKE SAs get their randomness (the OS in production, seeded in tests).
@@ -132,6 +135,7 @@ impl Tunnel {
             closing: false,
             silent_failure: false,
             promoted: 0,
+            admin_down: false,
         }
     }
 
@@ -217,7 +221,7 @@ impl Tunnel {
         stats: &mut Stats,
         new_rng: &mut RngFactory,
     ) {
-        if self.closing {
+        if self.closing || self.admin_down {
             stats.init_rejected += 1;
             return;
         }
@@ -268,7 +272,7 @@ impl Tunnel {
                 r.sa.handle_timeout(now);
             }
         }
-        if self.sa.is_none() && !self.closing && self.retry_at.is_some_and(|t| t <= now) {
+        if self.sa.is_none() && !self.closing && !self.admin_down && self.retry_at.is_some_and(|t| t <= now) {
             self.retry_at = None;
             tracing::info!(tunnel = %self.id(), peer = %self.spec.cfg.remote_addr, "initiating IKE");
             self.sa = Some(IkeSa::initiator(self.spec.cfg.clone(), now, new_rng()));
@@ -524,7 +528,8 @@ impl Tunnel {
                 if self.silent_failure {
                     self.backoff = self.backoff.min(RETRY_SILENT_MAX);
                 }
-                let retry = (self.spec.reinitiate && !self.closing).then_some(self.backoff);
+                let retry =
+                    (self.spec.reinitiate && !self.closing && !self.admin_down).then_some(self.backoff);
                 self.retry_at = retry.map(|b| now + b);
                 tracing::info!(tunnel = %id, retry_in = ?retry, "IKE SA closed");
                 let cap = if self.silent_failure {
@@ -635,6 +640,42 @@ impl Tunnel {
             self.sa = Some(sa);
             self.current_event(Event::Closed, now, &mut out);
         }
+    }
+
+    /// `cgwd tunnel down`: DELETE the tunnel's IKE SAs and keep it down; `up`: initiate again at once.
+    pub(super) fn set_admin_down(
+        &mut self,
+        down: bool,
+        now: Instant,
+        q: &mut std::collections::VecDeque<Output>,
+    ) {
+        if down == self.admin_down {
+            return;
+        }
+        self.admin_down = down;
+        if down {
+            tracing::info!(tunnel = %self.id(), "tunnel taken down by the operator");
+            self.retry_at = None;
+            self.reset(now, q);
+        } else {
+            tracing::info!(tunnel = %self.id(), "tunnel brought up by the operator");
+            self.backoff = RETRY_MIN;
+            self.retry_at = Some(now);
+        }
+    }
+
+    /// `cgwd tunnel reset`: a fresh IKE SA now (the current one deleted).
+    pub(super) fn restart(&mut self, now: Instant, q: &mut std::collections::VecDeque<Output>) {
+        tracing::info!(tunnel = %self.id(), "tunnel reset by the operator");
+        self.reset(now, q);
+        if !self.admin_down {
+            self.backoff = RETRY_MIN;
+            self.retry_at = Some(now);
+        }
+    }
+
+    pub(super) fn admin_down(&self) -> bool {
+        self.admin_down
     }
 
     pub(super) fn rekey(&mut self, now: Instant, ike: bool) -> bool {
