@@ -27,25 +27,14 @@ pub fn rekey_command(
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let path = match control_socket("rekey", socket, settings) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let what = if ike { "ike" } else { "child" };
-    match control::request(&path, &format!("rekey {tunnel} {what}")) {
-        Ok(_) => {
-            println!(
-                "tunnel {tunnel}: {} rekey started",
-                if ike { "IKE SA" } else { "Child SA" }
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cgwd rekey: {e}");
-            ExitCode::from(3)
-        }
-    }
+    let (what, sa) = if ike { ("ike", "IKE SA") } else { ("child", "Child SA") };
+    send_command(
+        "rekey",
+        &format!("rekey {tunnel} {what}"),
+        &format!("tunnel {tunnel}: {sa} rekey started"),
+        socket,
+        settings,
+    )
 }
 
 /// `cgwd tunnel down|up|reset TUNNEL`: exit 0 once queued, 3 when no daemon answers.
@@ -55,18 +44,36 @@ pub fn tunnel_command(
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
+    send_command(
+        "tunnel",
+        &format!("tunnel {what} {tunnel}"),
+        &format!("tunnel {tunnel}: {what}"),
+        socket,
+        settings,
+    )
+}
+
+/// One request line to the running daemon for `cgwd <command>`: `done` printed once it is queued
+/// (exit 0), the error otherwise (exit 3, or 2 for bad settings).
+fn send_command(
+    command: &str,
+    line: &str,
+    done: &str,
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let path = match control_socket("tunnel", socket, settings) {
+    let path = match control_socket(command, socket, settings) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match control::request(&path, &format!("tunnel {what} {tunnel}")) {
+    match control::request(&path, line) {
         Ok(_) => {
-            println!("tunnel {tunnel}: {what}");
+            println!("{done}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("cgwd tunnel: {e}");
+            eprintln!("cgwd {command}: {e}");
             ExitCode::from(3)
         }
     }
