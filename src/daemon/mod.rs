@@ -27,7 +27,11 @@ pub fn rekey_command(
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
-    let (what, sa) = if ike { ("ike", "IKE SA") } else { ("child", "Child SA") };
+    let (what, sa) = if ike {
+        ("ike", "IKE SA")
+    } else {
+        ("child", "Child SA")
+    };
     send_command(
         "rekey",
         &format!("rekey {tunnel} {what}"),
