@@ -325,7 +325,6 @@ impl Tunnel {
             self.take_over(now, &mut out);
         }
         self.drain_retiring(now, &mut out);
-        let id = self.id();
         self.lingering.retain(|&(until, spi)| {
             let keep = until > now;
             if !keep {
@@ -333,7 +332,6 @@ impl Tunnel {
             }
             keep
         });
-        let _ = id;
     }
 
     fn drain_half_open(&mut self, now: Instant, out: &mut Out<'_>) {

@@ -486,7 +486,8 @@ impl IkeSa {
                 req.sent += 1;
                 let (kind, tries) = (req.kind, req.sent);
                 let mut packets = req.packets.clone();
-                if tries % 2 == 0 {
+                let two_ways = self.keys.as_ref().is_some_and(|k| k.untested.is_some());
+                if two_ways && tries % 2 == 0 {
                     // Keyed two ways and the peer silent so far: every other try goes under the other
                     // keys, and its answer (opened under them) settles which keys the SA uses.
                     let (exchange, msg_id, payloads) = (req.exchange, req.msg_id, req.payloads.clone());
