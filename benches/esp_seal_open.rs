@@ -89,7 +89,7 @@ fn bench_esp(c: &mut Criterion, name: &str, encryption: Encryption, integrity: O
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Bytes(INNER as u64));
     let k = keys(encryption, integrity);
-    let outbound = OutboundSa::new(TunnelId::One, &k).unwrap();
+    let outbound = OutboundSa::new(TunnelId::One.into(), &k).unwrap();
     let mut buf = packet_buffer();
     let inner = MAX_HEADROOM..MAX_HEADROOM + INNER;
     group.bench_function("seal", |b| {
@@ -101,9 +101,9 @@ fn bench_esp(c: &mut Criterion, name: &str, encryption: Encryption, integrity: O
     });
     // Opening needs a fresh sequence number each time (the replay window remembers), so every
     // iteration gets its own sealed packet, prepared outside the timed part.
-    let sender = OutboundSa::new(TunnelId::One, &k).unwrap();
+    let sender = OutboundSa::new(TunnelId::One.into(), &k).unwrap();
     let inbound = InboundSa::new(
-        TunnelId::One,
+        TunnelId::One.into(),
         &k,
         2048,
         TrafficSelector::ANY,

@@ -33,8 +33,10 @@ pub enum Command {
     },
     /// Run the customer gateway in the foreground (needs root or CAP_NET_ADMIN).
     Run {
-        /// The file AWS gave you (describe JSON, XML or Generic text).
-        config: PathBuf,
+        /// The file AWS gave you (describe JSON, XML or Generic text); several files, or a
+        /// directory of them, for several VPN connections from this customer gateway.
+        #[arg(required = true, num_args = 1..)]
+        configs: Vec<PathBuf>,
         /// cgwd settings (TOML).
         #[arg(long)]
         settings: Option<PathBuf>,
@@ -53,9 +55,10 @@ pub enum Command {
     },
     /// Rekey a tunnel's Child SA (or its IKE SA with --ike) now, as `swanctl --rekey` does.
     Rekey {
-        /// Tunnel 1 or 2.
-        #[arg(value_parser = clap::value_parser!(u8).range(1..=2))]
-        tunnel: u8,
+        /// `[CONNECTION] TUNNEL`: tunnel 1 or 2, of the VPN connection named by its ID or 1-based
+        /// position (default: the first).
+        #[arg(required = true, num_args = 1..=2, value_name = "[CONNECTION] TUNNEL")]
+        target: Vec<String>,
         /// Rekey the IKE SA instead of the Child SA.
         #[arg(long)]
         ike: bool,
@@ -67,13 +70,14 @@ pub enum Command {
         settings: Option<PathBuf>,
     },
     /// Take one tunnel down (its IKE SA deleted, no initiating) or up again, or replace its IKE SA
-    /// now: `cgwd tunnel down 2`, `cgwd tunnel up 2`, `cgwd tunnel reset 1`.
+    /// now: `cgwd tunnel down 2`, `cgwd tunnel up 2`, `cgwd tunnel reset vpn-0abc 1`.
     Tunnel {
         #[arg(value_enum)]
         action: TunnelAction,
-        /// Tunnel 1 or 2.
-        #[arg(value_parser = clap::value_parser!(u8).range(1..=2))]
-        tunnel: u8,
+        /// `[CONNECTION] TUNNEL`: tunnel 1 or 2, of the VPN connection named by its ID or 1-based
+        /// position (default: the first).
+        #[arg(required = true, num_args = 1..=2, value_name = "[CONNECTION] TUNNEL")]
+        target: Vec<String>,
         /// Control socket (default: control.socket from --settings, else /run/cgwd/cgwd.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -132,21 +136,21 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config, settings } => crate::daemon::run::main(&config, settings.as_deref()),
+        Command::Run { configs, settings } => crate::daemon::run::main(&configs, settings.as_deref()),
         Command::Status {
             json,
             socket,
             settings,
         } => crate::daemon::status_command(json, socket.as_deref(), settings.as_deref()),
         Command::Rekey {
-            tunnel,
+            target,
             ike,
             socket,
             settings,
-        } => crate::daemon::rekey_command(tunnel, ike, socket.as_deref(), settings.as_deref()),
+        } => crate::daemon::rekey_command(&target, ike, socket.as_deref(), settings.as_deref()),
         Command::Tunnel {
             action,
-            tunnel,
+            target,
             socket,
             settings,
         } => {
@@ -155,7 +159,7 @@ pub fn main() -> ExitCode {
                 TunnelAction::Up => "up",
                 TunnelAction::Reset => "reset",
             };
-            crate::daemon::tunnel_command(what, tunnel, socket.as_deref(), settings.as_deref())
+            crate::daemon::tunnel_command(what, &target, socket.as_deref(), settings.as_deref())
         }
     }
 }

@@ -40,6 +40,63 @@ impl std::fmt::Display for TunnelId {
     }
 }
 
+/// Most tunnels one daemon carries (256 VPN connections): the data plane sizes its per-tunnel
+/// state once at start, so that adding a connection on reload never moves what the workers read.
+/// AWS's default quota is 50 VPN connections per region.
+pub const MAX_TUNNELS: usize = 512;
+
+/// One tunnel of the gateway: which VPN connection (its position in the daemon's list, stable for
+/// the connection's life) and which of its two tunnels. The SA table and the data plane keep
+/// per-tunnel state at [`TunnelKey::slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct TunnelKey {
+    pub conn: u16,
+    pub id: TunnelId,
+}
+
+impl TunnelKey {
+    pub const fn new(conn: u16, id: TunnelId) -> Self {
+        TunnelKey { conn, id }
+    }
+
+    /// Index into per-tunnel arrays: `2 × connection + tunnel`.
+    pub fn slot(self) -> usize {
+        usize::from(self.conn) * 2 + self.id.index()
+    }
+
+    /// The key of slot `slot` (inverse of [`Self::slot`]).
+    pub fn from_slot(slot: usize) -> Self {
+        let id = if slot.is_multiple_of(2) {
+            TunnelId::One
+        } else {
+            TunnelId::Two
+        };
+        TunnelKey::new((slot / 2).min(usize::from(u16::MAX)) as u16, id)
+    }
+
+    /// Both tunnels of connection `conn`.
+    pub fn both(conn: u16) -> [TunnelKey; 2] {
+        TunnelId::BOTH.map(|id| TunnelKey::new(conn, id))
+    }
+}
+
+/// The first connection's tunnel: what a single-connection daemon, the lab tools and tests use.
+impl From<TunnelId> for TunnelKey {
+    fn from(id: TunnelId) -> Self {
+        TunnelKey::new(0, id)
+    }
+}
+
+impl std::fmt::Display for TunnelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.conn == 0 {
+            write!(f, "{}", self.id)
+        } else {
+            write!(f, "connection {} {}", self.conn + 1, self.id)
+        }
+    }
+}
+
 /// An ESP SPI (network byte order is the wire's business; this is the number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct EspSpi(pub u32);
@@ -151,7 +208,7 @@ pub struct EspKeys {
 /// A negotiated Child SA pair, ready to install.
 #[derive(Debug, Clone)]
 pub struct ChildSa {
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     /// Packets we receive: SPI we chose.
     pub inbound: EspKeys,
     /// Packets we send: SPI the peer chose.

@@ -442,6 +442,7 @@ fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
             status_tunnel(2, ips[1], SaState::Negotiating),
         ],
         routes: Vec::new(),
+        connections: Vec::new(),
     };
     rep.status_tick(at(0), &snap, None).unwrap();
     snap.tunnels[0] = status_tunnel(1, ips[0], SaState::Established);

@@ -266,6 +266,7 @@ fn one_call_per_status_tick() {
             status_tunnel(2, "198.51.100.20", false, 0),
         ],
         routes: Vec::new(),
+        connections: Vec::new(),
     };
     let m = MetricsRegistry::new();
     m.update_from_status(&snap);

@@ -46,6 +46,7 @@ fn snapshot() -> StatusSnapshot {
         ike_half_open: 0,
         tunnels: vec![t(1, PhaseState::Negotiating), t(2, PhaseState::Established)],
         routes: vec![],
+        connections: vec![],
     }
 }
 
@@ -179,6 +180,7 @@ fn rekey_requests_reach_the_control_loop_and_bad_ones_are_refused() {
     assert_eq!(
         rx.try_recv().unwrap(),
         Command::Rekey {
+            connection: None,
             tunnel: TunnelId::Two,
             ike: true
         }
@@ -186,6 +188,7 @@ fn rekey_requests_reach_the_control_loop_and_bad_ones_are_refused() {
     assert_eq!(
         rx.try_recv().unwrap(),
         Command::Rekey {
+            connection: None,
             tunnel: TunnelId::One,
             ike: false
         }
@@ -194,8 +197,19 @@ fn rekey_requests_reach_the_control_loop_and_bad_ones_are_refused() {
     assert_eq!(
         rx.try_recv().unwrap(),
         Command::Tunnel {
+            connection: None,
             tunnel: TunnelId::Two,
             op: cgwd::gateway::TunnelOp::Down
+        }
+    );
+    // A VPN connection named by ID (several connections in one daemon).
+    assert!(request(&path, "tunnel reset vpn-0abc 1").is_ok());
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Command::Tunnel {
+            connection: Some("vpn-0abc".into()),
+            tunnel: TunnelId::One,
+            op: cgwd::gateway::TunnelOp::Reset
         }
     );
     for bad in [

@@ -18,7 +18,7 @@ mod settings;
 mod xml;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
 pub use model::{
@@ -56,11 +56,83 @@ pub fn load(
     config_path: &Path,
     settings_path: Option<&Path>,
 ) -> Result<(VpnConnection, Settings), ConfigError> {
-    // The settings decide the limits, but an error in the AWS file is still reported first.
+    let loaded = load_many(&[config_path.to_path_buf()], settings_path)?;
+    loaded.connections.into_iter().next().ok_or_else(|| {
+        ConfigError::invalid(
+            config_path,
+            Problem::MissingField,
+            "VPN connection",
+            "no VPN connection found",
+            "give the file AWS gave you for the VPN connection",
+        )
+    })
+}
+
+/// Every VPN connection one daemon serves, each with the settings that apply to it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// In the order given (a directory's files by name); a connection's position is its index.
+    pub connections: Vec<(VpnConnection, Settings)>,
+    /// The daemon-wide settings (interface, local address, metrics, control socket, logs).
+    pub settings: Settings,
+}
+
+/// AWS file extensions a directory given to `cgwd run` is searched for.
+pub const CONFIG_EXTENSIONS: [&str; 3] = ["json", "xml", "txt"];
+
+/// The AWS files `paths` name: files as given, directories as their `*.json`, `*.xml` and `*.txt`
+/// files sorted by name.
+pub fn expand_config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let io = |source| ConfigError::Io {
+            file: p.clone(),
+            source,
+        };
+        let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                f.is_file()
+                    && f.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| CONFIG_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(ConfigError::invalid(
+                p,
+                Problem::MissingField,
+                "directory",
+                "holds no AWS configuration file (*.json, *.xml or *.txt)",
+                "put the files AWS gave you for each VPN connection in it, or name the files",
+            ));
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// [`load`] for several VPN connections (`cgwd run FILE...` or a directory): every file read and
+/// validated, then checked against each other, all or nothing. Connections share one customer
+/// gateway address (one pair of IKE sockets), so their tunnels must name distinct AWS outside
+/// addresses and non-overlapping inside /30s.
+pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let files = expand_config_paths(paths)?;
     let settings = Settings::load(settings_path, &|k| std::env::var(k).ok());
     let limits = settings.as_ref().map(Limits::of).unwrap_or_default();
-    let mut conn = load_connection_with(config_path, limits)?;
+    let mut raw = Vec::with_capacity(files.len());
+    for f in &files {
+        raw.push((f.clone(), load_connection_with(f, limits)?));
+    }
     let settings = settings?;
+    let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
+    check_together(&raw, &settings, &settings_file)?;
     if limits.short_lifetimes {
         tracing::warn!(
             "lab.allow_short_lifetimes is set: lifetimes below AWS's minimums are accepted; \
@@ -73,8 +145,111 @@ pub fn load(
              against a local IKE peer only"
         );
     }
-    apply_settings(&mut conn, &settings);
-    Ok((conn, settings))
+    let connections = raw
+        .into_iter()
+        .map(|(_, mut conn)| {
+            let own = settings.for_connection(&conn.id);
+            apply_settings(&mut conn, &own);
+            (conn, own)
+        })
+        .collect();
+    Ok(Loaded {
+        connections,
+        settings,
+    })
+}
+
+/// The checks that need every connection: what makes two of them unable to share one daemon.
+fn check_together(
+    raw: &[(PathBuf, VpnConnection)],
+    settings: &Settings,
+    settings_file: &Path,
+) -> Result<(), ConfigError> {
+    let max = crate::sa::MAX_TUNNELS / 2;
+    if raw.len() > max {
+        return Err(ConfigError::invalid(
+            &raw[max].0,
+            Problem::Conflict,
+            "VPN connections",
+            format!("{} connections given; one cgwd serves at most {max}", raw.len()),
+            "split the connections over several customer gateway addresses, one cgwd each",
+        ));
+    }
+    for (i, (file, conn)) in raw.iter().enumerate() {
+        for (other_file, other) in &raw[..i] {
+            let clash = |what: &str, fix: &str| {
+                ConfigError::invalid(
+                    file,
+                    Problem::Conflict,
+                    format!("VPN connection {}", conn.id),
+                    format!("{what} as {} in {}", other.id, other_file.display()),
+                    fix,
+                )
+            };
+            if conn.id == other.id {
+                return Err(clash(
+                    "is the same VPN connection",
+                    "give each VPN connection once",
+                ));
+            }
+            if settings.local.address.is_none()
+                && conn.tunnels[0].customer_outside != other.tunnels[0].customer_outside
+            {
+                return Err(clash(
+                    &format!(
+                        "has customer gateway address {}, not {}",
+                        conn.tunnels[0].customer_outside, other.tunnels[0].customer_outside
+                    ),
+                    "run one cgwd per customer gateway address, or set local.address if NAT maps one address to both",
+                ));
+            }
+            for t in &conn.tunnels {
+                for u in &other.tunnels {
+                    if t.aws_outside == u.aws_outside {
+                        return Err(clash(
+                            &format!(
+                                "tunnel {} has AWS outside address {}, the same",
+                                t.id.number(),
+                                t.aws_outside
+                            ),
+                            "each AWS endpoint belongs to one tunnel; check that the right files were given",
+                        ));
+                    }
+                    if t.inside.contains(&u.inside.network()) || u.inside.contains(&t.inside.network()) {
+                        return Err(clash(
+                            &format!(
+                                "tunnel {} has inside CIDR {}, overlapping {}",
+                                t.id.number(),
+                                t.inside,
+                                u.inside
+                            ),
+                            "give the connections' tunnels distinct inside CIDRs (AWS tunnel options TunnelInsideCidr)",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(unknown) = settings
+        .connections
+        .keys()
+        .find(|k| !raw.iter().any(|(_, c)| &c.id == *k))
+    {
+        return Err(ConfigError::invalid(
+            settings_file,
+            Problem::SettingsKey,
+            format!("[connections.{unknown}]"),
+            "names no VPN connection given to cgwd".to_string(),
+            format!(
+                "use one of: {}",
+                raw.iter()
+                    .map(|(_, c)| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Read and validate only the AWS configuration file (AWS's limits).

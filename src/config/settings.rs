@@ -27,6 +27,46 @@ pub struct Settings {
     pub aws: AwsSettings,
     /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
     pub lab: LabSettings,
+    /// Per-VPN-connection overrides, keyed by VPN connection ID (`[connections.vpn-0abc...]`):
+    /// what differs between the connections one daemon serves. Sections not given there come from
+    /// the daemon-wide ones above.
+    pub connections: std::collections::BTreeMap<String, ConnectionSettings>,
+}
+
+/// What one VPN connection may set differently from the daemon-wide settings. The interface, local
+/// address, metrics, control socket and logs are the daemon's: one TUN device carries every
+/// connection, and the data plane's prefix table picks the tunnel.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSettings {
+    pub routing: Option<RoutingSettings>,
+    pub failover: Option<FailoverSettings>,
+    pub dpd: Option<DpdSettings>,
+    pub aws: Option<AwsSettings>,
+}
+
+impl Settings {
+    /// The settings that apply to VPN connection `vpn_id`: the daemon-wide ones with its
+    /// `[connections.<vpn_id>]` sections in place of theirs.
+    pub fn for_connection(&self, vpn_id: &str) -> Settings {
+        let mut s = self.clone();
+        s.connections.clear();
+        if let Some(c) = self.connections.get(vpn_id) {
+            if let Some(r) = &c.routing {
+                s.routing = r.clone();
+            }
+            if let Some(f) = &c.failover {
+                s.failover = f.clone();
+            }
+            if let Some(d) = &c.dpd {
+                s.dpd = d.clone();
+            }
+            if let Some(a) = &c.aws {
+                s.aws = a.clone();
+            }
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -52,13 +52,19 @@ pub enum ControlError {
 /// The shared snapshot the run loop updates and the server reads.
 pub type SharedStatus = Arc<Mutex<Option<StatusSnapshot>>>;
 
-/// A request for the control loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request for the control loop. `connection` names a VPN connection by ID or 1-based position;
+/// `None` is the first (the only one, usually).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Rekey a tunnel's IKE SA (`ike`) or its Child SA now.
-    Rekey { tunnel: crate::sa::TunnelId, ike: bool },
+    Rekey {
+        connection: Option<String>,
+        tunnel: crate::sa::TunnelId,
+        ike: bool,
+    },
     /// `cgwd tunnel down|up|reset`.
     Tunnel {
+        connection: Option<String>,
         tunnel: crate::sa::TunnelId,
         op: crate::gateway::TunnelOp,
     },
@@ -68,7 +74,8 @@ pub enum Command {
 pub const COMMAND_QUEUE: usize = 16;
 
 impl Command {
-    /// Parse a request line (`rekey 1 ike`, `tunnel down 2`); `None` for anything else.
+    /// Parse a request line (`rekey 1 ike`, `tunnel down 2`, `tunnel down vpn-0abc 2`); `None` for
+    /// anything else.
     pub fn parse(line: &str) -> Option<Command> {
         use crate::gateway::TunnelOp;
         let tunnel = |t: &str| match t {
@@ -76,9 +83,18 @@ impl Command {
             "2" => Some(crate::sa::TunnelId::Two),
             _ => None,
         };
+        // A connection name is a VPN ID or a position: printable, no spaces, bounded.
+        let name =
+            |n: &str| (n.len() <= 64 && n.chars().all(|c| c.is_ascii_graphic())).then(|| n.to_string());
         let w: Vec<&str> = line.split_whitespace().collect();
+        let (connection, w) = match w.as_slice() {
+            ["rekey", c, t, what] => (Some(name(c)?), vec!["rekey", *t, *what]),
+            ["tunnel", op, c, t] => (Some(name(c)?), vec!["tunnel", *op, *t]),
+            _ => (None, w),
+        };
         match w.as_slice() {
             ["rekey", t, what] => Some(Command::Rekey {
+                connection,
                 tunnel: tunnel(t)?,
                 ike: match *what {
                     "ike" => true,
@@ -87,6 +103,7 @@ impl Command {
                 },
             }),
             ["tunnel", op, t] => Some(Command::Tunnel {
+                connection,
                 tunnel: tunnel(t)?,
                 op: match *op {
                     "down" => TunnelOp::Down,
@@ -211,7 +228,7 @@ fn answer(
             }
         }
         other => match Command::parse(other) {
-            Some(c) => match commands.try_send(c) {
+            Some(c) => match commands.try_send(c.clone()) {
                 Ok(()) => serde_json::json!({ "ok": format!("{c:?} queued") }).to_string(),
                 Err(_) => serde_json::json!({ "error": "busy: too many requests queued" }).to_string(),
             },

@@ -75,7 +75,8 @@ pub fn ike_config_for(
         .map(|s| Duration::from_secs(u64::from(s)))
         .unwrap_or_else(|| t.dpd_interval());
     Ok(IkeConfig {
-        tunnel,
+        // Connection 0's key: the daemon sets the connection's own (`TunnelKey::new`).
+        tunnel: tunnel.into(),
         local_addr: v4(tunnel, "local address", local_addr)?,
         remote_addr: v4(tunnel, "AWS outside address", t.aws_outside)?,
         local_id: v4(tunnel, "local IKE ID", settings.local_id(t))?,
@@ -133,7 +134,7 @@ mod tests {
         let local: IpAddr = "192.0.2.10".parse().unwrap();
         let one = ike_config_for(&conn, &settings, TunnelId::One, local).unwrap();
         let two = ike_config_for(&conn, &settings, TunnelId::Two, local).unwrap();
-        assert_eq!(one.tunnel, TunnelId::One);
+        assert_eq!(one.tunnel.id, TunnelId::One);
         assert_eq!(one.remote_addr, Ipv4Addr::new(198, 51, 100, 11));
         assert_eq!(one.remote_id, Ipv4Addr::new(198, 51, 100, 11));
         assert_eq!(two.remote_addr, Ipv4Addr::new(203, 0, 113, 12));

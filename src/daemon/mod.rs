@@ -19,10 +19,37 @@ pub mod status;
 
 pub use status::{StatusSnapshot, TunnelStatus};
 
-/// `cgwd rekey TUNNEL [--ike]`: ask the running daemon to rekey now. Exit 0 once queued, 3 when
-/// no daemon answers.
+/// `[CONNECTION] TUNNEL` of `cgwd rekey` and `cgwd tunnel`: the request's target words, or the
+/// usage error (exit 2).
+fn target(command: &str, words: &[String]) -> Result<(String, u8), std::process::ExitCode> {
+    let bad = |why: String| {
+        eprintln!("cgwd {command}: {why}");
+        Err(std::process::ExitCode::from(2))
+    };
+    let (conn, tunnel) = match words {
+        [t] => (None, t),
+        [c, t] => (Some(c), t),
+        _ => return bad("give [CONNECTION] TUNNEL".into()),
+    };
+    let Ok(n @ 1..=2) = tunnel.parse::<u8>() else {
+        return bad(format!("tunnel `{tunnel}` is not 1 or 2"));
+    };
+    match conn {
+        None => Ok((n.to_string(), n)),
+        Some(c) if !c.is_empty() && c.len() <= 64 && c.chars().all(|x| x.is_ascii_graphic()) => {
+            Ok((format!("{c} {n}"), n))
+        }
+        Some(c) => bad(format!(
+            "connection `{}` is neither a VPN connection ID nor a number",
+            c.escape_debug()
+        )),
+    }
+}
+
+/// `cgwd rekey [CONNECTION] TUNNEL [--ike]`: ask the running daemon to rekey now. Exit 0 once
+/// queued, 3 when no daemon answers.
 pub fn rekey_command(
-    tunnel: u8,
+    words: &[String],
     ike: bool,
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
@@ -32,26 +59,34 @@ pub fn rekey_command(
     } else {
         ("child", "Child SA")
     };
+    let (t, n) = match target("rekey", words) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     send_command(
         "rekey",
-        &format!("rekey {tunnel} {what}"),
-        &format!("tunnel {tunnel}: {sa} rekey started"),
+        &format!("rekey {t} {what}"),
+        &format!("tunnel {n}: {sa} rekey started"),
         socket,
         settings,
     )
 }
 
-/// `cgwd tunnel down|up|reset TUNNEL`: exit 0 once queued, 3 when no daemon answers.
+/// `cgwd tunnel down|up|reset [CONNECTION] TUNNEL`: exit 0 once queued, 3 when no daemon answers.
 pub fn tunnel_command(
     what: &str,
-    tunnel: u8,
+    words: &[String],
     socket: Option<&std::path::Path>,
     settings: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
+    let (t, n) = match target("tunnel", words) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     send_command(
         "tunnel",
-        &format!("tunnel {what} {tunnel}"),
-        &format!("tunnel {tunnel}: {what}"),
+        &format!("tunnel {what} {t}"),
+        &format!("tunnel {n}: {what}"),
         socket,
         settings,
     )

@@ -55,31 +55,48 @@ impl Observer {
     /// Open the health sink and bind the metrics listener; either failing stops the start.
     /// `customer`: false for the AWS role, which writes no health records and serves no metrics.
     pub fn start(conn: &VpnConnection, settings: &Settings, customer: bool) -> Result<Observer, String> {
-        let health = customer
-            .then(|| HealthReporter::new(conn, settings))
-            .transpose()
-            .map_err(|e| format!("opening log.health {:?}: {e}", settings.log.health))?;
         let metrics = Arc::new(MetricsRegistry::new());
-        let server = match settings.metrics.listen.filter(|_| customer) {
+        let mut observer = Observer::start_shared(conn, settings, customer, &metrics)?;
+        observer.server = match settings.metrics.listen.filter(|_| customer) {
             Some(addr) => Some(
                 MetricsServer::start(addr, metrics.clone())
                     .map_err(|e| format!("metrics.listen {addr}: {e}"))?,
             ),
             None => None,
         };
-        if let Some(s) = &server {
+        if let Some(s) = &observer.server {
             tracing::info!(listen = %s.local_addr(), "Prometheus metrics served on /metrics");
         }
+        Ok(observer)
+    }
+
+    /// Another VPN connection's observer in the same daemon: its own health records, the first
+    /// observer's metrics registry (one `/metrics` for every connection, labelled by VPN ID).
+    pub fn start_shared(
+        conn: &VpnConnection,
+        settings: &Settings,
+        customer: bool,
+        metrics: &Arc<MetricsRegistry>,
+    ) -> Result<Observer, String> {
+        let health = customer
+            .then(|| HealthReporter::new(conn, settings))
+            .transpose()
+            .map_err(|e| format!("opening log.health {:?}: {e}", settings.log.health))?;
         Ok(Observer {
             health,
-            metrics,
-            server,
+            metrics: metrics.clone(),
+            server: None,
             facts: [SaFacts::default(); 2],
             closing: false,
             inbound: [None; 2],
             requests_sent: [None; 2],
             write_errors: RateLimit::new(Duration::from_secs(60)),
         })
+    }
+
+    /// The metrics registry this observer updates.
+    pub fn registry(&self) -> Arc<MetricsRegistry> {
+        self.metrics.clone()
     }
 
     /// Where the metrics are served, if they are.

@@ -13,8 +13,9 @@
 //! (the failover and probe resolution) and otherwise blocks on the IKE input channel, handling at
 //! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
 use crate::crypto::OsRandom;
+use crate::dataplane::RouteTable;
 use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, KEEPALIVE_INTERVAL, POLL_INTERVAL, Shared};
 use crate::esp::SaTable;
 use crate::failover::probe::{Inbound, Prober};
@@ -40,7 +42,7 @@ use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
 use crate::observe::{HealthEvent, TunnelHealth};
 use crate::routing::Router;
-use crate::sa::TunnelId;
+use crate::sa::{TunnelId, TunnelKey};
 use crate::suite::Suite;
 use crate::wire::udp_encap::NON_ESP_MARKER;
 
@@ -193,20 +195,21 @@ pub struct AwsRole {
     pub interface: Option<String>,
 }
 
-/// Entry point of `cgwd run`.
-pub fn main(config: &Path, settings: Option<&Path>) -> ExitCode {
-    main_as(config, settings, &Role::Customer)
+/// Entry point of `cgwd run` (one AWS file or directory per VPN connection).
+pub fn main(configs: &[PathBuf], settings: Option<&Path>) -> ExitCode {
+    main_as(configs, settings, &Role::Customer)
 }
 
-/// Entry point shared by `cgwd run` and `cgwd emulate-aws`.
-pub fn main_as(config: &Path, settings: Option<&Path>, role: &Role) -> ExitCode {
+/// Entry point shared by `cgwd run` and `cgwd emulate-aws` (which plays one tunnel of the first
+/// connection per process).
+pub fn main_as(configs: &[PathBuf], settings: Option<&Path>, role: &Role) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
-    match run_as(config, settings, role) {
+    match run_as(configs, settings, role) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let cmd = match role {
@@ -259,6 +262,8 @@ pub fn preflight() -> Result<(), StartError> {
 /// status keep beside the IKE SAs.
 struct Tunnel {
     id: TunnelId,
+    /// The tunnel's key in the SA table and the data plane.
+    key: TunnelKey,
     /// The tunnel in the gateway (None: this process does not serve it, as an `emulate-aws`
     /// endpoint serves one).
     handle: Option<TunnelHandle>,
@@ -310,33 +315,46 @@ impl Tunnel {
     }
 }
 
-struct Daemon {
+/// One VPN connection the daemon serves: its two tunnels, its failover policy and health records.
+struct Connection {
     conn: VpnConnection,
+    /// The daemon's settings with this connection's `[connections.<id>]` overrides.
     settings: Settings,
-    local: Ipv4Addr,
     tunnels: [Tunnel; 2],
+    monitor: Monitor,
+    /// Health records and metrics of this connection (docs/observability.md).
+    observer: Observer,
+    /// emulate-aws: the routes AWS installs while its tunnel is up.
+    aws_routes: Option<crate::emulate::AwsRoutes>,
+    /// At least one tunnel is not down (its VPC routes belong in the kernel).
+    any_up: bool,
+}
+
+struct Daemon {
+    connections: Vec<Connection>,
+    /// Gateway handle → (connection, tunnel index).
+    by_handle: HashMap<TunnelHandle, (usize, usize)>,
+    local: Ipv4Addr,
     udp500: Arc<UdpSocket>,
     udp4500: Arc<UdpSocket>,
     /// IKE datagrams from both ports, in arrival order; the loop blocks here.
     input: Receiver<IkeInput>,
     shared: Arc<Shared>,
-    monitor: Monitor,
     router: Router,
+    /// The VPC prefixes of the connections with a tunnel up, as last handed to the router.
+    routed: Option<Vec<Ipv4Net>>,
     icmp: Option<RawIcmp>,
     status: SharedStatus,
     started: Instant,
     last_status: Option<Instant>,
-    routes_up: Option<bool>,
     /// emulate-aws: the maintenance rehearsal (None for `cgwd run`).
     maintenance: Option<crate::emulate::Maintenance>,
-    /// emulate-aws: the routes AWS installs while its tunnel is up.
-    aws_routes: Option<crate::emulate::AwsRoutes>,
+    /// `cgwd emulate-aws`: AWS's routes are its own ([`crate::emulate::AwsRoutes`]), not the VPC's.
+    aws_role: bool,
     interface: String,
-    /// Health records and Prometheus metrics (docs/observability.md).
-    observer: Observer,
-    /// The tunnels' IKE SAs and their lifecycle (sans-IO).
+    /// Every tunnel's IKE SAs and their lifecycle (sans-IO).
     gateway: Gateway,
-    /// Requests from the control socket (`cgwd rekey`).
+    /// Requests from the control socket (`cgwd rekey`, `cgwd tunnel`).
     commands: Receiver<Command>,
 }
 
@@ -380,15 +398,45 @@ fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
     }
 }
 
+/// The data plane's prefix table for these connections: each connection's VPC prefixes (or
+/// everything, IPv4 and IPv6, when it names none) through both its tunnels, every tunnel's far
+/// inside address pinned to it. Connections routing the same prefix share it by flow hash (ECMP).
+/// AWS's side (`aws_role`) sends everything into its tunnel: its VPC router already chose it.
+fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
+    let mut b = RouteTable::builder();
+    for c in connections {
+        let served: Vec<&Tunnel> = c.tunnels.iter().filter(|t| t.handle.is_some()).collect();
+        for t in &served {
+            b.pin(IpAddr::V4(t.aws_inside), t.key);
+            if aws_role {
+                b.route("0.0.0.0/0".parse().expect("literal"), t.key);
+                continue;
+            }
+            if c.settings.routing.vpc_cidrs.is_empty() {
+                b.route("0.0.0.0/0".parse().expect("literal"), t.key);
+                b.route("::/0".parse().expect("literal"), t.key);
+            }
+            for n in &c.settings.routing.vpc_cidrs {
+                b.route(ipnet::IpNet::V4(*n), t.key);
+            }
+        }
+    }
+    b.build()
+}
+
 /// Start everything, run until a signal, tear down.
-pub fn run(config: &Path, settings_path: Option<&Path>) -> Result<(), StartError> {
-    run_as(config, settings_path, &Role::Customer)
+pub fn run(configs: &[PathBuf], settings_path: Option<&Path>) -> Result<(), StartError> {
+    run_as(configs, settings_path, &Role::Customer)
 }
 
 /// [`run`] in either role.
-pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Result<(), StartError> {
-    let (conn, mut settings) = crate::config::load(config, settings_path)?;
+pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) -> Result<(), StartError> {
+    let loaded = crate::config::load_many(configs, settings_path)?;
+    let mut settings = loaded.settings;
+    let mut list = loaded.connections;
     if let Role::Aws(a) = role {
+        // One AWS endpoint per process: the first connection's tunnel.
+        list.truncate(1);
         if let Some(p) = &a.control_socket {
             settings.control.socket = p.clone();
         }
@@ -399,6 +447,12 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         // processes would fight over them).
         settings.metrics.listen = None;
         settings.log.health = Default::default();
+        for (_, s) in &mut list {
+            s.interface.name = settings.interface.name.clone();
+            s.control.socket = settings.control.socket.clone();
+            s.metrics.listen = None;
+            s.log.health = Default::default();
+        }
     }
     let aws = match role {
         Role::Customer => None,
@@ -406,13 +460,17 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
     preflight()?;
-    let observer = Observer::start(&conn, &settings, aws.is_none()).map_err(StartError::Other)?;
+    let Some((first_conn, _)) = list.first() else {
+        return Err(StartError::Other("no VPN connection given".into()));
+    };
+    let metrics_observer =
+        Observer::start(first_conn, &list[0].1, aws.is_none()).map_err(StartError::Other)?;
     let signals = Signals::install().map_err(StartError::io("installing signal handlers"))?;
 
-    // One local address for both tunnels: AWS sends both to the same customer gateway IP.
+    // One local address for every tunnel: AWS sends them all to the same customer gateway IP.
     let local_ip = match aws {
-        Some(t) => conn.tunnel(t).aws_outside,
-        None => crate::config::resolve_local_address(&settings, conn.tunnel(TunnelId::One))
+        Some(t) => first_conn.tunnel(t).aws_outside,
+        None => crate::config::resolve_local_address(&settings, first_conn.tunnel(TunnelId::One))
             .map_err(StartError::io("finding the local address"))?,
     };
     let IpAddr::V4(local) = local_ip else {
@@ -423,21 +481,31 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
-    if settings.routing.vpc_cidrs.is_empty() {
-        tracing::warn!(
-            "routing.vpc_cidrs is empty: cgwd installs no routes; route the VPC networks to {} yourself",
-            settings.interface.name
-        );
+    for (conn, s) in &list {
+        if aws.is_none() && s.routing.vpc_cidrs.is_empty() {
+            tracing::warn!(
+                vpn = %conn.id,
+                "routing.vpc_cidrs is empty: cgwd installs no routes for this connection; route the VPC networks to {} yourself",
+                settings.interface.name
+            );
+        }
     }
-    let mtu = settings.interface_mtu(&conn);
+    // One MTU for the device: the smallest any connection's suites allow.
+    let mtu = list
+        .iter()
+        .map(|(c, _)| settings.interface_mtu(c))
+        .min()
+        .unwrap_or(1400);
     let mut addresses = Vec::new();
-    for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
-        let ours = if aws.is_some() {
-            t.aws_inside()
-        } else {
-            t.customer_inside()
-        };
-        addresses.push((ours, t.inside.prefix_len()));
+    for (conn, _) in &list {
+        for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
+            let ours = if aws.is_some() {
+                t.aws_inside()
+            } else {
+                t.customer_inside()
+            };
+            addresses.push((ours, t.inside.prefix_len()));
+        }
     }
     let tun = Arc::new(
         Tun::create(&TunConfig {
@@ -452,20 +520,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
         )))?,
     );
     let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
-    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
-    // through its own per-endpoint routes, not the customer gateway's Router.
-    let far_side = match aws {
-        Some(_) => Vec::new(),
-        None => settings.routing.vpc_cidrs.clone(),
-    };
-    let aws_routes = aws.map(|t| {
-        crate::emulate::AwsRoutes::new(
-            &settings.interface.name,
-            t,
-            crate::emulate::RouteHook::static_routes(&settings),
-        )
-    });
-    let mut router = Router::new(far_side, ifindex).map_err(|e| StartError::Other(e.to_string()))?;
+    let mut router = Router::new(Vec::new(), ifindex).map_err(|e| StartError::Other(e.to_string()))?;
     for &(addr, prefix) in &addresses {
         let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
         router
@@ -476,7 +531,7 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let sas = Arc::new(SaTable::new());
     let shared = Arc::new(Shared::new(sas));
     let (ike_tx, ike_rx) = sync_channel(IKE_QUEUE);
-    let first = conn.tunnel(TunnelId::One);
+    let first = first_conn.tunnel(TunnelId::One);
     let dp_config = DataplaneConfig {
         tunnel_mtu: mtu,
         tcp_mss: Some(crate::config::mss_for_mtu(mtu)),
@@ -499,59 +554,6 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     let control = ControlServer::start(&settings.control.socket, status.clone(), command_tx)
         .map_err(|e| StartError::Other(e.to_string()))?;
 
-    let timers = FailoverTimers::from_settings(&settings);
-    let now = clock::now();
-    let mut rng = OsRandom;
-    let mut ike_configs = Vec::with_capacity(2);
-    for id in TunnelId::BOTH {
-        let cfg = match aws {
-            Some(_) => crate::emulate::aws_ike_config(&conn, &settings, id),
-            None => super::ike_config_for(&conn, &settings, id, local_ip),
-        }
-        .map_err(|e| StartError::Other(e.to_string()))?;
-        ike_configs.push(Arc::new(cfg));
-    }
-    let mut gateway = Gateway::new();
-    let tunnels = TunnelId::BOTH.map(|id| {
-        let t = conn.tunnel(id);
-        let cfg = ike_configs[id.index()].clone();
-        use crate::crypto::Random;
-        let ident = rng.next_u32() as u16;
-        // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
-        let (ours, peers) = match aws {
-            Some(_) => (t.aws_inside(), t.customer_inside()),
-            None => (t.customer_inside(), t.aws_inside()),
-        };
-        let behaviour = crate::emulate::Behaviour::of(t);
-        let enabled = served[id.index()];
-        shared.set_aws_inside(id, enabled.then_some(peers));
-        let handle = enabled.then(|| {
-            gateway.add_tunnel(
-                TunnelSpec {
-                    cfg: cfg.clone(),
-                    initiate: aws.is_none() || behaviour.initiate_at_start,
-                    reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
-                },
-                now,
-            )
-        });
-        Tunnel {
-            id,
-            handle,
-            prober: Prober::new(ours, peers, ident, timers.probe_interval),
-            inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
-            aws_inside: peers,
-            last_rx_packets: 0,
-            child_since: None,
-            child_spis: None,
-            last_reason: None,
-            rtt: None,
-            ike_suite: None,
-            esp_suite: None,
-            nat: false,
-            cfg,
-        }
-    });
     let icmp = match RawIcmp::open().and_then(|s| s.bind_to_device(tun.name()).map(|()| s)) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -559,21 +561,120 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
             None
         }
     };
-    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
-    let timers = if icmp.is_some() {
-        timers
-    } else {
-        FailoverTimers {
-            suspect_after: Duration::from_secs(u64::from(u32::MAX)),
-            ..timers
+    let now = clock::now();
+    let mut rng = OsRandom;
+    let mut gateway = Gateway::new();
+    let mut connections = Vec::with_capacity(list.len());
+    let mut by_handle = HashMap::new();
+    let mut metrics_observer = Some(metrics_observer);
+    for (ci, (conn, conn_settings)) in list.into_iter().enumerate() {
+        let index = ci as u16;
+        let timers = FailoverTimers::from_settings(&conn_settings);
+        // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+        let timers = if icmp.is_some() {
+            timers
+        } else {
+            FailoverTimers {
+                suspect_after: Duration::from_secs(u64::from(u32::MAX)),
+                ..timers
+            }
+        };
+        let observer = match metrics_observer.take() {
+            Some(o) => o,
+            None => Observer::start_shared(
+                &conn,
+                &conn_settings,
+                aws.is_none(),
+                &connections_registry(&connections),
+            )
+            .map_err(StartError::Other)?,
+        };
+        let mut tunnels = Vec::with_capacity(2);
+        for id in TunnelId::BOTH {
+            let key = TunnelKey::new(index, id);
+            let mut cfg = match aws {
+                Some(_) => crate::emulate::aws_ike_config(&conn, &conn_settings, id),
+                None => super::ike_config_for(&conn, &conn_settings, id, local_ip),
+            }
+            .map_err(|e| StartError::Other(e.to_string()))?;
+            cfg.tunnel = key;
+            let cfg = Arc::new(cfg);
+            let t = conn.tunnel(id);
+            use crate::crypto::Random;
+            let ident = rng.next_u32() as u16;
+            // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
+            let (ours, peers) = match aws {
+                Some(_) => (t.aws_inside(), t.customer_inside()),
+                None => (t.customer_inside(), t.aws_inside()),
+            };
+            let behaviour = crate::emulate::Behaviour::of(t);
+            let enabled = served[id.index()];
+            shared.set_aws_inside(key, enabled.then_some(peers));
+            let handle = enabled.then(|| {
+                gateway.add_tunnel(
+                    TunnelSpec {
+                        cfg: cfg.clone(),
+                        initiate: aws.is_none() || behaviour.initiate_at_start,
+                        reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+                    },
+                    now,
+                )
+            });
+            if let Some(h) = handle {
+                by_handle.insert(h, (ci, id.index()));
+            }
+            tunnels.push(Tunnel {
+                id,
+                key,
+                handle,
+                prober: Prober::new(ours, peers, ident, timers.probe_interval),
+                inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
+                aws_inside: peers,
+                last_rx_packets: 0,
+                child_since: None,
+                child_spis: None,
+                last_reason: None,
+                rtt: None,
+                ike_suite: None,
+                esp_suite: None,
+                nat: false,
+                cfg,
+            });
         }
-    };
+        let [one, two]: [Tunnel; 2] = tunnels
+            .try_into()
+            .map_err(|_| StartError::Other("a connection without two tunnels".into()))?;
+        // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
+        // through its own per-endpoint routes, not the customer gateway's Router.
+        let aws_routes = aws.map(|t| {
+            crate::emulate::AwsRoutes::new(
+                &settings.interface.name,
+                t,
+                crate::emulate::RouteHook::static_routes(&conn_settings),
+            )
+        });
+        tracing::info!(
+            vpn = %conn.id,
+            connection = ci + 1,
+            policy = conn_settings.failover.policy.name(),
+            "VPN connection configured"
+        );
+        connections.push(Connection {
+            monitor: Monitor::new(conn_settings.failover.policy, timers),
+            conn,
+            settings: conn_settings,
+            tunnels: [one, two],
+            observer,
+            aws_routes,
+            any_up: false,
+        });
+    }
+    shared.set_routes(route_table(&connections, aws.is_some()));
     tracing::info!(
-        vpn = %conn.id,
+        connections = connections.len(),
         local = %local,
         tun = %tun.name(),
         mtu,
-        policy = settings.failover.policy.name(),
         "cgwd running"
     );
     let input_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -588,31 +689,32 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     };
     let mut d = Daemon {
         maintenance,
-        aws_routes,
-        monitor: Monitor::new(settings.failover.policy, timers),
+        aws_role: aws.is_some(),
         interface: tun.name().to_string(),
-        conn,
-        settings,
+        connections,
+        by_handle,
         local,
-        tunnels,
         udp500,
         udp4500,
         input,
         shared,
         router,
+        routed: None,
         icmp,
         status,
         started: now,
         last_status: None,
-        routes_up: None,
-        observer,
         gateway,
         commands,
     };
+    // The first decisions at once: tunnels the gateway brought up while starting.
+    d.apply_outputs(now);
     let result = d.run_loop(&signals);
     d.shutdown();
-    if let Some(r) = d.aws_routes.as_mut() {
-        r.sync(false);
+    for c in &mut d.connections {
+        if let Some(r) = c.aws_routes.as_mut() {
+            r.sync(false);
+        }
     }
     input_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(control);
@@ -623,6 +725,14 @@ pub fn run_as(config: &Path, settings_path: Option<&Path>, role: &Role) -> Resul
     drop(tun);
     tracing::info!("cgwd stopped");
     result
+}
+
+/// The metrics registry the connections share (the first connection's observer holds the server).
+fn connections_registry(connections: &[Connection]) -> Arc<crate::observe::MetricsRegistry> {
+    connections
+        .first()
+        .map(|c| c.observer.registry())
+        .unwrap_or_default()
 }
 
 impl Daemon {
@@ -648,10 +758,14 @@ impl Daemon {
                 }
             }
             if signals.take_reopen() {
-                self.observer.reopen();
+                for c in &mut self.connections {
+                    c.observer.reopen();
+                }
             }
             let now = clock::now();
-            self.observer.poll(now);
+            for c in &mut self.connections {
+                c.observer.poll(now);
+            }
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
@@ -671,29 +785,52 @@ impl Daemon {
         Ok(())
     }
 
+    /// The connection a control request names: its VPN connection ID, its 1-based position, or
+    /// the first connection when it names none.
+    fn find_connection(&self, name: Option<&str>) -> Option<usize> {
+        match name {
+            None => (!self.connections.is_empty()).then_some(0),
+            Some(n) => self.connections.iter().position(|c| c.conn.id == n).or_else(|| {
+                n.parse::<usize>()
+                    .ok()
+                    .and_then(|k| k.checked_sub(1))
+                    .filter(|&k| k < self.connections.len())
+            }),
+        }
+    }
+
     /// A request from the control socket.
     fn command(&mut self, c: Command, now: Instant) {
+        let (name, tunnel) = match &c {
+            Command::Rekey {
+                connection, tunnel, ..
+            }
+            | Command::Tunnel {
+                connection, tunnel, ..
+            } => (connection.as_deref(), *tunnel),
+        };
+        let Some(ci) = self.find_connection(name) else {
+            tracing::warn!(connection = ?name, "control request names no VPN connection of this cgwd");
+            return;
+        };
+        let Some(h) = self.connections[ci].tunnels[tunnel.index()].handle else {
+            tracing::warn!(%tunnel, "this process does not serve the tunnel");
+            return;
+        };
+        let vpn = self.connections[ci].conn.id.clone();
         match c {
-            Command::Rekey { tunnel, ike } => {
-                let Some(h) = self.tunnels[tunnel.index()].handle else {
-                    tracing::warn!(%tunnel, "rekey requested, but this process does not serve the tunnel");
-                    return;
-                };
-                tracing::info!(%tunnel, what = if ike { "IKE SA" } else { "Child SA" }, "rekey requested");
+            Command::Rekey { ike, .. } => {
+                tracing::info!(%vpn, %tunnel, what = if ike { "IKE SA" } else { "Child SA" }, "rekey requested");
                 if !self.gateway.rekey(h, now, ike) {
-                    tracing::warn!(%tunnel, "rekey requested, but the tunnel has no established IKE SA");
+                    tracing::warn!(%vpn, %tunnel, "rekey requested, but the tunnel has no established IKE SA");
                 }
                 self.apply_outputs(now);
             }
-            Command::Tunnel { tunnel, op } => {
-                let Some(h) = self.tunnels[tunnel.index()].handle else {
-                    tracing::warn!(%tunnel, "this process does not serve the tunnel");
-                    return;
-                };
+            Command::Tunnel { op, .. } => {
                 self.gateway.operate(h, now, op);
                 self.apply_outputs(now);
                 if self.gateway.admin_down(h) {
-                    self.tunnels[tunnel.index()].last_reason =
+                    self.connections[ci].tunnels[tunnel.index()].last_reason =
                         Some("taken down by the operator (`cgwd tunnel up` brings it back)".into());
                 }
                 self.publish_status(now);
@@ -709,7 +846,8 @@ impl Daemon {
         };
         if let Some(d) = m.take_request(now) {
             tracing::warn!(duration = ?d, "maintenance: deleting the SAs and going silent");
-            for h in self.tunnels.iter().filter_map(|t| t.handle) {
+            let handles: Vec<TunnelHandle> = self.by_handle.keys().copied().collect();
+            for h in handles {
                 self.gateway.reset(h, now);
             }
             self.apply_outputs(now);
@@ -717,20 +855,14 @@ impl Daemon {
         self.maintenance.as_mut().is_some_and(|m| m.silent(now))
     }
 
-    fn index_of(&self, h: TunnelHandle) -> usize {
-        self.tunnels
-            .iter()
-            .position(|t| t.handle == Some(h))
-            .unwrap_or_default()
-    }
-
     fn ike_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         if self.maintenance.as_mut().is_some_and(|m| m.silent(now)) {
             return;
         }
-        if let Some(h) = self.gateway.tunnel_for_peer(from) {
-            let i = self.index_of(h);
-            self.observer.inbound[i] = ike_header(data);
+        if let Some(h) = self.gateway.tunnel_for_peer(from)
+            && let Some(&(c, i)) = self.by_handle.get(&h)
+        {
+            self.connections[c].observer.inbound[i] = ike_header(data);
         }
         self.gateway.handle_datagram(now, from, to, data);
         self.apply_outputs(now);
@@ -749,17 +881,20 @@ impl Daemon {
         while let Some(o) = self.gateway.poll_output() {
             match o {
                 Output::Transmit { tunnel, current, tx } => {
-                    let i = self.index_of(tunnel);
-                    let record = current.then(|| self.observer.sent(i, &tx.data)).flatten();
+                    let at = self.by_handle.get(&tunnel).copied();
+                    let record = at
+                        .filter(|_| current)
+                        .and_then(|(c, i)| self.connections[c].observer.sent(i, &tx.data));
                     send_ike(&self.udp500, &self.udp4500, &tx);
-                    if let Some(h) = record {
-                        self.report(i, &h, now);
+                    if let (Some(h), Some((c, i))) = (record, at) {
+                        self.report(c, i, &h, now);
                     }
                 }
                 Output::Sa(c) => self.sa_command(c),
                 Output::Event { tunnel, event } => {
-                    let i = self.index_of(tunnel);
-                    self.tunnel_event(i, event, now);
+                    if let Some(&(c, i)) = self.by_handle.get(&tunnel) {
+                        self.tunnel_event(c, i, event, now);
+                    }
                 }
             }
         }
@@ -801,9 +936,10 @@ impl Daemon {
         }
     }
 
-    /// A health record for `ev` on tunnel `i`, with the state the tunnel is in now.
-    fn report(&mut self, i: usize, ev: &HealthEvent, now: Instant) {
-        let t = &self.tunnels[i];
+    /// A health record for `ev` on tunnel `i` of connection `c`, with the state it is in now.
+    fn report(&mut self, c: usize, i: usize, ev: &HealthEvent, now: Instant) {
+        let conn = &mut self.connections[c];
+        let t = &conn.tunnels[i];
         let (p1, p2) = t.phase_states(&self.gateway);
         let state = TunnelHealth {
             phase1: p1,
@@ -813,22 +949,23 @@ impl Daemon {
             bgp_established: None,
             bgp_routes: None,
         };
-        self.observer.event(t.id, state, ev, now);
+        conn.observer.event(t.id, state, ev, now);
     }
 
     /// A tunnel event from the gateway core: what failover, health records and status make of it
     /// (the SA table has been changed already).
-    fn tunnel_event(&mut self, i: usize, ev: TunnelEvent, now: Instant) {
-        let id = self.tunnels[i].id;
+    fn tunnel_event(&mut self, c: usize, i: usize, ev: TunnelEvent, now: Instant) {
+        let id = self.connections[c].tunnels[i].id;
+        let key = self.connections[c].tunnels[i].key;
+        let handle = self.connections[c].tunnels[i].handle;
         let ev = match ev {
             TunnelEvent::Ike(ev) => *ev,
             TunnelEvent::ChildRekeyed { .. } => {
-                let current = self.tunnels[i]
-                    .handle
+                let current = handle
                     .and_then(|h| self.gateway.tunnel(h).status())
                     .and_then(|s| s.child_spis);
                 if current.is_some() {
-                    self.tunnels[i].child_spis = current;
+                    self.connections[c].tunnels[i].child_spis = current;
                 }
                 return;
             }
@@ -838,13 +975,11 @@ impl Daemon {
             | TunnelEvent::Initiating
             | TunnelEvent::RekeyStarted { .. } => return,
         };
-        self.observe_event(i, &ev, now);
-        let status = self.tunnels[i]
-            .handle
-            .and_then(|h| self.gateway.tunnel(h).status());
+        self.observe_event(c, i, &ev, now);
+        let status = handle.and_then(|h| self.gateway.tunnel(h).status());
         match ev {
             Event::Established => {
-                let t = &mut self.tunnels[i];
+                let t = &mut self.connections[c].tunnels[i];
                 t.last_reason = None;
                 if let Some(s) = status {
                     t.ike_suite = s.ike_suite;
@@ -852,57 +987,69 @@ impl Daemon {
                 }
             }
             Event::ChildUp(child) => {
-                let t = &mut self.tunnels[i];
+                let rx = self
+                    .shared
+                    .sas
+                    .counters()
+                    .tunnels
+                    .get(key.slot())
+                    .map_or(0, |t| t.packets_in);
+                let conn = &mut self.connections[c];
+                let t = &mut conn.tunnels[i];
                 t.child_since.get_or_insert(now);
                 t.child_spis = Some((child.inbound.spi.0, child.outbound.spi.0));
                 t.esp_suite = status.and_then(|s| s.esp_suite);
                 // Start counting inbound from here.
-                t.last_rx_packets = self.shared.sas.counters().tunnels[i].packets_in;
-                self.monitor.child_up(id, now);
+                t.last_rx_packets = rx;
+                conn.monitor.child_up(id, now);
                 self.failover(now);
                 self.publish_status(now);
             }
             Event::ChildDown { .. } => {
-                let t = &mut self.tunnels[i];
+                let conn = &mut self.connections[c];
+                let t = &mut conn.tunnels[i];
                 t.child_spis = None;
                 t.child_since = None;
                 // After `Failed` (DPD timeout, ...) the IKE SA's teardown also reports ChildDown:
                 // keep the more precise reason recorded first.
                 if !matches!(
-                    self.monitor.health(id).child,
+                    conn.monitor.health(id).child,
                     crate::failover::ChildState::Down(_)
                 ) {
                     t.last_reason = Some("AWS deleted the Child SA".into());
-                    self.monitor.child_down(id, DownReason::DeleteReceived, now);
+                    conn.monitor.child_down(id, DownReason::DeleteReceived, now);
                 }
                 self.failover(now);
                 self.publish_status(now);
             }
             Event::ChildInbound(_) | Event::IkeRekeyed { .. } => {}
             Event::ChildFailed(f) => {
-                self.tunnels[i].last_reason = Some(f.message());
+                let conn = &mut self.connections[c];
+                conn.tunnels[i].last_reason = Some(f.message());
                 // A refused rekey leaves the current Child SA working.
                 let still_up = status.is_some_and(|s| s.child_spis.is_some());
                 if !still_up {
-                    self.monitor.child_down(id, DownReason::NegotiationFailed, now);
+                    conn.monitor.child_down(id, DownReason::NegotiationFailed, now);
                 }
             }
             Event::Failed(f) => {
-                let was_up = self.tunnels[i].child_since.is_some();
-                self.tunnels[i].last_reason = Some(f.message());
-                self.monitor.child_down(id, down_reason(&f.reason, was_up), now);
+                let conn = &mut self.connections[c];
+                let was_up = conn.tunnels[i].child_since.is_some();
+                conn.tunnels[i].last_reason = Some(f.message());
+                conn.monitor.child_down(id, down_reason(&f.reason, was_up), now);
             }
             Event::Closed => {
-                let t = &mut self.tunnels[i];
+                let conn = &mut self.connections[c];
+                let t = &mut conn.tunnels[i];
                 t.child_spis = None;
                 t.child_since = None;
                 t.ike_suite = None;
                 t.esp_suite = None;
                 if !matches!(
-                    self.monitor.health(id).child,
+                    conn.monitor.health(id).child,
                     crate::failover::ChildState::Down(_)
                 ) {
-                    self.monitor.child_down(id, DownReason::Closed, now);
+                    conn.monitor.child_down(id, DownReason::Closed, now);
                 }
                 self.failover(now);
                 self.publish_status(now);
@@ -911,11 +1058,19 @@ impl Daemon {
     }
 
     /// Health records and SA facts (rekeys, ages) for an IKE event, before the daemon acts on it.
-    fn observe_event(&mut self, i: usize, ev: &Event, now: Instant) {
-        let t = &self.tunnels[i];
+    fn observe_event(&mut self, c: usize, i: usize, ev: &Event, now: Instant) {
+        let conn = &mut self.connections[c];
+        let t = &conn.tunnels[i];
         let ike_up = t.ike_up(&self.gateway);
-        let mut completed = self.observer.rekey_events(i);
-        let f = &mut self.observer.facts[i];
+        let mut completed = conn.observer.rekey_events(i);
+        let closing = conn.observer.closing;
+        let already_down = matches!(
+            conn.monitor.health(t.id).child,
+            crate::failover::ChildState::Down(_)
+        );
+        let retries = t.cfg.retransmit.retries;
+        let child_was_up = t.child_since.is_some();
+        let f = &mut conn.observer.facts[i];
         let mut rekey = Vec::new();
         let ev = match ev {
             Event::Established => {
@@ -923,7 +1078,7 @@ impl Daemon {
                 Some(HealthEvent::IkeSaUp)
             }
             Event::ChildUp(child) => {
-                if t.child_since.is_some() {
+                if child_was_up {
                     f.child_rekeys += 1;
                     rekey = std::mem::take(&mut completed);
                 }
@@ -934,15 +1089,11 @@ impl Daemon {
             }
             // A rekey's old SA comes as `ChildRekeyed`: this Child SA the tunnel lost.
             Event::ChildDown { outbound, .. } => {
-                let already_down = matches!(
-                    self.monitor.health(t.id).child,
-                    crate::failover::ChildState::Down(_)
-                );
                 f.child_since = None;
                 // The IKE SA went with it: AWS deleted the IKE SA (a failure such as a DPD timeout
                 // was reported before and marked the tunnel down). Otherwise AWS deleted this Child
                 // SA, naming its inbound SPI: our outbound.
-                (!already_down && !self.observer.closing).then_some(if ike_up {
+                (!already_down && !closing).then_some(if ike_up {
                     HealthEvent::DeleteChildSaReceived { spi: outbound.0 }
                 } else {
                     HealthEvent::DeleteIkeSaReceived
@@ -960,10 +1111,8 @@ impl Daemon {
                 rekey = std::mem::take(&mut completed);
                 None
             }
-            Event::ChildFailed(e) => failure_event(&e.reason, true, true, t.cfg.retransmit.retries),
-            Event::Failed(e) => {
-                failure_event(&e.reason, f.ike_since.is_some(), false, t.cfg.retransmit.retries)
-            }
+            Event::ChildFailed(e) => failure_event(&e.reason, true, true, retries),
+            Event::Failed(e) => failure_event(&e.reason, f.ike_since.is_some(), false, retries),
             Event::Closed => {
                 f.ike_since = None;
                 f.child_since = None;
@@ -971,19 +1120,20 @@ impl Daemon {
             }
         };
         for ev in rekey.iter().chain(&ev) {
-            self.report(i, ev, now);
+            self.report(c, i, ev, now);
         }
     }
 
     /// Inbound accounting and liveness probes.
     fn probes(&mut self, now: Instant) {
         let counters = self.shared.sas.counters();
-        for i in 0..2 {
-            let id = self.tunnels[i].id;
-            let packets = counters.tunnels[i].packets_in;
-            if packets != self.tunnels[i].last_rx_packets {
-                self.tunnels[i].last_rx_packets = packets;
-                self.monitor.inbound(id, now);
+        for conn in &mut self.connections {
+            for t in &mut conn.tunnels {
+                let packets = counters.tunnels.get(t.key.slot()).map_or(0, |c| c.packets_in);
+                if packets != t.last_rx_packets {
+                    t.last_rx_packets = packets;
+                    conn.monitor.inbound(t.id, now);
+                }
             }
         }
         let Some(icmp) = &self.icmp else { return };
@@ -993,54 +1143,78 @@ impl Daemon {
             let Ok(Some(pkt)) = icmp.try_recv(&mut buf) else {
                 break;
             };
-            for t in &mut self.tunnels {
-                if let Inbound::Reply { rtt } = t.prober.handle(pkt, now) {
-                    t.rtt = Some(rtt);
-                    self.monitor.probe_reply(t.id, now);
-                    break;
+            'found: for conn in &mut self.connections {
+                for t in &mut conn.tunnels {
+                    if let Inbound::Reply { rtt } = t.prober.handle(pkt, now) {
+                        t.rtt = Some(rtt);
+                        conn.monitor.probe_reply(t.id, now);
+                        break 'found;
+                    }
                 }
             }
         }
-        for t in &mut self.tunnels {
-            if t.child_spis.is_none() {
-                continue;
-            }
-            let h = self.monitor.health(t.id);
-            let heard = h.last_inbound.max(h.last_probe_reply);
-            if let Some(pkt) = t.prober.poll(now, heard)
-                && let Err(e) = icmp.send(&pkt, t.aws_inside)
-            {
-                tracing::debug!(tunnel = %t.id, error = %e, "probe send failed");
+        for conn in &mut self.connections {
+            for t in &mut conn.tunnels {
+                if t.child_spis.is_none() {
+                    continue;
+                }
+                let h = conn.monitor.health(t.id);
+                let heard = h.last_inbound.max(h.last_probe_reply);
+                if let Some(pkt) = t.prober.poll(now, heard)
+                    && let Err(e) = icmp.send(&pkt, t.aws_inside)
+                {
+                    tracing::debug!(vpn = %conn.conn.id, tunnel = %t.id, error = %e, "probe send failed");
+                }
             }
         }
     }
 
+    /// Every connection's failover decision into the data plane's usable flags, and the kernel
+    /// routes of the connections with a tunnel up.
     fn failover(&mut self, now: Instant) {
-        let (d, changed) = self.monitor.tick(now);
-        if changed {
-            match d.outbound {
-                Outbound::None => self.shared.set_active(None),
-                Outbound::One(t) => self.shared.set_active(Some(t)),
-                // Active-active: the data plane spreads flows over both tunnels by flow hash.
-                Outbound::Both => self.shared.set_active_both(),
+        let mut changed_any = false;
+        for conn in &mut self.connections {
+            let (d, changed) = conn.monitor.tick(now);
+            if changed {
+                for t in &conn.tunnels {
+                    let usable = match d.outbound {
+                        Outbound::None => false,
+                        Outbound::One(one) => one == t.id,
+                        // Active-active: the data plane spreads flows over both tunnels by flow hash.
+                        Outbound::Both => true,
+                    };
+                    self.shared.set_usable(t.key, usable);
+                }
+                tracing::info!(vpn = %conn.conn.id, outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
+                changed_any = true;
             }
-            tracing::info!(outbound = ?d.outbound, verdicts = ?d.verdicts, "outbound tunnel changed");
+            conn.any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+            if let Some(r) = conn.aws_routes.as_mut() {
+                // AWS withdraws a static route as soon as its tunnel is in doubt, so the other
+                // endpoint's route (higher metric) carries the traffic.
+                let serving =
+                    d.verdicts.iter().zip(&conn.tunnels).any(|(v, t)| {
+                        t.handle.is_some() && matches!(v, Verdict::Healthy | Verdict::Settling)
+                    });
+                r.sync(serving);
+            }
+        }
+        if changed_any {
             self.last_status = None;
         }
-        let any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
-        if let Some(r) = self.aws_routes.as_mut() {
-            // AWS withdraws a static route as soon as its tunnel is in doubt, so the other endpoint's
-            // route (higher metric) carries the traffic.
-            let serving = d
-                .verdicts
-                .iter()
-                .zip(&self.tunnels)
-                .any(|(v, t)| t.handle.is_some() && matches!(v, Verdict::Healthy | Verdict::Settling));
-            r.sync(serving);
-        }
-        if self.routes_up != Some(any_up) {
-            match self.router.sync(any_up) {
-                Ok(_) => self.routes_up = Some(any_up),
+        // The union of the VPC prefixes of connections with a tunnel up (none down to a black hole).
+        let mut want: Vec<Ipv4Net> = self
+            .connections
+            .iter()
+            .filter(|c| c.any_up && !self.aws_role)
+            .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(Ipv4Net::trunc))
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        if self.routed.as_ref() != Some(&want) {
+            self.router.set_cidrs(want.clone());
+            match self.router.sync(!want.is_empty()) {
+                Ok(_) => self.routed = Some(want),
                 Err(e) => tracing::warn!(error = %e, "route update failed; retrying"),
             }
         }
@@ -1049,111 +1223,138 @@ impl Daemon {
     fn publish_status(&mut self, now: Instant) {
         self.last_status = Some(now);
         let counters = self.shared.sas.counters();
-        let outbound = self.monitor.outbound();
-        let decision = crate::failover::decide(
-            &[
-                *self.monitor.health(TunnelId::One),
-                *self.monitor.health(TunnelId::Two),
-            ],
-            self.monitor.policy,
-            outbound.primary(),
-            &self.monitor.timers,
-            now,
-        );
-        let tunnels = self
-            .tunnels
+        let routes: Vec<RouteStatus> = self
+            .router
+            .installed()
             .iter()
-            .map(|t| {
-                let i = t.id.index();
-                let (p1, p2) = t.phase_states(&self.gateway);
-                let c = &counters.tunnels[i];
-                let verdict = decision.verdicts[i];
-                let liveness = match verdict {
-                    Verdict::Down => "down",
-                    Verdict::Suspect => "suspect",
-                    Verdict::Settling => "settling",
-                    Verdict::Healthy => "healthy",
-                };
-                let tc = self.conn.tunnel(t.id);
-                TunnelStatus {
-                    tunnel: t.id.number(),
-                    ike_phase1_state: p1,
-                    ike_phase2_state: p2,
-                    local_outside: IpAddr::V4(self.local),
-                    aws_outside: tc.aws_outside,
-                    inside: t.inside,
-                    aws_inside: t.aws_inside,
-                    phase1_algorithms: suite_algorithms(&t.ike_suite),
-                    phase2_algorithms: suite_algorithms(&t.esp_suite),
-                    spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
-                    spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
-                    uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
-                    next_rekey_secs: t.next_rekey(&self.gateway, now),
-                    traffic: Traffic {
-                        packets_in: c.packets_in,
-                        bytes_in: c.bytes_in,
-                        packets_out: c.packets_out,
-                        bytes_out: c.bytes_out,
-                    },
-                    drops: c
-                        .drops
-                        .iter()
-                        .filter(|(_, n)| *n > 0)
-                        .map(|(r, n)| (r.name().to_string(), n))
-                        .collect(),
-                    nat_t_detected: t.nat,
-                    dpd_enabled: true,
-                    liveness: liveness.into(),
-                    probe_rtt_ms: t.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                    active: outbound.tunnel_for(0) == Some(t.id) || outbound == Outbound::Both,
-                    reason: if verdict == Verdict::Suspect {
-                        Some("no answer from AWS inside address (probe)".into())
-                    } else if p2.is_up() {
-                        None
-                    } else {
-                        t.last_reason.clone()
-                    },
-                }
+            .map(|r| RouteStatus {
+                destination: r.dst,
+                device: self.interface.clone(),
             })
             .collect();
-        let snap = StatusSnapshot {
-            cgwd_version: env!("CARGO_PKG_VERSION").into(),
-            vpn_connection_id: self.conn.id.clone(),
-            interface: self.interface.clone(),
-            failover_policy: self.settings.failover.policy.name().into(),
-            outbound: match outbound {
-                Outbound::None => "none".into(),
-                Outbound::One(t) => format!("tunnel-{}", t.number()),
-                Outbound::Both => "both".into(),
-            },
-            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
-            failovers: self.monitor.switches,
-            ike_input: self.gateway.stats(),
-            ike_half_open: self.gateway.half_open() as u64,
-            tunnels,
-            routes: self
-                .router
-                .installed()
+        let mut snaps = Vec::with_capacity(self.connections.len());
+        for conn in &self.connections {
+            let outbound = conn.monitor.outbound();
+            let decision = crate::failover::decide(
+                &[
+                    *conn.monitor.health(TunnelId::One),
+                    *conn.monitor.health(TunnelId::Two),
+                ],
+                conn.monitor.policy,
+                outbound.primary(),
+                &conn.monitor.timers,
+                now,
+            );
+            let tunnels = conn
+                .tunnels
                 .iter()
-                .map(|r| RouteStatus {
-                    destination: r.dst,
-                    device: self.interface.clone(),
+                .map(|t| {
+                    let (p1, p2) = t.phase_states(&self.gateway);
+                    let c = counters.tunnels.get(t.key.slot()).copied().unwrap_or_default();
+                    let verdict = decision.verdicts[t.id.index()];
+                    let liveness = match verdict {
+                        Verdict::Down => "down",
+                        Verdict::Suspect => "suspect",
+                        Verdict::Settling => "settling",
+                        Verdict::Healthy => "healthy",
+                    };
+                    let tc = conn.conn.tunnel(t.id);
+                    TunnelStatus {
+                        tunnel: t.id.number(),
+                        ike_phase1_state: p1,
+                        ike_phase2_state: p2,
+                        local_outside: IpAddr::V4(self.local),
+                        aws_outside: tc.aws_outside,
+                        inside: t.inside,
+                        aws_inside: t.aws_inside,
+                        phase1_algorithms: suite_algorithms(&t.ike_suite),
+                        phase2_algorithms: suite_algorithms(&t.esp_suite),
+                        spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
+                        spi_out: t.child_spis.map(|(_, o)| format!("{o:08x}")),
+                        uptime_secs: t.child_since.map(|s| now.saturating_duration_since(s).as_secs()),
+                        next_rekey_secs: t.next_rekey(&self.gateway, now),
+                        traffic: Traffic {
+                            packets_in: c.packets_in,
+                            bytes_in: c.bytes_in,
+                            packets_out: c.packets_out,
+                            bytes_out: c.bytes_out,
+                        },
+                        drops: c
+                            .drops
+                            .iter()
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(r, n)| (r.name().to_string(), n))
+                            .collect(),
+                        nat_t_detected: t.nat,
+                        dpd_enabled: true,
+                        liveness: liveness.into(),
+                        probe_rtt_ms: t.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                        active: outbound.tunnel_for(0) == Some(t.id) || outbound == Outbound::Both,
+                        reason: if verdict == Verdict::Suspect {
+                            Some("no answer from AWS inside address (probe)".into())
+                        } else if p2.is_up() {
+                            None
+                        } else {
+                            t.last_reason.clone()
+                        },
+                    }
                 })
-                .collect(),
-        };
-        self.observer.status(&snap, now);
+                .collect();
+            let own: Vec<RouteStatus> = routes
+                .iter()
+                .filter(|r| {
+                    conn.settings
+                        .routing
+                        .vpc_cidrs
+                        .iter()
+                        .any(|n| n.trunc() == r.destination)
+                })
+                .cloned()
+                .collect();
+            snaps.push(StatusSnapshot {
+                cgwd_version: env!("CARGO_PKG_VERSION").into(),
+                vpn_connection_id: conn.conn.id.clone(),
+                interface: self.interface.clone(),
+                failover_policy: conn.settings.failover.policy.name().into(),
+                outbound: match outbound {
+                    Outbound::None => "none".into(),
+                    Outbound::One(t) => format!("tunnel-{}", t.number()),
+                    Outbound::Both => "both".into(),
+                },
+                uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+                failovers: conn.monitor.switches,
+                // The gateway's counters are the daemon's (one pair of sockets for all).
+                ike_input: self.gateway.stats(),
+                ike_half_open: self.gateway.half_open() as u64,
+                tunnels,
+                routes: own,
+                connections: Vec::new(),
+            });
+        }
+        for (conn, snap) in self.connections.iter_mut().zip(&snaps) {
+            conn.observer.status(snap, now);
+        }
+        let mut top = snaps.first().cloned();
+        if let Some(t) = top.as_mut() {
+            t.routes = routes;
+            if snaps.len() > 1 {
+                t.connections = snaps;
+            }
+        }
         if let Ok(mut s) = self.status.lock() {
-            *s = Some(snap);
+            *s = top;
         }
     }
 
     /// DELETE every IKE SA (sent, not awaited beyond a short grace).
     fn shutdown(&mut self) {
         let now = clock::now();
-        self.observer.closing = true;
-        for i in 0..2 {
-            if self.tunnels[i].ike_up(&self.gateway) {
-                self.report(i, &HealthEvent::IkeSaDeletedByCgwd, now);
+        for c in 0..self.connections.len() {
+            self.connections[c].observer.closing = true;
+            for i in 0..2 {
+                if self.connections[c].tunnels[i].ike_up(&self.gateway) {
+                    self.report(c, i, &HealthEvent::IkeSaDeletedByCgwd, now);
+                }
             }
         }
         self.gateway.close_all(now);
@@ -1183,6 +1384,10 @@ impl Daemon {
                 self.ike_datagram(clock::now(), i.from, i.to, &i.data);
             }
         }
-        self.shared.set_active(None);
+        for c in &self.connections {
+            for t in &c.tunnels {
+                self.shared.set_usable(t.key, false);
+            }
+        }
     }
 }

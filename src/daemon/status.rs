@@ -125,6 +125,11 @@ pub struct StatusSnapshot {
     /// Responder IKE SAs not authenticated yet.
     #[serde(default)]
     pub ike_half_open: u64,
+    /// With several VPN connections: every connection's snapshot, this one (the first) included.
+    /// The fields above then describe the first connection, except `routes`: every route of the
+    /// daemon. Empty with one connection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<StatusSnapshot>,
 }
 
 impl StatusSnapshot {
@@ -376,6 +381,7 @@ pub(crate) mod tests {
                 destination: "10.100.0.0/16".parse().unwrap(),
                 device: "cgwd0".into(),
             }],
+            connections: Vec::new(),
         }
     }
 

@@ -42,6 +42,7 @@
 
 pub mod answer_wait;
 pub mod packet;
+pub mod routes;
 pub mod rx;
 pub mod static_keys;
 pub mod tx;
@@ -50,7 +51,7 @@ pub mod workers;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -58,8 +59,10 @@ use std::time::Duration;
 use crate::esp::SaTable;
 use crate::io::tun::Tun;
 use crate::io::udp::UdpSocket;
-use crate::sa::TunnelId;
+use crate::sa::{MAX_TUNNELS, TunnelKey};
 use crate::suite::{Encryption, Integrity};
+use arc_swap::ArcSwap;
+pub use routes::{RouteTable, RouteTableBuilder};
 
 /// How long a worker blocks before it looks at the stop flag and its timers again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -113,16 +116,13 @@ pub struct IkeDatagram {
 pub struct TunnelPath {
     /// Peer outside address and port packed as `ip << 16 | port`; 0 = unknown.
     peer: AtomicU64,
-    /// The AWS-side inside address (169.254.x.y): packets to it always take this tunnel. 0 = none.
+    /// The AWS-side inside address (169.254.x.y): the source of ICMP errors about this tunnel.
     aws_inside: AtomicU32,
-    /// The AWS-side IPv6 inside address (IPv6-inside tunnels), as two halves; 0 = none. Set before
-    /// traffic flows: a change under traffic may route a packet or two by a half-written value.
+    /// The AWS-side IPv6 inside address (IPv6-inside tunnels), as two halves; 0 = none.
     aws_inside_v6: [AtomicU64; 2],
+    /// Failover lets this tunnel carry routed traffic now ([`routes`]).
+    usable: AtomicBool,
 }
-
-const NO_TUNNEL: u8 = u8::MAX;
-/// `active` value for active-active: each flow is pinned to a tunnel by a hash of its addresses.
-const BOTH_TUNNELS: u8 = 2;
 
 /// Data-plane counters (relaxed atomics, read as a snapshot by status code).
 #[derive(Debug, Default)]
@@ -201,8 +201,11 @@ impl DataplaneStats {
 #[derive(Debug)]
 pub struct Shared {
     pub sas: Arc<SaTable>,
-    tunnels: [TunnelPath; 2],
-    active: AtomicU8,
+    /// Indexed by [`TunnelKey::slot`]; [`MAX_TUNNELS`] long, so it never moves.
+    tunnels: Box<[TunnelPath]>,
+    /// One past the highest slot with a peer: the TX worker's keepalive and flush range.
+    slots_in_use: AtomicUsize,
+    routes: Arc<ArcSwap<RouteTable>>,
     stop: AtomicBool,
     pub stats: DataplaneStats,
 }
@@ -211,21 +214,32 @@ impl Shared {
     pub fn new(sas: Arc<SaTable>) -> Self {
         Shared {
             sas,
-            tunnels: Default::default(),
-            active: AtomicU8::new(NO_TUNNEL),
+            tunnels: (0..MAX_TUNNELS).map(|_| TunnelPath::default()).collect(),
+            slots_in_use: AtomicUsize::new(0),
+            routes: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
             stop: AtomicBool::new(false),
             stats: DataplaneStats::default(),
         }
     }
 
-    /// Where the tunnel's ESP goes (IPv4 outside addresses only: AWS endpoints are IPv4).
-    pub fn set_peer(&self, tunnel: TunnelId, peer: Option<SocketAddrV4>) {
-        let packed = peer.map_or(0, |p| u64::from(u32::from(*p.ip())) << 16 | u64::from(p.port()));
-        self.tunnels[tunnel.index()].peer.store(packed, Relaxed);
+    fn path(&self, tunnel: TunnelKey) -> Option<&TunnelPath> {
+        self.tunnels.get(tunnel.slot())
     }
 
-    pub fn peer(&self, tunnel: TunnelId) -> Option<SocketAddr> {
-        let packed = self.tunnels[tunnel.index()].peer.load(Relaxed);
+    /// Where the tunnel's ESP goes (IPv4 outside addresses only: AWS endpoints are IPv4). A tunnel
+    /// beyond [`MAX_TUNNELS`] is ignored (the daemon refuses such configurations first).
+    pub fn set_peer(&self, tunnel: TunnelKey, peer: Option<SocketAddrV4>) {
+        let packed = peer.map_or(0, |p| u64::from(u32::from(*p.ip())) << 16 | u64::from(p.port()));
+        if let Some(p) = self.path(tunnel) {
+            p.peer.store(packed, Relaxed);
+            if packed != 0 {
+                self.slots_in_use.fetch_max(tunnel.slot() + 1, Relaxed);
+            }
+        }
+    }
+
+    pub fn peer(&self, tunnel: TunnelKey) -> Option<SocketAddr> {
+        let packed = self.path(tunnel)?.peer.load(Relaxed);
         (packed != 0).then(|| {
             SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from((packed >> 16) as u32),
@@ -234,77 +248,68 @@ impl Shared {
         })
     }
 
-    /// The AWS-side inside address of a tunnel (BGP peer, DPD-like pings go there).
-    pub fn set_aws_inside(&self, tunnel: TunnelId, addr: Option<Ipv4Addr>) {
-        self.tunnels[tunnel.index()]
-            .aws_inside
-            .store(addr.map_or(0, u32::from), Relaxed);
+    /// One past the highest tunnel slot that ever had a peer.
+    pub fn slots_in_use(&self) -> usize {
+        self.slots_in_use.load(Relaxed)
     }
 
-    /// The AWS-side IPv6 inside address of a tunnel (`TunnelInsideIpVersion` ipv6): packets to it
-    /// stay on that tunnel, and ICMPv6 errors about that tunnel come from it.
-    pub fn set_aws_inside_v6(&self, tunnel: TunnelId, addr: Option<Ipv6Addr>) {
+    /// The AWS-side inside address of a tunnel: ICMP errors about the tunnel come from it.
+    pub fn set_aws_inside(&self, tunnel: TunnelKey, addr: Option<Ipv4Addr>) {
+        if let Some(p) = self.path(tunnel) {
+            p.aws_inside.store(addr.map_or(0, u32::from), Relaxed);
+        }
+    }
+
+    pub fn aws_inside(&self, tunnel: TunnelKey) -> Option<Ipv4Addr> {
+        let v = self.path(tunnel)?.aws_inside.load(Relaxed);
+        (v != 0).then(|| Ipv4Addr::from(v))
+    }
+
+    /// The AWS-side IPv6 inside address of a tunnel (`TunnelInsideIpVersion` ipv6): ICMPv6 errors
+    /// about that tunnel come from it.
+    pub fn set_aws_inside_v6(&self, tunnel: TunnelKey, addr: Option<Ipv6Addr>) {
         let v = addr.map_or(0, u128::from);
-        let halves = &self.tunnels[tunnel.index()].aws_inside_v6;
-        halves[0].store((v >> 64) as u64, Relaxed);
-        halves[1].store(v as u64, Relaxed);
+        if let Some(p) = self.path(tunnel) {
+            p.aws_inside_v6[0].store((v >> 64) as u64, Relaxed);
+            p.aws_inside_v6[1].store(v as u64, Relaxed);
+        }
     }
 
-    pub fn aws_inside_v6(&self, tunnel: TunnelId) -> Option<Ipv6Addr> {
-        let halves = &self.tunnels[tunnel.index()].aws_inside_v6;
+    pub fn aws_inside_v6(&self, tunnel: TunnelKey) -> Option<Ipv6Addr> {
+        let halves = &self.path(tunnel)?.aws_inside_v6;
         let v = u128::from(halves[0].load(Relaxed)) << 64 | u128::from(halves[1].load(Relaxed));
         (v != 0).then(|| Ipv6Addr::from(v))
     }
 
-    /// The tunnel that carries everything not addressed to a tunnel's own inside address. Set by
-    /// the failover manager.
-    pub fn set_active(&self, tunnel: Option<TunnelId>) {
-        self.active
-            .store(tunnel.map_or(NO_TUNNEL, |t| t.index() as u8), Relaxed);
-    }
-
-    /// Active-active (AWS accepts traffic on either tunnel): flows are spread over both by a hash of
-    /// their addresses, so one flow never reorders across tunnels.
-    pub fn set_active_both(&self) {
-        self.active.store(BOTH_TUNNELS, Relaxed);
-    }
-
-    /// The single active tunnel; tunnel 1 when both are active (flows still spread in [`Self::route`]).
-    pub fn active(&self) -> Option<TunnelId> {
-        match self.active.load(Relaxed) {
-            0 | BOTH_TUNNELS => Some(TunnelId::One),
-            1 => Some(TunnelId::Two),
-            _ => None,
+    /// Whether failover lets the tunnel carry routed traffic now (its pinned inside address is
+    /// always reachable). Set per connection from the failover decision.
+    pub fn set_usable(&self, tunnel: TunnelKey, usable: bool) {
+        if let Some(p) = self.path(tunnel) {
+            p.usable.store(usable, Relaxed);
         }
     }
 
-    /// The raw active-tunnel setting, read once per TX batch.
-    fn active_mode(&self) -> u8 {
-        self.active.load(Relaxed)
+    pub fn usable(&self, tunnel: TunnelKey) -> bool {
+        self.path(tunnel).is_some_and(|p| p.usable.load(Relaxed))
     }
 
-    /// Tunnel for an inner packet to `dst`: a tunnel's own inside address always stays on that
-    /// tunnel; everything else follows `mode` (one tunnel, or both by `flow_hash`).
-    fn route(&self, dst: IpAddr, mode: u8, flow_hash: u32) -> Option<TunnelId> {
-        for t in TunnelId::BOTH {
-            let pinned = match dst {
-                IpAddr::V4(d) => {
-                    let d = u32::from(d);
-                    d != 0 && self.tunnels[t.index()].aws_inside.load(Relaxed) == d
-                }
-                IpAddr::V6(d) => self.aws_inside_v6(t) == Some(d),
-            };
-            if pinned {
-                return Some(t);
-            }
-        }
-        match mode {
-            0 => Some(TunnelId::One),
-            1 => Some(TunnelId::Two),
-            BOTH_TUNNELS if flow_hash & 1 == 0 => Some(TunnelId::One),
-            BOTH_TUNNELS => Some(TunnelId::Two),
-            _ => None,
-        }
+    /// Publishes a new prefix → tunnel table; packets being routed finish on the old one.
+    pub fn set_routes(&self, table: RouteTable) {
+        self.routes.store(Arc::new(table));
+    }
+
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.routes.load_full()
+    }
+
+    /// A per-thread cached view of the route table (one atomic load to revalidate).
+    pub(crate) fn route_reader(&self) -> arc_swap::Cache<Arc<ArcSwap<RouteTable>>, Arc<RouteTable>> {
+        arc_swap::Cache::new(Arc::clone(&self.routes))
+    }
+
+    /// Tunnel for an inner packet to `dst` ([`RouteTable::lookup`] with the live usable flags).
+    pub fn route(&self, dst: IpAddr, flow_hash: u32) -> Option<TunnelKey> {
+        self.routes.load().lookup(dst, flow_hash, |t| self.usable(t))
     }
 
     pub fn request_stop(&self) {
@@ -451,20 +456,33 @@ mod tests {
         assert_eq!(inner_mtu(10, Encryption::Aes128Gcm16, None), 0);
     }
 
+    fn both_tunnels_everywhere(s: &Shared) {
+        let mut b = RouteTable::builder();
+        for t in TunnelKey::both(0) {
+            b.route("0.0.0.0/0".parse().unwrap(), t);
+            b.route("::/0".parse().unwrap(), t);
+            if let Some(a) = s.aws_inside(t) {
+                b.pin(a.into(), t);
+            }
+            if let Some(a) = s.aws_inside_v6(t) {
+                b.pin(a.into(), t);
+            }
+        }
+        s.set_routes(b.build());
+    }
+
     #[test]
     fn active_active_spreads_flows_and_keeps_inside_addresses_on_their_tunnel() {
+        let [one, two] = TunnelKey::both(0);
         let s = Shared::new(Arc::new(SaTable::new()));
-        s.set_aws_inside(TunnelId::Two, Some(Ipv4Addr::new(169, 254, 20, 9)));
-        s.set_active_both();
-        assert_eq!(s.active(), Some(TunnelId::One));
-        let mode = s.active_mode();
+        s.set_aws_inside(two, Some(Ipv4Addr::new(169, 254, 20, 9)));
+        both_tunnels_everywhere(&s);
+        s.set_usable(one, true);
+        s.set_usable(two, true);
         let dst = Ipv4Addr::new(10, 100, 0, 10);
-        assert_eq!(s.route(dst.into(), mode, 2), Some(TunnelId::One));
-        assert_eq!(s.route(dst.into(), mode, 3), Some(TunnelId::Two));
-        assert_eq!(
-            s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 20, 9)), mode, 2),
-            Some(TunnelId::Two)
-        );
+        assert_eq!(s.route(dst.into(), 2), Some(one));
+        assert_eq!(s.route(dst.into(), 3), Some(two));
+        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 20, 9)), 2), Some(two));
         // Many flows land on both tunnels; one flow always on the same one.
         let mut pkt = [0u8; 28];
         pkt[0] = 0x45;
@@ -477,54 +495,57 @@ mod tests {
             pkt[20..22].copy_from_slice(&port.to_be_bytes());
             let h = super::packet::flow_hash(&pkt);
             assert_eq!(h, super::packet::flow_hash(&pkt));
-            on[s.route(dst.into(), mode, h).unwrap().index()] += 1;
+            on[s.route(dst.into(), h).unwrap().slot()] += 1;
         }
         assert!(on[0] > 50 && on[1] > 50, "{on:?}");
     }
 
     #[test]
-    fn peer_and_active_round_trip() {
+    fn peer_and_usable_round_trip() {
+        let [one, two] = TunnelKey::both(0);
         let s = Shared::new(Arc::new(SaTable::new()));
-        assert_eq!(s.peer(TunnelId::One), None);
-        s.set_peer(TunnelId::Two, Some("192.0.2.7:4500".parse().unwrap()));
-        assert_eq!(s.peer(TunnelId::Two), Some("192.0.2.7:4500".parse().unwrap()));
-        assert_eq!(s.active(), None);
-        s.set_active(Some(TunnelId::Two));
-        assert_eq!(s.active(), Some(TunnelId::Two));
+        assert_eq!(s.peer(one), None);
+        assert_eq!(s.slots_in_use(), 0);
+        s.set_peer(two, Some("192.0.2.7:4500".parse().unwrap()));
+        assert_eq!(s.peer(two), Some("192.0.2.7:4500".parse().unwrap()));
+        assert_eq!(s.slots_in_use(), 2);
+        assert!(!s.usable(two));
+        s.set_usable(two, true);
+        assert!(s.usable(two));
+        // Out of range: ignored, never a panic.
+        let far = TunnelKey::new(u16::MAX, crate::sa::TunnelId::Two);
+        s.set_peer(far, Some("192.0.2.7:4500".parse().unwrap()));
+        assert_eq!(s.peer(far), None);
+        assert!(!s.usable(far));
     }
 
     #[test]
     fn inside_address_pins_the_tunnel() {
+        let [one, two] = TunnelKey::both(0);
         let s = Shared::new(Arc::new(SaTable::new()));
-        s.set_aws_inside(TunnelId::One, Some(Ipv4Addr::new(169, 254, 10, 1)));
-        s.set_aws_inside(TunnelId::Two, Some(Ipv4Addr::new(169, 254, 11, 1)));
-        let active = 1u8;
-        assert_eq!(
-            s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 10, 1)), active, 0),
-            Some(TunnelId::One)
-        );
-        assert_eq!(
-            s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 11, 1)), active, 0),
-            Some(TunnelId::Two)
-        );
-        assert_eq!(
-            s.route(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1)), active, 0),
-            Some(TunnelId::Two)
-        );
-        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::UNSPECIFIED), NO_TUNNEL, 0), None);
+        s.set_aws_inside(one, Some(Ipv4Addr::new(169, 254, 10, 1)));
+        s.set_aws_inside(two, Some(Ipv4Addr::new(169, 254, 11, 1)));
+        both_tunnels_everywhere(&s);
+        s.set_usable(two, true);
+        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 10, 1)), 0), Some(one));
+        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::new(169, 254, 11, 1)), 0), Some(two));
+        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1)), 0), Some(two));
+        s.set_usable(two, false);
+        assert_eq!(s.route(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1)), 0), None);
     }
 
     #[test]
     fn ipv6_inside_address_pins_the_tunnel() {
+        let [one, two] = TunnelKey::both(0);
         let s = Shared::new(Arc::new(SaTable::new()));
         let inside: Ipv6Addr = "fd00:a:2::1".parse().unwrap();
-        assert_eq!(s.aws_inside_v6(TunnelId::Two), None);
-        s.set_aws_inside_v6(TunnelId::Two, Some(inside));
-        assert_eq!(s.aws_inside_v6(TunnelId::Two), Some(inside));
-        assert_eq!(s.route(IpAddr::V6(inside), 0, 0), Some(TunnelId::Two));
+        assert_eq!(s.aws_inside_v6(two), None);
+        s.set_aws_inside_v6(two, Some(inside));
+        assert_eq!(s.aws_inside_v6(two), Some(inside));
+        both_tunnels_everywhere(&s);
+        s.set_usable(one, true);
+        assert_eq!(s.route(IpAddr::V6(inside), 0), Some(two));
         let other: Ipv6Addr = "2001:db8::7".parse().unwrap();
-        assert_eq!(s.route(IpAddr::V6(other), 0, 0), Some(TunnelId::One));
-        s.set_aws_inside_v6(TunnelId::Two, None);
-        assert_eq!(s.route(IpAddr::V6(inside), 0, 0), Some(TunnelId::One));
+        assert_eq!(s.route(IpAddr::V6(other), 0), Some(one));
     }
 }

@@ -55,7 +55,7 @@ use crate::esp::SaTable;
 use crate::io::route;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
-use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId};
+use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId, TunnelKey};
 use crate::secret::Secret;
 use crate::suite::{Encryption, Integrity};
 
@@ -214,7 +214,7 @@ impl StaticConfig {
     /// The Child SA of tunnel 1.
     pub fn child_sa(&self) -> anyhow::Result<ChildSa> {
         self.child_sa_with(
-            TunnelId::One,
+            TunnelId::One.into(),
             self.peer,
             (self.spi_out, self.spi_in),
             (&self.key_out, &self.key_in),
@@ -228,7 +228,7 @@ impl StaticConfig {
             return Ok(None);
         };
         self.child_sa_with(
-            TunnelId::Two,
+            TunnelId::Two.into(),
             t.peer,
             (t.spi_out, t.spi_in),
             (&t.key_out, &t.key_in),
@@ -239,7 +239,7 @@ impl StaticConfig {
 
     fn child_sa_with(
         &self,
-        tunnel: TunnelId,
+        tunnel: TunnelKey,
         peer: SocketAddrV4,
         (spi_out, spi_in): (u32, u32),
         (key_out, key_in): (&str, &str),
@@ -311,13 +311,32 @@ fn run(path: &Path) -> anyhow::Result<()> {
         sas.install(child2).context("installing tunnel 2's manual SA")?;
     }
     let shared = Arc::new(Shared::new(sas));
-    shared.set_peer(TunnelId::One, Some(cfg.peer));
-    shared.set_aws_inside(TunnelId::One, cfg.peer_inside);
-    if let Some(t) = &cfg.tunnel2 {
-        shared.set_peer(TunnelId::Two, Some(t.peer));
-        shared.set_aws_inside(TunnelId::Two, t.peer_inside);
+    let [one, two] = TunnelKey::both(0);
+    // Everything goes to the active tunnel (tunnel 1; SIGUSR1 switches); inside addresses pinned.
+    let mut routes_table = super::RouteTable::builder();
+    shared.set_peer(one, Some(cfg.peer));
+    shared.set_aws_inside(one, cfg.peer_inside);
+    routes_table
+        .route("0.0.0.0/0".parse()?, one)
+        .route("::/0".parse()?, one);
+    if let Some(a) = cfg.peer_inside {
+        routes_table.pin(a.into(), one);
     }
-    shared.set_active(Some(TunnelId::One));
+    if let Some(a) = cfg.peer_inside6 {
+        routes_table.pin(a.into(), one);
+    }
+    if let Some(t) = &cfg.tunnel2 {
+        shared.set_peer(two, Some(t.peer));
+        shared.set_aws_inside(two, t.peer_inside);
+        routes_table
+            .route("0.0.0.0/0".parse()?, two)
+            .route("::/0".parse()?, two);
+        if let Some(a) = t.peer_inside {
+            routes_table.pin(a.into(), two);
+        }
+    }
+    shared.set_routes(routes_table.build());
+    shared.set_usable(one, true);
 
     let udp = Arc::new(
         UdpSocket::bind(SocketAddr::V4(cfg.local), POLL_INTERVAL)
@@ -337,7 +356,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
         tun.add_address_v6(addr, len)
             .with_context(|| format!("IPv6 address {a} on {}", cfg.tun))?;
     }
-    shared.set_aws_inside_v6(TunnelId::One, cfg.peer_inside6);
+    shared.set_aws_inside_v6(one, cfg.peer_inside6);
     let if_index = tun.if_index().context("TUN interface index")?;
     for &(dst, len) in &routes {
         route::add_route(dst, len, if_index).with_context(|| format!("route {dst}/{len}"))?;
@@ -373,11 +392,9 @@ fn run(path: &Path) -> anyhow::Result<()> {
 
     while !stop.load(Ordering::Relaxed) {
         if switch.swap(false, Ordering::Relaxed) && child2.is_some() {
-            let next = match shared.active() {
-                Some(TunnelId::One) => TunnelId::Two,
-                _ => TunnelId::One,
-            };
-            shared.set_active(Some(next));
+            let next = if shared.usable(one) { two } else { one };
+            shared.set_usable(next, true);
+            shared.set_usable(if next == one { two } else { one }, false);
             tracing::warn!(active = %next, "active tunnel switched");
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -459,7 +476,7 @@ routes = ["10.2.0.0/24"]
         );
         let cfg: StaticConfig = toml::from_str(&text).unwrap();
         let two = cfg.child_sa2().unwrap().unwrap();
-        assert_eq!(two.tunnel, TunnelId::Two);
+        assert_eq!(two.tunnel, TunnelKey::from(TunnelId::Two));
         assert_eq!(two.inbound.spi, EspSpi(0x4004));
         assert_eq!(two.remote, "192.0.2.3:4500".parse().unwrap());
         let table = SaTable::new();

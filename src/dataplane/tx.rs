@@ -18,7 +18,9 @@ use crate::esp::{MAX_HEADROOM, MAX_TAILROOM, SaReader, SealError};
 use crate::io::clock;
 use crate::io::tun::{IDEAL_BATCH_SIZE, Tun, TunReadBatch};
 use crate::io::udp::{MAX_GSO_SEGMENTS, UdpSocket};
-use crate::sa::TunnelId;
+use crate::sa::{MAX_TUNNELS, TunnelKey};
+
+use super::routes::{RouteIndex, RouteTable};
 use crate::wire::udp_encap::KEEPALIVE;
 
 /// Fragment buffers per batch (a ≤ 64 KiB packet at the smallest sane tunnel MTU needs ~120; one
@@ -38,7 +40,7 @@ const MAX_PER_BATCH: usize = TUN_BUFS + FRAGMENT_BUFS;
 struct SealedRef {
     buf: usize,
     fragment: bool,
-    tunnel: TunnelId,
+    tunnel: TunnelKey,
     range: Range<usize>,
 }
 
@@ -95,7 +97,11 @@ pub struct TxWorker {
     batch: TunReadBatch,
     fragments: Vec<Vec<u8>>,
     sealed: Vec<SealedRef>,
-    last_sent: [Option<Instant>; 2],
+    /// When each tunnel slot last sent (NAT keepalives go to the quiet ones).
+    last_sent: Vec<Option<Instant>>,
+    /// Tunnels already flushed in this batch's send.
+    flushed: Vec<TunnelKey>,
+    routes: arc_swap::Cache<Arc<arc_swap::ArcSwap<RouteTable>>, Arc<RouteTable>>,
     icmp_budget: IcmpBudget,
     /// The last read found the queue empty: the next packet starts a burst (or is a lone ping) and
     /// goes out at once, without one more read looking for company.
@@ -126,7 +132,9 @@ impl TxWorker {
             batch: TunReadBatch::new(TUN_BUFS, MAX_HEADROOM, mtu, MAX_TAILROOM),
             fragments: (0..FRAGMENT_BUFS).map(|_| vec![0u8; frag_len]).collect(),
             sealed: Vec::with_capacity(MAX_PER_BATCH),
-            last_sent: [None; 2],
+            last_sent: vec![None; MAX_TUNNELS],
+            flushed: Vec::with_capacity(8),
+            routes: shared.route_reader(),
             icmp_budget: IcmpBudget::new(),
             was_idle: true,
             error_log: clock::RateLimit::new(Duration::from_secs(5)),
@@ -213,7 +221,9 @@ impl TxWorker {
     fn process(&mut self, n: usize) {
         self.sealed.clear();
         let mut fragments_used = 0;
-        let mode = self.shared.active_mode();
+        let routes = Arc::clone(self.routes.load());
+        // The route of the last destination: a batch is mostly one flow (one lookup per batch).
+        let mut last: Option<(IpAddr, RouteIndex)> = None;
         let stats = &self.shared.stats;
         let headroom = self.batch.headroom();
         let tunnel_mtu = usize::from(self.config.tunnel_mtu);
@@ -232,7 +242,7 @@ impl TxWorker {
                 stats.tx_not_tunnelable.fetch_add(1, Relaxed);
                 continue;
             }
-            let Some(tunnel) = self.shared.route(dst, mode, flow_hash(pkt)) else {
+            let Some(tunnel) = route(&routes, &mut last, &self.shared, dst, flow_hash(pkt)) else {
                 stats.tx_no_tunnel.fetch_add(1, Relaxed);
                 continue;
             };
@@ -259,8 +269,13 @@ impl TxWorker {
                             icmpv6_packet_too_big(pkt, u32::from(mtu), source, &mut icmp)
                                 .map(|m| (m, &stats.tx_icmp6_packet_too_big))
                         }
-                        IpAddr::V4(_) => icmp_frag_needed(pkt, mtu, self.config.icmp_source, &mut icmp)
-                            .map(|m| (m, &stats.tx_icmp_frag_needed)),
+                        IpAddr::V4(_) => icmp_frag_needed(
+                            pkt,
+                            mtu,
+                            self.shared.aws_inside(tunnel).unwrap_or(self.config.icmp_source),
+                            &mut icmp,
+                        )
+                        .map(|m| (m, &stats.tx_icmp_frag_needed)),
                     };
                     if let Some((m, counter)) = built {
                         send_icmp_error(&self.tun, &mut self.icmp_budget, stats, &icmp[..m], counter);
@@ -313,11 +328,18 @@ impl TxWorker {
     fn send(&mut self, now: Instant) -> bool {
         let stats = &self.shared.stats;
         let mut any = false;
-        for tunnel in TunnelId::BOTH {
-            let mut queued = self.sealed.iter().filter(|s| s.tunnel == tunnel).peekable();
-            if queued.peek().is_none() {
+        // Tunnels in order of their first packet; a batch is mostly one tunnel, a handful at most.
+        self.flushed.clear();
+        for first in 0..self.sealed.len() {
+            let tunnel = self.sealed[first].tunnel;
+            if self.flushed.contains(&tunnel) {
                 continue;
             }
+            self.flushed.push(tunnel);
+            let mut queued = self.sealed[first..]
+                .iter()
+                .filter(|s| s.tunnel == tunnel)
+                .peekable();
             let Some(peer) = self.shared.peer(tunnel) else {
                 stats.tx_no_peer.fetch_add(queued.count() as u64, Relaxed);
                 continue;
@@ -340,7 +362,9 @@ impl TxWorker {
                         Ok(sent) => {
                             stats.tx_packets.fetch_add(k as u64, Relaxed);
                             stats.tx_datagrams.fetch_add(sent as u64, Relaxed);
-                            self.last_sent[tunnel.index()] = Some(now);
+                            if let Some(t) = self.last_sent.get_mut(tunnel.slot()) {
+                                *t = Some(now);
+                            }
                             any = true;
                         }
                         Err(_) => {
@@ -362,20 +386,42 @@ impl TxWorker {
         let Some(interval) = self.config.keepalive else {
             return;
         };
-        for tunnel in TunnelId::BOTH {
-            let Some(peer) = self.shared.peer(tunnel) else {
+        let in_use = self.shared.slots_in_use().min(self.last_sent.len());
+        for (slot, last) in self.last_sent[..in_use].iter_mut().enumerate() {
+            let Some(peer) = self.shared.peer(TunnelKey::from_slot(slot)) else {
                 continue;
             };
-            let due =
-                self.last_sent[tunnel.index()].is_none_or(|t| now.saturating_duration_since(t) >= interval);
-            if due {
+            if last.is_none_or(|t| now.saturating_duration_since(t) >= interval) {
                 if self.udp.send_to(&KEEPALIVE, peer).is_ok() {
                     self.shared.stats.keepalives_sent.fetch_add(1, Relaxed);
                 }
-                self.last_sent[tunnel.index()] = Some(now);
+                *last = Some(now);
             }
         }
     }
+}
+
+/// The tunnel for a packet to `dst`: the last destination's route when it is the same and still
+/// has a usable tunnel, else a full lookup (remembered for the next packet).
+fn route(
+    routes: &RouteTable,
+    last: &mut Option<(IpAddr, RouteIndex)>,
+    shared: &Shared,
+    dst: IpAddr,
+    hash: u32,
+) -> Option<TunnelKey> {
+    let usable = |t: TunnelKey| shared.usable(t);
+    if let Some((d, i)) = *last
+        && d == dst
+        && let Some(t) = routes.choose(i, hash, &usable)
+    {
+        return Some(t);
+    }
+    let (i, t) = routes
+        .matches(dst)
+        .find_map(|i| routes.choose(i, hash, &usable).map(|t| (i, t)))?;
+    *last = Some((dst, i));
+    Some(t)
 }
 
 fn count_seal_error(shared: &Shared, e: SealError) {

@@ -315,7 +315,11 @@ impl Args {
                         .unwrap_or_else(|| format!("cgwd-aws{}", id.number())),
                 ),
             });
-            return crate::daemon::run::main_as(&self.config, self.settings.as_deref(), &role);
+            return crate::daemon::run::main_as(
+                std::slice::from_ref(&self.config),
+                self.settings.as_deref(),
+                &role,
+            );
         }
         // Both endpoints: one child per tunnel; stop both when either ends or on SIGTERM/SIGINT.
         let signals = match crate::daemon::signals::Signals::install() {

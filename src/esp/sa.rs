@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::crypto::cipher::{Cipher, CipherError};
 use crate::dataplane::packet::ipv6_upper_protocol;
-use crate::sa::{EspKeys, EspSpi, TrafficSelector, TunnelId};
+use crate::sa::{EspKeys, EspSpi, TrafficSelector, TunnelKey};
 use crate::wire::esp::{EspPacket, HEADER_LEN};
 
 use super::counters::{DropReason, SaCounters};
@@ -85,13 +85,13 @@ pub struct Opened {
     pub next_header: u8,
     pub spi: EspSpi,
     pub seq: u32,
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
 }
 
 /// Sending half of a Child SA.
 pub struct OutboundSa {
     spi: EspSpi,
-    tunnel: TunnelId,
+    tunnel: TunnelKey,
     cipher: Cipher,
     /// Last sequence number handed out (64 bits so it can never wrap; only 32 go on the wire).
     seq: AtomicU64,
@@ -127,7 +127,7 @@ fn round_up(n: usize, align: usize) -> usize {
 }
 
 impl OutboundSa {
-    pub fn new(tunnel: TunnelId, keys: &EspKeys) -> Result<Self, InstallError> {
+    pub fn new(tunnel: TunnelKey, keys: &EspKeys) -> Result<Self, InstallError> {
         Ok(OutboundSa {
             spi: keys.spi,
             tunnel,
@@ -141,7 +141,7 @@ impl OutboundSa {
         self.spi
     }
 
-    pub fn tunnel(&self) -> TunnelId {
+    pub fn tunnel(&self) -> TunnelKey {
         self.tunnel
     }
 
@@ -230,7 +230,7 @@ impl OutboundSa {
 /// Receiving half of a Child SA.
 pub struct InboundSa {
     spi: EspSpi,
-    tunnel: TunnelId,
+    tunnel: TunnelKey,
     cipher: Cipher,
     window: ReplayWindow,
     /// Our side: inner destination addresses must fall in it.
@@ -253,7 +253,7 @@ impl std::fmt::Debug for InboundSa {
 
 impl InboundSa {
     pub fn new(
-        tunnel: TunnelId,
+        tunnel: TunnelKey,
         keys: &EspKeys,
         replay_window: u32,
         local_ts: TrafficSelector,
@@ -274,7 +274,7 @@ impl InboundSa {
         self.spi
     }
 
-    pub fn tunnel(&self) -> TunnelId {
+    pub fn tunnel(&self) -> TunnelKey {
         self.tunnel
     }
 

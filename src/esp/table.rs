@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::sa::{ChildSa, EspSpi, TunnelId};
+use crate::sa::{ChildSa, EspSpi, TunnelKey};
 use crate::wire::esp::EspPacket;
 
 use super::counters::{DropCounters, DropCounts, DropReason, TunnelCounters};
@@ -25,20 +25,41 @@ use super::sa::{InboundSa, InstallError, Opened, OutboundSa, SealError, Sealed};
 /// One immutable generation of the table.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    /// Inbound SAs of both tunnels; during a rekey an old and a new one per tunnel. A handful of
-    /// entries, so a linear scan beats hashing.
+    /// Inbound SAs of every tunnel, sorted by SPI; during a rekey an old and a new one per tunnel.
+    /// Two per tunnel, up to a few hundred tunnels: a binary search stays a handful of compares.
     inbound: Vec<Arc<InboundSa>>,
-    /// Current outbound SA per tunnel, indexed by [`TunnelId::index`].
-    outbound: [Option<Arc<OutboundSa>>; 2],
+    /// Current outbound SA per tunnel, indexed by [`TunnelKey::slot`] (grown on install).
+    outbound: Vec<Option<Arc<OutboundSa>>>,
 }
 
 impl Snapshot {
     pub fn inbound(&self, spi: u32) -> Option<&Arc<InboundSa>> {
-        self.inbound.iter().find(|sa| sa.spi().0 == spi)
+        let i = self.inbound.binary_search_by_key(&spi, |sa| sa.spi().0).ok()?;
+        self.inbound.get(i)
     }
 
-    pub fn outbound(&self, tunnel: TunnelId) -> Option<&Arc<OutboundSa>> {
-        self.outbound[tunnel.index()].as_ref()
+    pub fn outbound(&self, tunnel: TunnelKey) -> Option<&Arc<OutboundSa>> {
+        self.outbound.get(tunnel.slot())?.as_ref()
+    }
+
+    /// Adds an inbound SA at its sorted place; a SPI already present is refused.
+    fn insert_inbound(&mut self, sa: Arc<InboundSa>) -> Result<(), InstallError> {
+        match self.inbound.binary_search_by_key(&sa.spi().0, |s| s.spi().0) {
+            Ok(_) => Err(InstallError::DuplicateSpi(sa.spi())),
+            Err(at) => {
+                self.inbound.insert(at, sa);
+                Ok(())
+            }
+        }
+    }
+
+    /// The tunnel's outbound slot, created on first use.
+    fn outbound_slot(&mut self, tunnel: TunnelKey) -> &mut Option<Arc<OutboundSa>> {
+        let slot = tunnel.slot();
+        if self.outbound.len() <= slot {
+            self.outbound.resize(slot + 1, None);
+        }
+        &mut self.outbound[slot]
     }
 
     fn open(&self, buf: &mut [u8], unattributed: &DropCounters) -> Result<Opened, DropReason> {
@@ -55,7 +76,7 @@ impl Snapshot {
 
     fn seal(
         &self,
-        tunnel: TunnelId,
+        tunnel: TunnelKey,
         buf: &mut [u8],
         inner: std::ops::Range<usize>,
     ) -> Result<Sealed, SealError> {
@@ -66,14 +87,30 @@ impl Snapshot {
 /// Counters of SAs that left the table, so tunnel totals never go backwards.
 #[derive(Debug, Default)]
 struct Retired {
-    tunnels: [TunnelCounters; 2],
+    tunnels: Vec<TunnelCounters>,
+}
+
+impl Retired {
+    fn tunnel(&mut self, tunnel: TunnelKey) -> &mut TunnelCounters {
+        counters_of(&mut self.tunnels, tunnel)
+    }
+}
+
+/// The counters at the tunnel's slot, created on first use (at least both tunnels of the first
+/// connection always exist, so `tunnels[0]` and `tunnels[1]` can be read without checking).
+fn counters_of(tunnels: &mut Vec<TunnelCounters>, tunnel: TunnelKey) -> &mut TunnelCounters {
+    let slot = tunnel.slot();
+    if tunnels.len() <= slot {
+        tunnels.resize(slot + 1, TunnelCounters::default());
+    }
+    &mut tunnels[slot]
 }
 
 /// Counters of the whole table at one instant.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TableCounters {
-    /// Indexed by [`TunnelId::index`].
-    pub tunnels: [TunnelCounters; 2],
+    /// Indexed by [`TunnelKey::slot`]; at least two entries.
+    pub tunnels: Vec<TunnelCounters>,
     /// Drops no SA could be blamed for (truncated header, unknown SPI).
     pub unattributed: DropCounts,
     pub inbound: Vec<InboundSaCounters>,
@@ -82,7 +119,7 @@ pub struct TableCounters {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InboundSaCounters {
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     pub spi: EspSpi,
     pub packets: u64,
     pub bytes: u64,
@@ -92,7 +129,7 @@ pub struct InboundSaCounters {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OutboundSaCounters {
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     pub spi: EspSpi,
     pub packets: u64,
     pub bytes: u64,
@@ -110,14 +147,14 @@ pub struct SaTable {
 }
 
 fn retire_inbound(retired: &mut Retired, sa: &InboundSa) {
-    let t = &mut retired.tunnels[sa.tunnel().index()];
+    let t = retired.tunnel(sa.tunnel());
     t.packets_in += sa.counters().packets();
     t.bytes_in += sa.counters().bytes();
     t.drops.add(&sa.counters().drops.snapshot());
 }
 
 fn retire_outbound(retired: &mut Retired, sa: &OutboundSa) {
-    let t = &mut retired.tunnels[sa.tunnel().index()];
+    let t = retired.tunnel(sa.tunnel());
     t.packets_out += sa.counters().packets();
     t.bytes_out += sa.counters().bytes();
 }
@@ -149,20 +186,14 @@ impl SaTable {
             child.local_ts,
             child.remote_ts,
         )?);
-        self.update(|snap, _| {
-            if snap.inbound(sa.spi().0).is_some() {
-                return Err(InstallError::DuplicateSpi(sa.spi()));
-            }
-            snap.inbound.push(sa);
-            Ok(())
-        })
+        self.update(|snap, _| snap.insert_inbound(sa))
     }
 
     /// Makes the outbound half of `child` the tunnel's outbound SA, atomically replacing the old one.
     pub fn switch_outbound(&self, child: &ChildSa) -> Result<(), InstallError> {
         let sa = Arc::new(OutboundSa::new(child.tunnel, &child.outbound)?);
         self.update(|snap, retired| {
-            if let Some(old) = snap.outbound[child.tunnel.index()].replace(sa) {
+            if let Some(old) = snap.outbound_slot(child.tunnel).replace(sa) {
                 retire_outbound(retired, &old);
             }
             Ok(())
@@ -181,11 +212,8 @@ impl SaTable {
         )?);
         let outbound = Arc::new(OutboundSa::new(child.tunnel, &child.outbound)?);
         self.update(|snap, retired| {
-            if snap.inbound(inbound.spi().0).is_some() {
-                return Err(InstallError::DuplicateSpi(inbound.spi()));
-            }
-            snap.inbound.push(inbound);
-            if let Some(old) = snap.outbound[child.tunnel.index()].replace(outbound) {
+            snap.insert_inbound(inbound)?;
+            if let Some(old) = snap.outbound_slot(child.tunnel).replace(outbound) {
                 retire_outbound(retired, &old);
             }
             Ok(())
@@ -198,7 +226,7 @@ impl SaTable {
             let Some(pos) = snap.inbound.iter().position(|sa| sa.spi() == spi) else {
                 return Ok(false);
             };
-            let sa = snap.inbound.swap_remove(pos);
+            let sa = snap.inbound.remove(pos);
             retire_inbound(retired, &sa);
             Ok(true)
         })
@@ -206,9 +234,9 @@ impl SaTable {
     }
 
     /// Removes the outbound SA if it is still `spi` (a stale delete must not drop a newer SA).
-    pub fn remove_outbound(&self, tunnel: TunnelId, spi: EspSpi) -> bool {
+    pub fn remove_outbound(&self, tunnel: TunnelKey, spi: EspSpi) -> bool {
         self.update(|snap, retired| {
-            let slot = &mut snap.outbound[tunnel.index()];
+            let slot = snap.outbound_slot(tunnel);
             if slot.as_ref().is_some_and(|sa| sa.spi() == spi) {
                 if let Some(old) = slot.take() {
                     retire_outbound(retired, &old);
@@ -221,7 +249,7 @@ impl SaTable {
     }
 
     /// Drops every SA of a tunnel (tunnel down).
-    pub fn remove_tunnel(&self, tunnel: TunnelId) {
+    pub fn remove_tunnel(&self, tunnel: TunnelKey) {
         let _ = self.update(|snap, retired| {
             snap.inbound.retain(|sa| {
                 let keep = sa.tunnel() != tunnel;
@@ -230,7 +258,7 @@ impl SaTable {
                 }
                 keep
             });
-            if let Some(old) = snap.outbound[tunnel.index()].take() {
+            if let Some(old) = snap.outbound_slot(tunnel).take() {
                 retire_outbound(retired, &old);
             }
             Ok(())
@@ -250,7 +278,7 @@ impl SaTable {
     /// Seals an inner packet with the tunnel's current outbound SA.
     pub fn seal(
         &self,
-        tunnel: TunnelId,
+        tunnel: TunnelKey,
         buf: &mut [u8],
         inner: std::ops::Range<usize>,
     ) -> Result<Sealed, SealError> {
@@ -269,14 +297,18 @@ impl SaTable {
     pub fn counters(&self) -> TableCounters {
         let retired = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let snap = self.current.load();
+        let mut tunnels = retired.tunnels.clone();
+        if tunnels.len() < 2 {
+            tunnels.resize(2, TunnelCounters::default());
+        }
         let mut out = TableCounters {
-            tunnels: retired.tunnels,
+            tunnels,
             unattributed: self.unattributed.snapshot(),
             ..TableCounters::default()
         };
         for sa in &snap.inbound {
             let drops = sa.counters().drops.snapshot();
-            let t = &mut out.tunnels[sa.tunnel().index()];
+            let t = counters_of(&mut out.tunnels, sa.tunnel());
             t.packets_in += sa.counters().packets();
             t.bytes_in += sa.counters().bytes();
             t.drops.add(&drops);
@@ -290,7 +322,7 @@ impl SaTable {
             });
         }
         for sa in snap.outbound.iter().flatten() {
-            let t = &mut out.tunnels[sa.tunnel().index()];
+            let t = counters_of(&mut out.tunnels, sa.tunnel());
             t.packets_out += sa.counters().packets();
             t.bytes_out += sa.counters().bytes();
             out.outbound.push(OutboundSaCounters {
@@ -320,7 +352,7 @@ impl SaReader {
 
     pub fn seal(
         &mut self,
-        tunnel: TunnelId,
+        tunnel: TunnelKey,
         buf: &mut [u8],
         inner: std::ops::Range<usize>,
     ) -> Result<Sealed, SealError> {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::crypto::cipher::Cipher;
-use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId};
+use crate::sa::{ChildSa, EspKeys, EspSpi, Ipv6Range, TrafficSelector, TunnelId, TunnelKey};
 use crate::secret::Secret;
 use crate::suite::{Encryption, Integrity};
 
@@ -36,7 +36,7 @@ fn keys(spi: u32, encryption: Encryption, integrity: Option<Integrity>, seed: u8
 
 /// Our Child SA and the peer's mirror image of it (its inbound is our outbound and vice versa).
 fn child_pair(
-    tunnel: TunnelId,
+    tunnel: TunnelKey,
     encryption: Encryption,
     integrity: Option<Integrity>,
     our_spi: u32,
@@ -105,12 +105,20 @@ fn lan_packet(len: usize) -> (Vec<u8>, Range<usize>) {
 /// Seals `len` octets through `table`'s outbound SA of tunnel one; returns the ESP packet.
 fn seal_packet(table: &SaTable, len: usize) -> Vec<u8> {
     let (mut buf, inner) = lan_packet(len);
-    let sealed = table.seal(TunnelId::One, &mut buf, inner).unwrap();
+    let sealed = table
+        .seal(TunnelKey::from(TunnelId::One), &mut buf, inner)
+        .unwrap();
     buf[sealed.range].to_vec()
 }
 
 fn tables(encryption: Encryption, integrity: Option<Integrity>) -> (Arc<SaTable>, Arc<SaTable>) {
-    let (ours, peer) = child_pair(TunnelId::One, encryption, integrity, 0x1000, 0x2000);
+    let (ours, peer) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        encryption,
+        integrity,
+        0x1000,
+        0x2000,
+    );
     let (a, b) = (Arc::new(SaTable::new()), Arc::new(SaTable::new()));
     a.install(&ours).unwrap();
     b.install(&peer).unwrap();
@@ -126,7 +134,9 @@ fn round_trip_every_suite_and_size() {
         for (n, &len) in sizes.iter().enumerate() {
             let (mut buf, inner) = lan_packet(len);
             let original = buf[inner.clone()].to_vec();
-            let sealed = ours.seal(TunnelId::One, &mut buf, inner.clone()).unwrap();
+            let sealed = ours
+                .seal(TunnelKey::from(TunnelId::One), &mut buf, inner.clone())
+                .unwrap();
             assert_eq!(sealed.seq, n as u32 + 1);
             assert!(!sealed.rekey_needed);
             let esp = &mut buf[sealed.range.clone()];
@@ -143,7 +153,7 @@ fn round_trip_every_suite_and_size() {
             assert_eq!(opened.next_header, sa::NEXT_HEADER_IPV4);
             assert_eq!(opened.seq, n as u32 + 1);
             assert_eq!(opened.spi, EspSpi(0x2000));
-            assert_eq!(opened.tunnel, TunnelId::One);
+            assert_eq!(opened.tunnel, TunnelKey::from(TunnelId::One));
             bytes += len as u64;
         }
         let ours_c = ours.counters();
@@ -159,7 +169,11 @@ fn round_trip_every_suite_and_size() {
 #[test]
 fn esp_layout_alignment_and_padding() {
     for (encryption, integrity) in suites() {
-        let sa = OutboundSa::new(TunnelId::One, &keys(0x77, encryption, integrity, 9)).unwrap();
+        let sa = OutboundSa::new(
+            TunnelKey::from(TunnelId::One),
+            &keys(0x77, encryption, integrity, 9),
+        )
+        .unwrap();
         let cipher_keys = keys(0x77, encryption, integrity, 9);
         let cipher = Cipher::new(
             encryption,
@@ -196,7 +210,11 @@ fn esp_layout_alignment_and_padding() {
 #[test]
 fn gcm_iv_is_the_sequence_number() {
     // RFC 4106 §3.1: any IV unique per key; cgwd uses the 64-bit sequence counter.
-    let sa = OutboundSa::new(TunnelId::One, &keys(0x77, Encryption::Aes128Gcm16, None, 1)).unwrap();
+    let sa = OutboundSa::new(
+        TunnelKey::from(TunnelId::One),
+        &keys(0x77, Encryption::Aes128Gcm16, None, 1),
+    )
+    .unwrap();
     for seq in 1..4u64 {
         let (mut buf, inner) = lan_packet(40);
         let sealed = sa.seal(&mut buf, inner).unwrap();
@@ -208,8 +226,8 @@ fn gcm_iv_is_the_sequence_number() {
 fn cbc_ivs_differ_per_packet_and_per_sa() {
     let k = keys(0x77, Encryption::Aes128Cbc, Some(Integrity::Sha2_256), 1);
     let (a, b) = (
-        OutboundSa::new(TunnelId::One, &k).unwrap(),
-        OutboundSa::new(TunnelId::One, &k).unwrap(),
+        OutboundSa::new(TunnelKey::from(TunnelId::One), &k).unwrap(),
+        OutboundSa::new(TunnelKey::from(TunnelId::One), &k).unwrap(),
     );
     let iv = |sa: &OutboundSa| {
         let (mut buf, inner) = lan_packet(40);
@@ -231,7 +249,7 @@ fn cbc_ivs_differ_per_packet_and_per_sa() {
 #[test]
 fn draft_mcgrew_gcm_test_01_aes128_esp_packet() {
     let inbound = InboundSa::new(
-        TunnelId::One,
+        TunnelKey::from(TunnelId::One),
         &EspKeys {
             spi: EspSpi(0xa5f8),
             encryption: Encryption::Aes128Gcm16,
@@ -270,7 +288,7 @@ fn draft_mcgrew_gcm_test_01_aes128_esp_packet() {
 #[test]
 fn draft_mcgrew_gcm_test_01_aes256_esp_packet() {
     let inbound = InboundSa::new(
-        TunnelId::Two,
+        TunnelKey::from(TunnelId::Two),
         &EspKeys {
             spi: EspSpi(0x4a2cbfe3),
             encryption: Encryption::Aes256Gcm16,
@@ -406,7 +424,7 @@ fn handmade(k: &EspKeys, seq: u32, plaintext: &[u8]) -> Vec<u8> {
 }
 
 fn inbound_for(k: &EspKeys, local_ts: TrafficSelector, remote_ts: TrafficSelector) -> InboundSa {
-    InboundSa::new(TunnelId::One, k, 64, local_ts, remote_ts).unwrap()
+    InboundSa::new(TunnelKey::from(TunnelId::One), k, 64, local_ts, remote_ts).unwrap()
 }
 
 fn inner_v4(len: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
@@ -574,8 +592,20 @@ fn ipv6_inner_packets_open_against_ipv6_selectors() {
 
 #[test]
 fn rekey_overlap_old_and_new_inbound_both_open() {
-    let (old_ours, old_peer) = child_pair(TunnelId::One, Encryption::Aes128Gcm16, None, 0x1000, 0x2000);
-    let (new_ours, new_peer) = child_pair(TunnelId::One, Encryption::Aes128Gcm16, None, 0x1001, 0x2001);
+    let (old_ours, old_peer) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        Encryption::Aes128Gcm16,
+        None,
+        0x1000,
+        0x2000,
+    );
+    let (new_ours, new_peer) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        Encryption::Aes128Gcm16,
+        None,
+        0x1001,
+        0x2001,
+    );
     let (ours, peer) = (SaTable::new(), SaTable::new());
     ours.install(&old_ours).unwrap();
     peer.install(&old_peer).unwrap();
@@ -588,11 +618,16 @@ fn rekey_overlap_old_and_new_inbound_both_open() {
         Err(InstallError::DuplicateSpi(EspSpi(0x1001)))
     );
     assert_eq!(
-        ours.snapshot().outbound(TunnelId::One).unwrap().spi(),
+        ours.snapshot()
+            .outbound(TunnelKey::from(TunnelId::One))
+            .unwrap()
+            .spi(),
         EspSpi(0x2001)
     );
     let (mut buf, inner) = lan_packet(80);
-    let sealed = ours.seal(TunnelId::One, &mut buf, inner).unwrap();
+    let sealed = ours
+        .seal(TunnelKey::from(TunnelId::One), &mut buf, inner)
+        .unwrap();
     assert_eq!(&buf[sealed.range.start..][..4], &0x2001u32.to_be_bytes());
     assert_eq!(sealed.seq, 1, "a new SA starts its sequence numbers at 1");
 
@@ -615,10 +650,13 @@ fn rekey_overlap_old_and_new_inbound_both_open() {
     assert_eq!(c.unattributed.get(DropReason::UnknownSpi), 1);
 
     // A stale delete of the old outbound SPI leaves the new outbound alone.
-    assert!(!ours.remove_outbound(TunnelId::One, EspSpi(0x2000)));
-    assert!(ours.remove_outbound(TunnelId::One, EspSpi(0x2001)));
+    assert!(!ours.remove_outbound(TunnelKey::from(TunnelId::One), EspSpi(0x2000)));
+    assert!(ours.remove_outbound(TunnelKey::from(TunnelId::One), EspSpi(0x2001)));
     let (mut buf, inner) = lan_packet(40);
-    assert_eq!(ours.seal(TunnelId::One, &mut buf, inner), Err(SealError::NoSa));
+    assert_eq!(
+        ours.seal(TunnelKey::from(TunnelId::One), &mut buf, inner),
+        Err(SealError::NoSa)
+    );
     assert_eq!(
         ours.counters().tunnels[0].packets_out,
         1,
@@ -627,7 +665,7 @@ fn rekey_overlap_old_and_new_inbound_both_open() {
 }
 
 fn old_peer_packet(old_peer: &ChildSa) -> Vec<u8> {
-    let sa = OutboundSa::new(TunnelId::One, &old_peer.outbound).unwrap();
+    let sa = OutboundSa::new(TunnelKey::from(TunnelId::One), &old_peer.outbound).unwrap();
     sa.set_last_seq(50);
     let (mut buf, inner) = lan_packet(40);
     let sealed = sa.seal(&mut buf, inner).unwrap();
@@ -636,20 +674,34 @@ fn old_peer_packet(old_peer: &ChildSa) -> Vec<u8> {
 
 #[test]
 fn tunnels_are_independent() {
-    let (one, _) = child_pair(TunnelId::One, Encryption::Aes128Gcm16, None, 0x1, 0x2);
-    let (two, two_peer) = child_pair(TunnelId::Two, Encryption::Aes256Gcm16, None, 0x3, 0x4);
+    let (one, _) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        Encryption::Aes128Gcm16,
+        None,
+        0x1,
+        0x2,
+    );
+    let (two, two_peer) = child_pair(
+        TunnelKey::from(TunnelId::Two),
+        Encryption::Aes256Gcm16,
+        None,
+        0x3,
+        0x4,
+    );
     let (ours, peer) = (SaTable::new(), SaTable::new());
     ours.install(&one).unwrap();
     ours.install(&two).unwrap();
     peer.install(&two_peer).unwrap();
     let (mut buf, inner) = lan_packet(60);
-    let sealed = peer.seal(TunnelId::Two, &mut buf, inner).unwrap();
+    let sealed = peer
+        .seal(TunnelKey::from(TunnelId::Two), &mut buf, inner)
+        .unwrap();
     let opened = ours.open(&mut buf[sealed.range]).unwrap();
-    assert_eq!(opened.tunnel, TunnelId::Two);
-    ours.remove_tunnel(TunnelId::Two);
+    assert_eq!(opened.tunnel, TunnelKey::from(TunnelId::Two));
+    ours.remove_tunnel(TunnelKey::from(TunnelId::Two));
     let snap = ours.snapshot();
-    assert!(snap.outbound(TunnelId::Two).is_none());
-    assert!(snap.outbound(TunnelId::One).is_some());
+    assert!(snap.outbound(TunnelKey::from(TunnelId::Two)).is_none());
+    assert!(snap.outbound(TunnelKey::from(TunnelId::One)).is_some());
     assert!(snap.inbound(0x3).is_none());
     assert!(snap.inbound(0x1).is_some());
     assert_eq!(ours.counters().tunnels[1].packets_in, 1);
@@ -657,7 +709,11 @@ fn tunnels_are_independent() {
 
 #[test]
 fn sequence_exhaustion_and_rekey_signal() {
-    let sa = OutboundSa::new(TunnelId::One, &keys(0x9, Encryption::Aes128Gcm16, None, 1)).unwrap();
+    let sa = OutboundSa::new(
+        TunnelKey::from(TunnelId::One),
+        &keys(0x9, Encryption::Aes128Gcm16, None, 1),
+    )
+    .unwrap();
     let seal = |sa: &OutboundSa| {
         let (mut buf, inner) = lan_packet(40);
         sa.seal(&mut buf, inner)
@@ -680,7 +736,7 @@ fn sequence_exhaustion_and_rekey_signal() {
 #[test]
 fn seal_input_errors() {
     let sa = OutboundSa::new(
-        TunnelId::One,
+        TunnelKey::from(TunnelId::One),
         &keys(0x9, Encryption::Aes256Cbc, Some(Integrity::Sha2_512), 1),
     )
     .unwrap();
@@ -707,7 +763,13 @@ fn seal_input_errors() {
 
 #[test]
 fn install_errors() {
-    let (mut child, _) = child_pair(TunnelId::One, Encryption::Aes128Gcm16, None, 0x10, 0x20);
+    let (mut child, _) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        Encryption::Aes128Gcm16,
+        None,
+        0x10,
+        0x20,
+    );
     child.replay_window = 32;
     let table = SaTable::new();
     assert_eq!(table.install(&child), Err(InstallError::ReplayWindowSize(32)));
@@ -725,7 +787,13 @@ fn install_errors() {
 
 #[test]
 fn one_tx_and_one_rx_thread_while_the_control_plane_rekeys() {
-    let (ours_child, peer_child) = child_pair(TunnelId::One, Encryption::Aes128Gcm16, None, 0x10, 0x20);
+    let (ours_child, peer_child) = child_pair(
+        TunnelKey::from(TunnelId::One),
+        Encryption::Aes128Gcm16,
+        None,
+        0x10,
+        0x20,
+    );
     let (ours, peer) = (Arc::new(SaTable::new()), Arc::new(SaTable::new()));
     ours.install(&ours_child).unwrap();
     peer.install(&peer_child).unwrap();
@@ -735,7 +803,7 @@ fn one_tx_and_one_rx_thread_while_the_control_plane_rekeys() {
         std::thread::spawn(move || {
             for n in 0..2000 {
                 let (mut buf, inner) = lan_packet(20 + n % 200);
-                if let Ok(sealed) = reader.seal(TunnelId::One, &mut buf, inner) {
+                if let Ok(sealed) = reader.seal(TunnelKey::from(TunnelId::One), &mut buf, inner) {
                     tx.send(buf[sealed.range].to_vec()).unwrap();
                 }
             }
@@ -755,8 +823,13 @@ fn one_tx_and_one_rx_thread_while_the_control_plane_rekeys() {
     };
     // Meanwhile the control plane churns both tables with extra SAs (and back).
     for i in 0..50u32 {
-        let (extra, extra_peer) =
-            child_pair(TunnelId::Two, Encryption::Aes256Gcm16, None, 0x100 + i, 0x200 + i);
+        let (extra, extra_peer) = child_pair(
+            TunnelKey::from(TunnelId::Two),
+            Encryption::Aes256Gcm16,
+            None,
+            0x100 + i,
+            0x200 + i,
+        );
         ours.install(&extra).unwrap();
         peer.install_inbound(&extra_peer).unwrap();
         assert!(peer.remove_inbound(EspSpi(0x200 + i)));
@@ -807,7 +880,7 @@ proptest! {
         let (ours, peer) = tables(encryption, integrity);
         let (mut buf, inner) = lan_packet(len);
         let original = buf[inner.clone()].to_vec();
-        let sealed = ours.seal(TunnelId::One, &mut buf, inner).unwrap();
+        let sealed = ours.seal(TunnelKey::from(TunnelId::One), &mut buf, inner).unwrap();
         let esp = &mut buf[sealed.range];
         let opened = peer.open(esp).unwrap();
         prop_assert_eq!(&esp[opened.inner], &original[..]);
@@ -825,9 +898,9 @@ proptest! {
         suite in 0usize..10,
     ) {
         let (encryption, integrity) = suites()[suite];
-        let (_, peer) = child_pair(TunnelId::One, encryption, integrity, 0x1000, 0x2000);
+        let (_, peer) = child_pair(TunnelKey::from(TunnelId::One), encryption, integrity, 0x1000, 0x2000);
         let sa = InboundSa::new(
-            TunnelId::One,
+            TunnelKey::from(TunnelId::One),
             &peer.inbound,
             64,
             TrafficSelector::ANY,

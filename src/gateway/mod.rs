@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::Random;
 use crate::ike::{Event, IkeConfig, IkeSa, State, Transmit};
-use crate::sa::{ChildSa, EspSpi, TunnelId};
+use crate::sa::{ChildSa, EspSpi, TunnelKey};
 
 use tunnel::Tunnel;
 pub use tunnel::TunnelView;
@@ -95,9 +95,9 @@ pub enum SaCommand {
     /// Install a Child SA and send on it (its inbound half may be in already).
     Install(ChildSa),
     RemoveInbound(EspSpi),
-    RemoveOutbound(TunnelId, EspSpi),
+    RemoveOutbound(TunnelKey, EspSpi),
     /// The tunnel's IKE SA is gone: every SA of the tunnel.
-    RemoveTunnel(TunnelId),
+    RemoveTunnel(TunnelKey),
 }
 
 /// What happened to a tunnel, for failover, health records and status.

@@ -17,7 +17,7 @@ use super::{
 use crate::crypto::Random;
 use crate::ike::message::RequestKind;
 use crate::ike::{Event, IkeSa, LinkState, State, Status};
-use crate::sa::{ChildSa, EspSpi, TunnelId};
+use crate::sa::{ChildSa, EspSpi, TunnelKey};
 
 /// How long the inbound half of a Child SA replaced by a rekey still decrypts: packets the peer
 /// sealed with it just before switching may still be in flight (or queued behind the rekey on a
@@ -87,7 +87,7 @@ pub(super) type RngFactory = dyn FnMut() -> Box<dyn Random>;
 
 /// A tunnel as status shows it.
 pub struct TunnelView<'a> {
-    pub id: TunnelId,
+    pub id: TunnelKey,
     pub sa: Option<&'a IkeSa>,
     pub retry_at: Option<Instant>,
 }
@@ -139,7 +139,7 @@ impl Tunnel {
         }
     }
 
-    fn id(&self) -> TunnelId {
+    fn id(&self) -> TunnelKey {
         self.spec.cfg.tunnel
     }
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::crypto::RekeyPrfPlus;
-use crate::sa::{TrafficSelector, TunnelId};
+use crate::sa::{TrafficSelector, TunnelKey};
 use crate::secret::Secret;
 use crate::suite::{DhGroup, Encryption, Integrity};
 
@@ -99,7 +99,7 @@ impl Default for Ports {
 /// Configuration of one IKE SA (one AWS tunnel).
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     /// Our outside address (AWS: customer gateway IP).
     pub local_addr: Ipv4Addr,
     /// The peer's outside address (AWS: tunnel outside IP).
@@ -176,9 +176,14 @@ impl Default for RekeyKeyPolicy {
 impl IkeConfig {
     /// AWS's defaults for one tunnel: all algorithms, 28800/3600 s lifetimes, 540 s margin, 100 % fuzz,
     /// DPD after 10 s, 1024-packet replay window, 0.0.0.0/0 selectors.
-    pub fn aws_defaults(tunnel: TunnelId, local_addr: Ipv4Addr, remote_addr: Ipv4Addr, psk: Secret) -> Self {
+    pub fn aws_defaults(
+        tunnel: impl Into<TunnelKey>,
+        local_addr: Ipv4Addr,
+        remote_addr: Ipv4Addr,
+        psk: Secret,
+    ) -> Self {
         IkeConfig {
-            tunnel,
+            tunnel: tunnel.into(),
             local_addr,
             remote_addr,
             local_id: local_addr,

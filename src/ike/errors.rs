@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::sa::TunnelId;
+use crate::sa::TunnelKey;
 
 /// Error notify types we send or interpret (RFC 7296 §3.10.1).
 pub mod notify {
@@ -102,7 +102,7 @@ pub enum FailReason {
 /// A failure with the tunnel context needed to explain it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     pub peer: Ipv4Addr,
     pub reason: FailReason,
 }
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn psk_rejection_names_the_tunnel_and_the_field() {
         let f = Failure {
-            tunnel: TunnelId::One,
+            tunnel: crate::sa::TunnelId::One.into(),
             peer: Ipv4Addr::new(198, 51, 100, 11),
             reason: FailReason::PeerRejectedAuth,
         };

@@ -97,6 +97,11 @@ impl Router {
         })
     }
 
+    /// The prefixes routed to the device while a tunnel is up (the union over VPN connections).
+    pub fn set_cidrs(&mut self, vpc_cidrs: Vec<Ipv4Net>) {
+        self.vpc_cidrs = vpc_cidrs;
+    }
+
     /// Make the kernel match the desired routes for this tunnel state; returns what changed.
     pub fn sync(&mut self, any_tunnel_up: bool) -> Result<RouteDiff, NetlinkError> {
         let want = desired(&self.vpc_cidrs, self.ifindex, any_tunnel_up);

@@ -1,0 +1,345 @@
+//! Which tunnel an inner packet leaves by: a prefix → tunnel-set table, longest match first.
+//!
+//! The control plane builds a [`RouteTable`] from every VPN connection's prefixes (static routes
+//! today, BGP's best paths later) and publishes it whole; the TX worker reads it without a lock.
+//! Each prefix names a set of tunnels (one per connection that routes it, both tunnels of each);
+//! whether a tunnel may carry traffic *now* is a separate per-tunnel flag that failover flips
+//! ([`super::Shared::set_usable`]), so a tunnel going down never rebuilds the table.
+//!
+//! A lookup takes the longest prefix with at least one usable tunnel (a prefix whose tunnels are
+//! all down is as good as withdrawn, and the next shorter one applies, as in any router) and picks
+//! among its usable tunnels by the flow hash, so one flow stays on one tunnel (equal-cost
+//! multi-path, as AWS Transit Gateway spreads over VPN connections). A tunnel's own far inside
+//! address is *pinned*: it always goes to that tunnel, usable or not (BGP and the liveness probes
+//! talk to it).
+//!
+//! Layout: one hash map per prefix length present, longest first (the "lookup by length" scheme
+//! of Waldvogel et al., without the binary search: a VPN's table holds a few lengths). A lookup
+//! costs one masked hash probe per length present; a TX batch of one TCP stream does it once
+//! (the TX worker remembers the last destination's route).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::sa::TunnelKey;
+
+/// The index of a route in [`RouteTable`]; the TX worker caches it per destination.
+pub type RouteIndex = u32;
+
+/// One prefix's next hops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub net: IpNet,
+    /// Tunnels that reach `net`, sorted and without duplicates.
+    pub tunnels: Vec<TunnelKey>,
+    /// A tunnel's own far inside address: taken even while the tunnel is not usable.
+    pub pinned: bool,
+}
+
+/// An immutable prefix → tunnel-set table (build with [`RouteTable::builder`]).
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    entries: Vec<RouteEntry>,
+    /// (prefix length, masked address → entry), longest length first.
+    v4: Vec<(u8, PrefixMap<u32>)>,
+    v6: Vec<(u8, PrefixMap<u128>)>,
+}
+
+type PrefixMap<K> = HashMap<K, RouteIndex, BuildHasherDefault<PrefixHasher>>;
+
+/// The keys are masked addresses the control plane chose, not attacker-chosen strings: a
+/// multiplicative hash is enough and several times cheaper than SipHash on the per-packet path.
+#[derive(Default)]
+pub struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing; the high bits (which hashbrown uses for its control bytes) mix all input bits.
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+}
+
+impl RouteTable {
+    pub fn builder() -> RouteTableBuilder {
+        RouteTableBuilder::default()
+    }
+
+    /// Every route, for status output and tests.
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The tunnel for a packet to `dst` of flow `flow_hash`: the longest prefix with a usable
+    /// tunnel (or a pinned one), then one of its usable tunnels by hash. `None`: no route.
+    pub fn lookup(
+        &self,
+        dst: IpAddr,
+        flow_hash: u32,
+        usable: impl Fn(TunnelKey) -> bool,
+    ) -> Option<TunnelKey> {
+        self.matches(dst).find_map(|i| self.choose(i, flow_hash, &usable))
+    }
+
+    /// The routes that contain `dst`, longest prefix first.
+    pub fn matches(&self, dst: IpAddr) -> impl Iterator<Item = RouteIndex> + '_ {
+        let (v4, v6) = match dst {
+            IpAddr::V4(a) => (Some(u32::from(a)), None),
+            IpAddr::V6(a) => (None, Some(u128::from(a))),
+        };
+        let four = v4.into_iter().flat_map(move |a| {
+            self.v4.iter().filter_map(move |(len, map)| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+                map.get(&(a & mask)).copied()
+            })
+        });
+        let six = v6.into_iter().flat_map(move |a| {
+            self.v6.iter().filter_map(move |(len, map)| {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+                map.get(&(a & mask)).copied()
+            })
+        });
+        four.chain(six)
+    }
+
+    /// A tunnel of route `i` for this flow, if the route has one that may carry it.
+    pub fn choose(
+        &self,
+        i: RouteIndex,
+        flow_hash: u32,
+        usable: &impl Fn(TunnelKey) -> bool,
+    ) -> Option<TunnelKey> {
+        let e = self.entries.get(i as usize)?;
+        if e.pinned {
+            return e.tunnels.first().copied();
+        }
+        let n = e.tunnels.iter().filter(|&&t| usable(t)).count() as u32;
+        if n == 0 {
+            return None;
+        }
+        let pick = (flow_hash % n) as usize;
+        e.tunnels.iter().copied().filter(|&t| usable(t)).nth(pick)
+    }
+}
+
+/// Collects prefixes and their tunnels; [`Self::build`] merges equal prefixes into one ECMP set.
+#[derive(Debug, Default, Clone)]
+pub struct RouteTableBuilder {
+    routes: Vec<(IpNet, TunnelKey, bool)>,
+}
+
+impl RouteTableBuilder {
+    /// `net` (host bits ignored) is reachable through `tunnel`.
+    pub fn route(&mut self, net: IpNet, tunnel: TunnelKey) -> &mut Self {
+        self.routes.push((net.trunc(), tunnel, false));
+        self
+    }
+
+    /// Packets to `addr` always take `tunnel` (its far inside address).
+    pub fn pin(&mut self, addr: IpAddr, tunnel: TunnelKey) -> &mut Self {
+        self.routes.push((IpNet::from(addr), tunnel, true));
+        self
+    }
+
+    pub fn build(&self) -> RouteTable {
+        let mut by_net: std::collections::BTreeMap<IpNet, (Vec<TunnelKey>, bool)> = Default::default();
+        for &(net, tunnel, pinned) in &self.routes {
+            let (tunnels, is_pinned) = by_net.entry(net).or_default();
+            // A pin replaces ordinary routes to the same address; the first pin stays.
+            match (pinned, *is_pinned) {
+                (true, false) => {
+                    *tunnels = vec![tunnel];
+                    *is_pinned = true;
+                }
+                (false, false) => tunnels.push(tunnel),
+                (_, true) => {}
+            }
+        }
+        let mut t = RouteTable::default();
+        let mut v4: std::collections::BTreeMap<u8, PrefixMap<u32>> = Default::default();
+        let mut v6: std::collections::BTreeMap<u8, PrefixMap<u128>> = Default::default();
+        for (net, (mut tunnels, pinned)) in by_net {
+            tunnels.sort_unstable();
+            tunnels.dedup();
+            let i = t.entries.len() as RouteIndex;
+            match net {
+                IpNet::V4(n) => {
+                    v4.entry(n.prefix_len())
+                        .or_default()
+                        .insert(u32::from(n.network()), i);
+                }
+                IpNet::V6(n) => {
+                    v6.entry(n.prefix_len())
+                        .or_default()
+                        .insert(u128::from(n.network()), i);
+                }
+            }
+            t.entries.push(RouteEntry { net, tunnels, pinned });
+        }
+        t.v4 = v4.into_iter().rev().collect();
+        t.v6 = v6.into_iter().rev().collect();
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sa::TunnelId;
+    use proptest::prelude::*;
+
+    fn k(conn: u16, n: u8) -> TunnelKey {
+        TunnelKey::new(conn, if n == 1 { TunnelId::One } else { TunnelId::Two })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn longest_match_wins_and_a_dead_prefix_falls_back_to_a_shorter_one() {
+        let mut b = RouteTable::builder();
+        b.route(net("0.0.0.0/0"), k(0, 1));
+        b.route(net("10.0.0.0/8"), k(1, 1));
+        b.route(net("10.1.0.0/16"), k(2, 1));
+        let t = b.build();
+        let all = |_| true;
+        assert_eq!(t.lookup(ip("10.1.2.3"), 0, all), Some(k(2, 1)));
+        assert_eq!(t.lookup(ip("10.2.2.3"), 0, all), Some(k(1, 1)));
+        assert_eq!(t.lookup(ip("192.0.2.1"), 0, all), Some(k(0, 1)));
+        // Connection 2 down: 10.1/16 is as good as withdrawn; 10/8 applies.
+        let not_2 = |t: TunnelKey| t.conn != 2;
+        assert_eq!(t.lookup(ip("10.1.2.3"), 0, not_2), Some(k(1, 1)));
+        assert_eq!(t.lookup(ip("10.1.2.3"), 0, |_| false), None);
+        assert_eq!(t.lookup(ip("2001:db8::1"), 0, all), None);
+    }
+
+    #[test]
+    fn equal_prefixes_spread_flows_over_usable_tunnels_only() {
+        let mut b = RouteTable::builder();
+        for c in 0..4 {
+            b.route(net("10.100.0.0/16"), k(c, 1));
+            b.route(net("10.100.0.0/16"), k(c, 2));
+        }
+        let t = b.build();
+        assert_eq!(t.entries().len(), 1);
+        assert_eq!(t.entries()[0].tunnels.len(), 8);
+        // Only each connection's tunnel 1 carries traffic (prefer-tunnel-1 everywhere).
+        let ones = |t: TunnelKey| t.id == TunnelId::One;
+        let mut seen = [0usize; 4];
+        for h in 0..4000u32 {
+            let h = h.wrapping_mul(2_654_435_761);
+            let got = t.lookup(ip("10.100.3.4"), h, ones).unwrap();
+            assert_eq!(got.id, TunnelId::One);
+            assert_eq!(got, t.lookup(ip("10.100.3.4"), h, ones).unwrap());
+            seen[usize::from(got.conn)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn two_tunnels_split_by_the_low_bit_as_before() {
+        let mut b = RouteTable::builder();
+        b.route(net("0.0.0.0/0"), k(0, 2));
+        b.route(net("0.0.0.0/0"), k(0, 1));
+        let t = b.build();
+        assert_eq!(t.lookup(ip("10.0.0.1"), 2, |_| true), Some(k(0, 1)));
+        assert_eq!(t.lookup(ip("10.0.0.1"), 3, |_| true), Some(k(0, 2)));
+    }
+
+    #[test]
+    fn pinned_inside_addresses_ignore_usability_and_beat_routes() {
+        let mut b = RouteTable::builder();
+        b.route(net("169.254.0.0/16"), k(0, 1));
+        b.route(net("169.254.20.9/32"), k(0, 1));
+        b.pin(ip("169.254.20.9"), k(0, 2));
+        b.pin(ip("fd00:a:2::1"), k(3, 2));
+        let t = b.build();
+        assert_eq!(t.lookup(ip("169.254.20.9"), 0, |_| false), Some(k(0, 2)));
+        assert_eq!(t.lookup(ip("169.254.20.10"), 0, |_| true), Some(k(0, 1)));
+        assert_eq!(t.lookup(ip("fd00:a:2::1"), 7, |_| false), Some(k(3, 2)));
+        assert_eq!(t.lookup(ip("fd00:a:2::2"), 7, |_| true), None);
+    }
+
+    #[test]
+    fn ipv6_prefixes_match_longest_first() {
+        let mut b = RouteTable::builder();
+        b.route(net("::/0"), k(0, 1));
+        b.route(net("2001:db8::/32"), k(1, 1));
+        b.route(net("2001:db8:1::/48"), k(1, 2));
+        let t = b.build();
+        assert_eq!(t.lookup(ip("2001:db8:1::5"), 0, |_| true), Some(k(1, 2)));
+        assert_eq!(t.lookup(ip("2001:db8:2::5"), 0, |_| true), Some(k(1, 1)));
+        assert_eq!(t.lookup(ip("2001:db9::5"), 0, |_| true), Some(k(0, 1)));
+        assert_eq!(t.lookup(ip("10.0.0.1"), 0, |_| true), None);
+    }
+
+    proptest! {
+        /// The table agrees with a brute-force longest-match over the same routes.
+        #[test]
+        fn agrees_with_brute_force(
+            routes in proptest::collection::vec((any::<u32>(), 0u8..=32, 0u16..4, any::<bool>()), 0..40),
+            dsts in proptest::collection::vec(any::<u32>(), 1..40),
+            down in proptest::collection::vec(any::<bool>(), 8),
+            hash in any::<u32>(),
+        ) {
+            let mut b = RouteTable::builder();
+            let mut nets = Vec::new();
+            for &(a, len, conn, two) in &routes {
+                let n = IpNet::new(IpAddr::V4(a.into()), len).unwrap().trunc();
+                let key = k(conn, if two { 2 } else { 1 });
+                b.route(n, key);
+                nets.push((n, key));
+            }
+            let t = b.build();
+            let usable = |t: TunnelKey| !down[t.slot()];
+            for d in dsts {
+                let dst = IpAddr::V4(d.into());
+                // Brute force: group by prefix, longest first, first with a usable tunnel.
+                let mut best: Option<(u8, Vec<TunnelKey>)> = None;
+                let mut lens: Vec<u8> = nets.iter().filter(|(n, _)| n.contains(&dst)).map(|(n, _)| n.prefix_len()).collect();
+                lens.sort_unstable();
+                lens.dedup();
+                for len in lens.into_iter().rev() {
+                    let mut set: Vec<TunnelKey> = nets.iter()
+                        .filter(|(n, key)| n.prefix_len() == len && n.contains(&dst) && usable(*key))
+                        .map(|(_, key)| *key).collect();
+                    set.sort_unstable();
+                    set.dedup();
+                    if !set.is_empty() { best = Some((len, set)); break; }
+                }
+                let want = best.map(|(_, set)| set[(hash % set.len() as u32) as usize]);
+                prop_assert_eq!(t.lookup(dst, hash, usable), want);
+            }
+        }
+    }
+}
