@@ -134,7 +134,18 @@ pub struct StatusSnapshot {
 
 impl StatusSnapshot {
     /// Process exit status for `cgwd status`: 0 both up, 1 one down (degraded), 2 both down.
+    /// With several connections: 0 every tunnel up, 2 every tunnel down, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
+        if !self.connections.is_empty() {
+            let codes: Vec<u8> = self.connections.iter().map(StatusSnapshot::exit_code).collect();
+            return if codes.iter().all(|&c| c == 0) {
+                0
+            } else if codes.iter().all(|&c| c == 2) {
+                2
+            } else {
+                1
+            };
+        }
         match self.tunnels.iter().filter(|t| t.ike_phase2_state.is_up()).count() {
             n if n >= 2 => 0,
             1 => 1,
@@ -189,8 +200,45 @@ fn algorithms(a: &Option<Algorithms>) -> String {
     }
 }
 
-/// The human view: a headline, one line per tunnel with ✔/✘ and why, details, the routes.
+/// The human view: a headline, one line per tunnel with ✔/✘ and why, details, the routes; with
+/// several VPN connections, one such block per connection and the routes once.
 pub fn render(s: &StatusSnapshot) -> String {
+    if s.connections.is_empty() {
+        return render_one(s, true);
+    }
+    let up = s
+        .connections
+        .iter()
+        .filter(|c| c.tunnels.iter().any(|t| t.ike_phase2_state.is_up()))
+        .count();
+    let mut out = format!(
+        "cgwd {} — {} VPN connections on {}, {up} with a tunnel up\n\n",
+        s.cgwd_version,
+        s.connections.len(),
+        s.interface
+    );
+    for c in &s.connections {
+        out.push_str(&render_one(c, false));
+        out.push('\n');
+    }
+    out.push_str(&render_routes(s));
+    out
+}
+
+fn render_routes(s: &StatusSnapshot) -> String {
+    let mut out = String::new();
+    if s.routes.is_empty() {
+        out.push_str("routes: none installed\n");
+    } else {
+        out.push_str("routes (proto 198):\n");
+        for r in &s.routes {
+            let _ = writeln!(out, "    {} dev {}", r.destination, r.device);
+        }
+    }
+    out
+}
+
+fn render_one(s: &StatusSnapshot, routes: bool) -> String {
     let mut out = String::new();
     // A suspect tunnel (IPsec up but AWS silent) counts as down here: that is what matters.
     let up = s
@@ -292,13 +340,8 @@ pub fn render(s: &StatusSnapshot) -> String {
         }
         out.push('\n');
     }
-    if s.routes.is_empty() {
-        out.push_str("routes: none installed\n");
-    } else {
-        out.push_str("routes (proto 198):\n");
-        for r in &s.routes {
-            let _ = writeln!(out, "    {} dev {}", r.destination, r.device);
-        }
+    if routes {
+        out.push_str(&render_routes(s));
     }
     out
 }
@@ -450,6 +493,31 @@ pub(crate) mod tests {
         }
         assert_eq!(s.exit_code(), 2);
         assert!(render(&s).contains("DOWN: no tunnel up"));
+    }
+
+    #[test]
+    fn several_connections_render_one_block_each_and_combine_exit_codes() {
+        let one = sample();
+        let mut two = sample();
+        two.vpn_connection_id = "vpn-0second".into();
+        for t in &mut two.tunnels {
+            t.ike_phase2_state = PhaseState::Established;
+        }
+        let mut top = one.clone();
+        top.connections = vec![one.clone(), two.clone()];
+        let text = render(&top);
+        assert!(
+            text.starts_with(&format!("cgwd {} — 2 VPN connections", one.cgwd_version)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&one.vpn_connection_id) && text.contains("vpn-0second"),
+            "{text}"
+        );
+        assert_eq!(text.matches("routes").count(), 1, "{text}");
+        assert_eq!(top.exit_code(), 1);
+        top.connections = vec![two.clone(), two];
+        assert_eq!(top.exit_code(), 0);
     }
 
     #[test]

@@ -272,8 +272,10 @@ mod tests {
 /// `cgwd emulate-aws` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The AWS-format configuration (the same file the customer gateway uses).
-    pub config: std::path::PathBuf,
+    /// The AWS-format configuration (the same file the customer gateway uses); several files, or
+    /// a directory, to play the AWS side of several VPN connections (one process per endpoint).
+    #[arg(required = true, num_args = 1..)]
+    pub config: Vec<std::path::PathBuf>,
     /// Settings (TOML): routing.onprem_cidrs are the routes AWS installs while a tunnel is up.
     #[arg(long)]
     pub settings: Option<std::path::PathBuf>,
@@ -281,10 +283,11 @@ pub struct Args {
     /// has its own outside address).
     #[arg(long, default_value = "both")]
     pub tunnel: String,
-    /// Control socket for `cgwd status --socket` (with `--tunnel both`: PATH.1 and PATH.2).
+    /// Control socket for `cgwd status --socket` (with `--tunnel both`: PATH.1 and PATH.2; with
+    /// several connections PATH.C.N for connection C's tunnel N).
     #[arg(long)]
     pub control_socket: Option<std::path::PathBuf>,
-    /// TUN device name (default cgwd-aws1 / cgwd-aws2).
+    /// TUN device name (default cgwd-aws1 / cgwd-aws2; cgwd-awsC-N with several connections).
     #[arg(long)]
     pub interface: Option<String>,
 }
@@ -305,9 +308,16 @@ impl Args {
             eprintln!("cgwd emulate-aws: --tunnel must be 1, 2 or both");
             return ExitCode::from(2);
         };
-        if let [id] = tunnels[..] {
+        let files = match crate::config::expand_config_paths(&self.config) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("cgwd emulate-aws: error: {e}");
+                return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
+            }
+        };
+        if let ([file], [id]) = (&files[..], &tunnels[..]) {
             let role = crate::daemon::run::Role::Aws(crate::daemon::run::AwsRole {
-                tunnel: id,
+                tunnel: *id,
                 control_socket: self.control_socket.clone(),
                 interface: Some(
                     self.interface
@@ -315,13 +325,10 @@ impl Args {
                         .unwrap_or_else(|| format!("cgwd-aws{}", id.number())),
                 ),
             });
-            return crate::daemon::run::main_as(
-                std::slice::from_ref(&self.config),
-                self.settings.as_deref(),
-                &role,
-            );
+            return crate::daemon::run::main_as(std::slice::from_ref(file), self.settings.as_deref(), &role);
         }
-        // Both endpoints: one child per tunnel; stop both when either ends or on SIGTERM/SIGINT.
+        // Several endpoints: one child per tunnel of each connection (each has its own outside
+        // address); stop all when one ends or on SIGTERM/SIGINT.
         let signals = match crate::daemon::signals::Signals::install() {
             Ok(s) => s,
             Err(e) => {
@@ -336,10 +343,10 @@ impl Args {
                 return ExitCode::FAILURE;
             }
         };
-        // Each endpoint process needs its own control socket: PATH.1 and PATH.2.
+        // Each endpoint process needs its own control socket: PATH.N, or PATH.C.N.
         let socket = match &self.control_socket {
             Some(p) => p.clone(),
-            None => match crate::config::load(&self.config, self.settings.as_deref()) {
+            None => match crate::config::load(&files[0], self.settings.as_deref()) {
                 Ok((_, s)) => s.control.socket,
                 Err(e) => {
                     eprintln!("cgwd emulate-aws: error: {e}");
@@ -347,30 +354,48 @@ impl Args {
                 }
             },
         };
+        let several = files.len() > 1;
         let mut children = Vec::new();
-        for id in tunnels {
-            let mut cmd = std::process::Command::new(&exe);
-            cmd.arg("emulate-aws")
-                .arg(&self.config)
-                .arg("--tunnel")
-                .arg(id.number().to_string());
-            if let Some(s) = &self.settings {
-                cmd.arg("--settings").arg(s);
-            }
-            let mut p = socket.clone().into_os_string();
-            p.push(format!(".{}", id.number()));
-            cmd.arg("--control-socket").arg(p);
-            die_with_parent(&mut cmd);
-            match cmd.spawn() {
-                Ok(c) => children.push(c),
-                Err(e) => eprintln!("cgwd emulate-aws: starting tunnel {}: {e}", id.number()),
+        let mut wanted = 0;
+        for (c, file) in files.iter().enumerate() {
+            for &id in &tunnels {
+                wanted += 1;
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.arg("emulate-aws")
+                    .arg(file)
+                    .arg("--tunnel")
+                    .arg(id.number().to_string());
+                if let Some(s) = &self.settings {
+                    cmd.arg("--settings").arg(s);
+                }
+                let mut p = socket.clone().into_os_string();
+                if several {
+                    p.push(format!(".{}.{}", c + 1, id.number()));
+                    cmd.arg("--interface")
+                        .arg(format!("cgwd-aws{}-{}", c + 1, id.number()));
+                } else {
+                    p.push(format!(".{}", id.number()));
+                    if let Some(i) = &self.interface {
+                        cmd.arg("--interface").arg(format!("{i}{}", id.number()));
+                    }
+                }
+                cmd.arg("--control-socket").arg(p);
+                die_with_parent(&mut cmd);
+                match cmd.spawn() {
+                    Ok(c) => children.push(c),
+                    Err(e) => eprintln!(
+                        "cgwd emulate-aws: starting {} tunnel {}: {e}",
+                        file.display(),
+                        id.number()
+                    ),
+                }
             }
         }
-        let mut failed = children.len() < 2;
+        let mut failed = children.len() < wanted;
         while !failed && !signals.stop_requested() {
             for c in &mut children {
                 if let Ok(Some(status)) = c.try_wait() {
-                    eprintln!("cgwd emulate-aws: one endpoint exited ({status}); stopping the other");
+                    eprintln!("cgwd emulate-aws: one endpoint exited ({status}); stopping the others");
                     failed = true;
                 }
             }
