@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cgwd::demo::Lab;
 use common::netns::is_root;
