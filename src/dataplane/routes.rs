@@ -8,8 +8,11 @@
 //!
 //! A lookup takes the longest prefix with at least one usable tunnel (a prefix whose tunnels are
 //! all down is as good as withdrawn, and the next shorter one applies, as in any router) and picks
-//! among its usable tunnels by the flow hash, so one flow stays on one tunnel (equal-cost
-//! multi-path, as AWS Transit Gateway spreads over VPN connections). A tunnel's own far inside
+//! among its tunnels by the flow hash, so one flow stays on one tunnel (equal-cost multi-path, as
+//! AWS Transit Gateway spreads over VPN connections): the hash names a slot in the set, and an
+//! unusable slot passes its flows to the next usable tunnel, so a failure moves only the flows of
+//! the tunnel that failed. With each connection's standby tunnel next to its active one in the
+//! set, the active tunnels end up with equal shares. A tunnel's own far inside
 //! address is *pinned*: it always goes to that tunnel, usable or not (BGP and the liveness probes
 //! talk to it).
 //!
@@ -138,12 +141,15 @@ impl RouteTable {
         if e.pinned {
             return e.tunnels.first().copied();
         }
-        let n = e.tunnels.iter().filter(|&&t| usable(t)).count() as u32;
+        // The flow's slot in the whole set, or the next usable tunnel after it: a tunnel going
+        // down moves only its own flows, and flows on healthy tunnels never move.
+        let n = e.tunnels.len();
         if n == 0 {
             return None;
         }
-        let pick = (flow_hash % n) as usize;
-        e.tunnels.iter().copied().filter(|&t| usable(t)).nth(pick)
+        let start = flow_hash as usize % n;
+        let (after, before) = e.tunnels.split_at(start);
+        before.iter().chain(after).copied().find(|&t| usable(t))
     }
 }
 
@@ -267,6 +273,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_tunnel_moves_only_its_own_flows() {
+        let mut b = RouteTable::builder();
+        for c in 0..4 {
+            b.route(net("10.0.0.0/8"), k(c, 1));
+        }
+        let t = b.build();
+        let failed = k(2, 1);
+        for h in 0..1000u32 {
+            let before = t.lookup(ip("10.1.1.1"), h, |_| true).unwrap();
+            let after = t.lookup(ip("10.1.1.1"), h, |x| x != failed).unwrap();
+            if before != failed {
+                assert_eq!(before, after, "hash {h}");
+            } else {
+                assert_ne!(after, failed);
+            }
+        }
+    }
+
+    #[test]
     fn two_tunnels_split_by_the_low_bit_as_before() {
         let mut b = RouteTable::builder();
         b.route(net("0.0.0.0/0"), k(0, 2));
@@ -337,7 +362,15 @@ mod tests {
                     set.dedup();
                     if !set.is_empty() { best = Some((len, set)); break; }
                 }
-                let want = best.map(|(_, set)| set[(hash % set.len() as u32) as usize]);
+                let want = best.map(|(len, _)| {
+                    let mut all: Vec<TunnelKey> = nets.iter()
+                        .filter(|(n, _)| n.prefix_len() == len && n.contains(&dst))
+                        .map(|(_, key)| *key).collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    let start = hash as usize % all.len();
+                    (0..all.len()).map(|k| all[(start + k) % all.len()]).find(|t| usable(*t)).unwrap()
+                });
                 prop_assert_eq!(t.lookup(dst, hash, usable), want);
             }
         }
