@@ -9,19 +9,23 @@
 //!    └──────────► crypto (one provider)          failover → routing → observe ◄── daemon (I/O shell)
 //! ```
 //!
-//! * [`config`] turns the file AWS lets a user download (XML, describe JSON or Generic text) plus an
-//!   optional settings TOML into one validated [`config::VpnConnection`].
+//! * [`config`] turns the files AWS lets a user download (XML, describe JSON or Generic text) plus an
+//!   optional settings TOML into validated [`config::VpnConnection`]s, one per VPN connection.
 //! * [`wire`] holds zero-copy, never-panicking views over packet bytes and owned `Repr`s to build them.
 //! * [`crypto`] is the only place that names a crypto library.
 //! * [`ike`] is a sans-IO IKEv2 state machine: fed datagrams and time, it returns datagrams, timers and
 //!   events. It reads no clock and opens no socket.
 //! * [`gateway`] owns every tunnel's IKE SAs and their lifecycle, sans-IO: datagrams, time and
 //!   commands in; IKE datagrams, SA-table commands and tunnel events out.
-//! * [`sa`] is the narrow interface between the control plane and the data plane: what IKE negotiated.
+//! * [`sa`] is the narrow interface between the control plane and the data plane: what IKE negotiated,
+//!   for which tunnel ([`sa::TunnelKey`]: connection and tunnel 1/2).
+//! * [`dataplane`] moves packets between the TUN device and UDP; its prefix table picks each
+//!   packet's tunnel (longest match, equal-cost sets by flow hash), failover flips per-tunnel flags.
 //! * [`esp`] seals and opens ESP packets and keeps the SA table the hot path reads without locks.
 //! * [`suite`] names the algorithms AWS allows and ranks them (one strength order), shared by all of
 //!   the above.
-//! * [`daemon`] is the I/O shell: sockets, TUN, the SA table, probes, failover, routes, status.
+//! * [`daemon`] is the I/O shell for any number of VPN connections: sockets, TUN, the SA table,
+//!   probes, failover, routes, status.
 
 pub mod cli;
 pub mod config;

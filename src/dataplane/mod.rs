@@ -1,14 +1,16 @@
 //! The data plane: two run-to-completion workers joining the TUN device, ESP and UDP/4500.
 //!
 //! ```text
-//!  TX: TUN read (64 KiB, split) ─► pick tunnel ─► MSS/DF fix-ups ─► seal in place ─► UDP GSO send
+//!  TX: TUN read (64 KiB, split) ─► prefix table: tunnel ─► MSS/DF fix-ups ─► seal in place ─► UDP GSO send
 //!  RX: UDP GRO recvmmsg ─► classify ─► ESP: open in place ─► MSS fix-up ─► coalesce ─► TUN write
 //!                                  └─► IKE: bounded channel to the control plane; keepalive: drop
 //! ```
 //!
 //! One worker per direction, no channel and no lock per packet (wireguard-go lost 20% to per-packet
-//! channels): the SA set is read through [`SaReader`](crate::esp::SaReader)'s cached snapshot, the
-//! tunnel endpoints and the active tunnel are atomics the control plane (IKE, failover) writes.
+//! channels): the SA set and the prefix → tunnel table ([`routes`]) are read through cached
+//! snapshots, the tunnel endpoints and whether each tunnel may carry traffic are atomics the
+//! control plane (IKE, failover) writes. Tunnels are named by [`TunnelKey`] (VPN connection and
+//! tunnel 1/2), any number of connections through one TUN device and one UDP socket.
 //! Two threads run the workers ([`workers`]): quiet, one thread polls both sides and carries both
 //! directions (one wake-up per packet, none wasted); loaded, a second thread takes the TUN side
 //! so that each direction has a core. Graceful stop: [`Shared::request_stop`] plus 100 ms polls.
@@ -30,14 +32,16 @@
 //! ```text
 //! let sas = Arc::new(SaTable::new());
 //! let shared = Arc::new(Shared::new(sas.clone()));
-//! shared.set_peer(TunnelId::One, Some(aws_outside_1_4500));   // per tunnel, from the config
-//! shared.set_aws_inside(TunnelId::One, Some(aws_inside_1));
+//! let t1 = TunnelKey::new(0, TunnelId::One);                  // connection 0, tunnel 1
+//! shared.set_peer(t1, Some(aws_outside_1_4500));               // per tunnel, from the config
+//! shared.set_aws_inside(t1, Some(aws_inside_1));
+//! shared.set_routes(RouteTable::builder().route(vpc, t1).route(vpc, t2).pin(aws_inside_1, t1).build());
 //! let udp = Arc::new(UdpSocket::bind(local_4500, POLL_INTERVAL)?);   // shared with IKE (sends)
 //! let tun = Arc::new(Tun::create(&TunConfig { name, mtu, addresses: both /30s, offload: true })?);
 //! let (ike_tx, ike_rx) = std::sync::mpsc::sync_channel(64);   // IKE arriving on 4500
 //! let dp = Dataplane::spawn(config, tun, udp, shared.clone(), Some(ike_tx))?;
 //! // IKE: sas.install(&child) on CREATE_CHILD_SA, sas.remove_inbound(spi) on delete;
-//! // failover: shared.set_active(Some(TunnelId::Two)); shutdown: dp.stop().
+//! // failover: shared.set_usable(t1, false); shared.set_usable(t2, true); shutdown: dp.stop().
 //! ```
 
 pub mod answer_wait;
