@@ -36,7 +36,7 @@ fn keys(spi: u32, encryption: Encryption, integrity: Option<Integrity>) -> EspKe
 fn child(tunnel: TunnelId, inbound: EspKeys) -> ChildSa {
     let addr: SocketAddr = "192.0.2.1:4500".parse().unwrap();
     ChildSa {
-        tunnel,
+        tunnel: tunnel.into(),
         outbound: inbound.clone(),
         inbound,
         local_ts: TrafficSelector::ANY,

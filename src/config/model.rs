@@ -36,8 +36,9 @@ impl fmt::Display for SourceFormat {
     }
 }
 
-/// One validated AWS Site-to-Site VPN connection: always exactly two tunnels.
-#[derive(Debug, Clone)]
+/// One validated AWS Site-to-Site VPN connection: always exactly two tunnels. Equality (reload:
+/// which connections changed) covers every field, the PSKs included.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VpnConnection {
     /// `vpn-…`.
     pub id: String,
@@ -226,7 +227,7 @@ impl RekeyWindow {
 }
 
 /// One of the connection's two tunnels, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TunnelConfig {
     pub id: TunnelId,
     /// AWS endpoint ("Virtual Private Gateway" outside address); the key that ties XML tunnels to

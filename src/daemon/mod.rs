@@ -13,6 +13,7 @@ pub use ike_map::{MappingError, ike_config_for};
 pub mod control;
 pub mod icmp;
 pub mod observer;
+pub mod reload;
 pub mod run;
 pub mod signals;
 pub mod status;

@@ -201,12 +201,31 @@ impl Gateway {
         self.tunnels.iter().map(Tunnel::half_open_count).sum()
     }
 
-    /// The tunnel whose AWS endpoint is `peer`'s address.
+    /// The tunnel whose AWS endpoint is `peer`'s address: a live one before one a reload removed
+    /// (still deleting its SAs).
     pub fn tunnel_for_peer(&self, peer: SocketAddr) -> Option<TunnelHandle> {
         self.tunnels
             .iter()
-            .position(|t| t.peer_is(peer))
+            .position(|t| t.peer_is(peer) && !t.removed())
+            .or_else(|| self.tunnels.iter().position(|t| t.peer_is(peer)))
             .map(|i| TunnelHandle(i as u32))
+    }
+
+    /// Reload: the tunnel's IKE SA is replaced by one under `spec` (see `Tunnel::reconfigure`);
+    /// other tunnels are untouched.
+    pub fn reconfigure(&mut self, t: TunnelHandle, spec: TunnelSpec, now: Instant) {
+        let tunnel = &mut self.tunnels[t.index()];
+        tunnel.reconfigure(spec, now, &mut self.outputs);
+        tunnel.drain_all(now, &mut self.outputs);
+    }
+
+    /// Reload removed the tunnel's VPN connection: DELETE its IKE SAs, initiate no more. The
+    /// handle stays valid (its view shows the SAs going); a tunnel added later for the same AWS
+    /// endpoint gets its datagrams.
+    pub fn remove_tunnel(&mut self, t: TunnelHandle, now: Instant) {
+        let tunnel = &mut self.tunnels[t.index()];
+        tunnel.close(now);
+        tunnel.drain_all(now, &mut self.outputs);
     }
 
     /// An IKE datagram (non-ESP marker already stripped) from the network.

@@ -662,6 +662,30 @@ impl Tunnel {
         }
     }
 
+    /// Reload: new settings for the tunnel's next IKE SAs; the current one is deleted (under its
+    /// own, old keys) and a new one initiated at once under the new ones, unless the operator
+    /// took the tunnel down.
+    pub(super) fn reconfigure(
+        &mut self,
+        spec: TunnelSpec,
+        now: Instant,
+        q: &mut std::collections::VecDeque<Output>,
+    ) {
+        tracing::info!(tunnel = %self.id(), "tunnel reconfigured: re-establishing");
+        self.spec = spec;
+        self.reset(now, q);
+        if !self.admin_down && !self.closing {
+            self.backoff = RETRY_MIN;
+            self.retry_at = self.spec.initiate.then_some(now);
+        }
+    }
+
+    /// Removed by a reload: it only finishes deleting its IKE SAs; AWS's datagrams go to a live
+    /// tunnel of the same endpoint first (`Gateway::tunnel_for_peer`).
+    pub(super) fn removed(&self) -> bool {
+        self.closing
+    }
+
     /// `cgwd tunnel reset`: a fresh IKE SA now (the current one deleted).
     pub(super) fn restart(&mut self, now: Instant, q: &mut std::collections::VecDeque<Output>) {
         tracing::info!(tunnel = %self.id(), "tunnel reset by the operator");
