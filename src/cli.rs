@@ -69,6 +69,17 @@ pub enum Command {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Re-read the AWS files and settings of a running cgwd (as SIGHUP): unchanged tunnels keep
+    /// their SAs, changed ones are re-established one at a time, added and removed connections
+    /// come and go; a bad new configuration is rejected whole (exit 2) and the running one kept.
+    Reload {
+        /// Control socket (default: control.socket from --settings, else /run/cgwd/cgwd.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Settings file to read control.socket from.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
     /// Take one tunnel down (its IKE SA deleted, no initiating) or up again, or replace its IKE SA
     /// now: `cgwd tunnel down 2`, `cgwd tunnel up 2`, `cgwd tunnel reset vpn-0abc 1`.
     Tunnel {
@@ -148,6 +159,9 @@ pub fn main() -> ExitCode {
             socket,
             settings,
         } => crate::daemon::rekey_command(&target, ike, socket.as_deref(), settings.as_deref()),
+        Command::Reload { socket, settings } => {
+            crate::daemon::reload_command(socket.as_deref(), settings.as_deref())
+        }
         Command::Tunnel {
             action,
             target,

@@ -2,7 +2,8 @@
 //! one customer gateway address to `cgwd emulate-aws` playing 16 AWS endpoints, in the `cgwd demo`
 //! namespaces ([`cgwd::demo::Lab`]). Reports the time from `cgwd run` to all 16 tunnels up and
 //! cgwd's resident memory per tunnel; checks traffic on every tunnel, a prefix shared by all
-//! connections, and `cgwd tunnel down|up CONNECTION N` touching only that tunnel.
+//! connections, and `cgwd tunnel down|up CONNECTION N` touching only that tunnel. A live reload
+//! adds, changes and removes connections while pings through an unchanged one lose nothing.
 
 mod common;
 
@@ -155,9 +156,14 @@ impl Setup {
 }
 
 fn setup() -> Setup {
-    let lab = Lab::create(format!("cgwd-conns-{}", std::process::id()), false).expect("topology");
+    setup_named("conns", connections())
+}
+
+/// The lab with AWS outside addresses for `aws` connections and their files in `connections/`.
+fn setup_named(name: &str, count: usize) -> Setup {
+    let lab = Lab::create(format!("cgwd-{name}-{}", std::process::id()), false).expect("topology");
     let aws = lab.ns("aws");
-    for c in 0..connections() {
+    for c in 0..count {
         for a in [
             format!("198.51.100.{}/24", 101 + c),
             format!("203.0.113.{}/24", 101 + c),
@@ -168,7 +174,7 @@ fn setup() -> Setup {
     }
     let dir = lab.dir.join("connections");
     std::fs::create_dir_all(&dir).unwrap();
-    for c in 0..connections() {
+    for c in 0..count {
         std::fs::write(dir.join(format!("{}.json", vpn_id(c))), connection(c)).unwrap();
     }
     let settings = |role: &str, extra: &str| {
@@ -299,4 +305,222 @@ fn eight_connections_sixteen_tunnels_from_one_address() {
         s.established()[5][1]
     });
     s.ping("cgw", &aws_inside(5, 1));
+}
+
+/// Connection `c`'s tunnel SPIs (inbound) from a snapshot.
+fn spis(v: &serde_json::Value, c: usize) -> Vec<String> {
+    (0..2)
+        .map(|t| {
+            conn(v, c)["tunnels"][t]["spi_in"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The snapshot's connection named `id`.
+fn by_id<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    v["connections"]
+        .as_array()?
+        .iter()
+        .find(|c| c["vpn_connection_id"] == id)
+}
+
+fn both_up(c: &serde_json::Value) -> bool {
+    (0..2).all(|t| {
+        c["tunnels"][t]["ike_phase2_state"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("established"))
+    })
+}
+
+#[test]
+fn reload_adds_changes_and_removes_connections_without_losing_a_ping() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    // AWS plays 5 connections; cgwd starts with the first 4.
+    let mut s = setup_named("reload", 5);
+    let exe = exe();
+    let aws_dir = s.lab.dir.join("aws-connections");
+    std::fs::rename(&s.dir, &aws_dir).unwrap();
+    std::fs::create_dir_all(&s.dir).unwrap();
+    let file = |c: usize| s.dir.join(format!("{}.json", vpn_id(c)));
+    for c in 0..4 {
+        std::fs::write(file(c), connection(c)).unwrap();
+    }
+    let (aws_settings, cgw_settings) = (
+        s.lab.dir.join("aws.toml").to_string_lossy().into_owned(),
+        s.lab.dir.join("cgwd.toml").to_string_lossy().into_owned(),
+    );
+    let (aws_ns, cgw_ns) = (s.lab.ns("aws"), s.lab.ns("cgw"));
+    s.lab
+        .spawn(
+            &aws_ns,
+            &[
+                &exe,
+                "emulate-aws",
+                &aws_dir.to_string_lossy(),
+                "--settings",
+                &aws_settings,
+            ],
+            "aws.log",
+        )
+        .expect("emulate-aws");
+    let sockets: Vec<PathBuf> = (1..=5)
+        .flat_map(|c| (1..=2).map(move |n| (c, n)))
+        .map(|(c, n)| s.lab.dir.join(format!("aws.sock.{c}.{n}")))
+        .collect();
+    s.wait(Duration::from_secs(20), "10 AWS endpoints", |_| {
+        sockets.iter().all(|p| p.exists())
+    });
+    s.lab
+        .spawn(
+            &cgw_ns,
+            &[&exe, "run", &s.dir.to_string_lossy(), "--settings", &cgw_settings],
+            "cgwd.log",
+        )
+        .expect("cgwd run");
+    s.wait(Duration::from_secs(30), "4 connections up", |s| {
+        s.status()
+            .is_some_and(|v| (0..4).all(|c| by_id(&v, &vpn_id(c)).is_some_and(both_up)))
+    });
+    let before = s.status().unwrap();
+    let (kept, changed) = (spis(&before, 0), spis(&before, 1));
+
+    // 20 pings a second through the unchanged connection 1 for the whole reload.
+    s.lab
+        .spawn(
+            &cgw_ns,
+            &["ping", "-i", "0.05", "-c", "200", "-W", "1", &aws_inside(0, 0)],
+            "ping.log",
+        )
+        .expect("ping");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Connection 2's Child SA lifetimes change (both tunnels), connection 3 gets its own VPC
+    // route (a settings change), connection 4 goes, connection 5 comes.
+    std::fs::write(
+        file(1),
+        connection(1).replace(
+            "\"Phase2LifetimeSeconds\": 3600",
+            "\"Phase2LifetimeSeconds\": 1800",
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(file(3)).unwrap();
+    std::fs::write(file(4), connection(4)).unwrap();
+    let mut toml = std::fs::read_to_string(&cgw_settings).unwrap();
+    toml.push_str(&format!(
+        "[connections.{}.routing]\nvpc_cidrs = [\"10.100.0.0/16\", \"10.101.0.0/16\"]\n",
+        vpn_id(2)
+    ));
+    std::fs::write(&cgw_settings, &toml).unwrap();
+    let reload = |s: &Setup| {
+        Command::new(&exe)
+            .args(["reload", "--socket"])
+            .arg(s.lab.dir.join("cgwd.sock"))
+            .output()
+            .unwrap()
+    };
+    let out = reload(&s);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.logs()
+    );
+    assert!(
+        said.contains("1 unchanged, 2 changed (2 tunnels to re-establish), 1 added, 1 removed"),
+        "{said}"
+    );
+    s.wait(Duration::from_secs(30), "the reloaded set up", |s| {
+        s.status().is_some_and(|v| {
+            v["connections"].as_array().map(Vec::len) == Some(4)
+                && [0, 1, 2, 4]
+                    .iter()
+                    .all(|&c| by_id(&v, &vpn_id(c)).is_some_and(both_up))
+                && by_id(&v, &vpn_id(3)).is_none()
+                && by_id(&v, &vpn_id(1)).is_some_and(|c| {
+                    (0..2).all(|t| c["tunnels"][t]["spi_in"].as_str() != Some(changed[t].as_str()))
+                })
+        })
+    });
+    let after = s.status().unwrap();
+    let spis_of = |v: &serde_json::Value, id: &str| -> Vec<String> {
+        let c = by_id(v, id).unwrap();
+        (0..2)
+            .map(|t| c["tunnels"][t]["spi_in"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        spis_of(&after, &vpn_id(0)),
+        kept,
+        "the unchanged connection kept its SAs"
+    );
+    // The changed tunnels were re-established one at a time.
+    let log = std::fs::read_to_string(s.lab.dir.join("cgwd.log")).unwrap();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{}", s.logs()))
+    };
+    let first = at("tunnel reconfigured: re-establishing tunnel=connection 2 tunnel 1");
+    let second = at("tunnel reconfigured: re-establishing tunnel=connection 2 tunnel 2");
+    let first_up = first
+        + log[first..]
+            .find("Child SA up tunnel=connection 2 tunnel 1")
+            .unwrap();
+    assert!(
+        first_up < second,
+        "tunnel 2 went before tunnel 1 was back:\n{}",
+        s.logs()
+    );
+    // Connection 4's inside addresses left the device; connection 3's VPC route is installed.
+    let addrs = s
+        .lab
+        .exec(&cgw_ns, &["ip", "addr", "show", "dev", "cgwd0"])
+        .unwrap();
+    assert!(
+        !addrs.contains("169.254.106.6") && addrs.contains("169.254.108.6"),
+        "{addrs}"
+    );
+    let routes = s
+        .lab
+        .exec(&cgw_ns, &["ip", "route", "show", "proto", "198"])
+        .unwrap();
+    assert!(routes.contains("10.101.0.0/16"), "{routes}");
+
+    // A broken file: rejected whole, everything keeps running.
+    std::fs::write(file(4), "{ not json").unwrap();
+    let out = reload(&s);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rejected") && err.contains(&vpn_id(4)), "{err}");
+    let v = s.status().unwrap();
+    assert!(
+        [0, 1, 2, 4]
+            .iter()
+            .all(|&c| by_id(&v, &vpn_id(c)).is_some_and(both_up))
+    );
+
+    // The pings through the unchanged connection: every one answered.
+    s.wait(Duration::from_secs(20), "the pings to finish", |s| {
+        std::fs::read_to_string(s.lab.dir.join("ping.log")).is_ok_and(|l| l.contains("packets transmitted"))
+    });
+    let ping = std::fs::read_to_string(s.lab.dir.join("ping.log")).unwrap();
+    let summary = ping.lines().find(|l| l.contains("packets transmitted")).unwrap();
+    println!("reload under 20 pings/s through an unchanged connection: {summary}");
+    assert!(
+        summary.contains("200 packets transmitted, 200 received"),
+        "{summary}\n{}",
+        s.logs()
+    );
 }

@@ -443,6 +443,7 @@ fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
         ],
         routes: Vec::new(),
         connections: Vec::new(),
+        reload: None,
     };
     rep.status_tick(at(0), &snap, None).unwrap();
     snap.tunnels[0] = status_tunnel(1, ips[0], SaState::Established);

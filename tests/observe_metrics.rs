@@ -267,6 +267,7 @@ fn one_call_per_status_tick() {
         ],
         routes: Vec::new(),
         connections: Vec::new(),
+        reload: None,
     };
     let m = MetricsRegistry::new();
     m.update_from_status(&snap);

@@ -47,6 +47,7 @@ fn snapshot() -> StatusSnapshot {
         tunnels: vec![t(1, PhaseState::Negotiating), t(2, PhaseState::Established)],
         routes: vec![],
         connections: vec![],
+        reload: None,
     }
 }
 

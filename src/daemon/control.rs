@@ -62,6 +62,8 @@ pub enum Command {
         tunnel: crate::sa::TunnelId,
         ike: bool,
     },
+    /// `cgwd reload` (as SIGHUP): re-read every file.
+    Reload,
     /// `cgwd tunnel down|up|reset`.
     Tunnel {
         connection: Option<String>,
@@ -87,6 +89,9 @@ impl Command {
         let name =
             |n: &str| (n.len() <= 64 && n.chars().all(|c| c.is_ascii_graphic())).then(|| n.to_string());
         let w: Vec<&str> = line.split_whitespace().collect();
+        if w == ["reload"] {
+            return Some(Command::Reload);
+        }
         let (connection, w) = match w.as_slice() {
             ["rekey", c, t, what] => (Some(name(c)?), vec!["rekey", *t, *what]),
             ["tunnel", op, c, t] => (Some(name(c)?), vec!["tunnel", *op, *t]),

@@ -93,6 +93,49 @@ pub fn tunnel_command(
     )
 }
 
+/// `cgwd reload`: ask the running daemon to re-read its files and wait (up to 30 s) for the
+/// outcome: 0 applied, 2 rejected (the running configuration kept), 3 no daemon or no answer.
+pub fn reload_command(
+    socket: Option<&std::path::Path>,
+    settings: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let path = match control_socket("reload", socket, settings) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let generation = |p: &std::path::Path| {
+        control::query_status(p)
+            .ok()
+            .and_then(|s| s.reload)
+            .map_or(0, |r| r.generation)
+    };
+    let before = generation(&path);
+    if let Err(e) = control::request(&path, "reload") {
+        eprintln!("cgwd reload: {e}");
+        return ExitCode::from(3);
+    }
+    for _ in 0..300 {
+        if let Some(r) = control::query_status(&path).ok().and_then(|s| s.reload)
+            && r.generation > before
+        {
+            return if r.ok {
+                println!("reloaded: {}", r.message);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "cgwd reload: rejected, the running configuration is kept: {}",
+                    r.message
+                );
+                ExitCode::from(crate::config::ConfigError::EXIT_STATUS)
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("cgwd reload: requested, but no outcome within 30 s (see cgwd's log)");
+    ExitCode::from(3)
+}
+
 /// One request line to the running daemon for `cgwd <command>`: `done` printed once it is queued
 /// (exit 0), the error otherwise (exit 3, or 2 for bad settings).
 fn send_command(

@@ -133,7 +133,10 @@ mod tests {
         let p = plan_of(&running, &running.clone());
         assert_eq!(p.unchanged, ["vpn-a", "vpn-b"]);
         assert!(p.tunnels_changed.is_empty() && p.added.is_empty() && p.removed.is_empty());
-        assert_eq!(p.summary(), "2 unchanged, 0 changed (0 tunnels to re-establish), 0 added, 0 removed");
+        assert_eq!(
+            p.summary(),
+            "2 unchanged, 0 changed (0 tunnels to re-establish), 0 added, 0 removed"
+        );
     }
 
     #[test]
@@ -147,7 +150,10 @@ mod tests {
         assert_eq!(p.unchanged, ["vpn-a"]);
         assert_eq!(
             p.tunnels_changed,
-            [("vpn-b".to_string(), TunnelId::One), ("vpn-b".to_string(), TunnelId::Two)]
+            [
+                ("vpn-b".to_string(), TunnelId::One),
+                ("vpn-b".to_string(), TunnelId::Two)
+            ]
         );
         assert!(p.settings_changed.is_empty());
         assert_eq!(p.added, ["vpn-d"]);

@@ -317,6 +317,9 @@ impl Tunnel {
 
 /// One VPN connection the daemon serves: its two tunnels, its failover policy and health records.
 struct Connection {
+    /// Its tunnels' [`TunnelKey`] connection number, kept for its life (reloads add and remove
+    /// others around it).
+    slot: u16,
     conn: VpnConnection,
     /// The daemon's settings with this connection's `[connections.<id>]` overrides.
     settings: Settings,
@@ -354,9 +357,27 @@ struct Daemon {
     interface: String,
     /// Every tunnel's IKE SAs and their lifecycle (sans-IO).
     gateway: Gateway,
-    /// Requests from the control socket (`cgwd rekey`, `cgwd tunnel`).
+    /// Requests from the control socket (`cgwd rekey`, `cgwd tunnel`, `cgwd reload`).
     commands: Receiver<Command>,
+    /// What was read at start, read again on reload.
+    config_paths: Vec<PathBuf>,
+    settings_path: Option<PathBuf>,
+    /// The daemon-wide settings running (a reload may not change its restart-only keys).
+    daemon_settings: Settings,
+    setup: ConnectionSetup,
+    ifindex: u32,
+    /// Tunnels a reload changed, re-established one at a time: (VPN ID, tunnel).
+    reconfigure: std::collections::VecDeque<(String, TunnelId)>,
+    /// The one being re-established, and since when.
+    reconfiguring: Option<(String, TunnelId, Instant)>,
+    /// Tunnel-key slots of removed connections whose IKE SAs are still being deleted: not reused
+    /// until they are gone (their last SA-table commands name the slot).
+    draining: Vec<(u16, Vec<TunnelHandle>)>,
+    reload_status: Option<super::status::ReloadStatus>,
 }
+
+/// How long a re-established tunnel may take before the next changed tunnel goes anyway.
+const RECONFIGURE_WAIT: Duration = Duration::from_secs(30);
 
 fn suite_algorithms(s: &Option<Suite>) -> Option<Algorithms> {
     s.map(|s| Algorithms {
@@ -432,6 +453,7 @@ pub fn run(configs: &[PathBuf], settings_path: Option<&Path>) -> Result<(), Star
 /// [`run`] in either role.
 pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) -> Result<(), StartError> {
     let loaded = crate::config::load_many(configs, settings_path)?;
+    let daemon_settings = loaded.settings.clone();
     let mut settings = loaded.settings;
     let mut list = loaded.connections;
     if let Role::Aws(a) = role {
@@ -562,23 +584,18 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         }
     };
     let now = clock::now();
-    let mut rng = OsRandom;
     let mut gateway = Gateway::new();
     let mut connections = Vec::with_capacity(list.len());
     let mut by_handle = HashMap::new();
     let mut metrics_observer = Some(metrics_observer);
+    let setup = ConnectionSetup {
+        aws,
+        served,
+        local_ip,
+        probes: icmp.is_some(),
+        interface: settings.interface.name.clone(),
+    };
     for (ci, (conn, conn_settings)) in list.into_iter().enumerate() {
-        let index = ci as u16;
-        let timers = FailoverTimers::from_settings(&conn_settings);
-        // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
-        let timers = if icmp.is_some() {
-            timers
-        } else {
-            FailoverTimers {
-                suspect_after: Duration::from_secs(u64::from(u32::MAX)),
-                ..timers
-            }
-        };
         let observer = match metrics_observer.take() {
             Some(o) => o,
             None => Observer::start_shared(
@@ -589,85 +606,23 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             )
             .map_err(StartError::Other)?,
         };
-        let mut tunnels = Vec::with_capacity(2);
-        for id in TunnelId::BOTH {
-            let key = TunnelKey::new(index, id);
-            let mut cfg = match aws {
-                Some(_) => crate::emulate::aws_ike_config(&conn, &conn_settings, id),
-                None => super::ike_config_for(&conn, &conn_settings, id, local_ip),
-            }
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            cfg.tunnel = key;
-            let cfg = Arc::new(cfg);
-            let t = conn.tunnel(id);
-            use crate::crypto::Random;
-            let ident = rng.next_u32() as u16;
-            // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
-            let (ours, peers) = match aws {
-                Some(_) => (t.aws_inside(), t.customer_inside()),
-                None => (t.customer_inside(), t.aws_inside()),
-            };
-            let behaviour = crate::emulate::Behaviour::of(t);
-            let enabled = served[id.index()];
-            shared.set_aws_inside(key, enabled.then_some(peers));
-            let handle = enabled.then(|| {
-                gateway.add_tunnel(
-                    TunnelSpec {
-                        cfg: cfg.clone(),
-                        initiate: aws.is_none() || behaviour.initiate_at_start,
-                        reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
-                    },
-                    now,
-                )
-            });
-            if let Some(h) = handle {
-                by_handle.insert(h, (ci, id.index()));
-            }
-            tunnels.push(Tunnel {
-                id,
-                key,
-                handle,
-                prober: Prober::new(ours, peers, ident, timers.probe_interval),
-                inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
-                aws_inside: peers,
-                last_rx_packets: 0,
-                child_since: None,
-                child_spis: None,
-                last_reason: None,
-                rtt: None,
-                ike_suite: None,
-                esp_suite: None,
-                nat: false,
-                cfg,
-            });
-        }
-        let [one, two]: [Tunnel; 2] = tunnels
-            .try_into()
-            .map_err(|_| StartError::Other("a connection without two tunnels".into()))?;
-        // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
-        // through its own per-endpoint routes, not the customer gateway's Router.
-        let aws_routes = aws.map(|t| {
-            crate::emulate::AwsRoutes::new(
-                &settings.interface.name,
-                t,
-                crate::emulate::RouteHook::static_routes(&conn_settings),
-            )
-        });
-        tracing::info!(
-            vpn = %conn.id,
-            connection = ci + 1,
-            policy = conn_settings.failover.policy.name(),
-            "VPN connection configured"
-        );
-        connections.push(Connection {
-            monitor: Monitor::new(conn_settings.failover.policy, timers),
+        let c = new_connection(
+            ci as u16,
             conn,
-            settings: conn_settings,
-            tunnels: [one, two],
+            conn_settings,
             observer,
-            aws_routes,
-            any_up: false,
-        });
+            &setup,
+            &mut gateway,
+            &shared,
+            now,
+        )
+        .map_err(StartError::Other)?;
+        for (i, t) in c.tunnels.iter().enumerate() {
+            if let Some(h) = t.handle {
+                by_handle.insert(h, (ci, i));
+            }
+        }
+        connections.push(c);
     }
     shared.set_routes(route_table(&connections, aws.is_some()));
     tracing::info!(
@@ -688,6 +643,15 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         Role::Customer => None,
     };
     let mut d = Daemon {
+        config_paths: configs.to_vec(),
+        settings_path: settings_path.map(Path::to_path_buf),
+        daemon_settings,
+        setup,
+        ifindex,
+        reconfigure: Default::default(),
+        reconfiguring: None,
+        draining: Vec::new(),
+        reload_status: None,
         maintenance,
         aws_role: aws.is_some(),
         interface: tun.name().to_string(),
@@ -728,6 +692,123 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     result
 }
 
+/// What setting up a VPN connection needs from the daemon (at start and on reload).
+struct ConnectionSetup {
+    /// The AWS role's tunnel (`emulate-aws`), or None for the customer gateway.
+    aws: Option<TunnelId>,
+    /// Which tunnels this process serves.
+    served: [bool; 2],
+    local_ip: IpAddr,
+    /// The raw ICMP socket for liveness probes exists.
+    probes: bool,
+    interface: String,
+}
+
+/// A VPN connection at tunnel-key slot `slot`: its tunnels added to the gateway (initiating at
+/// once), their far inside addresses in the data plane. Inside addresses and routes are the
+/// caller's.
+#[allow(clippy::too_many_arguments)]
+fn new_connection(
+    slot: u16,
+    conn: VpnConnection,
+    conn_settings: Settings,
+    observer: Observer,
+    setup: &ConnectionSetup,
+    gateway: &mut Gateway,
+    shared: &Shared,
+    now: Instant,
+) -> Result<Connection, String> {
+    let aws = setup.aws;
+    let timers = FailoverTimers::from_settings(&conn_settings);
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+    let timers = if setup.probes {
+        timers
+    } else {
+        FailoverTimers {
+            suspect_after: Duration::from_secs(u64::from(u32::MAX)),
+            ..timers
+        }
+    };
+    let mut rng = OsRandom;
+    let mut tunnels = Vec::with_capacity(2);
+    for id in TunnelId::BOTH {
+        let key = TunnelKey::new(slot, id);
+        let mut cfg = match aws {
+            Some(_) => crate::emulate::aws_ike_config(&conn, &conn_settings, id),
+            None => super::ike_config_for(&conn, &conn_settings, id, setup.local_ip),
+        }
+        .map_err(|e| e.to_string())?;
+        cfg.tunnel = key;
+        let cfg = Arc::new(cfg);
+        let t = conn.tunnel(id);
+        use crate::crypto::Random;
+        let ident = rng.next_u32() as u16;
+        // "aws_inside" is the peer's inside address; in the AWS role the peer is the customer gateway.
+        let (ours, peers) = match aws {
+            Some(_) => (t.aws_inside(), t.customer_inside()),
+            None => (t.customer_inside(), t.aws_inside()),
+        };
+        let behaviour = crate::emulate::Behaviour::of(t);
+        let enabled = setup.served[id.index()];
+        shared.set_aws_inside(key, enabled.then_some(peers));
+        let handle = enabled.then(|| {
+            gateway.add_tunnel(
+                TunnelSpec {
+                    cfg: cfg.clone(),
+                    initiate: aws.is_none() || behaviour.initiate_at_start,
+                    reinitiate: aws.is_none() || behaviour.reinitiate_after_close,
+                },
+                now,
+            )
+        });
+        tunnels.push(Tunnel {
+            id,
+            key,
+            handle,
+            prober: Prober::new(ours, peers, ident, timers.probe_interval),
+            inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
+            aws_inside: peers,
+            last_rx_packets: 0,
+            child_since: None,
+            child_spis: None,
+            last_reason: None,
+            rtt: None,
+            ike_suite: None,
+            esp_suite: None,
+            nat: false,
+            cfg,
+        });
+    }
+    let [one, two]: [Tunnel; 2] = tunnels
+        .try_into()
+        .map_err(|_| "a connection without two tunnels".to_string())?;
+    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
+    // through its own per-endpoint routes, not the customer gateway's Router.
+    let aws_routes = aws.map(|t| {
+        crate::emulate::AwsRoutes::new(
+            &setup.interface,
+            t,
+            crate::emulate::RouteHook::static_routes(&conn_settings),
+        )
+    });
+    tracing::info!(
+        vpn = %conn.id,
+        connection = slot + 1,
+        policy = conn_settings.failover.policy.name(),
+        "VPN connection configured"
+    );
+    Ok(Connection {
+        slot,
+        monitor: Monitor::new(conn_settings.failover.policy, timers),
+        conn,
+        settings: conn_settings,
+        tunnels: [one, two],
+        observer,
+        aws_routes,
+        any_up: false,
+    })
+}
+
 /// The metrics registry the connections share (the first connection's observer holds the server).
 fn connections_registry(connections: &[Connection]) -> Arc<crate::observe::MetricsRegistry> {
     connections
@@ -758,12 +839,17 @@ impl Daemon {
                     return Err(StartError::Other("IKE input threads stopped".into()));
                 }
             }
-            if signals.take_reopen() {
+            let hup = signals.take_reopen();
+            if hup {
                 for c in &mut self.connections {
                     c.observer.reopen();
                 }
             }
             let now = clock::now();
+            if hup {
+                self.reload(now);
+            }
+            self.reload_step(now);
             for c in &mut self.connections {
                 c.observer.poll(now);
             }
@@ -802,6 +888,10 @@ impl Daemon {
 
     /// A request from the control socket.
     fn command(&mut self, c: Command, now: Instant) {
+        if c == Command::Reload {
+            self.reload(now);
+            return;
+        }
         let (name, tunnel) = match &c {
             Command::Rekey {
                 connection, tunnel, ..
@@ -809,6 +899,7 @@ impl Daemon {
             | Command::Tunnel {
                 connection, tunnel, ..
             } => (connection.as_deref(), *tunnel),
+            Command::Reload => return,
         };
         let Some(ci) = self.find_connection(name) else {
             tracing::warn!(connection = ?name, "control request names no VPN connection of this cgwd");
@@ -836,6 +927,7 @@ impl Daemon {
                 }
                 self.publish_status(now);
             }
+            Command::Reload => {}
         }
     }
 
@@ -1330,6 +1422,7 @@ impl Daemon {
                 tunnels,
                 routes: own,
                 connections: Vec::new(),
+                reload: None,
             });
         }
         for (conn, snap) in self.connections.iter_mut().zip(&snaps) {
@@ -1338,12 +1431,254 @@ impl Daemon {
         let mut top = snaps.first().cloned();
         if let Some(t) = top.as_mut() {
             t.routes = routes;
+            t.reload = self.reload_status.clone();
             if snaps.len() > 1 {
                 t.connections = snaps;
             }
         }
         if let Ok(mut s) = self.status.lock() {
             *s = top;
+        }
+    }
+
+    /// Reload (SIGHUP, `cgwd reload`): the new configuration applied, or rejected whole with the
+    /// running one kept; either way recorded for `cgwd status` / `cgwd reload`.
+    fn reload(&mut self, now: Instant) {
+        let generation = self.reload_status.as_ref().map_or(0, |r| r.generation) + 1;
+        let result = self.try_reload(now);
+        match &result {
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload rejected; the running configuration is kept"),
+        }
+        let (ok, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        self.reload_status = Some(super::status::ReloadStatus {
+            generation,
+            ok,
+            message,
+        });
+        self.publish_status(now);
+    }
+
+    fn try_reload(&mut self, now: Instant) -> Result<String, String> {
+        if self.aws_role {
+            return Err("cgwd emulate-aws does not reload: restart it".into());
+        }
+        let loaded = crate::config::load_many(&self.config_paths, self.settings_path.as_deref())
+            .map_err(|e| e.to_string())?;
+        let settings_file = self
+            .settings_path
+            .as_ref()
+            .map_or_else(|| "(no settings file)".to_string(), |p| p.display().to_string());
+        if let Some(key) = super::reload::restart_only_change(&self.daemon_settings, &loaded.settings) {
+            return Err(format!(
+                "{settings_file}: {key} changed; only a restart applies it (restart cgwd, or put the old value back)"
+            ));
+        }
+        let Some((first, _)) = loaded.connections.first() else {
+            return Err("no VPN connection given".into());
+        };
+        let local = crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
+            .map_err(|e| format!("finding the local address: {e}"))?;
+        if local != IpAddr::V4(self.local) {
+            return Err(format!(
+                "the local address would change from {} to {local} (customer gateway address of {}); only a restart applies it",
+                self.local, first.id
+            ));
+        }
+        // Every tunnel must map to IKE before anything changes.
+        for (conn, s) in &loaded.connections {
+            for id in TunnelId::BOTH {
+                super::ike_config_for(conn, s, id, local).map_err(|e| format!("{}: {e}", conn.id))?;
+            }
+        }
+        let running: Vec<(&VpnConnection, &Settings)> =
+            self.connections.iter().map(|c| (&c.conn, &c.settings)).collect();
+        let plan = super::reload::plan(&running, &loaded.connections);
+        self.free_drained_slots();
+        let mut used: Vec<u16> = self.connections.iter().map(|c| c.slot).collect();
+        used.extend(self.draining.iter().map(|(s, _)| *s));
+        let free = (crate::sa::MAX_TUNNELS / 2).saturating_sub(used.len() - plan.removed.len());
+        if plan.added.len() > free {
+            return Err(format!(
+                "{} connections to add, room for {free} (one cgwd serves at most {}, counting removed ones still deleting their SAs)",
+                plan.added.len(),
+                crate::sa::MAX_TUNNELS / 2
+            ));
+        }
+        for id in &plan.removed {
+            self.remove_connection(id, now);
+        }
+        self.daemon_settings = loaded.settings;
+        for (conn, s) in loaded.connections {
+            if let Some(c) = self.connections.iter_mut().find(|c| c.conn.id == conn.id) {
+                if c.conn != conn || c.settings != s {
+                    c.monitor.policy = s.failover.policy;
+                    c.conn = conn;
+                    c.settings = s;
+                }
+                continue;
+            }
+            let slot = self.free_slot();
+            let observer = Observer::start_shared(&conn, &s, true, &connections_registry(&self.connections))?;
+            let c = new_connection(
+                slot,
+                conn,
+                s,
+                observer,
+                &self.setup,
+                &mut self.gateway,
+                &self.shared,
+                now,
+            )?;
+            for t in &c.tunnels {
+                if let Err(e) = self.router.add_address(t.inside, self.ifindex) {
+                    tracing::warn!(error = %e, inside = %t.inside, "adding an inside address");
+                }
+            }
+            self.connections.push(c);
+        }
+        self.reconfigure.extend(plan.tunnels_changed.iter().cloned());
+        self.rebuild_handles();
+        self.shared
+            .set_routes(route_table(&self.connections, self.aws_role));
+        self.routed = None;
+        self.timers(now);
+        self.apply_outputs(now);
+        Ok(plan.summary())
+    }
+
+    /// The lowest tunnel-key slot no connection uses and no removed one still drains.
+    fn free_slot(&self) -> u16 {
+        (0..u16::MAX)
+            .find(|s| {
+                !self.connections.iter().any(|c| c.slot == *s) && !self.draining.iter().any(|(d, _)| d == s)
+            })
+            .unwrap_or(u16::MAX)
+    }
+
+    /// Slots of removed connections whose tunnels have no IKE SA left.
+    fn free_drained_slots(&mut self) {
+        let gw = &self.gateway;
+        self.draining
+            .retain(|(_, handles)| handles.iter().any(|h| gw.tunnel(*h).sa.is_some()));
+    }
+
+    /// Gateway handle → (connection, tunnel) again, after connections were added or removed.
+    fn rebuild_handles(&mut self) {
+        self.by_handle.clear();
+        for (ci, c) in self.connections.iter().enumerate() {
+            for (i, t) in c.tunnels.iter().enumerate() {
+                if let Some(h) = t.handle {
+                    self.by_handle.insert(h, (ci, i));
+                }
+            }
+        }
+    }
+
+    /// A reload removed the connection: its IKE SAs deleted (health records say cgwd did it), its
+    /// SAs, inside addresses and routes gone, its tunnels out of the data plane.
+    fn remove_connection(&mut self, id: &str, now: Instant) {
+        let Some(ci) = self.connections.iter().position(|c| c.conn.id == id) else {
+            return;
+        };
+        for i in 0..2 {
+            if self.connections[ci].tunnels[i].ike_up(&self.gateway) {
+                self.report(ci, i, &HealthEvent::IkeSaDeletedByCgwd, now);
+            }
+        }
+        let mut c = self.connections.remove(ci);
+        c.observer.closing = true;
+        let mut handles = Vec::new();
+        for t in &c.tunnels {
+            if let Some(h) = t.handle {
+                self.gateway.remove_tunnel(h, now);
+                handles.push(h);
+            }
+            self.shared.set_usable(t.key, false);
+            self.shared.set_peer(t.key, None);
+            self.shared.set_aws_inside(t.key, None);
+            self.shared.sas.remove_tunnel(t.key);
+            if let Err(e) = self.router.remove_address(t.inside, self.ifindex) {
+                tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
+            }
+        }
+        self.reconfigure.retain(|(v, _)| v != id);
+        tracing::info!(vpn = %id, "VPN connection removed");
+        self.draining.push((c.slot, handles));
+        self.rebuild_handles();
+        self.apply_outputs(now);
+    }
+
+    /// Re-establish the next changed tunnel once the previous one is back (or given up on).
+    fn reload_step(&mut self, now: Instant) {
+        if let Some((id, tunnel, since)) = &self.reconfiguring {
+            let back = self
+                .connections
+                .iter()
+                .find(|c| &c.conn.id == id)
+                .is_none_or(|c| c.tunnels[tunnel.index()].child_since.is_some_and(|t| t >= *since));
+            if !back && now.saturating_duration_since(*since) < RECONFIGURE_WAIT {
+                return;
+            }
+            self.reconfiguring = None;
+        }
+        while let Some((id, tunnel)) = self.reconfigure.pop_front() {
+            let Some(ci) = self.connections.iter().position(|c| c.conn.id == id) else {
+                continue;
+            };
+            let c = &self.connections[ci];
+            let mut cfg = match super::ike_config_for(&c.conn, &c.settings, tunnel, IpAddr::V4(self.local)) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    tracing::error!(vpn = %id, %tunnel, error = %e, "reconfiguring the tunnel");
+                    continue;
+                }
+            };
+            let key = c.tunnels[tunnel.index()].key;
+            cfg.tunnel = key;
+            let cfg = Arc::new(cfg);
+            let tc = c.conn.tunnel(tunnel).clone();
+            let interval = c.monitor.timers.probe_interval;
+            let t = &mut self.connections[ci].tunnels[tunnel.index()];
+            let inside = Ipv4Net::new(tc.customer_inside(), tc.inside.prefix_len()).unwrap_or(tc.inside);
+            if inside != t.inside {
+                if let Err(e) = self.router.remove_address(t.inside, self.ifindex) {
+                    tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
+                }
+                if let Err(e) = self.router.add_address(inside, self.ifindex) {
+                    tracing::warn!(error = %e, %inside, "adding an inside address");
+                }
+                use crate::crypto::Random;
+                t.inside = inside;
+                t.aws_inside = tc.aws_inside();
+                t.prober = Prober::new(
+                    tc.customer_inside(),
+                    tc.aws_inside(),
+                    OsRandom.next_u32() as u16,
+                    interval,
+                );
+                self.shared.set_aws_inside(key, Some(tc.aws_inside()));
+            }
+            t.cfg = cfg.clone();
+            if let Some(h) = t.handle {
+                self.gateway.reconfigure(
+                    h,
+                    TunnelSpec {
+                        cfg,
+                        initiate: true,
+                        reinitiate: true,
+                    },
+                    now,
+                );
+            }
+            self.shared
+                .set_routes(route_table(&self.connections, self.aws_role));
+            self.reconfiguring = Some((id, tunnel, now));
+            self.apply_outputs(now);
+            break;
         }
     }
 

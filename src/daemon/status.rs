@@ -130,6 +130,20 @@ pub struct StatusSnapshot {
     /// daemon. Empty with one connection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<StatusSnapshot>,
+    /// The last reload (SIGHUP, `cgwd reload`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadStatus>,
+}
+
+/// How the last reload went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Counts reloads since start: `cgwd reload` waits for it to move.
+    pub generation: u64,
+    /// False: the new configuration was rejected whole and the running one kept.
+    pub ok: bool,
+    /// What changed, or why it was rejected.
+    pub message: String,
 }
 
 impl StatusSnapshot {
@@ -424,6 +438,7 @@ pub(crate) mod tests {
                 destination: "10.100.0.0/16".parse().unwrap(),
                 device: "cgwd0".into(),
             }],
+            reload: None,
             connections: Vec::new(),
         }
     }

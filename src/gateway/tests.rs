@@ -495,3 +495,41 @@ fn an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it() {
     assert!(lab.up());
     assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), second);
 }
+
+#[test]
+fn a_reload_reconfigures_a_tunnel_and_removes_one_whose_endpoint_a_new_tunnel_takes() {
+    let mut lab = Lab::new(9);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let first = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    // New settings: the IKE SA is replaced under them, at once.
+    let mut cfg = cgwd_cfg();
+    cfg.dpd_interval = Duration::from_secs(5);
+    let spec = |cfg: IkeConfig| TunnelSpec {
+        cfg: Arc::new(cfg),
+        initiate: true,
+        reinitiate: true,
+    };
+    let now = lab.now;
+    lab.gw.reconfigure(lab.t, spec(cfg.clone()), now);
+    lab.run_for(Duration::from_secs(1));
+    assert!(lab.up());
+    let second = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    assert_ne!(second, first);
+    // Removed: its IKE SA deleted (AWS answered), no initiating ever again.
+    let now = lab.now;
+    lab.gw.remove_tunnel(lab.t, now);
+    let inits = lab.inits_sent.len();
+    lab.run_for(Duration::from_secs(30));
+    assert!(!lab.up());
+    assert!(lab.aws.is_empty(), "AWS got the DELETE");
+    assert_eq!(lab.inits_sent.len(), inits);
+    // A connection added for the same AWS endpoint: its tunnel gets AWS's datagrams and comes up.
+    let now = lab.now;
+    let old = lab.t;
+    lab.t = lab.gw.add_tunnel(spec(cfg), now);
+    assert_eq!(lab.gw.tunnel_for_peer(aws_addr(500)), Some(lab.t));
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    assert!(lab.gw.tunnel(old).sa.is_none());
+}

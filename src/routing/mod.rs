@@ -134,6 +134,13 @@ impl Router {
         Ok(())
     }
 
+    /// Take an inside address off the device (a reload removed or changed its tunnel). Already
+    /// gone counts as success.
+    pub fn remove_address(&mut self, addr: Ipv4Net, ifindex: u32) -> Result<(), NetlinkError> {
+        self.addresses.retain(|a| *a != (addr, ifindex));
+        self.nl.del_address(addr, ifindex)
+    }
+
     /// Remove every route and address cgwd added. Keeps going after an error and returns the first.
     pub fn teardown(&mut self) -> Result<(), NetlinkError> {
         let mut first = None;
