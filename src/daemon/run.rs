@@ -1,11 +1,13 @@
 //! `cgwd run`: the foreground daemon, the I/O shell around the gateway core.
 //!
 //! ```text
-//!  start-up checks ─► TUN + inside addresses ─► UDP 500 (reader thread) / 4500 (data plane)
+//!  AWS files (one per VPN connection) ─► start-up checks ─► one TUN + every inside address
+//!        ─► UDP 500 (reader thread) / 4500 (data plane), shared by every connection
 //!        ─► gateway core (crate::gateway): every tunnel's IKE SAs, sans-IO ─► control loop:
-//!           IKE datagrams, timers, `cgwd rekey` ──► gateway ──► IKE datagrams to send ·
-//!           SA-table commands · tunnel events ──► failover, health records, status
-//!           probes · failover → active tunnel · routes · status
+//!           IKE datagrams, timers, `cgwd rekey|tunnel` ──► gateway ──► IKE datagrams to send ·
+//!           SA-table commands · tunnel events ──► per-connection failover, health records
+//!           probes · failover → the data plane's usable flags · prefix table · routes · status
+//!        ─► SIGHUP / `cgwd reload`: the difference applied ([`super::reload`])
 //!        ─► SIGTERM/SIGINT: DELETE every IKE SA, stop workers, remove routes/addresses/TUN
 //! ```
 //!

@@ -1,4 +1,4 @@
-//! SIGTERM/SIGINT → an orderly stop; SIGHUP → reopen log files.
+//! SIGTERM/SIGINT → an orderly stop; SIGHUP → reopen log files and reload the configuration.
 //!
 //! Design: signal handlers only set flags (`signal-hook`, async-signal-safe); the control loop
 //! wakes at least every [`crate::daemon::run::TICK`] (50 ms, which failover needs anyway), sees the
