@@ -43,6 +43,8 @@ pub struct Observer {
     /// retransmits and fragments make one record; the SPI tells a new IKE SA's request 2 from the old's.
     requests_sent: [Option<(u64, u32)>; 2],
     write_errors: RateLimit,
+    /// Another connection's registry ([`Observer::start_shared`]): daemon-wide series are not ours.
+    shared_registry: bool,
 }
 
 /// Wall-clock time for the records (the only wall-clock read of the daemon).
@@ -57,6 +59,7 @@ impl Observer {
     pub fn start(conn: &VpnConnection, settings: &Settings, customer: bool) -> Result<Observer, String> {
         let metrics = Arc::new(MetricsRegistry::new());
         let mut observer = Observer::start_shared(conn, settings, customer, &metrics)?;
+        observer.shared_registry = false;
         observer.server = match settings.metrics.listen.filter(|_| customer) {
             Some(addr) => Some(
                 MetricsServer::start(addr, metrics.clone())
@@ -91,6 +94,7 @@ impl Observer {
             inbound: [None; 2],
             requests_sent: [None; 2],
             write_errors: RateLimit::new(Duration::from_secs(60)),
+            shared_registry: true,
         })
     }
 
@@ -162,8 +166,12 @@ impl Observer {
         }
         self.metrics
             .update_connection(&snap.vpn_connection_id, snap.failovers);
-        self.metrics
-            .update_ike_input(&snap.vpn_connection_id, &snap.ike_input, snap.ike_half_open);
+        // The gateway's IKE input counters are the daemon's (one socket pair for every
+        // connection): reported once, under the first connection's VPN ID.
+        if !self.shared_registry {
+            self.metrics
+                .update_ike_input(&snap.vpn_connection_id, &snap.ike_input, snap.ike_half_open);
+        }
         if let Some(h) = &mut self.health {
             let r = h.status_tick(wall_now(), snap, None);
             self.check(r, now);
