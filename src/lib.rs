@@ -27,6 +27,7 @@
 //! * [`daemon`] is the I/O shell for any number of VPN connections: sockets, TUN, the SA table,
 //!   probes, failover, routes, status.
 
+pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod crypto;
