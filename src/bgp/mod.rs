@@ -3,4 +3,5 @@
 //! The daemon carries each session's bytes over a TCP connection through its tunnel.
 
 pub mod session;
+pub mod speaker;
 pub mod wire;

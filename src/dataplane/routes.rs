@@ -36,8 +36,11 @@ pub type RouteIndex = u32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
     pub net: IpNet,
-    /// Tunnels that reach `net`, sorted and without duplicates.
+    /// Tunnels that reach `net`, best tier first, sorted within a tier, without duplicates.
     pub tunnels: Vec<TunnelKey>,
+    /// Where each tier ends in `tunnels` (BGP: the best paths, then the others); one tier for
+    /// static routes.
+    pub tier_ends: Vec<usize>,
     /// A tunnel's own far inside address: taken even while the tunnel is not usable.
     pub pinned: bool,
 }
@@ -141,57 +144,81 @@ impl RouteTable {
         if e.pinned {
             return e.tunnels.first().copied();
         }
-        // The flow's slot in the whole set, or the next usable tunnel after it: a tunnel going
-        // down moves only its own flows, and flows on healthy tunnels never move.
-        let n = e.tunnels.len();
-        if n == 0 {
-            return None;
+        // The best tier with a usable tunnel; in it, the flow's slot or the next usable tunnel
+        // after it: a tunnel going down moves only its own flows.
+        let mut begin = 0;
+        for &end in &e.tier_ends {
+            let tier = e.tunnels.get(begin..end)?;
+            begin = end;
+            if tier.is_empty() {
+                continue;
+            }
+            let start = flow_hash as usize % tier.len();
+            let (after, before) = tier.split_at(start);
+            if let Some(t) = before.iter().chain(after).copied().find(|&t| usable(t)) {
+                return Some(t);
+            }
         }
-        let start = flow_hash as usize % n;
-        let (after, before) = e.tunnels.split_at(start);
-        before.iter().chain(after).copied().find(|&t| usable(t))
+        None
     }
 }
 
 /// Collects prefixes and their tunnels; [`Self::build`] merges equal prefixes into one ECMP set.
 #[derive(Debug, Default, Clone)]
 pub struct RouteTableBuilder {
-    routes: Vec<(IpNet, TunnelKey, bool)>,
+    /// (prefix, tunnel, tier, pinned).
+    routes: Vec<(IpNet, TunnelKey, u8, bool)>,
 }
 
 impl RouteTableBuilder {
     /// `net` (host bits ignored) is reachable through `tunnel`.
     pub fn route(&mut self, net: IpNet, tunnel: TunnelKey) -> &mut Self {
-        self.routes.push((net.trunc(), tunnel, false));
+        self.route_tier(net, tunnel, 0)
+    }
+
+    /// `net` is reachable through `tunnel` as a tier-`tier` path: lower tiers are used while any
+    /// of their tunnels can carry traffic (BGP's best paths first).
+    pub fn route_tier(&mut self, net: IpNet, tunnel: TunnelKey, tier: u8) -> &mut Self {
+        self.routes.push((net.trunc(), tunnel, tier, false));
         self
     }
 
     /// Packets to `addr` always take `tunnel` (its far inside address).
     pub fn pin(&mut self, addr: IpAddr, tunnel: TunnelKey) -> &mut Self {
-        self.routes.push((IpNet::from(addr), tunnel, true));
+        self.routes.push((IpNet::from(addr), tunnel, 0, true));
         self
     }
 
     pub fn build(&self) -> RouteTable {
-        let mut by_net: std::collections::BTreeMap<IpNet, (Vec<TunnelKey>, bool)> = Default::default();
-        for &(net, tunnel, pinned) in &self.routes {
+        let mut by_net: std::collections::BTreeMap<IpNet, (Vec<(u8, TunnelKey)>, bool)> = Default::default();
+        for &(net, tunnel, tier, pinned) in &self.routes {
             let (tunnels, is_pinned) = by_net.entry(net).or_default();
             // A pin replaces ordinary routes to the same address; the first pin stays.
             match (pinned, *is_pinned) {
                 (true, false) => {
-                    *tunnels = vec![tunnel];
+                    *tunnels = vec![(0, tunnel)];
                     *is_pinned = true;
                 }
-                (false, false) => tunnels.push(tunnel),
+                (false, false) => tunnels.push((tier, tunnel)),
                 (_, true) => {}
             }
         }
         let mut t = RouteTable::default();
         let mut v4: std::collections::BTreeMap<u8, PrefixMap<u32>> = Default::default();
         let mut v6: std::collections::BTreeMap<u8, PrefixMap<u128>> = Default::default();
-        for (net, (mut tunnels, pinned)) in by_net {
-            tunnels.sort_unstable();
-            tunnels.dedup();
+        for (net, (mut tiered, pinned)) in by_net {
+            // A tunnel in several tiers keeps its best.
+            tiered.sort_unstable_by_key(|&(tier, key)| (key, tier));
+            tiered.dedup_by_key(|&mut (_, key)| key);
+            tiered.sort_unstable();
+            let tunnels: Vec<TunnelKey> = tiered.iter().map(|&(_, key)| key).collect();
+            let mut tier_ends: Vec<usize> = tiered
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[0].0 != w[1].0)
+                .map(|(i, _)| i + 1)
+                .collect();
+            tier_ends.push(tunnels.len());
             let i = t.entries.len() as RouteIndex;
             match net {
                 IpNet::V4(n) => {
@@ -205,7 +232,12 @@ impl RouteTableBuilder {
                         .insert(u128::from(n.network()), i);
                 }
             }
-            t.entries.push(RouteEntry { net, tunnels, pinned });
+            t.entries.push(RouteEntry {
+                net,
+                tunnels,
+                tier_ends,
+                pinned,
+            });
         }
         t.v4 = v4.into_iter().rev().collect();
         t.v6 = v6.into_iter().rev().collect();
@@ -270,6 +302,26 @@ mod tests {
             seen[usize::from(got.conn)] += 1;
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn a_lower_tier_carries_traffic_only_while_no_better_tunnel_can() {
+        let mut b = RouteTable::builder();
+        b.route_tier(net("10.100.0.0/16"), k(0, 2), 1);
+        b.route_tier(net("10.100.0.0/16"), k(0, 1), 0);
+        b.route_tier(net("10.100.0.0/16"), k(1, 1), 0);
+        // Listed in a worse tier too: keeps its best.
+        b.route_tier(net("10.100.0.0/16"), k(1, 1), 1);
+        let t = b.build();
+        assert_eq!(t.entries()[0].tunnels, [k(0, 1), k(1, 1), k(0, 2)]);
+        assert_eq!(t.entries()[0].tier_ends, [2, 3]);
+        for h in 0..100 {
+            let got = t.lookup(ip("10.100.1.1"), h, |_| true).unwrap();
+            assert_eq!(got.id, TunnelId::One);
+        }
+        let only_standby = |x: TunnelKey| x == k(0, 2);
+        assert_eq!(t.lookup(ip("10.100.1.1"), 5, only_standby), Some(k(0, 2)));
+        assert_eq!(t.lookup(ip("10.100.1.1"), 5, |_| false), None);
     }
 
     #[test]
