@@ -27,9 +27,10 @@ pub use model::{
     strongest_first,
 };
 pub use settings::{
-    AwsSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL, DpdSettings, FailoverPolicy, FailoverSettings,
-    HealthFormat, HealthLog, InterfaceSettings, LAB_MIN_PHASE1_LIFETIME, LAB_MIN_PHASE2_LIFETIME,
-    LabSettings, LocalSettings, LogSettings, MetricsSettings, RoutingSettings, Settings, env_var_name,
+    AwsSettings, BgpSettings, BgpSpeaker, ConnectionSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL,
+    DpdSettings, FailoverPolicy, FailoverSettings, HealthFormat, HealthLog, InterfaceSettings,
+    LAB_MIN_PHASE1_LIFETIME, LAB_MIN_PHASE2_LIFETIME, LabSettings, LocalSettings, LogSettings,
+    MetricsSettings, RoutingSettings, Settings, env_var_name,
 };
 
 /// Largest configuration file cgwd reads; real ones are a few tens of KiB.

@@ -25,12 +25,55 @@ pub struct Settings {
     pub log: LogSettings,
     /// Metadata about the AWS side for health logs (optional).
     pub aws: AwsSettings,
+    /// BGP for connections whose AWS file says dynamic routing.
+    pub bgp: BgpSettings,
     /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
     pub lab: LabSettings,
     /// Per-VPN-connection overrides, keyed by VPN connection ID (`[connections.vpn-0abc...]`):
     /// what differs between the connections one daemon serves. Sections not given there come from
     /// the daemon-wide ones above.
     pub connections: std::collections::BTreeMap<String, ConnectionSettings>,
+}
+
+/// Who speaks BGP over the tunnels of a dynamic-routing connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BgpSpeaker {
+    /// Nobody (yet the default, while the built-in speaker matures: `routing.vpc_cidrs` are routed
+    /// statically, as before).
+    #[default]
+    Off,
+    /// cgwd's own eBGP speaker, one session per tunnel.
+    Builtin,
+}
+
+impl FromStr for BgpSpeaker {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "off" => Ok(Self::Off),
+            "builtin" => Ok(Self::Builtin),
+            other => Err(format!("unknown bgp.speaker `{other}` (off, builtin)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BgpSettings {
+    pub speaker: BgpSpeaker,
+    /// When a tunnel dies, announce the on-prem prefixes' halves on the other so AWS moves return
+    /// traffic at once (docs/configuration.md).
+    pub fast_failover: bool,
+}
+
+impl Default for BgpSettings {
+    fn default() -> Self {
+        BgpSettings {
+            speaker: BgpSpeaker::Off,
+            fast_failover: true,
+        }
+    }
 }
 
 /// What one VPN connection may set differently from the daemon-wide settings. The interface, local
@@ -339,6 +382,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("routing", "onprem_cidrs", Kind::List),
     ("failover", "policy", Kind::Str),
     ("dpd", "interval", Kind::Int),
+    ("bgp", "speaker", Kind::Str),
     ("ike", "fragment_size", Kind::Int),
     ("metrics", "listen", Kind::Str),
     ("control", "socket", Kind::Str),

@@ -10,6 +10,7 @@
 pub mod ike_map;
 
 pub use ike_map::{MappingError, ike_config_for};
+pub mod bgp_io;
 pub mod control;
 pub mod icmp;
 pub mod observer;

@@ -102,6 +102,7 @@ pub fn restart_only_change(old: &Settings, new: &Settings) -> Option<&'static st
         ("metrics.listen", old.metrics.listen != new.metrics.listen),
         ("control.socket", old.control.socket != new.control.socket),
         ("log", old.log != new.log),
+        ("bgp", old.bgp != new.bgp),
     ]
     .into_iter()
     .find_map(|(key, changed)| changed.then_some(key))

@@ -333,6 +333,8 @@ struct Connection {
     aws_routes: Option<crate::emulate::AwsRoutes>,
     /// At least one tunnel is not down (its VPC routes belong in the kernel).
     any_up: bool,
+    /// The built-in BGP speaker (dynamic routing with `bgp.speaker = "builtin"`).
+    bgp: Option<ConnectionBgp>,
 }
 
 struct Daemon {
@@ -435,7 +437,9 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
                 b.route("0.0.0.0/0".parse().expect("literal"), t.key);
                 continue;
             }
-            if c.settings.routing.vpc_cidrs.is_empty() {
+            // A BGP connection routes what it learned (below); static ones everything if nothing
+            // is configured.
+            if c.settings.routing.vpc_cidrs.is_empty() && c.bgp.is_none() {
                 b.route("0.0.0.0/0".parse().expect("literal"), t.key);
                 b.route("::/0".parse().expect("literal"), t.key);
             }
@@ -443,8 +447,65 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
                 b.route(ipnet::IpNet::V4(*n), t.key);
             }
         }
+        if let Some(bgp) = &c.bgp {
+            for r in bgp.speaker.routes() {
+                for (tier, tunnels) in r.tiers.iter().enumerate() {
+                    for id in tunnels {
+                        let key = c.tunnels[id.index()].key;
+                        b.route_tier(r.prefix, key, tier.min(usize::from(u8::MAX)) as u8);
+                    }
+                }
+            }
+        }
     }
     b.build()
+}
+
+/// A connection's BGP: the speaker and each tunnel's TCP connection.
+struct ConnectionBgp {
+    speaker: crate::bgp::speaker::Speaker,
+    links: [super::bgp_io::BgpLink; 2],
+}
+
+/// The built-in speaker for a dynamic-routing connection (`bgp.speaker = "builtin"`), else None.
+fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<ConnectionBgp> {
+    use crate::bgp::speaker::{Preference, Speaker, SpeakerConfig};
+    let crate::config::Routing::Bgp {
+        customer_asn,
+        aws_asn,
+        hold_time,
+    } = conn.routing
+    else {
+        return None;
+    };
+    if settings.bgp.speaker != crate::config::BgpSpeaker::Builtin {
+        return None;
+    }
+    let inside = TunnelId::BOTH.map(|id| {
+        let t = conn.tunnel(id);
+        (t.customer_inside(), t.aws_inside())
+    });
+    let preference = match settings.failover.policy {
+        crate::config::FailoverPolicy::ActiveActive => Preference::Both,
+        _ => Preference::Prefer(TunnelId::One),
+    };
+    Some(ConnectionBgp {
+        speaker: Speaker::new(SpeakerConfig {
+            local_as: customer_asn,
+            peer_as: aws_asn,
+            hold_time,
+            inside,
+            onprem: settings
+                .routing
+                .onprem_cidrs
+                .iter()
+                .map(|n| ipnet::IpNet::V4(*n))
+                .collect(),
+            preference,
+            fast_failover: settings.bgp.fast_failover,
+        }),
+        links: inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(ours, aws)),
+    })
 }
 
 /// Start everything, run until a signal, tear down.
@@ -799,8 +860,13 @@ fn new_connection(
         policy = conn_settings.failover.policy.name(),
         "VPN connection configured"
     );
+    let bgp = aws
+        .is_none()
+        .then(|| connection_bgp(&conn, &conn_settings))
+        .flatten();
     Ok(Connection {
         slot,
+        bgp,
         monitor: Monitor::new(conn_settings.failover.policy, timers),
         conn,
         settings: conn_settings,
@@ -862,6 +928,7 @@ impl Daemon {
                 self.command(c, now);
             }
             self.probes(now);
+            self.bgp(now);
             self.failover(now);
             if self
                 .last_status
@@ -1264,6 +1331,54 @@ impl Daemon {
         }
     }
 
+    /// Each BGP session's I/O, its events logged; the route table follows what was learned.
+    fn bgp(&mut self, now: Instant) {
+        let mut changed = false;
+        for conn in &mut self.connections {
+            let Some(bgp) = conn.bgp.as_mut() else {
+                continue;
+            };
+            for t in &conn.tunnels {
+                let up = t.child_spis.is_some();
+                bgp.links[t.id.index()].poll(now, bgp.speaker.session_mut(t.id), up);
+                for e in bgp.speaker.poll(t.id) {
+                    use crate::bgp::session::SessionEvent;
+                    match e {
+                        SessionEvent::Established { peer_id, hold_time } => tracing::info!(
+                            vpn = %conn.conn.id, tunnel = %t.id, %peer_id, hold_time,
+                            "BGP session established"
+                        ),
+                        SessionEvent::Down(why) => tracing::warn!(
+                            vpn = %conn.conn.id, tunnel = %t.id, "BGP session down: {}", why.describe()
+                        ),
+                        SessionEvent::Routes { announced, withdrawn } => tracing::info!(
+                            vpn = %conn.conn.id, tunnel = %t.id,
+                            announced = announced.len(), withdrawn = withdrawn.len(),
+                            "BGP routes from AWS"
+                        ),
+                        SessionEvent::EndOfRib => {}
+                    }
+                }
+            }
+            changed |= bgp.speaker.take_changed();
+        }
+        if changed {
+            self.shared
+                .set_routes(route_table(&self.connections, self.aws_role));
+        }
+    }
+
+    /// Cease every BGP session (cgwd stopping, or its connection removed), written best effort.
+    fn close_bgp(conn: &mut Connection) {
+        if let Some(bgp) = conn.bgp.as_mut() {
+            for id in TunnelId::BOTH {
+                let session = bgp.speaker.session_mut(id);
+                session.close(crate::bgp::wire::code::CEASE_ADMIN_SHUTDOWN);
+                bgp.links[id.index()].flush_and_close(session);
+            }
+        }
+    }
+
     /// Every connection's failover decision into the data plane's usable flags, and the kernel
     /// routes of the connections with a tunnel up.
     fn failover(&mut self, now: Instant) {
@@ -1284,6 +1399,14 @@ impl Daemon {
                 changed_any = true;
             }
             conn.any_up = d.verdicts.iter().any(|v| *v != Verdict::Down);
+            if let Some(bgp) = conn.bgp.as_mut() {
+                // Suspect already: failover moved outbound traffic off it, AWS's return traffic
+                // follows through the more-specifics (a second, against BGP's 30 s hold timer).
+                for (t, v) in conn.tunnels.iter().zip(d.verdicts) {
+                    bgp.speaker
+                        .set_dead(t.id, matches!(v, Verdict::Suspect | Verdict::Down));
+                }
+            }
             if let Some(r) = conn.aws_routes.as_mut() {
                 // AWS withdraws a static route as soon as its tunnel is in doubt, so the other
                 // endpoint's route (higher metric) carries the traffic.
@@ -1304,6 +1427,17 @@ impl Daemon {
             .filter(|c| c.any_up && !self.aws_role)
             .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(Ipv4Net::trunc))
             .collect();
+        // What BGP learned (IPv4; only Established sessions' routes).
+        want.extend(
+            self.connections
+                .iter()
+                .filter_map(|c| c.bgp.as_ref())
+                .flat_map(|b| b.speaker.routes())
+                .filter_map(|r| match r.prefix {
+                    ipnet::IpNet::V4(n) => Some(n),
+                    ipnet::IpNet::V6(_) => None,
+                }),
+        );
         want.sort_unstable();
         want.dedup();
         if self.routed.as_ref() != Some(&want) {
@@ -1593,6 +1727,7 @@ impl Daemon {
         }
         let mut c = self.connections.remove(ci);
         c.observer.closing = true;
+        Self::close_bgp(&mut c);
         let mut handles = Vec::new();
         for t in &c.tunnels {
             if let Some(h) = t.handle {
@@ -1687,6 +1822,9 @@ impl Daemon {
     /// DELETE every IKE SA (sent, not awaited beyond a short grace).
     fn shutdown(&mut self) {
         let now = clock::now();
+        for c in &mut self.connections {
+            Self::close_bgp(c);
+        }
         for c in 0..self.connections.len() {
             self.connections[c].observer.closing = true;
             for i in 0..2 {

@@ -1,0 +1,202 @@
+//! The I/O of one tunnel's BGP session: a non-blocking TCP connection from our inside address to
+//! AWS's, port 179, through the tunnel itself (the kernel routes it to the TUN device, the data
+//! plane pins AWS's inside address to its tunnel). The control loop polls it every tick; the
+//! protocol is the sans-IO [`crate::bgp::session::Session`]'s.
+//!
+//! cgwd connects (AWS accepts, as its "Customer gateway device" guide expects of a customer
+//! gateway) while the tunnel's Child SA is up, and reconnects [`RETRY`] after a failure or a
+//! session that went down.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::bgp::session::{Session, SessionState};
+
+/// BGP's port (RFC 4271 §8.2.1).
+pub const BGP_PORT: u16 = 179;
+/// Wait before connecting again after a failure (RFC 4271's ConnectRetryTimer, shortened: the
+/// tunnel is known up, and AWS counts a BGP tunnel down until the session is Established).
+pub const RETRY: Duration = Duration::from_secs(3);
+/// A connection attempt not completed by then is abandoned.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes not yet accepted by the socket at most (a peer that stops reading is reset).
+const MAX_PENDING: usize = 1 << 20;
+
+enum Conn {
+    None,
+    Connecting { socket: Socket, since: Instant },
+    Open(TcpStream),
+}
+
+/// One tunnel's TCP connection for BGP.
+pub struct BgpLink {
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    conn: Conn,
+    retry_at: Option<Instant>,
+    pending: Vec<u8>,
+}
+
+impl BgpLink {
+    pub fn new(local: Ipv4Addr, peer: Ipv4Addr) -> BgpLink {
+        BgpLink {
+            local,
+            peer,
+            conn: Conn::None,
+            retry_at: None,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        matches!(self.conn, Conn::Open(_))
+    }
+
+    fn start(&mut self, now: Instant) -> std::io::Result<()> {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.bind(&SockAddr::from(SocketAddrV4::new(self.local, 0)))?;
+        match socket.connect(&SockAddr::from(SocketAddrV4::new(self.peer, BGP_PORT))) {
+            Ok(()) => self.conn = Conn::Open(socket.into()),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                self.conn = Conn::Connecting { socket, since: now };
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Drop the connection; connect again after [`RETRY`].
+    fn reset(&mut self, now: Instant) {
+        if let Conn::Open(s) = &self.conn {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        self.conn = Conn::None;
+        self.pending.clear();
+        self.retry_at = Some(now + RETRY);
+    }
+
+    /// The tunnel went down: no session through it.
+    pub fn tunnel_down(&mut self, now: Instant, session: &mut Session) {
+        if !matches!(self.conn, Conn::None) {
+            session.disconnected();
+            self.reset(now);
+        }
+        self.retry_at = None;
+    }
+
+    /// Connect, read, run timers, write: one tick of the session's I/O. `tunnel_up`: its Child SA
+    /// is up (no point in a SYN before).
+    pub fn poll(&mut self, now: Instant, session: &mut Session, tunnel_up: bool) {
+        if !tunnel_up {
+            return self.tunnel_down(now, session);
+        }
+        if matches!(self.conn, Conn::None) && self.retry_at.is_none_or(|t| now >= t) {
+            if let Err(e) = self.start(now) {
+                tracing::debug!(peer = %self.peer, error = %e, "BGP connect failed");
+                self.reset(now);
+                return;
+            }
+            if let Conn::Open(_) = self.conn {
+                session.connected(now);
+            }
+        }
+        if let Conn::Connecting { socket, since } = &self.conn {
+            match socket.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "BGP connection refused or failed");
+                    return self.reset(now);
+                }
+                Ok(None) => {}
+            }
+            match socket.peer_addr() {
+                Ok(_) => {
+                    if let Conn::Connecting { socket, .. } = std::mem::replace(&mut self.conn, Conn::None) {
+                        self.conn = Conn::Open(socket.into());
+                        tracing::info!(peer = %self.peer, "BGP TCP connection up");
+                        session.connected(now);
+                    }
+                }
+                Err(_) if now.saturating_duration_since(*since) >= CONNECT_TIMEOUT => {
+                    tracing::debug!(peer = %self.peer, "BGP connection timed out");
+                    return self.reset(now);
+                }
+                Err(_) => return,
+            }
+        }
+        let Conn::Open(stream) = &mut self.conn else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let mut closed = false;
+        // Bounded: a fast peer cannot hold the control loop.
+        for _ in 0..16 {
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => session.handle_bytes(now, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if session.poll_timeout().is_some_and(|t| now >= t) {
+            session.handle_timeout(now);
+        }
+        while let Some(bytes) = session.poll_transmit() {
+            self.pending.extend_from_slice(&bytes);
+        }
+        while !self.pending.is_empty() {
+            match stream.write(&self.pending) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if self.pending.len() > MAX_PENDING {
+            closed = true;
+        }
+        if closed {
+            session.disconnected();
+            self.reset(now);
+        } else if session.state() == SessionState::Idle {
+            // The session ended (a NOTIFICATION went out above, best effort): close and retry.
+            self.reset(now);
+        }
+    }
+
+    /// Shutdown: the Cease the session queued, written best effort, then closed.
+    pub fn flush_and_close(&mut self, session: &mut Session) {
+        if let Conn::Open(stream) = &mut self.conn {
+            while let Some(bytes) = session.poll_transmit() {
+                self.pending.extend_from_slice(&bytes);
+            }
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.write_all(&self.pending);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.conn = Conn::None;
+        self.pending.clear();
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.peer, BGP_PORT))
+    }
+}

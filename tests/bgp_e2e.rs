@@ -1,0 +1,271 @@
+//! cgwd's built-in BGP speaker against BIRD 2 playing AWS's side of both tunnels (root and bird;
+//! skipped otherwise), over `cgwd emulate-aws` in the `cgwd demo` namespaces: eBGP over each
+//! tunnel's inside /30 (AWS AS 64512, ours 65000, hold 30 s as in the file). The VPC prefix is
+//! learned and routed with no `routing.vpc_cidrs`, the on-prem prefix reaches AWS's side (the
+//! standby tunnel prepended), a withdrawal removes our route and a re-announcement restores it,
+//! and a silent cut of tunnel 1 moves both directions of on-prem ↔ VPC traffic to tunnel 2 long
+//! before BGP's hold timer would (the more-specific halves announced on tunnel 2).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use cgwd::demo::Lab;
+use common::netns::is_root;
+
+const CONFIG: &str = include_str!("../configs/lab.describe.json");
+const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
+
+struct Setup {
+    lab: Lab,
+}
+
+impl Setup {
+    fn birdc(&self, args: &[&str]) -> String {
+        let sock = self.lab.dir.join("bird.ctl").to_string_lossy().into_owned();
+        let mut argv = vec!["birdc", "-s", &sock];
+        argv.extend_from_slice(args);
+        self.lab.exec(&self.lab.ns("aws"), &argv).unwrap_or_else(|e| e)
+    }
+
+    fn established(&self, proto: &str) -> bool {
+        self.birdc(&["show", "protocols", proto])
+            .lines()
+            .any(|l| l.starts_with(proto) && l.contains("Established"))
+    }
+
+    fn cgw_routes(&self) -> String {
+        self.lab
+            .exec(&self.lab.ns("cgw"), &["ip", "route", "show", "proto", "198"])
+            .unwrap_or_default()
+    }
+
+    fn wait(&self, limit: Duration, what: &str, ok: impl Fn(&Self) -> bool) -> Duration {
+        let start = cgwd::io::clock::now();
+        while cgwd::io::clock::now() - start < limit {
+            if ok(self) {
+                return cgwd::io::clock::now() - start;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; logs:\n{}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default();
+        let tail = |s: String| {
+            let l: Vec<String> = s.lines().map(str::to_string).collect();
+            l[l.len().saturating_sub(40)..].join("\n")
+        };
+        format!(
+            "--- cgwd ---\n{}\n--- bird ---\n{}\n--- birdc ---\n{}",
+            tail(read("cgwd.log")),
+            tail(read("bird.log")),
+            self.birdc(&["show", "protocols", "all"])
+        )
+    }
+
+    fn tunnels_up(&self) -> bool {
+        let out = Command::new(EXE)
+            .args(["status", "--json", "--socket"])
+            .arg(self.lab.dir.join("cgwd.sock"))
+            .output()
+            .ok();
+        let Some(v) = out.and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()) else {
+            return false;
+        };
+        (0..2).all(|t| {
+            v["tunnels"][t]["ike_phase2_state"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("established"))
+        })
+    }
+}
+
+fn bird_conf(dir: &std::path::Path) -> String {
+    format!(
+        r#"log "{log}" all;
+router id 10.100.0.1;
+protocol device {{ scan time 1; }}
+# AWS's side: what it learns goes into its routing table (through the tunnels).
+protocol kernel {{ ipv4 {{ import none; export where proto ~ "t*"; }}; }}
+protocol static vpc {{ ipv4; route 10.100.0.0/16 blackhole; }}
+template bgp aws {{
+  local as 64512;
+  hold time 30;
+  keepalive time 10;
+  ipv4 {{ import all; export where proto = "vpc"; next hop self; }};
+}}
+protocol bgp t1 from aws {{ local 169.254.10.5 as 64512; neighbor 169.254.10.6 as 65000; }}
+protocol bgp t2 from aws {{ local 169.254.20.9 as 64512; neighbor 169.254.20.10 as 65000; }}
+"#,
+        log = dir.join("bird.log").display()
+    )
+}
+
+fn setup() -> Option<Setup> {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return None;
+    }
+    if Command::new("bird").arg("--version").output().is_err() {
+        println!("SKIPPED: needs bird (apt-get install bird2)");
+        return None;
+    }
+    let mut lab = Lab::create(format!("cgwd-bgp-{}", std::process::id()), false).expect("topology");
+    let config = lab.dir.join("vpn.json");
+    std::fs::write(&config, CONFIG).unwrap();
+    let settings = |role: &str, extra: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n{extra}[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let cgw = settings(
+        "cgwd",
+        "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
+    );
+    let aws = settings("aws", "");
+    let c = config.to_string_lossy().into_owned();
+    let aws_ns = lab.ns("aws");
+    lab.spawn(&aws_ns, &[EXE, "emulate-aws", &c, "--settings", &aws], "aws.log")
+        .expect("emulate-aws");
+    let s = Setup { lab };
+    let (a1, a2) = (s.lab.dir.join("aws.sock.1"), s.lab.dir.join("aws.sock.2"));
+    s.wait(Duration::from_secs(20), "AWS endpoints", |_| {
+        a1.exists() && a2.exists()
+    });
+    let conf = s.lab.dir.join("bird.conf");
+    std::fs::write(&conf, bird_conf(&s.lab.dir)).unwrap();
+    let mut s = s;
+    let (conf, ctl, pid) = (
+        conf.to_string_lossy().into_owned(),
+        s.lab.dir.join("bird.ctl").to_string_lossy().into_owned(),
+        s.lab.dir.join("bird.pid").to_string_lossy().into_owned(),
+    );
+    s.lab
+        .spawn(
+            &aws_ns,
+            &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
+            "bird.out",
+        )
+        .expect("bird");
+    let cgw_ns = s.lab.ns("cgw");
+    s.lab
+        .spawn(&cgw_ns, &[EXE, "run", &c, "--settings", &cgw], "cgwd.log")
+        .expect("cgwd run");
+    Some(s)
+}
+
+#[test]
+fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
+    let Some(s) = setup() else { return };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    let took = s.wait(Duration::from_secs(10), "both BGP sessions Established", |s| {
+        s.established("t1") && s.established("t2")
+    });
+    println!(
+        "both BGP sessions Established {} ms after both tunnels were up",
+        took.as_millis()
+    );
+    assert!(took <= Duration::from_secs(2), "took {took:?}\n{}", s.logs());
+
+    // The VPC prefix learned and routed, with no routing.vpc_cidrs set.
+    s.wait(Duration::from_secs(3), "10.100.0.0/16 learned", |s| {
+        s.cgw_routes().contains("10.100.0.0/16 dev cgwd0")
+    });
+    // The on-prem prefix at AWS, through the preferred tunnel (tunnel 2's announcement prepended).
+    s.wait(Duration::from_secs(3), "10.0.0.0/16 at AWS via tunnel 1", |s| {
+        let r = s.birdc(&["show", "route", "for", "10.0.0.1", "all"]);
+        r.contains("cgwd-aws1") || r.contains("169.254.10.6")
+    });
+    s.wait(
+        Duration::from_secs(3),
+        "tunnel 2's announcement, prepended twice",
+        |s| {
+            s.birdc(&["show", "route", "protocol", "t2", "all"])
+                .contains("65000 65000 65000")
+        },
+    );
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping on-prem → VPC over BGP routes: {e}\n{}", s.logs()));
+
+    // AWS withdraws the VPC prefix: gone within a second; announced again: back.
+    s.birdc(&["disable", "vpc"]);
+    let gone = s.wait(Duration::from_secs(3), "the withdrawn route removed", |s| {
+        !s.cgw_routes().contains("10.100.0.0/16")
+    });
+    println!("withdrawal removed our route in {} ms", gone.as_millis());
+    assert!(gone <= Duration::from_secs(1));
+    s.birdc(&["enable", "vpc"]);
+    s.wait(Duration::from_secs(3), "the route back", |s| {
+        s.cgw_routes().contains("10.100.0.0/16")
+    });
+
+    // Tunnel 1 cut silently while on-prem pings the VPC at 5/s: both directions move.
+    let log = s.lab.dir.join("ping.txt");
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.lab.ns("onprem"),
+            "ping",
+            "-i",
+            "0.2",
+            "-c",
+            "50",
+            "-W",
+            "1",
+            "10.100.0.10",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    s.lab.cut_tunnel1().expect("cut");
+    s.wait(
+        Duration::from_secs(5),
+        "more-specifics via tunnel 2 at AWS",
+        |s| {
+            s.birdc(&["show", "route", "for", "10.0.0.1"])
+                .contains("10.0.0.0/17")
+        },
+    );
+    let out = ping.wait_with_output().unwrap();
+    let _ = out;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let received = text.lines().filter(|l| l.contains("bytes from")).count();
+    let lost = 50 - received;
+    println!(
+        "silent cut of tunnel 1 at 5 pings/s: {received}/50 answered, round-trip outage ≈ {} ms",
+        lost * 200
+    );
+    assert!(
+        lost * 200 <= 2000,
+        "outage {} ms\n{text}\n{}",
+        lost * 200,
+        s.logs()
+    );
+    s.lab.restore_tunnel1().expect("restore");
+    s.wait(
+        Duration::from_secs(60),
+        "tunnel 1's session back and the halves withdrawn",
+        |s| {
+            s.established("t1")
+                && !s
+                    .birdc(&["show", "route", "for", "10.0.0.1"])
+                    .contains("10.0.0.0/17")
+        },
+    );
+}
