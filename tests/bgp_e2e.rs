@@ -42,28 +42,14 @@ impl Setup {
     }
 
     fn wait(&self, limit: Duration, what: &str, ok: impl Fn(&Self) -> bool) -> Duration {
-        let start = cgwd::io::clock::now();
-        while cgwd::io::clock::now() - start < limit {
-            if ok(self) {
-                return cgwd::io::clock::now() - start;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; logs:\n{}", self.logs());
+        common::lab::wait_for(limit, what, || ok(self), || self.logs())
     }
 
     fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default();
-        let tail = |s: String| {
-            let l: Vec<String> = s.lines().map(str::to_string).collect();
-            l[l.len().saturating_sub(40)..].join("\n")
-        };
-        format!(
-            "--- cgwd ---\n{}\n--- bird ---\n{}\n--- birdc ---\n{}",
-            tail(read("cgwd.log")),
-            tail(read("bird.log")),
-            self.birdc(&["show", "protocols", "all"])
-        )
+        let dir = &self.lab.dir;
+        common::lab::tail(dir, "cgwd.log")
+            + &common::lab::tail(dir, "bird.log")
+            + &self.birdc(&["show", "protocols", "all"])
     }
 
     fn tunnels_up(&self) -> bool {

@@ -96,27 +96,11 @@ impl Setup {
     }
 
     fn wait(&self, limit: Duration, what: &str, ok: impl Fn(&Self) -> bool) {
-        let deadline = cgwd::io::clock::now() + limit;
-        while cgwd::io::clock::now() < deadline {
-            if ok(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("timed out waiting for {what}; logs:\n{}", self.logs());
+        common::lab::wait_for(limit, what, || ok(self), || self.logs());
     }
 
     fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default();
-        let tail = |s: String| {
-            let lines: Vec<_> = s.lines().map(str::to_string).collect();
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        };
-        format!(
-            "--- cgwd ---\n{}\n--- emulate-aws ---\n{}",
-            tail(read("cgwd.log")),
-            tail(read("aws.log"))
-        )
+        common::lab::tail(&self.lab.dir, "cgwd.log") + &common::lab::tail(&self.lab.dir, "aws.log")
     }
 
     fn ping(&self, ns: &str, dst: &str) {
