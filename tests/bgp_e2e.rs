@@ -52,13 +52,17 @@ impl Setup {
             + &self.birdc(&["show", "protocols", "all"])
     }
 
-    fn tunnels_up(&self) -> bool {
+    fn status(&self) -> Option<serde_json::Value> {
         let out = Command::new(EXE)
             .args(["status", "--json", "--socket"])
             .arg(self.lab.dir.join("cgwd.sock"))
             .output()
-            .ok();
-        let Some(v) = out.and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()) else {
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn tunnels_up(&self) -> bool {
+        let Some(v) = self.status() else {
             return false;
         };
         (0..2).all(|t| {
@@ -69,7 +73,8 @@ impl Setup {
     }
 }
 
-fn bird_conf(dir: &std::path::Path) -> String {
+/// BIRD as AWS in `aws_as`, our side in `cgw_as`.
+fn bird_conf(dir: &std::path::Path, aws_as: u32, cgw_as: u32) -> String {
     format!(
         r#"log "{log}" all;
 router id 10.100.0.1;
@@ -78,19 +83,20 @@ protocol device {{ scan time 1; }}
 protocol kernel {{ ipv4 {{ import none; export where proto ~ "t*"; }}; }}
 protocol static vpc {{ ipv4; route 10.100.0.0/16 blackhole; }}
 template bgp aws {{
-  local as 64512;
+  local as {aws_as};
   hold time 30;
   keepalive time 10;
   ipv4 {{ import all; export where proto = "vpc"; next hop self; }};
 }}
-protocol bgp t1 from aws {{ local 169.254.10.5 as 64512; neighbor 169.254.10.6 as 65000; }}
-protocol bgp t2 from aws {{ local 169.254.20.9 as 64512; neighbor 169.254.20.10 as 65000; }}
+protocol bgp t1 from aws {{ local 169.254.10.5 as {aws_as}; neighbor 169.254.10.6 as {cgw_as}; }}
+protocol bgp t2 from aws {{ local 169.254.20.9 as {aws_as}; neighbor 169.254.20.10 as {cgw_as}; }}
 "#,
         log = dir.join("bird.log").display()
     )
 }
 
-fn setup() -> Option<Setup> {
+/// The lab with AWS in `aws_as` and us in `cgw_as` (the file's ASNs rewritten).
+fn setup(aws_as: u32, cgw_as: u32) -> Option<Setup> {
     if !is_root() {
         println!("SKIPPED: needs root");
         return None;
@@ -99,9 +105,16 @@ fn setup() -> Option<Setup> {
         println!("SKIPPED: needs bird (apt-get install bird2)");
         return None;
     }
-    let mut lab = Lab::create(format!("cgwd-bgp-{}", std::process::id()), false).expect("topology");
+    let mut lab =
+        Lab::create(format!("cgwd-bgp{}-{}", aws_as % 1000, std::process::id()), false).expect("topology");
     let config = lab.dir.join("vpn.json");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(
+        &config,
+        CONFIG
+            .replace("<asn>64512</asn>", &format!("<asn>{aws_as}</asn>"))
+            .replace("<asn>65000</asn>", &format!("<asn>{cgw_as}</asn>")),
+    )
+    .unwrap();
     let settings = |role: &str, extra: &str| {
         let p = lab.dir.join(format!("{role}.toml"));
         std::fs::write(
@@ -129,7 +142,7 @@ fn setup() -> Option<Setup> {
         a1.exists() && a2.exists()
     });
     let conf = s.lab.dir.join("bird.conf");
-    std::fs::write(&conf, bird_conf(&s.lab.dir)).unwrap();
+    std::fs::write(&conf, bird_conf(&s.lab.dir, aws_as, cgw_as)).unwrap();
     let mut s = s;
     let (conf, ctl, pid) = (
         conf.to_string_lossy().into_owned(),
@@ -152,7 +165,7 @@ fn setup() -> Option<Setup> {
 
 #[test]
 fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
-    let Some(s) = setup() else { return };
+    let Some(s) = setup(64512, 65000) else { return };
     s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
     let took = s.wait(Duration::from_secs(10), "both BGP sessions Established", |s| {
         s.established("t1") && s.established("t2")
@@ -186,6 +199,34 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
             &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
         )
         .unwrap_or_else(|e| panic!("ping on-prem → VPC over BGP routes: {e}\n{}", s.logs()));
+    // What cgwd status, its health records and its text view say.
+    let v = s.status().unwrap();
+    for t in 0..2 {
+        let b = &v["tunnels"][t]["bgp"];
+        assert_eq!(b["state"], "established", "{v}");
+        let counts = (b["prefixes_received"].as_u64(), b["prefixes_advertised"].as_u64());
+        assert_eq!(counts, (Some(1), Some(1)), "{v}");
+        assert_eq!(b["peer_as"], 64512);
+    }
+    assert_eq!(v["bgp_routes"][0]["prefix"], "10.100.0.0/16");
+    assert_eq!(v["bgp_routes"][0]["tunnels"], serde_json::json!([1, 2]));
+    let text = Command::new(EXE)
+        .args(["status", "--socket"])
+        .arg(s.lab.dir.join("cgwd.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("BGP ESTABLISHED with 169.254.10.5 (AS 64512)"),
+        "{text}"
+    );
+    assert!(text.contains("10.100.0.0/16 via tunnel 1, 2"), "{text}");
+    let log = std::fs::read_to_string(s.lab.dir.join("cgwd.log")).unwrap();
+    assert!(
+        log.contains("BGP established, 1 routes"),
+        "no BGP health record:\n{}",
+        s.logs()
+    );
 
     // AWS withdraws the VPC prefix: gone within a second; announced again: back.
     s.birdc(&["disable", "vpc"]);
@@ -254,4 +295,28 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
                     .contains("10.0.0.0/17")
         },
     );
+}
+
+#[test]
+fn four_octet_ases_on_both_sides() {
+    let Some(s) = setup(4_200_000_000, 4_000_000_001) else {
+        return;
+    };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    s.wait(Duration::from_secs(3), "both BGP sessions Established", |s| {
+        s.established("t1") && s.established("t2")
+    });
+    s.wait(Duration::from_secs(3), "10.100.0.0/16 learned", |s| {
+        s.cgw_routes().contains("10.100.0.0/16 dev cgwd0")
+    });
+    s.wait(Duration::from_secs(3), "our 4-octet AS, prepended, at AWS", |s| {
+        s.birdc(&["show", "route", "protocol", "t2", "all"])
+            .contains("4000000001 4000000001 4000000001")
+    });
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping: {e}\n{}", s.logs()));
 }

@@ -411,6 +411,7 @@ fn status_tunnel(n: u8, aws: IpAddr, phase: SaState) -> cgwd::daemon::status::Tu
         probe_rtt_ms: None,
         active: false,
         reason: None,
+        bgp: None,
     }
 }
 
@@ -444,6 +445,7 @@ fn reporter_follows_status_snapshots_and_events_of_both_tunnels() {
         routes: Vec::new(),
         connections: Vec::new(),
         reload: None,
+        bgp_routes: Vec::new(),
     };
     rep.status_tick(at(0), &snap, None).unwrap();
     snap.tunnels[0] = status_tunnel(1, ips[0], SaState::Established);

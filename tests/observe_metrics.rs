@@ -245,6 +245,7 @@ fn status_tunnel(n: u8, aws: &str, up: bool, bytes_out: u64) -> cgwd::daemon::st
         probe_rtt_ms: Some(12.5),
         active: up,
         reason: None,
+        bgp: None,
     }
 }
 
@@ -268,6 +269,7 @@ fn one_call_per_status_tick() {
         routes: Vec::new(),
         connections: Vec::new(),
         reload: None,
+        bgp_routes: Vec::new(),
     };
     let m = MetricsRegistry::new();
     m.update_from_status(&snap);

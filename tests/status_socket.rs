@@ -33,6 +33,7 @@ fn snapshot() -> StatusSnapshot {
         probe_rtt_ms: None,
         active: n == 2,
         reason: None,
+        bgp: None,
     };
     StatusSnapshot {
         cgwd_version: "test".into(),
@@ -48,6 +49,7 @@ fn snapshot() -> StatusSnapshot {
         routes: vec![],
         connections: vec![],
         reload: None,
+        bgp_routes: Vec::new(),
     }
 }
 

@@ -465,6 +465,50 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
 struct ConnectionBgp {
     speaker: crate::bgp::speaker::Speaker,
     links: [super::bgp_io::BgpLink; 2],
+    /// When each session became Established, and why it last went down.
+    since: [Option<Instant>; 2],
+    last_error: [Option<String>; 2],
+}
+
+impl ConnectionBgp {
+    /// Tunnel `id`'s session for `cgwd status`.
+    fn status(&self, id: TunnelId, now: Instant) -> super::status::BgpStatus {
+        let cfg = self.speaker.config();
+        let session = self.speaker.session(id);
+        super::status::BgpStatus {
+            state: session.state().name().into(),
+            neighbor: cfg.inside[id.index()].1,
+            peer_as: cfg.peer_as,
+            local_as: cfg.local_as,
+            uptime_secs: self.since[id.index()].map(|s| now.saturating_duration_since(s).as_secs()),
+            prefixes_received: self.speaker.received(id) as u64,
+            prefixes_advertised: if self.speaker.established(id) {
+                self.speaker.announcements(id).len() as u64
+            } else {
+                0
+            },
+            last_error: self.last_error[id.index()].clone(),
+        }
+    }
+
+    /// What was learned, with the tunnel numbers of each tier.
+    fn routes(&self) -> Vec<super::status::BgpRouteStatus> {
+        self.speaker
+            .routes()
+            .into_iter()
+            .map(|r| {
+                let numbers = |tier: Option<&Vec<TunnelId>>| -> Vec<u8> {
+                    tier.map(|t| t.iter().map(|id| id.number()).collect())
+                        .unwrap_or_default()
+                };
+                super::status::BgpRouteStatus {
+                    prefix: r.prefix.to_string(),
+                    tunnels: numbers(r.tiers.first()),
+                    fallback: r.tiers.iter().skip(1).flatten().map(|id| id.number()).collect(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The built-in speaker for a dynamic-routing connection (`bgp.speaker = "builtin"`), else None.
@@ -505,6 +549,8 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
             fast_failover: settings.bgp.fast_failover,
         }),
         links: inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(ours, aws)),
+        since: [None; 2],
+        last_error: [None, None],
     })
 }
 
@@ -1344,13 +1390,20 @@ impl Daemon {
                 for e in bgp.speaker.poll(t.id) {
                     use crate::bgp::session::SessionEvent;
                     match e {
-                        SessionEvent::Established { peer_id, hold_time } => tracing::info!(
-                            vpn = %conn.conn.id, tunnel = %t.id, %peer_id, hold_time,
-                            "BGP session established"
-                        ),
-                        SessionEvent::Down(why) => tracing::warn!(
-                            vpn = %conn.conn.id, tunnel = %t.id, "BGP session down: {}", why.describe()
-                        ),
+                        SessionEvent::Established { peer_id, hold_time } => {
+                            bgp.since[t.id.index()] = Some(now);
+                            tracing::info!(
+                                vpn = %conn.conn.id, tunnel = %t.id, %peer_id, hold_time,
+                                "BGP session established"
+                            );
+                        }
+                        SessionEvent::Down(why) => {
+                            bgp.since[t.id.index()] = None;
+                            bgp.last_error[t.id.index()] = Some(why.describe());
+                            tracing::warn!(
+                                vpn = %conn.conn.id, tunnel = %t.id, "BGP session down: {}", why.describe()
+                            );
+                        }
                         SessionEvent::Routes { announced, withdrawn } => tracing::info!(
                             vpn = %conn.conn.id, tunnel = %t.id,
                             announced = announced.len(), withdrawn = withdrawn.len(),
@@ -1526,6 +1579,7 @@ impl Daemon {
                         } else {
                             t.last_reason.clone()
                         },
+                        bgp: conn.bgp.as_ref().map(|b| b.status(t.id, now)),
                     }
                 })
                 .collect();
@@ -1557,6 +1611,7 @@ impl Daemon {
                 ike_half_open: self.gateway.half_open() as u64,
                 tunnels,
                 routes: own,
+                bgp_routes: conn.bgp.as_ref().map(ConnectionBgp::routes).unwrap_or_default(),
                 connections: Vec::new(),
                 reload: None,
             });

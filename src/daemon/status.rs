@@ -95,6 +95,52 @@ pub struct TunnelStatus {
     pub active: bool,
     /// Why the tunnel is down or suspect, in words (AWS-style where AWS has a phrase).
     pub reason: Option<String>,
+    /// The tunnel's BGP session (built-in speaker); absent for static routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpStatus>,
+}
+
+impl TunnelStatus {
+    /// IPsec up and, with BGP, the session Established: what AWS calls a tunnel UP.
+    pub fn carries_routes(&self) -> bool {
+        self.ike_phase2_state.is_up() && self.bgp.as_ref().is_none_or(BgpStatus::established)
+    }
+}
+
+/// One tunnel's BGP session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpStatus {
+    /// `idle`, `opensent`, `openconfirm` or `established` (RFC 4271 §8.2.2).
+    pub state: String,
+    /// AWS's inside address and AS.
+    pub neighbor: Ipv4Addr,
+    pub peer_as: u32,
+    pub local_as: u32,
+    /// Seconds since Established.
+    pub uptime_secs: Option<u64>,
+    pub prefixes_received: u64,
+    pub prefixes_advertised: u64,
+    /// Why it last went down, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl BgpStatus {
+    pub fn established(&self) -> bool {
+        self.state == "established"
+    }
+}
+
+/// A prefix learned over BGP and the tunnels it uses (the first tier; the others take over when
+/// they cannot carry traffic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpRouteStatus {
+    pub prefix: String,
+    /// Tunnel numbers of the best paths.
+    pub tunnels: Vec<u8>,
+    /// Tunnel numbers of the fallback paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<u8>,
 }
 
 /// One route cgwd installed.
@@ -130,6 +176,9 @@ pub struct StatusSnapshot {
     /// daemon. Empty with one connection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<StatusSnapshot>,
+    /// Prefixes learned over BGP (built-in speaker), with their tunnels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bgp_routes: Vec<BgpRouteStatus>,
     /// The last reload (SIGHUP, `cgwd reload`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<ReloadStatus>,
@@ -160,7 +209,7 @@ impl StatusSnapshot {
                 1
             };
         }
-        match self.tunnels.iter().filter(|t| t.ike_phase2_state.is_up()).count() {
+        match self.tunnels.iter().filter(|t| t.carries_routes()).count() {
             n if n >= 2 => 0,
             1 => 1,
             _ => 2,
@@ -258,7 +307,7 @@ fn render_one(s: &StatusSnapshot, routes: bool) -> String {
     let up = s
         .tunnels
         .iter()
-        .filter(|t| t.ike_phase2_state.is_up() && t.liveness != "suspect")
+        .filter(|t| t.carries_routes() && t.liveness != "suspect")
         .count();
     let health = match up {
         2 => "both tunnels up",
@@ -280,7 +329,7 @@ fn render_one(s: &StatusSnapshot, routes: bool) -> String {
         human_duration(s.uptime_secs)
     );
     for t in &s.tunnels {
-        let ok = t.ike_phase2_state.is_up() && t.liveness != "suspect";
+        let ok = t.carries_routes() && t.liveness != "suspect";
         let mark = if ok { '✔' } else { '✘' };
         let state = match (t.ike_phase1_state, t.ike_phase2_state) {
             (_, PhaseState::Established) => "ESTABLISHED".to_string(),
@@ -311,6 +360,8 @@ fn render_one(s: &StatusSnapshot, routes: bool) -> String {
             let why = t.reason.clone().unwrap_or_else(|| {
                 if t.liveness == "suspect" {
                     "no answer from AWS inside address".into()
+                } else if t.ike_phase2_state.is_up() {
+                    "BGP IS DOWN".into()
                 } else {
                     "not established".into()
                 }
@@ -343,6 +394,23 @@ fn render_one(s: &StatusSnapshot, routes: bool) -> String {
         if let Some(rtt) = t.probe_rtt_ms {
             let _ = write!(out, "  probe rtt {rtt:.1} ms");
         }
+        if let Some(b) = &t.bgp {
+            let _ = write!(
+                out,
+                "\n    BGP {} with {} (AS {}){}  {} received, {} advertised",
+                b.state.to_uppercase(),
+                b.neighbor,
+                b.peer_as,
+                b.uptime_secs
+                    .map(|u| format!(" up {}", human_duration(u)))
+                    .unwrap_or_default(),
+                b.prefixes_received,
+                b.prefixes_advertised
+            );
+            if let Some(e) = b.last_error.as_ref().filter(|_| !b.established()) {
+                let _ = write!(out, "  — {e}");
+            }
+        }
         let drops: Vec<String> = t
             .drops
             .iter()
@@ -353,6 +421,17 @@ fn render_one(s: &StatusSnapshot, routes: bool) -> String {
             let _ = write!(out, "  drops: {}", drops.join(" "));
         }
         out.push('\n');
+    }
+    if !s.bgp_routes.is_empty() {
+        out.push_str("learned over BGP:\n");
+        for r in &s.bgp_routes {
+            let list = |v: &[u8]| v.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+            let _ = write!(out, "    {} via tunnel {}", r.prefix, list(&r.tunnels));
+            if !r.fallback.is_empty() {
+                let _ = write!(out, " (then {})", list(&r.fallback));
+            }
+            out.push('\n');
+        }
     }
     if routes {
         out.push_str(&render_routes(s));
@@ -401,6 +480,7 @@ pub(crate) mod tests {
             probe_rtt_ms: Some(12.5),
             active: true,
             reason: None,
+            bgp: None,
         };
         let down = TunnelStatus {
             tunnel: 2,
@@ -421,6 +501,7 @@ pub(crate) mod tests {
             probe_rtt_ms: None,
             active: false,
             reason: Some("AWS stopped answering (DPD timeout)".into()),
+            bgp: None,
             ..up.clone()
         };
         StatusSnapshot {
@@ -439,6 +520,7 @@ pub(crate) mod tests {
                 device: "cgwd0".into(),
             }],
             reload: None,
+            bgp_routes: Vec::new(),
             connections: Vec::new(),
         }
     }

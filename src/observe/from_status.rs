@@ -6,18 +6,21 @@ use std::time::Duration;
 use crate::daemon::status::{StatusSnapshot, TunnelStatus};
 
 use super::health::TunnelHealth;
-use super::metrics::{MetricsRegistry, TunnelMetricsSnapshot};
+use super::metrics::{BgpSnapshot, BgpState, MetricsRegistry, TunnelMetricsSnapshot};
 
 impl TunnelHealth {
-    /// The health-relevant part of a tunnel's status (static routing; set `bgp_*` for BGP).
+    /// The health-relevant part of a tunnel's status (BGP's when the tunnel runs a session).
     pub fn from_status(t: &TunnelStatus) -> Self {
         TunnelHealth {
             phase1: t.ike_phase1_state,
             phase2: t.ike_phase2_state,
             dpd_enabled: t.dpd_enabled,
             nat_t_detected: t.nat_t_detected,
-            bgp_established: None,
-            bgp_routes: None,
+            bgp_established: t.bgp.as_ref().map(|b| b.established()),
+            bgp_routes: t
+                .bgp
+                .as_ref()
+                .map(|b| u32::try_from(b.prefixes_received).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -30,7 +33,16 @@ impl TunnelMetricsSnapshot {
             vpn_id: vpn_id.to_string(),
             tunnel_outside_ip: t.aws_outside,
             ipsec_up: t.ike_phase1_state.is_up() && t.ike_phase2_state.is_up(),
-            bgp: None,
+            bgp: t.bgp.as_ref().map(|b| BgpSnapshot {
+                state: match b.state.as_str() {
+                    "established" => BgpState::Established,
+                    "openconfirm" => BgpState::OpenConfirm,
+                    "opensent" => BgpState::OpenSent,
+                    _ => BgpState::Idle,
+                },
+                prefixes_received: b.prefixes_received,
+                prefixes_advertised: b.prefixes_advertised,
+            }),
             active: t.active,
             bytes_in: t.traffic.bytes_in,
             packets_in: t.traffic.packets_in,
