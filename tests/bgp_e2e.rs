@@ -95,18 +95,32 @@ protocol bgp t2 from aws {{ local 169.254.20.9 as {aws_as}; neighbor 169.254.20.
     )
 }
 
-/// The lab with AWS in `aws_as` and us in `cgw_as` (the file's ASNs rewritten).
+/// The lab with AWS in `aws_as` and us in `cgw_as` (the file's ASNs rewritten), BIRD as AWS's
+/// BGP side.
 fn setup(aws_as: u32, cgw_as: u32) -> Option<Setup> {
+    setup_with(aws_as, cgw_as, true)
+}
+
+/// `bird`: BIRD plays AWS's BGP; else `cgwd emulate-aws` does (`bgp.speaker = "builtin"`).
+fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
     if !is_root() {
         println!("SKIPPED: needs root");
         return None;
     }
-    if Command::new("bird").arg("--version").output().is_err() {
+    if bird && Command::new("bird").arg("--version").output().is_err() {
         println!("SKIPPED: needs bird (apt-get install bird2)");
         return None;
     }
-    let mut lab =
-        Lab::create(format!("cgwd-bgp{}-{}", aws_as % 1000, std::process::id()), false).expect("topology");
+    let mut lab = Lab::create(
+        format!(
+            "cgwd-bgp{}{}-{}",
+            aws_as % 1000,
+            u8::from(bird),
+            std::process::id()
+        ),
+        false,
+    )
+    .expect("topology");
     let config = lab.dir.join("vpn.json");
     std::fs::write(
         &config,
@@ -131,7 +145,14 @@ fn setup(aws_as: u32, cgw_as: u32) -> Option<Setup> {
         "cgwd",
         "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
     );
-    let aws = settings("aws", "");
+    let aws = if bird {
+        settings("aws", "")
+    } else {
+        settings(
+            "aws",
+            "[routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        )
+    };
     let c = config.to_string_lossy().into_owned();
     let aws_ns = lab.ns("aws");
     lab.spawn(&aws_ns, &[EXE, "emulate-aws", &c, "--settings", &aws], "aws.log")
@@ -141,21 +162,23 @@ fn setup(aws_as: u32, cgw_as: u32) -> Option<Setup> {
     s.wait(Duration::from_secs(20), "AWS endpoints", |_| {
         a1.exists() && a2.exists()
     });
-    let conf = s.lab.dir.join("bird.conf");
-    std::fs::write(&conf, bird_conf(&s.lab.dir, aws_as, cgw_as)).unwrap();
     let mut s = s;
-    let (conf, ctl, pid) = (
-        conf.to_string_lossy().into_owned(),
-        s.lab.dir.join("bird.ctl").to_string_lossy().into_owned(),
-        s.lab.dir.join("bird.pid").to_string_lossy().into_owned(),
-    );
-    s.lab
-        .spawn(
-            &aws_ns,
-            &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
-            "bird.out",
-        )
-        .expect("bird");
+    if bird {
+        let conf = s.lab.dir.join("bird.conf");
+        std::fs::write(&conf, bird_conf(&s.lab.dir, aws_as, cgw_as)).unwrap();
+        let (conf, ctl, pid) = (
+            conf.to_string_lossy().into_owned(),
+            s.lab.dir.join("bird.ctl").to_string_lossy().into_owned(),
+            s.lab.dir.join("bird.pid").to_string_lossy().into_owned(),
+        );
+        s.lab
+            .spawn(
+                &aws_ns,
+                &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
+                "bird.out",
+            )
+            .expect("bird");
+    }
     let cgw_ns = s.lab.ns("cgw");
     s.lab
         .spawn(&cgw_ns, &[EXE, "run", &c, "--settings", &cgw], "cgwd.log")
@@ -319,4 +342,59 @@ fn four_octet_ases_on_both_sides() {
             &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
         )
         .unwrap_or_else(|e| panic!("ping: {e}\n{}", s.logs()));
+}
+
+/// cgwd against `cgwd emulate-aws` speaking BGP as AWS (no BIRD): what `cgwd demo` shows.
+#[test]
+fn emulate_aws_speaks_bgp_as_aws() {
+    let Some(s) = setup_with(64512, 65000, false) else {
+        return;
+    };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    s.wait(
+        Duration::from_secs(3),
+        "both sessions Established, the VPC learned",
+        |s| {
+            s.status().is_some_and(|v| {
+                (0..2).all(|t| v["tunnels"][t]["bgp"]["state"] == "established")
+                    && v["bgp_routes"][0]["prefix"] == "10.100.0.0/16"
+            })
+        },
+    );
+    let aws_routes = |s: &Setup| {
+        s.lab
+            .exec(&s.lab.ns("aws"), &["ip", "route", "show"])
+            .unwrap_or_default()
+    };
+    // AWS's choice: tunnel 1 (path 1), tunnel 2 prepended (path 3) as the fallback.
+    s.wait(
+        Duration::from_secs(3),
+        "the on-prem prefix at AWS on both tunnels",
+        |s| {
+            let r = aws_routes(s);
+            r.contains("10.0.0.0/16 dev cgwd-aws1") && r.contains("10.0.0.0/16 dev cgwd-aws2")
+        },
+    );
+    let r = aws_routes(&s);
+    assert!(r.contains("dev cgwd-aws1 scope link metric 111"), "{r}");
+    assert!(r.contains("dev cgwd-aws2 scope link metric 132"), "{r}");
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping: {e}\n{}", s.logs()));
+    // Tunnel 1 cut: the halves appear on tunnel 2 at AWS.
+    s.lab.cut_tunnel1().expect("cut");
+    s.wait(
+        Duration::from_secs(5),
+        "more-specifics via tunnel 2 at AWS",
+        |s| aws_routes(s).contains("10.0.0.0/17 dev cgwd-aws2"),
+    );
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping after the cut: {e}\n{}", s.logs()));
 }

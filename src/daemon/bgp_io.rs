@@ -131,47 +131,7 @@ impl BgpLink {
         let Conn::Open(stream) = &mut self.conn else {
             return;
         };
-        let mut buf = [0u8; 4096];
-        let mut closed = false;
-        // Bounded: a fast peer cannot hold the control loop.
-        for _ in 0..16 {
-            match stream.read(&mut buf) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => session.handle_bytes(now, &buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if session.poll_timeout().is_some_and(|t| now >= t) {
-            session.handle_timeout(now);
-        }
-        while let Some(bytes) = session.poll_transmit() {
-            self.pending.extend_from_slice(&bytes);
-        }
-        while !self.pending.is_empty() {
-            match stream.write(&self.pending) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if self.pending.len() > MAX_PENDING {
-            closed = true;
-        }
+        let closed = pump(now, stream, session, &mut self.pending);
         if closed {
             session.disconnected();
             self.reset(now);
@@ -199,4 +159,49 @@ impl BgpLink {
     pub fn peer(&self) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.peer, BGP_PORT))
     }
+}
+
+/// One tick of an open connection: read what arrived (bounded), run the session's timers, write
+/// what it has to say (what the socket refuses waits in `pending`). True when the connection is
+/// gone (closed by the peer, an error, or a peer that stopped reading).
+pub fn pump(now: Instant, stream: &mut TcpStream, session: &mut Session, pending: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut closed = false;
+    // Bounded: a fast peer cannot hold the control loop.
+    for _ in 0..16 {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => session.handle_bytes(now, &buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    if session.poll_timeout().is_some_and(|t| now >= t) {
+        session.handle_timeout(now);
+    }
+    while let Some(bytes) = session.poll_transmit() {
+        pending.extend_from_slice(&bytes);
+    }
+    while !pending.is_empty() {
+        match stream.write(pending) {
+            Ok(0) => break,
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    closed || pending.len() > MAX_PENDING
 }

@@ -335,6 +335,8 @@ struct Connection {
     any_up: bool,
     /// The built-in BGP speaker (dynamic routing with `bgp.speaker = "builtin"`).
     bgp: Option<ConnectionBgp>,
+    /// emulate-aws: AWS's side of the BGP session of the tunnel this process serves.
+    aws_bgp: Option<crate::emulate::bgp::AwsBgp>,
 }
 
 struct Daemon {
@@ -891,9 +893,35 @@ fn new_connection(
     let [one, two]: [Tunnel; 2] = tunnels
         .try_into()
         .map_err(|_| "a connection without two tunnels".to_string())?;
-    // AWS installs routes to the on-prem prefixes (static routing; BGP would feed the same hook)
-    // through its own per-endpoint routes, not the customer gateway's Router.
-    let aws_routes = aws.map(|t| {
+    // AWS's BGP (a dynamic-routing file, `bgp.speaker = "builtin"` in emulate-aws's settings):
+    // it installs what it learns; otherwise the static on-prem routes of the settings.
+    let aws_bgp = match (aws, conn.routing) {
+        (
+            Some(t),
+            crate::config::Routing::Bgp {
+                customer_asn,
+                aws_asn,
+                hold_time,
+            },
+        ) if conn_settings.bgp.speaker == crate::config::BgpSpeaker::Builtin => Some(
+            crate::emulate::bgp::AwsBgp::new(
+                t,
+                &setup.interface,
+                crate::emulate::bgp::AwsBgp::session_config(
+                    aws_asn,
+                    customer_asn,
+                    hold_time,
+                    conn.tunnel(t).aws_inside(),
+                ),
+                &conn_settings.routing.vpc_cidrs,
+            )
+            .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
+        ),
+        _ => None,
+    };
+    // AWS installs routes to the on-prem prefixes (static routing) through its own per-endpoint
+    // routes, not the customer gateway's Router.
+    let aws_routes = aws.filter(|_| aws_bgp.is_none()).map(|t| {
         crate::emulate::AwsRoutes::new(
             &setup.interface,
             t,
@@ -913,6 +941,7 @@ fn new_connection(
     Ok(Connection {
         slot,
         bgp,
+        aws_bgp,
         monitor: Monitor::new(conn_settings.failover.policy, timers),
         conn,
         settings: conn_settings,
@@ -1381,6 +1410,9 @@ impl Daemon {
     fn bgp(&mut self, now: Instant) {
         let mut changed = false;
         for conn in &mut self.connections {
+            if let Some(a) = conn.aws_bgp.as_mut() {
+                a.poll(now);
+            }
             let Some(bgp) = conn.bgp.as_mut() else {
                 continue;
             };
@@ -1423,6 +1455,9 @@ impl Daemon {
 
     /// Cease every BGP session (cgwd stopping, or its connection removed), written best effort.
     fn close_bgp(conn: &mut Connection) {
+        if let Some(a) = conn.aws_bgp.as_mut() {
+            a.close();
+        }
         if let Some(bgp) = conn.bgp.as_mut() {
             for id in TunnelId::BOTH {
                 let session = bgp.speaker.session_mut(id);

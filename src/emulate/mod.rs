@@ -9,6 +9,7 @@
 //! * [`RouteHook`]: where routes AWS installs (static: the on-prem prefixes while the tunnel is up)
 //!   come from, so BGP as AWS speaks it can later feed the same hook.
 
+pub mod bgp;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
