@@ -25,6 +25,9 @@ pub struct Args {
     /// Keep the namespaces and logs after the run (for poking around); the processes still stop.
     #[arg(long)]
     pub keep: bool,
+    /// Static routing instead of BGP (the VPN connection's StaticRoutesOnly set).
+    #[arg(long = "static")]
+    pub static_routing: bool,
 }
 
 type Step = Result<(), String>;
@@ -248,10 +251,16 @@ impl Args {
     }
 }
 
-fn settings_toml(dir: &Path, role: &str) -> String {
+/// Each side's settings. Static: both lists on both sides (cgwd routes the VPC prefix, AWS the
+/// on-prem one). BGP: each side announces its own and learns the other's.
+fn settings_toml(dir: &Path, role: &str, bgp: bool) -> String {
+    let routing = match (bgp, role) {
+        (false, _) => "vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n",
+        (true, "aws") => "vpc_cidrs = [\"10.100.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        (true, _) => "onprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
+    };
     format!(
-        "[interface]\nname = \"cgwd0\"\n\n[local]\naddress = \"192.0.2.10\"\n\n[routing]\n\
-         vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n\n[control]\nsocket = \"{}\"\n",
+        "[interface]\nname = \"cgwd0\"\n\n[local]\naddress = \"192.0.2.10\"\n\n[control]\nsocket = \"{}\"\n\n[routing]\n{routing}",
         dir.join(format!("{role}.sock")).display()
     )
 }
@@ -265,12 +274,14 @@ fn status_json(exe: &Path, socket: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// IPsec up and answering, and with BGP the session Established.
 fn healthy(v: &serde_json::Value, tunnel: usize) -> bool {
     let t = &v["tunnels"][tunnel];
     t["ike_phase2_state"]
         .as_str()
         .is_some_and(|s| s.eq_ignore_ascii_case("established"))
         && t["liveness"] == "healthy"
+        && (t["bgp"].is_null() || t["bgp"]["state"] == "established")
 }
 
 fn wait_for(signals: &Signals, limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Step {
@@ -304,15 +315,17 @@ fn demo(args: &Args, signals: &Signals) -> Step {
     progress(1, "creating the namespace topology (onprem, cgw, inet, aws, vpc)");
     let mut lab = Lab::create(prefix, args.keep)?;
     let config = lab.dir.join("vpn.describe.json");
-    std::fs::write(
-        &config,
-        CONFIG.replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
-    )
-    .map_err(|e| e.to_string())?;
+    let bgp = !args.static_routing;
+    let text = if bgp {
+        CONFIG.to_string()
+    } else {
+        CONFIG.replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true")
+    };
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let cgw_settings = lab.dir.join("cgwd.toml");
     let aws_settings = lab.dir.join("aws.toml");
-    std::fs::write(&cgw_settings, settings_toml(&lab.dir, "cgwd")).map_err(|e| e.to_string())?;
-    std::fs::write(&aws_settings, settings_toml(&lab.dir, "aws")).map_err(|e| e.to_string())?;
+    std::fs::write(&cgw_settings, settings_toml(&lab.dir, "cgwd", bgp)).map_err(|e| e.to_string())?;
+    std::fs::write(&aws_settings, settings_toml(&lab.dir, "aws", bgp)).map_err(|e| e.to_string())?;
     let cgw_sock = lab.dir.join("cgwd.sock");
     let config_s = config.to_string_lossy().into_owned();
 
@@ -343,12 +356,28 @@ fn demo(args: &Args, signals: &Signals) -> Step {
         "cgwd.log",
     )?;
 
-    progress(3, "waiting for both tunnels");
+    progress(
+        3,
+        if bgp {
+            "waiting for both tunnels and their BGP sessions"
+        } else {
+            "waiting for both tunnels"
+        },
+    );
     let t0 = clock::now();
     wait_for(signals, Duration::from_secs(20), "both tunnels up", || {
-        status_json(&exe, &cgw_sock).is_some_and(|v| healthy(&v, 0) && healthy(&v, 1))
+        status_json(&exe, &cgw_sock)
+            .is_some_and(|v| healthy(&v, 0) && healthy(&v, 1) && (!bgp || !v["bgp_routes"].is_null()))
     })?;
-    println!("      both tunnels up after {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "      both tunnels up{} after {:.1} s",
+        if bgp {
+            ", BGP established, VPC prefix learned,"
+        } else {
+            ""
+        },
+        t0.elapsed().as_secs_f64()
+    );
     let status = Command::new(&exe)
         .args(["status", "--socket"])
         .arg(&cgw_sock)
