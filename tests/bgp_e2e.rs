@@ -146,7 +146,8 @@ fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
         "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
     );
     let aws = if bird {
-        settings("aws", "")
+        // BIRD speaks for AWS: emulate-aws keeps to IKE and ESP.
+        settings("aws", "[bgp]\nspeaker = \"off\"\n")
     } else {
         settings(
             "aws",

@@ -274,7 +274,7 @@ fn traffic_through(suite: Suite) {
         format!(
             "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
              [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
-             [control]\nsocket = \"{}\"\n",
+             [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n",
             sock.display()
         ),
     )

@@ -39,11 +39,12 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BgpSpeaker {
-    /// Nobody (yet the default, while the built-in speaker matures: `routing.vpc_cidrs` are routed
-    /// statically, as before).
-    #[default]
+    /// Nobody: `routing.vpc_cidrs` are routed statically and AWS learns nothing (for a peer
+    /// without BGP, e.g. a lab).
     Off,
-    /// cgwd's own eBGP speaker, one session per tunnel.
+    /// cgwd's own eBGP speaker, one session per tunnel: what AWS expects of a dynamic-routing
+    /// connection.
+    #[default]
     Builtin,
 }
 
@@ -70,7 +71,7 @@ pub struct BgpSettings {
 impl Default for BgpSettings {
     fn default() -> Self {
         BgpSettings {
-            speaker: BgpSpeaker::Off,
+            speaker: BgpSpeaker::Builtin,
             fast_failover: true,
         }
     }

@@ -615,7 +615,15 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
     for (conn, s) in &list {
-        if aws.is_none() && s.routing.vpc_cidrs.is_empty() {
+        let bgp = matches!(conn.routing, crate::config::Routing::Bgp { .. })
+            && s.bgp.speaker == crate::config::BgpSpeaker::Builtin;
+        if aws.is_none() && bgp && s.routing.onprem_cidrs.is_empty() {
+            tracing::warn!(
+                vpn = %conn.id,
+                "routing.onprem_cidrs is empty: BGP announces nothing, so AWS has no route back to on-prem"
+            );
+        }
+        if aws.is_none() && !bgp && s.routing.vpc_cidrs.is_empty() {
             tracing::warn!(
                 vpn = %conn.id,
                 "routing.vpc_cidrs is empty: cgwd installs no routes for this connection; route the VPC networks to {} yourself",

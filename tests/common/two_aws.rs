@@ -272,7 +272,8 @@ impl CgwdRun {
             &settings,
             format!(
                 "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
-                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n{extra_settings}",
+                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n\
+                 [bgp]\nspeaker = \"off\"\n{extra_settings}",
                 sock.display()
             ),
         )
