@@ -286,3 +286,32 @@ fn cidrs_must_be_network_addresses() {
     ));
     assert!(msg.contains("routing.onprem_cidrs"), "{msg}");
 }
+
+#[test]
+fn bgp_announcements_beyond_aws_prefix_limit_are_refused() {
+    let dir = std::env::temp_dir().join(format!("cgwd-bgp-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let file = dir.join("cgwd.toml");
+    // 40 /24s: 120 announcements with the fast-failover halves, over a virtual private gateway's 100.
+    let prefixes: Vec<String> = (0..40).map(|i| format!("\"10.0.{i}.0/24\"")).collect();
+    let write = |extra: &str| {
+        std::fs::write(
+            &file,
+            format!("[routing]\nonprem_cidrs = [{}]\n{extra}", prefixes.join(", ")),
+        )
+        .unwrap();
+    };
+    write("");
+    let err = load(&config, Some(&file)).unwrap_err().to_string();
+    assert!(
+        err.contains("routing.onprem_cidrs") && err.contains("100"),
+        "{err}"
+    );
+    assert!(err.contains("bgp.fast_failover = false"), "{err}");
+    write("[bgp]\nfast_failover = false\n");
+    assert!(load(&config, Some(&file)).is_ok());
+    write("[bgp]\nspeaker = \"off\"\n");
+    assert!(load(&config, Some(&file)).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

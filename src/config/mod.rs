@@ -146,18 +146,74 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
              against a local IKE peer only"
         );
     }
-    let connections = raw
-        .into_iter()
-        .map(|(_, mut conn)| {
-            let own = settings.for_connection(&conn.id);
-            apply_settings(&mut conn, &own);
-            (conn, own)
-        })
-        .collect();
+    let mut connections = Vec::with_capacity(raw.len());
+    for (_, mut conn) in raw {
+        let own = settings.for_connection(&conn.id);
+        check_bgp_limits(&settings_file, &conn, &own)?;
+        apply_settings(&mut conn, &own);
+        connections.push((conn, own));
+    }
     Ok(Loaded {
         connections,
         settings,
     })
+}
+
+/// How many prefixes AWS accepts from the customer gateway on one BGP session: 100 to a virtual
+/// private gateway, 1,000 to a transit gateway ("Site-to-Site VPN quotas").
+pub fn bgp_prefix_limit(conn: &VpnConnection) -> usize {
+    if conn.transit_gateway_id.is_some() || conn.vpn_gateway_id.is_none() {
+        1000
+    } else {
+        100
+    }
+}
+
+/// The most prefixes cgwd announces on one session: the on-prem prefixes, plus the two halves of
+/// each splittable one while the other tunnel is down (`bgp.fast_failover`).
+pub fn bgp_announced_max(settings: &Settings) -> usize {
+    let onprem = &settings.routing.onprem_cidrs;
+    let halves = if settings.bgp.fast_failover {
+        2 * onprem.iter().filter(|n| n.prefix_len() < 32).count()
+    } else {
+        0
+    };
+    onprem.len() + halves
+}
+
+/// AWS's prefix limit against what a BGP connection would announce: refused beyond it (AWS would
+/// tear the session down), warned above 80 %.
+fn check_bgp_limits(file: &Path, conn: &VpnConnection, settings: &Settings) -> Result<(), ConfigError> {
+    if !matches!(conn.routing, Routing::Bgp { .. }) || settings.bgp.speaker == BgpSpeaker::Off {
+        return Ok(());
+    }
+    let (max, limit) = (bgp_announced_max(settings), bgp_prefix_limit(conn));
+    if max > limit {
+        return Err(ConfigError::invalid(
+            file,
+            Problem::SettingsValue,
+            "routing.onprem_cidrs",
+            format!(
+                "{} prefixes, {max} with the fast-failover halves, exceed the {limit} AWS accepts on a BGP session to {}",
+                settings.routing.onprem_cidrs.len(),
+                if limit == 100 {
+                    "a virtual private gateway"
+                } else {
+                    "a transit gateway"
+                }
+            ),
+            "announce fewer, larger prefixes, or set bgp.fast_failover = false",
+        ));
+    }
+    if max * 5 > limit * 4 {
+        tracing::warn!(
+            vpn = %conn.id,
+            announced = max,
+            limit,
+            "BGP announcements near AWS's prefix limit"
+        );
+    }
+    Ok(())
 }
 
 /// The checks that need every connection: what makes two of them unable to share one daemon.

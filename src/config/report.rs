@@ -57,6 +57,33 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
                 s,
                 "  routing            BGP: customer ASN {customer_asn}, AWS ASN {aws_asn}, hold time {hold_time} s"
             );
+            if settings.bgp.speaker != super::BgpSpeaker::Off && settings.routing.onprem_cidrs.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  BGP announces      nothing: set routing.onprem_cidrs, or AWS has no route back to on-prem"
+                );
+            } else if settings.bgp.speaker == super::BgpSpeaker::Off {
+                let _ = writeln!(
+                    s,
+                    "  BGP speaker        off (bgp.speaker): AWS learns no on-prem prefix"
+                );
+            } else {
+                let (n, max) = (
+                    settings.routing.onprem_cidrs.len(),
+                    super::bgp_announced_max(settings),
+                );
+                let _ = writeln!(
+                    s,
+                    "  BGP announces      {n} prefix{} on each tunnel{}; AWS accepts {}",
+                    if n == 1 { "" } else { "es" },
+                    if max > n {
+                        format!(" ({max} with fast-failover halves)")
+                    } else {
+                        String::new()
+                    },
+                    super::bgp_prefix_limit(conn)
+                );
+            }
         }
     }
     let _ = writeln!(
