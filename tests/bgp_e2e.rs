@@ -385,6 +385,26 @@ fn emulate_aws_speaks_bgp_as_aws() {
             &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
         )
         .unwrap_or_else(|e| panic!("ping: {e}\n{}", s.logs()));
+    // A reload announcing one more on-prem prefix: AWS learns it, the sessions stay.
+    let toml = s.lab.dir.join("cgwd.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(
+            "onprem_cidrs = [\"10.0.0.0/16\"]",
+            "onprem_cidrs = [\"10.0.0.0/16\", \"10.9.0.0/16\"]",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(EXE)
+        .args(["reload", "--socket"])
+        .arg(s.lab.dir.join("cgwd.sock"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.wait(Duration::from_secs(3), "the new prefix at AWS", |s| {
+        aws_routes(s).contains("10.9.0.0/16 dev cgwd-aws1")
+    });
     // Tunnel 1 cut: the halves appear on tunnel 2 at AWS.
     s.lab.cut_tunnel1().expect("cut");
     s.wait(

@@ -1750,6 +1750,14 @@ impl Daemon {
             if let Some(c) = self.connections.iter_mut().find(|c| c.conn.id == conn.id) {
                 if c.conn != conn || c.settings != s {
                     c.monitor.policy = s.failover.policy;
+                    if let Some(bgp) = c.bgp.as_mut() {
+                        // New on-prem prefixes or preference: announced as differences.
+                        let fresh = connection_bgp(&conn, &s).map(|b| b.speaker.config().clone());
+                        if let Some(cfg) = fresh {
+                            bgp.speaker
+                                .reconfigure(cfg.onprem, cfg.preference, cfg.fast_failover);
+                        }
+                    }
                     c.conn = conn;
                     c.settings = s;
                 }
