@@ -4,9 +4,9 @@
 //!
 //! ```text
 //!  config ──► ike (sans-IO IKEv2) ──► gateway (sans-IO tunnel lifecycle) ──► sa ──► esp, dataplane
-//!    │            ▲                                │ tunnel events                   │
+//!    │            ▲                                │ tunnel events                   │ prefix table
 //!    │          wire (zero-copy views: IKE, ESP)   ▼                                 ▼
-//!    └──────────► crypto (one provider)          failover → routing → observe ◄── daemon (I/O shell)
+//!    └──────────► crypto (one provider)          failover → bgp → routing → observe ◄── daemon (I/O shell)
 //! ```
 //!
 //! * [`config`] turns the files AWS lets a user download (XML, describe JSON or Generic text) plus an
@@ -24,6 +24,8 @@
 //! * [`esp`] seals and opens ESP packets and keeps the SA table the hot path reads without locks.
 //! * [`suite`] names the algorithms AWS allows and ranks them (one strength order), shared by all of
 //!   the above.
+//! * [`bgp`] speaks eBGP with AWS over each tunnel's inside /30: a codec, a sans-IO session and a
+//!   per-connection speaker choosing routes and announcing the on-prem prefixes.
 //! * [`daemon`] is the I/O shell for any number of VPN connections: sockets, TUN, the SA table,
 //!   probes, failover, routes, status.
 
