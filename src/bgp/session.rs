@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::wire::{
-    self, AFI_IPV4, AFI_IPV6, Attributes, Capability, Message, Notification, Open, Origin, SAFI_UNICAST,
-    Segment, Update, code,
+    self, AFI_IPV6, Attributes, Capability, Message, Notification, Open, Origin, SAFI_UNICAST, Segment,
+    Update, code,
 };
 
 /// What one session needs to know.
@@ -409,17 +409,6 @@ impl Session {
                 })
                 .encode(self.four_octet, &mut self.tx);
             }
-        }
-    }
-
-    /// Ask the peer for its table again (RFC 2918), e.g. after the RIB was cleared.
-    pub fn request_refresh(&mut self) {
-        if self.state == SessionState::Established {
-            Message::RouteRefresh {
-                afi: AFI_IPV4,
-                safi: SAFI_UNICAST,
-            }
-            .encode(self.four_octet, &mut self.tx);
         }
     }
 

@@ -8,7 +8,7 @@
 //! session that went down.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -49,10 +49,6 @@ impl BgpLink {
             retry_at: None,
             pending: Vec::new(),
         }
-    }
-
-    pub fn connected(&self) -> bool {
-        matches!(self.conn, Conn::Open(_))
     }
 
     fn start(&mut self, now: Instant) -> std::io::Result<()> {
@@ -144,21 +140,23 @@ impl BgpLink {
     /// Shutdown: the Cease the session queued, written best effort, then closed.
     pub fn flush_and_close(&mut self, session: &mut Session) {
         if let Conn::Open(stream) = &mut self.conn {
-            while let Some(bytes) = session.poll_transmit() {
-                self.pending.extend_from_slice(&bytes);
-            }
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = stream.write_all(&self.pending);
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            flush_and_shut(stream, session, &mut self.pending);
         }
         self.conn = Conn::None;
         self.pending.clear();
     }
+}
 
-    pub fn peer(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(self.peer, BGP_PORT))
+/// The session's last bytes (its Cease) written, blocking at most 200 ms, then the connection
+/// shut: the end of a session on shutdown, either side.
+pub fn flush_and_shut(stream: &mut TcpStream, session: &mut Session, pending: &mut Vec<u8>) {
+    while let Some(bytes) = session.poll_transmit() {
+        pending.extend_from_slice(&bytes);
     }
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.write_all(pending);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 /// One tick of an open connection: read what arrived (bounded), run the session's timers, write

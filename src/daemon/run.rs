@@ -467,6 +467,8 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
 struct ConnectionBgp {
     speaker: crate::bgp::speaker::Speaker,
     links: [super::bgp_io::BgpLink; 2],
+    /// The IPv4 prefixes learned, as of the last change (the kernel routes want them every tick).
+    learned_v4: Vec<Ipv4Net>,
     /// When each session became Established, and why it last went down.
     since: [Option<Instant>; 2],
     last_error: [Option<String>; 2],
@@ -551,6 +553,7 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
             fast_failover: settings.bgp.fast_failover,
         }),
         links: inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(ours, aws)),
+        learned_v4: Vec::new(),
         since: [None; 2],
         last_error: [None, None],
     })
@@ -1453,7 +1456,18 @@ impl Daemon {
                     }
                 }
             }
-            changed |= bgp.speaker.take_changed();
+            if bgp.speaker.take_changed() {
+                bgp.learned_v4 = bgp
+                    .speaker
+                    .routes()
+                    .into_iter()
+                    .filter_map(|r| match r.prefix {
+                        ipnet::IpNet::V4(n) => Some(n),
+                        ipnet::IpNet::V6(_) => None,
+                    })
+                    .collect();
+                changed = true;
+            }
         }
         if changed {
             self.shared
@@ -1528,11 +1542,7 @@ impl Daemon {
             self.connections
                 .iter()
                 .filter_map(|c| c.bgp.as_ref())
-                .flat_map(|b| b.speaker.routes())
-                .filter_map(|r| match r.prefix {
-                    ipnet::IpNet::V4(n) => Some(n),
-                    ipnet::IpNet::V6(_) => None,
-                }),
+                .flat_map(|b| b.learned_v4.iter().copied()),
         );
         want.sort_unstable();
         want.dedup();

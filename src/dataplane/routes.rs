@@ -97,10 +97,6 @@ impl RouteTable {
         &self.entries
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The tunnel for a packet to `dst` of flow `flow_hash`: the longest prefix with a usable
     /// tunnel (or a pinned one), then one of its usable tunnels by hash. `None`: no route.
     pub fn lookup(

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipnet::{IpNet, Ipv4Net};
 
@@ -184,12 +184,7 @@ impl AwsBgp {
     pub fn close(&mut self) {
         self.session.close(crate::bgp::wire::code::CEASE_ADMIN_SHUTDOWN);
         if let Some(stream) = self.stream.as_mut() {
-            while let Some(b) = self.session.poll_transmit() {
-                self.pending.extend_from_slice(&b);
-            }
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = std::io::Write::write_all(stream, &self.pending);
+            crate::daemon::bgp_io::flush_and_shut(stream, &mut self.session, &mut self.pending);
         }
         self.stream = None;
         self.remove_all();
