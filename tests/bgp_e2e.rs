@@ -73,11 +73,14 @@ impl Setup {
     }
 }
 
-/// BIRD as AWS in `aws_as`, our side in `cgw_as`.
+/// BIRD as AWS in `aws_as`, our side in `cgw_as`. BIRD connects as well as accepts, as AWS
+/// does: with a router ID above cgwd's (its inside address) a collision keeps BIRD's connection,
+/// below it cgwd's.
 fn bird_conf(dir: &std::path::Path, aws_as: u32, cgw_as: u32) -> String {
+    let router_id = if aws_as > 65535 { "250.0.0.1" } else { "10.100.0.1" };
     format!(
         r#"log "{log}" all;
-router id 10.100.0.1;
+router id {router_id};
 protocol device {{ scan time 1; }}
 # AWS's side: what it learns goes into its routing table (through the tunnels).
 protocol kernel {{ ipv4 {{ import none; export where proto ~ "t*"; }}; }}
@@ -86,6 +89,8 @@ template bgp aws {{
   local as {aws_as};
   hold time 30;
   keepalive time 10;
+  start delay time 1;
+  connect delay time 1;
   ipv4 {{ import all; export where proto = "vpc"; next hop self; }};
 }}
 protocol bgp t1 from aws {{ local 169.254.10.5 as {aws_as}; neighbor 169.254.10.6 as {cgw_as}; }}
@@ -343,6 +348,32 @@ fn four_octet_ases_on_both_sides() {
             &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
         )
         .unwrap_or_else(|e| panic!("ping: {e}\n{}", s.logs()));
+
+    // AWS resets tunnel 1's session and connects again before cgwd's retry: cgwd takes AWS's
+    // connection on its listener (and any collision keeps BIRD's, whose identifier is higher).
+    s.birdc(&["restart", "t1"]);
+    let back = s.wait(Duration::from_secs(10), "tunnel 1's session back", |s| {
+        s.established("t1")
+    });
+    println!("session back {} ms after AWS reset it", back.as_millis());
+    let log = std::fs::read_to_string(s.lab.dir.join("cgwd.log")).unwrap();
+    assert!(
+        log.contains("BGP connection from AWS accepted"),
+        "AWS's connection never accepted:\n{}",
+        s.logs()
+    );
+    for l in log
+        .lines()
+        .filter(|l| l.contains("collision") || l.contains("from AWS"))
+    {
+        println!("{l}");
+    }
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping after the reset: {e}\n{}", s.logs()));
 }
 
 /// cgwd against `cgwd emulate-aws` speaking BGP as AWS (no BIRD): what `cgwd demo` shows.

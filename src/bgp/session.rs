@@ -488,6 +488,53 @@ impl Session {
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
+
+    /// The peer's BGP identifier, once its OPEN arrived on this session's connection.
+    pub fn peer_id(&self) -> Option<Ipv4Addr> {
+        self.peer_id
+    }
+
+    /// A session for a second TCP connection with the same peer (AWS connecting while we do):
+    /// the same configuration, nothing announced; it runs until the peer's OPEN names its BGP
+    /// identifier, then [`resolve_collision`] decides which connection stays.
+    pub fn candidate(&self) -> Session {
+        Session::new(self.cfg.clone())
+    }
+
+    /// Continue on `winner`'s connection (a [`Session::candidate`] that reached OpenConfirm and
+    /// won the collision), keeping what we announce: the full table goes out when it becomes
+    /// Established. Close our own connection first when it was still open.
+    pub fn adopt(&mut self, mut winner: Session) {
+        winner.announced = std::mem::take(&mut self.announced);
+        let mut events = std::mem::take(&mut self.events);
+        events.append(&mut winner.events);
+        winner.events = events;
+        *self = winner;
+    }
+}
+
+/// What to do with a connection the peer opened (RFC 4271 §6.8), once its OPEN named the peer's
+/// BGP identifier, given the state of the session on the connection we had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collision {
+    /// Ours stays: the new connection gets a Cease (connection collision resolution).
+    CloseIncoming,
+    /// The new connection stays; ours (when it exists) gets the Cease.
+    KeepIncoming,
+}
+
+/// RFC 4271 §6.8: an Established session always stays; without one on our connection the
+/// peer's connection is taken; otherwise the connection opened by the side with the higher BGP
+/// identifier stays (both sides reach the same answer, so exactly one connection survives).
+pub fn resolve_collision(ours: SessionState, local_id: Ipv4Addr, remote_id: Ipv4Addr) -> Collision {
+    match ours {
+        SessionState::Established => Collision::CloseIncoming,
+        SessionState::Idle => Collision::KeepIncoming,
+        SessionState::OpenSent | SessionState::OpenConfirm if u32::from(local_id) < u32::from(remote_id) => {
+            Collision::KeepIncoming
+        }
+        SessionState::OpenSent | SessionState::OpenConfirm => Collision::CloseIncoming,
+    }
 }
 
 #[cfg(test)]

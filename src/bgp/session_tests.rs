@@ -336,3 +336,81 @@ fn hold_time_zero_means_no_timers() {
     p.run_for(Duration::from_secs(3600));
     assert_eq!(p.a.state(), SessionState::Established);
 }
+
+/// Both sides open a connection at once (AWS's BGP is active too): each side runs a session per
+/// connection until the OPENs name the identifiers, both resolve by RFC 4271 §6.8, and exactly
+/// one connection carries the session, with our table, whichever identifier is higher.
+#[test]
+fn connection_collision_keeps_the_connection_of_the_higher_identifier() {
+    for aws_id in [Ipv4Addr::new(169, 254, 10, 5), Ipv4Addr::new(250, 0, 0, 1)] {
+        let aws_cfg = SessionConfig {
+            router_id: aws_id,
+            ..aws()
+        };
+        // Connection A: opened by cgwd (a.a is cgwd's session); B: opened by AWS.
+        let mut a = Pair::new(cgwd(), aws_cfg.clone());
+        let mut b = Pair::new(cgwd(), aws_cfg);
+        a.a.set_announcements(vec![Announcement {
+            prefix: net("10.0.0.0/16"),
+            prepend: 0,
+        }]);
+        b.a = a.a.candidate();
+        for p in [&mut a, &mut b] {
+            p.a.connected(p.now);
+            p.b.connected(p.now);
+            // The OPENs cross; each side answers with a KEEPALIVE, not yet delivered.
+            let (x, y) = (p.a.poll_transmit().unwrap(), p.b.poll_transmit().unwrap());
+            p.b.handle_bytes(p.now, &x);
+            p.a.handle_bytes(p.now, &y);
+            assert_eq!(
+                (p.a.state(), p.b.state()),
+                (SessionState::OpenConfirm, SessionState::OpenConfirm)
+            );
+        }
+        let cgwd_says = resolve_collision(a.a.state(), cgwd().router_id, b.a.peer_id().unwrap());
+        let aws_says = resolve_collision(b.b.state(), aws_id, a.b.peer_id().unwrap());
+        let aws_wins = u32::from(aws_id) > u32::from(cgwd().router_id);
+        // Both sides keep the same connection: B (AWS's) exactly when AWS's identifier is higher.
+        assert_eq!(cgwd_says == Collision::KeepIncoming, aws_wins);
+        assert_eq!(aws_says == Collision::CloseIncoming, aws_wins);
+        let (keep, drop) = if aws_wins {
+            a.a.close(code::CEASE_COLLISION);
+            let candidate = std::mem::replace(&mut b.a, Session::new(cgwd()));
+            a.a.adopt(candidate);
+            std::mem::swap(&mut a.a, &mut b.a);
+            (b, a)
+        } else {
+            b.a.close(code::CEASE_COLLISION);
+            (a, b)
+        };
+        let (mut keep, mut drop) = (keep, drop);
+        drop.b.close(code::CEASE_COLLISION);
+        drop.pump();
+        keep.pump();
+        assert_eq!(keep.a.state(), SessionState::Established, "AWS id {aws_id}");
+        assert_eq!(keep.b.state(), SessionState::Established);
+        assert_eq!(drop.b.state(), SessionState::Idle);
+        assert_eq!(
+            Pair::learned(&keep.b_events),
+            vec![(net("10.0.0.0/16"), 1)],
+            "the table went out on the surviving connection"
+        );
+        assert!(
+            keep.a_events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Established { .. }))
+        );
+    }
+}
+
+#[test]
+fn collision_rules() {
+    let (lo, hi) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(169, 254, 10, 6));
+    use SessionState::*;
+    assert_eq!(resolve_collision(Established, lo, hi), Collision::CloseIncoming);
+    assert_eq!(resolve_collision(Idle, hi, lo), Collision::KeepIncoming);
+    for s in [OpenSent, OpenConfirm] {
+        assert_eq!(resolve_collision(s, lo, hi), Collision::KeepIncoming);
+        assert_eq!(resolve_collision(s, hi, lo), Collision::CloseIncoming);
+    }
+}

@@ -5,7 +5,10 @@
 //!
 //! cgwd connects (AWS accepts, as its "Customer gateway device" guide expects of a customer
 //! gateway) while the tunnel's Child SA is up, and reconnects [`RETRY`] after a failure or a
-//! session that went down.
+//! session that went down. It also listens on its inside address, port 179, for AWS's side (and
+//! BIRD or FRR playing it) connects too: a connection from AWS's inside address runs a
+//! [`Session::candidate`] until AWS's OPEN names its BGP identifier, then RFC 4271 §6.8 keeps one
+//! of the two ([`resolve_collision`]); connections from any other address are closed at once.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -13,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::bgp::session::{Session, SessionState};
+use crate::bgp::session::{Collision, Session, SessionState, resolve_collision};
+use crate::bgp::wire::code;
 
 /// BGP's port (RFC 4271 §8.2.1).
 pub const BGP_PORT: u16 = 179;
@@ -24,6 +28,16 @@ pub const RETRY: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes not yet accepted by the socket at most (a peer that stops reading is reset).
 const MAX_PENDING: usize = 1 << 20;
+/// A connection from AWS that has not sent its OPEN by then is closed.
+const CANDIDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection AWS opened, before the collision is resolved.
+struct Incoming {
+    stream: TcpStream,
+    session: Session,
+    pending: Vec<u8>,
+    since: Instant,
+}
 
 enum Conn {
     None,
@@ -38,6 +52,11 @@ pub struct BgpLink {
     conn: Conn,
     retry_at: Option<Instant>,
     pending: Vec<u8>,
+    /// Our inside address, port 179 (bound once the tunnel is up: the address exists then).
+    listener: Option<std::net::TcpListener>,
+    incoming: Option<Incoming>,
+    /// Connections refused: from another address than AWS's, or a second one while one waits.
+    pub refused: u64,
 }
 
 impl BgpLink {
@@ -48,6 +67,100 @@ impl BgpLink {
             conn: Conn::None,
             retry_at: None,
             pending: Vec::new(),
+            listener: None,
+            incoming: None,
+            refused: 0,
+        }
+    }
+
+    fn listen(&mut self) {
+        if self.listener.is_some() {
+            return;
+        }
+        let bound = (|| -> std::io::Result<std::net::TcpListener> {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&SockAddr::from(SocketAddrV4::new(self.local, BGP_PORT)))?;
+            socket.listen(4)?;
+            Ok(socket.into())
+        })();
+        match bound {
+            Ok(l) => self.listener = Some(l),
+            Err(e) => tracing::debug!(local = %self.local, error = %e, "BGP listener not bound yet"),
+        }
+    }
+
+    /// Takes connections AWS opened: one at a time, from AWS's inside address only.
+    fn accept(&mut self, now: Instant, session: &Session) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        for _ in 0..4 {
+            let (stream, from) = match listener.accept() {
+                Ok(x) => x,
+                Err(_) => return,
+            };
+            let from_aws = from.ip() == std::net::IpAddr::V4(self.peer);
+            if !from_aws || self.incoming.is_some() || stream.set_nonblocking(true).is_err() {
+                tracing::debug!(%from, "BGP connection refused");
+                self.refused += 1;
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            tracing::info!(%from, "BGP connection from AWS accepted");
+            let mut candidate = session.candidate();
+            candidate.connected(now);
+            self.incoming = Some(Incoming {
+                stream,
+                session: candidate,
+                pending: Vec::new(),
+                since: now,
+            });
+        }
+    }
+
+    /// Runs AWS's connection until its OPEN arrived, then keeps one connection (RFC 4271 §6.8).
+    fn resolve(&mut self, now: Instant, session: &mut Session) {
+        let Some(inc) = self.incoming.as_mut() else {
+            return;
+        };
+        let closed = pump(now, &mut inc.stream, &mut inc.session, &mut inc.pending);
+        let timed_out = now.saturating_duration_since(inc.since) >= CANDIDATE_TIMEOUT;
+        if closed || timed_out || inc.session.state() == SessionState::Idle {
+            let _ = inc.stream.shutdown(std::net::Shutdown::Both);
+            self.incoming = None;
+            return;
+        }
+        let Some(remote_id) = inc.session.peer_id() else {
+            return;
+        };
+        // Our connection counts only once it carries a session (a SYN in flight does not).
+        let ours = match self.conn {
+            Conn::Open(_) => session.state(),
+            _ => SessionState::Idle,
+        };
+        let Some(mut inc) = self.incoming.take() else {
+            return;
+        };
+        match resolve_collision(ours, session.config().router_id, remote_id) {
+            Collision::CloseIncoming => {
+                tracing::info!(peer = %self.peer, "BGP connection collision: AWS's connection closed");
+                inc.session.close(code::CEASE_COLLISION);
+                flush_and_shut(&mut inc.stream, &mut inc.session, &mut inc.pending);
+            }
+            Collision::KeepIncoming => {
+                if let Conn::Open(stream) = &mut self.conn {
+                    tracing::info!(peer = %self.peer, "BGP connection collision: ours closed, AWS's kept");
+                    session.close(code::CEASE_COLLISION);
+                    flush_and_shut(stream, session, &mut self.pending);
+                }
+                self.pending = inc.pending;
+                session.adopt(inc.session);
+                self.conn = Conn::Open(inc.stream);
+                self.retry_at = None;
+            }
         }
     }
 
@@ -83,6 +196,9 @@ impl BgpLink {
             self.reset(now);
         }
         self.retry_at = None;
+        if let Some(inc) = self.incoming.take() {
+            let _ = inc.stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// Connect, read, run timers, write: one tick of the session's I/O. `tunnel_up`: its Child SA
@@ -91,7 +207,13 @@ impl BgpLink {
         if !tunnel_up {
             return self.tunnel_down(now, session);
         }
-        if matches!(self.conn, Conn::None) && self.retry_at.is_none_or(|t| now >= t) {
+        self.listen();
+        self.accept(now, session);
+        self.resolve(now, session);
+        if matches!(self.conn, Conn::None)
+            && self.incoming.is_none()
+            && self.retry_at.is_none_or(|t| now >= t)
+        {
             if let Err(e) = self.start(now) {
                 tracing::debug!(peer = %self.peer, error = %e, "BGP connect failed");
                 self.reset(now);
@@ -144,6 +266,11 @@ impl BgpLink {
         }
         self.conn = Conn::None;
         self.pending.clear();
+        if let Some(mut inc) = self.incoming.take() {
+            inc.session.close(code::CEASE_ADMIN_SHUTDOWN);
+            flush_and_shut(&mut inc.stream, &mut inc.session, &mut inc.pending);
+        }
+        self.listener = None;
     }
 }
 
