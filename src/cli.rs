@@ -182,6 +182,20 @@ pub fn main() -> ExitCode {
 pub fn check(config: &std::path::Path, settings: Option<&std::path::Path>, json: bool) -> ExitCode {
     match crate::config::load(config, settings) {
         Ok((conn, settings)) => {
+            if let Some(problem) = crate::config::nothing_to_announce(&conn, &settings) {
+                // `cgwd run` would bring the tunnels and sessions up and AWS would route nothing
+                // back: valid to parse, not fit to run.
+                if json {
+                    let mut v = crate::config::report::json(&conn, &settings);
+                    v["valid"] = serde_json::Value::Bool(false);
+                    v["error"] = serde_json::Value::String(problem.clone());
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", crate::config::report::text(&conn, &settings));
+                }
+                eprintln!("cgwd check: error: {}: {problem}", config.display());
+                return ExitCode::from(crate::config::ConfigError::EXIT_STATUS);
+            }
             if json {
                 let v = crate::config::report::json(&conn, &settings);
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

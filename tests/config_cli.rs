@@ -15,6 +15,8 @@ fn cgwd(args: &[&str]) -> Output {
         .env_remove("CGWD_INTERFACE_NAME")
         .env_remove("CGWD_INTERFACE_MTU")
         .env_remove("CGWD_DPD_INTERVAL")
+        // The BGP samples need something to announce (see the test of that below).
+        .env("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/16")
         .output()
         .expect("run cgwd")
 }
@@ -159,4 +161,50 @@ fn binary_and_oversized_files_are_refused() {
     let out = cgwd(&["check", huge.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("larger than any AWS download"));
+}
+
+/// A BGP file with nothing to announce loads, but `cgwd run` would leave AWS without a route back:
+/// `cgwd check` says so (exit 2, the setting to use), shows the rest, and a static file does not
+/// need on-prem prefixes.
+#[test]
+fn a_bgp_file_with_nothing_to_announce_fails_check() {
+    let run = |file: &str, json: bool| {
+        let f = configs().join(file);
+        let mut args = vec!["check"];
+        if json {
+            args.push("--json");
+        }
+        args.push(f.to_str().unwrap());
+        Command::new(env!("CARGO_BIN_EXE_cgwd"))
+            .args(&args)
+            .env_remove("CGWD_ROUTING_ONPREM_CIDRS")
+            .env_remove("CGWD_BGP_SPEAKER")
+            .output()
+            .unwrap()
+    };
+    let out = run("lab.describe.json", false);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("lab.describe.json"), "{stderr}");
+    assert!(stderr.contains("routing.onprem_cidrs"), "{stderr}");
+    assert!(stderr.contains("nothing to announce"), "{stderr}");
+    assert!(
+        stdout.contains("Tunnel 1  AWS "),
+        "the rest still shown: {stdout}"
+    );
+    assert!(!stdout.contains("OK: "), "{stdout}");
+    let out = run("lab.describe.json", true);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert!(v["error"].as_str().unwrap().contains("routing.onprem_cidrs"));
+    let out = run("aws-static.xml", false);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

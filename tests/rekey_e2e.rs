@@ -69,6 +69,7 @@ fn check_names_the_lab_switch_and_shows_lab_mode() {
     let cgwd = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cgwd"))
             .args(args)
+            .env("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/16")
             .output()
             .unwrap()
     };

@@ -181,6 +181,23 @@ pub fn bgp_announced_max(settings: &Settings) -> usize {
     onprem.len() + halves
 }
 
+/// Why a dynamic-routing connection is not fit to run although it loads: the built-in speaker
+/// would announce nothing, so the tunnels and BGP sessions come up and AWS has no route back to
+/// on-prem. `cgwd check` fails on it; `cgwd run` starts and warns (the file alone brings the
+/// tunnels up, and a reload adding `routing.onprem_cidrs` fixes it without a restart).
+pub fn nothing_to_announce(conn: &VpnConnection, settings: &Settings) -> Option<String> {
+    let bgp = matches!(conn.routing, Routing::Bgp { .. });
+    (bgp && settings.bgp.speaker == BgpSpeaker::Builtin && settings.routing.onprem_cidrs.is_empty()).then(
+        || {
+            "a BGP connection with nothing to announce: routing.onprem_cidrs is empty, so AWS would \
+         learn no route back to on-prem; set it in the settings file ([routing] onprem_cidrs = \
+         [\"10.0.0.0/16\"]) or CGWD_ROUTING_ONPREM_CIDRS, or bgp.speaker = \"off\" to route \
+         nothing by BGP"
+                .to_string()
+        },
+    )
+}
+
 /// AWS's prefix limit against what a BGP connection would announce: refused beyond it (AWS would
 /// tear the session down), warned above 80 %.
 fn check_bgp_limits(file: &Path, conn: &VpnConnection, settings: &Settings) -> Result<(), ConfigError> {
