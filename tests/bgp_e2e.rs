@@ -73,11 +73,46 @@ impl Setup {
     }
 }
 
+/// How the lab is set up.
+#[derive(Clone, Copy)]
+struct Opts {
+    aws_as: u32,
+    cgw_as: u32,
+    /// BIRD plays AWS's BGP; else `cgwd emulate-aws` does (`bgp.speaker = "builtin"`).
+    bird: bool,
+    /// The BGP hold time in the file and BIRD's (AWS: 30 s).
+    hold: u16,
+    /// A second BIRD in the VPC namespace as the VPC's router, iBGP to AWS's: it originates
+    /// 10.101.0.0/16 and must learn the on-prem prefix.
+    vpc_router: bool,
+}
+
+impl Opts {
+    fn bird(aws_as: u32, cgw_as: u32) -> Opts {
+        Opts {
+            aws_as,
+            cgw_as,
+            bird: true,
+            hold: 30,
+            vpc_router: false,
+        }
+    }
+}
+
 /// BIRD as AWS in `aws_as`, our side in `cgw_as`. BIRD connects as well as accepts, as AWS
 /// does: with a router ID above cgwd's (its inside address) a collision keeps BIRD's connection,
 /// below it cgwd's.
-fn bird_conf(dir: &std::path::Path, aws_as: u32, cgw_as: u32) -> String {
+fn bird_conf(dir: &std::path::Path, o: Opts) -> String {
+    let (aws_as, cgw_as, hold) = (o.aws_as, o.cgw_as, o.hold);
     let router_id = if aws_as > 65535 { "250.0.0.1" } else { "10.100.0.1" };
+    let vpc_router = if o.vpc_router {
+        format!(
+            "protocol bgp vpc_router {{ local 10.100.0.1 as {aws_as}; neighbor 10.100.0.10 as {aws_as}; \
+             ipv4 {{ import all; export where proto ~ \"t*\"; next hop self; }}; }}\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"log "{log}" all;
 router id {router_id};
@@ -87,27 +122,45 @@ protocol kernel {{ ipv4 {{ import none; export where proto ~ "t*"; }}; }}
 protocol static vpc {{ ipv4; route 10.100.0.0/16 blackhole; }}
 template bgp aws {{
   local as {aws_as};
-  hold time 30;
-  keepalive time 10;
+  hold time {hold};
+  keepalive time {keepalive};
   start delay time 1;
   connect delay time 1;
-  ipv4 {{ import all; export where proto = "vpc"; next hop self; }};
+  ipv4 {{ import all; export where proto = "vpc" || proto = "vpc_router"; next hop self; }};
 }}
 protocol bgp t1 from aws {{ local 169.254.10.5 as {aws_as}; neighbor 169.254.10.6 as {cgw_as}; }}
 protocol bgp t2 from aws {{ local 169.254.20.9 as {aws_as}; neighbor 169.254.20.10 as {cgw_as}; }}
+{vpc_router}"#,
+        log = dir.join("bird.log").display(),
+        keepalive = (hold / 3).max(1),
+    )
+}
+
+/// The VPC's router: iBGP to AWS's BIRD, originating 10.101.0.0/16.
+fn vpc_router_conf(dir: &std::path::Path, aws_as: u32) -> String {
+    format!(
+        r#"log "{log}" all;
+router id 10.100.0.10;
+protocol device {{ scan time 1; }}
+protocol static subnets {{ ipv4; route 10.101.0.0/16 blackhole; }}
+protocol bgp aws {{
+  local 10.100.0.10 as {aws_as};
+  neighbor 10.100.0.1 as {aws_as};
+  ipv4 {{ import all; export where proto = "subnets"; }};
+}}
 "#,
-        log = dir.join("bird.log").display()
+        log = dir.join("bird-vpc.log").display()
     )
 }
 
 /// The lab with AWS in `aws_as` and us in `cgw_as` (the file's ASNs rewritten), BIRD as AWS's
 /// BGP side.
 fn setup(aws_as: u32, cgw_as: u32) -> Option<Setup> {
-    setup_with(aws_as, cgw_as, true)
+    setup_with(Opts::bird(aws_as, cgw_as))
 }
 
-/// `bird`: BIRD plays AWS's BGP; else `cgwd emulate-aws` does (`bgp.speaker = "builtin"`).
-fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
+fn setup_with(o: Opts) -> Option<Setup> {
+    let (aws_as, cgw_as, bird) = (o.aws_as, o.cgw_as, o.bird);
     if !is_root() {
         println!("SKIPPED: needs root");
         return None;
@@ -118,9 +171,10 @@ fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
     }
     let mut lab = Lab::create(
         format!(
-            "cgwd-bgp{}{}-{}",
+            "cgwd-bgp{}{}{}-{}",
             aws_as % 1000,
             u8::from(bird),
+            o.hold,
             std::process::id()
         ),
         false,
@@ -131,7 +185,11 @@ fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
         &config,
         CONFIG
             .replace("<asn>64512</asn>", &format!("<asn>{aws_as}</asn>"))
-            .replace("<asn>65000</asn>", &format!("<asn>{cgw_as}</asn>")),
+            .replace("<asn>65000</asn>", &format!("<asn>{cgw_as}</asn>"))
+            .replace(
+                "<hold_time>30</hold_time>",
+                &format!("<hold_time>{}</hold_time>", o.hold),
+            ),
     )
     .unwrap();
     let settings = |role: &str, extra: &str| {
@@ -170,8 +228,25 @@ fn setup_with(aws_as: u32, cgw_as: u32, bird: bool) -> Option<Setup> {
     });
     let mut s = s;
     if bird {
+        if o.vpc_router {
+            let conf = s.lab.dir.join("bird-vpc.conf");
+            std::fs::write(&conf, vpc_router_conf(&s.lab.dir, aws_as)).unwrap();
+            let (conf, ctl, pid) = (
+                conf.to_string_lossy().into_owned(),
+                s.lab.dir.join("bird-vpc.ctl").to_string_lossy().into_owned(),
+                s.lab.dir.join("bird-vpc.pid").to_string_lossy().into_owned(),
+            );
+            let vpc_ns = s.lab.ns("vpc");
+            s.lab
+                .spawn(
+                    &vpc_ns,
+                    &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
+                    "bird-vpc.out",
+                )
+                .expect("bird (VPC router)");
+        }
         let conf = s.lab.dir.join("bird.conf");
-        std::fs::write(&conf, bird_conf(&s.lab.dir, aws_as, cgw_as)).unwrap();
+        std::fs::write(&conf, bird_conf(&s.lab.dir, o)).unwrap();
         let (conf, ctl, pid) = (
             conf.to_string_lossy().into_owned(),
             s.lab.dir.join("bird.ctl").to_string_lossy().into_owned(),
@@ -376,10 +451,74 @@ fn four_octet_ases_on_both_sides() {
         .unwrap_or_else(|e| panic!("ping after the reset: {e}\n{}", s.logs()));
 }
 
+/// AWS's side as in a VPC: BIRD at AWS's end of both tunnels, iBGP to a second BIRD as the VPC's
+/// router. Hold time 6 s (keepalives every 2 s): the sessions stay up, unreset, across four hold
+/// times; a prefix the VPC router originates reaches cgwd through AWS, and the on-prem prefix
+/// reaches the VPC router.
+#[test]
+fn sessions_hold_and_routes_cross_to_the_vpc_router() {
+    let Some(s) = setup_with(Opts {
+        hold: 6,
+        vpc_router: true,
+        ..Opts::bird(64512, 65000)
+    }) else {
+        return;
+    };
+    let vpc_birdc = |args: &[&str]| {
+        let sock = s.lab.dir.join("bird-vpc.ctl").to_string_lossy().into_owned();
+        let mut argv = vec!["birdc", "-s", &sock];
+        argv.extend_from_slice(args);
+        s.lab.exec(&s.lab.ns("vpc"), &argv).unwrap_or_else(|e| e)
+    };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    s.wait(Duration::from_secs(10), "both BGP sessions Established", |s| {
+        s.established("t1") && s.established("t2")
+    });
+    s.wait(Duration::from_secs(10), "the VPC router's prefix at cgwd", |s| {
+        s.cgw_routes().contains("10.101.0.0/16 dev cgwd0")
+    });
+    s.wait(
+        Duration::from_secs(10),
+        "the on-prem prefix at the VPC router",
+        |_| vpc_birdc(&["show", "route", "for", "10.0.0.1"]).contains("10.0.0.0/16"),
+    );
+    let since = |s: &Setup| -> Vec<String> {
+        ["t1", "t2"]
+            .iter()
+            .map(|p| {
+                s.birdc(&["show", "protocols", p])
+                    .lines()
+                    .find(|l| l.starts_with(p))
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let before = since(&s);
+    std::thread::sleep(Duration::from_secs(4 * 6 + 1));
+    let after = since(&s);
+    assert_eq!(before, after, "a session was reset\n{}", s.logs());
+    assert!(after.iter().all(|l| l.contains("Established")), "{after:?}");
+    let v = s.status().unwrap();
+    for t in 0..2 {
+        let b = &v["tunnels"][t]["bgp"];
+        assert_eq!(b["state"], "established", "{v}");
+        assert_eq!(b["hold_time"], 6, "{v}");
+        assert!(b["uptime_secs"].as_u64().unwrap_or(0) >= 24, "{v}");
+    }
+    println!(
+        "sessions up {} s across four 6 s hold times; BIRD: {after:?}",
+        v["tunnels"][0]["bgp"]["uptime_secs"]
+    );
+}
+
 /// cgwd against `cgwd emulate-aws` speaking BGP as AWS (no BIRD): what `cgwd demo` shows.
 #[test]
 fn emulate_aws_speaks_bgp_as_aws() {
-    let Some(s) = setup_with(64512, 65000, false) else {
+    let Some(s) = setup_with(Opts {
+        bird: false,
+        ..Opts::bird(64512, 65000)
+    }) else {
         return;
     };
     s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);

@@ -485,6 +485,12 @@ impl ConnectionBgp {
             peer_as: cfg.peer_as,
             local_as: cfg.local_as,
             uptime_secs: self.since[id.index()].map(|s| now.saturating_duration_since(s).as_secs()),
+            hold_time: matches!(
+                session.state(),
+                crate::bgp::session::SessionState::OpenConfirm
+                    | crate::bgp::session::SessionState::Established
+            )
+            .then(|| session.hold_time()),
             prefixes_received: self.speaker.received(id) as u64,
             prefixes_advertised: if self.speaker.established(id) {
                 self.speaker.announcements(id).len() as u64

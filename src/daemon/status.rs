@@ -118,6 +118,10 @@ pub struct BgpStatus {
     pub local_as: u32,
     /// Seconds since Established.
     pub uptime_secs: Option<u64>,
+    /// The negotiated hold time (the smaller offer; keepalives every third of it), once the
+    /// peer's OPEN arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_time: Option<u16>,
     pub prefixes_received: u64,
     pub prefixes_advertised: u64,
     /// Why it last went down, if it did.
