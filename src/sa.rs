@@ -32,6 +32,14 @@ impl TunnelId {
     pub fn number(self) -> u8 {
         self.index() as u8 + 1
     }
+
+    /// The connection's other tunnel.
+    pub fn other(self) -> TunnelId {
+        match self {
+            TunnelId::One => TunnelId::Two,
+            TunnelId::Two => TunnelId::One,
+        }
+    }
 }
 
 impl std::fmt::Display for TunnelId {

@@ -85,6 +85,8 @@ struct Opts {
     /// A second BIRD in the VPC namespace as the VPC's router, iBGP to AWS's: it originates
     /// 10.101.0.0/16 and must learn the on-prem prefix.
     vpc_router: bool,
+    /// `bgp.speaker = "external"`: BIRD in the customer gateway's namespace speaks for us.
+    external: bool,
 }
 
 impl Opts {
@@ -95,6 +97,7 @@ impl Opts {
             bird: true,
             hold: 30,
             vpc_router: false,
+            external: false,
         }
     }
 }
@@ -171,10 +174,12 @@ fn setup_with(o: Opts) -> Option<Setup> {
     }
     let mut lab = Lab::create(
         format!(
-            "cgwd-bgp{}{}{}-{}",
+            "cgwd-bgp{}{}{}{}{}-{}",
             aws_as % 1000,
             u8::from(bird),
             o.hold,
+            u8::from(o.vpc_router),
+            u8::from(o.external),
             std::process::id()
         ),
         false,
@@ -206,7 +211,11 @@ fn setup_with(o: Opts) -> Option<Setup> {
     };
     let cgw = settings(
         "cgwd",
-        "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        if o.external {
+            "[bgp]\nspeaker = \"external\"\n"
+        } else {
+            "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[bgp]\nspeaker = \"builtin\"\n"
+        },
     );
     let aws = if bird {
         // BIRD speaks for AWS: emulate-aws keeps to IKE and ESP.
@@ -509,6 +518,117 @@ fn sessions_hold_and_routes_cross_to_the_vpc_router() {
     println!(
         "sessions up {} s across four 6 s hold times; BIRD: {after:?}",
         v["tunnels"][0]["bgp"]["uptime_secs"]
+    );
+}
+
+/// The customer gateway's own BIRD with `bgp.speaker = "external"`, preferring tunnel 2 (local
+/// preference), against BIRD as AWS.
+fn customer_bird_conf(dir: &std::path::Path) -> String {
+    format!(
+        r#"log "{log}" all;
+router id 10.0.1.1;
+protocol device {{ scan time 1; }}
+# What BGP learned goes into the kernel: BIRD's choice is the route.
+protocol kernel {{ ipv4 {{ import none; export where proto ~ "aws*"; }}; }}
+protocol static onprem {{ ipv4; route 10.0.0.0/16 blackhole; }}
+template bgp aws {{
+  local as 65000;
+  hold time 30;
+  keepalive time 10;
+  ipv4 {{ import all; export where proto = "onprem"; }};
+}}
+protocol bgp aws1 from aws {{ local 169.254.10.6 as 65000; neighbor 169.254.10.5 as 64512; }}
+protocol bgp aws2 from aws {{
+  local 169.254.20.10 as 65000; neighbor 169.254.20.9 as 64512;
+  ipv4 {{ import filter {{ bgp_local_pref = 200; accept; }}; export where proto = "onprem"; }};
+}}
+"#,
+        log = dir.join("bird-cgw.log").display()
+    )
+}
+
+/// `bgp.speaker = "external"`: cgwd makes a device per tunnel (cgwd0-1, cgwd0-2) with its inside
+/// address; BIRD in the customer gateway's namespace peers with AWS's BIRD over them and installs
+/// the VPC route through the tunnel it prefers (tunnel 2, against cgwd's own default of tunnel 1),
+/// and the data plane sends on-prem → VPC traffic through that tunnel.
+#[test]
+fn external_speaker_bird_on_the_gateway_chooses_the_tunnel() {
+    let Some(mut s) = setup_with(Opts {
+        external: true,
+        ..Opts::bird(64512, 65000)
+    }) else {
+        return;
+    };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    let devices = s
+        .lab
+        .exec(&s.lab.ns("cgw"), &["ip", "-4", "addr", "show"])
+        .unwrap_or_default();
+    assert!(
+        devices.contains("169.254.10.6/30") && devices.contains("cgwd0-1"),
+        "{devices}"
+    );
+    let conf = s.lab.dir.join("bird-cgw.conf");
+    std::fs::write(&conf, customer_bird_conf(&s.lab.dir)).unwrap();
+    let (conf, ctl, pid) = (
+        conf.to_string_lossy().into_owned(),
+        s.lab.dir.join("bird-cgw.ctl").to_string_lossy().into_owned(),
+        s.lab.dir.join("bird-cgw.pid").to_string_lossy().into_owned(),
+    );
+    let cgw_ns = s.lab.ns("cgw");
+    s.lab
+        .spawn(
+            &cgw_ns,
+            &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
+            "bird-cgw.out",
+        )
+        .expect("bird on the customer gateway");
+    let took = s.wait(Duration::from_secs(20), "both sessions Established", |s| {
+        s.established("t1") && s.established("t2")
+    });
+    println!(
+        "BIRD ↔ BIRD over cgwd's tunnel devices Established {} ms after BIRD started",
+        took.as_millis()
+    );
+    let kernel_route = |s: &Setup| {
+        s.lab
+            .exec(&s.lab.ns("cgw"), &["ip", "route", "show", "10.100.0.0/16"])
+            .unwrap_or_default()
+    };
+    s.wait(
+        Duration::from_secs(10),
+        "BIRD's VPC route via tunnel 2's device",
+        |s| kernel_route(s).contains("dev cgwd0-2"),
+    );
+    let out_packets = |s: &Setup| -> [u64; 2] {
+        let v = s.status().unwrap_or_default();
+        [0, 1].map(|t| v["tunnels"][t]["traffic"]["packets_out"].as_u64().unwrap_or(0))
+    };
+    // Each tunnel also carries cgwd's liveness probes and BGP keepalives: tunnel 2 must carry
+    // the pings on top, tunnel 1 only that background.
+    let before = out_packets(&s);
+    s.lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &["ping", "-c", "200", "-i", "0.01", "-W", "2", "10.100.0.10"],
+        )
+        .unwrap_or_else(|e| panic!("ping on-prem → VPC over BIRD's route: {e}\n{}", s.logs()));
+    s.wait(Duration::from_secs(5), "the pings counted on tunnel 2", |s| {
+        out_packets(s)[1] >= before[1] + 200
+    });
+    let after = out_packets(&s);
+    let sent = [after[0] - before[0], after[1] - before[1]];
+    println!(
+        "packets out during 200 pings: tunnel 1 {}, tunnel 2 {}",
+        sent[0], sent[1]
+    );
+    assert!(sent[0] < 100, "tunnel 1 carried the pings: {sent:?}");
+    // The on-prem prefix reached AWS from the customer's BIRD.
+    assert!(
+        s.birdc(&["show", "route", "for", "10.0.0.1"])
+            .contains("10.0.0.0/16"),
+        "{}",
+        s.logs()
     );
 }
 

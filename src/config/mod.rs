@@ -134,6 +134,7 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
     let settings = settings?;
     let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
     check_together(&raw, &settings, &settings_file)?;
+    check_device_names(&settings, &settings_file, raw.len())?;
     if limits.short_lifetimes {
         tracing::warn!(
             "lab.allow_short_lifetimes is set: lifetimes below AWS's minimums are accepted; \
@@ -181,6 +182,38 @@ pub fn bgp_announced_max(settings: &Settings) -> usize {
     onprem.len() + halves
 }
 
+/// The TUN device of the tunnel at data-plane slot `slot` with `bgp.speaker = "external"`:
+/// `<interface>-<slot + 1>` (`cgwd0-1`, `cgwd0-2` for the first connection's tunnels, `cgwd0-3`
+/// for the second's tunnel 1 …), numbered like AWS's VTI recipes number theirs.
+pub fn tunnel_device_name(interface: &str, slot: usize) -> String {
+    format!("{interface}-{}", slot + 1)
+}
+
+/// With `bgp.speaker = "external"` every tunnel's device name must fit the kernel's 15 bytes.
+fn check_device_names(
+    settings: &Settings,
+    settings_file: &Path,
+    connections: usize,
+) -> Result<(), ConfigError> {
+    if settings.bgp.speaker != BgpSpeaker::External {
+        return Ok(());
+    }
+    let longest = tunnel_device_name(&settings.interface.name, 2 * connections.max(1) - 1);
+    if longest.len() > 15 {
+        return Err(ConfigError::invalid(
+            settings_file,
+            Problem::SettingsValue,
+            "interface.name",
+            format!(
+                "`{}` is too long for bgp.speaker = \"external\": its tunnel devices are named like `{longest}`, over the kernel's 15 characters",
+                settings.interface.name
+            ),
+            "choose a shorter interface.name (e.g. \"cgwd0\")",
+        ));
+    }
+    Ok(())
+}
+
 /// Why a dynamic-routing connection is not fit to run although it loads: the built-in speaker
 /// would announce nothing, so the tunnels and BGP sessions come up and AWS has no route back to
 /// on-prem. `cgwd check` fails on it; `cgwd run` starts and warns (the file alone brings the
@@ -201,7 +234,7 @@ pub fn nothing_to_announce(conn: &VpnConnection, settings: &Settings) -> Option<
 /// AWS's prefix limit against what a BGP connection would announce: refused beyond it (AWS would
 /// tear the session down), warned above 80 %.
 fn check_bgp_limits(file: &Path, conn: &VpnConnection, settings: &Settings) -> Result<(), ConfigError> {
-    if !matches!(conn.routing, Routing::Bgp { .. }) || settings.bgp.speaker == BgpSpeaker::Off {
+    if !matches!(conn.routing, Routing::Bgp { .. }) || settings.bgp.speaker != BgpSpeaker::Builtin {
         return Ok(());
     }
     let (max, limit) = (bgp_announced_max(settings), bgp_prefix_limit(conn));

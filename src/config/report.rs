@@ -57,7 +57,16 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
                 s,
                 "  routing            BGP: customer ASN {customer_asn}, AWS ASN {aws_asn}, hold time {hold_time} s"
             );
-            if settings.bgp.speaker != super::BgpSpeaker::Off && settings.routing.onprem_cidrs.is_empty() {
+            if settings.bgp.speaker == super::BgpSpeaker::External {
+                let _ = writeln!(
+                    s,
+                    "  BGP speaker        external (bgp.speaker): your BGP daemon peers with AWS over devices {}, {}",
+                    super::tunnel_device_name(&settings.interface.name, 0),
+                    super::tunnel_device_name(&settings.interface.name, 1),
+                );
+            } else if settings.bgp.speaker != super::BgpSpeaker::Off
+                && settings.routing.onprem_cidrs.is_empty()
+            {
                 let _ = writeln!(
                     s,
                     "  BGP announces      nothing: set routing.onprem_cidrs, or AWS has no route back to on-prem"

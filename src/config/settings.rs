@@ -46,6 +46,10 @@ pub enum BgpSpeaker {
     /// connection.
     #[default]
     Builtin,
+    /// The user's own BGP daemon (BIRD, FRR) on this host: cgwd gives every tunnel its own TUN
+    /// device with its inside address (`<interface.name>-<N>`, like AWS's VTI recipes), the
+    /// daemon peers over them, and what a device's routes send into it goes into its tunnel.
+    External,
 }
 
 impl FromStr for BgpSpeaker {
@@ -54,7 +58,8 @@ impl FromStr for BgpSpeaker {
         match s.trim() {
             "off" => Ok(Self::Off),
             "builtin" => Ok(Self::Builtin),
-            other => Err(format!("unknown bgp.speaker `{other}` (off, builtin)")),
+            "external" => Ok(Self::External),
+            other => Err(format!("unknown bgp.speaker `{other}` (off, builtin, external)")),
         }
     }
 }

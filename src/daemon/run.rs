@@ -372,6 +372,8 @@ struct Daemon {
     daemon_settings: Settings,
     setup: ConnectionSetup,
     ifindex: u32,
+    /// `bgp.speaker = "external"`: each tunnel's own device, by slot (its inside address is there).
+    device_ifindex: HashMap<usize, u32>,
     /// Tunnels a reload changed, re-established one at a time: (VPN ID, tunnel).
     reconfigure: std::collections::VecDeque<(String, TunnelId)>,
     /// The one being re-established, and since when.
@@ -601,6 +603,20 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         Role::Aws(a) => Some(a.tunnel),
     };
     let served = TunnelId::BOTH.map(|id| aws.is_none_or(|t| t == id));
+    // The user's BGP daemon chooses the tunnel (its routes into each tunnel's device): every live
+    // tunnel carries what is routed into it, whatever failover.policy says.
+    let external = aws.is_none() && settings.bgp.speaker == crate::config::BgpSpeaker::External;
+    if external {
+        for (conn, s) in &mut list {
+            if s.failover.policy != crate::config::FailoverPolicy::ActiveActive {
+                tracing::info!(
+                    vpn = %conn.id,
+                    "bgp.speaker = \"external\": your BGP daemon's routes choose the tunnel; failover.policy is active-active"
+                );
+                s.failover.policy = crate::config::FailoverPolicy::ActiveActive;
+            }
+        }
+    }
     preflight()?;
     let Some((first_conn, _)) = list.first() else {
         return Err(StartError::Other("no VPN connection given".into()));
@@ -632,7 +648,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
                 "routing.onprem_cidrs is empty: BGP announces nothing, so AWS has no route back to on-prem"
             );
         }
-        if aws.is_none() && !bgp && s.routing.vpc_cidrs.is_empty() {
+        if aws.is_none() && !bgp && !external && s.routing.vpc_cidrs.is_empty() {
             tracing::warn!(
                 vpn = %conn.id,
                 "routing.vpc_cidrs is empty: cgwd installs no routes for this connection; route the VPC networks to {} yourself",
@@ -647,14 +663,14 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         .min()
         .unwrap_or(1400);
     let mut addresses = Vec::new();
-    for (conn, _) in &list {
+    for (ci, (conn, _)) in list.iter().enumerate() {
         for t in conn.tunnels.iter().filter(|t| served[t.id.index()]) {
             let ours = if aws.is_some() {
                 t.aws_inside()
             } else {
                 t.customer_inside()
             };
-            addresses.push((ours, t.inside.prefix_len()));
+            addresses.push((TunnelKey::new(ci as u16, t.id), ours, t.inside.prefix_len()));
         }
     }
     let tun = Arc::new(
@@ -670,11 +686,30 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         )))?,
     );
     let ifindex = tun.if_index().map_err(StartError::io("TUN interface index"))?;
+    // bgp.speaker = "external": a device per tunnel, with the tunnel's inside address on it.
+    let mut devices: Vec<(TunnelKey, Arc<Tun>)> = Vec::new();
+    let mut device_ifindex = HashMap::new();
+    if external {
+        for &(key, _, _) in &addresses {
+            let name = crate::config::tunnel_device_name(&settings.interface.name, key.slot());
+            let dev = Tun::create(&TunConfig {
+                name: name.clone(),
+                mtu,
+                addresses: Vec::new(),
+                offload: true,
+            })
+            .map_err(StartError::io(format!("creating TUN device {name}")))?;
+            let index = dev.if_index().map_err(StartError::io("TUN interface index"))?;
+            device_ifindex.insert(key.slot(), index);
+            devices.push((key, Arc::new(dev)));
+        }
+    }
     let mut router = Router::new(Vec::new(), ifindex).map_err(|e| StartError::Other(e.to_string()))?;
-    for &(addr, prefix) in &addresses {
+    for &(key, addr, prefix) in &addresses {
         let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
+        let index = device_ifindex.get(&key.slot()).copied().unwrap_or(ifindex);
         router
-            .add_address(net, ifindex)
+            .add_address(net, index)
             .map_err(|e| StartError::Other(e.to_string()))?;
     }
 
@@ -690,12 +725,13 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         keepalive: Some(KEEPALIVE_INTERVAL),
         answer_wait: settings.answer_wait(),
     };
-    let dataplane = Dataplane::spawn(
+    let dataplane = Dataplane::spawn_with_devices(
         dp_config,
         tun.clone(),
         udp4500.clone(),
         shared.clone(),
         Some(ike_tx),
+        &devices,
     )
     .map_err(StartError::io("starting data-plane workers"))?;
 
@@ -704,7 +740,15 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     let control = ControlServer::start(&settings.control.socket, status.clone(), command_tx)
         .map_err(|e| StartError::Other(e.to_string()))?;
 
-    let icmp = match RawIcmp::open().and_then(|s| s.bind_to_device(tun.name()).map(|()| s)) {
+    // With a device per tunnel, each probe leaves through its tunnel's device and the answer comes
+    // back there: the socket is bound to no device then.
+    let icmp = match RawIcmp::open().and_then(|s| {
+        if external {
+            Ok(s)
+        } else {
+            s.bind_to_device(tun.name()).map(|()| s)
+        }
+    }) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "no raw ICMP socket: liveness probes off, failover relies on DPD");
@@ -776,6 +820,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         daemon_settings,
         setup,
         ifindex,
+        device_ifindex,
         reconfigure: Default::default(),
         reconfiguring: None,
         draining: Vec::new(),
@@ -816,6 +861,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         tracing::warn!(error = %e, "removing routes and addresses");
     }
     drop(tun);
+    drop(devices);
     tracing::info!("cgwd stopped");
     result
 }
@@ -1712,6 +1758,14 @@ impl Daemon {
         self.publish_status(now);
     }
 
+    /// The device a tunnel's inside address is on.
+    fn inside_ifindex(&self, key: TunnelKey) -> u32 {
+        self.device_ifindex
+            .get(&key.slot())
+            .copied()
+            .unwrap_or(self.ifindex)
+    }
+
     fn try_reload(&mut self, now: Instant) -> Result<String, String> {
         if self.aws_role {
             return Err("cgwd emulate-aws does not reload: restart it".into());
@@ -1747,6 +1801,12 @@ impl Daemon {
         let running: Vec<(&VpnConnection, &Settings)> =
             self.connections.iter().map(|c| (&c.conn, &c.settings)).collect();
         let plan = super::reload::plan(&running, &loaded.connections);
+        if !self.device_ifindex.is_empty() && (!plan.added.is_empty() || !plan.removed.is_empty()) {
+            return Err(
+                "with bgp.speaker = \"external\" every tunnel's device is made at start: adding or removing a VPN connection needs a restart"
+                    .into(),
+            );
+        }
         self.free_drained_slots();
         let mut used: Vec<u16> = self.connections.iter().map(|c| c.slot).collect();
         used.extend(self.draining.iter().map(|(s, _)| *s));
@@ -1792,7 +1852,7 @@ impl Daemon {
                 now,
             )?;
             for t in &c.tunnels {
-                if let Err(e) = self.router.add_address(t.inside, self.ifindex) {
+                if let Err(e) = self.router.add_address(t.inside, self.inside_ifindex(t.key)) {
                     tracing::warn!(error = %e, inside = %t.inside, "adding an inside address");
                 }
             }
@@ -1860,7 +1920,7 @@ impl Daemon {
             self.shared.set_peer(t.key, None);
             self.shared.set_aws_inside(t.key, None);
             self.shared.sas.remove_tunnel(t.key);
-            if let Err(e) = self.router.remove_address(t.inside, self.ifindex) {
+            if let Err(e) = self.router.remove_address(t.inside, self.inside_ifindex(t.key)) {
                 tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
             }
         }
@@ -1901,13 +1961,14 @@ impl Daemon {
             let cfg = Arc::new(cfg);
             let tc = c.conn.tunnel(tunnel).clone();
             let interval = c.monitor.timers.probe_interval;
+            let ifindex = self.inside_ifindex(key);
             let t = &mut self.connections[ci].tunnels[tunnel.index()];
             let inside = Ipv4Net::new(tc.customer_inside(), tc.inside.prefix_len()).unwrap_or(tc.inside);
             if inside != t.inside {
-                if let Err(e) = self.router.remove_address(t.inside, self.ifindex) {
+                if let Err(e) = self.router.remove_address(t.inside, ifindex) {
                     tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
                 }
-                if let Err(e) = self.router.add_address(inside, self.ifindex) {
+                if let Err(e) = self.router.add_address(inside, ifindex) {
                     tracing::warn!(error = %e, %inside, "adding an inside address");
                 }
                 use crate::crypto::Random;

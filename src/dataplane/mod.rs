@@ -369,10 +369,12 @@ fn prefer_wakeup_latency() {
     }
 }
 
-/// The two running data-plane threads ([`workers`]).
+/// The two running data-plane threads ([`workers`]), and one TX thread per tunnel device.
 pub struct Dataplane {
     shared: Arc<Shared>,
     threads: [Option<JoinHandle<()>>; 2],
+    /// One per tunnel with its own device (`bgp.speaker = "external"`).
+    device_threads: Vec<JoinHandle<()>>,
 }
 
 impl Dataplane {
@@ -384,9 +386,43 @@ impl Dataplane {
         shared: Arc<Shared>,
         ike: Option<SyncSender<IkeDatagram>>,
     ) -> io::Result<Self> {
+        Self::spawn_with_devices(config, tun, udp, shared, ike, &[])
+    }
+
+    /// [`Self::spawn`], with tunnels that have their own device (`bgp.speaker = "external"`):
+    /// what the kernel routes into a tunnel's device goes into that tunnel, each device read by a
+    /// thread of its own (a device per tunnel is for the user's BGP daemon and its route choice,
+    /// not for speed: the shared device keeps the batched two-thread path), and what the tunnel
+    /// brings in is written to its device.
+    pub fn spawn_with_devices(
+        config: DataplaneConfig,
+        tun: Arc<Tun>,
+        udp: Arc<UdpSocket>,
+        shared: Arc<Shared>,
+        ike: Option<SyncSender<IkeDatagram>>,
+        devices: &[(TunnelKey, Arc<Tun>)],
+    ) -> io::Result<Self> {
+        let mut device_threads = Vec::with_capacity(devices.len());
+        for (key, dev) in devices {
+            let worker =
+                tx::TxWorker::new(config.clone(), dev.clone(), udp.clone(), shared.clone()).for_tunnel(*key);
+            let spawned = std::thread::Builder::new()
+                .name(format!("cgwd-tx{}", key.slot() + 1))
+                .spawn(move || run_device(worker));
+            match spawned {
+                Ok(h) => device_threads.push(h),
+                Err(e) => {
+                    shared.request_stop();
+                    for h in device_threads {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let workers = Arc::new(workers::Workers::new(
             tx::TxWorker::new(config.clone(), tun.clone(), udp.clone(), shared.clone()),
-            rx::RxWorker::new(config.clone(), tun, udp, shared.clone(), ike),
+            rx::RxWorker::new(config.clone(), tun, udp, shared.clone(), ike).with_devices(devices),
             shared.clone(),
             config.answer_wait,
         )?);
@@ -411,6 +447,7 @@ impl Dataplane {
         Ok(Dataplane {
             shared,
             threads: [Some(lead), Some(helper)],
+            device_threads,
         })
     }
 
@@ -428,6 +465,25 @@ impl Dataplane {
         for h in self.threads.iter_mut().filter_map(Option::take) {
             h.thread().unpark();
             let _ = h.join();
+        }
+        for h in self.device_threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A tunnel device's TX thread: step while there is work, else wait for the device (at most
+/// [`POLL_INTERVAL`], to notice a stop).
+fn run_device(mut worker: tx::TxWorker) {
+    let fd = worker.tun_fd();
+    let shared = worker.shared().clone();
+    while !shared.stopping() {
+        match worker.step() {
+            tx::Step::Worked { .. } => {}
+            tx::Step::Idle => {
+                let _ = crate::io::poll_any(&[fd], POLL_INTERVAL);
+            }
+            tx::Step::Closed => break,
         }
     }
 }

@@ -35,6 +35,11 @@ pub struct RxWorker {
     reader: SaReader,
     batch: RecvBatch,
     out: TunWriteBatch,
+    /// Tunnels' own devices by slot (`bgp.speaker = "external"`; empty otherwise): a tunnel's
+    /// inner packets are written to its device, so they arrive where its BGP session and routes are.
+    devices: Vec<Option<Arc<Tun>>>,
+    /// The slot whose device `out` is for (None: the shared device).
+    out_device: Option<usize>,
     error_log: RateLimit,
 }
 
@@ -62,6 +67,8 @@ impl RxWorker {
             reader: shared.sas.reader(),
             batch: RecvBatch::new(RECV_BATCH),
             out: TunWriteBatch::new(IDEAL_BATCH_SIZE),
+            devices: Vec::new(),
+            out_device: None,
             error_log: RateLimit::new(Duration::from_secs(5)),
             config,
             tun,
@@ -69,6 +76,18 @@ impl RxWorker {
             shared,
             ike,
         }
+    }
+
+    /// Tunnels with their own device: their packets go there.
+    pub fn with_devices(mut self, devices: &[(crate::sa::TunnelKey, Arc<Tun>)]) -> Self {
+        for (key, tun) in devices {
+            let slot = key.slot();
+            if self.devices.len() <= slot {
+                self.devices.resize(slot + 1, None);
+            }
+            self.devices[slot] = Some(tun.clone());
+        }
+        self
     }
 
     pub fn udp_fd(&self) -> std::os::fd::RawFd {
@@ -149,8 +168,16 @@ impl RxWorker {
                         {
                             stats.mss_clamped.fetch_add(1, Relaxed);
                         }
+                        let device = Some(opened.tunnel.slot())
+                            .filter(|&s| self.devices.get(s).is_some_and(Option::is_some));
+                        if device != self.out_device {
+                            let tun = device_of(&self.tun, &self.devices, self.out_device);
+                            flush(tun, &mut self.out, &self.shared);
+                            self.out_device = device;
+                        }
                         if !self.out.push(inner) {
-                            flush(&self.tun, &mut self.out, &self.shared);
+                            let tun = device_of(&self.tun, &self.devices, self.out_device);
+                            flush(tun, &mut self.out, &self.shared);
                             self.out.push(inner);
                         }
                     }
@@ -165,8 +192,14 @@ impl RxWorker {
     }
 
     fn flush(&mut self) {
-        flush(&self.tun, &mut self.out, &self.shared);
+        let tun = device_of(&self.tun, &self.devices, self.out_device);
+        flush(tun, &mut self.out, &self.shared);
     }
+}
+
+/// The device of tunnel slot `slot` (None, or no device of its own: the shared one).
+fn device_of<'a>(shared: &'a Tun, devices: &'a [Option<Arc<Tun>>], slot: Option<usize>) -> &'a Tun {
+    slot.and_then(|s| devices.get(s)?.as_deref()).unwrap_or(shared)
 }
 
 fn flush(tun: &Tun, out: &mut TunWriteBatch, shared: &Shared) {

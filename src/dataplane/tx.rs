@@ -107,6 +107,9 @@ pub struct TxWorker {
     /// goes out at once, without one more read looking for company.
     was_idle: bool,
     error_log: clock::RateLimit,
+    /// A tunnel's own device (`bgp.speaker = "external"`): what the kernel routed into it goes
+    /// into that tunnel, not through the prefix table.
+    fixed: Option<TunnelKey>,
 }
 
 /// What [`TxWorker::step`] found.
@@ -138,11 +141,23 @@ impl TxWorker {
             icmp_budget: IcmpBudget::new(),
             was_idle: true,
             error_log: clock::RateLimit::new(Duration::from_secs(5)),
+            fixed: None,
             config,
             tun,
             udp,
             shared,
         }
+    }
+
+    /// The worker of tunnel `key`'s own device: its packets go into that tunnel (see
+    /// [`fixed_route`] for the one exception).
+    pub fn for_tunnel(mut self, key: TunnelKey) -> Self {
+        self.fixed = Some(key);
+        self
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub fn tun_fd(&self) -> std::os::fd::RawFd {
@@ -242,7 +257,11 @@ impl TxWorker {
                 stats.tx_not_tunnelable.fetch_add(1, Relaxed);
                 continue;
             }
-            let Some(tunnel) = route(&routes, &mut last, &self.shared, dst, flow_hash(pkt)) else {
+            let chosen = match self.fixed {
+                Some(key) => fixed_route(&self.shared, key, dst),
+                None => route(&routes, &mut last, &self.shared, dst, flow_hash(pkt)),
+            };
+            let Some(tunnel) = chosen else {
                 stats.tx_no_tunnel.fetch_add(1, Relaxed);
                 continue;
             };
@@ -424,6 +443,19 @@ fn route(
     Some(t)
 }
 
+/// The tunnel for a packet the kernel routed into tunnel `key`'s own device: that tunnel while
+/// failover lets it carry traffic (with `bgp.speaker = "external"` every live tunnel does), else
+/// the connection's other tunnel if that one can. The user's BGP daemon moves its routes only
+/// when its hold timer expires (AWS: 30 s); cgwd's failover knows in about a second. Packets to
+/// the tunnel's own far inside address (the BGP session) never move.
+fn fixed_route(shared: &Shared, key: TunnelKey, dst: IpAddr) -> Option<TunnelKey> {
+    if shared.usable(key) || shared.aws_inside(key).is_some_and(|a| IpAddr::V4(a) == dst) {
+        return Some(key);
+    }
+    let other = TunnelKey::new(key.conn, key.id.other());
+    shared.usable(other).then_some(other)
+}
+
 fn count_seal_error(shared: &Shared, e: SealError) {
     let stats = &shared.stats;
     match e {
@@ -453,6 +485,35 @@ fn send_icmp_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tunnel's own device (`bgp.speaker = "external"`): its tunnel while alive, the other one
+    /// of the connection while it is dead, never the other one for its BGP peer's address.
+    #[test]
+    fn a_tunnel_device_follows_its_tunnel_and_falls_back_to_the_other() {
+        use crate::sa::TunnelId;
+        let shared = Shared::new(Arc::new(crate::esp::SaTable::new()));
+        let (one, two) = (TunnelKey::new(3, TunnelId::One), TunnelKey::new(3, TunnelId::Two));
+        let peer = std::net::Ipv4Addr::new(169, 254, 10, 5);
+        shared.set_aws_inside(one, Some(peer));
+        let vpc: IpAddr = "10.100.0.10".parse().unwrap();
+        shared.set_usable(one, true);
+        shared.set_usable(two, true);
+        assert_eq!(fixed_route(&shared, one, vpc), Some(one));
+        assert_eq!(fixed_route(&shared, two, vpc), Some(two));
+        shared.set_usable(one, false);
+        assert_eq!(
+            fixed_route(&shared, one, vpc),
+            Some(two),
+            "dead: the other tunnel"
+        );
+        assert_eq!(
+            fixed_route(&shared, one, IpAddr::V4(peer)),
+            Some(one),
+            "BGP stays"
+        );
+        shared.set_usable(two, false);
+        assert_eq!(fixed_route(&shared, one, vpc), None);
+    }
 
     #[test]
     fn icmp_budget_allows_a_burst_then_the_refill_rate() {
