@@ -22,6 +22,27 @@ struct Setup {
 }
 
 impl Setup {
+    /// BIRD in namespace `role` with configuration `conf`, its files named `name`.{conf,ctl,pid,out}.
+    fn spawn_bird(&mut self, role: &str, name: &str, conf: &str) {
+        let file = |ext: &str| {
+            self.lab
+                .dir
+                .join(format!("{name}.{ext}"))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let (path, ctl, pid) = (file("conf"), file("ctl"), file("pid"));
+        std::fs::write(&path, conf).unwrap();
+        let ns = self.lab.ns(role);
+        self.lab
+            .spawn(
+                &ns,
+                &["bird", "-f", "-c", &path, "-s", &ctl, "-P", &pid],
+                &format!("{name}.out"),
+            )
+            .unwrap_or_else(|e| panic!("bird in {role}: {e}"));
+    }
+
     fn birdc(&self, args: &[&str]) -> String {
         let sock = self.lab.dir.join("bird.ctl").to_string_lossy().into_owned();
         let mut argv = vec!["birdc", "-s", &sock];
@@ -238,36 +259,10 @@ fn setup_with(o: Opts) -> Option<Setup> {
     let mut s = s;
     if bird {
         if o.vpc_router {
-            let conf = s.lab.dir.join("bird-vpc.conf");
-            std::fs::write(&conf, vpc_router_conf(&s.lab.dir, aws_as)).unwrap();
-            let (conf, ctl, pid) = (
-                conf.to_string_lossy().into_owned(),
-                s.lab.dir.join("bird-vpc.ctl").to_string_lossy().into_owned(),
-                s.lab.dir.join("bird-vpc.pid").to_string_lossy().into_owned(),
-            );
-            let vpc_ns = s.lab.ns("vpc");
-            s.lab
-                .spawn(
-                    &vpc_ns,
-                    &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
-                    "bird-vpc.out",
-                )
-                .expect("bird (VPC router)");
+            s.spawn_bird("vpc", "bird-vpc", &vpc_router_conf(&s.lab.dir, aws_as));
         }
-        let conf = s.lab.dir.join("bird.conf");
-        std::fs::write(&conf, bird_conf(&s.lab.dir, o)).unwrap();
-        let (conf, ctl, pid) = (
-            conf.to_string_lossy().into_owned(),
-            s.lab.dir.join("bird.ctl").to_string_lossy().into_owned(),
-            s.lab.dir.join("bird.pid").to_string_lossy().into_owned(),
-        );
-        s.lab
-            .spawn(
-                &aws_ns,
-                &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
-                "bird.out",
-            )
-            .expect("bird");
+        let conf = bird_conf(&s.lab.dir, o);
+        s.spawn_bird("aws", "bird", &conf);
     }
     let cgw_ns = s.lab.ns("cgw");
     s.lab
@@ -568,21 +563,8 @@ fn external_speaker_bird_on_the_gateway_chooses_the_tunnel() {
         devices.contains("169.254.10.6/30") && devices.contains("cgwd0-1"),
         "{devices}"
     );
-    let conf = s.lab.dir.join("bird-cgw.conf");
-    std::fs::write(&conf, customer_bird_conf(&s.lab.dir)).unwrap();
-    let (conf, ctl, pid) = (
-        conf.to_string_lossy().into_owned(),
-        s.lab.dir.join("bird-cgw.ctl").to_string_lossy().into_owned(),
-        s.lab.dir.join("bird-cgw.pid").to_string_lossy().into_owned(),
-    );
-    let cgw_ns = s.lab.ns("cgw");
-    s.lab
-        .spawn(
-            &cgw_ns,
-            &["bird", "-f", "-c", &conf, "-s", &ctl, "-P", &pid],
-            "bird-cgw.out",
-        )
-        .expect("bird on the customer gateway");
+    let conf = customer_bird_conf(&s.lab.dir);
+    s.spawn_bird("cgw", "bird-cgw", &conf);
     let took = s.wait(Duration::from_secs(20), "both sessions Established", |s| {
         s.established("t1") && s.established("t2")
     });
