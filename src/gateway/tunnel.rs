@@ -139,7 +139,7 @@ impl Tunnel {
         }
     }
 
-    fn id(&self) -> TunnelKey {
+    pub(super) fn id(&self) -> TunnelKey {
         self.spec.cfg.tunnel
     }
 
@@ -708,6 +708,21 @@ impl Tunnel {
             }
             None => false,
         }
+    }
+
+    /// The data plane refused the Child SA `inbound`: the IKE SA holding it (the tunnel's, or AWS's
+    /// newer one waiting to take over) is deleted. False if neither holds it.
+    pub(super) fn child_refused(&mut self, now: Instant, inbound: EspSpi, why: &str) -> bool {
+        if self
+            .incoming
+            .as_mut()
+            .is_some_and(|sa| sa.child_refused(now, inbound, why))
+        {
+            return true;
+        }
+        self.sa
+            .as_mut()
+            .is_some_and(|sa| sa.child_refused(now, inbound, why))
     }
 
     pub(super) fn note_peer_alive(&mut self, now: Instant) {

@@ -568,28 +568,31 @@ impl IkeSa {
             PfsMode::Ignore
         };
         let result = (|| {
-            let sa = find_sa(p)?;
+            let malformed = |what: &str| format!("malformed CREATE_CHILD_SA response: {what}");
+            let sa = find_sa(p).ok_or_else(|| malformed("no SA payload"))?;
             let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-            let (suite, peer_spi) = super::proposal::accept_esp_choice(&chosen, &self.cfg.esp, pfs).ok()?;
-            let nr = find_nonce(p)?.to_vec();
+            let (suite, peer_spi) = super::proposal::accept_esp_choice(&chosen, &self.cfg.esp, pfs)
+                .map_err(|e| format!("phase 2 proposal: {e}"))?;
+            let nr = find_nonce(p).ok_or_else(|| malformed("no nonce"))?.to_vec();
             let shared = match (suite.dh, pending.dh.as_ref()) {
                 (Some(g), Some(d)) if d.group() == g => {
-                    let (group, data) = find_ke(p)?;
+                    let bad_ke = || malformed("bad KE payload");
+                    let (group, data) = find_ke(p).ok_or_else(bad_ke)?;
                     if group != g.number() {
-                        return None;
+                        return Err(bad_ke());
                     }
-                    Some(d.shared_secret(data).ok()?)
+                    Some(d.shared_secret(data).map_err(|_| bad_ke())?)
                 }
                 (None, _) => None,
-                _ => return None,
+                _ => return Err(malformed("DH group not offered")),
             };
-            let tsi = super::auth::find_ts(p, true)?
-                .iter()
-                .find_map(super::ts::from_wire)?;
-            let tsr = super::auth::find_ts(p, false)?
-                .iter()
-                .find_map(super::ts::from_wire)?;
-            let keys = self.keys.as_ref()?;
+            let tsi = super::auth::find_ts(p, true)
+                .and_then(|t| t.iter().find_map(super::ts::from_wire))
+                .ok_or_else(|| malformed("no IPv4 TSi"))?;
+            let tsr = super::auth::find_ts(p, false)
+                .and_then(|t| t.iter().find_map(super::ts::from_wire))
+                .ok_or_else(|| malformed("no IPv4 TSr"))?;
+            let keys = self.keys.as_ref().ok_or_else(|| malformed("no keys"))?;
             let k = derive_child_keys(
                 keys.prf,
                 keys.sk_d.expose(),
@@ -599,20 +602,20 @@ impl IkeSa {
                 suite.encryption,
                 suite.integrity,
             );
-            Some((
+            Ok((
                 self.orient_child(suite, pending.new_spi as u32, peer_spi, tsi, tsr, k, true),
                 nr,
             ))
         })();
-        let Some((child, nr)) = result else {
-            if let Some(c) = collision {
-                self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
+        let (child, nr) = match result {
+            Ok(x) => x,
+            Err(what) => {
+                if let Some(c) = collision {
+                    self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
+                }
+                self.reject_rekey_answer(now, &pending, old_exists, what);
+                return;
             }
-            let f = self.failure(FailReason::Protocol {
-                what: "malformed CREATE_CHILD_SA response".into(),
-            });
-            self.events.push_back(Event::ChildFailed(f));
-            return;
         };
         let new_inbound = child.inbound.spi.0;
         if let Some(c) = collision {
@@ -640,6 +643,20 @@ impl IkeSa {
                 ni: pending.ni,
                 nr,
             });
+        }
+    }
+
+    /// The peer answered our rekey with a Child SA we cannot use (a reserved SPI, a choice we did not
+    /// offer, a malformed answer): the peer has created it, so it gets a DELETE (RFC 7296 §1.4.1, the
+    /// SA named by our inbound SPI), the old SA carries on, and the rekey is tried again shortly.
+    fn reject_rekey_answer(&mut self, now: Instant, pending: &PendingRekey, old_exists: bool, what: String) {
+        let f = self.failure(FailReason::Protocol { what });
+        tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA rekey failed: deleting the SA the peer made, keeping the old one");
+        self.events.push_back(Event::ChildFailed(f));
+        self.queue
+            .push_back(RequestKind::DeleteChild(pending.new_spi as u32));
+        if old_exists {
+            self.rekey_later(now, Timer::ChildRekey);
         }
     }
 

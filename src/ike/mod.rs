@@ -478,6 +478,30 @@ impl IkeSa {
         self.queue_rekey(now, kind);
     }
 
+    /// The data plane refused to install the Child SA whose inbound SPI is `inbound` (`why`, for
+    /// people). IKE must not go on believing a blackholed SA is up, and a rekey's old SA may be on
+    /// its way out already, so the IKE SA is deleted and the tunnel starts over with fresh SPIs.
+    /// Returns false when no Child SA of this IKE SA has that SPI.
+    pub fn child_refused(&mut self, now: Instant, inbound: EspSpi, why: &str) -> bool {
+        let Some(i) = self.children.iter().position(|c| c.inbound == inbound.0) else {
+            return false;
+        };
+        let c = self.children.remove(i);
+        self.arm_child_expiry();
+        let f = self.failure(FailReason::Protocol {
+            what: format!("the data plane refused Child SA {inbound}: {why}"),
+        });
+        tracing::error!(tunnel = %self.cfg.tunnel, reason = %f, "deleting the IKE SA");
+        self.events.push_back(Event::ChildFailed(f));
+        // Whatever half of it did get in goes (the gateway removes both halves).
+        self.events.push_back(Event::ChildDown {
+            inbound,
+            outbound: EspSpi(c.outbound),
+        });
+        self.close(now);
+        true
+    }
+
     /// Check the peer's liveness now (a DPD exchange), as the DPD timer would.
     pub fn check_liveness(&mut self, now: Instant) {
         self.on_dpd_timer(now);

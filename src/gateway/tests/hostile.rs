@@ -1,0 +1,340 @@
+//! An authenticated AWS side that misbehaves (issue #17): its messages are made with the crate's own
+//! IKE encoder and sealed under the real AWS IKE SA's keys, so cgwd sees exactly what such a peer
+//! would send.
+
+use super::*;
+use crate::crypto::DhPrivate;
+use crate::ike::FailReason;
+use crate::ike::proposal::{self, PfsMode, Prefer, Proposal, Selection};
+use crate::sa::TrafficSelector;
+use crate::wire::ike::{DeleteRepr, ExchangeType, Message, NotifyType, PayloadRepr, ProtocolId, SaRepr};
+
+/// AWS's IKE SA that cgwd's tunnel uses.
+fn aws_sa(lab: &mut Lab) -> &mut IkeSa {
+    let spis = lab.gw.tunnel(lab.t).sa.expect("an IKE SA").spis();
+    lab.aws
+        .iter_mut()
+        .find(|sa| sa.spis() == spis)
+        .expect("AWS's side of the tunnel's IKE SA")
+}
+
+/// The payloads of a message cgwd sent, opened with AWS's keys.
+fn opened(aws: &mut IkeSa, data: &[u8]) -> Vec<PayloadRepr> {
+    let msg = Message::parse(data).expect("an IKE message");
+    aws.open(&msg).expect("sealed under the IKE SA's keys")
+}
+
+/// cgwd's IKE datagrams sent since output `mark`: (exchange, message).
+fn sent_since(lab: &Lab, mark: usize) -> Vec<(u8, Vec<u8>)> {
+    lab.outputs[mark..]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit { tx, .. } if tx.data.len() >= 28 => Some((tx.data[18], tx.data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events_since(lab: &Lab, mark: usize) -> Vec<&TunnelEvent> {
+    lab.outputs[mark..]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn installs_since(lab: &Lab, mark: usize) -> Vec<&ChildSa> {
+    lab.outputs[mark..]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Sa(SaCommand::Install(c) | SaCommand::InstallInbound(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_notify(p: &[PayloadRepr], kind: NotifyType) -> bool {
+    p.iter()
+        .any(|x| matches!(x, PayloadRepr::Notify(n) if n.kind == kind))
+}
+
+fn child_failed(ev: &TunnelEvent) -> Option<&FailReason> {
+    match ev {
+        TunnelEvent::Ike(e) => match &**e {
+            Event::ChildFailed(f) => Some(&f.reason),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn ke(group: u16, seed: u64) -> PayloadRepr {
+    let g = crate::suite::DhGroup::new(group).expect("a known group");
+    let d = DhPrivate::generate(g, &mut SeededRandom::new(seed)).expect("a DH key");
+    PayloadRepr::Ke {
+        group,
+        data: d.public_value().to_vec(),
+    }
+}
+
+/// A CREATE_CHILD_SA request from AWS for an additional Child SA (no REKEY_SA) whose proposal names
+/// `spi`, sealed under AWS's keys with AWS's next message ID.
+fn create_child_request(aws: &mut IkeSa, spi: u32, seed: u64) -> Vec<u8> {
+    let cfg = aws.cfg.clone();
+    let payloads = [
+        PayloadRepr::Sa(SaRepr {
+            proposals: proposal::esp_offer(&cfg.esp, spi, true)
+                .iter()
+                .map(Proposal::to_repr)
+                .collect(),
+        }),
+        PayloadRepr::Nonce(vec![seed as u8; 32]),
+        ke(19, seed),
+        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&cfg.local_ts)]),
+        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&cfg.remote_ts)]),
+    ];
+    let id = aws.next_request_id;
+    aws.next_request_id += 1;
+    aws.build(ExchangeType::CREATE_CHILD_SA, id, false, &payloads)
+        .expect("sealed")
+}
+
+/// How a hostile AWS bends its answer to cgwd's Child SA rekey: its SPI, TSi, TSr.
+type Bend = dyn FnOnce(&mut u32, &mut TrafficSelector, &mut TrafficSelector);
+
+/// cgwd rekeys its Child SA; AWS answers it with a well-formed answer (a fresh SA of the offer,
+/// PFS with cgwd's group) that `bend` changes. Returns cgwd's new inbound SPI (in its offer).
+fn rekey_answered_with(lab: &mut Lab, bend: Box<Bend>) -> u32 {
+    let now = lab.now;
+    assert!(lab.gw.rekey(lab.t, now, false));
+    lab.collect();
+    let i = lab
+        .wire
+        .iter()
+        .position(|(_, to_aws, d)| *to_aws && d[18] == 36 && d[19] & 0x20 == 0)
+        .expect("cgwd's CREATE_CHILD_SA request");
+    let (_, _, request) = lab.wire.remove(i);
+    let msg_id = u32::from_be_bytes(request[20..24].try_into().unwrap());
+    let aws = aws_sa(lab);
+    let p = opened(aws, &request);
+    let offered: Vec<Proposal> = p
+        .iter()
+        .find_map(|x| match x {
+            PayloadRepr::Sa(sa) => Some(sa.proposals.iter().map(Proposal::from_repr).collect()),
+            _ => None,
+        })
+        .expect("an SA offer");
+    let group = p
+        .iter()
+        .find_map(|x| match x {
+            PayloadRepr::Ke { group, .. } => Some(*group),
+            _ => None,
+        })
+        .expect("PFS");
+    let ts = |initiator: bool| {
+        p.iter()
+            .find_map(|x| match x {
+                PayloadRepr::TsI(t) if initiator => crate::ike::ts::from_wire(&t[0]),
+                PayloadRepr::TsR(t) if !initiator => crate::ike::ts::from_wire(&t[0]),
+                _ => None,
+            })
+            .expect("selectors")
+    };
+    let (mut tsi, mut tsr) = (ts(true), ts(false));
+    let prefer = Prefer {
+        prf: None,
+        ke: crate::suite::DhGroup::new(group),
+    };
+    let mut spi = 0x5eed_0001;
+    bend(&mut spi, &mut tsi, &mut tsr);
+    let (chosen, _, cgwd_spi) = proposal::select_esp_with(
+        &offered,
+        &aws.cfg.esp,
+        PfsMode::Require,
+        0x5eed_0001,
+        Selection::Lowest,
+        prefer,
+    )
+    .expect("AWS accepts the offer");
+    let mut chosen = chosen.to_repr();
+    chosen.spi = spi.to_be_bytes().to_vec();
+    let answer = [
+        PayloadRepr::Sa(SaRepr {
+            proposals: vec![chosen],
+        }),
+        PayloadRepr::Nonce(vec![0x42; 32]),
+        ke(group, 99),
+        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&tsi)]),
+        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&tsr)]),
+    ];
+    // AWS has answered this request as far as its message IDs go.
+    aws.peer_next_id = msg_id + 1;
+    let data = aws
+        .build(ExchangeType::CREATE_CHILD_SA, msg_id, true, &answer)
+        .expect("sealed");
+    lab.spoof_from_aws(&data);
+    cgwd_spi
+}
+
+/// After AWS answered cgwd's Child SA rekey with an SA cgwd must not use: nothing installed, the
+/// old SA kept, a DELETE for the SA AWS made, and a later rekey (with an honest AWS) succeeds.
+fn assert_rekey_refused_then_retried(lab: &mut Lab, mark: usize, new_spi: u32, why: &str) {
+    let old = lab.gw.tunnel(lab.t).status().unwrap().child_spis;
+    assert!(installs_since(lab, mark).is_empty(), "{why}: nothing installed");
+    assert!(
+        events_since(lab, mark)
+            .iter()
+            .any(|e| matches!(child_failed(e), Some(FailReason::Protocol { what }) if what.contains(why))),
+        "{why}: the rekey failed"
+    );
+    let deletes: Vec<Vec<PayloadRepr>> = sent_since(lab, mark)
+        .into_iter()
+        .filter(|(x, _)| *x == 37)
+        .map(|(_, d)| opened(aws_sa(lab), &d))
+        .collect();
+    let wanted = PayloadRepr::Delete(DeleteRepr {
+        protocol: ProtocolId::ESP,
+        spis: vec![new_spi],
+    });
+    assert!(
+        deletes.iter().any(|p| p.contains(&wanted)),
+        "{why}: DELETE of the SA AWS made: {deletes:?}"
+    );
+    lab.run_for(Duration::from_millis(100));
+    assert!(lab.up());
+    assert_eq!(
+        lab.gw.tunnel(lab.t).status().unwrap().child_spis,
+        old,
+        "{why}: old SA kept"
+    );
+    // Tried again 1-5 s later; the honest AWS answers it.
+    lab.run_for(Duration::from_secs(6));
+    assert!(lab.up());
+    assert_ne!(
+        lab.gw.tunnel(lab.t).status().unwrap().child_spis,
+        old,
+        "{why}: rekeyed later"
+    );
+    assert!(lab.refused.is_empty(), "{:?}", lab.refused);
+}
+
+/// RFC 4303 §2.1: AWS answering cgwd's IKE_AUTH with ESP SPI 7 (reserved) fails the Child SA and,
+/// a tunnel without its Child SA carrying nothing, the IKE SA; the next attempt comes up.
+#[test]
+fn a_reserved_spi_in_awss_ike_auth_answer_fails_that_ike_sa() {
+    let mut lab = Lab::new(40);
+    let mut bent = false;
+    for _ in 0..200 {
+        lab.run_for(Duration::from_millis(1));
+        if let Some(sa) = lab
+            .aws
+            .iter_mut()
+            .find(|sa| sa.state() == crate::ike::State::InitDone)
+            && !bent
+        {
+            sa.hs.as_mut().unwrap().child_spi = 7;
+            bent = true;
+        }
+    }
+    assert!(bent);
+    lab.run_for(Duration::from_secs(5));
+    let installed = installs_since(&lab, 0);
+    assert!(installed.iter().all(|c| c.outbound.spi.0 >= 256), "{installed:?}");
+    assert!(events_since(&lab, 0).iter().any(|e| {
+        matches!(child_failed(e), Some(FailReason::Protocol { what }) if what.contains("reserved SPI"))
+    }));
+    assert!(lab.up(), "the next IKE SA comes up");
+}
+
+/// AWS proposing ESP SPI 0 in its IKE_AUTH (cgwd responding): NO_PROPOSAL_CHOSEN, nothing
+/// installed, nothing for the data plane to refuse.
+#[test]
+fn spi_zero_in_awss_ike_auth_request_is_no_proposal_chosen() {
+    let mut lab = Lab::new(41);
+    lab.cut = true;
+    lab.run_for(Duration::from_secs(5));
+    lab.cut = false;
+    lab.aws.clear();
+    lab.aws_initiates();
+    lab.aws[0].hs.as_mut().unwrap().child_spi = 0;
+    let mark = lab.outputs.len();
+    lab.run_for(Duration::from_millis(100));
+    assert!(installs_since(&lab, mark).is_empty());
+    assert!(lab.refused.is_empty(), "{:?}", lab.refused);
+    assert!(events_since(&lab, mark).iter().any(|e| matches!(
+        child_failed(e),
+        Some(FailReason::NoProposalChosen { by_peer: false, .. })
+    )));
+}
+
+/// AWS asking for an additional Child SA with ESP SPI 0 gets NO_PROPOSAL_CHOSEN; nothing installed.
+#[test]
+fn spi_zero_in_a_create_child_sa_request_is_no_proposal_chosen() {
+    let mut lab = Lab::new(42);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let mark = lab.outputs.len();
+    let request = create_child_request(aws_sa(&mut lab), 0, 1);
+    lab.spoof_from_aws(&request);
+    let answers = sent_since(&lab, mark);
+    let (_, answer) = answers.iter().find(|(x, _)| *x == 36).expect("answered");
+    let p = opened(aws_sa(&mut lab), answer);
+    assert!(has_notify(&p, NotifyType::NO_PROPOSAL_CHOSEN), "{p:?}");
+    assert!(installs_since(&lab, mark).is_empty());
+    assert!(lab.up());
+}
+
+/// AWS answering cgwd's Child SA rekey with ESP SPI 255: the rekey fails, AWS's SA is deleted, the
+/// old SA carries on until the retry.
+#[test]
+fn a_reserved_spi_in_awss_rekey_answer_fails_the_rekey_and_keeps_the_old_sa() {
+    let mut lab = Lab::new(43);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let mark = lab.outputs.len();
+    let new_spi = rekey_answered_with(&mut lab, Box::new(|spi, _, _| *spi = 255));
+    assert_rekey_refused_then_retried(&mut lab, mark, new_spi, "reserved SPI");
+}
+
+/// The daemon's table refusing a Child SA (here: a second tunnel's SA under the same inbound SPI)
+/// reaches IKE: the IKE SA holding it is deleted and the tunnel starts over, instead of reporting
+/// a Child SA up that carries nothing.
+#[test]
+fn a_child_sa_the_data_plane_refuses_is_not_left_up() {
+    let mut lab = Lab::new(44);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let child = installs_since(&lab, 0)[0].clone();
+    let mut other = child.clone();
+    other.tunnel = TunnelId::Two.into();
+    let refused = SaCommand::Install(other).apply(&lab.table).unwrap_err();
+    assert_eq!(
+        refused.error,
+        crate::esp::InstallError::DuplicateSpi(child.inbound.spi)
+    );
+    // As if cgwd's own SA had been the one refused.
+    let refused = Refused {
+        tunnel: child.tunnel,
+        ..refused
+    };
+    let first = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    let mark = lab.outputs.len();
+    let now = lab.now;
+    lab.gw.child_sa_refused(now, refused);
+    lab.collect();
+    assert!(!lab.up());
+    assert!(
+        lab.outputs[mark..]
+            .iter()
+            .any(|o| matches!(o, Output::Sa(SaCommand::RemoveInbound(spi)) if *spi == child.inbound.spi))
+    );
+    assert!(
+        sent_since(&lab, mark).iter().any(|(x, _)| *x == 37),
+        "DELETE sent"
+    );
+    lab.run_for(Duration::from_secs(3));
+    assert!(lab.up());
+    assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), first);
+}
