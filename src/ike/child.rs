@@ -43,6 +43,12 @@ use crate::wire::ike::{ExchangeType, NotifyRepr, NotifyType, PayloadRepr, Protoc
 
 const NONCE_LEN: usize = 32;
 
+/// Child SAs one IKE SA holds at most. AWS makes one per tunnel; a rekey adds its successor beside
+/// it and a rekey collision one more (make-before-break). Every one is an inbound SA the data plane
+/// searches, so a peer asking for more gets NO_ADDITIONAL_SAS (a rekey, TEMPORARY_FAILURE: it
+/// frees a place once the peer deletes what it replaced).
+pub const MAX_CHILD_SAS: usize = 3;
+
 pub(super) fn find_nonce(p: &[PayloadRepr]) -> Option<&[u8]> {
     p.iter().find_map(|x| match x {
         PayloadRepr::Nonce(n) => Some(n.as_slice()),
@@ -162,6 +168,16 @@ impl IkeSa {
         if self.rekey.is_some() && !colliding {
             // A different exchange of ours in flight (an IKE rekey, a rekey of another SA).
             self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
+            return;
+        }
+        if self.children.len() >= MAX_CHILD_SAS {
+            let kind = if target.is_some() {
+                NotifyType::TEMPORARY_FAILURE
+            } else {
+                NotifyType::NO_ADDITIONAL_SAS
+            };
+            tracing::debug!(tunnel = %self.cfg.tunnel, children = self.children.len(), "CREATE_CHILD_SA refused: Child SA limit");
+            self.refuse(raw, msg_id, notify(kind, Vec::new()));
             return;
         }
         let Some(ni) = find_nonce(p).map(<[u8]>::to_vec) else {

@@ -338,3 +338,33 @@ fn a_child_sa_the_data_plane_refuses_is_not_left_up() {
     assert!(lab.up());
     assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), first);
 }
+
+/// CREATE_CHILD_SA without REKEY_SA, 100 times: at most `MAX_CHILD_SAS` Child SAs (and so inbound
+/// SAs to search) ever exist, the rest are answered NO_ADDITIONAL_SAS, and the tunnel stays up.
+#[test]
+fn a_hundred_additional_child_sa_requests_are_capped() {
+    use crate::ike::child::MAX_CHILD_SAS;
+    let mut lab = Lab::new(45);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let mark = lab.outputs.len();
+    let mut refused = 0;
+    for n in 0..100u32 {
+        let at = lab.outputs.len();
+        let request = create_child_request(aws_sa(&mut lab), 0x1000 + n, u64::from(n));
+        lab.spoof_from_aws(&request);
+        let answers = sent_since(&lab, at);
+        let (_, answer) = answers.iter().find(|(x, _)| *x == 36).expect("answered");
+        if has_notify(&opened(aws_sa(&mut lab), answer), NotifyType::NO_ADDITIONAL_SAS) {
+            refused += 1;
+        }
+    }
+    let children = lab.gw.tunnel(lab.t).sa.unwrap().child_spi_pairs().len();
+    assert!(children <= MAX_CHILD_SAS, "{children} Child SAs");
+    let installed = installs_since(&lab, mark).len();
+    assert_eq!(installed, MAX_CHILD_SAS - 1);
+    assert_eq!(refused + installed, 100);
+    assert!(lab.table.counters().inbound.len() <= MAX_CHILD_SAS);
+    lab.run_for(Duration::from_secs(1));
+    assert!(lab.up());
+}
