@@ -7,7 +7,9 @@ use crate::crypto::DhPrivate;
 use crate::ike::FailReason;
 use crate::ike::proposal::{self, PfsMode, Prefer, Proposal, Selection};
 use crate::sa::TrafficSelector;
-use crate::wire::ike::{DeleteRepr, ExchangeType, Message, NotifyType, PayloadRepr, ProtocolId, SaRepr};
+use crate::wire::ike::{
+    DeleteRepr, ExchangeType, Message, NotifyRepr, NotifyType, PayloadRepr, ProtocolId, SaRepr,
+};
 
 /// AWS's IKE SA that cgwd's tunnel uses.
 fn aws_sa(lab: &mut Lab) -> &mut IkeSa {
@@ -367,4 +369,82 @@ fn a_hundred_additional_child_sa_requests_are_capped() {
     assert!(lab.table.counters().inbound.len() <= MAX_CHILD_SAS);
     lab.run_for(Duration::from_secs(1));
     assert!(lab.up());
+}
+
+/// Run until cgwd's IKE_AUTH request is on its way (AWS has the IKE SA's keys, nobody is
+/// authenticated yet); returns the IKE SA's SPIs.
+fn until_auth_sent(lab: &mut Lab) -> (u64, u64) {
+    for _ in 0..500 {
+        lab.run_for(Duration::from_millis(1));
+        if let Some(sa) = lab.gw.tunnel(lab.t).sa
+            && sa.state() == crate::ike::State::AuthSent
+        {
+            return sa.spis();
+        }
+    }
+    panic!("cgwd never sent IKE_AUTH");
+}
+
+/// Whoever holds a half-authenticated IKE SA's keys (here AWS's side, as any party that did the DH
+/// with cgwd could) sends an encrypted INFORMATIONAL DELETE, or an INFORMATIONAL "response" with
+/// AUTHENTICATION_FAILED, before the IKE_AUTH response: both are dropped and counted, and IKE_AUTH
+/// completes on the same IKE SA.
+#[test]
+fn informational_before_ike_auth_completes_is_ignored_by_the_initiator() {
+    let delete = [PayloadRepr::Delete(DeleteRepr::ike())];
+    let auth_failed = [PayloadRepr::Notify(NotifyRepr {
+        protocol: ProtocolId::NONE,
+        spi: Vec::new(),
+        kind: NotifyType::AUTHENTICATION_FAILED,
+        data: Vec::new(),
+    })];
+    // (AWS's message ID, response?, payloads)
+    for (id, response, payloads) in [(0, false, &delete[..]), (1, true, &auth_failed[..])] {
+        let mut lab = Lab::new(46);
+        let spis = until_auth_sent(&mut lab);
+        let aws = lab.aws.iter_mut().find(|sa| sa.spis() == spis).unwrap();
+        let forged = aws
+            .build(ExchangeType::INFORMATIONAL, id, response, payloads)
+            .unwrap();
+        let dropped = lab.gw.tunnel(lab.t).sa.unwrap().dropped;
+        lab.spoof_from_aws(&forged);
+        assert_eq!(lab.gw.tunnel(lab.t).sa.unwrap().dropped, dropped + 1, "counted");
+        lab.run_for(Duration::from_millis(100));
+        assert!(lab.up(), "response {response}");
+        assert_eq!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), spis, "the same IKE SA");
+    }
+}
+
+/// The same as responder: AWS's INFORMATIONAL DELETE under message ID 1, ahead of its IKE_AUTH
+/// request, neither ends the half-open SA nor takes the message ID IKE_AUTH needs.
+#[test]
+fn informational_before_ike_auth_completes_is_ignored_by_the_responder() {
+    let mut lab = Lab::new(47);
+    lab.cut = true;
+    lab.run_for(Duration::from_secs(5));
+    lab.cut = false;
+    lab.aws.clear();
+    lab.aws_initiates();
+    for _ in 0..100 {
+        if lab.aws[0].state() == crate::ike::State::AuthSent {
+            break;
+        }
+        lab.run_for(Duration::from_millis(1));
+    }
+    assert_eq!(lab.aws[0].state(), crate::ike::State::AuthSent);
+    let spis = lab.aws[0].spis();
+    let forged = lab.aws[0]
+        .build(
+            ExchangeType::INFORMATIONAL,
+            1,
+            false,
+            &[PayloadRepr::Delete(DeleteRepr::ike())],
+        )
+        .unwrap();
+    lab.spoof_from_aws(&forged);
+    lab.run_for(Duration::from_millis(100));
+    assert!(lab.up());
+    let sa = lab.gw.tunnel(lab.t).sa.unwrap();
+    assert_eq!(sa.spis(), spis);
+    assert_eq!(sa.status().role, Role::Responder);
 }
