@@ -1353,9 +1353,12 @@ impl Daemon {
         }
     }
 
-    /// Inbound accounting and liveness probes.
+    /// Inbound accounting, sequence exhaustion and liveness probes.
     fn probes(&mut self, now: Instant) {
         let counters = self.shared.sas.counters();
+        // A saturated link rekeys before its outbound sequence numbers run out.
+        self.gateway.check_sequence_numbers(now, &counters.outbound);
+        self.apply_outputs(now);
         for conn in &mut self.connections {
             for t in &mut conn.tunnels {
                 let packets = counters.tunnels.get(t.key.slot()).map_or(0, |c| c.packets_in);

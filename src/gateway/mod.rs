@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::crypto::Random;
+use crate::esp::table::OutboundSaCounters;
 use crate::esp::{InstallError, SaTable};
 use crate::ike::{Event, IkeConfig, IkeSa, State, Transmit};
 use crate::sa::{ChildSa, EspSpi, TunnelKey};
@@ -347,6 +348,20 @@ impl Gateway {
             }
         }
         tracing::error!(tunnel = %refused.tunnel, spi = %refused.inbound, error = %refused.error, "the data plane refused a Child SA no IKE SA holds");
+    }
+
+    /// The data plane's outbound SAs (`SaTable::counters`): a tunnel whose current outbound SA
+    /// passed its sequence soft limit starts a Child SA rekey (once per SA), so a saturated link
+    /// gets a new SA before the hard limit stops it sending. ESN is never negotiated, so the
+    /// 32-bit limit is the one that counts.
+    pub fn check_sequence_numbers(&mut self, now: Instant, outbound: &[OutboundSaCounters]) {
+        for sa in outbound.iter().filter(|sa| sa.rekey_needed) {
+            for tunnel in self.tunnels.iter_mut().filter(|t| t.id() == sa.tunnel) {
+                if tunnel.outbound_exhausting(now, sa.spi) {
+                    tunnel.drain_all(now, &mut self.outputs);
+                }
+            }
+        }
     }
 
     /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.

@@ -725,6 +725,13 @@ impl Tunnel {
             .is_some_and(|sa| sa.child_refused(now, inbound, why))
     }
 
+    /// The outbound SA `spi` nears sequence exhaustion: rekey it if it is the current IKE SA's.
+    pub(super) fn outbound_exhausting(&mut self, now: Instant, spi: EspSpi) -> bool {
+        self.sa
+            .as_mut()
+            .is_some_and(|sa| sa.outbound_exhausting(now, spi))
+    }
+
     pub(super) fn note_peer_alive(&mut self, now: Instant) {
         if let Some(sa) = self.sa.as_mut() {
             sa.note_peer_alive(now);

@@ -448,3 +448,46 @@ fn informational_before_ike_auth_completes_is_ignored_by_the_responder() {
     assert_eq!(sa.spis(), spis);
     assert_eq!(sa.status().role, Role::Responder);
 }
+
+/// The data plane's outbound SA passing its sequence soft limit (a saturated link) makes the
+/// gateway rekey that tunnel's Child SA, once; the new SA starts from sequence number 0.
+#[test]
+fn nearly_exhausted_sequence_numbers_start_one_child_sa_rekey() {
+    let mut lab = Lab::new(48);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let key = cgwd_cfg().tunnel;
+    let old = lab.gw.tunnel(lab.t).status().unwrap().child_spis.unwrap();
+    let check = |lab: &mut Lab| {
+        let counters = lab.table.counters();
+        let now = lab.now;
+        lab.gw.check_sequence_numbers(now, &counters.outbound);
+        lab.collect();
+    };
+    let rekeys = |lab: &Lab, mark: usize| {
+        events_since(lab, mark)
+            .iter()
+            .filter(|e| matches!(e, TunnelEvent::RekeyStarted { ike: false }))
+            .count()
+    };
+    let mark = lab.outputs.len();
+    check(&mut lab);
+    assert_eq!(rekeys(&lab, mark), 0, "not before the limit");
+    lab.table
+        .snapshot()
+        .outbound(key)
+        .unwrap()
+        .set_last_seq(crate::esp::SEQ_SOFT_LIMIT);
+    check(&mut lab);
+    check(&mut lab);
+    assert_eq!(rekeys(&lab, mark), 1, "one rekey");
+    lab.run_for(Duration::from_secs(1));
+    check(&mut lab);
+    assert_eq!(rekeys(&lab, mark), 1, "still one");
+    assert!(lab.up());
+    let new = lab.gw.tunnel(lab.t).status().unwrap().child_spis.unwrap();
+    assert_ne!(new, old);
+    let out = lab.table.snapshot().outbound(key).unwrap().clone();
+    assert_eq!(out.spi().0, new.1);
+    assert!(!out.rekey_needed());
+}
