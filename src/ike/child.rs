@@ -190,7 +190,14 @@ impl IkeSa {
             PfsMode::Require
         };
         let our_spi = self.random_spi32();
-        let (chosen, suite, tsi, tsr, peer_spi) = match self.select_first_child(p, our_spi, pfs) {
+        // A rekeyed SA's successor stays within its selectors (RFC 7296 §2.9.2: they should be the
+        // same), so a narrowing agreed at IKE_AUTH is not widened by a rekey; a new SA, the config's.
+        let bounds = target
+            .and_then(|t| self.children.iter().find(|c| c.inbound == t))
+            .map_or((self.cfg.local_ts, self.cfg.remote_ts), |c| {
+                (c.local_ts, c.remote_ts)
+            });
+        let (chosen, suite, tsi, tsr, peer_spi) = match self.select_first_child(p, our_spi, pfs, bounds) {
             Ok(x) => x,
             Err((kind, reason)) => {
                 self.refuse(raw, msg_id, notify(kind, Vec::new()));
@@ -303,6 +310,9 @@ pub(crate) struct PendingRekey {
     /// This exchange retries with the group an INVALID_KE_PAYLOAD named: a second one waits (a peer
     /// naming groups in turn cannot keep us retrying at once).
     pub ke_retry: bool,
+    /// Child rekey: the selectors we offered (ours, the peer's), the old SA's; the answer must lie
+    /// within them, as IKE_AUTH's must lie within the configured ones.
+    pub offered_ts: Option<(crate::sa::TrafficSelector, crate::sa::TrafficSelector)>,
 }
 
 /// The peer's colliding rekey: its nonces and the SA it made (inbound installed, outbound not yet).
@@ -496,6 +506,7 @@ impl IkeSa {
             collision: None,
             ike_collision: None,
             ke_retry: retry.is_some(),
+            offered_ts: Some((old.local_ts, old.remote_ts)),
         });
         self.send_request(
             now,
@@ -608,6 +619,11 @@ impl IkeSa {
             let tsr = super::auth::find_ts(p, false)
                 .and_then(|t| t.iter().find_map(super::ts::from_wire))
                 .ok_or_else(|| malformed("no IPv4 TSr"))?;
+            if let Some((local, remote)) = &pending.offered_ts
+                && (!super::ts::contains(local, &tsi) || !super::ts::contains(remote, &tsr))
+            {
+                return Err("the peer widened the traffic selectors".to_string());
+            }
             let keys = self.keys.as_ref().ok_or_else(|| malformed("no keys"))?;
             let k = derive_child_keys(
                 keys.prf,

@@ -62,6 +62,18 @@ fn has_notify(p: &[PayloadRepr], kind: NotifyType) -> bool {
         .any(|x| matches!(x, PayloadRepr::Notify(n) if n.kind == kind))
 }
 
+/// The first IPv4 TSi and TSr of a message.
+fn selectors(p: &[PayloadRepr]) -> (Option<TrafficSelector>, Option<TrafficSelector>) {
+    let ts = |initiator: bool| {
+        p.iter().find_map(|x| match x {
+            PayloadRepr::TsI(t) if initiator => t.first().and_then(crate::ike::ts::from_wire),
+            PayloadRepr::TsR(t) if !initiator => t.first().and_then(crate::ike::ts::from_wire),
+            _ => None,
+        })
+    };
+    (ts(true), ts(false))
+}
+
 fn child_failed(ev: &TunnelEvent) -> Option<&FailReason> {
     match ev {
         TunnelEvent::Ike(e) => match &**e {
@@ -84,8 +96,32 @@ fn ke(group: u16, seed: u64) -> PayloadRepr {
 /// A CREATE_CHILD_SA request from AWS for an additional Child SA (no REKEY_SA) whose proposal names
 /// `spi`, sealed under AWS's keys with AWS's next message ID.
 fn create_child_request(aws: &mut IkeSa, spi: u32, seed: u64) -> Vec<u8> {
+    let ts = (aws.cfg.local_ts, aws.cfg.remote_ts);
+    child_request(aws, spi, seed, None, ts)
+}
+
+/// A CREATE_CHILD_SA request from AWS: rekeying the Child SA AWS knows by inbound SPI `rekey` (if
+/// any), proposing `spi`, PFS with group 19, selectors `(TSi, TSr)`.
+fn child_request(
+    aws: &mut IkeSa,
+    spi: u32,
+    seed: u64,
+    rekey: Option<u32>,
+    (tsi, tsr): (TrafficSelector, TrafficSelector),
+) -> Vec<u8> {
     let cfg = aws.cfg.clone();
-    let payloads = [
+    let mut payloads: Vec<PayloadRepr> = rekey
+        .map(|old| {
+            PayloadRepr::Notify(NotifyRepr {
+                protocol: ProtocolId::ESP,
+                spi: old.to_be_bytes().to_vec(),
+                kind: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            })
+        })
+        .into_iter()
+        .collect();
+    payloads.extend([
         PayloadRepr::Sa(SaRepr {
             proposals: proposal::esp_offer(&cfg.esp, spi, true)
                 .iter()
@@ -94,9 +130,9 @@ fn create_child_request(aws: &mut IkeSa, spi: u32, seed: u64) -> Vec<u8> {
         }),
         PayloadRepr::Nonce(vec![seed as u8; 32]),
         ke(19, seed),
-        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&cfg.local_ts)]),
-        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&cfg.remote_ts)]),
-    ];
+        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&tsi)]),
+        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&tsr)]),
+    ]);
     let id = aws.next_request_id;
     aws.next_request_id += 1;
     aws.build(ExchangeType::CREATE_CHILD_SA, id, false, &payloads)
@@ -135,16 +171,9 @@ fn rekey_answered_with(lab: &mut Lab, bend: Box<Bend>) -> u32 {
             _ => None,
         })
         .expect("PFS");
-    let ts = |initiator: bool| {
-        p.iter()
-            .find_map(|x| match x {
-                PayloadRepr::TsI(t) if initiator => crate::ike::ts::from_wire(&t[0]),
-                PayloadRepr::TsR(t) if !initiator => crate::ike::ts::from_wire(&t[0]),
-                _ => None,
-            })
-            .expect("selectors")
+    let (Some(mut tsi), Some(mut tsr)) = selectors(&p) else {
+        panic!("selectors");
     };
-    let (mut tsi, mut tsr) = (ts(true), ts(false));
     let prefer = Prefer {
         prf: None,
         ke: crate::suite::DhGroup::new(group),
@@ -490,4 +519,71 @@ fn nearly_exhausted_sequence_numbers_start_one_child_sa_rekey() {
     let out = lab.table.snapshot().outbound(key).unwrap().clone();
     assert_eq!(out.spi().0, new.1);
     assert!(!out.rekey_needed());
+}
+
+/// cgwd's side (192.0.2.0/24) and AWS's (10.100.0.0/16), as AWS narrows cgwd's 0.0.0.0/0 to them.
+fn narrow_aws(lab: &mut Lab) -> (TrafficSelector, TrafficSelector) {
+    let range = |a: [u8; 4], b: [u8; 4]| TrafficSelector {
+        start: a.into(),
+        end: b.into(),
+        ..TrafficSelector::ANY
+    };
+    let onprem = range([192, 0, 2, 0], [192, 0, 2, 255]);
+    let vpc = range([10, 100, 0, 0], [10, 100, 255, 255]);
+    let mut cfg = aws_cfg();
+    cfg.local_ts = vpc;
+    cfg.remote_ts = onprem;
+    lab.aws_cfg = Arc::new(cfg);
+    (onprem, vpc)
+}
+
+/// AWS narrowed the selectors at IKE_AUTH and answers cgwd's first Child SA rekey with 0.0.0.0/0:
+/// the rekey fails (AWS's SA deleted), the old, narrowed SA is kept, and the retry stays narrowed.
+#[test]
+fn a_rekey_answer_widening_the_selectors_fails_the_rekey_and_keeps_the_old_sa() {
+    let mut lab = Lab::new(49);
+    let (onprem, vpc) = narrow_aws(&mut lab);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let first = installs_since(&lab, 0)[0].clone();
+    assert_eq!(
+        (first.local_ts, first.remote_ts),
+        (onprem, vpc),
+        "narrowed at IKE_AUTH"
+    );
+    let mark = lab.outputs.len();
+    let new_spi = rekey_answered_with(
+        &mut lab,
+        Box::new(|_, tsi, tsr| {
+            *tsi = TrafficSelector::ANY;
+            *tsr = TrafficSelector::ANY;
+        }),
+    );
+    assert_rekey_refused_then_retried(&mut lab, mark, new_spi, "widened the traffic selectors");
+    for c in installs_since(&lab, mark) {
+        assert_eq!((c.local_ts, c.remote_ts), (onprem, vpc), "still narrowed");
+    }
+}
+
+/// AWS rekeying the narrowed Child SA with 0.0.0.0/0 (cgwd responding): the new SA is narrowed to
+/// the old one's selectors, not to cgwd's wider configuration.
+#[test]
+fn a_rekey_request_widening_the_selectors_is_narrowed_to_the_old_sa() {
+    let mut lab = Lab::new(50);
+    let (onprem, vpc) = narrow_aws(&mut lab);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    let (_, aws_inbound) = lab.gw.tunnel(lab.t).status().unwrap().child_spis.unwrap();
+    let mark = lab.outputs.len();
+    let any = (TrafficSelector::ANY, TrafficSelector::ANY);
+    let request = child_request(aws_sa(&mut lab), 0x5eed_0002, 3, Some(aws_inbound), any);
+    lab.spoof_from_aws(&request);
+    let answers = sent_since(&lab, mark);
+    let (_, answer) = answers.iter().find(|(x, _)| *x == 36).expect("answered");
+    let p = opened(aws_sa(&mut lab), answer);
+    // AWS initiated this exchange: TSi is AWS's side.
+    assert_eq!(selectors(&p), (Some(vpc), Some(onprem)), "{p:?}");
+    let installed = installs_since(&lab, mark);
+    assert_eq!(installed.len(), 1);
+    assert_eq!((installed[0].local_ts, installed[0].remote_ts), (onprem, vpc));
 }
