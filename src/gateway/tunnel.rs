@@ -718,6 +718,8 @@ impl Tunnel {
             .as_mut()
             .is_some_and(|sa| sa.child_refused(now, inbound, why))
         {
+            // It never takes the tunnel over.
+            self.handover = None;
             return true;
         }
         self.sa

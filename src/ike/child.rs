@@ -642,10 +642,12 @@ impl IkeSa {
         let (child, nr) = match result {
             Ok(x) => x,
             Err(what) => {
+                // After a collision the peer's rekey replaces the old SA: nothing to retry.
+                let retry = old_exists && collision.is_none();
                 if let Some(c) = collision {
                     self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
                 }
-                self.reject_rekey_answer(now, &pending, old_exists, what);
+                self.reject_rekey_answer(now, &pending, retry, what);
                 return;
             }
         };
@@ -680,14 +682,16 @@ impl IkeSa {
 
     /// The peer answered our rekey with a Child SA we cannot use (a reserved SPI, a choice we did not
     /// offer, a malformed answer): the peer has created it, so it gets a DELETE (RFC 7296 §1.4.1, the
-    /// SA named by our inbound SPI), the old SA carries on, and the rekey is tried again shortly.
-    fn reject_rekey_answer(&mut self, now: Instant, pending: &PendingRekey, old_exists: bool, what: String) {
+    /// SA named by our inbound SPI), the old SA carries on, and (`retry`) the rekey is tried again
+    /// after 1–5 s. A peer answering so every time gets such an exchange every few seconds until the
+    /// old SA's hard lifetime ends it.
+    fn reject_rekey_answer(&mut self, now: Instant, pending: &PendingRekey, retry: bool, what: String) {
         let f = self.failure(FailReason::Protocol { what });
         tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA rekey failed: deleting the SA the peer made, keeping the old one");
         self.events.push_back(Event::ChildFailed(f));
         self.queue
             .push_back(RequestKind::DeleteChild(pending.new_spi as u32));
-        if old_exists {
+        if retry {
             self.rekey_later(now, Timer::ChildRekey);
         }
     }

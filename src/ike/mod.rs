@@ -489,18 +489,16 @@ impl IkeSa {
         let Some(i) = self.children.iter().position(|c| c.inbound == inbound.0) else {
             return false;
         };
-        let c = self.children.remove(i);
+        // Nothing of it is in the table (an install is all or nothing), and its inbound SPI may be
+        // another tunnel's SA there: no ChildDown, which would remove that SPI. The tunnel's SAs go
+        // by tunnel once the IKE SA is closed.
+        self.children.remove(i);
         self.arm_child_expiry();
         let f = self.failure(FailReason::Protocol {
             what: format!("the data plane refused Child SA {inbound}: {why}"),
         });
         tracing::error!(tunnel = %self.cfg.tunnel, reason = %f, "deleting the IKE SA");
         self.events.push_back(Event::ChildFailed(f));
-        // Whatever half of it did get in goes (the gateway removes both halves).
-        self.events.push_back(Event::ChildDown {
-            inbound,
-            outbound: EspSpi(c.outbound),
-        });
         self.close(now);
         true
     }

@@ -357,13 +357,29 @@ fn a_child_sa_the_data_plane_refuses_is_not_left_up() {
     lab.collect();
     assert!(!lab.up());
     assert!(
-        lab.outputs[mark..]
-            .iter()
-            .any(|o| matches!(o, Output::Sa(SaCommand::RemoveInbound(spi)) if *spi == child.inbound.spi))
-    );
-    assert!(
         sent_since(&lab, mark).iter().any(|(x, _)| *x == 37),
         "DELETE sent"
+    );
+    lab.run_for(Duration::from_millis(100));
+    // The tunnel's SAs go by tunnel; nothing is removed by the refused SPI, which may be another
+    // tunnel's SA in the table.
+    let cmds: Vec<&SaCommand> = lab.outputs[mark..]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Sa(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, SaCommand::RemoveTunnel(k) if *k == child.tunnel)),
+        "{cmds:?}"
+    );
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, SaCommand::RemoveInbound(spi) if *spi == child.inbound.spi)),
+        "{cmds:?}"
     );
     lab.run_for(Duration::from_secs(3));
     assert!(lab.up());
@@ -586,4 +602,42 @@ fn a_rekey_request_widening_the_selectors_is_narrowed_to_the_old_sa() {
     let installed = installs_since(&lab, mark);
     assert_eq!(installed.len(), 1);
     assert_eq!((installed[0].local_ts, installed[0].remote_ts), (onprem, vpc));
+}
+
+/// The table refusing the Child SA of a newer IKE SA AWS opened: that IKE SA is deleted and never
+/// takes the tunnel over; the tunnel stays on its own.
+#[test]
+fn a_refused_child_sa_of_awss_newer_ike_sa_never_takes_the_tunnel() {
+    let mut lab = Lab::new(51);
+    lab.run_for(Duration::from_secs(2));
+    let ours = lab.gw.tunnel(lab.t).sa.unwrap().spis();
+    let mark = lab.outputs.len();
+    lab.aws_initiates();
+    lab.run_for(Duration::from_millis(100));
+    let theirs = installs_since(&lab, mark)
+        .first()
+        .map(|c| (c.tunnel, c.inbound.spi))
+        .expect("the newer IKE SA's Child SA, inbound");
+    let now = lab.now;
+    lab.gw.child_sa_refused(
+        now,
+        Refused {
+            tunnel: theirs.0,
+            inbound: theirs.1,
+            error: crate::esp::InstallError::DuplicateSpi(theirs.1),
+        },
+    );
+    // AWS slow to answer the DELETE: the handover's grace passes while it is still deleting.
+    lab.cut = true;
+    lab.run_for(tunnel::HANDOVER_GRACE * 2);
+    lab.cut = false;
+    assert_eq!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), ours);
+    lab.run_for(Duration::from_secs(5));
+    assert!(lab.up());
+    assert_eq!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), ours);
+    assert!(
+        !events_since(&lab, mark)
+            .iter()
+            .any(|e| matches!(e, TunnelEvent::MovedToPeersIkeSa))
+    );
 }
