@@ -25,6 +25,18 @@
 //!   [`HALF_OPEN_PER_TUNNEL`] half-open SAs are kept per tunnel (beyond, requests are dropped,
 //!   counted); a KE value that cannot be right is refused before any DH work;
 //! * flood the log: unauthenticated requests are counted in [`Stats`], logged at debug level only.
+//!
+//! What AWS itself (authenticated, misbehaving) cannot do, nor a party that only did the DH:
+//! * end or stall an IKE SA before IKE_AUTH completes: no request but the IKE_AUTH a responder waits
+//!   for is processed until then, and a response counts only in its request's exchange;
+//! * get a Child SA up in IKE that the data plane refuses: reserved ESP SPIs (0–255) are refused at
+//!   negotiation, and a refusal by the table ([`SaCommand::apply`]) comes back through
+//!   [`Gateway::child_sa_refused`], which deletes the IKE SA holding it;
+//! * grow the inbound SA table: at most `ike::child::MAX_CHILD_SAS` Child SAs per IKE SA;
+//! * widen traffic selectors at a rekey: a rekey stays within the rekeyed SA's selectors.
+//!
+//! A saturated link rekeys before its outbound sequence numbers run out
+//! ([`Gateway::check_sequence_numbers`]).
 
 mod tunnel;
 
