@@ -1190,7 +1190,7 @@ impl Daemon {
                         self.report(c, i, &h, now);
                     }
                 }
-                Output::Sa(c) => self.sa_command(c),
+                Output::Sa(c) => self.sa_command(c, now),
                 Output::Event { tunnel, event } => {
                     if let Some(&(c, i)) = self.by_handle.get(&tunnel) {
                         self.tunnel_event(c, i, event, now);
@@ -1200,38 +1200,19 @@ impl Daemon {
         }
     }
 
-    fn sa_command(&mut self, c: SaCommand) {
-        let sas = &self.shared.sas;
-        match c {
-            SaCommand::InstallInbound(child) => {
-                if let Err(e) = sas.install_inbound(&child) {
-                    tracing::error!(tunnel = %child.tunnel, error = %e, "installing the Child SA failed");
-                }
-            }
-            SaCommand::Install(child) => {
-                // Installed inbound already (a peer's rekey, AWS's newer IKE SA): switch outbound only.
-                let installed = match sas.install(&child) {
-                    Err(crate::esp::InstallError::DuplicateSpi(_)) => sas.switch_outbound(&child),
-                    r => r,
-                };
-                if let Err(e) = installed {
-                    tracing::error!(tunnel = %child.tunnel, error = %e, "installing the Child SA failed");
-                    return;
-                }
-                if let SocketAddr::V4(peer) = child.remote {
-                    self.shared.set_peer(child.tunnel, Some(peer));
-                } else {
-                    self.shared.set_peer(child.tunnel, None::<SocketAddrV4>);
-                }
-            }
-            SaCommand::RemoveInbound(spi) => {
-                sas.remove_inbound(spi);
-            }
-            SaCommand::RemoveOutbound(tunnel, spi) => {
-                sas.remove_outbound(tunnel, spi);
-            }
-            SaCommand::RemoveTunnel(tunnel) => {
-                sas.remove_tunnel(tunnel);
+    /// Apply an SA command; a Child SA the table refuses goes back to the gateway (which deletes
+    /// the IKE SA holding it), so IKE never reports up an SA that carries nothing.
+    fn sa_command(&mut self, c: SaCommand, now: Instant) {
+        if let Err(refused) = c.apply(&self.shared.sas) {
+            tracing::error!(tunnel = %refused.tunnel, spi = %refused.inbound, error = %refused.error, "installing the Child SA failed");
+            self.gateway.child_sa_refused(now, refused);
+            return;
+        }
+        if let SaCommand::Install(child) = c {
+            if let SocketAddr::V4(peer) = child.remote {
+                self.shared.set_peer(child.tunnel, Some(peer));
+            } else {
+                self.shared.set_peer(child.tunnel, None::<SocketAddrV4>);
             }
         }
     }
@@ -1424,9 +1405,12 @@ impl Daemon {
         }
     }
 
-    /// Inbound accounting and liveness probes.
+    /// Inbound accounting, sequence exhaustion and liveness probes.
     fn probes(&mut self, now: Instant) {
         let counters = self.shared.sas.counters();
+        // A saturated link rekeys before its outbound sequence numbers run out.
+        self.gateway.check_sequence_numbers(now, &counters.outbound);
+        self.apply_outputs(now);
         for conn in &mut self.connections {
             for t in &mut conn.tunnels {
                 let packets = counters.tunnels.get(t.key.slot()).map_or(0, |c| c.packets_in);

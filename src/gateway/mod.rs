@@ -25,6 +25,18 @@
 //!   [`HALF_OPEN_PER_TUNNEL`] half-open SAs are kept per tunnel (beyond, requests are dropped,
 //!   counted); a KE value that cannot be right is refused before any DH work;
 //! * flood the log: unauthenticated requests are counted in [`Stats`], logged at debug level only.
+//!
+//! What AWS itself (authenticated, misbehaving) cannot do, nor a party that only did the DH:
+//! * end or stall an IKE SA before IKE_AUTH completes: no request but the IKE_AUTH a responder waits
+//!   for is processed until then, and a response counts only in its request's exchange;
+//! * get a Child SA up in IKE that the data plane refuses: reserved ESP SPIs (0–255) are refused at
+//!   negotiation, and a refusal by the table ([`SaCommand::apply`]) comes back through
+//!   [`Gateway::child_sa_refused`], which deletes the IKE SA holding it;
+//! * grow the inbound SA table: at most `ike::child::MAX_CHILD_SAS` Child SAs per IKE SA;
+//! * widen traffic selectors at a rekey: a rekey stays within the rekeyed SA's selectors.
+//!
+//! A saturated link rekeys before its outbound sequence numbers run out
+//! ([`Gateway::check_sequence_numbers`]).
 
 mod tunnel;
 
@@ -34,6 +46,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::crypto::Random;
+use crate::esp::table::OutboundSaCounters;
+use crate::esp::{InstallError, SaTable};
 use crate::ike::{Event, IkeConfig, IkeSa, State, Transmit};
 use crate::sa::{ChildSa, EspSpi, TunnelKey};
 
@@ -98,6 +112,54 @@ pub enum SaCommand {
     RemoveOutbound(TunnelKey, EspSpi),
     /// The tunnel's IKE SA is gone: every SA of the tunnel.
     RemoveTunnel(TunnelKey),
+}
+
+/// A Child SA the data plane's table would not take: hand it to [`Gateway::child_sa_refused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub tunnel: TunnelKey,
+    pub inbound: EspSpi,
+    pub error: InstallError,
+}
+
+impl SaCommand {
+    /// Carry the command out on the data plane's SA table (the daemon does; so do in-process tests).
+    /// An inbound SPI another tunnel holds already is refused too: installing beside it would
+    /// blackhole one of them.
+    pub fn apply(&self, sas: &SaTable) -> Result<(), Refused> {
+        let refused = |child: &ChildSa, error| Refused {
+            tunnel: child.tunnel,
+            inbound: child.inbound.spi,
+            error,
+        };
+        match self {
+            SaCommand::InstallInbound(child) => sas.install_inbound(child).map_err(|e| refused(child, e)),
+            SaCommand::Install(child) => match sas.install(child) {
+                // Installed inbound already (a peer's rekey, AWS's newer IKE SA): switch outbound only.
+                Err(InstallError::DuplicateSpi(spi))
+                    if sas
+                        .snapshot()
+                        .inbound(spi.0)
+                        .is_some_and(|sa| sa.tunnel() == child.tunnel) =>
+                {
+                    sas.switch_outbound(child).map_err(|e| refused(child, e))
+                }
+                r => r.map_err(|e| refused(child, e)),
+            },
+            SaCommand::RemoveInbound(spi) => {
+                sas.remove_inbound(*spi);
+                Ok(())
+            }
+            SaCommand::RemoveOutbound(tunnel, spi) => {
+                sas.remove_outbound(*tunnel, *spi);
+                Ok(())
+            }
+            SaCommand::RemoveTunnel(tunnel) => {
+                sas.remove_tunnel(*tunnel);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What happened to a tunnel, for failover, health records and status.
@@ -286,6 +348,32 @@ impl Gateway {
     /// The tunnel was taken down by the operator.
     pub fn admin_down(&self, t: TunnelHandle) -> bool {
         self.tunnels[t.index()].admin_down()
+    }
+
+    /// The data plane refused a Child SA ([`SaCommand::apply`]): the IKE SA holding it is deleted
+    /// (and the tunnel starts over), so IKE never reports up a Child SA that carries nothing.
+    pub fn child_sa_refused(&mut self, now: Instant, refused: Refused) {
+        for tunnel in self.tunnels.iter_mut().filter(|t| t.id() == refused.tunnel) {
+            if tunnel.child_refused(now, refused.inbound, &refused.error.to_string()) {
+                tunnel.drain_all(now, &mut self.outputs);
+                return;
+            }
+        }
+        tracing::error!(tunnel = %refused.tunnel, spi = %refused.inbound, error = %refused.error, "the data plane refused a Child SA no IKE SA holds");
+    }
+
+    /// The data plane's outbound SAs (`SaTable::counters`): a tunnel whose current outbound SA
+    /// passed its sequence soft limit starts a Child SA rekey (once per SA), so a saturated link
+    /// gets a new SA before the hard limit stops it sending. ESN is never negotiated, so the
+    /// 32-bit limit is the one that counts.
+    pub fn check_sequence_numbers(&mut self, now: Instant, outbound: &[OutboundSaCounters]) {
+        for sa in outbound.iter().filter(|sa| sa.rekey_needed) {
+            for tunnel in self.tunnels.iter_mut().filter(|t| t.id() == sa.tunnel) {
+                if tunnel.outbound_exhausting(now, sa.spi) {
+                    tunnel.drain_all(now, &mut self.outputs);
+                }
+            }
+        }
     }
 
     /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.

@@ -56,6 +56,10 @@ struct Lab {
     /// IKE_SA_INIT requests cgwd sent, with when.
     inits_sent: Vec<Instant>,
     seed: u64,
+    /// cgwd's data plane SA table, changed by the gateway's SA commands as the daemon does.
+    table: crate::esp::SaTable,
+    /// Child SAs the table refused (handed back to the gateway, as the daemon does).
+    refused: Vec<Refused>,
 }
 
 fn cgw_addr(port: u16) -> SocketAddr {
@@ -92,6 +96,8 @@ impl Lab {
             outputs: Vec::new(),
             inits_sent: Vec::new(),
             seed,
+            table: crate::esp::SaTable::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -104,6 +110,12 @@ impl Lab {
                 if !self.cut {
                     self.wire.push((self.now + LATENCY, true, tx.data.clone()));
                 }
+            }
+            if let Output::Sa(c) = &o
+                && let Err(r) = c.apply(&self.table)
+            {
+                self.refused.push(r);
+                self.gw.child_sa_refused(self.now, r);
             }
             self.outputs.push(o);
         }
@@ -533,3 +545,5 @@ fn a_reload_reconfigures_a_tunnel_and_removes_one_whose_endpoint_a_new_tunnel_ta
     assert!(lab.up());
     assert!(lab.gw.tunnel(old).sa.is_none());
 }
+
+mod hostile;

@@ -139,7 +139,7 @@ impl Tunnel {
         }
     }
 
-    fn id(&self) -> TunnelKey {
+    pub(super) fn id(&self) -> TunnelKey {
         self.spec.cfg.tunnel
     }
 
@@ -708,6 +708,30 @@ impl Tunnel {
             }
             None => false,
         }
+    }
+
+    /// The data plane refused the Child SA `inbound`: the IKE SA holding it (the tunnel's, or AWS's
+    /// newer one waiting to take over) is deleted. False if neither holds it.
+    pub(super) fn child_refused(&mut self, now: Instant, inbound: EspSpi, why: &str) -> bool {
+        if self
+            .incoming
+            .as_mut()
+            .is_some_and(|sa| sa.child_refused(now, inbound, why))
+        {
+            // It never takes the tunnel over.
+            self.handover = None;
+            return true;
+        }
+        self.sa
+            .as_mut()
+            .is_some_and(|sa| sa.child_refused(now, inbound, why))
+    }
+
+    /// The outbound SA `spi` nears sequence exhaustion: rekey it if it is the current IKE SA's.
+    pub(super) fn outbound_exhausting(&mut self, now: Instant, spi: EspSpi) -> bool {
+        self.sa
+            .as_mut()
+            .is_some_and(|sa| sa.outbound_exhausting(now, spi))
     }
 
     pub(super) fn note_peer_alive(&mut self, now: Instant) {

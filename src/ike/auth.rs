@@ -390,7 +390,8 @@ impl IkeSa {
                 data: auth.expose().to_vec(),
             },
         ];
-        let child = self.select_first_child(p, child_spi, PfsMode::Ignore);
+        let bounds = (self.cfg.local_ts, self.cfg.remote_ts);
+        let child = self.select_first_child(p, child_spi, PfsMode::Ignore, bounds);
         match &child {
             Ok((chosen, _, tsi, tsr, _)) => {
                 response.push(PayloadRepr::Sa(SaRepr {
@@ -416,13 +417,15 @@ impl IkeSa {
         }
     }
 
-    /// Responder: pick the ESP proposal and narrow the selectors (TSi is the peer's side).
+    /// Responder: pick the ESP proposal and narrow the selectors (TSi is the peer's side) to
+    /// `bounds` (ours, the peer's): the configured ones, or a rekeyed SA's.
     #[allow(clippy::type_complexity)]
     pub(crate) fn select_first_child(
         &self,
         p: &[PayloadRepr],
         our_spi: u32,
         pfs: PfsMode,
+        bounds: (TrafficSelector, TrafficSelector),
     ) -> Result<
         (
             super::proposal::Proposal,
@@ -461,11 +464,12 @@ impl IkeSa {
                 FailReason::TsUnacceptable { by_peer: false },
             )
         };
+        let (local, remote) = bounds;
         let tsi = find_ts(p, true)
-            .and_then(|t| super::ts::narrow(t, &self.cfg.remote_ts))
+            .and_then(|t| super::ts::narrow(t, &remote))
             .ok_or_else(ts_fail)?;
         let tsr = find_ts(p, false)
-            .and_then(|t| super::ts::narrow(t, &self.cfg.local_ts))
+            .and_then(|t| super::ts::narrow(t, &local))
             .ok_or_else(ts_fail)?;
         Ok((chosen, suite, tsi, tsr, peer_spi))
     }

@@ -43,6 +43,12 @@ use crate::wire::ike::{ExchangeType, NotifyRepr, NotifyType, PayloadRepr, Protoc
 
 const NONCE_LEN: usize = 32;
 
+/// Child SAs one IKE SA holds at most. AWS makes one per tunnel; a rekey adds its successor beside
+/// it and a rekey collision one more (make-before-break). Every one is an inbound SA the data plane
+/// searches, so a peer asking for more gets NO_ADDITIONAL_SAS (a rekey, TEMPORARY_FAILURE: it
+/// frees a place once the peer deletes what it replaced).
+pub const MAX_CHILD_SAS: usize = 3;
+
 pub(super) fn find_nonce(p: &[PayloadRepr]) -> Option<&[u8]> {
     p.iter().find_map(|x| match x {
         PayloadRepr::Nonce(n) => Some(n.as_slice()),
@@ -164,6 +170,16 @@ impl IkeSa {
             self.refuse(raw, msg_id, notify(NotifyType::TEMPORARY_FAILURE, Vec::new()));
             return;
         }
+        if self.children.len() >= MAX_CHILD_SAS {
+            let kind = if target.is_some() {
+                NotifyType::TEMPORARY_FAILURE
+            } else {
+                NotifyType::NO_ADDITIONAL_SAS
+            };
+            tracing::debug!(tunnel = %self.cfg.tunnel, children = self.children.len(), "CREATE_CHILD_SA refused: Child SA limit");
+            self.refuse(raw, msg_id, notify(kind, Vec::new()));
+            return;
+        }
         let Some(ni) = find_nonce(p).map(<[u8]>::to_vec) else {
             self.refuse(raw, msg_id, notify(NotifyType::INVALID_SYNTAX, Vec::new()));
             return;
@@ -174,7 +190,14 @@ impl IkeSa {
             PfsMode::Require
         };
         let our_spi = self.random_spi32();
-        let (chosen, suite, tsi, tsr, peer_spi) = match self.select_first_child(p, our_spi, pfs) {
+        // A rekeyed SA's successor stays within its selectors (RFC 7296 §2.9.2: they should be the
+        // same), so a narrowing agreed at IKE_AUTH is not widened by a rekey; a new SA, the config's.
+        let bounds = target
+            .and_then(|t| self.children.iter().find(|c| c.inbound == t))
+            .map_or((self.cfg.local_ts, self.cfg.remote_ts), |c| {
+                (c.local_ts, c.remote_ts)
+            });
+        let (chosen, suite, tsi, tsr, peer_spi) = match self.select_first_child(p, our_spi, pfs, bounds) {
             Ok(x) => x,
             Err((kind, reason)) => {
                 self.refuse(raw, msg_id, notify(kind, Vec::new()));
@@ -287,6 +310,9 @@ pub(crate) struct PendingRekey {
     /// This exchange retries with the group an INVALID_KE_PAYLOAD named: a second one waits (a peer
     /// naming groups in turn cannot keep us retrying at once).
     pub ke_retry: bool,
+    /// Child rekey: the selectors we offered (ours, the peer's), the old SA's; the answer must lie
+    /// within them, as IKE_AUTH's must lie within the configured ones.
+    pub offered_ts: Option<(crate::sa::TrafficSelector, crate::sa::TrafficSelector)>,
 }
 
 /// The peer's colliding rekey: its nonces and the SA it made (inbound installed, outbound not yet).
@@ -480,6 +506,7 @@ impl IkeSa {
             collision: None,
             ike_collision: None,
             ke_retry: retry.is_some(),
+            offered_ts: Some((old.local_ts, old.remote_ts)),
         });
         self.send_request(
             now,
@@ -568,28 +595,36 @@ impl IkeSa {
             PfsMode::Ignore
         };
         let result = (|| {
-            let sa = find_sa(p)?;
+            let malformed = |what: &str| format!("malformed CREATE_CHILD_SA response: {what}");
+            let sa = find_sa(p).ok_or_else(|| malformed("no SA payload"))?;
             let chosen: Vec<Proposal> = sa.proposals.iter().map(Proposal::from_repr).collect();
-            let (suite, peer_spi) = super::proposal::accept_esp_choice(&chosen, &self.cfg.esp, pfs).ok()?;
-            let nr = find_nonce(p)?.to_vec();
+            let (suite, peer_spi) = super::proposal::accept_esp_choice(&chosen, &self.cfg.esp, pfs)
+                .map_err(|e| format!("phase 2 proposal: {e}"))?;
+            let nr = find_nonce(p).ok_or_else(|| malformed("no nonce"))?.to_vec();
             let shared = match (suite.dh, pending.dh.as_ref()) {
                 (Some(g), Some(d)) if d.group() == g => {
-                    let (group, data) = find_ke(p)?;
+                    let bad_ke = || malformed("bad KE payload");
+                    let (group, data) = find_ke(p).ok_or_else(bad_ke)?;
                     if group != g.number() {
-                        return None;
+                        return Err(bad_ke());
                     }
-                    Some(d.shared_secret(data).ok()?)
+                    Some(d.shared_secret(data).map_err(|_| bad_ke())?)
                 }
                 (None, _) => None,
-                _ => return None,
+                _ => return Err(malformed("DH group not offered")),
             };
-            let tsi = super::auth::find_ts(p, true)?
-                .iter()
-                .find_map(super::ts::from_wire)?;
-            let tsr = super::auth::find_ts(p, false)?
-                .iter()
-                .find_map(super::ts::from_wire)?;
-            let keys = self.keys.as_ref()?;
+            let tsi = super::auth::find_ts(p, true)
+                .and_then(|t| t.iter().find_map(super::ts::from_wire))
+                .ok_or_else(|| malformed("no IPv4 TSi"))?;
+            let tsr = super::auth::find_ts(p, false)
+                .and_then(|t| t.iter().find_map(super::ts::from_wire))
+                .ok_or_else(|| malformed("no IPv4 TSr"))?;
+            if let Some((local, remote)) = &pending.offered_ts
+                && (!super::ts::contains(local, &tsi) || !super::ts::contains(remote, &tsr))
+            {
+                return Err("the peer widened the traffic selectors".to_string());
+            }
+            let keys = self.keys.as_ref().ok_or_else(|| malformed("no keys"))?;
             let k = derive_child_keys(
                 keys.prf,
                 keys.sk_d.expose(),
@@ -599,20 +634,22 @@ impl IkeSa {
                 suite.encryption,
                 suite.integrity,
             );
-            Some((
+            Ok((
                 self.orient_child(suite, pending.new_spi as u32, peer_spi, tsi, tsr, k, true),
                 nr,
             ))
         })();
-        let Some((child, nr)) = result else {
-            if let Some(c) = collision {
-                self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
+        let (child, nr) = match result {
+            Ok(x) => x,
+            Err(what) => {
+                // After a collision the peer's rekey replaces the old SA: nothing to retry.
+                let retry = old_exists && collision.is_none();
+                if let Some(c) = collision {
+                    self.succeed(now, pending.old_child.filter(|_| old_exists), c.child);
+                }
+                self.reject_rekey_answer(now, &pending, retry, what);
+                return;
             }
-            let f = self.failure(FailReason::Protocol {
-                what: "malformed CREATE_CHILD_SA response".into(),
-            });
-            self.events.push_back(Event::ChildFailed(f));
-            return;
         };
         let new_inbound = child.inbound.spi.0;
         if let Some(c) = collision {
@@ -640,6 +677,22 @@ impl IkeSa {
                 ni: pending.ni,
                 nr,
             });
+        }
+    }
+
+    /// The peer answered our rekey with a Child SA we cannot use (a reserved SPI, a choice we did not
+    /// offer, a malformed answer): the peer has created it, so it gets a DELETE (RFC 7296 §1.4.1, the
+    /// SA named by our inbound SPI), the old SA carries on, and (`retry`) the rekey is tried again
+    /// after 1–5 s. A peer answering so every time gets such an exchange every few seconds until the
+    /// old SA's hard lifetime ends it.
+    fn reject_rekey_answer(&mut self, now: Instant, pending: &PendingRekey, retry: bool, what: String) {
+        let f = self.failure(FailReason::Protocol { what });
+        tracing::warn!(tunnel = %self.cfg.tunnel, reason = %f, "Child SA rekey failed: deleting the SA the peer made, keeping the old one");
+        self.events.push_back(Event::ChildFailed(f));
+        self.queue
+            .push_back(RequestKind::DeleteChild(pending.new_spi as u32));
+        if retry {
+            self.rekey_later(now, Timer::ChildRekey);
         }
     }
 

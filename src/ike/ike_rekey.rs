@@ -211,6 +211,7 @@ impl IkeSa {
             collision: None,
             ike_collision: None,
             ke_retry: retry.is_some(),
+            offered_ts: None,
         });
         self.send_request(
             now,

@@ -9,6 +9,12 @@
 //!                                <--      HDR, SK {}
 //! ```
 //! CREATE_CHILD_SA is in [`super::child`].
+//!
+//! Only an authenticated IKE SA gets here: before IKE_AUTH completes, INFORMATIONAL requests are
+//! dropped and counted without taking a message ID (`IkeSa::receive` in `message.rs`), and a
+//! response counts only in the exchange of our request. The one AUTHENTICATION_FAILED honoured here is the initiator's
+//! after our IKE_AUTH response (RFC 7296 §2.21.2): by then the initiator has proved the PSK, so it
+//! ends the SA no more than its DELETE would.
 
 use std::time::Instant;
 

@@ -564,8 +564,10 @@ impl IkeSa {
             return false;
         }
         if h.flags.response() {
+            // A response answers our request in flight, in the same exchange: an INFORMATIONAL
+            // "response" to our IKE_AUTH is no IKE_AUTH response.
             match &self.in_flight {
-                Some(req) if req.msg_id == h.message_id => {}
+                Some(req) if req.msg_id == h.message_id && req.exchange == h.exchange => {}
                 _ => return false,
             }
             let payloads = match self.open_or_reassemble(now, &msg, true) {
@@ -592,6 +594,13 @@ impl IkeSa {
             if h.message_id != self.peer_next_id {
                 return false;
             }
+            if !self.accepts_request(h.exchange) {
+                // Before IKE_AUTH completes, the keys prove only that the sender did the DH with us,
+                // not who it is: its DELETE or AUTHENTICATION_FAILED must not end the SA, and it
+                // must not take the message ID the real IKE_AUTH needs. Dropped, counted.
+                tracing::debug!(tunnel = %self.cfg.tunnel, exchange = ?h.exchange, state = ?self.state, "request before IKE_AUTH completed dropped");
+                return false;
+            }
             // A fragmented request is remembered by nothing but its message ID: its retransmission is
             // recognised by an authenticated fragment 1 (RFC 7383 §2.6.1), not by comparing bytes.
             let (payloads, raw) = match self.open_or_reassemble(now, &msg, false) {
@@ -614,6 +623,18 @@ impl IkeSa {
         }
         self.pump(now);
         true
+    }
+
+    /// Whether a request of `exchange` from the peer is taken now: before the IKE SA is
+    /// authenticated, only the IKE_AUTH request a responder waits for (RFC 7296 §1.2: nothing but
+    /// IKE_AUTH follows IKE_SA_INIT; an initiator expects no request at all until it has verified the
+    /// responder's AUTH).
+    fn accepts_request(&self, exchange: ExchangeType) -> bool {
+        match self.state {
+            State::Established | State::Deleting => true,
+            State::InitDone => exchange == ExchangeType::IKE_AUTH && self.role == Role::Responder,
+            State::InitSent | State::AuthSent | State::Closed => false,
+        }
     }
 
     /// Authenticated traffic from the peer: it is alive.

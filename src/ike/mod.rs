@@ -201,6 +201,8 @@ pub struct IkeSa {
     /// Our last completed Child SA rekey, kept while the SA it replaced exists: a peer's rekey of that
     /// same SA arriving late is a collision too (RFC 7296 §2.8.1).
     pub(crate) rekeyed_child: Option<child::CompletedRekey>,
+    /// The outbound SPI whose sequence exhaustion started a rekey ([`IkeSa::outbound_exhausting`]).
+    pub(crate) seq_rekey: Option<u32>,
     /// The peer's rekey we answered: (old inbound SPI, new SA), sent on once the old SA is deleted.
     pub(crate) successor: Option<(u32, ChildSa)>,
     /// DH groups the peer asked for with INVALID_KE_PAYLOAD on a Child / IKE rekey: used next time.
@@ -292,6 +294,7 @@ impl IkeSa {
             children: Vec::new(),
             rekey: None,
             rekeyed_child: None,
+            seq_rekey: None,
             successor: None,
             child_rekey_group: None,
             ike_rekey_group: None,
@@ -476,6 +479,44 @@ impl IkeSa {
             message::RequestKind::RekeyChild
         };
         self.queue_rekey(now, kind);
+    }
+
+    /// The data plane refused to install the Child SA whose inbound SPI is `inbound` (`why`, for
+    /// people). IKE must not go on believing a blackholed SA is up, and a rekey's old SA may be on
+    /// its way out already, so the IKE SA is deleted and the tunnel starts over with fresh SPIs.
+    /// Returns false when no Child SA of this IKE SA has that SPI.
+    pub fn child_refused(&mut self, now: Instant, inbound: EspSpi, why: &str) -> bool {
+        let Some(i) = self.children.iter().position(|c| c.inbound == inbound.0) else {
+            return false;
+        };
+        // Nothing of it is in the table (an install is all or nothing), and its inbound SPI may be
+        // another tunnel's SA there: no ChildDown, which would remove that SPI. The tunnel's SAs go
+        // by tunnel once the IKE SA is closed.
+        self.children.remove(i);
+        self.arm_child_expiry();
+        let f = self.failure(FailReason::Protocol {
+            what: format!("the data plane refused Child SA {inbound}: {why}"),
+        });
+        tracing::error!(tunnel = %self.cfg.tunnel, reason = %f, "deleting the IKE SA");
+        self.events.push_back(Event::ChildFailed(f));
+        self.close(now);
+        true
+    }
+
+    /// The data plane reports the outbound SA `outbound` past its sequence soft limit
+    /// ([`crate::esp::SEQ_SOFT_LIMIT`]): rekey the Child SA now rather than at its lifetime, before
+    /// the hard limit stops it sending. Once per SA (a failed rekey is not restarted every tick);
+    /// only the current Child SA (an older one is being replaced already). Returns whether a rekey
+    /// was queued.
+    pub fn outbound_exhausting(&mut self, now: Instant, outbound: EspSpi) -> bool {
+        let current = self.children.last().is_some_and(|c| c.outbound == outbound.0);
+        if self.state != State::Established || !current || self.seq_rekey == Some(outbound.0) {
+            return false;
+        }
+        self.seq_rekey = Some(outbound.0);
+        tracing::info!(tunnel = %self.cfg.tunnel, spi = %outbound, "outbound ESP sequence numbers nearly exhausted: rekeying the Child SA");
+        self.queue_rekey(now, message::RequestKind::RekeyChild);
+        true
     }
 
     /// Check the peer's liveness now (a DPD exchange), as the DPD timer would.

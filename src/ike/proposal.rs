@@ -176,6 +176,11 @@ pub fn esp_offer(set: &AlgorithmSet, spi: u32, pfs: bool) -> Vec<Proposal> {
     out
 }
 
+/// The lowest ESP SPI a peer may choose: 0 is never sent on the wire and 1–255 are reserved by IANA
+/// (RFC 4303 §2.1). The data plane refuses SPI 0, so a Child SA negotiated with one would be up in IKE
+/// and blackholed on the wire; refusing it here keeps IKE and the data plane in agreement.
+pub const MIN_ESP_SPI: u32 = 256;
+
 /// How DH transforms in an ESP proposal are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PfsMode {
@@ -397,6 +402,9 @@ pub fn select_esp_with(
             continue;
         };
         let peer_spi = u32::from_be_bytes(spi_bytes);
+        if peer_spi < MIN_ESP_SPI {
+            continue;
+        }
         let Some(encryption) = pick(
             p,
             transform_type::ENCR,
@@ -490,7 +498,7 @@ pub enum ChoiceError {
     NotOffered,
     #[error("the peer's choice has a missing or repeated transform")]
     Incomplete,
-    #[error("the peer's choice has a malformed SPI")]
+    #[error("the peer's choice has a malformed or reserved SPI")]
     BadSpi,
 }
 
@@ -568,7 +576,7 @@ pub fn accept_esp_choice(
     }
     let spi = <[u8; 4]>::try_from(p.spi.as_slice()).map_err(|_| ChoiceError::BadSpi)?;
     let spi = u32::from_be_bytes(spi);
-    if spi == 0 {
+    if spi < MIN_ESP_SPI {
         return Err(ChoiceError::BadSpi);
     }
     let encryption = exactly_one(p, transform_type::ENCR, decode_encr)?.ok_or(ChoiceError::Incomplete)?;
@@ -717,10 +725,10 @@ mod tests {
         assert_eq!(s.dh, DhGroup::new(22));
         assert_eq!(accept_ike_choice(&[chosen], &peer, None).unwrap(), s);
         let (_, esp, _) = select_esp_with(
-            &esp_offer(&peer, 7, true),
+            &esp_offer(&peer, 0x700, true),
             &mine,
             PfsMode::Require,
-            9,
+            0x900,
             Selection::Lowest,
             Prefer::default(),
         )
@@ -763,11 +771,11 @@ mod tests {
         let (chosen, suite) = select_ike(&ike_offer(&mine, &[], None), &mine).unwrap();
         assert_eq!(accept_ike_choice(&[chosen], &mine, None).unwrap(), suite);
         let (chosen, esp, peer_spi) =
-            select_esp(&esp_offer(&mine, 7, false), &mine, PfsMode::Ignore, 9).unwrap();
-        assert_eq!(peer_spi, 7);
+            select_esp(&esp_offer(&mine, 0x700, false), &mine, PfsMode::Ignore, 0x900).unwrap();
+        assert_eq!(peer_spi, 0x700);
         assert_eq!(
             accept_esp_choice(&[chosen], &mine, PfsMode::Ignore).unwrap(),
-            (esp, 9)
+            (esp, 0x900)
         );
     }
 
@@ -856,7 +864,7 @@ mod tests {
         let a = set(&[Encryption::Aes128Cbc], &[Integrity::Sha1], &[2]);
         let b = set(&[Encryption::Aes256Gcm16], &[Integrity::Sha2_256], &[19]);
         assert!(select_ike(&ike_offer(&a, &[], None), &b).is_none());
-        assert!(select_esp(&esp_offer(&a, 1, false), &b, PfsMode::Ignore, 2).is_none());
+        assert!(select_esp(&esp_offer(&a, 0x100, false), &b, PfsMode::Ignore, 0x200).is_none());
     }
 
     #[test]
@@ -872,6 +880,23 @@ mod tests {
             accept_ike_choice(&[chosen.clone(), chosen], &mine, None),
             Err(ChoiceError::ProposalCount(2))
         );
+    }
+
+    /// SPI 0 and the reserved 1–255 (RFC 4303 §2.1) are refused both ways: a responder selects no
+    /// proposal carrying one (NO_PROPOSAL_CHOSEN), an initiator rejects a choice naming one.
+    #[test]
+    fn reserved_esp_spis_are_refused_both_ways() {
+        let mine = set(&[Encryption::Aes128Gcm16], &[Integrity::Sha2_256], &[19]);
+        for spi in [0, 1, 7, 255] {
+            assert!(select_esp(&esp_offer(&mine, spi, false), &mine, PfsMode::Ignore, 0x900).is_none());
+            let (chosen, _, _) =
+                select_esp(&esp_offer(&mine, 0x700, false), &mine, PfsMode::Ignore, spi).unwrap();
+            assert_eq!(
+                accept_esp_choice(&[chosen], &mine, PfsMode::Ignore),
+                Err(ChoiceError::BadSpi)
+            );
+        }
+        assert!(select_esp(&esp_offer(&mine, 256, false), &mine, PfsMode::Ignore, 0x900).is_some());
     }
 
     #[test]
