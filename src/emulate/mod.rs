@@ -467,9 +467,9 @@ impl Maintenance {
     pub fn listen(control: &std::path::Path) -> std::io::Result<Self> {
         use std::io::{BufRead, Write};
         let path = maintenance_socket(control);
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        // Never wider than 0600, in a directory only root (or we) can write; replaces a stale socket.
+        let listener = crate::daemon::control::bind_private(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let request = std::sync::Arc::new(std::sync::Mutex::new(None));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (req, stop2) = (request.clone(), stop.clone());
