@@ -151,7 +151,8 @@ fn serve(
         }
         conns = open;
         if pfds[1].revents != 0 {
-            accept_all(listener, &mut conns, now + deadline);
+            // From now, not from before the poll, which may have waited a long while.
+            accept_all(listener, &mut conns, clock::now() + deadline);
         }
     }
 }
@@ -313,6 +314,21 @@ mod tests {
         let waited = t0.elapsed();
         assert!(waited >= deadline - Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_secs(3), "{waited:?}");
+    }
+
+    #[test]
+    fn a_client_after_a_long_quiet_time_gets_its_full_deadline() {
+        let deadline = Duration::from_millis(300);
+        let server = MetricsServer::start_with("127.0.0.1:0".parse().unwrap(), registry(), deadline).unwrap();
+        // The server waits in poll without a timeout meanwhile.
+        std::thread::sleep(deadline * 2);
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::thread::sleep(deadline / 3);
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp:?}");
     }
 
     #[test]
