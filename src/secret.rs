@@ -28,19 +28,15 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// A masked form for people: first and last character of a printable secret, length in between.
+    /// The form people see (`cgwd check`): whether the secret is set, nothing derived from it.
+    /// Not its length or first and last characters (they narrow a guess), nor a fingerprint: a
+    /// hash of a short, human-chosen PSK in a pasted report is an offline dictionary-attack oracle.
+    /// To compare two files, compare the files.
     pub fn masked(&self) -> String {
-        match (self.0.first(), self.0.last()) {
-            (Some(a), Some(b)) if self.0.len() >= 8 && a.is_ascii_graphic() && b.is_ascii_graphic() => {
-                format!(
-                    "{}{}{} ({} chars)",
-                    *a as char,
-                    "*".repeat(6),
-                    *b as char,
-                    self.0.len()
-                )
-            }
-            _ => format!("****** ({} bytes)", self.0.len()),
+        if self.0.is_empty() {
+            "(empty)".to_string()
+        } else {
+            "******** (set)".to_string()
         }
     }
 }
@@ -59,6 +55,9 @@ mod tests {
     fn debug_and_masked_hide_the_secret() {
         let s = Secret::from_slice(b"QMP5tKPP5qk95Y1Eee9c_82.MofNUJQV");
         assert!(!format!("{s:?}").contains("QMP5"));
-        assert_eq!(s.masked(), "Q******V (32 chars)");
+        assert_eq!(s.masked(), "******** (set)");
+        // Nothing of the secret shows, not even its length.
+        assert_eq!(Secret::from_slice(b"x").masked(), s.masked());
+        assert_eq!(Secret::new(Vec::new()).masked(), "(empty)");
     }
 }

@@ -1,4 +1,5 @@
-//! Packaging helpers generated from the clap definitions: shell completions and the man page.
+//! The binary's command line: packaging helpers generated from the clap definitions (shell
+//! completions, the man page) and argument checks that need no running daemon.
 
 use std::process::Command;
 
@@ -48,4 +49,31 @@ fn systemd_unit_grants_only_network_capabilities() {
     assert_eq!(caps, "CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW");
     assert!(unit.contains("Restart=on-failure"));
     assert!(unit.contains("NoNewPrivileges=yes"));
+}
+
+#[test]
+fn emulate_aws_ctl_refuses_a_maintenance_window_over_a_day() {
+    let run = |window: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cgwd"))
+            .args([
+                "emulate-aws-ctl",
+                "--control-socket",
+                "/nonexistent/aws.sock",
+                "maintenance",
+            ])
+            .args(["--tunnel", "1", "--for", window])
+            .output()
+            .unwrap()
+    };
+    for window in ["1441m", "18446744073709551s"] {
+        let out = run(window);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{window}: {err}");
+        assert!(err.contains("--for") && err.contains("at most a day"), "{err}");
+    }
+    // A day is accepted: it then fails only for want of a running emulate-aws.
+    let out = run("1440m");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no maintenance socket"), "{err}");
 }

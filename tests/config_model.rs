@@ -145,7 +145,8 @@ fn report_text_and_json_show_both_tunnels_and_hide_psks() {
     assert!(text.contains("Tunnel 2  AWS 203.0.113.12"), "{text}");
     assert!(text.contains("169.254.10.4/30"));
     assert!(text.contains("MTU / MSS          1438 / 1398"), "{text}");
-    assert!(text.contains("l******1 (20 chars)"));
+    assert!(text.contains("PSK                ******** (set)"), "{text}");
+    assert!(!text.contains("chars)"), "PSK length shown: {text}");
     assert!(!text.contains("lab_tunnel1_psk"), "PSK leaked: {text}");
     assert!(text.contains("BGP neighbor       169.254.10.5"));
 

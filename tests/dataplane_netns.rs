@@ -121,6 +121,9 @@ impl Lab {
         let log = self.log_path(role);
         self.files.push(path.clone());
         self.files.push(log.clone());
+        // Its record of the ESP sequence numbers used with these keys.
+        self.files
+            .push(cgwd::dataplane::static_keys::seq_state_path(&path));
         let ns = self.ns(ns_role);
         let mut child = Command::new("ip")
             .args([

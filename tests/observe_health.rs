@@ -344,6 +344,41 @@ fn file_sink_reopens_after_logrotate_moves_the_file() {
     assert!(s[0].contains("received DELETE for IKE_SA from AWS"), "{s:?}");
 }
 
+/// This process's umask, from /proc (reading it with umask(2) would change it for every thread).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    u32::from_str_radix(line.trim(), 8).unwrap()
+}
+
+#[test]
+fn health_log_is_created_0640_and_never_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("observe-mode");
+    let path = dir.0.join("health.jsonl");
+    drop(HealthSink::open(HealthLog::File(path.clone()), HealthFormat::Aws).unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640 & !umask(), "umask {:03o}", umask());
+
+    // A link planted at the path (to a file root would otherwise append to) is refused, not followed.
+    let victim = dir.0.join("victim");
+    std::fs::write(&victim, "untouched\n").unwrap();
+    let link = dir.0.join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = HealthSink::open(HealthLog::File(link.clone()), HealthFormat::Aws).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&link.display().to_string()) && text.contains("symbolic link"),
+        "{text}"
+    );
+    // Also on SIGHUP's reopen, when the link appears after the start.
+    let sink = HealthSink::open(HealthLog::File(path.clone()), HealthFormat::Aws).unwrap();
+    std::fs::rename(&path, dir.0.join("health.jsonl.1")).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    assert!(sink.reopen().is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+}
+
 #[test]
 fn settings_choose_format_and_interval() {
     let s = cgwd::config::Settings::from_toml(

@@ -104,7 +104,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
-/// Body of an HTTP response (tiny_http may send it chunked or with a length).
+/// Body of an HTTP response (sent with a length, or chunked as HTTP/1.1 allows).
 fn body(resp: &str) -> String {
     let (head, rest) = resp.split_once("\r\n\r\n").unwrap();
     if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
@@ -174,12 +174,46 @@ fn server_serves_metrics_on_loopback() {
     assert!(http_get(addr, "/metrics").starts_with("HTTP/1.1 200"));
 
     drop(server);
-    // tiny_http's accept thread closes the listener shortly after the server is dropped.
+    // The server's thread closes the listener when the server is dropped.
     let closed = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
         TcpStream::connect(addr).is_err()
     });
     assert!(closed, "listener closed on drop");
+}
+
+/// Threads of this test process.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[test]
+fn idle_and_trickling_clients_neither_block_a_scrape_nor_add_threads() {
+    let server =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry_with_traffic())).unwrap();
+    let addr = server.local_addr();
+    let before = thread_count();
+    // Many more than the server keeps open: half say nothing, half send a request head that never ends.
+    let mut clients: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for s in clients.iter_mut().step_by(2) {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = cgwd::io::clock::now();
+    let resp = http_get(addr, "/metrics");
+    let took = t0.elapsed();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        took < Duration::from_secs(2),
+        "scrape took {took:?} behind idle clients"
+    );
+    // Other tests of this binary run alongside and have threads of their own: allow a few.
+    let after = thread_count();
+    assert!(
+        after <= before + 8,
+        "threads {before} -> {after} with 100 idle clients"
+    );
+    drop(clients);
 }
 
 #[test]

@@ -88,6 +88,99 @@ fn status_round_trips_over_a_private_socket() {
     assert!(matches!(query_status(&path), Err(ControlError::NotRunning(_))));
 }
 
+/// The names `dir`'s entries were created under (IN_CREATE) and moved in as (IN_MOVED_TO) while `f`
+/// ran, through inotify.
+fn created_and_moved_in(dir: &std::path::Path, f: impl FnOnce()) -> (Vec<String>, Vec<String>) {
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c_dir = CString::new(dir.as_os_str().as_bytes()).unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: inotify_init1 takes no pointers; the descriptor is owned by the File below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    #[allow(unsafe_code)]
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let mut events = unsafe { std::fs::File::from_raw_fd(fd) };
+    #[allow(unsafe_code)]
+    // SAFETY: c_dir is a NUL-terminated path that outlives the call.
+    let wd = unsafe { libc::inotify_add_watch(fd, c_dir.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO) };
+    assert!(wd >= 0);
+    f();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = events.read(&mut buf).unwrap_or(0);
+    let (mut created, mut moved) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    // struct inotify_event: wd i32, mask u32, cookie u32, len u32, then `len` bytes of NUL-padded name.
+    while at + 16 <= n {
+        let mask = u32::from_ne_bytes(buf[at + 4..at + 8].try_into().unwrap());
+        let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+        let name = String::from_utf8_lossy(&buf[at + 16..at + 16 + len])
+            .trim_end_matches('\0')
+            .to_string();
+        if mask & libc::IN_CREATE != 0 {
+            created.push(name);
+        } else if mask & libc::IN_MOVED_TO != 0 {
+            moved.push(name);
+        }
+        at += 16 + len;
+    }
+    (created, moved)
+}
+
+#[test]
+fn the_socket_appears_only_already_0600() {
+    let dir = TempDir::new("ctl-race");
+    let path = dir.0.join("cgwd.sock");
+    let mut server = None;
+    let (created, moved) = created_and_moved_in(&dir.0, || {
+        server = Some(ControlServer::start(&path, Arc::new(Mutex::new(None)), commands()).unwrap());
+    });
+    // Bound elsewhere, made 0600 there, renamed here: never created here with the umask's mode.
+    assert!(
+        !created.iter().any(|n| n == "cgwd.sock"),
+        "created in place: {created:?}"
+    );
+    assert_eq!(moved, ["cgwd.sock"]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The staging directory is gone again.
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["cgwd.sock"]);
+    assert!(query_status(&path).is_err_and(|e| matches!(e, ControlError::Remote(_))));
+}
+
+#[test]
+fn a_directory_others_may_write_is_refused_with_the_fix() {
+    let dir = TempDir::new("ctl-dir");
+    let path = dir.0.join("cgwd.sock");
+    let start = || ControlServer::start(&path, Arc::new(Mutex::new(None)), commands());
+    let chmod = |mode| std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(mode)).unwrap();
+    for (mode, says) in [(0o777, "writable by everyone"), (0o770, "writable by its group")] {
+        chmod(mode);
+        let err = start().err().expect("refused").to_string();
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains(&format!("chmod go-w {}", dir.0.display())), "{err}");
+        assert!(!path.exists());
+    }
+    // Sticky (as /tmp): others cannot remove or rename what we put there.
+    chmod(0o1777);
+    drop(start().unwrap());
+    chmod(0o755);
+    drop(start().unwrap());
+    if common::netns::is_root() {
+        std::os::unix::fs::chown(&dir.0, Some(4242), None).unwrap();
+        let err = start().err().expect("refused").to_string();
+        assert!(err.contains("owned by uid 4242"), "{err}");
+    }
+}
+
 #[test]
 fn stale_socket_from_a_crash_is_replaced_and_garbage_requests_are_answered() {
     use std::io::{Read, Write};

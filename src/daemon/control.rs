@@ -12,7 +12,7 @@
 //! bounded command queue, so a slow client never stalls the control loop.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::status::StatusSnapshot;
+use crate::crypto::random::{OsRandom, Random};
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 256;
@@ -130,7 +131,8 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Create the directory (0700) if needed, replace a stale socket, bind (0600) and serve.
+    /// Create the directory (0700) if needed, refuse one others may write, replace a stale socket,
+    /// bind (0600, see [`bind_private`]) and serve.
     pub fn start(
         path: &Path,
         status: SharedStatus,
@@ -164,8 +166,7 @@ impl ControlServer {
             }
             Err(_) => {}
         }
-        let listener = UnixListener::bind(path).map_err(io_err)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        let listener = bind_private(path).map_err(io_err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -184,6 +185,63 @@ impl ControlServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Bind a Unix stream socket at `path` that is never reachable with more than mode 0600: it is bound
+/// in a fresh 0700 directory next to `path`, made 0600 there and then renamed into place. (Binding at
+/// `path` and chmod-ing after leaves a window with the umask's mode; changing the umask instead would
+/// change it for every thread of the process.) `path`'s directory must pass [`check_directory`].
+pub fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    check_directory(dir)?;
+    let staging = dir.join(format!(".cgwd-bind-{:016x}", OsRandom.next_u64()));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    // A short name: a socket path has at most 107 bytes.
+    let inner = staging.join("s");
+    let bound = (|| {
+        let listener = UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        Ok(listener)
+    })();
+    // Only left behind when a step failed.
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&staging);
+    bound
+}
+
+/// Refuse a directory that someone other than root or us may write to (who could then replace the
+/// socket we bind there): owned by another user, or writable by group or others without the sticky
+/// bit. The error names the directory and the fix.
+pub fn check_directory(dir: &Path) -> io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    let problem = if meta.uid() != 0 && meta.uid() != me {
+        format!("owned by uid {}, neither root nor us (uid {me})", meta.uid())
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        let who = if mode & 0o002 != 0 {
+            "everyone"
+        } else {
+            "its group"
+        };
+        format!("writable by {who} (mode {mode:04o}) without the sticky bit")
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "directory {d} is {problem}: run `chmod go-w {d}` and `chown root {d}`, or choose a path \
+             in a directory only root can write (e.g. /run/cgwd)",
+            d = dir.display()
+        ),
+    ))
 }
 
 impl Drop for ControlServer {

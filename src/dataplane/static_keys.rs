@@ -40,8 +40,26 @@
 //!
 //! Tunnel 1 starts active; SIGUSR1 switches the active tunnel (what the failover manager will do),
 //! so tests can exercise tunnel selection without IKE.
+//!
+//! # Sequence numbers across runs
+//!
+//! With AES-GCM the ESP IV is the sequence number, so a run that started at 1 again with the key
+//! of an earlier run would repeat nonces under that key, which gives away the authentication key
+//! and the XOR of plaintexts. IKE avoids it with new keys per SA; here the keys are the file's, so
+//! each run continues where earlier ones stopped: `<config>.seq` (next to the TOML file) records,
+//! per outbound key (by a SHA-256 fingerprint), the highest sequence number reserved. Numbers are
+//! reserved [`SEQ_BLOCK`] at a time, written (fsync, rename) before any of them is used, so a crash
+//! skips at most one block; if the file cannot be written the run refuses to start, and a running
+//! one stops sending at its reservation rather than use unrecorded numbers. A key whose 2^32
+//! numbers are used up must be replaced. With AES-GCM every key of the file must also differ from
+//! the others (a key used both ways would meet the peer's nonces). Deleting the `.seq` file is
+//! safe only together with new keys. (Random per-run keys would need an exchange with the peer,
+//! which is what IKE is for.)
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,6 +70,7 @@ use anyhow::{Context, bail};
 
 use super::{Dataplane, DataplaneConfig, KEEPALIVE_INTERVAL, POLL_INTERVAL, Shared};
 use crate::esp::SaTable;
+use crate::esp::sa::{OutboundSa, SEQ_HARD_LIMIT};
 use crate::io::route;
 use crate::io::tun::{Tun, TunConfig};
 use crate::io::udp::UdpSocket;
@@ -282,6 +301,182 @@ impl StaticConfig {
     }
 }
 
+/// Sequence numbers reserved per write of the state file: one fsync per 2^20 packets, and at most
+/// that many numbers skipped when a run ends.
+pub const SEQ_BLOCK: u64 = 1 << 20;
+
+/// The sequence state file of the configuration `config`: `<config>.seq`.
+pub fn seq_state_path(config: &Path) -> PathBuf {
+    let mut p = config.as_os_str().to_owned();
+    p.push(".seq");
+    p.into()
+}
+
+/// A short name for an outbound key in the state file (the file sits next to the keys anyway).
+fn key_fingerprint(key: &Secret) -> String {
+    let mut data = zeroize::Zeroizing::new(b"cgwd esp-static sequence state v1\0".to_vec());
+    data.extend_from_slice(key.expose());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data);
+    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `<config>.seq`: per outbound key fingerprint, the highest sequence number reserved so far.
+#[derive(Debug)]
+struct SeqState {
+    path: PathBuf,
+    reserved: BTreeMap<String, u64>,
+}
+
+impl SeqState {
+    fn load(path: PathBuf) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut reserved = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let entry = line
+                .split_once(' ')
+                .and_then(|(fp, seq)| Some((fp.to_string(), seq.trim().parse::<u64>().ok()?)));
+            let Some((fp, seq)) = entry else {
+                bail!(
+                    "{}:{}: expected `<key fingerprint> <sequence number>`; this file records the ESP \
+                     sequence numbers earlier runs used: delete it only together with new keys",
+                    path.display(),
+                    n + 1
+                );
+            };
+            reserved.insert(fp, seq);
+        }
+        Ok(SeqState { path, reserved })
+    }
+
+    /// Record `through` as reserved for the key `fp` (an entry never goes down), durably, before any
+    /// of it is used: a new file (never through a link left at its name), fsync, rename over the old
+    /// one, fsync of the directory.
+    fn reserve(&mut self, fp: &str, through: u64) -> std::io::Result<()> {
+        let entry = self.reserved.entry(fp.to_string()).or_insert(0);
+        *entry = through.max(*entry);
+        let mut text = String::from(
+            "# cgwd esp-static: per outbound key (fingerprint), the highest ESP sequence number reserved.\n\
+             # Delete only together with new keys: starting at 1 again with an AES-GCM key repeats nonces.\n",
+        );
+        for (fp, seq) in &self.reserved {
+            text.push_str(&format!("{fp} {seq}\n"));
+        }
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+    }
+}
+
+/// The outbound SAs' sequence numbers, reserved in the state file ahead of use.
+#[derive(Debug)]
+struct SeqReservations {
+    state: SeqState,
+    sas: Vec<(String, Arc<OutboundSa>)>,
+}
+
+impl SeqReservations {
+    /// Each SA resumes after what earlier runs reserved for its key, with its first block recorded.
+    fn start(mut state: SeqState, sas: Vec<(String, Arc<OutboundSa>)>) -> anyhow::Result<Self> {
+        for (fp, sa) in &sas {
+            let last = state.reserved.get(fp).copied().unwrap_or(0);
+            if last >= SEQ_HARD_LIMIT {
+                bail!(
+                    "the key of outbound SPI {:#x} has sent all 2^32 ESP sequence numbers over earlier runs \
+                     ({}): configure a new key_out (and the peer's key_in)",
+                    sa.spi().0,
+                    state.path.display()
+                );
+            }
+            let through = (last + SEQ_BLOCK).min(SEQ_HARD_LIMIT);
+            state.reserve(fp, through).with_context(|| {
+                format!(
+                    "recording ESP sequence numbers in {}: without it a restart would reuse AES-GCM \
+                     nonces, so esp-static does not run; make the config file's directory writable",
+                    state.path.display()
+                )
+            })?;
+            sa.resume_after(last);
+            sa.set_seq_limit(through);
+        }
+        Ok(SeqReservations { state, sas })
+    }
+
+    /// Reserve the next block for every SA past half of its current one. On a write error the SA
+    /// keeps its limit: it stops sending there rather than use numbers not recorded.
+    fn tick(&mut self) -> std::io::Result<()> {
+        for (fp, sa) in &self.sas {
+            let limit = sa.seq_limit();
+            if limit < SEQ_HARD_LIMIT && sa.last_seq() + SEQ_BLOCK / 2 >= limit {
+                let through = (limit + SEQ_BLOCK).min(SEQ_HARD_LIMIT);
+                self.state.reserve(fp, through)?;
+                sa.set_seq_limit(through);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The SA table for `children`, each outbound SA continuing after the sequence numbers earlier
+/// runs of `config` reserved (see the module doc), and what keeps reserving them.
+fn install_sas(children: &[&ChildSa], config: &Path) -> anyhow::Result<(Arc<SaTable>, SeqReservations)> {
+    let aead_keys: Vec<(&Secret, String)> = children
+        .iter()
+        .filter(|c| c.outbound.encryption.is_aead())
+        .flat_map(|c| {
+            let n = c.tunnel.id.number();
+            [
+                (&c.outbound.encryption_key, format!("key_out of tunnel {n}")),
+                (&c.inbound.encryption_key, format!("key_in of tunnel {n}")),
+            ]
+        })
+        .collect();
+    for (i, (key, name)) in aead_keys.iter().enumerate() {
+        if let Some((_, other)) = aead_keys[..i].iter().find(|(k, _)| k == key) {
+            bail!(
+                "{}: {other} and {name} are the same key; with AES-GCM both would send the same nonces: \
+                 give each its own key",
+                config.display()
+            );
+        }
+    }
+    let sas = Arc::new(SaTable::new());
+    for child in children {
+        sas.install(child)
+            .with_context(|| format!("installing tunnel {}'s manual SA", child.tunnel.id.number()))?;
+    }
+    let snapshot = sas.snapshot();
+    let outbound = children
+        .iter()
+        .filter_map(|c| {
+            Some((
+                key_fingerprint(&c.outbound.encryption_key),
+                snapshot.outbound(c.tunnel)?.clone(),
+            ))
+        })
+        .collect();
+    let reservations = SeqReservations::start(SeqState::load(seq_state_path(config))?, outbound)?;
+    Ok((sas, reservations))
+}
+
 fn run(path: &Path) -> anyhow::Result<()> {
     let cfg = StaticConfig::load(path)?;
     let child = cfg.child_sa()?;
@@ -305,11 +500,8 @@ fn run(path: &Path) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&switch))
         .context("installing signal handler")?;
 
-    let sas = Arc::new(SaTable::new());
-    sas.install(&child).context("installing the manual SA")?;
-    if let Some(child2) = &child2 {
-        sas.install(child2).context("installing tunnel 2's manual SA")?;
-    }
+    let children: Vec<&ChildSa> = std::iter::once(&child).chain(child2.as_ref()).collect();
+    let (sas, mut reservations) = install_sas(&children, path)?;
     let shared = Arc::new(Shared::new(sas));
     let [one, two] = TunnelKey::both(0);
     // Everything goes to the active tunnel (tunnel 1; SIGUSR1 switches); inside addresses pinned.
@@ -390,7 +582,17 @@ fn run(path: &Path) -> anyhow::Result<()> {
     );
     println!("ready");
 
+    let mut reserve_log = crate::io::clock::RateLimit::new(Duration::from_secs(10));
     while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = reservations.tick()
+            && reserve_log.check(crate::io::clock::now()).is_some()
+        {
+            tracing::error!(
+                error = %e,
+                file = %reservations.state.path.display(),
+                "cannot record ESP sequence numbers: sending stops at the last recorded one"
+            );
+        }
         if switch.swap(false, Ordering::Relaxed) && child2.is_some() {
             let next = if shared.usable(one) { two } else { one };
             shared.set_usable(next, true);
@@ -498,6 +700,122 @@ routes = ["10.2.0.0/24"]
         assert!(child.remote_ts.contains("10.9.9.9".parse().unwrap()));
         assert!(prefix6("fd00::/129").is_err());
         assert!(prefix6("10.0.0.0/8").is_err());
+    }
+
+    /// A fresh directory for one test's config and state files, removed by the test.
+    fn test_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cgwd-static-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn gcm_config() -> StaticConfig {
+        let mut cfg: StaticConfig = toml::from_str(SAMPLE).unwrap();
+        cfg.encryption = "AES128-GCM-16".into();
+        cfg.integrity = None;
+        (cfg.integrity_key_out, cfg.integrity_key_in) = (String::new(), String::new());
+        // AES-128 key and 4-octet salt.
+        (cfg.key_out, cfg.key_in) = ("a1".repeat(20), "b2".repeat(20));
+        cfg
+    }
+
+    /// A test directory, the config path in it and tunnel 1's AES-GCM Child SA.
+    fn setup(tag: &str) -> (PathBuf, PathBuf, ChildSa) {
+        let dir = test_dir(tag);
+        let config = dir.join("gw.toml");
+        (dir, config, gcm_config().child_sa().unwrap())
+    }
+
+    /// Seal one small IPv4 packet on tunnel 1: (sequence number, the 8-octet IV on the wire).
+    fn seal_one(sas: &SaTable) -> Result<(u32, Vec<u8>), crate::esp::sa::SealError> {
+        let sa = sas.snapshot().outbound(TunnelId::One.into()).unwrap().clone();
+        let mut buf = vec![0u8; 256];
+        let inner = 64..104;
+        buf[inner.start] = 0x45;
+        let sealed = sa.seal(&mut buf, inner)?;
+        Ok((sealed.seq, buf[sealed.range.start + 8..][..8].to_vec()))
+    }
+
+    #[test]
+    fn a_second_run_with_the_same_keys_never_repeats_a_gcm_nonce() {
+        let (dir, config, child) = setup("rerun");
+        let (sas, _reservations) = install_sas(&[&child], &config).unwrap();
+        let (seq1, iv1) = seal_one(&sas).unwrap();
+        assert_eq!(seq1, 1);
+        // The process dies without a word (SIGKILL, power loss): only the state file survives.
+        drop(sas);
+        let (sas, _reservations) = install_sas(&[&child], &config).unwrap();
+        let (seq2, iv2) = seal_one(&sas).unwrap();
+        assert_eq!(
+            u64::from(seq2),
+            SEQ_BLOCK + 1,
+            "after the block the first run reserved"
+        );
+        assert_ne!(iv1, iv2);
+        let state = std::fs::read_to_string(seq_state_path(&config)).unwrap();
+        let fp = key_fingerprint(&child.outbound.encryption_key);
+        assert!(state.contains(&format!("{fp} {}\n", 2 * SEQ_BLOCK)), "{state}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_next_block_is_recorded_before_it_is_used() {
+        let (dir, config, child) = setup("block");
+        let (sas, mut reservations) = install_sas(&[&child], &config).unwrap();
+        let sa = sas.snapshot().outbound(TunnelId::One.into()).unwrap().clone();
+        reservations.tick().unwrap();
+        assert_eq!(sa.seq_limit(), SEQ_BLOCK, "less than half used: nothing to do");
+        sa.set_last_seq(SEQ_BLOCK / 2);
+        reservations.tick().unwrap();
+        assert_eq!(sa.seq_limit(), 2 * SEQ_BLOCK);
+        let state = SeqState::load(seq_state_path(&config)).unwrap();
+        assert_eq!(
+            state.reserved.values().copied().collect::<Vec<_>>(),
+            [2 * SEQ_BLOCK]
+        );
+        // A state file that cannot be written: the SA keeps its limit and stops there.
+        std::fs::create_dir(dir.join("gw.toml.seq.tmp")).unwrap();
+        sa.set_last_seq(2 * SEQ_BLOCK - 1);
+        assert!(reservations.tick().is_err());
+        assert_eq!(sa.seq_limit(), 2 * SEQ_BLOCK);
+        assert_eq!(u64::from(seal_one(&sas).unwrap().0), 2 * SEQ_BLOCK);
+        assert!(seal_one(&sas).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_run_without_a_state_file_a_used_up_key_or_a_key_used_twice() {
+        let (dir, config, child) = setup("refuse");
+        // The state cannot be recorded.
+        std::fs::create_dir(dir.join("gw.toml.seq.tmp")).unwrap();
+        let err = format!("{:#}", install_sas(&[&child], &config).unwrap_err());
+        assert!(
+            err.contains("gw.toml.seq") && err.contains("directory writable"),
+            "{err}"
+        );
+        std::fs::remove_dir(dir.join("gw.toml.seq.tmp")).unwrap();
+        // A garbled state file is not silently taken for "start at 1".
+        std::fs::write(seq_state_path(&config), "garbage\n").unwrap();
+        let err = format!("{:#}", install_sas(&[&child], &config).unwrap_err());
+        assert!(err.contains("gw.toml.seq:1") && err.contains("new keys"), "{err}");
+        // Every number of the key used by earlier runs.
+        let fp = key_fingerprint(&child.outbound.encryption_key);
+        std::fs::write(seq_state_path(&config), format!("{fp} {SEQ_HARD_LIMIT}\n")).unwrap();
+        let err = format!("{:#}", install_sas(&[&child], &config).unwrap_err());
+        assert!(err.contains("configure a new key_out"), "{err}");
+        // One AES-GCM key for both directions.
+        let mut same = gcm_config();
+        same.key_in = same.key_out.clone();
+        let err = format!(
+            "{:#}",
+            install_sas(&[&same.child_sa().unwrap()], &config).unwrap_err()
+        );
+        assert!(
+            err.contains("key_out of tunnel 1 and key_in of tunnel 1 are the same key"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

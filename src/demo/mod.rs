@@ -97,8 +97,7 @@ impl Lab {
 
     /// The five namespaces, veths, addresses, routes and forwarding.
     pub fn create(prefix: String, keep: bool) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(&prefix);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = private_dir(&prefix)?;
         let mut lab = Lab {
             prefix,
             dir,
@@ -200,6 +199,21 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new directory `$TMPDIR/<prefix>-<random>`, mode 0700, for the lab's settings, sockets and logs.
+/// mkdir(2) fails on anything already at the name, so a file, directory or link another user put
+/// there in advance is never used (the demo runs as root); the random part keeps such a squatter
+/// from blocking the demo. [`Lab`]'s drop removes it.
+fn private_dir(prefix: &str) -> Result<PathBuf, String> {
+    use crate::crypto::random::{OsRandom, Random};
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("{prefix}-{:016x}", OsRandom.next_u64()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("creating the lab directory {}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 fn progress(n: u32, what: &str) {
@@ -465,9 +479,29 @@ mod tests {
     }
 
     #[test]
+    fn lab_directory_is_new_private_and_never_one_planted_in_advance() {
+        use std::os::unix::fs::PermissionsExt;
+        let prefix = format!("cgwd-demo-dirtest-{}", std::process::id());
+        // What another local user could prepare at the old, predictable name.
+        let planted = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&planted).unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let (a, b) = (private_dir(&prefix).unwrap(), private_dir(&prefix).unwrap());
+        std::fs::remove_dir(&planted).unwrap();
+        assert_ne!(a, planted);
+        assert_ne!(a, b);
+        for d in [&a, &b] {
+            let meta = std::fs::symlink_metadata(d).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700, "{}", d.display());
+            assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "empty");
+            std::fs::remove_dir(d).unwrap();
+        }
+    }
+
+    #[test]
     fn embedded_config_loads_with_static_routing() {
-        let dir = std::env::temp_dir().join(format!("cgwd-demo-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = private_dir("cgwd-demo-test").unwrap();
         let p = dir.join("c.json");
         std::fs::write(
             &p,

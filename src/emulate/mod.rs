@@ -214,10 +214,14 @@ mod tests {
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_maintenance_for("1440m"), Ok(MAX_MAINTENANCE));
+        let err = parse_maintenance_for("1441m").unwrap_err();
+        assert!(err.contains("at most a day"), "{err}");
+        assert!(parse_maintenance_for("18446744073709551615s").is_err());
     }
 
     #[test]
-    fn maintenance_request_over_the_socket_opens_a_silent_window() {
+    fn maintenance_request_over_the_socket_opens_a_silent_window_of_at_most_a_day() {
         use std::io::{Read, Write};
         let dir = std::env::temp_dir().join(format!("cgwd-maint-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -238,6 +242,14 @@ mod tests {
         assert!(m.silent(t0 + Duration::from_secs(3)));
         assert!(!m.silent(t0 + Duration::from_secs(4)));
         assert!(!m.silent(t0 + Duration::from_secs(5)));
+        // What `--for 18446744073709551s` used to send, beyond any Instant: refused, not a panic.
+        let answer = ask(&format!("maintenance {}\n", u64::MAX));
+        assert!(answer.contains("at most 1 day"), "{answer}");
+        assert_eq!(m.take_request(t0), None);
+        // Even a request past that check cannot overflow the clock.
+        *m.request.lock().unwrap() = Some(Duration::MAX);
+        assert_eq!(m.take_request(t0), None);
+        assert!(!m.silent(t0));
         drop(m);
         assert!(!maintenance_socket(&control).exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -467,9 +479,9 @@ impl Maintenance {
     pub fn listen(control: &std::path::Path) -> std::io::Result<Self> {
         use std::io::{BufRead, Write};
         let path = maintenance_socket(control);
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        // Never wider than 0600, in a directory only root (or we) can write; replaces a stale socket.
+        let listener = crate::daemon::control::bind_private(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let request = std::sync::Arc::new(std::sync::Mutex::new(None));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (req, stop2) = (request.clone(), stop.clone());
@@ -486,12 +498,13 @@ impl Maintenance {
                     let mut reader = std::io::BufReader::new(std::io::Read::take(&mut conn, 128));
                     let _ = reader.read_line(&mut line);
                     let answer = match line.trim().strip_prefix("maintenance ").map(str::parse::<u64>) {
-                        Some(Ok(ms)) => {
+                        Some(Ok(ms)) if Duration::from_millis(ms) <= MAX_MAINTENANCE => {
                             if let Ok(mut r) = req.lock() {
                                 *r = Some(Duration::from_millis(ms));
                             }
                             "ok\n"
                         }
+                        Some(Ok(_)) => "error: a maintenance window lasts at most 1 day (86400000 ms)\n",
                         _ => "error: expected `maintenance <milliseconds>`\n",
                     };
                     let _ = conn.write_all(answer.as_bytes());
@@ -505,10 +518,11 @@ impl Maintenance {
         })
     }
 
-    /// A new maintenance window starting `now`, if one was requested.
+    /// A new maintenance window starting `now`, if one was requested (and its end is a time the
+    /// monotonic clock can hold; requests are at most [`MAX_MAINTENANCE`] anyway).
     pub fn take_request(&mut self, now: std::time::Instant) -> Option<Duration> {
         let d = self.request.lock().ok()?.take()?;
-        self.silent_until = Some(now + d);
+        self.silent_until = Some(now.checked_add(d)?);
         Some(d)
     }
 
@@ -551,10 +565,25 @@ pub enum CtlAction {
         /// 1 or 2.
         #[arg(long)]
         tunnel: u8,
-        /// How long the endpoint stays silent: 20s, 1500ms, 2m.
-        #[arg(long = "for", value_parser = parse_duration)]
+        /// How long the endpoint stays silent: 20s, 1500ms, 2m; at most a day (1440m).
+        #[arg(long = "for", value_parser = parse_maintenance_for)]
         duration: Duration,
     },
+}
+
+/// Longest maintenance window: AWS's last minutes, and a larger value is a typo (and would not fit
+/// the monotonic clock beyond some point).
+pub const MAX_MAINTENANCE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `--for`: a [`parse_duration`] of at most [`MAX_MAINTENANCE`].
+pub fn parse_maintenance_for(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_MAINTENANCE {
+        return Err(format!(
+            "{s:?} is longer than a maintenance window may last (at most a day: 1440m)"
+        ));
+    }
+    Ok(d)
 }
 
 /// "20s", "1500ms", "2m" or plain seconds.

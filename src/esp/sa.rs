@@ -47,7 +47,7 @@ pub enum SealError {
     NotIp,
     #[error("buffer lacks headroom or tailroom around the inner packet")]
     NoRoom,
-    #[error("sequence numbers exhausted: the SA must be rekeyed")]
+    #[error("sequence numbers exhausted (or past those reserved): the SA must be rekeyed")]
     SequenceExhausted,
     #[error("cipher failure")]
     Crypto,
@@ -95,6 +95,9 @@ pub struct OutboundSa {
     cipher: Cipher,
     /// Last sequence number handed out (64 bits so it can never wrap; only 32 go on the wire).
     seq: AtomicU64,
+    /// Highest sequence number that may be sent: [`SEQ_HARD_LIMIT`], or less while `cgwd esp-static`
+    /// has recorded no more as used (see [`Self::set_seq_limit`]).
+    limit: AtomicU64,
     counters: SaCounters,
 }
 
@@ -133,6 +136,7 @@ impl OutboundSa {
             tunnel,
             cipher: build_cipher(keys)?,
             seq: AtomicU64::new(0),
+            limit: AtomicU64::new(SEQ_HARD_LIMIT),
             counters: SaCounters::default(),
         })
     }
@@ -147,6 +151,22 @@ impl OutboundSa {
 
     pub fn counters(&self) -> &SaCounters {
         &self.counters
+    }
+
+    /// Continue after sequence number `last` (never going back): for a manually keyed SA whose key
+    /// earlier runs used, where starting at 1 again would repeat AES-GCM nonces.
+    pub fn resume_after(&self, last: u64) {
+        self.seq.fetch_max(last, Relaxed);
+    }
+
+    /// Send no sequence number above `limit` (capped at [`SEQ_HARD_LIMIT`]); beyond it [`Self::seal`]
+    /// fails with [`SealError::SequenceExhausted`] until the limit is raised.
+    pub fn set_seq_limit(&self, limit: u64) {
+        self.limit.store(limit.min(SEQ_HARD_LIMIT), Relaxed);
+    }
+
+    pub fn seq_limit(&self) -> u64 {
+        self.limit.load(Relaxed)
     }
 
     /// Last sequence number used (0 before the first packet).
@@ -196,7 +216,7 @@ impl OutboundSa {
         }
 
         let seq = self.seq.fetch_add(1, Relaxed) + 1;
-        if seq > SEQ_HARD_LIMIT {
+        if seq > self.limit.load(Relaxed) {
             return Err(SealError::SequenceExhausted);
         }
 

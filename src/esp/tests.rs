@@ -707,17 +707,23 @@ fn tunnels_are_independent() {
     assert_eq!(ours.counters().tunnels[1].packets_in, 1);
 }
 
-#[test]
-fn sequence_exhaustion_and_rekey_signal() {
-    let sa = OutboundSa::new(
+/// An AES-GCM outbound SA, and sealing one small packet with it.
+fn gcm_outbound() -> OutboundSa {
+    OutboundSa::new(
         TunnelKey::from(TunnelId::One),
         &keys(0x9, Encryption::Aes128Gcm16, None, 1),
     )
-    .unwrap();
-    let seal = |sa: &OutboundSa| {
-        let (mut buf, inner) = lan_packet(40);
-        sa.seal(&mut buf, inner)
-    };
+    .unwrap()
+}
+
+fn seal(sa: &OutboundSa) -> Result<Sealed, SealError> {
+    let (mut buf, inner) = lan_packet(40);
+    sa.seal(&mut buf, inner)
+}
+
+#[test]
+fn sequence_exhaustion_and_rekey_signal() {
+    let sa = gcm_outbound();
     sa.set_last_seq(SEQ_SOFT_LIMIT - 2);
     assert!(!seal(&sa).unwrap().rekey_needed);
     assert!(!sa.rekey_needed());
@@ -731,6 +737,25 @@ fn sequence_exhaustion_and_rekey_signal() {
     }
     assert_eq!(sa.last_seq(), SEQ_HARD_LIMIT);
     assert_eq!(sa.counters().packets(), 3);
+}
+
+#[test]
+fn resumed_sa_continues_after_the_given_number_and_stops_at_its_limit() {
+    let sa = gcm_outbound();
+    let seal = |sa: &OutboundSa| seal(sa).map(|s| s.seq);
+    sa.resume_after(1000);
+    sa.set_seq_limit(1002);
+    assert_eq!(seal(&sa), Ok(1001));
+    // Never back: a smaller resume point is ignored.
+    sa.resume_after(5);
+    assert_eq!(seal(&sa), Ok(1002));
+    assert_eq!(seal(&sa), Err(SealError::SequenceExhausted));
+    sa.set_seq_limit(2000);
+    assert_eq!(sa.seq_limit(), 2000);
+    // The refused number is skipped, not reused.
+    assert_eq!(seal(&sa), Ok(1004));
+    sa.set_seq_limit(u64::MAX);
+    assert_eq!(sa.seq_limit(), SEQ_HARD_LIMIT);
 }
 
 #[test]

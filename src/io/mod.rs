@@ -30,10 +30,27 @@ pub fn poll_any(fds: &[RawFd], timeout: Duration) -> io::Result<u32> {
         p.fd = fd;
         p.events = libc::POLLIN;
     }
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let whole_ms = Duration::from_millis(timeout.as_millis().min(u64::MAX as u128) as u64);
+    poll(&mut pfds[..n], Some(whole_ms))?;
+    // POLLERR/POLLHUP count as readable: the next read reports what happened.
+    Ok(pfds[..n]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0, |mask, (i, _)| mask | 1 << i))
+}
+
+/// poll(2) on `fds`, each with its own `events`; waits up to `timeout` (rounded up to milliseconds;
+/// `None`: until one is ready). Returns how many have `revents`, 0 on timeout or a signal.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
     #[allow(unsafe_code)]
-    // SAFETY: pfds[..n] are valid pollfds on the stack; poll only reads and writes them.
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfds of the given length; poll only
+    // reads and writes those.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted {
@@ -42,10 +59,5 @@ pub fn poll_any(fds: &[RawFd], timeout: Duration) -> io::Result<u32> {
             Err(e)
         };
     }
-    // POLLERR/POLLHUP count as readable: the next read reports what happened.
-    Ok(pfds[..n]
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.revents != 0)
-        .fold(0, |mask, (i, _)| mask | 1 << i))
+    Ok(rc as usize)
 }

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
 
 use crate::config::{HealthFormat, HealthLog};
@@ -84,6 +85,32 @@ impl HealthSink {
     }
 }
 
+/// The mode a health log is created with (less what the umask removes): records name tunnels,
+/// addresses and failures, which are for the operator's group, not every local user.
+pub const HEALTH_LOG_MODE: u32 = 0o640;
+
+/// Open for appending, created with [`HEALTH_LOG_MODE`]. A symbolic link at `path` is refused
+/// (O_NOFOLLOW): cgwd runs as root, and following a link planted there would append to any file.
+/// An existing file keeps its mode (logrotate's `create` or the operator chose it).
 fn open_append(path: &std::path::Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(HEALTH_LOG_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is a symbolic link, which the health log does not follow: set log.health \
+                         to the file itself",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
 }
