@@ -392,8 +392,27 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
         lost * 200,
         s.logs()
     );
+    // Restored while pinging: the halves withdrawn, traffic back on tunnel 1, nothing lost.
+    let log = s.lab.dir.join("ping-restore.txt");
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.lab.ns("onprem"),
+            "ping",
+            "-i",
+            "0.2",
+            "-c",
+            "1000",
+            "-W",
+            "1",
+            "10.100.0.10",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
     s.lab.restore_tunnel1().expect("restore");
-    s.wait(
+    let back = s.wait(
         Duration::from_secs(60),
         "tunnel 1's session back and the halves withdrawn",
         |s| {
@@ -403,6 +422,25 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
                     .contains("10.0.0.0/17")
         },
     );
+    let on_tunnel_1 = s.wait(Duration::from_secs(10), "outbound back on tunnel 1", |s| {
+        s.status().is_some_and(|v| v["tunnels"][0]["active"] == true)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-INT", &ping.id().to_string()])
+        .status();
+    let _ = ping.wait_with_output();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stats = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    println!(
+        "restore: session back and halves withdrawn after {} ms, outbound on tunnel 1 {} ms later; pings: {stats}",
+        back.as_millis(),
+        on_tunnel_1.as_millis()
+    );
+    assert!(stats.contains(" 0% packet loss"), "{text}\n{}", s.logs());
 }
 
 #[test]
