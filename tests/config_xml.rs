@@ -406,6 +406,29 @@ fn bgp_without_asns() {
     assert_eq!(err(&text).0, Problem::Conflict);
 }
 
+/// AWS's own ASNs cannot be the customer gateway's, and eBGP needs two ASes.
+#[test]
+fn reserved_and_equal_asns_are_refused() {
+    for reserved in [7224, 9059, 10124, 17943] {
+        let text = sample("aws-default.xml").replace("<asn>65000</asn>", &format!("<asn>{reserved}</asn>"));
+        let (p, msg) = err(&text);
+        assert_eq!(p, Problem::BgpAsn, "{msg}");
+        assert!(
+            msg.contains(&format!("ASN {reserved} is reserved by AWS")),
+            "{msg}"
+        );
+    }
+    let text = sample("aws-default.xml").replace("<asn>65000</asn>", "<asn>64512</asn>");
+    let (p, msg) = err(&text);
+    assert_eq!(p, Problem::BgpAsn);
+    assert!(msg.contains("share ASN 64512"), "{msg}");
+    // A customer AS AWS does not reserve (a public one, or 17493, Singapore's legacy VGW AS).
+    for ok in [17493u32, 1, 4_200_000_000] {
+        let text = sample("aws-default.xml").replace("<asn>65000</asn>", &format!("<asn>{ok}</asn>"));
+        assert!(parse(&text).is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn numeric_fields_are_range_checked() {
     let text = sample("lab.xml").replacen("<lifetime>28800</lifetime>", "<lifetime>99999</lifetime>", 1);

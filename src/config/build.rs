@@ -7,6 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::str::FromStr;
 
+/// ASNs AWS keeps for its own gateways (7224 in every Region, 9059 eu-west-1, 10124
+/// ap-northeast-1, 17943 ap-southeast-1): a customer gateway cannot use them.
+const RESERVED_CUSTOMER_ASNS: [u32; 4] = [7224, 9059, 10124, 17943];
+
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{ConfigError, Problem};
@@ -345,6 +349,22 @@ impl Builder<'_> {
             })?;
             let customer = self.asn(c)?;
             let aws = self.asn(a)?;
+            if RESERVED_CUSTOMER_ASNS.contains(&customer) {
+                return Err(self.err(
+                    Problem::BgpAsn,
+                    &c.at,
+                    format!("customer gateway ASN {customer} is reserved by AWS for its own gateways"),
+                    "recreate the customer gateway with another ASN (a private one: 64512–65534 or 4200000000–4294967294)",
+                ));
+            }
+            if customer == aws {
+                return Err(self.err(
+                    Problem::BgpAsn,
+                    &c.at,
+                    format!("the customer gateway and AWS share ASN {customer}, but the session is eBGP"),
+                    "give the customer gateway or the AWS side (virtual private / transit gateway) another ASN",
+                ));
+            }
             let hold = match &b.hold_time {
                 Some(h) => self.num::<u16>(h, "BGP hold time", 0, 65535)?,
                 None => 30,
