@@ -68,6 +68,7 @@ fn rekeys_of_every_kind_for_minutes_lose_nothing() {
     );
     cgwd.wait_both_up();
     let started = cgwd::io::clock::now();
+    let sampler = Sampler::start(cgwd.daemon.0.id(), &dir.0);
     let pings = (secs * 20) as u32;
     let ping: Vec<_> = AWS_INSIDE
         .iter()
@@ -85,6 +86,7 @@ fn rekeys_of_every_kind_for_minutes_lose_nothing() {
         .collect();
     let lost: Vec<u32> = ping.into_iter().map(|p| lost(p).0).collect();
     let elapsed = started.elapsed().as_secs_f64();
+    let samples = sampler.stop();
     let log = cgwd.log();
     let mut report = Vec::new();
     let mut problems = Vec::new();
@@ -177,7 +179,92 @@ fn rekeys_of_every_kind_for_minutes_lose_nothing() {
             }
         }
     }
+    problems.extend(samples.report(secs));
     assert!(problems.is_empty(), "{}\n{log}", problems.join("\n"));
     drop(cgwd);
     drop(charons);
+}
+
+/// cgwd's RSS and open file descriptors every [`Sampler::EVERY`], written as CSV (to
+/// `CGWD_SOAK_CSV`, else the test's directory) for the report's plot (`tests/soak.sh` draws it).
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Samples>,
+}
+
+/// (seconds, RSS KiB, file descriptors).
+struct Samples(Vec<(u64, u64, u64)>);
+
+impl Sampler {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn start(pid: u32, dir: &std::path::Path) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let csv = std::env::var("CGWD_SOAK_CSV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| dir.join("soak.csv"));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let t0 = cgwd::io::clock::now();
+            let mut out = Vec::new();
+            let mut text = String::from("seconds,rss_kib,fds\n");
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    })
+                    .unwrap_or(0);
+                let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+                let t = t0.elapsed().as_secs();
+                out.push((t, rss, fds));
+                text.push_str(&format!("{t},{rss},{fds}\n"));
+                let _ = std::fs::write(&csv, &text);
+                let until = cgwd::io::clock::now() + Self::EVERY;
+                while cgwd::io::clock::now() < until && !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+            println!("RSS and file descriptors every 5 s: {}", csv.display());
+            Samples(out)
+        });
+        Sampler { stop, thread }
+    }
+
+    fn stop(self) -> Samples {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(Samples(Vec::new()))
+    }
+}
+
+impl Samples {
+    /// Prints the first and last tenth; on a run of 10 minutes or more, file descriptors must end
+    /// where they started and RSS within 20 % (+ 1 MiB) of the first tenth's highest.
+    fn report(&self, secs: u64) -> Vec<String> {
+        let n = self.0.len();
+        if n < 2 {
+            return Vec::new();
+        }
+        let tenth = (n / 10).max(1);
+        let max = |s: &[(u64, u64, u64)], f: fn(&(u64, u64, u64)) -> u64| s.iter().map(f).max().unwrap_or(0);
+        let (head, tail) = (&self.0[..tenth], &self.0[n - tenth..]);
+        let (rss0, rss1) = (max(head, |x| x.1), max(tail, |x| x.1));
+        let (fd0, fd1) = (max(head, |x| x.2), max(tail, |x| x.2));
+        println!(
+            "cgwd over {} samples: RSS {rss0} KiB → {rss1} KiB (highest of the first and last tenth), file descriptors {fd0} → {fd1}",
+            n
+        );
+        let mut problems = Vec::new();
+        if secs >= 600 {
+            if fd1 > fd0 {
+                problems.push(format!("file descriptors grew: {fd0} → {fd1}"));
+            }
+            if rss1 > rss0 + rss0 / 5 + 1024 {
+                problems.push(format!("RSS grew: {rss0} → {rss1} KiB"));
+            }
+        }
+        problems
+    }
 }
