@@ -64,10 +64,20 @@ fn fixture() -> &'static Fixture {
         table.install(&child(TunnelId::One, gcm.clone())).unwrap();
         table.install(&child(TunnelId::Two, cbc.clone())).unwrap();
         let cipher = |k: &EspKeys| {
-            Cipher::new(k.encryption, k.integrity, k.encryption_key.expose(), k.integrity_key.expose())
-                .unwrap()
+            Cipher::new(
+                k.encryption,
+                k.integrity,
+                k.encryption_key.expose(),
+                k.integrity_key.expose(),
+            )
+            .unwrap()
         };
-        Fixture { gcm: cipher(&gcm), cbc: cipher(&cbc), table, seq: AtomicU32::new(1) }
+        Fixture {
+            gcm: cipher(&gcm),
+            cbc: cipher(&cbc),
+            table,
+            seq: AtomicU32::new(1),
+        }
     })
 }
 
@@ -83,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let (spi, cipher) = if mode & 2 == 0 { (GCM_SPI, &f.gcm) } else { (CBC_SPI, &f.cbc) };
+    let (spi, cipher) = if mode & 2 == 0 {
+        (GCM_SPI, &f.gcm)
+    } else {
+        (CBC_SPI, &f.cbc)
+    };
     let aligned = rest.len() - rest.len() % cipher.block_len();
     let seq = f.seq.fetch_add(1, Ordering::Relaxed).max(1);
     let mut packet = Vec::with_capacity(8 + cipher.iv_len() + aligned + cipher.icv_len());
