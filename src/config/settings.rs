@@ -626,6 +626,12 @@ impl Settings {
         crate::dataplane::answer_wait::budget_from_micros(self.interface.answer_wait_us)
     }
 
+    /// Whether the data plane checks inbound sources (customer side): `routing.reverse_path_check`,
+    /// unless the user's own BGP daemon installs routes cgwd cannot see.
+    pub fn checks_inbound_sources(&self) -> bool {
+        self.routing.reverse_path_check && self.bgp.speaker != BgpSpeaker::External
+    }
+
     /// The MTU to set on the TUN device.
     pub fn interface_mtu(&self, conn: &super::VpnConnection) -> u16 {
         self.interface.mtu.unwrap_or_else(|| conn.mtu())
@@ -766,6 +772,10 @@ mod tests {
         let s = Settings::from_toml(per, f, &none).unwrap();
         assert!(s.routing.reverse_path_check);
         assert!(!s.for_connection("vpn-1").routing.reverse_path_check);
+        // The data plane's view: off too while the user's BGP daemon owns the routes.
+        assert!(s.checks_inbound_sources() && !s.for_connection("vpn-1").checks_inbound_sources());
+        let external = Settings::from_toml("[bgp]\nspeaker = \"external\"\n", f, &none).unwrap();
+        assert!(external.routing.reverse_path_check && !external.checks_inbound_sources());
     }
 
     #[test]
