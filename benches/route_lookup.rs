@@ -4,7 +4,9 @@
 //! Tables: the static case (one VPC prefix over 8 connections, ECMP), and a BGP-sized one (1,000
 //! prefixes of 6 lengths over 8 connections). Each is looked up cold (a new destination every
 //! packet, the worst case) and as the TX worker does within a batch of one flow (same
-//! destination: the remembered route, [`RouteTable::choose`] only).
+//! destination: the remembered route, [`RouteTable::choose`] only). The RX worker's reverse-path
+//! check ([`RouteTable::source_allowed`]) is measured cold too (within a batch of one flow it is
+//! one comparison with the remembered source).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -59,6 +61,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 dst = dst.wrapping_add(0x0001_0101);
                 black_box(table.lookup(IpAddr::V4(Ipv4Addr::from(black_box(dst))), dst, usable))
+            })
+        });
+        let mut src = 0x0a64_0000u32;
+        group.bench_function(format!("{name}_source_cold"), |b| {
+            b.iter(|| {
+                src = src.wrapping_add(0x0001_0101);
+                black_box(table.source_allowed(IpAddr::V4(Ipv4Addr::from(black_box(src))), 3))
             })
         });
         let remembered = table

@@ -137,6 +137,30 @@ fn local_address_resolution() {
 }
 
 #[test]
+fn report_says_when_the_inbound_source_check_is_off() {
+    let c = lab();
+    let mut s = Settings::default();
+    assert!(!report::text(&c, &s).contains("source check"));
+    s.bgp.speaker = cgwd::config::BgpSpeaker::External;
+    let text = report::text(&c, &s);
+    assert!(
+        text.contains("source check       off (cgwd does not know the routes"),
+        "{text}"
+    );
+    s.bgp.speaker = cgwd::config::BgpSpeaker::Builtin;
+    s.routing.reverse_path_check = false;
+    let text = report::text(&c, &s);
+    assert!(
+        text.contains("source check       off (routing.reverse_path_check = false)"),
+        "{text}"
+    );
+    assert_eq!(
+        report::json(&c, &s)["settings"]["routing"]["reverse_path_check"],
+        false
+    );
+}
+
+#[test]
 fn report_text_and_json_show_both_tunnels_and_hide_psks() {
     let c = lab();
     let s = Settings::default();

@@ -6,6 +6,9 @@
 //!        [right: cgwd0 169.254.10.1] 10.2.0.1 ── 10.2.0.2 lanB
 //! ```
 //!
+//! One test runs the RX worker in process instead, in a namespace of its own, with ESP sealed by
+//! the test (the reverse-path check).
+//!
 //! Needs root (namespaces, TUN) and iproute2, ping (iputils) and iperf3; prints "SKIPPED: needs root"
 //! and passes otherwise. No speed assertions: throughput lives in benches/throughput.sh.
 
@@ -690,4 +693,185 @@ fn ipv6_ping_tcp_packet_too_big_and_selectors() {
             "IPv6 SYNs not clamped: {left}"
         );
     }
+}
+
+/// In process, in a namespace of its own: the RX worker of a tunnel routing 10.100.0.0/16 gets
+/// ESP sealed by the mirrored SA over loopback. An inner packet from the VPC prefix and one from
+/// the tunnel's far inside address reach the TUN (and a socket behind it); one with a source the
+/// connection does not route is dropped and counted, in the data-plane counter and as the
+/// tunnel's `reverse_path` drop. A table exempting the connection lets it through.
+#[test]
+fn rx_drops_a_spoofed_inner_source_and_counts_it() {
+    use cgwd::dataplane::rx::RxWorker;
+    use cgwd::dataplane::{DataplaneConfig, RouteTable, Shared};
+    use cgwd::esp::{DropReason, MAX_HEADROOM, MAX_TAILROOM, SaTable};
+    use cgwd::io::tun::{Tun, TunConfig};
+    use cgwd::io::udp::UdpSocket;
+    use cgwd::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector, TunnelKey};
+    use cgwd::secret::Secret;
+    use cgwd::suite::Encryption;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let lab = Lab::new(format!("rpf{}", std::process::id()));
+    let ns = lab.ns("left");
+    // The kernel's own reverse-path filter must not hide what ours does.
+    for key in ["all", "default"] {
+        lab.must(
+            "left",
+            &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.rp_filter=0")],
+        );
+    }
+    std::thread::spawn(move || {
+        common::netns::enter(&ns).expect("setns");
+        let [one, two] = TunnelKey::both(0);
+        let (ours, far) = (Ipv4Addr::new(169, 254, 10, 6), Ipv4Addr::new(169, 254, 10, 5));
+        let (ours_udp, peer_udp): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:4500".parse().unwrap(),
+            "127.0.0.1:4501".parse().unwrap(),
+        );
+        let keys = |spi, fill| EspKeys {
+            spi: EspSpi(spi),
+            encryption: Encryption::Aes128Gcm16,
+            integrity: None,
+            encryption_key: Secret::new(vec![fill; Encryption::Aes128Gcm16.keymat_len()]),
+            integrity_key: Secret::new(Vec::new()),
+        };
+        let child = |inbound, outbound, local, remote| ChildSa {
+            tunnel: one,
+            inbound,
+            outbound,
+            local_ts: TrafficSelector::ANY,
+            remote_ts: TrafficSelector::ANY,
+            pfs: None,
+            local,
+            remote,
+            replay_window: 64,
+        };
+        let sas = Arc::new(SaTable::new());
+        sas.install(&child(keys(0x2002, 0xb2), keys(0x1001, 0xa1), ours_udp, peer_udp))
+            .unwrap();
+        let peer = SaTable::new();
+        peer.install(&child(keys(0x1001, 0xa1), keys(0x2002, 0xb2), peer_udp, ours_udp))
+            .unwrap();
+
+        let shared = Arc::new(Shared::new(sas.clone()));
+        let table = |exempt: bool| {
+            let mut b = RouteTable::builder();
+            for t in [one, two] {
+                b.route("10.100.0.0/16".parse().unwrap(), t);
+            }
+            b.pin(far.into(), one);
+            if exempt {
+                b.accept_any_source(0);
+            }
+            b.build()
+        };
+        shared.set_routes(table(false));
+        let tun = Arc::new(
+            Tun::create(&TunConfig {
+                name: "rpf0".into(),
+                mtu: 1400,
+                addresses: vec![(ours, 30)],
+                offload: false,
+            })
+            .expect("TUN"),
+        );
+        let udp = Arc::new(UdpSocket::bind(ours_udp, Duration::from_millis(100)).expect("UDP"));
+        let config = DataplaneConfig {
+            tunnel_mtu: 1400,
+            tcp_mss: None,
+            clear_df_bit: false,
+            icmp_source: far,
+            keepalive: None,
+            answer_wait: Duration::ZERO,
+        };
+        let mut rx = RxWorker::new(config, tun.clone(), udp, shared.clone(), None);
+        // What the TUN delivers: UDP to our inside address, port 9999.
+        let lan = std::net::UdpSocket::bind((ours, 9999)).expect("listener");
+        lan.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let wire = std::net::UdpSocket::bind(peer_udp).unwrap();
+
+        // Seals an IPv4/UDP packet from `src` to our inside address carrying `tag`, sends it.
+        let send = |src: Ipv4Addr, tag: &[u8]| {
+            let len = 28 + tag.len();
+            let mut buf = vec![0u8; MAX_HEADROOM + len + MAX_TAILROOM];
+            let p = &mut buf[MAX_HEADROOM..MAX_HEADROOM + len];
+            p[0] = 0x45;
+            p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            p[8] = 64;
+            p[9] = 17;
+            p[12..16].copy_from_slice(&src.octets());
+            p[16..20].copy_from_slice(&ours.octets());
+            let sum = cgwd::dataplane::packet::checksum(&p[..20]);
+            p[10..12].copy_from_slice(&sum.to_be_bytes());
+            p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+            p[22..24].copy_from_slice(&9999u16.to_be_bytes());
+            p[24..26].copy_from_slice(&((8 + tag.len()) as u16).to_be_bytes());
+            p[28..].copy_from_slice(tag);
+            let sealed = peer
+                .seal(one, &mut buf, MAX_HEADROOM..MAX_HEADROOM + len)
+                .unwrap();
+            wire.send_to(&buf[sealed.range], ours_udp).unwrap();
+        };
+        let vpc = Ipv4Addr::new(10, 100, 0, 10);
+        let spoofed = Ipv4Addr::new(192, 0, 2, 77);
+        // One batch: the remembered verdict must not carry over to another source.
+        send(vpc, b"vpc-1");
+        send(spoofed, b"spoofed-1");
+        send(vpc, b"vpc-2");
+        send(far, b"far");
+        send(spoofed, b"spoofed-2");
+        let mut received = 0;
+        while received < 5 {
+            match rx.step() {
+                cgwd::dataplane::rx::RxStep::Received { datagrams, .. } => received += datagrams,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let (n, from) = lan
+                .recv_from(&mut buf)
+                .expect("a legit packet reaches the LAN side");
+            got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip()));
+        }
+        lan.set_nonblocking(true).unwrap();
+        assert!(lan.recv_from(&mut buf).is_err(), "a spoofed packet got through");
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("far".to_string(), std::net::IpAddr::V4(far)),
+                ("vpc-1".to_string(), vpc.into()),
+                ("vpc-2".to_string(), vpc.into()),
+            ]
+        );
+        let stats = &shared.stats;
+        assert_eq!(stats.rx_esp.load(Relaxed), 5);
+        assert_eq!(stats.rx_reverse_path_dropped.load(Relaxed), 2);
+        assert_eq!(sas.counters().tunnels[0].drops.get(DropReason::ReversePath), 2);
+
+        // Exempt (bgp.speaker = "external", or the check turned off): the next batch lets it in.
+        shared.set_routes(table(true));
+        send(spoofed, b"spoofed-3");
+        while !matches!(
+            rx.step(),
+            cgwd::dataplane::rx::RxStep::Received { datagrams: 1, .. }
+        ) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        lan.set_nonblocking(false).unwrap();
+        let (n, from) = lan.recv_from(&mut buf).expect("exempt: delivered");
+        assert_eq!((&buf[..n], from.ip()), (&b"spoofed-3"[..], spoofed.into()));
+        assert_eq!(stats.rx_reverse_path_dropped.load(Relaxed), 2);
+    })
+    .join()
+    .expect("namespace thread");
 }

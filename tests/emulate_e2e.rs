@@ -1,5 +1,6 @@
 //! cgwd ↔ `cgwd emulate-aws` end to end in namespaces (root; skipped otherwise): static routing,
-//! StartupAction add and start, and a maintenance rehearsal after which the tunnel comes back by itself.
+//! StartupAction add and start, a maintenance rehearsal after which the tunnel comes back by itself,
+//! and the reverse-path check dropping a VPC source the customer does not route.
 //! The topology is `cgwd demo`'s ([`cgwd::demo::Lab`]).
 
 mod common;
@@ -193,4 +194,59 @@ fn startup_start_aws_initiates() {
     s.wait(Duration::from_secs(25), "both tunnels up", |s| s.up(0) && s.up(1));
     s.ping();
     assert!(s.log("aws.log").contains("initiating IKE"), "{}", s.logs());
+}
+
+/// Issue #17: AWS's tunnels accept any inner source, so the customer gateway checks it. A VPC
+/// subnet the customer does not route (10.200.0.0/16 behind the VPC host; AWS's side sends
+/// everything into its tunnel) pings on-prem: the packet crosses the tunnel and cgwd drops it as
+/// `reverse_path`, while 10.100.0.10 still gets its answers.
+#[test]
+fn a_source_the_customer_does_not_route_is_dropped_after_decryption() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut s = setup("rpf", "add");
+    let (vpc, aws) = (s.lab.ns("vpc"), s.lab.ns("aws"));
+    s.lab
+        .exec(&vpc, &["ip", "addr", "add", "10.200.0.10/32", "dev", "eth0"])
+        .unwrap();
+    s.lab
+        .exec(
+            &aws,
+            &["ip", "route", "add", "10.200.0.0/16", "via", "10.100.0.10"],
+        )
+        .unwrap();
+    s.start_aws();
+    s.start_cgwd();
+    s.wait(Duration::from_secs(20), "both tunnels up", |s| s.up(0) && s.up(1));
+    s.ping();
+    let reverse_path = |s: &Setup| -> u64 {
+        s.status().map_or(0, |v| {
+            (0..2)
+                .filter_map(|t| v["tunnels"][t]["drops"]["reverse_path"].as_u64())
+                .sum()
+        })
+    };
+    assert_eq!(reverse_path(&s), 0, "legit traffic dropped:\n{}", s.logs());
+    let spoofed = s.lab.exec(
+        &vpc,
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "10.200.0.10",
+            "10.0.1.10",
+        ],
+    );
+    assert!(spoofed.is_err(), "answered: {spoofed:?}");
+    s.wait(Duration::from_secs(5), "3 reverse_path drops in status", |s| {
+        reverse_path(s) >= 3
+    });
+    s.ping();
 }

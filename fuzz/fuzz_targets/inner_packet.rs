@@ -1,13 +1,13 @@
 //! Inner-packet fix-ups on hostile bytes (IPv4 and IPv6): MSS clamping, DF clearing, fragmentation,
-//! ICMP and ICMPv6 generation, flow hashing must never panic, and what they emit must stay within
-//! the announced sizes.
+//! ICMP and ICMPv6 generation, flow hashing and reading the addresses must never panic, and what
+//! they emit must stay within the announced sizes.
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use cgwd::dataplane::packet::{
     IPV6_MIN_MTU, clamp_mss, clear_df, destination, flow_hash, fragment, icmp_frag_needed,
-    icmpv6_packet_too_big, ipv6_len, ipv6_upper, mss_for,
+    icmpv6_packet_too_big, ipv6_len, ipv6_upper, mss_for, source,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut pkt = pkt.to_vec();
-    let _ = (destination(&pkt), flow_hash(&pkt), ipv6_upper(&pkt));
+    let _ = (destination(&pkt), source(&pkt), flow_hash(&pkt), ipv6_upper(&pkt));
     let mss = mss_for(&pkt, 536 + u16::from(knob) * 4);
     clamp_mss(&mut pkt, mss);
     clear_df(&mut pkt);

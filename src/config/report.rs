@@ -115,6 +115,17 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         )
     );
     let _ = writeln!(s, "  failover policy    {}", settings.failover.policy.name());
+    if !settings.checks_inbound_sources() {
+        let why = if settings.routing.reverse_path_check {
+            "cgwd does not know the routes of your BGP daemon (bgp.speaker = external)"
+        } else {
+            "routing.reverse_path_check = false"
+        };
+        let _ = writeln!(
+            s,
+            "  source check       off ({why}): any inner source the tunnel's selectors allow is accepted"
+        );
+    }
     if settings.lab.allow_short_lifetimes {
         let _ = writeln!(
             s,

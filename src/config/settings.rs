@@ -150,13 +150,27 @@ pub struct LocalSettings {
     pub id: Option<IpAddr>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingSettings {
     /// VPC networks to route into the tunnels (static routing) or to expect from BGP.
     pub vpc_cidrs: Vec<Ipv4Net>,
     /// On-premises networks to advertise over BGP.
     pub onprem_cidrs: Vec<Ipv4Net>,
+    /// Drop decrypted packets whose source is not routed through the connection they arrived
+    /// on: AWS's 0.0.0.0/0 traffic selectors let the peer send from any address. Off by itself
+    /// with `bgp.speaker = "external"` (cgwd does not know those routes).
+    pub reverse_path_check: bool,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            vpc_cidrs: Vec::new(),
+            onprem_cidrs: Vec::new(),
+            reverse_path_check: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -374,6 +388,7 @@ pub const LAB_MIN_PHASE2_LIFETIME: u32 = 10;
 enum Kind {
     Str,
     Int,
+    Bool,
     List,
 }
 
@@ -386,6 +401,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("local", "id", Kind::Str),
     ("routing", "vpc_cidrs", Kind::List),
     ("routing", "onprem_cidrs", Kind::List),
+    ("routing", "reverse_path_check", Kind::Bool),
     ("failover", "policy", Kind::Str),
     ("dpd", "interval", Kind::Int),
     ("bgp", "speaker", Kind::Str),
@@ -460,6 +476,19 @@ impl Settings {
                         format!("set {var} to a number or unset it"),
                     )
                 })?),
+                Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            file,
+                            Problem::SettingsValue,
+                            format!("environment {var} (key {section}.{key})"),
+                            format!("`{raw}` is not true or false"),
+                            format!("set {var} to true or false, or unset it"),
+                        ));
+                    }
+                }),
                 Kind::List => toml::Value::Array(
                     raw.split(',')
                         .map(str::trim)
@@ -597,6 +626,12 @@ impl Settings {
         crate::dataplane::answer_wait::budget_from_micros(self.interface.answer_wait_us)
     }
 
+    /// Whether the data plane checks inbound sources (customer side): `routing.reverse_path_check`,
+    /// unless the user's own BGP daemon installs routes cgwd cannot see.
+    pub fn checks_inbound_sources(&self) -> bool {
+        self.routing.reverse_path_check && self.bgp.speaker != BgpSpeaker::External
+    }
+
     /// The MTU to set on the TUN device.
     pub fn interface_mtu(&self, conn: &super::VpnConnection) -> u16 {
         self.interface.mtu.unwrap_or_else(|| conn.mtu())
@@ -707,6 +742,40 @@ mod tests {
         let env = |v: &str| (v == "CGWD_INTERFACE_ANSWER_WAIT_US").then(|| "100".to_string());
         let from_env = Settings::from_toml("", f, &env).unwrap();
         assert_eq!(from_env.answer_wait(), Duration::from_micros(100));
+    }
+
+    #[test]
+    fn reverse_path_check_is_on_unless_turned_off_in_the_file_or_the_environment() {
+        let none = |_: &str| None;
+        let f = Path::new("t.toml");
+        assert!(
+            Settings::from_toml("", f, &none)
+                .unwrap()
+                .routing
+                .reverse_path_check
+        );
+        let off = Settings::from_toml("[routing]\nreverse_path_check = false\n", f, &none).unwrap();
+        assert!(!off.routing.reverse_path_check);
+        assert!(Settings::from_toml("[routing]\nreverse_path_check = \"no\"\n", f, &none).is_err());
+        let var = "CGWD_ROUTING_REVERSE_PATH_CHECK";
+        assert_eq!(env_var_name("routing", "reverse_path_check"), var);
+        for (value, want) in [("false", false), (" true ", true)] {
+            let env = |v: &str| (v == var).then(|| value.to_string());
+            let s = Settings::from_toml("[routing]\nreverse_path_check = true\n", f, &env).unwrap();
+            assert_eq!(s.routing.reverse_path_check, want, "{value:?}");
+        }
+        let env = |v: &str| (v == var).then(|| "0".to_string());
+        let err = Settings::from_toml("", f, &env).unwrap_err().to_string();
+        assert!(err.contains(var) && err.contains("true or false"), "{err}");
+        // Per connection, like the rest of [routing].
+        let per = "[connections.vpn-1.routing]\nreverse_path_check = false\n";
+        let s = Settings::from_toml(per, f, &none).unwrap();
+        assert!(s.routing.reverse_path_check);
+        assert!(!s.for_connection("vpn-1").routing.reverse_path_check);
+        // The data plane's view: off too while the user's BGP daemon owns the routes.
+        assert!(s.checks_inbound_sources() && !s.for_connection("vpn-1").checks_inbound_sources());
+        let external = Settings::from_toml("[bgp]\nspeaker = \"external\"\n", f, &none).unwrap();
+        assert!(external.routing.reverse_path_check && !external.checks_inbound_sources());
     }
 
     #[test]

@@ -431,9 +431,14 @@ fn down_reason(f: &FailReason, was_up: bool) -> DownReason {
 /// everything, IPv4 and IPv6, when it names none) through both its tunnels, every tunnel's far
 /// inside address pinned to it. Connections routing the same prefix share it by flow hash (ECMP).
 /// AWS's side (`aws_role`) sends everything into its tunnel: its VPC router already chose it.
+/// The same table checks inbound sources (`routing.reverse_path_check`), except on AWS's side and
+/// with `bgp.speaker = "external"`, whose routes cgwd does not know.
 fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
     let mut b = RouteTable::builder();
     for c in connections {
+        if aws_role || !c.settings.checks_inbound_sources() {
+            b.accept_any_source(c.slot);
+        }
         let served: Vec<&Tunnel> = c.tunnels.iter().filter(|t| t.handle.is_some()).collect();
         for t in &served {
             b.pin(IpAddr::V4(t.aws_inside), t.key);
@@ -607,6 +612,11 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     // tunnel carries what is routed into it, whatever failover.policy says.
     let external = aws.is_none() && settings.bgp.speaker == crate::config::BgpSpeaker::External;
     if external {
+        if list.iter().any(|(_, s)| s.routing.reverse_path_check) {
+            tracing::info!(
+                "bgp.speaker = \"external\": inbound source check (routing.reverse_path_check) off, cgwd does not know your BGP daemon's routes"
+            );
+        }
         for (conn, s) in &mut list {
             if s.failover.policy != crate::config::FailoverPolicy::ActiveActive {
                 tracing::info!(

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  TX: TUN read (64 KiB, split) ─► prefix table: tunnel ─► MSS/DF fix-ups ─► seal in place ─► UDP GSO send
-//!  RX: UDP GRO recvmmsg ─► classify ─► ESP: open in place ─► MSS fix-up ─► coalesce ─► TUN write
+//!  RX: UDP GRO recvmmsg ─► classify ─► ESP: open in place ─► source check ─► MSS fix-up ─► coalesce ─► TUN write
 //!                                  └─► IKE: bounded channel to the control plane; keepalive: drop
 //! ```
 //!
@@ -151,6 +151,9 @@ pub struct DataplaneStats {
     pub rx_ike: AtomicU64,
     pub rx_ike_dropped: AtomicU64,
     pub rx_malformed: AtomicU64,
+    /// Decrypted packets whose source is not routed through their tunnel's VPN connection
+    /// ([`RouteTable::source_allowed`]); also counted per tunnel as the SA drop `reverse_path`.
+    pub rx_reverse_path_dropped: AtomicU64,
     pub rx_errors: AtomicU64,
     pub tun_write_errors: AtomicU64,
     pub mss_clamped: AtomicU64,
@@ -189,6 +192,7 @@ impl DataplaneStats {
             ("rx_ike", v(&self.rx_ike)),
             ("rx_ike_dropped", v(&self.rx_ike_dropped)),
             ("rx_malformed", v(&self.rx_malformed)),
+            ("rx_reverse_path_dropped", v(&self.rx_reverse_path_dropped)),
             ("rx_errors", v(&self.rx_errors)),
             ("tun_write_errors", v(&self.tun_write_errors)),
             ("mss_clamped", v(&self.mss_clamped)),

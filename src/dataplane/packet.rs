@@ -52,6 +52,12 @@ pub fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
     (pkt.first()? >> 4 == 4).then(|| Ipv4Addr::from(d))
 }
 
+/// Source address of an IPv4 packet.
+pub fn ipv4_source(pkt: &[u8]) -> Option<Ipv4Addr> {
+    let s: [u8; 4] = pkt.get(12..16)?.try_into().ok()?;
+    (pkt.first()? >> 4 == 4).then(|| Ipv4Addr::from(s))
+}
+
 /// Length (fixed header + payload) of a well-formed IPv6 packet: version 6, payload within `pkt`.
 pub fn ipv6_len(pkt: &[u8]) -> Option<usize> {
     if pkt.len() < IPV6_HEADER || pkt[0] >> 4 != 6 {
@@ -78,6 +84,15 @@ pub fn destination(pkt: &[u8]) -> Option<IpAddr> {
     match pkt.first()? >> 4 {
         4 => ipv4_destination(pkt).map(IpAddr::V4),
         6 => ipv6_addresses(pkt).map(|(_, d)| IpAddr::V6(d)),
+        _ => None,
+    }
+}
+
+/// Source of an IPv4 or IPv6 packet; `None` for anything else (the RX reverse-path check).
+pub fn source(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first()? >> 4 {
+        4 => ipv4_source(pkt).map(IpAddr::V4),
+        6 => ipv6_addresses(pkt).map(|(s, _)| IpAddr::V6(s)),
         _ => None,
     }
 }
@@ -537,6 +552,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn source_and_destination_of_both_versions() {
+        let p = tcp_syn(1460, 0);
+        assert_eq!(source(&p), Some(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2))));
+        assert_eq!(destination(&p), Some(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 2))));
+        let p6 = ipv6_packet(48, 17, 0);
+        assert_eq!(source(&p6), Some("2001:db8:1::2".parse().unwrap()));
+        assert_eq!(destination(&p6), Some("2001:db8:2::2".parse().unwrap()));
+        // Too short for the address, or neither version: no source.
+        assert_eq!(source(&p[..15]), None);
+        assert_eq!(source(&p6[..39]), None);
+        assert_eq!(source(&[0x25; 40]), None);
+        assert_eq!(source(&[]), None);
+    }
+
+    #[test]
     fn ipv6_fragments_and_truncated_chains_are_left_alone() {
         let mut p = tcp_syn6(1440, 0, true);
         // The hop-by-hop header claims more than the packet holds.
@@ -720,6 +750,7 @@ pub(crate) mod tests {
         #[test]
         fn hostile_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..200), mss in any::<u16>()) {
             let _ = ipv4_destination(&bytes);
+            let _ = source(&bytes);
             let _ = ipv4_df(&bytes);
             let _ = icmp_frag_needed(&bytes, 1200, Ipv4Addr::LOCALHOST, &mut [0u8; 128]);
             let _ = fragment(&bytes, 68, |_, _| true);
@@ -737,6 +768,7 @@ pub(crate) mod tests {
                 bytes[4..6].copy_from_slice(&payload.to_be_bytes());
             }
             let _ = destination(&bytes);
+            let _ = source(&bytes);
             let _ = flow_hash(&bytes);
             let _ = ipv6_upper(&bytes);
             let mut out = [0u8; IPV6_MIN_MTU];

@@ -16,6 +16,10 @@
 //! address is *pinned*: it always goes to that tunnel, usable or not (BGP and the liveness probes
 //! talk to it).
 //!
+//! The RX worker asks the same table the reverse question ([`RouteTable::source_allowed`]): a
+//! decrypted packet's source must be a prefix routed through the VPN connection it arrived on, or
+//! the peer (with AWS's 0.0.0.0/0 traffic selectors) could send us packets from any address.
+//!
 //! Layout: one hash map per prefix length present, longest first (the "lookup by length" scheme
 //! of Waldvogel et al., without the binary search: a VPN's table holds a few lengths). A lookup
 //! costs one masked hash probe per length present; a TX batch of one TCP stream does it once
@@ -52,6 +56,9 @@ pub struct RouteTable {
     /// (prefix length, masked address → entry), longest length first.
     v4: Vec<(u8, PrefixMap<u32>)>,
     v6: Vec<(u8, PrefixMap<u128>)>,
+    /// By connection number: its inbound sources are not checked (see
+    /// [`RouteTableBuilder::accept_any_source`]).
+    any_source: Vec<bool>,
 }
 
 type PrefixMap<K> = HashMap<K, RouteIndex, BuildHasherDefault<PrefixHasher>>;
@@ -129,6 +136,21 @@ impl RouteTable {
         four.chain(six)
     }
 
+    /// Reverse-path check for a packet from `src` that arrived on a tunnel of connection `conn`:
+    /// the longest prefix containing `src` must be routed (any tier) through a tunnel of that
+    /// connection. Either tunnel will do (AWS may answer on either, whatever we chose) and whether
+    /// it may carry traffic now does not matter (a route being failed over is still ours). No
+    /// match: dropped. A tunnel's pinned far inside address passes on its own connection.
+    pub fn source_allowed(&self, src: IpAddr, conn: u16) -> bool {
+        if self.any_source.get(usize::from(conn)).copied().unwrap_or(false) {
+            return true;
+        }
+        self.matches(src)
+            .next()
+            .and_then(|i| self.entries.get(i as usize))
+            .is_some_and(|e| e.tunnels.iter().any(|t| t.conn == conn))
+    }
+
     /// A tunnel of route `i` for this flow, if the route has one that may carry it.
     pub fn choose(
         &self,
@@ -164,6 +186,8 @@ impl RouteTable {
 pub struct RouteTableBuilder {
     /// (prefix, tunnel, tier, pinned).
     routes: Vec<(IpNet, TunnelKey, u8, bool)>,
+    /// Connections exempt from the reverse-path check.
+    any_source: Vec<u16>,
 }
 
 impl RouteTableBuilder {
@@ -182,6 +206,14 @@ impl RouteTableBuilder {
     /// Packets to `addr` always take `tunnel` (its far inside address).
     pub fn pin(&mut self, addr: IpAddr, tunnel: TunnelKey) -> &mut Self {
         self.routes.push((IpNet::from(addr), tunnel, 0, true));
+        self
+    }
+
+    /// Packets arriving on connection `conn` may come from any source: for a connection whose
+    /// routes this table does not know (the user's own BGP daemon installs them) or whose check
+    /// is turned off, and for AWS's side, whose VPC router already chose the tunnel.
+    pub fn accept_any_source(&mut self, conn: u16) -> &mut Self {
+        self.any_source.push(conn);
         self
     }
 
@@ -237,6 +269,13 @@ impl RouteTableBuilder {
         }
         t.v4 = v4.into_iter().rev().collect();
         t.v6 = v6.into_iter().rev().collect();
+        for &conn in &self.any_source {
+            let i = usize::from(conn);
+            if t.any_source.len() <= i {
+                t.any_source.resize(i + 1, false);
+            }
+            t.any_source[i] = true;
+        }
         t
     }
 }
@@ -376,7 +415,100 @@ mod tests {
         assert_eq!(t.lookup(ip("10.0.0.1"), 0, |_| true), None);
     }
 
+    #[test]
+    fn a_source_must_be_routed_through_the_connection_it_arrived_on() {
+        let mut b = RouteTable::builder();
+        b.route(net("10.100.0.0/16"), k(0, 1));
+        b.route_tier(net("10.100.0.0/16"), k(0, 2), 1);
+        b.route(net("10.100.7.0/24"), k(1, 1));
+        b.route(net("10.0.0.0/8"), k(0, 1));
+        b.route(net("2001:db8::/32"), k(1, 2));
+        b.pin(ip("169.254.10.5"), k(0, 1));
+        b.pin(ip("169.254.11.5"), k(1, 2));
+        let t = b.build();
+        // Either tunnel of the connection, any tier; usability plays no part.
+        assert!(t.source_allowed(ip("10.100.0.10"), 0));
+        assert!(!t.source_allowed(ip("10.100.0.10"), 1));
+        // The longest match decides: 10.100.7/24 belongs to connection 1 only.
+        assert!(t.source_allowed(ip("10.100.7.1"), 1));
+        assert!(!t.source_allowed(ip("10.100.7.1"), 0));
+        assert!(t.source_allowed(ip("10.200.0.1"), 0));
+        // Unrouted sources (the spoofing this is for) and the other family.
+        assert!(!t.source_allowed(ip("192.168.1.1"), 0));
+        assert!(!t.source_allowed(ip("2001:db9::1"), 1));
+        assert!(t.source_allowed(ip("2001:db8::1"), 1));
+        // Far inside addresses pass on their own connection (BGP, probes), not on another.
+        assert!(t.source_allowed(ip("169.254.10.5"), 0));
+        assert!(!t.source_allowed(ip("169.254.10.5"), 1));
+        assert!(t.source_allowed(ip("169.254.11.5"), 1));
+        assert!(!t.source_allowed(ip("169.254.11.6"), 1));
+        // A connection beyond any route: nothing passes.
+        assert!(!t.source_allowed(ip("10.100.0.10"), 9));
+        assert!(!RouteTable::default().source_allowed(ip("10.0.0.1"), 0));
+    }
+
+    #[test]
+    fn an_exempt_connection_accepts_any_source_and_others_stay_checked() {
+        let mut b = RouteTable::builder();
+        b.route(net("10.100.0.0/16"), k(0, 1));
+        b.accept_any_source(3);
+        let t = b.build();
+        assert!(t.source_allowed(ip("192.0.2.99"), 3));
+        assert!(t.source_allowed(ip("2001:db8::1"), 3));
+        assert!(!t.source_allowed(ip("10.100.0.1"), u16::MAX));
+        assert!(!t.source_allowed(ip("192.0.2.99"), 0));
+        assert!(!t.source_allowed(ip("192.0.2.99"), 2));
+    }
+
     proptest! {
+        /// The reverse-path check agrees with a brute force: among the routes containing the
+        /// source, those of the longest length must name a tunnel of the connection.
+        #[test]
+        fn source_check_agrees_with_brute_force(
+            routes in proptest::collection::vec((any::<u32>(), 0u8..=32, 0u16..4, any::<bool>(), 0u8..3), 0..40),
+            pins in proptest::collection::vec((any::<u32>(), 0u16..4, any::<bool>()), 0..4),
+            srcs in proptest::collection::vec(any::<u32>(), 1..40),
+            exempt in proptest::option::of(0u16..5),
+        ) {
+            let mut b = RouteTable::builder();
+            let mut nets = Vec::new();
+            for &(a, len, conn, two, tier) in &routes {
+                let n = IpNet::new(IpAddr::V4(a.into()), len).unwrap().trunc();
+                let key = k(conn, if two { 2 } else { 1 });
+                b.route_tier(n, key, tier);
+                nets.push((n, key, false));
+            }
+            for &(a, conn, two) in &pins {
+                let key = k(conn, if two { 2 } else { 1 });
+                b.pin(IpAddr::V4(a.into()), key);
+                nets.push((IpNet::from(IpAddr::V4(a.into())), key, true));
+            }
+            if let Some(c) = exempt {
+                b.accept_any_source(c);
+            }
+            let t = b.build();
+            // Sources inside the routes too, not only random ones (which mostly match nothing).
+            let inside = nets.iter().map(|(n, _, _)| match n.network() {
+                IpAddr::V4(a) => u32::from(a) | 1,
+                IpAddr::V6(_) => 0,
+            });
+            for s in srcs.iter().copied().chain(inside) {
+                let src = IpAddr::V4(s.into());
+                let longest = nets.iter().filter(|(n, _, _)| n.contains(&src)).map(|(n, _, _)| n.prefix_len()).max();
+                for conn in 0u16..5 {
+                    let want = exempt == Some(conn) || longest.is_some_and(|len| {
+                        let at_len: Vec<_> = nets.iter().filter(|(n, _, _)| n.prefix_len() == len && n.contains(&src)).collect();
+                        // A pin replaces the routes of its address: the first pin's tunnel only.
+                        match at_len.iter().find(|(_, _, pinned)| *pinned) {
+                            Some((_, key, _)) => key.conn == conn,
+                            None => at_len.iter().any(|(_, key, _)| key.conn == conn),
+                        }
+                    });
+                    prop_assert_eq!(t.source_allowed(src, conn), want, "src {} conn {}", src, conn);
+                }
+            }
+        }
+
         /// The table agrees with a brute-force longest-match over the same routes.
         #[test]
         fn agrees_with_brute_force(

@@ -1,18 +1,22 @@
 //! RX worker: UDP → ESP → TUN. Receives GRO-coalesced batches with `recvmmsg`, classifies each
-//! datagram (RFC 3948), opens ESP in place, and queues the inner packets for one coalescing TUN write
-//! per batch. The socket is read without blocking; the threads wait for it outside the worker's
-//! lock ([`super::workers`]). IKE messages go to the control plane through a bounded channel (control traffic only: a few per minute), keepalives
+//! datagram (RFC 3948), opens ESP in place, drops inner packets from sources not routed through
+//! the tunnel's VPN connection (the reverse-path check: AWS's selectors allow any source), and
+//! queues the rest for one coalescing TUN write per batch. The socket is read without blocking;
+//! the threads wait for it outside the worker's lock ([`super::workers`]). IKE messages go to the
+//! control plane through a bounded channel (control traffic only: a few per minute), keepalives
 //! are counted and dropped.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use super::packet::{clamp_mss, mss_for};
+use super::packet::{clamp_mss, mss_for, source};
+use super::routes::RouteTable;
 use super::{DataplaneConfig, IkeDatagram, Shared};
-use crate::esp::SaReader;
+use crate::esp::{DropReason, SaReader};
 use crate::io::clock::{self, RateLimit};
 use crate::io::tun::{IDEAL_BATCH_SIZE, Tun, TunWriteBatch};
 use crate::io::udp::{RECV_BATCH, RecvBatch, UdpSocket, segments};
@@ -40,6 +44,10 @@ pub struct RxWorker {
     devices: Vec<Option<Arc<Tun>>>,
     /// The slot whose device `out` is for (None: the shared device).
     out_device: Option<usize>,
+    routes: arc_swap::Cache<Arc<arc_swap::ArcSwap<RouteTable>>, Arc<RouteTable>>,
+    /// The last source checked in this batch, its connection and the verdict: a batch is mostly
+    /// one flow (one lookup per batch, as the TX worker remembers its last destination).
+    last_source: Option<(IpAddr, u16, bool)>,
     error_log: RateLimit,
 }
 
@@ -69,6 +77,8 @@ impl RxWorker {
             out: TunWriteBatch::new(IDEAL_BATCH_SIZE),
             devices: Vec::new(),
             out_device: None,
+            routes: shared.route_reader(),
+            last_source: None,
             error_log: RateLimit::new(Duration::from_secs(5)),
             config,
             tun,
@@ -114,9 +124,12 @@ impl RxWorker {
                 return RxStep::Failed;
             }
         };
+        // The table for this batch; the remembered verdict was the previous table's.
+        let routes = Arc::clone(self.routes.load());
+        self.last_source = None;
         let mut datagrams = 0;
         for m in 0..n {
-            datagrams += self.message(m);
+            datagrams += self.message(m, &routes);
         }
         let wrote = !self.out.is_empty();
         self.flush();
@@ -127,7 +140,7 @@ impl RxWorker {
     }
 
     /// Handles received message `m`; returns how many datagrams it held.
-    fn message(&mut self, m: usize) -> usize {
+    fn message(&mut self, m: usize, routes: &RouteTable) -> usize {
         let stats = &self.shared.stats;
         let (meta, data) = self.batch.message_mut(m);
         let mut datagrams = 0;
@@ -163,6 +176,11 @@ impl RxWorker {
                     Ok(opened) => {
                         stats.rx_esp.fetch_add(1, Relaxed);
                         let inner = &mut seg[opened.inner];
+                        if !source_allowed(routes, &mut self.last_source, inner, opened.tunnel.conn) {
+                            stats.rx_reverse_path_dropped.fetch_add(1, Relaxed);
+                            self.reader.count_drop(opened.spi, DropReason::ReversePath);
+                            continue;
+                        }
                         if let Some(mss) = self.config.tcp_mss
                             && clamp_mss(inner, mss_for(inner, mss))
                         {
@@ -195,6 +213,29 @@ impl RxWorker {
         let tun = device_of(&self.tun, &self.devices, self.out_device);
         flush(tun, &mut self.out, &self.shared);
     }
+}
+
+/// Whether `inner`, which arrived on a tunnel of connection `conn`, comes from a source routed
+/// through that connection ([`RouteTable::source_allowed`]): the last verdict when source and
+/// connection are the same, else a lookup (remembered). No readable source: dropped.
+fn source_allowed(
+    routes: &RouteTable,
+    last: &mut Option<(IpAddr, u16, bool)>,
+    inner: &[u8],
+    conn: u16,
+) -> bool {
+    let Some(src) = source(inner) else {
+        return false;
+    };
+    if let Some((s, c, verdict)) = *last
+        && s == src
+        && c == conn
+    {
+        return verdict;
+    }
+    let verdict = routes.source_allowed(src, conn);
+    *last = Some((src, conn, verdict));
+    verdict
 }
 
 /// The device of tunnel slot `slot` (None, or no device of its own: the shared one).

@@ -32,10 +32,14 @@ pub enum DropReason {
     BadInnerPacket,
     /// Inner addresses outside the SA's traffic selectors (RFC 4301 §5.2).
     SelectorMismatch,
+    /// Decrypted, but its source is not routed through the tunnel's VPN connection: the data
+    /// plane's reverse-path check (`routing.reverse_path_check`), counted after `open` (the
+    /// packet is in the SA's packet count too).
+    ReversePath,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Truncated,
         Self::BadLength,
@@ -48,6 +52,7 @@ impl DropReason {
         Self::DummyPacket,
         Self::BadInnerPacket,
         Self::SelectorMismatch,
+        Self::ReversePath,
     ];
 
     /// Stable name for metrics and logs.
@@ -64,6 +69,7 @@ impl DropReason {
             Self::DummyPacket => "dummy_packet",
             Self::BadInnerPacket => "bad_inner_packet",
             Self::SelectorMismatch => "selector_mismatch",
+            Self::ReversePath => "reverse_path",
         }
     }
 

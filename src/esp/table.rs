@@ -362,4 +362,13 @@ impl SaReader {
     pub fn snapshot(&mut self) -> &Arc<Snapshot> {
         self.cache.load()
     }
+
+    /// Counts a drop decided after [`Self::open`] on the inbound SA `spi` (or unattributed if it
+    /// is gone), so it shows among its tunnel's drops.
+    pub fn count_drop(&mut self, spi: EspSpi, reason: DropReason) {
+        match self.cache.load().inbound(spi.0) {
+            Some(sa) => sa.counters().drops.count(reason),
+            None => self.table.unattributed.count(reason),
+        }
+    }
 }
