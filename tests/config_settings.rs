@@ -315,3 +315,103 @@ fn bgp_announcements_beyond_aws_prefix_limit_are_refused() {
     assert!(load(&config, Some(&file)).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- What `cgwd run` cannot run is refused at load ----
+
+fn parity(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/parity")
+        .join(name)
+}
+
+fn lab_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
+}
+
+/// `load_many` of `configs` with `toml` as the settings file and only `vars` in the environment.
+fn load_with(
+    dir: &Path,
+    configs: &[PathBuf],
+    toml: &str,
+    vars: &[(&str, &str)],
+) -> Result<cgwd::config::Loaded, ConfigError> {
+    let file = dir.join("cgwd.toml");
+    std::fs::write(&file, toml).unwrap();
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    cgwd::config::load_many_with(configs, Some(&file), &move |k| map.get(k).cloned())
+}
+
+/// IPv6 outside addresses and IPv6 inside traffic load as a model but not as something to run:
+/// refused by the loader `cgwd check`, `cgwd run` and a reload share, naming the fields.
+#[test]
+fn ipv6_connections_are_refused_at_load() {
+    let dir = common::tempdir::TempDir::new("ipv6-load");
+    let d = dir.0.as_path();
+    let e = load_with(d, &[parity("sample-ipv6.describe.json")], "", &[]).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    for field in [
+        "sample-ipv6.describe.json: ",
+        "Options.OutsideIpAddressType",
+        "OutsideIpAddressType Ipv6",
+        "tunnel 1 AWS 2001:db8:ffaa:1::21",
+        "customer gateway 2001:db8:100::10",
+        "TunnelInsideIpVersion ipv6",
+        "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126, tunnel 2 fd00:a1b2:c3d4:1::4/126",
+        "LocalIpv6NetworkCidr ::/0",
+        "RemoteIpv6NetworkCidr ::/0",
+        "IPv6 is not supported yet by cgwd",
+    ] {
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+    let e = load_with(d, &[parity("sample-ipv6.xml")], "", &[]).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("<tunnel_outside_address>") && msg.contains("<tunnel_inside_ipv6_address>"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("OutsideIpAddressType Ipv6"),
+        "the XML has no Options: {msg}"
+    );
+
+    // IPv6 inside over IPv4 outside is refused too: the tunnels would negotiate IPv4 selectors.
+    let mut v: serde_json::Value = serde_json::from_str(&sample("lab.describe.json")).unwrap();
+    v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv6");
+    let f = d.join("v6inside.json");
+    std::fs::write(&f, v.to_string()).unwrap();
+    let e = load_with(d, std::slice::from_ref(&f), "", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("IPv6 inside traffic (TunnelInsideIpVersion ipv6)"),
+        "{e}"
+    );
+    assert!(!e.contains("IPv6 outside"), "{e}");
+    v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv4");
+    v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = serde_json::json!("PrivateIpv4");
+    std::fs::write(&f, v.to_string()).unwrap();
+    assert!(
+        load_with(
+            d,
+            std::slice::from_ref(&f),
+            "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n",
+            &[]
+        )
+        .is_ok()
+    );
+
+    // An IPv6 local address or IKE identity: what ike_map refuses at start, refused at load.
+    for key in ["address", "id"] {
+        let e = load_with(
+            d,
+            &[lab_config("lab.xml")],
+            &format!("[local]\n{key} = \"2001:db8::1\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Unsupported));
+        assert!(e.to_string().contains(&format!("key local.{key}")), "{e}");
+    }
+}

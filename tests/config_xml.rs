@@ -454,3 +454,45 @@ fn thousands_of_tunnels_are_counted_cheaply() {
     assert_eq!(p, Problem::TunnelCount);
     assert!(msg.contains("found 5002 tunnel"), "{msg}");
 }
+
+/// The XML of the IPv6 describe sample of FACTS §9.3 (what `--query CustomerGatewayConfiguration`
+/// saves): IPv6 outside addresses, and inside ones as AWS writes them, /128 each.
+#[test]
+fn ipv6_sample_as_xml() {
+    let c = parse(&sample("parity/sample-ipv6.xml")).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("2001:db8:ffaa:1::21"));
+    assert_eq!(c.tunnels[0].customer_outside, ip("2001:db8:100::10"));
+    assert_eq!(
+        c.tunnels[0].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::/126"
+    );
+    assert_eq!(
+        c.tunnels[1].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::4/126"
+    );
+    assert_eq!(
+        c.ip,
+        cgwd::config::IpOptions::default(),
+        "the XML carries no Options"
+    );
+    assert_eq!(c.vpn_gateway_id, None);
+}
+
+#[test]
+fn inside_ipv6_addresses_are_hosts_1_and_2_of_a_126() {
+    let text = sample("parity/sample-ipv6.xml");
+    let (p, msg) = err(&text.replace("fd00:a1b2:c3d4:1::1<", "fd00:a1b2:c3d4:1::3<"));
+    assert_eq!(p, Problem::InsideCidr);
+    assert!(
+        msg.contains("AWS inside IPv6 address fd00:a1b2:c3d4:1::3 is not host 1"),
+        "{msg}"
+    );
+    let (p, msg) = err(&text.replacen("<prefix_length>128<", "<prefix_length>64<", 1));
+    assert_eq!(p, Problem::InsideCidr);
+    assert!(msg.contains("prefix length 64"), "{msg}");
+    let c = parse(&text.replace("<prefix_length>128<", "<prefix_length>126<")).unwrap();
+    assert_eq!(
+        c.tunnels[0].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::/126"
+    );
+}

@@ -3,7 +3,7 @@
 //! All three parsers fill the same draft, so every rule (inside /30s, PSK charset, IKEv2, algorithm
 //! names, ranges, tunnel matching) is checked once, with the same messages, whatever the format.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -62,6 +62,12 @@ pub(crate) struct DraftConnection {
     pub options: Option<(Vec<DraftOptions>, String)>,
     pub local_ts: Option<At>,
     pub remote_ts: Option<At>,
+    /// JSON `Options.OutsideIpAddressType`, `TunnelInsideIpVersion`, `LocalIpv6NetworkCidr`,
+    /// `RemoteIpv6NetworkCidr`.
+    pub outside_ip_type: Option<At>,
+    pub inside_ip_version: Option<At>,
+    pub local_ipv6_ts: Option<At>,
+    pub remote_ipv6_ts: Option<At>,
     pub notes: Vec<String>,
 }
 
@@ -284,6 +290,7 @@ impl Builder<'_> {
 
         let local_ts = self.selector(d.local_ts.as_ref(), "LocalIpv4NetworkCidr")?;
         let remote_ts = self.selector(d.remote_ts.as_ref(), "RemoteIpv4NetworkCidr")?;
+        let ip = self.ip_options(&d)?;
 
         let conn_id = id.clone();
         let mut built = Vec::with_capacity(2);
@@ -298,6 +305,7 @@ impl Builder<'_> {
                 &mut d.notes,
             )?);
         }
+        self.check_outside_type(&d, &ip, &built)?;
         let routing = self.routing(&d, &built)?;
         let tunnels: [TunnelConfig; 2] =
             match <[TunnelConfig; 2]>::try_from(built.into_iter().map(|(t, _)| t).collect::<Vec<_>>()) {
@@ -313,8 +321,90 @@ impl Builder<'_> {
             routing,
             tunnels,
             format: self.format,
+            ip,
             notes: d.notes,
         })
+    }
+
+    /// `Options.OutsideIpAddressType`, `TunnelInsideIpVersion` and the IPv6 selectors.
+    fn ip_options(&self, d: &DraftConnection) -> R<IpOptions> {
+        let present = |a: &Option<At>| a.clone().filter(|a| !a.value.trim().is_empty());
+        let outside_ip_address_type = match present(&d.outside_ip_type) {
+            None => None,
+            Some(a) => Some(
+                OutsideIpAddressType::ALL
+                    .into_iter()
+                    .find(|t| t.aws_name().eq_ignore_ascii_case(a.value.trim()))
+                    .ok_or_else(|| {
+                        self.err(
+                            Problem::BadNumber,
+                            &a.at,
+                            format!(
+                                "OutsideIpAddressType `{}` is not PublicIpv4, PrivateIpv4 or Ipv6",
+                                a.value.trim()
+                            ),
+                            "use the unedited describe output",
+                        )
+                    })?,
+            ),
+        };
+        let tunnel_inside_ip_version = match present(&d.inside_ip_version) {
+            None => None,
+            Some(a) => Some(match a.value.trim().to_ascii_lowercase().as_str() {
+                "ipv4" => InsideIpVersion::Ipv4,
+                "ipv6" => InsideIpVersion::Ipv6,
+                other => {
+                    return Err(self.err(
+                        Problem::BadNumber,
+                        &a.at,
+                        format!("TunnelInsideIpVersion `{other}` is not ipv4 or ipv6"),
+                        "use the unedited describe output",
+                    ));
+                }
+            }),
+        };
+        let cidr6 = |a: Option<At>, what: &str| a.map(|a| self.cidr::<Ipv6Net>(&a, what)).transpose();
+        Ok(IpOptions {
+            outside_ip_address_type,
+            tunnel_inside_ip_version,
+            local_ipv6_network_cidr: cidr6(present(&d.local_ipv6_ts), "LocalIpv6NetworkCidr")?,
+            remote_ipv6_network_cidr: cidr6(present(&d.remote_ipv6_ts), "RemoteIpv6NetworkCidr")?,
+        })
+    }
+
+    /// `OutsideIpAddressType` must name the family of every outside address.
+    fn check_outside_type(
+        &self,
+        d: &DraftConnection,
+        ip: &IpOptions,
+        built: &[(TunnelConfig, BgpDraft)],
+    ) -> R<()> {
+        let (Some(kind), Some(at)) = (ip.outside_ip_address_type, d.outside_ip_type.as_ref()) else {
+            return Ok(());
+        };
+        let want_v6 = kind == OutsideIpAddressType::Ipv6;
+        let odd = built
+            .iter()
+            .flat_map(|(t, _)| {
+                [
+                    (t.id, "AWS", t.aws_outside),
+                    (t.id, "customer", t.customer_outside),
+                ]
+            })
+            .find(|(_, _, a)| a.is_ipv6() != want_v6);
+        match odd {
+            None => Ok(()),
+            Some((id, side, addr)) => Err(self.err(
+                Problem::Conflict,
+                &at.at,
+                format!(
+                    "OutsideIpAddressType {} but {id}'s {side} outside address {addr} is IPv{}",
+                    kind.aws_name(),
+                    if addr.is_ipv6() { 6 } else { 4 }
+                ),
+                "use the unedited describe output (the XML and Options come from one call)",
+            )),
+        }
     }
 
     fn routing(&self, d: &DraftConnection, built: &[(TunnelConfig, BgpDraft)]) -> R<Routing> {
@@ -437,21 +527,21 @@ impl Builder<'_> {
         }
     }
 
-    fn cidr(&self, a: &At, what: &str) -> R<Ipv4Net> {
-        let net = Ipv4Net::from_str(a.value.trim()).map_err(|_| {
+    fn cidr<N: Cidr>(&self, a: &At, what: &str) -> R<N> {
+        let net = N::from_str(a.value.trim()).map_err(|_| {
             self.err(
                 Problem::BadCidr,
                 &a.at,
-                format!("{what} `{}` is not an IPv4 CIDR", a.value.trim()),
-                "write it as ADDRESS/PREFIX, e.g. 10.0.0.0/16 or 0.0.0.0/0",
+                format!("{what} `{}` is not an {} CIDR", a.value.trim(), N::FAMILY),
+                format!("write it as ADDRESS/PREFIX, e.g. {}", N::EXAMPLES),
             )
         })?;
-        if net.trunc() != net {
+        if net.truncated() != net {
             return Err(self.err(
                 Problem::BadCidr,
                 &a.at,
                 format!("{what} `{net}` has host bits set"),
-                format!("did you mean {}?", net.trunc()),
+                format!("did you mean {}?", net.truncated()),
             ));
         }
         Ok(net)
@@ -983,53 +1073,93 @@ impl Builder<'_> {
         Ok(Some((net, anchor.at.clone())))
     }
 
+    /// The inside IPv6 /126 (IPv6-inside tunnels): `TunnelInsideIpv6Cidr`, cross-checked with the
+    /// XML's `tunnel_inside_ipv6_address`es. AWS writes those as single addresses with
+    /// `prefix_length` 128 (FACTS §9.3), so the /126 is the one holding them, AWS's = network+1 and
+    /// the customer's = network+2, as for the IPv4 /30.
     fn inside_ipv6(&self, t: &DraftTunnel, o: Option<&DraftOptions>) -> R<Option<Ipv6Net>> {
-        let check = |net: Ipv6Net, at: &str| -> R<Ipv6Net> {
-            if net.prefix_len() != 126 || net.trunc() != net {
-                return Err(self.err(
-                    Problem::InsideCidr,
-                    at,
-                    format!("inside IPv6 CIDR {net} is not a /126 network"),
-                    "AWS inside IPv6 CIDRs are /126s from fd00::/8",
-                ));
+        let from_options = match o.and_then(|o| o.inside_ipv6_cidr.as_ref()) {
+            Some(a) if !a.value.trim().is_empty() => {
+                let net = Ipv6Net::from_str(a.value.trim()).map_err(|_| {
+                    self.err(
+                        Problem::BadCidr,
+                        &a.at,
+                        format!("TunnelInsideIpv6Cidr `{}` is not an IPv6 CIDR", a.value.trim()),
+                        "write it as fd00:…/126",
+                    )
+                })?;
+                if net.prefix_len() != 126 || net.trunc() != net {
+                    return Err(self.err(
+                        Problem::InsideCidr,
+                        &a.at,
+                        format!("inside IPv6 CIDR {net} is not a /126 network"),
+                        "AWS inside IPv6 CIDRs are /126s from fd00::/8",
+                    ));
+                }
+                Some((net, a.at.clone()))
             }
-            Ok(net)
+            _ => None,
         };
-        if let Some(a) = o.and_then(|o| o.inside_ipv6_cidr.as_ref())
-            && !a.value.trim().is_empty()
-        {
-            let net = Ipv6Net::from_str(a.value.trim()).map_err(|_| {
-                self.err(
-                    Problem::BadCidr,
-                    &a.at,
-                    format!("TunnelInsideIpv6Cidr `{}` is not an IPv6 CIDR", a.value.trim()),
-                    "write it as fd00:…/126",
-                )
-            })?;
-            return check(net, &a.at).map(Some);
-        }
-        let Some(anchor) = t.customer_inside_ipv6.as_ref().or(t.aws_inside_ipv6.as_ref()) else {
-            return Ok(None);
+        let from_file = match t.customer_inside_ipv6.as_ref().or(t.aws_inside_ipv6.as_ref()) {
+            None => None,
+            Some(anchor) => {
+                if let Some(p) = &t.inside_ipv6_prefix {
+                    let len = self.num::<u8>(p, "inside IPv6 prefix length", 0, 128)?;
+                    if len != 126 && len != 128 {
+                        return Err(self.err(
+                            Problem::InsideCidr,
+                            &p.at,
+                            format!("inside IPv6 prefix length {len} is neither 126 nor 128"),
+                            "AWS inside IPv6 networks are /126s (the XML shows each address as /128); \
+                             use the unedited file",
+                        ));
+                    }
+                }
+                let addr_of = |a: &At| -> R<Ipv6Addr> {
+                    Ipv6Addr::from_str(a.value.trim()).map_err(|_| {
+                        self.err(
+                            Problem::BadAddress,
+                            &a.at,
+                            format!("inside IPv6 address `{}` is not an IPv6 address", a.value.trim()),
+                            "use the unedited file",
+                        )
+                    })
+                };
+                let net = Ipv6Net::new(addr_of(anchor)?, 126)
+                    .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad IPv6 prefix length", ""))?
+                    .trunc();
+                let base = u128::from(net.network());
+                for (a, side, host) in [
+                    (t.customer_inside_ipv6.as_ref(), "customer", 2),
+                    (t.aws_inside_ipv6.as_ref(), "AWS", 1),
+                ] {
+                    let Some(a) = a else { continue };
+                    let addr = addr_of(a)?;
+                    let want = Ipv6Addr::from(base.wrapping_add(host));
+                    if addr != want {
+                        return Err(self.err(
+                            Problem::InsideCidr,
+                            &a.at,
+                            format!("{side} inside IPv6 address {addr} is not host {host} of {net} ({want})"),
+                            "AWS always takes network+1 and gives the customer network+2; use the unedited file",
+                        ));
+                    }
+                }
+                Some((net, anchor.at.clone()))
+            }
         };
-        let prefix = match &t.inside_ipv6_prefix {
-            Some(p) => self.num::<u8>(p, "inside IPv6 prefix length", 0, 128)?,
-            None => 126,
-        };
-        let addr = std::net::Ipv6Addr::from_str(anchor.value.trim()).map_err(|_| {
-            self.err(
-                Problem::BadAddress,
-                &anchor.at,
+        match (from_file, from_options) {
+            (Some((f, fat)), Some((o, oat))) if f != o => Err(self.err(
+                Problem::Conflict,
+                &oat,
                 format!(
-                    "inside IPv6 address `{}` is not an IPv6 address",
-                    anchor.value.trim()
+                    "TunnelInsideIpv6Cidr {o} disagrees with the XML's inside IPv6 addresses ({f}, {fat})"
                 ),
-                "use the unedited file",
-            )
-        })?;
-        let net = Ipv6Net::new(addr, prefix)
-            .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad IPv6 prefix length", ""))?
-            .trunc();
-        check(net, &anchor.at).map(Some)
+                "the XML and TunnelOptions must come from the same describe call; fetch it again",
+            )),
+            (_, Some((o, _))) => Ok(Some(o)),
+            (f, None) => Ok(f.map(|(net, _)| net)),
+        }
     }
 
     /// AWS's PSK rules: 8–64 characters of `[A-Za-z0-9._]`, not starting with `0`.
@@ -1243,6 +1373,29 @@ impl Builder<'_> {
             ),
             None => Origin::CgwdDefault(reason.to_string()),
         }
+    }
+}
+
+/// An IPv4 or IPv6 network as the file writes it.
+trait Cidr: FromStr + Copy + PartialEq + std::fmt::Display {
+    const FAMILY: &'static str;
+    const EXAMPLES: &'static str;
+    fn truncated(&self) -> Self;
+}
+
+impl Cidr for Ipv4Net {
+    const FAMILY: &'static str = "IPv4";
+    const EXAMPLES: &'static str = "10.0.0.0/16 or 0.0.0.0/0";
+    fn truncated(&self) -> Self {
+        self.trunc()
+    }
+}
+
+impl Cidr for Ipv6Net {
+    const FAMILY: &'static str = "IPv6";
+    const EXAMPLES: &'static str = "::/0 or 2001:db8::/32";
+    fn truncated(&self) -> Self {
+        self.trunc()
     }
 }
 

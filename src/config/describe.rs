@@ -110,6 +110,13 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<DraftConnection, ConfigEr
         d.remote_ts = get(o, "RemoteIpv4NetworkCidr")
             .and_then(scalar)
             .map(|v| At::new(v, format!("{opts_path}.RemoteIpv4NetworkCidr")));
+        let opt = |key: &str| {
+            get_entry(o, key).and_then(|(k, v)| scalar(v).map(|v| At::new(v, format!("{opts_path}.{k}"))))
+        };
+        d.outside_ip_type = opt("OutsideIpAddressType");
+        d.inside_ip_version = opt("TunnelInsideIpVersion");
+        d.local_ipv6_ts = opt("LocalIpv6NetworkCidr");
+        d.remote_ipv6_ts = opt("RemoteIpv6NetworkCidr");
         if let Some(list) = get(o, "TunnelOptions") {
             let list_path = format!("{opts_path}.TunnelOptions");
             let list = list.as_array().ok_or_else(|| {

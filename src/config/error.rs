@@ -14,6 +14,8 @@ pub enum Problem {
     BadCidr,
     InsideCidr,
     Psk,
+    /// Valid for AWS, but cgwd cannot run it (IPv6).
+    Unsupported,
     IkeV1Only,
     UnknownAlgorithm,
     BadNumber,

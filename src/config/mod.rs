@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    DpdAction, IkeVersion, Origin, Phase, Phase1Offer, Phase2Offer, Provenance, RekeyWindow, Routing,
-    SourceFormat, StartupAction, TunnelConfig, VpnConnection, defaults, mss_for_mtu, mtu_for,
-    strongest_first,
+    DpdAction, IkeVersion, InsideIpVersion, IpOptions, Origin, OutsideIpAddressType, Phase, Phase1Offer,
+    Phase2Offer, Provenance, RekeyWindow, Routing, SourceFormat, StartupAction, TunnelConfig, VpnConnection,
+    defaults, mss_for_mtu, mtu_for, strongest_first,
 };
 pub use settings::{
     AwsSettings, BgpSettings, BgpSpeaker, ConnectionSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL,
@@ -124,8 +124,17 @@ pub fn expand_config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigErro
 /// gateway address (one pair of IKE sockets), so their tunnels must name distinct AWS outside
 /// addresses and non-overlapping inside /30s.
 pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    load_many_with(paths, settings_path, &|k| std::env::var(k).ok())
+}
+
+/// [`load_many`] with the environment given (`CGWD_*`).
+pub fn load_many_with(
+    paths: &[PathBuf],
+    settings_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let files = expand_config_paths(paths)?;
-    let settings = Settings::load(settings_path, &|k| std::env::var(k).ok());
+    let settings = Settings::load(settings_path, env);
     let limits = settings.as_ref().map(Limits::of).unwrap_or_default();
     let mut raw = Vec::with_capacity(files.len());
     for f in &files {
@@ -134,6 +143,9 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
     let settings = settings?;
     let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
     check_together(&raw, &settings, &settings_file)?;
+    for (file, conn) in &raw {
+        check_runnable(file, conn, &settings, &settings_file)?;
+    }
     check_device_names(&settings, &settings_file, raw.len())?;
     if limits.short_lifetimes {
         tracing::warn!(
@@ -158,6 +170,124 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
         connections,
         settings,
     })
+}
+
+/// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
+/// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
+/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only), and
+/// IPv6 inside traffic (its Child SAs carry IPv4 traffic selectors, BGP runs over the inside /30s).
+pub fn check_runnable(
+    file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+    settings_file: &Path,
+) -> Result<(), ConfigError> {
+    let ip = &conn.ip;
+    let outside: Vec<String> = conn
+        .tunnels
+        .iter()
+        .filter(|t| t.aws_outside.is_ipv6())
+        .map(|t| format!("{} AWS {}", t.id, t.aws_outside))
+        .chain(
+            conn.tunnels
+                .iter()
+                .map(|t| t.customer_outside)
+                .filter(IpAddr::is_ipv6)
+                .take(1)
+                .map(|a| format!("customer gateway {a}")),
+        )
+        .collect();
+    let outside_v6 = ip.outside_ip_address_type == Some(OutsideIpAddressType::Ipv6) || !outside.is_empty();
+    let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
+        || conn.tunnels.iter().any(|t| t.inside_ipv6.is_some());
+    let described = conn.format == SourceFormat::DescribeJson;
+    let mut what = Vec::new();
+    let mut fields = Vec::new();
+    if outside_v6 {
+        let field = if described {
+            "Options.OutsideIpAddressType"
+        } else {
+            "<tunnel_outside_address>"
+        };
+        fields.push(field);
+        what.push(format!(
+            "IPv6 outside addresses ({}{}): cgwd runs IKE and ESP over IPv4 only",
+            ip.outside_ip_address_type.map_or(String::new(), |t| format!(
+                "OutsideIpAddressType {}; ",
+                t.aws_name()
+            )),
+            outside.join(", ")
+        ));
+    }
+    if inside_v6 {
+        let mut parts = Vec::new();
+        if let Some(v) = ip.tunnel_inside_ip_version {
+            parts.push(format!("TunnelInsideIpVersion {}", v.aws_name()));
+        }
+        let cidrs: Vec<String> = conn
+            .tunnels
+            .iter()
+            .filter_map(|t| t.inside_ipv6.map(|n| format!("{} {n}", t.id)))
+            .collect();
+        if !cidrs.is_empty() {
+            parts.push(format!(
+                "{} {}",
+                if described {
+                    "TunnelInsideIpv6Cidr"
+                } else {
+                    "<tunnel_inside_ipv6_address>"
+                },
+                cidrs.join(", ")
+            ));
+        }
+        for (name, net) in [
+            ("LocalIpv6NetworkCidr", ip.local_ipv6_network_cidr),
+            ("RemoteIpv6NetworkCidr", ip.remote_ipv6_network_cidr),
+        ] {
+            if let Some(n) = net {
+                parts.push(format!("{name} {n}"));
+            }
+        }
+        fields.push(if described {
+            "Options.TunnelInsideIpVersion"
+        } else {
+            "<tunnel_inside_ipv6_address>"
+        });
+        what.push(format!(
+            "IPv6 inside traffic ({}): cgwd's tunnels carry IPv4 (traffic selectors \
+             LocalIpv4NetworkCidr/RemoteIpv4NetworkCidr, BGP over the inside /30s) only",
+            parts.join("; ")
+        ));
+    }
+    if !what.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            Problem::Unsupported,
+            format!("VPN connection {}, {}", conn.id, fields.join(", ")),
+            format!(
+                "IPv6 is not supported yet by cgwd, and `cgwd run` refuses this connection: {}",
+                what.join("; ")
+            ),
+            "use a VPN connection with OutsideIpAddressType PublicIpv4 (or PrivateIpv4) and \
+             TunnelInsideIpVersion ipv4 — AWS sets both when the connection is created, so that \
+             means a new connection — or run this one with an IKE implementation that supports IPv6",
+        ));
+    }
+    for (key, addr) in [
+        ("local.address", settings.local.address),
+        ("local.id", settings.local.id),
+    ] {
+        if let Some(a) = addr.filter(IpAddr::is_ipv6) {
+            return Err(ConfigError::invalid(
+                settings_file,
+                Problem::Unsupported,
+                format!("key {key}"),
+                format!("{a} is IPv6; cgwd runs IKE and ESP over IPv4 only"),
+                format!("give an IPv4 address, or leave {key} out"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How many prefixes AWS accepts from the customer gateway on one BGP session: 100 to a virtual

@@ -53,6 +53,8 @@ pub struct VpnConnection {
     /// document order (nothing better is known for them).
     pub tunnels: [TunnelConfig; 2],
     pub format: SourceFormat,
+    /// The connection's IP versions, as far as the file says.
+    pub ip: IpOptions,
     /// Things `check` should tell the user (weak algorithms allowed, IKEv1 download, …).
     pub notes: Vec<String>,
 }
@@ -66,6 +68,60 @@ impl VpnConnection {
     pub fn mtu(&self) -> u16 {
         self.tunnels[0].mtu().min(self.tunnels[1].mtu())
     }
+}
+
+/// `OutsideIpAddressType`: what the tunnels' outside (IKE/ESP) addresses are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OutsideIpAddressType {
+    /// AWS's default.
+    PublicIpv4,
+    /// Private IP VPN over Direct Connect.
+    PrivateIpv4,
+    Ipv6,
+}
+
+impl OutsideIpAddressType {
+    pub const ALL: [OutsideIpAddressType; 3] = [Self::PublicIpv4, Self::PrivateIpv4, Self::Ipv6];
+
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::PublicIpv4 => "PublicIpv4",
+            Self::PrivateIpv4 => "PrivateIpv4",
+            Self::Ipv6 => "Ipv6",
+        }
+    }
+}
+
+/// `TunnelInsideIpVersion`: which IP version the tunnels carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InsideIpVersion {
+    /// AWS's default.
+    Ipv4,
+    /// Transit gateway and Cloud WAN only.
+    Ipv6,
+}
+
+impl InsideIpVersion {
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// The connection-level IP-version options of describe JSON (`Options`); `None` where the file does
+/// not say (XML and Generic text never do). The per-tunnel inside IPv6 /126 is
+/// [`TunnelConfig::inside_ipv6`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IpOptions {
+    pub outside_ip_address_type: Option<OutsideIpAddressType>,
+    pub tunnel_inside_ip_version: Option<InsideIpVersion>,
+    /// `LocalIpv6NetworkCidr` (customer side; AWS's default `::/0`).
+    pub local_ipv6_network_cidr: Option<Ipv6Net>,
+    /// `RemoteIpv6NetworkCidr` (AWS side; AWS's default `::/0`).
+    pub remote_ipv6_network_cidr: Option<Ipv6Net>,
 }
 
 /// How routes are exchanged with AWS.
