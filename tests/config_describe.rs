@@ -570,6 +570,110 @@ fn ipv6_outside_addresses() {
     assert_eq!(c.tunnels[1].customer_outside, ip("2001:db8::10"));
 }
 
+/// FACTS §9.2: PSKs in Secrets Manager — `PreSharedKeyArn`, no `PreSharedKey` in TunnelOptions,
+/// `REDACTED` in the XML. The file alone gives no key: refused naming the tunnel, the placeholder,
+/// the ARN and the setting that gives the key.
+#[test]
+fn secrets_manager_sample_has_no_key_of_its_own() {
+    let e = parse(&sample("parity/sample-secretsmanager.describe.json")).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::PskMissing));
+    let msg = e.to_string();
+    assert!(msg.starts_with("vpn.json: "), "{msg}");
+    assert!(msg.contains("<ipsec_tunnel>[1]/<ike>/<pre_shared_key>"), "{msg}");
+    assert!(msg.contains("tunnel 1 (AWS 192.0.2.81)"), "{msg}");
+    assert!(msg.contains("placeholder `REDACTED`, not a key"), "{msg}");
+    assert!(
+        msg.contains("PreSharedKeyArn arn:aws:secretsmanager:us-east-1:111122223333:secret:s2svpn!"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("[tunnels.1] psk_file = \"/etc/cgwd/vpn-0d4e5f60718293a4b-1.psk\""),
+        "{msg}"
+    );
+    assert!(msg.contains("psk_env") && msg.contains("psk_credential"), "{msg}");
+}
+
+/// FACTS §9.1: a certificate-authenticated connection (no key anywhere, `VgwTelemetry[].CertificateArn`)
+/// is refused as unsupported, naming the field, not as a file missing its key.
+#[test]
+fn certificate_sample_is_unsupported() {
+    let e = parse(&sample("parity/sample-cert.describe.json")).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("VpnConnections[0].VgwTelemetry[0].CertificateArn"),
+        "names the field: {msg}"
+    );
+    assert!(
+        msg.contains("tunnel 1 (AWS 192.0.2.71) authenticates with a certificate"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("arn:aws:acm:us-east-1:111122223333:certificate/3f1c0b9e"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("certificate authentication is not supported yet by cgwd"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pre-shared key is missing"), "{msg}");
+}
+
+/// A certificate listed next to a key: cgwd uses the key (FACTS §9.4: the ARN alone proves nothing)
+/// and says what happens if AWS expects the certificate.
+#[test]
+fn certificate_arn_next_to_a_key_is_a_note() {
+    let mut v = sample_json("lab.describe.json");
+    v["VpnConnections"][0]["VgwTelemetry"] = json!([
+        {"OutsideIpAddress": "203.0.113.12", "Status": "UP", "CertificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc"}
+    ]);
+    let c = parse_v(&v).unwrap();
+    let t = c
+        .tunnels
+        .iter()
+        .find(|t| t.aws_outside == ip("203.0.113.12"))
+        .unwrap();
+    assert_eq!(
+        t.certificate_arn.as_deref(),
+        Some("arn:aws:acm:eu-west-1:111122223333:certificate/abc")
+    );
+    assert!(c.tunnels.iter().filter(|t| t.certificate_arn.is_some()).count() == 1);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("VgwTelemetry[0].CertificateArn") && n.contains("AUTHENTICATION_FAILED")),
+        "{:?}",
+        c.notes
+    );
+}
+
+/// `REDACTED` is never a key, in TunnelOptions as in the XML, in any case; the other source's real
+/// key is used, and with none the tunnel is refused.
+#[test]
+fn redacted_is_a_placeholder_wherever_it_appears() {
+    let mut v = sample_json("lab.describe.json");
+    opts(&mut v, 0)["PreSharedKey"] = json!("REDACTED");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(c.tunnels[0].origin("psk"), Some(&Origin::Xml));
+
+    for placeholder in ["REDACTED", "redacted", "Redacted"] {
+        let mut v = sample_json("lab.describe.json");
+        let xml = v["VpnConnections"][0]["CustomerGatewayConfiguration"]
+            .as_str()
+            .unwrap()
+            .replace("lab_tunnel1_psk.AWS1", placeholder);
+        v["VpnConnections"][0]["CustomerGatewayConfiguration"] = json!(xml);
+        opts(&mut v, 0)["PreSharedKey"] = json!(placeholder);
+        let (p, msg) = err(&v);
+        assert_eq!(p, Problem::PskMissing, "{placeholder}");
+        assert!(msg.contains("placeholder `REDACTED`"), "{msg}");
+        assert!(msg.contains("tunnel 1 (AWS 198.51.100.11)"), "{msg}");
+        // No PreSharedKeyArn in this file: the message says what the placeholder means.
+        assert!(msg.contains("where it keeps the key in Secrets Manager"), "{msg}");
+    }
+}
+
 /// FACTS §9.3: every IPv6 field of the describe output reaches the model (the loader then refuses
 /// the connection, see config_settings and config_cli).
 #[test]

@@ -11,6 +11,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{ConfigError, Problem};
 use super::model::*;
+use super::psk::{PLACEHOLDER, PskLookup, is_placeholder};
 use crate::sa::TunnelId;
 use crate::secret::Secret;
 use crate::suite::{DhGroup, Encryption, Integrity};
@@ -68,6 +69,10 @@ pub(crate) struct DraftConnection {
     pub inside_ip_version: Option<At>,
     pub local_ipv6_ts: Option<At>,
     pub remote_ipv6_ts: Option<At>,
+    /// JSON `PreSharedKeyArn`.
+    pub psk_arn: Option<At>,
+    /// JSON `VgwTelemetry[]` entries with a `CertificateArn`: (OutsideIpAddress, CertificateArn).
+    pub certificates: Vec<(At, At)>,
     pub notes: Vec<String>,
 }
 
@@ -129,6 +134,17 @@ pub(crate) struct Builder<'a> {
     pub file: &'a Path,
     pub format: SourceFormat,
     pub limits: super::Limits,
+    /// Keys from the settings ([`super::psk::FileOnly`] for the AWS file alone).
+    pub psks: &'a dyn PskLookup,
+}
+
+/// What a tunnel needs to know of its connection.
+struct TunnelCtx<'c> {
+    conn_id: &'c str,
+    /// `PreSharedKeyArn`, for the error of a tunnel without a key.
+    psk_arn: Option<&'c At>,
+    /// `VgwTelemetry[]` (OutsideIpAddress, CertificateArn) pairs.
+    certificates: &'c [(At, At)],
 }
 
 type R<T> = Result<T, ConfigError>;
@@ -292,18 +308,15 @@ impl Builder<'_> {
         let remote_ts = self.selector(d.remote_ts.as_ref(), "RemoteIpv4NetworkCidr")?;
         let ip = self.ip_options(&d)?;
 
-        let conn_id = id.clone();
+        let ctx = TunnelCtx {
+            conn_id: &id,
+            psk_arn: d.psk_arn.as_ref(),
+            certificates: &d.certificates,
+        };
         let mut built = Vec::with_capacity(2);
         for (i, (t, o)) in pairs.into_iter().enumerate() {
             let id = if i == 0 { TunnelId::One } else { TunnelId::Two };
-            built.push(self.tunnel(
-                id,
-                &conn_id,
-                &t,
-                o.as_ref(),
-                (&local_ts, &remote_ts),
-                &mut d.notes,
-            )?);
+            built.push(self.tunnel(id, &ctx, &t, o.as_ref(), (&local_ts, &remote_ts), &mut d.notes)?);
         }
         self.check_outside_type(&d, &ip, &built)?;
         let routing = self.routing(&d, &built)?;
@@ -321,6 +334,7 @@ impl Builder<'_> {
             routing,
             tunnels,
             format: self.format,
+            psk_arn: d.psk_arn.map(|a| a.value.trim().to_string()),
             ip,
             notes: d.notes,
         })
@@ -598,7 +612,7 @@ impl Builder<'_> {
     fn tunnel(
         &self,
         id: TunnelId,
-        conn_id: &str,
+        ctx: &TunnelCtx<'_>,
         t: &DraftTunnel,
         o: Option<&DraftOptions>,
         (local_ts, remote_ts): (&(Ipv4Net, Origin), &(Ipv4Net, Origin)),
@@ -653,15 +667,22 @@ impl Builder<'_> {
         };
         let inside_ipv6 = self.inside_ipv6(t, o)?;
 
-        // PSK: XML/text and TunnelOptions must agree when both carry it.
-        let psk_file = t.psk.as_ref().filter(|a| !a.value.trim().is_empty());
-        let psk_opt = o
+        // PSK: a key from the settings wins; else the file's (XML/text and TunnelOptions must agree
+        // when both carry one). `REDACTED` stands for a key kept in Secrets Manager, never a key.
+        let in_xml = t.psk.as_ref().filter(|a| !a.value.trim().is_empty());
+        let in_options = o
             .and_then(|o| o.psk.as_ref())
             .filter(|a| !a.value.trim().is_empty());
+        let placeholder = in_xml
+            .into_iter()
+            .chain(in_options)
+            .find(|a| is_placeholder(&a.value));
+        let psk_file = in_xml.filter(|a| !is_placeholder(&a.value));
+        let psk_opt = in_options.filter(|a| !is_placeholder(&a.value));
         for a in psk_file.iter().chain(psk_opt.iter()) {
             self.psk(a)?;
         }
-        let psk_at = match (psk_file, psk_opt) {
+        let from_file = match (psk_file, psk_opt) {
             (Some(f), Some(p)) => {
                 if f.value.trim() != p.value.trim() {
                     return Err(self.err(
@@ -671,27 +692,44 @@ impl Builder<'_> {
                         "the XML and TunnelOptions must come from the same describe call; fetch it again",
                     ));
                 }
-                prov.insert("psk", Origin::TunnelOptions);
-                p
+                Some((p, Origin::TunnelOptions))
             }
-            (Some(f), None) => {
-                prov.insert("psk", file_origin.clone());
-                f
-            }
-            (None, Some(p)) => {
-                prov.insert("psk", Origin::TunnelOptions);
-                p
-            }
-            (None, None) => {
-                return Err(self.missing(
-                    &t.at,
-                    "the pre-shared key",
-                    "cgwd authenticates with a PSK; certificate authentication and PSKs stored in \
-                     Secrets Manager are not supported — set a PSK on the tunnel",
-                ));
-            }
+            (Some(f), None) => Some((f, file_origin.clone())),
+            (None, Some(p)) => Some((p, Origin::TunnelOptions)),
+            (None, None) => None,
         };
-        let psk = self.psk(psk_at)?;
+        let certificate = ctx
+            .certificates
+            .iter()
+            .find(|(out, _)| IpAddr::from_str(out.value.trim()).ok() == Some(aws_outside))
+            .map(|(_, arn)| arn);
+        let psk = match (self.psks.psk(ctx.conn_id, id)?, from_file) {
+            (Some(ext), in_file) => {
+                if in_file.is_some() {
+                    notes.push(format!(
+                        "{id}: the key from {} overrides the one in the AWS file",
+                        ext.source
+                    ));
+                }
+                notes.extend(ext.warning);
+                prov.insert("psk", Origin::PskSetting(ext.source));
+                ext.secret
+            }
+            (None, Some((a, origin))) => {
+                prov.insert("psk", origin);
+                self.psk(a)?
+            }
+            (None, None) => return Err(self.no_psk(id, ctx, t, aws_outside, placeholder, certificate)),
+        };
+        if let Some(arn) = certificate {
+            notes.push(format!(
+                "{id}: AWS lists a certificate for its endpoint ({}: {}); cgwd authenticates with the \
+                 pre-shared key, and if AWS expects the certificate it answers AUTHENTICATION_FAILED \
+                 (certificate authentication is not supported yet by cgwd)",
+                arn.at,
+                arn.value.trim()
+            ));
+        }
 
         // IKE versions.
         let ike_versions = match o.and_then(|o| o.ike_versions.as_ref()) {
@@ -722,8 +760,9 @@ impl Builder<'_> {
                         format!("{id} ({aws_outside}) allows only IKEv1; cgwd speaks IKEv2"),
                         format!(
                             "allow IKEv2 on the tunnel: `aws ec2 modify-vpn-tunnel-options \
-                             --vpn-connection-id {conn_id} --vpn-tunnel-outside-ip-address {aws_outside} \
-                             --tunnel-options IKEVersions=[{{Value=ikev2}}]`"
+                             --vpn-connection-id {} --vpn-tunnel-outside-ip-address {aws_outside} \
+                             --tunnel-options IKEVersions=[{{Value=ikev2}}]`",
+                            ctx.conn_id
                         ),
                     ));
                 }
@@ -979,6 +1018,7 @@ impl Builder<'_> {
             inside,
             inside_ipv6,
             psk,
+            certificate_arn: certificate.map(|a| a.value.trim().to_string()),
             ike_versions,
             phase1: Phase1Offer {
                 encryption: p1_enc,
@@ -1162,33 +1202,95 @@ impl Builder<'_> {
         }
     }
 
-    /// AWS's PSK rules: 8–64 characters of `[A-Za-z0-9._]`, not starting with `0`.
+    /// AWS's PSK rules ([`super::psk::violation`]) on a key in the AWS file.
     fn psk(&self, a: &At) -> R<Secret> {
         let psk = a.value.trim();
-        let fix = "AWS pre-shared keys are 8–64 characters of A-Z a-z 0-9 . _ and do not start \
-                   with 0; copy the key AWS shows, or set a new one with `aws ec2 \
-                   modify-vpn-tunnel-options … --tunnel-options PreSharedKey=…`";
-        let problem = if psk.len() < 8 || psk.len() > 64 {
-            Some(format!(
-                "the pre-shared key is {} characters long",
-                psk.chars().count()
-            ))
-        } else if psk.starts_with('0') {
-            Some("the pre-shared key starts with 0".to_string())
-        } else {
-            psk.chars()
-                .position(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-                .map(|p| {
-                    format!(
-                        "the pre-shared key has a character outside [A-Za-z0-9._] at position {}",
-                        p + 1
-                    )
-                })
-        };
-        match problem {
-            Some(p) => Err(self.err(Problem::Psk, &a.at, p, fix)),
+        match super::psk::violation(psk) {
+            Some(p) => Err(self.err(
+                Problem::Psk,
+                &a.at,
+                p,
+                format!(
+                    "{}; copy the key AWS shows, or set a new one with `aws ec2 \
+                     modify-vpn-tunnel-options … --tunnel-options PreSharedKey=…`",
+                    super::psk::RULES
+                ),
+            )),
             None => Ok(Secret::from_slice(psk.as_bytes())),
         }
+    }
+
+    /// The error of a tunnel with no key in the file nor in the settings: what the file says
+    /// instead (a certificate, the placeholder, nothing) and the setting that gives the key.
+    fn no_psk(
+        &self,
+        id: TunnelId,
+        ctx: &TunnelCtx<'_>,
+        t: &DraftTunnel,
+        aws_outside: IpAddr,
+        placeholder: Option<&At>,
+        certificate: Option<&At>,
+    ) -> ConfigError {
+        let table = self.psks.table(ctx.conn_id, id);
+        let setting = format!(
+            "cgwd's settings file (--settings): {table} psk_file = \"/etc/cgwd/{}-{}.psk\" (or psk_env = \
+             \"VARIABLE\", or psk_credential = \"NAME\" for a systemd credential); see \"PSKs kept \
+             outside the AWS file\" in docs/configuration.md",
+            ctx.conn_id,
+            id.number()
+        );
+        if let Some(arn) = certificate {
+            return self.err(
+                Problem::Unsupported,
+                &arn.at,
+                format!(
+                    "{id} (AWS {aws_outside}) authenticates with a certificate (CertificateArn {}) and \
+                     the file has no pre-shared key: certificate authentication is not supported yet \
+                     by cgwd, which authenticates with pre-shared keys only",
+                    arn.value.trim()
+                ),
+                format!(
+                    "run this connection with an IKE implementation that supports certificates, or \
+                     create it with a customer gateway without a certificate so that its tunnels get \
+                     pre-shared keys; if this tunnel does have one, give it in {setting}"
+                ),
+            );
+        }
+        let secret = match ctx.psk_arn {
+            Some(arn) => format!(
+                ": AWS keeps this connection's keys in Secrets Manager (PreSharedKeyArn {})",
+                arn.value.trim()
+            ),
+            None if placeholder.is_some() => {
+                ": AWS writes it where it keeps the key in Secrets Manager".to_string()
+            }
+            None => String::new(),
+        };
+        let (at, what) = match placeholder {
+            Some(a) => (
+                a.at.as_str(),
+                format!("the pre-shared key is the placeholder `{PLACEHOLDER}`, not a key"),
+            ),
+            None => (t.at.as_str(), "the pre-shared key is missing".to_string()),
+        };
+        let copy = format!(
+            "copy {id}'s key (AWS outside address {aws_outside}) from the Secrets Manager secret into a \
+             file only cgwd can read, and name it in {setting}"
+        );
+        let fix = if placeholder.is_some() || ctx.psk_arn.is_some() {
+            copy
+        } else {
+            format!(
+                "if AWS keeps the key in Secrets Manager, {copy}; a tunnel authenticated by \
+                 certificate cannot run: certificate authentication is not supported yet by cgwd"
+            )
+        };
+        self.err(
+            Problem::PskMissing,
+            at,
+            format!("{id} (AWS {aws_outside}): {what}{secret}"),
+            fix,
+        )
     }
 
     /// A number from TunnelOptions, else from the XML/text, else cgwd's default.

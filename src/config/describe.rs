@@ -99,6 +99,23 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<DraftConnection, ConfigEr
         d.vpn_gateway_id = Some(v);
     }
     d.transit_gateway_id = get(conn, "TransitGatewayId").and_then(scalar);
+    d.psk_arn = get_entry(conn, "PreSharedKeyArn")
+        .and_then(|(k, v)| scalar(v).map(|v| At::new(v, p(k))))
+        .filter(|a| !a.value.trim().is_empty());
+    if let Some((key, Value::Array(list))) = get_entry(conn, "VgwTelemetry") {
+        for (i, entry) in list.iter().enumerate() {
+            let Some(e) = entry.as_object() else { continue };
+            let at = format!("{}[{i}]", p(key));
+            let field = |key: &str| {
+                get_entry(e, key)
+                    .and_then(|(k, v)| scalar(v).map(|v| At::new(v, format!("{at}.{k}"))))
+                    .filter(|a| !a.value.trim().is_empty())
+            };
+            if let (Some(outside), Some(arn)) = (field("OutsideIpAddress"), field("CertificateArn")) {
+                d.certificates.push((outside, arn));
+            }
+        }
+    }
 
     let opts_path = p("Options");
     let options = get(conn, "Options").and_then(Value::as_object);

@@ -13,6 +13,7 @@ mod describe;
 mod error;
 mod generic;
 mod model;
+mod psk;
 pub mod report;
 mod settings;
 mod xml;
@@ -30,7 +31,7 @@ pub use settings::{
     AwsSettings, BgpSettings, BgpSpeaker, ConnectionSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL,
     DpdSettings, FailoverPolicy, FailoverSettings, HealthFormat, HealthLog, InterfaceSettings,
     LAB_MIN_PHASE1_LIFETIME, LAB_MIN_PHASE2_LIFETIME, LabSettings, LocalSettings, LogSettings,
-    MetricsSettings, RoutingSettings, Settings, env_var_name,
+    MetricsSettings, PskSetting, RoutingSettings, Settings, TunnelSettings, TunnelsSettings, env_var_name,
 };
 
 /// Largest configuration file cgwd reads; real ones are a few tens of KiB.
@@ -127,7 +128,7 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
     load_many_with(paths, settings_path, &|k| std::env::var(k).ok())
 }
 
-/// [`load_many`] with the environment given (`CGWD_*`).
+/// [`load_many`] with the environment given (`CGWD_*`, `psk_env`, `CREDENTIALS_DIRECTORY`).
 pub fn load_many_with(
     paths: &[PathBuf],
     settings_path: Option<&Path>,
@@ -136,12 +137,31 @@ pub fn load_many_with(
     let files = expand_config_paths(paths)?;
     let settings = Settings::load(settings_path, env);
     let limits = settings.as_ref().map(Limits::of).unwrap_or_default();
+    let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
+    let several = files.len() > 1;
     let mut raw = Vec::with_capacity(files.len());
     for f in &files {
-        raw.push((f.clone(), load_connection_with(f, limits)?));
+        let conn = match &settings {
+            Ok(s) => read_connection(
+                f,
+                limits,
+                &psk::FromSettings {
+                    settings: s,
+                    settings_file: &settings_file,
+                    env,
+                    several,
+                },
+            ),
+            Err(_) => read_connection(f, limits, &psk::FileOnly),
+        };
+        match conn {
+            Ok(c) => raw.push((f.clone(), c)),
+            // Unusable settings may be what would have given the key: their error comes first.
+            Err(e) if e.problem() == Some(Problem::PskMissing) => return Err(settings.err().unwrap_or(e)),
+            Err(e) => return Err(e),
+        }
     }
     let settings = settings?;
-    let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
     check_together(&raw, &settings, &settings_file)?;
     for (file, conn) in &raw {
         check_runnable(file, conn, &settings, &settings_file)?;
@@ -467,6 +487,39 @@ fn check_together(
             }
         }
     }
+    // A daemon-wide key for tunnel N would be every connection's tunnel N key (and override the
+    // keys in their files): with several connections each names its own.
+    for id in crate::sa::TunnelId::BOTH {
+        if settings.tunnels.get(id).and_then(TunnelSettings::psk).is_none() {
+            continue;
+        }
+        let users: Vec<&str> = raw
+            .iter()
+            .map(|(_, c)| c.id.as_str())
+            .filter(|vpn| {
+                settings
+                    .tunnel_psk(vpn, id)
+                    .is_some_and(|(table, _)| table.starts_with("tunnels."))
+            })
+            .collect();
+        if users.len() > 1 {
+            let n = id.number();
+            return Err(ConfigError::invalid(
+                settings_file,
+                Problem::Conflict,
+                format!("[tunnels.{n}]"),
+                format!(
+                    "would give tunnel {n} of {} connections one key: {}",
+                    users.len(),
+                    users.join(", ")
+                ),
+                format!(
+                    "with several connections give each its own key in [connections.<vpn-id>.tunnels.{n}], e.g. [connections.{}.tunnels.{n}]",
+                    users[0]
+                ),
+            ));
+        }
+    }
     if let Some(unknown) = settings
         .connections
         .keys()
@@ -489,13 +542,22 @@ fn check_together(
     Ok(())
 }
 
-/// Read and validate only the AWS configuration file (AWS's limits).
+/// Read and validate only the AWS configuration file (AWS's limits; keys from the file alone).
 pub fn load_connection(path: &Path) -> Result<VpnConnection, ConfigError> {
     load_connection_with(path, Limits::default())
 }
 
 /// [`load_connection`] with the given limits.
 pub fn load_connection_with(path: &Path, limits: Limits) -> Result<VpnConnection, ConfigError> {
+    read_connection(path, limits, &psk::FileOnly)
+}
+
+/// [`load_connection_with`], taking the keys the file lacks (or the settings override) from `psks`.
+fn read_connection(
+    path: &Path,
+    limits: Limits,
+    psks: &dyn psk::PskLookup,
+) -> Result<VpnConnection, ConfigError> {
     let io = |source| ConfigError::Io {
         file: path.to_path_buf(),
         source,
@@ -515,7 +577,7 @@ pub fn load_connection_with(path: &Path, limits: Limits) -> Result<VpnConnection
             e.utf8_error().valid_up_to()
         ),
     })?;
-    parse_str_with(&text, path, limits)
+    parse_with_keys(&text, path, limits, psks)
 }
 
 /// Parse configuration text of any of the three formats; `file` only names it in errors. Never
@@ -526,6 +588,15 @@ pub fn parse_str(text: &str, file: &Path) -> Result<VpnConnection, ConfigError> 
 
 /// [`parse_str`] with the given limits.
 pub fn parse_str_with(text: &str, file: &Path, limits: Limits) -> Result<VpnConnection, ConfigError> {
+    parse_with_keys(text, file, limits, &psk::FileOnly)
+}
+
+fn parse_with_keys(
+    text: &str,
+    file: &Path,
+    limits: Limits,
+    psks: &dyn psk::PskLookup,
+) -> Result<VpnConnection, ConfigError> {
     let body = text.trim_start_matches('\u{feff}').trim_start();
     let (format, draft) = if body.starts_with('<') {
         (SourceFormat::Xml, xml::parse(file, body, "")?)
@@ -543,7 +614,13 @@ pub fn parse_str_with(text: &str, file: &Path, limits: Limits) -> Result<VpnConn
             },
         });
     };
-    build::Builder { file, format, limits }.build(draft)
+    build::Builder {
+        file,
+        format,
+        limits,
+        psks,
+    }
+    .build(draft)
 }
 
 /// Apply the settings that refine the connection itself.

@@ -53,6 +53,9 @@ pub struct VpnConnection {
     /// document order (nothing better is known for them).
     pub tunnels: [TunnelConfig; 2],
     pub format: SourceFormat,
+    /// `PreSharedKeyArn` (describe JSON): the Secrets Manager secret AWS keeps the tunnels' keys
+    /// in. cgwd never reads it; such keys come from the settings (`[tunnels.N]`).
+    pub psk_arn: Option<String>,
     /// The connection's IP versions, as far as the file says.
     pub ip: IpOptions,
     /// Things `check` should tell the user (weak algorithms allowed, IKEv1 download, …).
@@ -225,6 +228,8 @@ pub enum Origin {
     GenericText,
     /// The cgwd settings file or `CGWD_*` environment.
     Settings,
+    /// A tunnel's key, read from where the settings point (`psk_file /etc/cgwd/…`).
+    PskSetting(String),
     /// Chosen by cgwd; the string says why.
     CgwdDefault(String),
 }
@@ -237,6 +242,7 @@ impl fmt::Display for Origin {
             Self::Xml => f.write_str("from the XML"),
             Self::GenericText => f.write_str("from the Generic text"),
             Self::Settings => f.write_str("from cgwd settings"),
+            Self::PskSetting(source) => write!(f, "from {source}"),
             Self::CgwdDefault(why) => write!(f, "chosen by cgwd because {why}"),
         }
     }
@@ -296,7 +302,11 @@ pub struct TunnelConfig {
     pub inside: Ipv4Net,
     /// Inside /126 for IPv6 tunnels (transit gateway only): AWS = network+1, customer = network+2.
     pub inside_ipv6: Option<Ipv6Net>,
+    /// From the AWS file or, overriding it, from the settings (`provenance["psk"]` says which).
     pub psk: Secret,
+    /// `VgwTelemetry[].CertificateArn` (describe JSON): AWS lists a certificate for this endpoint.
+    /// cgwd authenticates with [`Self::psk`] regardless; certificates are not supported yet.
+    pub certificate_arn: Option<String>,
     /// What the tunnel allows; cgwd speaks IKEv2, so this always contains it.
     pub ike_versions: Vec<IkeVersion>,
     pub phase1: Phase1Offer,

@@ -44,6 +44,12 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
             let _ = writeln!(s, "  gateway            transit gateway (ID not in the file)");
         }
     }
+    if let Some(arn) = &conn.psk_arn {
+        let _ = writeln!(
+            s,
+            "  PSK storage        AWS Secrets Manager ({arn}); each tunnel's PSK line says where cgwd takes its key from"
+        );
+    }
     let ip = &conn.ip;
     if ip.outside_ip_address_type.is_some() || ip.tunnel_inside_ip_version.is_some() {
         let _ = writeln!(
@@ -314,6 +320,7 @@ fn tunnel_json(t: &TunnelConfig, routing: Routing) -> Value {
         "aws_inside_ipv6": t.aws_inside_ipv6(),
         "customer_inside_ipv6": t.customer_inside_ipv6(),
         "psk": t.psk.masked(),
+        "certificate_arn": t.certificate_arn,
         "ike_versions": t.ike_versions,
         "phase1": {
             "encryption": t.phase1.encryption.iter().map(|e| e.aws_name()).collect::<Vec<_>>(),
@@ -360,6 +367,7 @@ pub fn json(conn: &VpnConnection, settings: &Settings) -> Value {
         "vpn_gateway_id": conn.vpn_gateway_id,
         "transit_gateway_id": conn.transit_gateway_id,
         "routing": conn.routing,
+        "pre_shared_key_arn": conn.psk_arn,
         "outside_ip_address_type": conn.ip.outside_ip_address_type,
         "tunnel_inside_ip_version": conn.ip.tunnel_inside_ip_version,
         "local_ipv6_network_cidr": conn.ip.local_ipv6_network_cidr.map(|n| n.to_string()),
