@@ -1,6 +1,8 @@
 //! cgwd's own settings: what AWS's download does not carry (interface, local address, routes to
-//! install, failover policy, observability). TOML file, every key overridable from the environment
-//! as `CGWD_<SECTION>_<KEY>` (lists comma-separated), environment winning.
+//! install, failover policy, observability, where keys AWS does not hand out are). TOML file, every
+//! plain key overridable from the environment as `CGWD_<SECTION>_<KEY>` (lists comma-separated),
+//! environment winning; `[tunnels.N]`, `[connections.*]`, `[lab]` and `bgp.fast_failover` are file
+//! only (`psk_env` is how a key comes from the environment).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
