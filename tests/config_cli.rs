@@ -9,16 +9,23 @@ fn configs() -> PathBuf {
 }
 
 fn cgwd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cgwd"))
-        .args(args)
-        // The environment must not leak settings into the test.
+    cgwd_env(args, &[])
+}
+
+/// `cgwd ARGS` with `vars` added to an environment that leaks no settings into the test.
+fn cgwd_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cgwd"));
+    c.args(args)
         .env_remove("CGWD_INTERFACE_NAME")
         .env_remove("CGWD_INTERFACE_MTU")
         .env_remove("CGWD_DPD_INTERVAL")
+        .env_remove("CREDENTIALS_DIRECTORY")
         // The BGP samples need something to announce (see the test of that below).
-        .env("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/16")
-        .output()
-        .expect("run cgwd")
+        .env("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/16");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().expect("run cgwd")
 }
 
 fn samples() -> Vec<PathBuf> {
@@ -207,4 +214,252 @@ fn a_bgp_file_with_nothing_to_announce_fails_check() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The error line of a `cgwd <command>` that refused, without its `cgwd <command>: error: ` prefix.
+fn error_of(command: &str, out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("cgwd {command}: error: ");
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line: {stderr}"))
+        .to_string()
+}
+
+/// `cgwd run FILE`, which must refuse at once (it loads the configuration before touching the
+/// host); killed after 30 s if it does not.
+fn run_refused(file: &Path) -> Output {
+    let dir = std::env::temp_dir().join(format!("cgwd-parity-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(["run", file.to_str().unwrap()])
+        .env("CGWD_ROUTING_ONPREM_CIDRS", "10.0.0.0/16")
+        // Should it start after all, it must not take the names a real cgwd uses.
+        .env("CGWD_INTERFACE_NAME", "cgwdtst9")
+        .env("CGWD_CONTROL_SOCKET", dir.join("cgwd.sock"))
+        .env_remove("CGWD_METRICS_LISTEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cgwd");
+    // At most 30 s (1500 × 20 ms).
+    let mut waits = 0;
+    while child.try_wait().expect("wait for cgwd").is_none() {
+        waits += 1;
+        if waits > 1500 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cgwd run {} did not refuse the file", file.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The error is a few lines: it fits the pipe, so the child never blocked writing it.
+    let out = child.wait_with_output().expect("cgwd's output");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// The samples of FACTS §9 (configs/parity: certificate authentication, PSKs kept in Secrets
+/// Manager, IPv6), each as describe JSON and as the XML in it. Without settings `cgwd check`
+/// refuses every one (exit 2) saying why, and `cgwd run` refuses it with the same error.
+#[test]
+fn parity_samples_are_refused_by_check_exactly_as_by_run() {
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "sample-cert.describe.json",
+            &[
+                "VpnConnections[0].VgwTelemetry[0].CertificateArn",
+                "authenticates with a certificate (CertificateArn arn:aws:acm:",
+                "certificate authentication is not supported yet by cgwd",
+            ],
+        ),
+        (
+            "sample-cert.xml",
+            &[
+                "tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing",
+                "[tunnels.1] psk_file",
+                "certificate authentication is not supported yet by cgwd",
+            ],
+        ),
+        (
+            "sample-secretsmanager.describe.json",
+            &[
+                "<ipsec_tunnel>[1]/<ike>/<pre_shared_key>",
+                "tunnel 1 (AWS 192.0.2.81): the pre-shared key is the placeholder `REDACTED`, not a key",
+                "PreSharedKeyArn arn:aws:secretsmanager:",
+                "[tunnels.1] psk_file = \"/etc/cgwd/vpn-0d4e5f60718293a4b-1.psk\"",
+            ],
+        ),
+        (
+            "sample-secretsmanager.xml",
+            &["placeholder `REDACTED`, not a key", "[tunnels.1] psk_file"],
+        ),
+        (
+            "sample-ipv6.describe.json",
+            &[
+                "Options.OutsideIpAddressType, Options.TunnelInsideIpVersion",
+                "IPv6 is not supported yet by cgwd",
+                "OutsideIpAddressType Ipv6",
+                "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126",
+                "LocalIpv6NetworkCidr ::/0",
+            ],
+        ),
+        (
+            "sample-ipv6.xml",
+            &[
+                "<tunnel_outside_address>, <tunnel_inside_ipv6_address>",
+                "IPv6 is not supported yet by cgwd",
+                "tunnel 2 AWS 2001:db8:ffab:2::22",
+            ],
+        ),
+    ];
+    for (name, needles) in cases {
+        let f = configs().join("parity").join(name);
+        let out = cgwd(&["check", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(out.stdout.is_empty(), "{name}: nothing shown as if valid");
+        let check = error_of("check", &out);
+        assert!(check.starts_with(&format!("{}: ", f.display())), "{check}");
+        for n in needles {
+            assert!(check.contains(n), "{name}: `{n}` in {check}");
+        }
+        let out = cgwd(&["check", "--json", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["error"].as_str().unwrap(), check, "{name}");
+
+        let out = run_refused(&f);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(error_of("run", &out), check, "{name}: run and check disagree");
+    }
+}
+
+/// The Secrets Manager sample with its keys from the settings: valid (exit 0), each tunnel's key
+/// shown masked with where it came from — a file, an environment variable, a systemd credential.
+#[test]
+fn secrets_manager_sample_is_valid_with_keys_from_the_settings() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cgwd-config-cli-psk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("creds")).unwrap();
+    let key = |path: &Path, content: &str, mode: u32| {
+        std::fs::write(path, content).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let t1 = dir.join("t1.psk");
+    key(&t1, "Ab3dE9fGh1jK2lM4nP5qR6sT7uV8wX9y\n", 0o600);
+    key(&dir.join("creds/t2"), "Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0f.\n", 0o400);
+    let settings = dir.join("cgwd.toml");
+    let write = |tunnel2: &str| {
+        std::fs::write(
+            &settings,
+            format!(
+                "[tunnels.1]\npsk_file = \"{}\"\n[tunnels.2]\n{tunnel2}\n",
+                t1.display()
+            ),
+        )
+        .unwrap();
+    };
+    let creds = dir.join("creds");
+    for name in ["sample-secretsmanager.describe.json", "sample-secretsmanager.xml"] {
+        let f = configs().join("parity").join(name);
+        let args = [
+            "check",
+            f.to_str().unwrap(),
+            "--settings",
+            settings.to_str().unwrap(),
+        ];
+        write("psk_env = \"SM_T2_PSK\"");
+        let out = cgwd_env(&args, &[("SM_T2_PSK", "Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0f.")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!(
+                "PSK                ******** (set)  (from psk_file {})",
+                t1.display()
+            )),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("PSK                ******** (set)  (from psk_env SM_T2_PSK)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("OK: "), "{stdout}");
+        assert!(
+            !stdout.contains("Ab3dE9fG") && !stdout.contains("Zy9xW8vU"),
+            "{stdout}"
+        );
+        // The variable unset: refused, naming it.
+        let out = cgwd_env(&args, &[]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(error_of("check", &out).contains("SM_T2_PSK is not set"));
+
+        write("psk_credential = \"t2\"");
+        let out = cgwd_env(&args, &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!(
+                "(from psk_credential t2 at {})",
+                creds.join("t2").display()
+            )),
+            "{stdout}"
+        );
+        let out = cgwd_env(&args, &[]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(error_of("check", &out).contains("$CREDENTIALS_DIRECTORY"));
+
+        let out = cgwd_env(
+            &[&args[..1], &["--json"][..], &args[1..]].concat(),
+            &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["valid"], true);
+        assert_eq!(v["tunnels"][0]["psk"], "******** (set)");
+        assert_eq!(v["tunnels"][0]["provenance"]["psk"]["from"], "psk-setting");
+        assert_eq!(
+            v["pre_shared_key_arn"].is_string(),
+            name.ends_with(".json"),
+            "{}",
+            v["pre_shared_key_arn"]
+        );
+    }
+    // A key file others may read: still valid, warned on stderr and in the notes.
+    key(&t1, "Ab3dE9fGh1jK2lM4nP5qR6sT7uV8wX9y\n", 0o644);
+    let f = configs().join("parity/sample-secretsmanager.xml");
+    let out = cgwd_env(
+        &[
+            "check",
+            f.to_str().unwrap(),
+            "--settings",
+            settings.to_str().unwrap(),
+        ],
+        &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains("WARN") && stderr.contains("mode 0644"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("Notes:") && stdout.contains("`chmod 600` it"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -562,7 +562,217 @@ fn ipv6_outside_addresses() {
     v["VpnConnections"][0]["CustomerGatewayConfiguration"] = json!(xml);
     opts(&mut v, 0)["OutsideIpAddress"] = json!("2001:db8:1::11");
     opts(&mut v, 1)["OutsideIpAddress"] = json!("2001:db8:2::12");
+    // The lab file says PublicIpv4: IPv6 addresses contradict it.
+    assert_eq!(err(&v).0, Problem::Conflict);
+    v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = json!("Ipv6");
     let c = parse_v(&v).unwrap();
     assert_eq!(c.tunnels[0].aws_outside, ip("2001:db8:1::11"));
     assert_eq!(c.tunnels[1].customer_outside, ip("2001:db8::10"));
+}
+
+/// FACTS §9.2: PSKs in Secrets Manager — `PreSharedKeyArn`, no `PreSharedKey` in TunnelOptions,
+/// `REDACTED` in the XML. The file alone gives no key: refused naming the tunnel, the placeholder,
+/// the ARN and the setting that gives the key.
+#[test]
+fn secrets_manager_sample_has_no_key_of_its_own() {
+    let e = parse(&sample("parity/sample-secretsmanager.describe.json")).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::PskMissing));
+    let msg = e.to_string();
+    assert!(msg.starts_with("vpn.json: "), "{msg}");
+    assert!(msg.contains("<ipsec_tunnel>[1]/<ike>/<pre_shared_key>"), "{msg}");
+    assert!(msg.contains("tunnel 1 (AWS 192.0.2.81)"), "{msg}");
+    assert!(msg.contains("placeholder `REDACTED`, not a key"), "{msg}");
+    assert!(
+        msg.contains("PreSharedKeyArn arn:aws:secretsmanager:us-east-1:111122223333:secret:s2svpn!"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("[tunnels.1] psk_file = \"/etc/cgwd/vpn-0d4e5f60718293a4b-1.psk\""),
+        "{msg}"
+    );
+    assert!(msg.contains("psk_env") && msg.contains("psk_credential"), "{msg}");
+}
+
+/// FACTS §9.1: a certificate-authenticated connection (no key anywhere, `VgwTelemetry[].CertificateArn`)
+/// is refused as unsupported, naming the field, not as a file missing its key.
+#[test]
+fn certificate_sample_is_unsupported() {
+    let e = parse(&sample("parity/sample-cert.describe.json")).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("VpnConnections[0].VgwTelemetry[0].CertificateArn"),
+        "names the field: {msg}"
+    );
+    assert!(
+        msg.contains("tunnel 1 (AWS 192.0.2.71) authenticates with a certificate"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("arn:aws:acm:us-east-1:111122223333:certificate/3f1c0b9e"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("certificate authentication is not supported yet by cgwd"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pre-shared key is missing"), "{msg}");
+}
+
+/// A certificate listed next to a key: cgwd uses the key (FACTS §9.4: the ARN alone proves nothing)
+/// and says what happens if AWS expects the certificate.
+#[test]
+fn certificate_arn_next_to_a_key_is_a_note() {
+    let mut v = sample_json("lab.describe.json");
+    v["VpnConnections"][0]["VgwTelemetry"] = json!([
+        {"OutsideIpAddress": "203.0.113.12", "Status": "UP", "CertificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc"}
+    ]);
+    let c = parse_v(&v).unwrap();
+    let t = c
+        .tunnels
+        .iter()
+        .find(|t| t.aws_outside == ip("203.0.113.12"))
+        .unwrap();
+    assert_eq!(
+        t.certificate_arn.as_deref(),
+        Some("arn:aws:acm:eu-west-1:111122223333:certificate/abc")
+    );
+    assert!(c.tunnels.iter().filter(|t| t.certificate_arn.is_some()).count() == 1);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("VgwTelemetry[0].CertificateArn") && n.contains("AUTHENTICATION_FAILED")),
+        "{:?}",
+        c.notes
+    );
+}
+
+/// `REDACTED` is never a key, in TunnelOptions as in the XML, in any case; the other source's real
+/// key is used, and with none the tunnel is refused.
+#[test]
+fn redacted_is_a_placeholder_wherever_it_appears() {
+    let mut v = sample_json("lab.describe.json");
+    opts(&mut v, 0)["PreSharedKey"] = json!("REDACTED");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(c.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(c.tunnels[0].origin("psk"), Some(&Origin::Xml));
+
+    for placeholder in ["REDACTED", "redacted", "Redacted"] {
+        let mut v = sample_json("lab.describe.json");
+        let xml = v["VpnConnections"][0]["CustomerGatewayConfiguration"]
+            .as_str()
+            .unwrap()
+            .replace("lab_tunnel1_psk.AWS1", placeholder);
+        v["VpnConnections"][0]["CustomerGatewayConfiguration"] = json!(xml);
+        opts(&mut v, 0)["PreSharedKey"] = json!(placeholder);
+        let (p, msg) = err(&v);
+        assert_eq!(p, Problem::PskMissing, "{placeholder}");
+        assert!(msg.contains("placeholder `REDACTED`"), "{msg}");
+        assert!(msg.contains("tunnel 1 (AWS 198.51.100.11)"), "{msg}");
+        // No PreSharedKeyArn in this file: the message says what the placeholder means.
+        assert!(msg.contains("where it keeps the key in Secrets Manager"), "{msg}");
+    }
+}
+
+/// FACTS §9.3: every IPv6 field of the describe output reaches the model (the loader then refuses
+/// the connection, see config_settings and config_cli).
+#[test]
+fn ipv6_sample_every_ipv6_field() {
+    use cgwd::config::{InsideIpVersion, OutsideIpAddressType};
+    let c = parse(&sample("parity/sample-ipv6.describe.json")).unwrap();
+    assert_eq!(c.transit_gateway_id.as_deref(), Some("tgw-0a1b2c3d4e5f60718"));
+    assert_eq!(c.vpn_gateway_id, None);
+    assert_eq!(c.ip.outside_ip_address_type, Some(OutsideIpAddressType::Ipv6));
+    assert_eq!(c.ip.tunnel_inside_ip_version, Some(InsideIpVersion::Ipv6));
+    assert_eq!(c.ip.local_ipv6_network_cidr.unwrap().to_string(), "::/0");
+    assert_eq!(c.ip.remote_ipv6_network_cidr.unwrap().to_string(), "::/0");
+    let [t1, t2] = &c.tunnels;
+    assert_eq!(t1.aws_outside, ip("2001:db8:ffaa:1::21"));
+    assert_eq!(t2.aws_outside, ip("2001:db8:ffab:2::22"));
+    assert_eq!(t1.customer_outside, ip("2001:db8:100::10"));
+    assert_eq!(t1.inside.to_string(), "169.254.51.0/30");
+    assert_eq!(t1.inside_ipv6.unwrap().to_string(), "fd00:a1b2:c3d4:1::/126");
+    assert_eq!(t2.inside_ipv6.unwrap().to_string(), "fd00:a1b2:c3d4:1::4/126");
+    assert_eq!(t2.aws_inside_ipv6().unwrap().to_string(), "fd00:a1b2:c3d4:1::5");
+    assert_eq!(
+        t2.customer_inside_ipv6().unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::6"
+    );
+    // Without the connection options the XML's /128 addresses still give the /126s.
+    let mut v = sample_json("parity/sample-ipv6.describe.json");
+    v["VpnConnections"][0]["Options"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TunnelOptions");
+    let c = parse_v(&v).unwrap();
+    assert_eq!(
+        c.tunnels[1].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::4/126"
+    );
+    // The lab sample has AWS's defaults.
+    let lab = parse(&sample("lab.describe.json")).unwrap();
+    assert_eq!(
+        lab.ip.outside_ip_address_type,
+        Some(OutsideIpAddressType::PublicIpv4)
+    );
+    assert_eq!(lab.ip.tunnel_inside_ip_version, Some(InsideIpVersion::Ipv4));
+    assert_eq!(lab.ip.local_ipv6_network_cidr, None);
+}
+
+#[test]
+fn ipv6_options_are_checked() {
+    let base = sample_json("parity/sample-ipv6.describe.json");
+    for (key, value, problem, needle) in [
+        (
+            "OutsideIpAddressType",
+            "Ipv5",
+            Problem::BadNumber,
+            "Options.OutsideIpAddressType: OutsideIpAddressType `Ipv5`",
+        ),
+        (
+            "OutsideIpAddressType",
+            "PublicIpv4",
+            Problem::Conflict,
+            "2001:db8:ffaa:1::21 is IPv6",
+        ),
+        (
+            "TunnelInsideIpVersion",
+            "ipv5",
+            Problem::BadNumber,
+            "TunnelInsideIpVersion `ipv5`",
+        ),
+        (
+            "LocalIpv6NetworkCidr",
+            "fd00::1/64",
+            Problem::BadCidr,
+            "did you mean fd00::/64",
+        ),
+        (
+            "RemoteIpv6NetworkCidr",
+            "nonsense",
+            Problem::BadCidr,
+            "not an IPv6 CIDR",
+        ),
+    ] {
+        let mut v = base.clone();
+        v["VpnConnections"][0]["Options"][key] = json!(value);
+        let (p, msg) = err(&v);
+        assert_eq!(p, problem, "{key} {value}: {msg}");
+        assert!(msg.contains(needle), "{key} {value}: {msg}");
+    }
+    let mut v = base.clone();
+    opts(&mut v, 1)["TunnelInsideIpv6Cidr"] = json!("fd00:a1b2:c3d4:1::8/126");
+    let (p, msg) = err(&v);
+    assert_eq!(p, Problem::Conflict);
+    assert!(msg.contains("TunnelOptions[1].TunnelInsideIpv6Cidr"), "{msg}");
+    // Case-insensitive values (the user guide's excerpt writes its own casing).
+    let mut v = base.clone();
+    v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = json!("IPV6");
+    assert!(parse_v(&v).is_ok());
+    let mut v = sample_json("lab.describe.json");
+    v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = json!("PrivateIpv4");
+    assert_eq!(
+        parse_v(&v).unwrap().ip.outside_ip_address_type,
+        Some(cgwd::config::OutsideIpAddressType::PrivateIpv4)
+    );
 }

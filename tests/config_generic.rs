@@ -172,3 +172,21 @@ fn unrelated_text_is_rejected() {
     let e = parse("   \n\t").unwrap_err();
     assert!(matches!(e, ConfigError::UnknownFormat { .. }), "{e}");
 }
+
+/// The PSK rules and the placeholder are the same in the Generic text (AWS's download in Secrets
+/// Manager mode is unknown; whatever it shows, `REDACTED` is not taken as a key).
+#[test]
+fn redacted_or_missing_key_in_the_text() {
+    let text = sample("aws-generic.txt").replace("Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty", "REDACTED");
+    let (p, msg) = err(&text);
+    assert_eq!(p, Problem::PskMissing);
+    assert!(msg.contains("line 33 (pre-shared key)"), "{msg}");
+    assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
+    let text = sample("aws-generic.txt").replace(
+        "  - Pre-Shared Key           : Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty\n",
+        "",
+    );
+    let (p, msg) = err(&text);
+    assert_eq!(p, Problem::PskMissing);
+    assert!(msg.contains("the pre-shared key is missing"), "{msg}");
+}

@@ -5,11 +5,11 @@ mod common;
 
 use std::path::Path;
 
-use cgwd::config::{IkeVersion, Settings, VpnConnection, parse_str};
+use cgwd::config::{ConfigError, IkeVersion, Settings, VpnConnection, parse_str};
 use common::configs::sample;
 use proptest::prelude::*;
 
-const SAMPLES: [&str; 8] = [
+const SAMPLES: [&str; 10] = [
     "aws-default.xml",
     "aws-static.describe.json",
     "aws-bgp-tgw.xml",
@@ -18,6 +18,16 @@ const SAMPLES: [&str; 8] = [
     "lab.describe.json",
     "lab-swapped.xml",
     "lab-static-tgw-options-swapped.describe.json",
+    "parity/sample-ipv6.describe.json",
+    "parity/sample-ipv6.xml",
+];
+
+/// Samples the file alone cannot make a connection of (no key): mutated too.
+const KEYLESS: [&str; 4] = [
+    "parity/sample-cert.describe.json",
+    "parity/sample-cert.xml",
+    "parity/sample-secretsmanager.describe.json",
+    "parity/sample-secretsmanager.xml",
 ];
 
 fn check_invariants(c: &VpnConnection) {
@@ -25,6 +35,10 @@ fn check_invariants(c: &VpnConnection) {
         assert_eq!(t.inside.prefix_len(), 30);
         assert_eq!(t.inside.network().octets()[..2], [169, 254]);
         assert!((8..=64).contains(&t.psk.len()));
+        assert!(
+            !t.psk.expose().eq_ignore_ascii_case(b"REDACTED"),
+            "a placeholder taken as a key"
+        );
         assert!(t.ike_versions.contains(&IkeVersion::Ikev2));
         assert!(!t.phase1.encryption.is_empty() && !t.phase1.integrity.is_empty());
         assert!(!t.phase1.dh_groups.is_empty() && !t.phase2.pfs_groups.is_empty());
@@ -95,14 +109,42 @@ proptest! {
 
     #[test]
     fn mutated_samples_never_panic(
-        which in 0..SAMPLES.len(),
+        which in 0..SAMPLES.len() + KEYLESS.len(),
         edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>(), "[0-9a-zA-Z<>/{}\\[\\]\":,. \n-]{0,12}"), 1..6),
     ) {
-        let mut text = sample(SAMPLES[which]);
+        let mut text = sample(SAMPLES.iter().chain(&KEYLESS).nth(which).unwrap());
         for (op, at, len, insert) in &edits {
             text = mutate(&text, *op, *at, *len, insert);
         }
         parse(&text);
+    }
+
+    /// Any key AWS allows, in a key file with or without a trailing newline, is the tunnel's key.
+    #[test]
+    fn any_valid_key_from_a_file_is_the_key(
+        key in "[A-Za-z1-9._][A-Za-z0-9._]{7,63}",
+        ending in prop::sample::select(vec!["", "\n", "\r\n"]),
+    ) {
+        prop_assume!(!key.eq_ignore_ascii_case("REDACTED"));
+        let conn = load_key_file(format!("{key}{ending}").as_bytes()).expect("a valid key");
+        prop_assert_eq!(conn.tunnels[0].psk.expose(), key.as_bytes());
+    }
+
+    /// Whatever a key file holds, loading never panics, and a refused key is never printed.
+    #[test]
+    fn any_key_file_content_is_safe(content in proptest::collection::vec(any::<u8>(), 0..100)) {
+        match load_key_file(&content) {
+            Ok(c) => check_invariants(&c),
+            Err(e) => {
+                let msg = e.to_string();
+                if let Ok(text) = std::str::from_utf8(&content) {
+                    let text = text.trim();
+                    if text.len() >= 12 {
+                        prop_assert!(!msg.contains(text), "{}", msg);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -119,4 +161,34 @@ fn every_sample_satisfies_the_invariants() {
         let c = parse_str(&sample(name), Path::new(name)).unwrap();
         check_invariants(&c);
     }
+}
+
+/// configs/parity/sample-secretsmanager.xml with tunnel 1's key from a file holding `content` and
+/// tunnel 2's from the environment.
+fn load_key_file(content: &[u8]) -> Result<VpnConnection, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    // The tests run in parallel: a directory per thread, removed after each case.
+    let thread = format!("{:?}", std::thread::current().id());
+    let dir = common::tempdir::TempDir::new(&format!(
+        "proptest-psk-{}",
+        thread.trim_matches(|c: char| !c.is_ascii_digit())
+    ));
+    let key = dir.0.join("t1.psk");
+    std::fs::write(&key, content).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let settings = dir.0.join("cgwd.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[tunnels.1]\npsk_file = \"{}\"\n\
+             [tunnels.2]\npsk_env = \"T2\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/parity/sample-secretsmanager.xml");
+    cgwd::config::load_many_with(&[config], Some(&settings), &|k| {
+        (k == "T2").then(|| "Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0f.".to_string())
+    })
+    .map(|mut l| l.connections.remove(0).0)
 }

@@ -315,3 +315,497 @@ fn bgp_announcements_beyond_aws_prefix_limit_are_refused() {
     assert!(load(&config, Some(&file)).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- PSKs kept outside the AWS file: [tunnels.N] / [connections.<vpn-id>.tunnels.N] ----
+
+const SM: &str = "vpn-0d4e5f60718293a4b";
+const KEY1: &str = "Ab3dE9fGh1jK2lM4nP5qR6sT7uV8wX9y";
+const KEY2: &str = "Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0f.";
+
+fn parity(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/parity")
+        .join(name)
+}
+
+fn lab_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
+}
+
+/// A key file of mode `mode` in `dir`.
+fn key_file(dir: &Path, name: &str, content: &[u8], mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+/// `load_many` of `configs` with `toml` as the settings file and only `vars` in the environment.
+fn load_with(
+    dir: &Path,
+    configs: &[PathBuf],
+    toml: &str,
+    vars: &[(&str, &str)],
+) -> Result<cgwd::config::Loaded, ConfigError> {
+    let file = dir.join("cgwd.toml");
+    std::fs::write(&file, toml).unwrap();
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    cgwd::config::load_many_with(configs, Some(&file), &move |k| map.get(k).cloned())
+}
+
+#[test]
+fn tunnel_psk_settings_are_checked() {
+    use cgwd::config::PskSetting;
+    use cgwd::sa::TunnelId;
+    let s = settings(
+        "[tunnels.1]\npsk_file = \"/etc/cgwd/t1.psk\"\n[tunnels.2]\npsk_env = \"CGWD_T2_PSK\"\n\
+         [connections.vpn-0aaaaaaaaaaaaaaaa.tunnels.2]\npsk_credential = \"a-2.psk\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.tunnel_psk("vpn-0bbbbbbbbbbbbbbbb", TunnelId::One),
+        Some((
+            "tunnels.1".into(),
+            PskSetting::File(Path::new("/etc/cgwd/t1.psk"))
+        ))
+    );
+    assert_eq!(
+        s.tunnel_psk("vpn-0aaaaaaaaaaaaaaaa", TunnelId::Two),
+        Some((
+            "connections.vpn-0aaaaaaaaaaaaaaaa.tunnels.2".into(),
+            PskSetting::Credential("a-2.psk")
+        ))
+    );
+    // A connection's own table replaces [tunnels.N] for that tunnel only.
+    let own = s.for_connection("vpn-0aaaaaaaaaaaaaaaa");
+    assert_eq!(
+        own.tunnels.two.unwrap().psk_credential.as_deref(),
+        Some("a-2.psk")
+    );
+    assert_eq!(
+        own.tunnels.one.unwrap().psk_file.as_deref(),
+        Some(Path::new("/etc/cgwd/t1.psk"))
+    );
+    assert!(settings("").unwrap().tunnel_psk(SM, TunnelId::One).is_none());
+
+    for (text, key, needle) in [
+        ("[tunnels.3]\npsk_file = \"/k\"\n", "tunnels.3", "unknown field"),
+        (
+            "[tunnels.1]\npsk = \"abcdefgh\"\n",
+            "tunnels.1.psk",
+            "unknown field",
+        ),
+        (
+            "[tunnels.1]\npsk_file = \"/k\"\npsk_env = \"K\"\n",
+            "tunnels.1",
+            "psk_file and psk_env",
+        ),
+        (
+            "[tunnels.2]\npsk_file = \"t2.psk\"\n",
+            "tunnels.2.psk_file",
+            "not an absolute path",
+        ),
+        (
+            "[tunnels.1]\npsk_env = \"1BAD\"\n",
+            "tunnels.1.psk_env",
+            "not an environment variable",
+        ),
+        (
+            "[tunnels.1]\npsk_env = \"\"\n",
+            "tunnels.1.psk_env",
+            "not an environment variable",
+        ),
+        (
+            "[tunnels.1]\npsk_credential = \"../t1\"\n",
+            "tunnels.1.psk_credential",
+            "not a credential name",
+        ),
+        (
+            "[connections.vpn-0a.tunnels.1]\npsk_credential = \"a\"\npsk_file = \"/k\"\n",
+            "connections.vpn-0a.tunnels.1",
+            "psk_file and psk_credential",
+        ),
+    ] {
+        let (p, msg) = err(settings(text));
+        assert!(
+            matches!(p, Some(Problem::SettingsKey | Problem::SettingsValue)),
+            "{text}: {msg}"
+        );
+        assert!(msg.contains(key), "{text}: {msg}");
+        assert!(msg.contains(needle), "{text}: {msg}");
+    }
+}
+
+/// The Secrets Manager sample in both formats: refused without a key in the settings, valid with
+/// one from a file, an environment variable or a systemd credential; `check` shows where from.
+#[test]
+fn secrets_manager_psks_from_file_env_and_credential() {
+    let dir = common::tempdir::TempDir::new("psk-sources");
+    let d = dir.0.as_path();
+    let t1 = key_file(d, "t1.psk", format!("{KEY1}\n").as_bytes(), 0o600);
+    let creds = d.join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    key_file(&creds, "sm-2.psk", format!("{KEY2}\r\n").as_bytes(), 0o400);
+    let t1_line = format!("[tunnels.1]\npsk_file = \"{}\"\n", t1.display());
+    for sample in ["sample-secretsmanager.describe.json", "sample-secretsmanager.xml"] {
+        let files = [parity(sample)];
+        let e = load_with(d, &files, "", &[]).unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::PskMissing), "{e}");
+        assert!(e.to_string().contains(sample), "{e}");
+
+        // Tunnel 2 still has none: its error names it.
+        let e = load_with(d, &files, &t1_line, &[]).unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::PskMissing), "{e}");
+        assert!(e.to_string().contains("tunnel 2 (AWS 198.51.100.82)"), "{e}");
+        assert!(e.to_string().contains("[tunnels.2] psk_file"), "{e}");
+
+        for (tunnel2, vars, source) in [
+            (
+                "[tunnels.2]\npsk_env = \"SM_T2\"\n",
+                vec![("SM_T2", KEY2)],
+                "psk_env SM_T2".to_string(),
+            ),
+            (
+                "[tunnels.2]\npsk_credential = \"sm-2.psk\"\n",
+                vec![("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+                format!("psk_credential sm-2.psk at {}", creds.join("sm-2.psk").display()),
+            ),
+        ] {
+            let loaded = load_with(d, &files, &format!("{t1_line}{tunnel2}"), &vars)
+                .unwrap_or_else(|e| panic!("{sample}: {e}"));
+            let (conn, s) = &loaded.connections[0];
+            assert_eq!(conn.tunnels[0].psk.expose(), KEY1.as_bytes(), "newline stripped");
+            assert_eq!(conn.tunnels[1].psk.expose(), KEY2.as_bytes(), "CRLF stripped");
+            assert_eq!(
+                conn.tunnels[0].origin("psk"),
+                Some(&Origin::PskSetting(format!("psk_file {}", t1.display())))
+            );
+            assert_eq!(
+                conn.tunnels[1].origin("psk"),
+                Some(&Origin::PskSetting(source.clone()))
+            );
+            let text = cgwd::config::report::text(conn, s);
+            assert!(
+                text.contains(&format!(
+                    "PSK                ******** (set)  (from psk_file {}",
+                    t1.display()
+                )),
+                "{text}"
+            );
+            assert!(text.contains(&format!("(from {source})")), "{text}");
+            // Only the describe output carries PreSharedKeyArn.
+            assert_eq!(
+                text.contains("PSK storage        AWS Secrets Manager (arn:aws:secretsmanager:"),
+                sample.ends_with(".json"),
+                "{text}"
+            );
+            assert!(!text.contains(KEY1) && !text.contains(KEY2), "{text}");
+            let json = cgwd::config::report::json(conn, s).to_string();
+            assert!(!json.contains(KEY1) && !json.contains(KEY2), "{json}");
+            assert!(conn.notes.is_empty(), "{:?}", conn.notes);
+        }
+    }
+}
+
+/// A key from the settings wins over the one in the file, and `check` says so.
+#[test]
+fn a_settings_key_overrides_the_files() {
+    let dir = common::tempdir::TempDir::new("psk-override");
+    let d = dir.0.as_path();
+    let t2 = key_file(d, "t2.psk", KEY2.as_bytes(), 0o600);
+    let loaded = load_with(
+        d,
+        &[lab_config("lab.xml")],
+        &format!("[tunnels.2]\npsk_file = \"{}\"\n", t2.display()),
+        &[],
+    )
+    .unwrap();
+    let conn = &loaded.connections[0].0;
+    assert_eq!(conn.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(conn.tunnels[0].origin("psk"), Some(&Origin::Xml));
+    assert_eq!(conn.tunnels[1].psk.expose(), KEY2.as_bytes());
+    assert!(
+        conn.notes
+            .iter()
+            .any(|n| n.starts_with("tunnel 2: the key from psk_file") && n.contains("overrides")),
+        "{:?}",
+        conn.notes
+    );
+    // The file's own key is still checked: a broken file stays broken.
+    let bad = d.join("bad.xml");
+    std::fs::write(&bad, sample("lab.xml").replace("lab_tunnel2_psk.AWS2", "short")).unwrap();
+    let e = load_with(
+        d,
+        &[bad],
+        &format!("[tunnels.2]\npsk_file = \"{}\"\n", t2.display()),
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Psk), "{e}");
+}
+
+/// A key from the settings passes AWS's rules or is refused naming where it was read and the
+/// setting, never printing it.
+#[test]
+fn bad_keys_from_the_settings_are_refused() {
+    let dir = common::tempdir::TempDir::new("psk-bad");
+    let d = dir.0.as_path();
+    let t2 = key_file(d, "t2.psk", KEY2.as_bytes(), 0o600);
+    // Tunnel 1's setting (tunnel 2's key is good) → the error.
+    let refused = |tunnel1: &str, vars: &[(&str, &str)]| -> ConfigError {
+        let toml = format!(
+            "[tunnels.1]\n{tunnel1}\n[tunnels.2]\npsk_file = \"{}\"\n",
+            t2.display()
+        );
+        load_with(d, &[parity("sample-secretsmanager.xml")], &toml, vars).unwrap_err()
+    };
+    let file_setting = |f: &Path| format!("psk_file = \"{}\"", f.display());
+    let cases: [(&[u8], &str); 8] = [
+        (b"short12\n", "7 characters long"),
+        (b"0bcdefghij", "starts with 0"),
+        (b"abcd+efgh_secret", "position 5"),
+        (b"REDACTED\n", "placeholder `REDACTED`"),
+        (b"redacted", "placeholder `REDACTED`"),
+        (b"abcdefgh_one\nabcdefgh_two\n", "more than one line"),
+        (b"abcdefgh_one\n\n", "more than one line"),
+        (b"abc\xffdefghi", "not text"),
+    ];
+    for (content, needle) in cases {
+        let f = key_file(d, "t1.psk", content, 0o600);
+        let e = refused(&file_setting(&f), &[]);
+        let msg = e.to_string();
+        assert_eq!(e.problem(), Some(Problem::Psk), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{}: ", f.display())),
+            "names the key file: {msg}"
+        );
+        assert!(
+            msg.contains(&format!("key tunnels.1.psk_file (tunnel 1 of {SM}")),
+            "{msg}"
+        );
+        assert!(msg.contains(needle), "{needle}: {msg}");
+        if let Ok(text) = std::str::from_utf8(content)
+            && !text.trim().eq_ignore_ascii_case("REDACTED")
+        {
+            assert!(!msg.contains(text.trim()), "the key is printed: {msg}");
+        }
+    }
+    let settings_file = format!("{}: ", d.join("cgwd.toml").display());
+    for (tunnel1, vars, needles) in [
+        (
+            file_setting(&key_file(d, "big.psk", &[b'a'; 2000], 0o600)),
+            vec![],
+            vec!["big.psk: ", "larger than 1024 bytes"],
+        ),
+        (
+            file_setting(&d.join("nope.psk")),
+            vec![],
+            vec!["nope.psk: ", "cannot read the key file"],
+        ),
+        (file_setting(d), vec![], vec!["not a regular file"]),
+        (
+            "psk_env = \"SM_T1\"".into(),
+            vec![],
+            vec![
+                &settings_file as &str,
+                "key tunnels.1.psk_env",
+                "SM_T1 is not set",
+            ],
+        ),
+        (
+            "psk_env = \"SM_T1\"".into(),
+            vec![("SM_T1", "bad key!")],
+            vec![&settings_file as &str, "position 4"],
+        ),
+        (
+            "psk_credential = \"t1\"".into(),
+            vec![],
+            vec![
+                "key tunnels.1.psk_credential",
+                "$CREDENTIALS_DIRECTORY",
+                "LoadCredential=t1:",
+            ],
+        ),
+        (
+            "psk_credential = \"t1\"".into(),
+            vec![("CREDENTIALS_DIRECTORY", d.to_str().unwrap())],
+            vec!["t1: ", "cannot read the key file"],
+        ),
+    ] {
+        let e = refused(&tunnel1, &vars).to_string();
+        for n in needles {
+            assert!(e.contains(n), "{tunnel1}: `{n}` in {e}");
+        }
+        assert!(!e.contains("bad key!"), "{e}");
+    }
+    // Broken settings come before "no key": they may be what should have given it.
+    let e = load_with(
+        d,
+        &[parity("sample-secretsmanager.xml")],
+        "[tunnels.1]\npsk_file = 3\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("tunnels.1.psk_file"), "{e}");
+}
+
+/// Group or others may read a key file: loaded, and warned about (a note `cgwd check` prints,
+/// a warning `cgwd run` logs).
+#[test]
+fn a_key_file_others_can_read_is_warned_about() {
+    let dir = common::tempdir::TempDir::new("psk-mode");
+    let d = dir.0.as_path();
+    let t1 = key_file(d, "t1.psk", KEY1.as_bytes(), 0o644);
+    let t2 = key_file(d, "t2.psk", KEY2.as_bytes(), 0o640);
+    let loaded = load_with(
+        d,
+        &[parity("sample-secretsmanager.describe.json")],
+        &format!(
+            "[tunnels.1]\npsk_file = \"{}\"\n[tunnels.2]\npsk_file = \"{}\"\n",
+            t1.display(),
+            t2.display()
+        ),
+        &[],
+    )
+    .unwrap();
+    let notes = &loaded.connections[0].0.notes;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains(&format!("tunnel 1: the key file {} may be read", t1.display()))
+            && notes[0].contains("mode 0644")
+            && notes[0].contains("chmod 600"),
+        "{notes:?}"
+    );
+    assert!(notes[1].contains("mode 0640"), "{notes:?}");
+}
+
+/// Several connections: each names its own keys; a daemon-wide [tunnels.N] serving more than one
+/// is refused (it would also override their files' keys).
+#[test]
+fn several_connections_name_their_own_keys() {
+    let dir = common::tempdir::TempDir::new("psk-several");
+    let d = dir.0.as_path();
+    let t1 = key_file(d, "t1.psk", KEY1.as_bytes(), 0o600);
+    let t2 = key_file(d, "t2.psk", KEY2.as_bytes(), 0o600);
+    let files = [lab_config("lab.xml"), parity("sample-secretsmanager.xml")];
+    // The two files name different customer gateway addresses.
+    let local = "[local]\naddress = \"192.0.2.10\"\n";
+    let e = load_with(d, &files, local, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("[connections.{SM}.tunnels.1] psk_file")),
+        "{e}"
+    );
+    let own = format!(
+        "{local}[connections.{SM}.tunnels.1]\npsk_file = \"{}\"\n[connections.{SM}.tunnels.2]\npsk_file = \"{}\"\n",
+        t1.display(),
+        t2.display()
+    );
+    let loaded = load_with(d, &files, &own, &[]).unwrap();
+    let sm = &loaded.connections[1].0;
+    assert_eq!(sm.id, SM);
+    assert_eq!(sm.tunnels[1].psk.expose(), KEY2.as_bytes());
+    assert_eq!(
+        loaded.connections[0].0.tunnels[1].psk.expose(),
+        b"lab_tunnel2_psk.AWS2"
+    );
+    // [tunnels.2] for both connections: refused, naming both.
+    let shared = format!(
+        "{local}[connections.{SM}.tunnels.1]\npsk_file = \"{}\"\n[tunnels.2]\npsk_file = \"{}\"\n",
+        t1.display(),
+        t2.display()
+    );
+    let e = load_with(d, &files, &shared, &[]).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Conflict));
+    let e = e.to_string();
+    assert!(
+        e.contains("[tunnels.2]") && e.contains(SM) && e.contains("vpn-71310d5967085f652"),
+        "{e}"
+    );
+    assert!(e.contains("[connections.<vpn-id>.tunnels.2]"), "{e}");
+    // A connection table naming no given connection is still an error.
+    let e = load_with(
+        d,
+        &files,
+        &format!("{own}[connections.vpn-0ffffffffffffffff.tunnels.1]\n"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("vpn-0ffffffffffffffff"), "{e}");
+}
+
+/// IPv6 outside addresses and IPv6 inside traffic load as a model but not as something to run:
+/// refused by the loader `cgwd check`, `cgwd run` and a reload share, naming the fields.
+#[test]
+fn ipv6_connections_are_refused_at_load() {
+    let dir = common::tempdir::TempDir::new("ipv6-load");
+    let d = dir.0.as_path();
+    let e = load_with(d, &[parity("sample-ipv6.describe.json")], "", &[]).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    for field in [
+        "sample-ipv6.describe.json: ",
+        "Options.OutsideIpAddressType",
+        "OutsideIpAddressType Ipv6",
+        "tunnel 1 AWS 2001:db8:ffaa:1::21",
+        "customer gateway 2001:db8:100::10",
+        "TunnelInsideIpVersion ipv6",
+        "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126, tunnel 2 fd00:a1b2:c3d4:1::4/126",
+        "LocalIpv6NetworkCidr ::/0",
+        "RemoteIpv6NetworkCidr ::/0",
+        "IPv6 is not supported yet by cgwd",
+    ] {
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+    let e = load_with(d, &[parity("sample-ipv6.xml")], "", &[]).unwrap_err();
+    assert_eq!(e.problem(), Some(Problem::Unsupported));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("<tunnel_outside_address>") && msg.contains("<tunnel_inside_ipv6_address>"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("OutsideIpAddressType Ipv6"),
+        "the XML has no Options: {msg}"
+    );
+
+    // IPv6 inside over IPv4 outside is refused too: the tunnels would negotiate IPv4 selectors.
+    let mut v: serde_json::Value = serde_json::from_str(&sample("lab.describe.json")).unwrap();
+    v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv6");
+    let f = d.join("v6inside.json");
+    std::fs::write(&f, v.to_string()).unwrap();
+    let e = load_with(d, std::slice::from_ref(&f), "", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("IPv6 inside traffic (TunnelInsideIpVersion ipv6)"),
+        "{e}"
+    );
+    assert!(!e.contains("IPv6 outside"), "{e}");
+    v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv4");
+    v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = serde_json::json!("PrivateIpv4");
+    std::fs::write(&f, v.to_string()).unwrap();
+    assert!(
+        load_with(
+            d,
+            std::slice::from_ref(&f),
+            "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n",
+            &[]
+        )
+        .is_ok()
+    );
+
+    // An IPv6 local address or IKE identity: what ike_map refuses at start, refused at load.
+    for key in ["address", "id"] {
+        let e = load_with(
+            d,
+            &[lab_config("lab.xml")],
+            &format!("[local]\n{key} = \"2001:db8::1\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Unsupported));
+        assert!(e.to_string().contains(&format!("key local.{key}")), "{e}");
+    }
+}

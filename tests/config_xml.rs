@@ -382,11 +382,16 @@ fn psk_rules() {
         let text = sample("lab.xml").replace("lab_tunnel2_psk.AWS2", psk);
         assert_eq!(parse(&text).unwrap().tunnels[1].psk.expose(), psk.as_bytes());
     }
-    // No PSK at all (certificate auth) is refused with a reason.
+    // No PSK at all (Secrets Manager or certificate auth) is refused naming the setting that gives one.
     let text = sample("lab.xml").replace("<pre_shared_key>lab_tunnel1_psk.AWS1</pre_shared_key>", "");
     let (p, msg) = err(&text);
-    assert_eq!(p, Problem::MissingField);
-    assert!(msg.contains("pre-shared key is missing"), "{msg}");
+    assert_eq!(p, Problem::PskMissing);
+    assert!(
+        msg.contains("tunnel 1 (AWS 198.51.100.11): the pre-shared key is missing"),
+        "{msg}"
+    );
+    assert!(msg.contains("<ipsec_tunnel>[1]"), "{msg}");
+    assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
 }
 
 #[test]
@@ -476,4 +481,86 @@ fn thousands_of_tunnels_are_counted_cheaply() {
     let (p, msg) = err(&text);
     assert_eq!(p, Problem::TunnelCount);
     assert!(msg.contains("found 5002 tunnel"), "{msg}");
+}
+
+/// The XML of the IPv6 describe sample of FACTS §9.3 (what `--query CustomerGatewayConfiguration`
+/// saves): IPv6 outside addresses, and inside ones as AWS writes them, /128 each.
+#[test]
+fn ipv6_sample_as_xml() {
+    let c = parse(&sample("parity/sample-ipv6.xml")).unwrap();
+    assert_eq!(c.tunnels[0].aws_outside, ip("2001:db8:ffaa:1::21"));
+    assert_eq!(c.tunnels[0].customer_outside, ip("2001:db8:100::10"));
+    assert_eq!(
+        c.tunnels[0].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::/126"
+    );
+    assert_eq!(
+        c.tunnels[1].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::4/126"
+    );
+    assert_eq!(
+        c.ip,
+        cgwd::config::IpOptions::default(),
+        "the XML carries no Options"
+    );
+    assert_eq!(c.vpn_gateway_id, None);
+}
+
+/// The XML of the certificate and Secrets Manager describe samples of FACTS §9.1/9.2: no key, or
+/// the placeholder.
+#[test]
+fn keyless_samples_as_xml() {
+    // Certificate authentication leaves no trace in the XML: a missing key, both causes named.
+    let (p, msg) = err(&sample("parity/sample-cert.xml"));
+    assert_eq!(p, Problem::PskMissing);
+    assert!(
+        msg.contains("tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing"),
+        "{msg}"
+    );
+    assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
+    assert!(
+        msg.contains("certificate authentication is not supported yet"),
+        "{msg}"
+    );
+
+    let (p, msg) = err(&sample("parity/sample-secretsmanager.xml"));
+    assert_eq!(p, Problem::PskMissing);
+    assert!(
+        msg.contains("line 41, <vpn_connection>/<ipsec_tunnel>[1]/<ike>/<pre_shared_key>"),
+        "{msg}"
+    );
+    assert!(msg.contains("placeholder `REDACTED`"), "{msg}");
+}
+
+#[test]
+fn inside_ipv6_addresses_are_hosts_1_and_2_of_a_126() {
+    let text = sample("parity/sample-ipv6.xml");
+    let (p, msg) = err(&text.replace("fd00:a1b2:c3d4:1::1<", "fd00:a1b2:c3d4:1::3<"));
+    assert_eq!(p, Problem::InsideCidr);
+    assert!(
+        msg.contains("AWS inside IPv6 address fd00:a1b2:c3d4:1::3 is not host 1"),
+        "{msg}"
+    );
+    let (p, msg) = err(&text.replacen("<prefix_length>128<", "<prefix_length>64<", 1));
+    assert_eq!(p, Problem::InsideCidr);
+    assert!(msg.contains("prefix length 64"), "{msg}");
+    let c = parse(&text.replace("<prefix_length>128<", "<prefix_length>126<")).unwrap();
+    assert_eq!(
+        c.tunnels[0].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::/126"
+    );
+}
+
+#[test]
+fn redacted_in_the_xml_is_never_a_key() {
+    for placeholder in ["REDACTED", "redacted", " REDACTED "] {
+        let text = sample("lab.xml").replace("lab_tunnel2_psk.AWS2", placeholder);
+        let (p, msg) = err(&text);
+        assert_eq!(p, Problem::PskMissing, "{placeholder}");
+        assert!(msg.contains("<ipsec_tunnel>[2]/<ike>/<pre_shared_key>"), "{msg}");
+        assert!(msg.contains("[tunnels.2] psk_file"), "{msg}");
+    }
+    // Only the whole value is the placeholder.
+    let text = sample("lab.xml").replace("lab_tunnel2_psk.AWS2", "REDACTED2");
+    assert_eq!(parse(&text).unwrap().tunnels[1].psk.expose(), b"REDACTED2");
 }

@@ -3,7 +3,7 @@
 //! All three parsers fill the same draft, so every rule (inside /30s, PSK charset, IKEv2, algorithm
 //! names, ranges, tunnel matching) is checked once, with the same messages, whatever the format.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -15,6 +15,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{ConfigError, Problem};
 use super::model::*;
+use super::psk::{PLACEHOLDER, PskLookup, is_placeholder};
 use crate::sa::TunnelId;
 use crate::secret::Secret;
 use crate::suite::{DhGroup, Encryption, Integrity};
@@ -66,6 +67,16 @@ pub(crate) struct DraftConnection {
     pub options: Option<(Vec<DraftOptions>, String)>,
     pub local_ts: Option<At>,
     pub remote_ts: Option<At>,
+    /// JSON `Options.OutsideIpAddressType`, `TunnelInsideIpVersion`, `LocalIpv6NetworkCidr`,
+    /// `RemoteIpv6NetworkCidr`.
+    pub outside_ip_type: Option<At>,
+    pub inside_ip_version: Option<At>,
+    pub local_ipv6_ts: Option<At>,
+    pub remote_ipv6_ts: Option<At>,
+    /// JSON `PreSharedKeyArn`.
+    pub psk_arn: Option<At>,
+    /// JSON `VgwTelemetry[]` entries with a `CertificateArn`: (OutsideIpAddress, CertificateArn).
+    pub certificates: Vec<(At, At)>,
     pub notes: Vec<String>,
 }
 
@@ -127,6 +138,17 @@ pub(crate) struct Builder<'a> {
     pub file: &'a Path,
     pub format: SourceFormat,
     pub limits: super::Limits,
+    /// Keys from the settings ([`super::psk::FileOnly`] for the AWS file alone).
+    pub psks: &'a dyn PskLookup,
+}
+
+/// What a tunnel needs to know of its connection.
+struct TunnelCtx<'c> {
+    conn_id: &'c str,
+    /// `PreSharedKeyArn`, for the error of a tunnel without a key.
+    psk_arn: Option<&'c At>,
+    /// `VgwTelemetry[]` (OutsideIpAddress, CertificateArn) pairs.
+    certificates: &'c [(At, At)],
 }
 
 type R<T> = Result<T, ConfigError>;
@@ -288,20 +310,19 @@ impl Builder<'_> {
 
         let local_ts = self.selector(d.local_ts.as_ref(), "LocalIpv4NetworkCidr")?;
         let remote_ts = self.selector(d.remote_ts.as_ref(), "RemoteIpv4NetworkCidr")?;
+        let ip = self.ip_options(&d)?;
 
-        let conn_id = id.clone();
+        let ctx = TunnelCtx {
+            conn_id: &id,
+            psk_arn: d.psk_arn.as_ref(),
+            certificates: &d.certificates,
+        };
         let mut built = Vec::with_capacity(2);
         for (i, (t, o)) in pairs.into_iter().enumerate() {
             let id = if i == 0 { TunnelId::One } else { TunnelId::Two };
-            built.push(self.tunnel(
-                id,
-                &conn_id,
-                &t,
-                o.as_ref(),
-                (&local_ts, &remote_ts),
-                &mut d.notes,
-            )?);
+            built.push(self.tunnel(id, &ctx, &t, o.as_ref(), (&local_ts, &remote_ts), &mut d.notes)?);
         }
+        self.check_outside_type(&d, &ip, &built)?;
         let routing = self.routing(&d, &built)?;
         let tunnels: [TunnelConfig; 2] =
             match <[TunnelConfig; 2]>::try_from(built.into_iter().map(|(t, _)| t).collect::<Vec<_>>()) {
@@ -317,8 +338,91 @@ impl Builder<'_> {
             routing,
             tunnels,
             format: self.format,
+            psk_arn: d.psk_arn.map(|a| a.value.trim().to_string()),
+            ip,
             notes: d.notes,
         })
+    }
+
+    /// `Options.OutsideIpAddressType`, `TunnelInsideIpVersion` and the IPv6 selectors.
+    fn ip_options(&self, d: &DraftConnection) -> R<IpOptions> {
+        let present = |a: &Option<At>| a.clone().filter(|a| !a.value.trim().is_empty());
+        let outside_ip_address_type = match present(&d.outside_ip_type) {
+            None => None,
+            Some(a) => Some(
+                OutsideIpAddressType::ALL
+                    .into_iter()
+                    .find(|t| t.aws_name().eq_ignore_ascii_case(a.value.trim()))
+                    .ok_or_else(|| {
+                        self.err(
+                            Problem::BadNumber,
+                            &a.at,
+                            format!(
+                                "OutsideIpAddressType `{}` is not PublicIpv4, PrivateIpv4 or Ipv6",
+                                a.value.trim()
+                            ),
+                            "use the unedited describe output",
+                        )
+                    })?,
+            ),
+        };
+        let tunnel_inside_ip_version = match present(&d.inside_ip_version) {
+            None => None,
+            Some(a) => Some(match a.value.trim().to_ascii_lowercase().as_str() {
+                "ipv4" => InsideIpVersion::Ipv4,
+                "ipv6" => InsideIpVersion::Ipv6,
+                other => {
+                    return Err(self.err(
+                        Problem::BadNumber,
+                        &a.at,
+                        format!("TunnelInsideIpVersion `{other}` is not ipv4 or ipv6"),
+                        "use the unedited describe output",
+                    ));
+                }
+            }),
+        };
+        let cidr6 = |a: Option<At>, what: &str| a.map(|a| self.cidr::<Ipv6Net>(&a, what)).transpose();
+        Ok(IpOptions {
+            outside_ip_address_type,
+            tunnel_inside_ip_version,
+            local_ipv6_network_cidr: cidr6(present(&d.local_ipv6_ts), "LocalIpv6NetworkCidr")?,
+            remote_ipv6_network_cidr: cidr6(present(&d.remote_ipv6_ts), "RemoteIpv6NetworkCidr")?,
+        })
+    }
+
+    /// `OutsideIpAddressType` must name the family of every outside address.
+    fn check_outside_type(
+        &self,
+        d: &DraftConnection,
+        ip: &IpOptions,
+        built: &[(TunnelConfig, BgpDraft)],
+    ) -> R<()> {
+        let (Some(kind), Some(at)) = (ip.outside_ip_address_type, d.outside_ip_type.as_ref()) else {
+            return Ok(());
+        };
+        let want_v6 = kind == OutsideIpAddressType::Ipv6;
+        let odd = built
+            .iter()
+            .flat_map(|(t, _)| {
+                [
+                    (t.id, "AWS", t.aws_outside),
+                    (t.id, "customer", t.customer_outside),
+                ]
+            })
+            .find(|(_, _, a)| a.is_ipv6() != want_v6);
+        match odd {
+            None => Ok(()),
+            Some((id, side, addr)) => Err(self.err(
+                Problem::Conflict,
+                &at.at,
+                format!(
+                    "OutsideIpAddressType {} but {id}'s {side} outside address {addr} is IPv{}",
+                    kind.aws_name(),
+                    if addr.is_ipv6() { 6 } else { 4 }
+                ),
+                "use the unedited describe output (the XML and Options come from one call)",
+            )),
+        }
     }
 
     fn routing(&self, d: &DraftConnection, built: &[(TunnelConfig, BgpDraft)]) -> R<Routing> {
@@ -457,21 +561,21 @@ impl Builder<'_> {
         }
     }
 
-    fn cidr(&self, a: &At, what: &str) -> R<Ipv4Net> {
-        let net = Ipv4Net::from_str(a.value.trim()).map_err(|_| {
+    fn cidr<N: Cidr>(&self, a: &At, what: &str) -> R<N> {
+        let net = N::from_str(a.value.trim()).map_err(|_| {
             self.err(
                 Problem::BadCidr,
                 &a.at,
-                format!("{what} `{}` is not an IPv4 CIDR", a.value.trim()),
-                "write it as ADDRESS/PREFIX, e.g. 10.0.0.0/16 or 0.0.0.0/0",
+                format!("{what} `{}` is not an {} CIDR", a.value.trim(), N::FAMILY),
+                format!("write it as ADDRESS/PREFIX, e.g. {}", N::EXAMPLES),
             )
         })?;
-        if net.trunc() != net {
+        if net.truncated() != net {
             return Err(self.err(
                 Problem::BadCidr,
                 &a.at,
                 format!("{what} `{net}` has host bits set"),
-                format!("did you mean {}?", net.trunc()),
+                format!("did you mean {}?", net.truncated()),
             ));
         }
         Ok(net)
@@ -528,7 +632,7 @@ impl Builder<'_> {
     fn tunnel(
         &self,
         id: TunnelId,
-        conn_id: &str,
+        ctx: &TunnelCtx<'_>,
         t: &DraftTunnel,
         o: Option<&DraftOptions>,
         (local_ts, remote_ts): (&(Ipv4Net, Origin), &(Ipv4Net, Origin)),
@@ -583,15 +687,22 @@ impl Builder<'_> {
         };
         let inside_ipv6 = self.inside_ipv6(t, o)?;
 
-        // PSK: XML/text and TunnelOptions must agree when both carry it.
-        let psk_file = t.psk.as_ref().filter(|a| !a.value.trim().is_empty());
-        let psk_opt = o
+        // PSK: a key from the settings wins; else the file's (XML/text and TunnelOptions must agree
+        // when both carry one). `REDACTED` stands for a key kept in Secrets Manager, never a key.
+        let in_xml = t.psk.as_ref().filter(|a| !a.value.trim().is_empty());
+        let in_options = o
             .and_then(|o| o.psk.as_ref())
             .filter(|a| !a.value.trim().is_empty());
+        let placeholder = in_xml
+            .into_iter()
+            .chain(in_options)
+            .find(|a| is_placeholder(&a.value));
+        let psk_file = in_xml.filter(|a| !is_placeholder(&a.value));
+        let psk_opt = in_options.filter(|a| !is_placeholder(&a.value));
         for a in psk_file.iter().chain(psk_opt.iter()) {
             self.psk(a)?;
         }
-        let psk_at = match (psk_file, psk_opt) {
+        let from_file = match (psk_file, psk_opt) {
             (Some(f), Some(p)) => {
                 if f.value.trim() != p.value.trim() {
                     return Err(self.err(
@@ -601,27 +712,44 @@ impl Builder<'_> {
                         "the XML and TunnelOptions must come from the same describe call; fetch it again",
                     ));
                 }
-                prov.insert("psk", Origin::TunnelOptions);
-                p
+                Some((p, Origin::TunnelOptions))
             }
-            (Some(f), None) => {
-                prov.insert("psk", file_origin.clone());
-                f
-            }
-            (None, Some(p)) => {
-                prov.insert("psk", Origin::TunnelOptions);
-                p
-            }
-            (None, None) => {
-                return Err(self.missing(
-                    &t.at,
-                    "the pre-shared key",
-                    "cgwd authenticates with a PSK; certificate authentication and PSKs stored in \
-                     Secrets Manager are not supported — set a PSK on the tunnel",
-                ));
-            }
+            (Some(f), None) => Some((f, file_origin.clone())),
+            (None, Some(p)) => Some((p, Origin::TunnelOptions)),
+            (None, None) => None,
         };
-        let psk = self.psk(psk_at)?;
+        let certificate = ctx
+            .certificates
+            .iter()
+            .find(|(out, _)| IpAddr::from_str(out.value.trim()).ok() == Some(aws_outside))
+            .map(|(_, arn)| arn);
+        let psk = match (self.psks.psk(ctx.conn_id, id)?, from_file) {
+            (Some(ext), in_file) => {
+                if in_file.is_some() {
+                    notes.push(format!(
+                        "{id}: the key from {} overrides the one in the AWS file",
+                        ext.source
+                    ));
+                }
+                notes.extend(ext.warning);
+                prov.insert("psk", Origin::PskSetting(ext.source));
+                ext.secret
+            }
+            (None, Some((a, origin))) => {
+                prov.insert("psk", origin);
+                self.psk(a)?
+            }
+            (None, None) => return Err(self.no_psk(id, ctx, t, aws_outside, placeholder, certificate)),
+        };
+        if let Some(arn) = certificate {
+            notes.push(format!(
+                "{id}: AWS lists a certificate for its endpoint ({}: {}); cgwd authenticates with the \
+                 pre-shared key, and if AWS expects the certificate it answers AUTHENTICATION_FAILED \
+                 (certificate authentication is not supported yet by cgwd)",
+                arn.at,
+                arn.value.trim()
+            ));
+        }
 
         // IKE versions.
         let ike_versions = match o.and_then(|o| o.ike_versions.as_ref()) {
@@ -652,8 +780,9 @@ impl Builder<'_> {
                         format!("{id} ({aws_outside}) allows only IKEv1; cgwd speaks IKEv2"),
                         format!(
                             "allow IKEv2 on the tunnel: `aws ec2 modify-vpn-tunnel-options \
-                             --vpn-connection-id {conn_id} --vpn-tunnel-outside-ip-address {aws_outside} \
-                             --tunnel-options IKEVersions=[{{Value=ikev2}}]`"
+                             --vpn-connection-id {} --vpn-tunnel-outside-ip-address {aws_outside} \
+                             --tunnel-options IKEVersions=[{{Value=ikev2}}]`",
+                            ctx.conn_id
                         ),
                     ));
                 }
@@ -909,6 +1038,7 @@ impl Builder<'_> {
             inside,
             inside_ipv6,
             psk,
+            certificate_arn: certificate.map(|a| a.value.trim().to_string()),
             ike_versions,
             phase1: Phase1Offer {
                 encryption: p1_enc,
@@ -1003,82 +1133,184 @@ impl Builder<'_> {
         Ok(Some((net, anchor.at.clone())))
     }
 
+    /// The inside IPv6 /126 (IPv6-inside tunnels): `TunnelInsideIpv6Cidr`, cross-checked with the
+    /// XML's `tunnel_inside_ipv6_address`es. AWS writes those as single addresses with
+    /// `prefix_length` 128 (FACTS §9.3), so the /126 is the one holding them, AWS's = network+1 and
+    /// the customer's = network+2, as for the IPv4 /30.
     fn inside_ipv6(&self, t: &DraftTunnel, o: Option<&DraftOptions>) -> R<Option<Ipv6Net>> {
-        let check = |net: Ipv6Net, at: &str| -> R<Ipv6Net> {
-            if net.prefix_len() != 126 || net.trunc() != net {
-                return Err(self.err(
-                    Problem::InsideCidr,
-                    at,
-                    format!("inside IPv6 CIDR {net} is not a /126 network"),
-                    "AWS inside IPv6 CIDRs are /126s from fd00::/8",
-                ));
+        let from_options = match o.and_then(|o| o.inside_ipv6_cidr.as_ref()) {
+            Some(a) if !a.value.trim().is_empty() => {
+                let net = Ipv6Net::from_str(a.value.trim()).map_err(|_| {
+                    self.err(
+                        Problem::BadCidr,
+                        &a.at,
+                        format!("TunnelInsideIpv6Cidr `{}` is not an IPv6 CIDR", a.value.trim()),
+                        "write it as fd00:…/126",
+                    )
+                })?;
+                if net.prefix_len() != 126 || net.trunc() != net {
+                    return Err(self.err(
+                        Problem::InsideCidr,
+                        &a.at,
+                        format!("inside IPv6 CIDR {net} is not a /126 network"),
+                        "AWS inside IPv6 CIDRs are /126s from fd00::/8",
+                    ));
+                }
+                Some((net, a.at.clone()))
             }
-            Ok(net)
+            _ => None,
         };
-        if let Some(a) = o.and_then(|o| o.inside_ipv6_cidr.as_ref())
-            && !a.value.trim().is_empty()
-        {
-            let net = Ipv6Net::from_str(a.value.trim()).map_err(|_| {
-                self.err(
-                    Problem::BadCidr,
-                    &a.at,
-                    format!("TunnelInsideIpv6Cidr `{}` is not an IPv6 CIDR", a.value.trim()),
-                    "write it as fd00:…/126",
-                )
-            })?;
-            return check(net, &a.at).map(Some);
-        }
-        let Some(anchor) = t.customer_inside_ipv6.as_ref().or(t.aws_inside_ipv6.as_ref()) else {
-            return Ok(None);
+        let from_file = match t.customer_inside_ipv6.as_ref().or(t.aws_inside_ipv6.as_ref()) {
+            None => None,
+            Some(anchor) => {
+                if let Some(p) = &t.inside_ipv6_prefix {
+                    let len = self.num::<u8>(p, "inside IPv6 prefix length", 0, 128)?;
+                    if len != 126 && len != 128 {
+                        return Err(self.err(
+                            Problem::InsideCidr,
+                            &p.at,
+                            format!("inside IPv6 prefix length {len} is neither 126 nor 128"),
+                            "AWS inside IPv6 networks are /126s (the XML shows each address as /128); \
+                             use the unedited file",
+                        ));
+                    }
+                }
+                let addr_of = |a: &At| -> R<Ipv6Addr> {
+                    Ipv6Addr::from_str(a.value.trim()).map_err(|_| {
+                        self.err(
+                            Problem::BadAddress,
+                            &a.at,
+                            format!("inside IPv6 address `{}` is not an IPv6 address", a.value.trim()),
+                            "use the unedited file",
+                        )
+                    })
+                };
+                let net = Ipv6Net::new(addr_of(anchor)?, 126)
+                    .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad IPv6 prefix length", ""))?
+                    .trunc();
+                let base = u128::from(net.network());
+                for (a, side, host) in [
+                    (t.customer_inside_ipv6.as_ref(), "customer", 2),
+                    (t.aws_inside_ipv6.as_ref(), "AWS", 1),
+                ] {
+                    let Some(a) = a else { continue };
+                    let addr = addr_of(a)?;
+                    let want = Ipv6Addr::from(base.wrapping_add(host));
+                    if addr != want {
+                        return Err(self.err(
+                            Problem::InsideCidr,
+                            &a.at,
+                            format!("{side} inside IPv6 address {addr} is not host {host} of {net} ({want})"),
+                            "AWS always takes network+1 and gives the customer network+2; use the unedited file",
+                        ));
+                    }
+                }
+                Some((net, anchor.at.clone()))
+            }
         };
-        let prefix = match &t.inside_ipv6_prefix {
-            Some(p) => self.num::<u8>(p, "inside IPv6 prefix length", 0, 128)?,
-            None => 126,
-        };
-        let addr = std::net::Ipv6Addr::from_str(anchor.value.trim()).map_err(|_| {
-            self.err(
-                Problem::BadAddress,
-                &anchor.at,
+        match (from_file, from_options) {
+            (Some((f, fat)), Some((o, oat))) if f != o => Err(self.err(
+                Problem::Conflict,
+                &oat,
                 format!(
-                    "inside IPv6 address `{}` is not an IPv6 address",
-                    anchor.value.trim()
+                    "TunnelInsideIpv6Cidr {o} disagrees with the XML's inside IPv6 addresses ({f}, {fat})"
                 ),
-                "use the unedited file",
-            )
-        })?;
-        let net = Ipv6Net::new(addr, prefix)
-            .map_err(|_| self.err(Problem::BadCidr, &anchor.at, "bad IPv6 prefix length", ""))?
-            .trunc();
-        check(net, &anchor.at).map(Some)
+                "the XML and TunnelOptions must come from the same describe call; fetch it again",
+            )),
+            (_, Some((o, _))) => Ok(Some(o)),
+            (f, None) => Ok(f.map(|(net, _)| net)),
+        }
     }
 
-    /// AWS's PSK rules: 8–64 characters of `[A-Za-z0-9._]`, not starting with `0`.
+    /// AWS's PSK rules ([`super::psk::violation`]) on a key in the AWS file.
     fn psk(&self, a: &At) -> R<Secret> {
         let psk = a.value.trim();
-        let fix = "AWS pre-shared keys are 8–64 characters of A-Z a-z 0-9 . _ and do not start \
-                   with 0; copy the key AWS shows, or set a new one with `aws ec2 \
-                   modify-vpn-tunnel-options … --tunnel-options PreSharedKey=…`";
-        let problem = if psk.len() < 8 || psk.len() > 64 {
-            Some(format!(
-                "the pre-shared key is {} characters long",
-                psk.chars().count()
-            ))
-        } else if psk.starts_with('0') {
-            Some("the pre-shared key starts with 0".to_string())
-        } else {
-            psk.chars()
-                .position(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-                .map(|p| {
-                    format!(
-                        "the pre-shared key has a character outside [A-Za-z0-9._] at position {}",
-                        p + 1
-                    )
-                })
-        };
-        match problem {
-            Some(p) => Err(self.err(Problem::Psk, &a.at, p, fix)),
+        match super::psk::violation(psk) {
+            Some(p) => Err(self.err(
+                Problem::Psk,
+                &a.at,
+                p,
+                format!(
+                    "{}; copy the key AWS shows, or set a new one with `aws ec2 \
+                     modify-vpn-tunnel-options … --tunnel-options PreSharedKey=…`",
+                    super::psk::RULES
+                ),
+            )),
             None => Ok(Secret::from_slice(psk.as_bytes())),
         }
+    }
+
+    /// The error of a tunnel with no key in the file nor in the settings: what the file says
+    /// instead (a certificate, the placeholder, nothing) and the setting that gives the key.
+    fn no_psk(
+        &self,
+        id: TunnelId,
+        ctx: &TunnelCtx<'_>,
+        t: &DraftTunnel,
+        aws_outside: IpAddr,
+        placeholder: Option<&At>,
+        certificate: Option<&At>,
+    ) -> ConfigError {
+        let table = self.psks.table(ctx.conn_id, id);
+        let setting = format!(
+            "cgwd's settings file (--settings): {table} psk_file = \"/etc/cgwd/{}-{}.psk\" (or psk_env = \
+             \"VARIABLE\", or psk_credential = \"NAME\" for a systemd credential); see \"PSKs kept \
+             outside the AWS file\" in docs/configuration.md",
+            ctx.conn_id,
+            id.number()
+        );
+        if let Some(arn) = certificate {
+            return self.err(
+                Problem::Unsupported,
+                &arn.at,
+                format!(
+                    "{id} (AWS {aws_outside}) authenticates with a certificate (CertificateArn {}) and \
+                     the file has no pre-shared key: certificate authentication is not supported yet \
+                     by cgwd, which authenticates with pre-shared keys only",
+                    arn.value.trim()
+                ),
+                format!(
+                    "run this connection with an IKE implementation that supports certificates, or \
+                     create it with a customer gateway without a certificate so that its tunnels get \
+                     pre-shared keys; if this tunnel does have one, give it in {setting}"
+                ),
+            );
+        }
+        let secret = match ctx.psk_arn {
+            Some(arn) => format!(
+                ": AWS keeps this connection's keys in Secrets Manager (PreSharedKeyArn {})",
+                arn.value.trim()
+            ),
+            None if placeholder.is_some() => {
+                ": AWS writes it where it keeps the key in Secrets Manager".to_string()
+            }
+            None => String::new(),
+        };
+        let (at, what) = match placeholder {
+            Some(a) => (
+                a.at.as_str(),
+                format!("the pre-shared key is the placeholder `{PLACEHOLDER}`, not a key"),
+            ),
+            None => (t.at.as_str(), "the pre-shared key is missing".to_string()),
+        };
+        let copy = format!(
+            "copy {id}'s key (AWS outside address {aws_outside}) from the Secrets Manager secret into a \
+             file only cgwd can read, and name it in {setting}"
+        );
+        let fix = if placeholder.is_some() || ctx.psk_arn.is_some() {
+            copy
+        } else {
+            format!(
+                "if AWS keeps the key in Secrets Manager, {copy}; a tunnel authenticated by \
+                 certificate cannot run: certificate authentication is not supported yet by cgwd"
+            )
+        };
+        self.err(
+            Problem::PskMissing,
+            at,
+            format!("{id} (AWS {aws_outside}): {what}{secret}"),
+            fix,
+        )
     }
 
     /// A number from TunnelOptions, else from the XML/text, else cgwd's default.
@@ -1263,6 +1495,29 @@ impl Builder<'_> {
             ),
             None => Origin::CgwdDefault(reason.to_string()),
         }
+    }
+}
+
+/// An IPv4 or IPv6 network as the file writes it.
+trait Cidr: FromStr + Copy + PartialEq + std::fmt::Display {
+    const FAMILY: &'static str;
+    const EXAMPLES: &'static str;
+    fn truncated(&self) -> Self;
+}
+
+impl Cidr for Ipv4Net {
+    const FAMILY: &'static str = "IPv4";
+    const EXAMPLES: &'static str = "10.0.0.0/16 or 0.0.0.0/0";
+    fn truncated(&self) -> Self {
+        self.trunc()
+    }
+}
+
+impl Cidr for Ipv6Net {
+    const FAMILY: &'static str = "IPv6";
+    const EXAMPLES: &'static str = "::/0 or 2001:db8::/32";
+    fn truncated(&self) -> Self {
+        self.trunc()
     }
 }
 

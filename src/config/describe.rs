@@ -99,6 +99,23 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<DraftConnection, ConfigEr
         d.vpn_gateway_id = Some(v);
     }
     d.transit_gateway_id = get(conn, "TransitGatewayId").and_then(scalar);
+    d.psk_arn = get_entry(conn, "PreSharedKeyArn")
+        .and_then(|(k, v)| scalar(v).map(|v| At::new(v, p(k))))
+        .filter(|a| !a.value.trim().is_empty());
+    if let Some((key, Value::Array(list))) = get_entry(conn, "VgwTelemetry") {
+        for (i, entry) in list.iter().enumerate() {
+            let Some(e) = entry.as_object() else { continue };
+            let at = format!("{}[{i}]", p(key));
+            let field = |key: &str| {
+                get_entry(e, key)
+                    .and_then(|(k, v)| scalar(v).map(|v| At::new(v, format!("{at}.{k}"))))
+                    .filter(|a| !a.value.trim().is_empty())
+            };
+            if let (Some(outside), Some(arn)) = (field("OutsideIpAddress"), field("CertificateArn")) {
+                d.certificates.push((outside, arn));
+            }
+        }
+    }
 
     let opts_path = p("Options");
     let options = get(conn, "Options").and_then(Value::as_object);
@@ -110,6 +127,13 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<DraftConnection, ConfigEr
         d.remote_ts = get(o, "RemoteIpv4NetworkCidr")
             .and_then(scalar)
             .map(|v| At::new(v, format!("{opts_path}.RemoteIpv4NetworkCidr")));
+        let opt = |key: &str| {
+            get_entry(o, key).and_then(|(k, v)| scalar(v).map(|v| At::new(v, format!("{opts_path}.{k}"))))
+        };
+        d.outside_ip_type = opt("OutsideIpAddressType");
+        d.inside_ip_version = opt("TunnelInsideIpVersion");
+        d.local_ipv6_ts = opt("LocalIpv6NetworkCidr");
+        d.remote_ipv6_ts = opt("RemoteIpv6NetworkCidr");
         if let Some(list) = get(o, "TunnelOptions") {
             let list_path = format!("{opts_path}.TunnelOptions");
             let list = list.as_array().ok_or_else(|| {

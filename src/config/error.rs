@@ -13,7 +13,12 @@ pub enum Problem {
     BadAddress,
     BadCidr,
     InsideCidr,
+    /// A key breaks AWS's PSK rules, or cannot be read from where the settings point.
     Psk,
+    /// A tunnel has no key: none in the file (or the placeholder `REDACTED`), none in the settings.
+    PskMissing,
+    /// Valid for AWS, but cgwd cannot run it (certificate authentication, IPv6).
+    Unsupported,
     IkeV1Only,
     UnknownAlgorithm,
     BadNumber,

@@ -13,6 +13,7 @@ mod describe;
 mod error;
 mod generic;
 mod model;
+mod psk;
 pub mod report;
 mod settings;
 mod xml;
@@ -22,15 +23,15 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    DpdAction, IkeVersion, Origin, Phase, Phase1Offer, Phase2Offer, Provenance, RekeyWindow, Routing,
-    SourceFormat, StartupAction, TunnelConfig, VpnConnection, defaults, mss_for_mtu, mtu_for,
-    strongest_first,
+    DpdAction, IkeVersion, InsideIpVersion, IpOptions, Origin, OutsideIpAddressType, Phase, Phase1Offer,
+    Phase2Offer, Provenance, RekeyWindow, Routing, SourceFormat, StartupAction, TunnelConfig, VpnConnection,
+    defaults, mss_for_mtu, mtu_for, strongest_first,
 };
 pub use settings::{
     AwsSettings, BgpSettings, BgpSpeaker, ConnectionSettings, ControlSettings, DEFAULT_HEALTH_INTERVAL,
     DpdSettings, FailoverPolicy, FailoverSettings, HealthFormat, HealthLog, InterfaceSettings,
     LAB_MIN_PHASE1_LIFETIME, LAB_MIN_PHASE2_LIFETIME, LabSettings, LocalSettings, LogSettings,
-    MetricsSettings, RoutingSettings, Settings, env_var_name,
+    MetricsSettings, PskSetting, RoutingSettings, Settings, TunnelSettings, TunnelsSettings, env_var_name,
 };
 
 /// Largest configuration file cgwd reads; real ones are a few tens of KiB.
@@ -124,16 +125,47 @@ pub fn expand_config_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigErro
 /// gateway address (one pair of IKE sockets), so their tunnels must name distinct AWS outside
 /// addresses and non-overlapping inside /30s.
 pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    load_many_with(paths, settings_path, &|k| std::env::var(k).ok())
+}
+
+/// [`load_many`] with the environment given (`CGWD_*`, `psk_env`, `CREDENTIALS_DIRECTORY`).
+pub fn load_many_with(
+    paths: &[PathBuf],
+    settings_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let files = expand_config_paths(paths)?;
-    let settings = Settings::load(settings_path, &|k| std::env::var(k).ok());
+    let settings = Settings::load(settings_path, env);
     let limits = settings.as_ref().map(Limits::of).unwrap_or_default();
+    let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
+    let several = files.len() > 1;
     let mut raw = Vec::with_capacity(files.len());
     for f in &files {
-        raw.push((f.clone(), load_connection_with(f, limits)?));
+        let conn = match &settings {
+            Ok(s) => read_connection(
+                f,
+                limits,
+                &psk::FromSettings {
+                    settings: s,
+                    settings_file: &settings_file,
+                    env,
+                    several,
+                },
+            ),
+            Err(_) => read_connection(f, limits, &psk::FileOnly),
+        };
+        match conn {
+            Ok(c) => raw.push((f.clone(), c)),
+            // Unusable settings may be what would have given the key: their error comes first.
+            Err(e) if e.problem() == Some(Problem::PskMissing) => return Err(settings.err().unwrap_or(e)),
+            Err(e) => return Err(e),
+        }
     }
     let settings = settings?;
-    let settings_file = settings_path.map_or_else(|| PathBuf::from("(no settings file)"), Path::to_path_buf);
     check_together(&raw, &settings, &settings_file)?;
+    for (file, conn) in &raw {
+        check_runnable(file, conn, &settings, &settings_file)?;
+    }
     check_device_names(&settings, &settings_file, raw.len())?;
     if limits.short_lifetimes {
         tracing::warn!(
@@ -158,6 +190,124 @@ pub fn load_many(paths: &[PathBuf], settings_path: Option<&Path>) -> Result<Load
         connections,
         settings,
     })
+}
+
+/// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
+/// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
+/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only), and
+/// IPv6 inside traffic (its Child SAs carry IPv4 traffic selectors, BGP runs over the inside /30s).
+pub fn check_runnable(
+    file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+    settings_file: &Path,
+) -> Result<(), ConfigError> {
+    let ip = &conn.ip;
+    let outside: Vec<String> = conn
+        .tunnels
+        .iter()
+        .filter(|t| t.aws_outside.is_ipv6())
+        .map(|t| format!("{} AWS {}", t.id, t.aws_outside))
+        .chain(
+            conn.tunnels
+                .iter()
+                .map(|t| t.customer_outside)
+                .filter(IpAddr::is_ipv6)
+                .take(1)
+                .map(|a| format!("customer gateway {a}")),
+        )
+        .collect();
+    let outside_v6 = ip.outside_ip_address_type == Some(OutsideIpAddressType::Ipv6) || !outside.is_empty();
+    let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
+        || conn.tunnels.iter().any(|t| t.inside_ipv6.is_some());
+    let described = conn.format == SourceFormat::DescribeJson;
+    let mut what = Vec::new();
+    let mut fields = Vec::new();
+    if outside_v6 {
+        let field = if described {
+            "Options.OutsideIpAddressType"
+        } else {
+            "<tunnel_outside_address>"
+        };
+        fields.push(field);
+        what.push(format!(
+            "IPv6 outside addresses ({}{}): cgwd runs IKE and ESP over IPv4 only",
+            ip.outside_ip_address_type.map_or(String::new(), |t| format!(
+                "OutsideIpAddressType {}; ",
+                t.aws_name()
+            )),
+            outside.join(", ")
+        ));
+    }
+    if inside_v6 {
+        let mut parts = Vec::new();
+        if let Some(v) = ip.tunnel_inside_ip_version {
+            parts.push(format!("TunnelInsideIpVersion {}", v.aws_name()));
+        }
+        let cidrs: Vec<String> = conn
+            .tunnels
+            .iter()
+            .filter_map(|t| t.inside_ipv6.map(|n| format!("{} {n}", t.id)))
+            .collect();
+        if !cidrs.is_empty() {
+            parts.push(format!(
+                "{} {}",
+                if described {
+                    "TunnelInsideIpv6Cidr"
+                } else {
+                    "<tunnel_inside_ipv6_address>"
+                },
+                cidrs.join(", ")
+            ));
+        }
+        for (name, net) in [
+            ("LocalIpv6NetworkCidr", ip.local_ipv6_network_cidr),
+            ("RemoteIpv6NetworkCidr", ip.remote_ipv6_network_cidr),
+        ] {
+            if let Some(n) = net {
+                parts.push(format!("{name} {n}"));
+            }
+        }
+        fields.push(if described {
+            "Options.TunnelInsideIpVersion"
+        } else {
+            "<tunnel_inside_ipv6_address>"
+        });
+        what.push(format!(
+            "IPv6 inside traffic ({}): cgwd's tunnels carry IPv4 (traffic selectors \
+             LocalIpv4NetworkCidr/RemoteIpv4NetworkCidr, BGP over the inside /30s) only",
+            parts.join("; ")
+        ));
+    }
+    if !what.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            Problem::Unsupported,
+            format!("VPN connection {}, {}", conn.id, fields.join(", ")),
+            format!(
+                "IPv6 is not supported yet by cgwd, and `cgwd run` refuses this connection: {}",
+                what.join("; ")
+            ),
+            "use a VPN connection with OutsideIpAddressType PublicIpv4 (or PrivateIpv4) and \
+             TunnelInsideIpVersion ipv4 — AWS sets both when the connection is created, so that \
+             means a new connection — or run this one with an IKE implementation that supports IPv6",
+        ));
+    }
+    for (key, addr) in [
+        ("local.address", settings.local.address),
+        ("local.id", settings.local.id),
+    ] {
+        if let Some(a) = addr.filter(IpAddr::is_ipv6) {
+            return Err(ConfigError::invalid(
+                settings_file,
+                Problem::Unsupported,
+                format!("key {key}"),
+                format!("{a} is IPv6; cgwd runs IKE and ESP over IPv4 only"),
+                format!("give an IPv4 address, or leave {key} out"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How many prefixes AWS accepts from the customer gateway on one BGP session: 100 to a virtual
@@ -337,6 +487,39 @@ fn check_together(
             }
         }
     }
+    // A daemon-wide key for tunnel N would be every connection's tunnel N key (and override the
+    // keys in their files): with several connections each names its own.
+    for id in crate::sa::TunnelId::BOTH {
+        if settings.tunnels.get(id).and_then(TunnelSettings::psk).is_none() {
+            continue;
+        }
+        let users: Vec<&str> = raw
+            .iter()
+            .map(|(_, c)| c.id.as_str())
+            .filter(|vpn| {
+                settings
+                    .tunnel_psk(vpn, id)
+                    .is_some_and(|(table, _)| table.starts_with("tunnels."))
+            })
+            .collect();
+        if users.len() > 1 {
+            let n = id.number();
+            return Err(ConfigError::invalid(
+                settings_file,
+                Problem::Conflict,
+                format!("[tunnels.{n}]"),
+                format!(
+                    "would give tunnel {n} of {} connections one key: {}",
+                    users.len(),
+                    users.join(", ")
+                ),
+                format!(
+                    "with several connections give each its own key in [connections.<vpn-id>.tunnels.{n}], e.g. [connections.{}.tunnels.{n}]",
+                    users[0]
+                ),
+            ));
+        }
+    }
     if let Some(unknown) = settings
         .connections
         .keys()
@@ -359,13 +542,22 @@ fn check_together(
     Ok(())
 }
 
-/// Read and validate only the AWS configuration file (AWS's limits).
+/// Read and validate only the AWS configuration file (AWS's limits; keys from the file alone).
 pub fn load_connection(path: &Path) -> Result<VpnConnection, ConfigError> {
     load_connection_with(path, Limits::default())
 }
 
 /// [`load_connection`] with the given limits.
 pub fn load_connection_with(path: &Path, limits: Limits) -> Result<VpnConnection, ConfigError> {
+    read_connection(path, limits, &psk::FileOnly)
+}
+
+/// [`load_connection_with`], taking the keys the file lacks (or the settings override) from `psks`.
+fn read_connection(
+    path: &Path,
+    limits: Limits,
+    psks: &dyn psk::PskLookup,
+) -> Result<VpnConnection, ConfigError> {
     let io = |source| ConfigError::Io {
         file: path.to_path_buf(),
         source,
@@ -385,7 +577,7 @@ pub fn load_connection_with(path: &Path, limits: Limits) -> Result<VpnConnection
             e.utf8_error().valid_up_to()
         ),
     })?;
-    parse_str_with(&text, path, limits)
+    parse_with_keys(&text, path, limits, psks)
 }
 
 /// Parse configuration text of any of the three formats; `file` only names it in errors. Never
@@ -396,6 +588,15 @@ pub fn parse_str(text: &str, file: &Path) -> Result<VpnConnection, ConfigError> 
 
 /// [`parse_str`] with the given limits.
 pub fn parse_str_with(text: &str, file: &Path, limits: Limits) -> Result<VpnConnection, ConfigError> {
+    parse_with_keys(text, file, limits, &psk::FileOnly)
+}
+
+fn parse_with_keys(
+    text: &str,
+    file: &Path,
+    limits: Limits,
+    psks: &dyn psk::PskLookup,
+) -> Result<VpnConnection, ConfigError> {
     let body = text.trim_start_matches('\u{feff}').trim_start();
     let (format, draft) = if body.starts_with('<') {
         (SourceFormat::Xml, xml::parse(file, body, "")?)
@@ -413,7 +614,13 @@ pub fn parse_str_with(text: &str, file: &Path, limits: Limits) -> Result<VpnConn
             },
         });
     };
-    build::Builder { file, format, limits }.build(draft)
+    build::Builder {
+        file,
+        format,
+        limits,
+        psks,
+    }
+    .build(draft)
 }
 
 /// Apply the settings that refine the connection itself.

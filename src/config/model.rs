@@ -53,6 +53,11 @@ pub struct VpnConnection {
     /// document order (nothing better is known for them).
     pub tunnels: [TunnelConfig; 2],
     pub format: SourceFormat,
+    /// `PreSharedKeyArn` (describe JSON): the Secrets Manager secret AWS keeps the tunnels' keys
+    /// in. cgwd never reads it; such keys come from the settings (`[tunnels.N]`).
+    pub psk_arn: Option<String>,
+    /// The connection's IP versions, as far as the file says.
+    pub ip: IpOptions,
     /// Things `check` should tell the user (weak algorithms allowed, IKEv1 download, …).
     pub notes: Vec<String>,
 }
@@ -66,6 +71,60 @@ impl VpnConnection {
     pub fn mtu(&self) -> u16 {
         self.tunnels[0].mtu().min(self.tunnels[1].mtu())
     }
+}
+
+/// `OutsideIpAddressType`: what the tunnels' outside (IKE/ESP) addresses are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OutsideIpAddressType {
+    /// AWS's default.
+    PublicIpv4,
+    /// Private IP VPN over Direct Connect.
+    PrivateIpv4,
+    Ipv6,
+}
+
+impl OutsideIpAddressType {
+    pub const ALL: [OutsideIpAddressType; 3] = [Self::PublicIpv4, Self::PrivateIpv4, Self::Ipv6];
+
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::PublicIpv4 => "PublicIpv4",
+            Self::PrivateIpv4 => "PrivateIpv4",
+            Self::Ipv6 => "Ipv6",
+        }
+    }
+}
+
+/// `TunnelInsideIpVersion`: which IP version the tunnels carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InsideIpVersion {
+    /// AWS's default.
+    Ipv4,
+    /// Transit gateway and Cloud WAN only.
+    Ipv6,
+}
+
+impl InsideIpVersion {
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// The connection-level IP-version options of describe JSON (`Options`); `None` where the file does
+/// not say (XML and Generic text never do). The per-tunnel inside IPv6 /126 is
+/// [`TunnelConfig::inside_ipv6`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IpOptions {
+    pub outside_ip_address_type: Option<OutsideIpAddressType>,
+    pub tunnel_inside_ip_version: Option<InsideIpVersion>,
+    /// `LocalIpv6NetworkCidr` (customer side; AWS's default `::/0`).
+    pub local_ipv6_network_cidr: Option<Ipv6Net>,
+    /// `RemoteIpv6NetworkCidr` (AWS side; AWS's default `::/0`).
+    pub remote_ipv6_network_cidr: Option<Ipv6Net>,
 }
 
 /// How routes are exchanged with AWS.
@@ -169,6 +228,8 @@ pub enum Origin {
     GenericText,
     /// The cgwd settings file or `CGWD_*` environment.
     Settings,
+    /// A tunnel's key, read from where the settings point (`psk_file /etc/cgwd/…`).
+    PskSetting(String),
     /// Chosen by cgwd; the string says why.
     CgwdDefault(String),
 }
@@ -181,6 +242,7 @@ impl fmt::Display for Origin {
             Self::Xml => f.write_str("from the XML"),
             Self::GenericText => f.write_str("from the Generic text"),
             Self::Settings => f.write_str("from cgwd settings"),
+            Self::PskSetting(source) => write!(f, "from {source}"),
             Self::CgwdDefault(why) => write!(f, "chosen by cgwd because {why}"),
         }
     }
@@ -240,7 +302,11 @@ pub struct TunnelConfig {
     pub inside: Ipv4Net,
     /// Inside /126 for IPv6 tunnels (transit gateway only): AWS = network+1, customer = network+2.
     pub inside_ipv6: Option<Ipv6Net>,
+    /// From the AWS file or, overriding it, from the settings (`provenance["psk"]` says which).
     pub psk: Secret,
+    /// `VgwTelemetry[].CertificateArn` (describe JSON): AWS lists a certificate for this endpoint.
+    /// cgwd authenticates with [`Self::psk`] regardless; certificates are not supported yet.
+    pub certificate_arn: Option<String>,
     /// What the tunnel allows; cgwd speaks IKEv2, so this always contains it.
     pub ike_versions: Vec<IkeVersion>,
     pub phase1: Phase1Offer,

@@ -44,6 +44,22 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
             let _ = writeln!(s, "  gateway            transit gateway (ID not in the file)");
         }
     }
+    if let Some(arn) = &conn.psk_arn {
+        let _ = writeln!(
+            s,
+            "  PSK storage        AWS Secrets Manager ({arn}); each tunnel's PSK line says where cgwd takes its key from"
+        );
+    }
+    let ip = &conn.ip;
+    if ip.outside_ip_address_type.is_some() || ip.tunnel_inside_ip_version.is_some() {
+        let _ = writeln!(
+            s,
+            "  IP versions        outside {}, inside {}",
+            ip.outside_ip_address_type
+                .map_or("-", OutsideIpAddressType::aws_name),
+            ip.tunnel_inside_ip_version.map_or("-", InsideIpVersion::aws_name),
+        );
+    }
     match conn.routing {
         Routing::Static => {
             let _ = writeln!(s, "  routing            static");
@@ -315,6 +331,7 @@ fn tunnel_json(t: &TunnelConfig, routing: Routing) -> Value {
         "aws_inside_ipv6": t.aws_inside_ipv6(),
         "customer_inside_ipv6": t.customer_inside_ipv6(),
         "psk": t.psk.masked(),
+        "certificate_arn": t.certificate_arn,
         "ike_versions": t.ike_versions,
         "phase1": {
             "encryption": t.phase1.encryption.iter().map(|e| e.aws_name()).collect::<Vec<_>>(),
@@ -361,6 +378,11 @@ pub fn json(conn: &VpnConnection, settings: &Settings) -> Value {
         "vpn_gateway_id": conn.vpn_gateway_id,
         "transit_gateway_id": conn.transit_gateway_id,
         "routing": conn.routing,
+        "pre_shared_key_arn": conn.psk_arn,
+        "outside_ip_address_type": conn.ip.outside_ip_address_type,
+        "tunnel_inside_ip_version": conn.ip.tunnel_inside_ip_version,
+        "local_ipv6_network_cidr": conn.ip.local_ipv6_network_cidr.map(|n| n.to_string()),
+        "remote_ipv6_network_cidr": conn.ip.remote_ipv6_network_cidr.map(|n| n.to_string()),
         "interface": {
             "name": settings.interface.name,
             "mtu": settings.interface_mtu(conn),

@@ -1,6 +1,8 @@
 //! cgwd's own settings: what AWS's download does not carry (interface, local address, routes to
-//! install, failover policy, observability). TOML file, every key overridable from the environment
-//! as `CGWD_<SECTION>_<KEY>` (lists comma-separated), environment winning.
+//! install, failover policy, observability, where keys AWS does not hand out are). TOML file, every
+//! plain key overridable from the environment as `CGWD_<SECTION>_<KEY>` (lists comma-separated),
+//! environment winning; `[tunnels.N]`, `[connections.*]`, `[lab]` and `bgp.fast_failover` are file
+//! only (`psk_env` is how a key comes from the environment).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, Problem, line_col};
+use crate::sa::TunnelId;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,9 @@ pub struct Settings {
     pub bgp: BgpSettings,
     /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
     pub lab: LabSettings,
+    /// Where a tunnel's pre-shared key comes from when not from the AWS file (`[tunnels.1]`,
+    /// `[tunnels.2]`): for PSKs AWS keeps in Secrets Manager.
+    pub tunnels: TunnelsSettings,
     /// Per-VPN-connection overrides, keyed by VPN connection ID (`[connections.vpn-0abc...]`):
     /// what differs between the connections one daemon serves. Sections not given there come from
     /// the daemon-wide ones above.
@@ -92,6 +98,120 @@ pub struct ConnectionSettings {
     pub failover: Option<FailoverSettings>,
     pub dpd: Option<DpdSettings>,
     pub aws: Option<AwsSettings>,
+    /// `[connections.<vpn-id>.tunnels.N]`: replaces `[tunnels.N]` for this connection's tunnel N.
+    pub tunnels: Option<TunnelsSettings>,
+}
+
+/// `[tunnels.1]` and `[tunnels.2]`; any other tunnel number is an unknown key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TunnelsSettings {
+    #[serde(rename = "1", skip_serializing_if = "Option::is_none")]
+    pub one: Option<TunnelSettings>,
+    #[serde(rename = "2", skip_serializing_if = "Option::is_none")]
+    pub two: Option<TunnelSettings>,
+}
+
+impl TunnelsSettings {
+    pub fn get(&self, id: TunnelId) -> Option<&TunnelSettings> {
+        match id {
+            TunnelId::One => self.one.as_ref(),
+            TunnelId::Two => self.two.as_ref(),
+        }
+    }
+
+    fn slot(&mut self, id: TunnelId) -> &mut Option<TunnelSettings> {
+        match id {
+            TunnelId::One => &mut self.one,
+            TunnelId::Two => &mut self.two,
+        }
+    }
+}
+
+/// One tunnel's pre-shared key from outside the AWS file (docs/configuration.md, "PSKs kept
+/// outside the AWS file"): at most one of the three. A key given here wins over the AWS file's.
+/// These name where the key is, never the key itself, so the settings file stays shareable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TunnelSettings {
+    /// Absolute path of a file holding the key (one trailing newline is ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psk_file: Option<PathBuf>,
+    /// Name of an environment variable holding the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psk_env: Option<String>,
+    /// Name of a systemd credential (`LoadCredential=`): the file `$CREDENTIALS_DIRECTORY/<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psk_credential: Option<String>,
+}
+
+/// Where [`TunnelSettings`] says a tunnel's key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PskSetting<'a> {
+    File(&'a Path),
+    Env(&'a str),
+    Credential(&'a str),
+}
+
+impl TunnelSettings {
+    /// The one source set, or `None`; [`Settings::validate`] refused more than one.
+    pub fn psk(&self) -> Option<PskSetting<'_>> {
+        self.psk_file
+            .as_deref()
+            .map(PskSetting::File)
+            .or(self.psk_env.as_deref().map(PskSetting::Env))
+            .or(self.psk_credential.as_deref().map(PskSetting::Credential))
+    }
+
+    fn check(&self, table: &str) -> Result<(), (String, String, String)> {
+        let set: Vec<&str> = [
+            ("psk_file", self.psk_file.is_some()),
+            ("psk_env", self.psk_env.is_some()),
+            ("psk_credential", self.psk_credential.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        if set.len() > 1 {
+            return Err((
+                table.to_string(),
+                format!("sets {}; a tunnel's key comes from one place", set.join(" and ")),
+                "keep one of psk_file, psk_env, psk_credential".into(),
+            ));
+        }
+        if let Some(p) = &self.psk_file
+            && !p.is_absolute()
+        {
+            return Err((
+                format!("{table}.psk_file"),
+                format!("`{}` is not an absolute path", p.display()),
+                "write the full path, e.g. \"/etc/cgwd/vpn-0123456789abcdef0-1.psk\"".into(),
+            ));
+        }
+        if let Some(v) = &self.psk_env {
+            let mut chars = v.chars();
+            let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err((
+                    format!("{table}.psk_env"),
+                    format!("`{v}` is not an environment variable name"),
+                    "use letters, digits and _, not starting with a digit, e.g. \"CGWD_T1_PSK\"".into(),
+                ));
+            }
+        }
+        if let Some(c) = &self.psk_credential
+            && (c.is_empty() || c == "." || c == ".." || c.contains(['/', '\0']))
+        {
+            return Err((
+                format!("{table}.psk_credential"),
+                format!("`{c}` is not a credential name"),
+                "use the NAME of systemd's LoadCredential=NAME:PATH, e.g. \"vpn-0123456789abcdef0-1.psk\""
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -113,8 +233,35 @@ impl Settings {
             if let Some(a) = &c.aws {
                 s.aws = a.clone();
             }
+            if let Some(t) = &c.tunnels {
+                for id in TunnelId::BOTH {
+                    if let Some(own) = t.get(id) {
+                        *s.tunnels.slot(id) = Some(own.clone());
+                    }
+                }
+            }
         }
         s
+    }
+
+    /// The settings table that gives tunnel `id` of `vpn_id` its key, and what it says: the
+    /// connection's own `[connections.<vpn_id>.tunnels.N]`, else `[tunnels.N]`.
+    pub fn tunnel_psk(&self, vpn_id: &str, id: TunnelId) -> Option<(String, PskSetting<'_>)> {
+        let own = self
+            .connections
+            .get(vpn_id)
+            .and_then(|c| c.tunnels.as_ref())
+            .and_then(|t| t.get(id));
+        match own {
+            Some(t) => t
+                .psk()
+                .map(|p| (format!("connections.{vpn_id}.tunnels.{}", id.number()), p)),
+            None => self
+                .tunnels
+                .get(id)
+                .and_then(TunnelSettings::psk)
+                .map(|p| (format!("tunnels.{}", id.number()), p)),
+        }
     }
 }
 
@@ -599,6 +746,19 @@ impl Settings {
                 format!("{i} s is outside 1 … 3600"),
                 "use a few seconds (AWS itself checks after 10 s)",
             ));
+        }
+        let tables = std::iter::once(("tunnels".to_string(), Some(&self.tunnels))).chain(
+            self.connections
+                .iter()
+                .map(|(id, c)| (format!("connections.{id}.tunnels"), c.tunnels.as_ref())),
+        );
+        for (prefix, tunnels) in tables {
+            for id in TunnelId::BOTH {
+                if let Some(t) = tunnels.and_then(|t| t.get(id)) {
+                    t.check(&format!("{prefix}.{}", id.number()))
+                        .map_err(|(key, problem, fix)| bad(&key, problem, &fix))?;
+                }
+            }
         }
         if self.log.health_interval > 86_400 {
             return Err(bad(

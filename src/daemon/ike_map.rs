@@ -17,7 +17,9 @@ use crate::secret::Secret;
 /// Why a tunnel cannot be mapped onto an IKE SA.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MappingError {
-    /// IKE over IPv6 outside addresses is not implemented (AWS's default is IPv4).
+    /// IKE over IPv6 outside addresses is not implemented (AWS's default is IPv4). Loading the
+    /// configuration refuses them already ([`crate::config::check_runnable`], for `cgwd check` as
+    /// for `cgwd run`); this stays the mapping's own guard.
     #[error("{tunnel}: {what} {addr} is IPv6; cgwd supports IPv4 outside addresses only")]
     Ipv6Outside {
         tunnel: TunnelId,
