@@ -230,8 +230,9 @@ impl Conn {
     }
 }
 
-/// The whole answer to a request head (`Connection: close`, one request per connection).
-fn answer(head: &[u8], metrics: &MetricsRegistry) -> Vec<u8> {
+/// The whole answer to a request head (`Connection: close`, one request per connection). Public
+/// for the `local_requests` fuzz target: the head is whatever a local client sent.
+pub fn answer(head: &[u8], metrics: &MetricsRegistry) -> Vec<u8> {
     if head.len() > MAX_HEAD {
         return response(
             "431 Request Header Fields Too Large",
