@@ -315,3 +315,31 @@ fn bgp_announcements_beyond_aws_prefix_limit_are_refused() {
     assert!(load(&config, Some(&file)).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn daemon_user_from_the_file_or_the_environment() {
+    // Default: no privilege drop (docs/configuration.md, "Privileges").
+    assert_eq!(settings("").unwrap().daemon.user, "");
+    let file = "[daemon]\nuser = \"cgwd\"\n";
+    assert_eq!(settings(file).unwrap().daemon.user, "cgwd");
+    assert_eq!(
+        with_env("", &[("CGWD_DAEMON_USER", "nobody")])
+            .unwrap()
+            .daemon
+            .user,
+        "nobody"
+    );
+    // The environment wins, also to turn the drop off.
+    assert_eq!(
+        with_env(file, &[("CGWD_DAEMON_USER", "")]).unwrap().daemon.user,
+        ""
+    );
+    for bad in ["cg wd", "a:b", "../x"] {
+        let (p, msg) = err(settings(&format!("[daemon]\nuser = \"{bad}\"\n")));
+        assert_eq!(p, Some(Problem::SettingsValue), "{bad}");
+        assert!(
+            msg.contains("daemon.user") && msg.contains("existing unprivileged user"),
+            "{msg}"
+        );
+    }
+}

@@ -28,6 +28,7 @@ use ipnet::Ipv4Net;
 use super::control::{Command, ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
 use super::observer::{Observer, failure_event, ike_header};
+use super::privilege::{Identity, PrivilegeError};
 use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
@@ -138,6 +139,8 @@ fn spawn_ike_inputs(
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
     #[error(
         "cgwd run needs root or CAP_NET_ADMIN (to create the TUN device and routes): run it with sudo, \
          or give the service AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW"
@@ -170,7 +173,8 @@ impl StartError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => ConfigError::EXIT_STATUS,
+            // daemon.user is a setting: its mistakes exit as the settings' do.
+            Self::Config(_) | Self::Privilege(_) => ConfigError::EXIT_STATUS,
             _ => 1,
         }
     }
@@ -256,6 +260,67 @@ pub fn preflight() -> Result<(), StartError> {
     }
     if !Path::new("/dev/net/tun").exists() {
         return Err(StartError::NoTun);
+    }
+    Ok(())
+}
+
+/// `daemon.user` (see [`super::privilege`]), while cgwd has one thread and has created nothing:
+/// the user resolved (every mistake found before anything changes), the control socket's
+/// directory made for it, then the drop and a check that the files `cgwd reload` reads again are
+/// readable as that user. Without `daemon.user`, a root start is warned about (`warn_root`) and a
+/// non-root one raises its permitted network capabilities. The user dropped to, if any.
+fn settle_privileges(
+    settings: &Settings,
+    configs: &[PathBuf],
+    settings_path: Option<&Path>,
+    warn_root: bool,
+) -> Result<Option<Identity>, StartError> {
+    use super::privilege;
+    let identity = privilege::resolve(&settings.daemon.user)?;
+    match &identity {
+        Some(id) => {
+            preflight()?;
+            super::control::create_directory_for(&settings.control.socket, id.uid, id.gid).map_err(
+                StartError::io(format!("creating the control socket's directory for {}", id.name)),
+            )?;
+            privilege::drop_to(id)?;
+            readable_as(id, configs, settings_path)?;
+        }
+        None if privilege::is_root() => {
+            if warn_root {
+                tracing::warn!(
+                    "running as root with every capability: set daemon.user (CGWD_DAEMON_USER) to an \
+                     unprivileged user to keep only {}; the systemd unit and the container image start \
+                     cgwd unprivileged already",
+                    privilege::kept_names()
+                );
+            }
+        }
+        None => privilege::raise_kept()?,
+    }
+    Ok(identity)
+}
+
+/// After the drop, the files `cgwd reload` reads again must be readable by the user: found now,
+/// not at the first reload.
+fn readable_as(id: &Identity, configs: &[PathBuf], settings: Option<&Path>) -> Result<(), StartError> {
+    let unreadable = |path: &Path, e: &dyn std::fmt::Display| {
+        StartError::Other(format!(
+            "daemon.user = \"{user}\": {path}: {e}; cgwd runs as {user} from start-up on and `cgwd \
+             reload` reads this file again. Fix: make it and its directories readable by {user} (e.g. \
+             `chgrp {group} {path} && chmod g+r {path}`), or leave daemon.user empty and let systemd \
+             pass the files (LoadCredential=, configs/packaging/cgwd.service)",
+            user = id.name,
+            group = id.group,
+            path = path.display(),
+        ))
+    };
+    let files = crate::config::expand_config_paths(configs).map_err(|e| match &e {
+        ConfigError::Io { file, source } => unreadable(file, source),
+        _ => StartError::Config(e),
+    })?;
+    for f in files.iter().map(PathBuf::as_path).chain(settings) {
+        std::fs::File::open(f).map_err(|e| unreadable(f, &e))?;
     }
     Ok(())
 }
@@ -617,6 +682,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             }
         }
     }
+    let identity = settle_privileges(&settings, configs, settings_path, aws.is_none())?;
     preflight()?;
     let Some((first_conn, _)) = list.first() else {
         return Err(StartError::Other("no VPN connection given".into()));
@@ -737,8 +803,22 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
 
     let status: SharedStatus = Arc::new(Mutex::new(None));
     let (command_tx, commands) = sync_channel(super::control::COMMAND_QUEUE);
-    let control = ControlServer::start(&settings.control.socket, status.clone(), command_tx)
-        .map_err(|e| StartError::Other(e.to_string()))?;
+    let control =
+        ControlServer::start(&settings.control.socket, status.clone(), command_tx).map_err(|e| {
+            match (&identity, &e) {
+                (Some(id), super::control::ControlError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    StartError::Other(format!(
+                        "{e}: cgwd runs as {user} (daemon.user) from start-up on. Fix: remove that \
+                     directory so cgwd creates it for {user}, `chown {user}` it, or set control.socket \
+                     in a directory {user} owns",
+                        user = id.name
+                    ))
+                }
+                _ => StartError::Other(e.to_string()),
+            }
+        })?;
 
     // With a device per tunnel, each probe leaves through its tunnel's device and the answer comes
     // back there: the socket is bound to no device then.
