@@ -40,9 +40,21 @@ fn hex(status: &str, key: &str) -> u64 {
     u64::from_str_radix(v.first().unwrap_or(&"?"), 16).unwrap_or_else(|_| panic!("{key} in {status}"))
 }
 
-/// Every thread of `pid` runs as `nobody` with exactly the kept capabilities and no way back; the
-/// number of threads checked.
-fn assert_every_thread_unprivileged(pid: u32) -> usize {
+/// How cgwd is started as `nobody`.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Start {
+    /// As root, with `daemon.user = "nobody"`: cgwd drops itself.
+    Drop,
+    /// As `nobody` with the kept capabilities ambient: what the systemd unit does.
+    Ambient,
+    /// As `nobody`, the binary carrying them as permitted-only file capabilities: what the
+    /// container image does.
+    FileCaps,
+}
+
+/// Every thread of `pid` runs as `nobody` with exactly the kept capabilities effective (and, when
+/// cgwd dropped them itself, nothing else anywhere and no way back); the number of threads.
+fn assert_every_thread_unprivileged(pid: u32, start: Start) -> usize {
     let mut n = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let task = task.unwrap().path();
@@ -60,12 +72,14 @@ fn assert_every_thread_unprivileged(pid: u32) -> usize {
             field(&status, "Gid").iter().all(|g| *g == NOBODY.to_string()),
             "thread {name}: {status}"
         );
-        assert_eq!(hex(&status, "CapEff"), KEPT, "thread {name} CapEff");
-        assert_eq!(hex(&status, "CapPrm"), KEPT, "thread {name} CapPrm");
-        assert_eq!(hex(&status, "CapInh"), 0, "thread {name} CapInh");
-        assert_eq!(hex(&status, "CapAmb"), 0, "thread {name} CapAmb");
-        assert_eq!(hex(&status, "CapBnd"), KEPT, "thread {name} CapBnd");
-        assert_eq!(field(&status, "NoNewPrivs"), ["1"], "thread {name}");
+        assert_eq!(hex(&status, "CapEff"), KEPT, "{start:?}: thread {name} CapEff");
+        assert_eq!(hex(&status, "CapPrm"), KEPT, "{start:?}: thread {name} CapPrm");
+        if start == Start::Drop {
+            assert_eq!(hex(&status, "CapInh"), 0, "thread {name} CapInh");
+            assert_eq!(hex(&status, "CapAmb"), 0, "thread {name} CapAmb");
+            assert_eq!(hex(&status, "CapBnd"), KEPT, "thread {name} CapBnd");
+            assert_eq!(field(&status, "NoNewPrivs"), ["1"], "thread {name}");
+        }
         n += 1;
     }
     n
@@ -77,11 +91,15 @@ fn owner(p: &Path) -> u32 {
         .uid()
 }
 
-/// The settings of the dropped cgwd: everything it writes (control socket, health log) under
-/// `dir`, metrics on, `extra` VPC networks.
-fn cgwd_settings(dir: &Path, extra: &str) -> String {
+/// The settings of the cgwd run as `nobody`: everything it writes (control socket, health log)
+/// under `dir`, metrics on, `extra` VPC networks; `daemon.user` only when it drops itself.
+fn cgwd_settings(dir: &Path, start: Start, extra: &str) -> String {
+    let daemon = match start {
+        Start::Drop => "[daemon]\nuser = \"nobody\"\n",
+        Start::Ambient | Start::FileCaps => "",
+    };
     format!(
-        "[daemon]\nuser = \"nobody\"\n[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n\
+        "{daemon}[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n\
          [routing]\nvpc_cidrs = [\"10.100.0.0/16\"{extra}]\nonprem_cidrs = [\"10.0.0.0/16\"]\n\
          [metrics]\nlisten = \"127.0.0.1:9711\"\n[control]\nsocket = \"{run}/cgwd.sock\"\n\
          [log]\nhealth = \"{log}/health.jsonl\"\n",
@@ -108,152 +126,236 @@ fn established(sock: &Path) -> bool {
     })
 }
 
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// cgwd running as `nobody` (started the `start` way) against `cgwd emulate-aws` (root, as
+/// usual), both tunnels up and a ping through them.
+struct Running {
+    lab: Lab,
+    pid: u32,
+    dir: PathBuf,
+    settings: PathBuf,
+    sock: PathBuf,
+    log: PathBuf,
+}
+
+impl Running {
+    fn logs(&self) -> String {
+        format!("{}{}", tail(&self.dir, "cgwd.log"), tail(&self.dir, "aws.log"))
+    }
+
+    fn start(start: Start) -> Running {
+        let keep = std::env::var_os("CGWD_KEEP_TEST_FILES").is_some();
+        let mut lab =
+            Lab::create(format!("cgwd-priv-{}-{}", std::process::id(), start as u8), keep).expect("topology");
+        let dir = lab.dir.clone();
+        // `nobody` must get through the lab directory (0700), to its own files only.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let config_text = CONFIG.replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true");
+        let aws_config = dir.join("aws-vpn.json");
+        std::fs::write(&aws_config, &config_text).unwrap();
+        let aws_settings = dir.join("aws.toml");
+        std::fs::write(
+            &aws_settings,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n\
+                 onprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
+                dir.join("aws.sock").display()
+            ),
+        )
+        .unwrap();
+        // cgwd's files as the docs recommend: root's, readable by the daemon user's group only.
+        let etc = dir.join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        let config = etc.join("vpn.json");
+        let settings = etc.join("cgwd.toml");
+        std::fs::write(&config, &config_text).unwrap();
+        std::fs::write(&settings, cgwd_settings(&dir, start, "")).unwrap();
+        for (p, mode) in [(&etc, 0o750), (&config, 0o640), (&settings, 0o640)] {
+            std::os::unix::fs::chown(p, Some(0), Some(NOBODY)).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        // The health log's directory is the user's (systemd's LogsDirectory= does the same); so is
+        // the control socket's unless cgwd makes it itself (systemd's RuntimeDirectory=).
+        let log = dir.join("log");
+        let mut own = vec![log.clone()];
+        if start != Start::Drop {
+            own.push(dir.join("run"));
+        }
+        for d in &own {
+            std::fs::create_dir(d).unwrap();
+            std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        lab.spawn(
+            &lab.ns("aws"),
+            &[
+                EXE,
+                "emulate-aws",
+                &path(&aws_config),
+                "--settings",
+                &path(&aws_settings),
+            ],
+            "aws.log",
+        )
+        .expect("emulate-aws");
+        let as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups"];
+        let caps = "+net_admin,+net_bind_service,+net_raw";
+        let exe = match start {
+            Start::FileCaps => {
+                let exe = dir.join("cgwd-filecaps");
+                std::fs::copy(EXE, &exe).unwrap();
+                let cap = Command::new("setcap")
+                    .args(["cap_net_admin,cap_net_bind_service,cap_net_raw=p", &path(&exe)])
+                    .output()
+                    .unwrap();
+                assert!(cap.status.success(), "{}", String::from_utf8_lossy(&cap.stderr));
+                path(&exe)
+            }
+            _ => EXE.to_string(),
+        };
+        let (inh, amb) = (format!("--inh-caps={caps}"), format!("--ambient-caps={caps}"));
+        let mut argv: Vec<&str> = match start {
+            Start::Drop => vec![],
+            Start::Ambient => [&as_nobody[..], &[&inh, &amb]].concat(),
+            Start::FileCaps => as_nobody.to_vec(),
+        };
+        let (c, st) = (path(&config), path(&settings));
+        argv.extend([exe.as_str(), "run", &c, "--settings", &st]);
+        let pid = lab.spawn(&lab.ns("cgw"), &argv, "cgwd.log").expect("cgwd run");
+        let r = Running {
+            lab,
+            pid,
+            sock: dir.join("run/cgwd.sock"),
+            dir,
+            settings,
+            log,
+        };
+        wait_for(
+            Duration::from_secs(25),
+            "both tunnels up",
+            || established(&r.sock),
+            || r.logs(),
+        );
+        r.lab
+            .exec(
+                &r.lab.ns("onprem"),
+                &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+            )
+            .unwrap_or_else(|e| panic!("ping on-prem → VPC: {e}\n{}", r.logs()));
+        let threads = assert_every_thread_unprivileged(r.pid, start);
+        assert!(threads >= 6, "only {threads} threads");
+        println!(
+            "{start:?}: {threads} threads of cgwd (pid {}) with uid/gid {NOBODY}, CapEff {KEPT:#x}",
+            r.pid
+        );
+        assert_eq!(owner(&r.sock), NOBODY);
+        assert_eq!(owner(&r.log.join("health.jsonl")), NOBODY);
+        r
+    }
+
+    /// `cgwd reload` re-reads the group-readable files as `nobody` and installs a new route
+    /// (CAP_NET_ADMIN).
+    fn reload_adds_a_route(&self, start: Start) {
+        std::fs::write(
+            &self.settings,
+            cgwd_settings(&self.dir, start, ", \"10.200.0.0/16\""),
+        )
+        .unwrap();
+        let out = cgwd(&["reload", "--socket", &path(&self.sock)]);
+        assert!(
+            out.status.success(),
+            "cgwd reload: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        wait_for(
+            Duration::from_secs(5),
+            "the reloaded route",
+            || {
+                self.lab
+                    .exec(&self.lab.ns("cgw"), &["ip", "route", "show", "proto", "198"])
+                    .is_ok_and(|r| r.contains("10.200.0.0/16 dev cgwd0"))
+            },
+            || self.logs(),
+        );
+        assert!(established(&self.sock), "{}", self.logs());
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig}");
+    }
+}
+
 #[test]
 fn dropped_to_nobody_tunnels_reload_sighup_and_every_thread_unprivileged() {
     if !is_root() {
         println!("SKIPPED: needs root");
         return;
     }
-    let mut lab = Lab::create(
-        format!("cgwd-priv-{}", std::process::id()),
-        std::env::var_os("CGWD_KEEP_TEST_FILES").is_some(),
-    )
-    .expect("topology");
-    let dir = lab.dir.clone();
-    // `nobody` must get through the lab directory (0700), to its own files only.
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
-    let config_text = CONFIG.replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true");
-    // AWS's side: root, as usual.
-    let aws_config = dir.join("aws-vpn.json");
-    std::fs::write(&aws_config, &config_text).unwrap();
-    let aws_settings = dir.join("aws.toml");
-    std::fs::write(
-        &aws_settings,
-        format!(
-            "[interface]\nname = \"cgwd0\"\n[routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n\
-             onprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
-            dir.join("aws.sock").display()
-        ),
-    )
-    .unwrap();
-    // cgwd's files as the docs recommend: root's, readable by the daemon user's group only.
-    let etc = dir.join("etc");
-    std::fs::create_dir(&etc).unwrap();
-    let config = etc.join("vpn.json");
-    let settings = etc.join("cgwd.toml");
-    std::fs::write(&config, &config_text).unwrap();
-    std::fs::write(&settings, cgwd_settings(&dir, "")).unwrap();
-    for (p, mode) in [(&etc, 0o750), (&config, 0o640), (&settings, 0o640)] {
-        std::os::unix::fs::chown(p, Some(0), Some(NOBODY)).unwrap();
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    // The health log's directory is the user's (systemd's LogsDirectory= does the same).
-    let log = dir.join("log");
-    std::fs::create_dir(&log).unwrap();
-    std::os::unix::fs::chown(&log, Some(NOBODY), Some(NOBODY)).unwrap();
-    let sock = dir.join("run/cgwd.sock");
-    let logs = || format!("{}{}", tail(&dir, "cgwd.log"), tail(&dir, "aws.log"));
-
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    lab.spawn(
-        &lab.ns("aws"),
-        &[
-            EXE,
-            "emulate-aws",
-            &s(&aws_config),
-            "--settings",
-            &s(&aws_settings),
-        ],
-        "aws.log",
-    )
-    .expect("emulate-aws");
-    let pid = lab
-        .spawn(
-            &lab.ns("cgw"),
-            &[EXE, "run", &s(&config), "--settings", &s(&settings)],
-            "cgwd.log",
-        )
-        .expect("cgwd run");
-
-    wait_for(
-        Duration::from_secs(25),
-        "both tunnels up",
-        || established(&sock),
-        logs,
-    );
-    lab.exec(
-        &lab.ns("onprem"),
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
-    )
-    .unwrap_or_else(|e| panic!("ping on-prem → VPC: {e}\n{}", logs()));
-    let log_text = std::fs::read_to_string(dir.join("cgwd.log")).unwrap();
+    let r = Running::start(Start::Drop);
+    let log_text = std::fs::read_to_string(r.dir.join("cgwd.log")).unwrap();
     assert!(log_text.contains("dropped root privileges"), "{log_text}");
     assert!(!log_text.contains("running as root"), "{log_text}");
+    // Root made the control socket's directory for the user.
+    assert_eq!(owner(&r.dir.join("run")), NOBODY);
 
-    // Every thread: the control loop, the data plane, IKE input, control socket, metrics.
-    let threads = assert_every_thread_unprivileged(pid);
-    assert!(threads >= 6, "only {threads} threads");
-    println!("{threads} threads of cgwd (pid {pid}): uid/gid {NOBODY}, CapEff {KEPT:#x}, NoNewPrivs");
-    // Root made the control socket's directory for the user; the user made the rest.
-    assert_eq!(owner(&dir.join("run")), NOBODY);
-    assert_eq!(owner(&sock), NOBODY);
-    assert_eq!(owner(&log.join("health.jsonl")), NOBODY);
-
-    // A reload re-reads the group-readable files as `nobody` and installs a route (CAP_NET_ADMIN).
-    std::fs::write(&settings, cgwd_settings(&dir, ", \"10.200.0.0/16\"")).unwrap();
-    let out = cgwd(&["reload", "--socket", &s(&sock)]);
-    assert!(
-        out.status.success(),
-        "cgwd reload: {}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        logs()
-    );
-    wait_for(
-        Duration::from_secs(5),
-        "the reloaded route",
-        || {
-            lab.exec(&lab.ns("cgw"), &["ip", "route", "show", "proto", "198"])
-                .is_ok_and(|r| r.contains("10.200.0.0/16 dev cgwd0"))
-        },
-        logs,
-    );
-    assert!(established(&sock), "{}", logs());
+    r.reload_adds_a_route(Start::Drop);
 
     // logrotate moves the file; SIGHUP makes the user create a new one.
-    std::fs::rename(log.join("health.jsonl"), log.join("health.jsonl.1")).unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    let health = r.log.join("health.jsonl");
+    std::fs::rename(&health, r.log.join("health.jsonl.1")).unwrap();
+    r.signal("-HUP");
     wait_for(
         Duration::from_secs(5),
         "the health log reopened",
-        || log.join("health.jsonl").exists(),
-        logs,
+        || health.exists(),
+        || r.logs(),
     );
-    assert_eq!(owner(&log.join("health.jsonl")), NOBODY);
-    assert_every_thread_unprivileged(pid);
+    assert_eq!(owner(&health), NOBODY);
+    assert_every_thread_unprivileged(r.pid, Start::Drop);
 
     // SIGTERM: the user removes its socket from its directory as it stops.
-    let term = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    r.signal("-TERM");
     wait_for(
         Duration::from_secs(5),
         "cgwd stopped",
-        || std::fs::read_to_string(dir.join("cgwd.log")).is_ok_and(|l| l.contains("cgwd stopped")),
-        logs,
+        || std::fs::read_to_string(r.dir.join("cgwd.log")).is_ok_and(|l| l.contains("cgwd stopped")),
+        || r.logs(),
     );
-    assert!(!sock.exists(), "control socket left behind");
+    assert!(!r.sock.exists(), "control socket left behind");
     assert!(
-        lab.exec(&lab.ns("cgw"), &["ip", "link", "show", "cgwd0"])
+        r.lab
+            .exec(&r.lab.ns("cgw"), &["ip", "link", "show", "cgwd0"])
             .is_err(),
         "TUN device left behind"
     );
+}
+
+/// The packaged starts give cgwd the capabilities without root: ambient ones (the systemd unit)
+/// and permitted-only file capabilities that cgwd raises itself (the container image).
+#[test]
+fn started_unprivileged_as_the_systemd_unit_and_the_container_image_do() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let r = Running::start(Start::Ambient);
+    r.reload_adds_a_route(Start::Ambient);
+    drop(r);
+    if Command::new("setcap").arg("-h").output().is_err() {
+        println!("SKIPPED (file capabilities): needs setcap (Debian package libcap2-bin)");
+        return;
+    }
+    let r = Running::start(Start::FileCaps);
+    let log_text = std::fs::read_to_string(r.dir.join("cgwd.log")).unwrap();
+    assert!(!log_text.contains("dropped root privileges"), "{log_text}");
 }
 
 /// A `cgwd run` with these settings (and the lab file), its exit code and stderr.
