@@ -45,11 +45,37 @@ fn hex(status: &str, key: &str) -> u64 {
 enum Start {
     /// As root, with `daemon.user = "nobody"`: cgwd drops itself.
     Drop,
+    /// The same in a container started as root with `--cap-drop=ALL`, the network capabilities,
+    /// SETUID and SETGID, and no_new_privs (the Containerfile's alternative).
+    ContainerRoot,
     /// As `nobody` with the kept capabilities ambient: what the systemd unit does.
     Ambient,
     /// As `nobody`, the binary carrying them as permitted-only file capabilities: what the
     /// container image does.
     FileCaps,
+    /// The container image run as its example says: only NET_ADMIN and NET_RAW in the bounding
+    /// set, and (as Docker does in a container's namespace) unprivileged ports from 0.
+    FileCapsNoBind,
+}
+
+/// CAP_SETGID (6) and CAP_SETUID (7).
+const SETID: u64 = 0xc0;
+/// CAP_NET_BIND_SERVICE.
+const BIND: u64 = 0x400;
+
+impl Start {
+    /// The effective (and permitted) set every thread must have.
+    fn caps(self) -> u64 {
+        match self {
+            Start::FileCapsNoBind => KEPT & !BIND,
+            _ => KEPT,
+        }
+    }
+
+    /// cgwd changes user itself (`daemon.user`).
+    fn drops(self) -> bool {
+        matches!(self, Start::Drop | Start::ContainerRoot)
+    }
 }
 
 /// Every thread of `pid` runs as `nobody` with exactly the kept capabilities effective (and, when
@@ -72,12 +98,15 @@ fn assert_every_thread_unprivileged(pid: u32, start: Start) -> usize {
             field(&status, "Gid").iter().all(|g| *g == NOBODY.to_string()),
             "thread {name}: {status}"
         );
-        assert_eq!(hex(&status, "CapEff"), KEPT, "{start:?}: thread {name} CapEff");
-        assert_eq!(hex(&status, "CapPrm"), KEPT, "{start:?}: thread {name} CapPrm");
-        if start == Start::Drop {
+        let caps = start.caps();
+        assert_eq!(hex(&status, "CapEff"), caps, "{start:?}: thread {name} CapEff");
+        assert_eq!(hex(&status, "CapPrm"), caps, "{start:?}: thread {name} CapPrm");
+        if start.drops() {
             assert_eq!(hex(&status, "CapInh"), 0, "thread {name} CapInh");
             assert_eq!(hex(&status, "CapAmb"), 0, "thread {name} CapAmb");
-            assert_eq!(hex(&status, "CapBnd"), KEPT, "thread {name} CapBnd");
+            // Without CAP_SETPCAP (the container) the bounding set stays as the runtime left it.
+            let bounding = if start == Start::Drop { KEPT } else { KEPT | SETID };
+            assert_eq!(hex(&status, "CapBnd"), bounding, "thread {name} CapBnd");
             assert_eq!(field(&status, "NoNewPrivs"), ["1"], "thread {name}");
         }
         n += 1;
@@ -94,9 +123,10 @@ fn owner(p: &Path) -> u32 {
 /// The settings of the cgwd run as `nobody`: everything it writes (control socket, health log)
 /// under `dir`, metrics on, `extra` VPC networks; `daemon.user` only when it drops itself.
 fn cgwd_settings(dir: &Path, start: Start, extra: &str) -> String {
-    let daemon = match start {
-        Start::Drop => "[daemon]\nuser = \"nobody\"\n",
-        Start::Ambient | Start::FileCaps => "",
+    let daemon = if start.drops() {
+        "[daemon]\nuser = \"nobody\"\n"
+    } else {
+        ""
     };
     format!(
         "{daemon}[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n\
@@ -203,7 +233,7 @@ impl Running {
         let as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups"];
         let caps = "+net_admin,+net_bind_service,+net_raw";
         let exe = match start {
-            Start::FileCaps => {
+            Start::FileCaps | Start::FileCapsNoBind => {
                 let exe = dir.join("cgwd-filecaps");
                 std::fs::copy(EXE, &exe).unwrap();
                 let cap = Command::new("setcap")
@@ -218,12 +248,45 @@ impl Running {
         let (inh, amb) = (format!("--inh-caps={caps}"), format!("--ambient-caps={caps}"));
         let mut argv: Vec<&str> = match start {
             Start::Drop => vec![],
+            Start::ContainerRoot => vec![
+                "setpriv",
+                "--no-new-privs",
+                "--bounding-set=-all,+setuid,+setgid,+net_admin,+net_bind_service,+net_raw",
+                "--",
+            ],
             Start::Ambient => [&as_nobody[..], &[&inh, &amb]].concat(),
             Start::FileCaps => as_nobody.to_vec(),
+            Start::FileCapsNoBind => [&as_nobody[..], &["--bounding-set=-all,+net_admin,+net_raw"]].concat(),
         };
         let (c, st) = (path(&config), path(&settings));
         argv.extend([exe.as_str(), "run", &c, "--settings", &st]);
-        let pid = lab.spawn(&lab.ns("cgw"), &argv, "cgwd.log").expect("cgwd run");
+        let cgw = lab.ns("cgw");
+        if start == Start::ContainerRoot {
+            // A root without CAP_CHOWN cannot make the socket's directory for the user: refused,
+            // nothing left behind, the fix named (the Containerfile's tmpfs).
+            let run = dir.join("run");
+            std::fs::remove_dir(&run).unwrap();
+            let err = lab
+                .exec(&cgw, &argv)
+                .expect_err("no CAP_CHOWN for the control directory");
+            assert!(err.contains("--tmpfs") && err.contains("uid=65534"), "{err}");
+            assert!(!run.exists(), "{err}");
+            std::fs::create_dir(&run).unwrap();
+            std::os::unix::fs::chown(&run, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        if start == Start::FileCapsNoBind {
+            // Without CAP_NET_BIND_SERVICE UDP 500 is refused, and the error says what to add.
+            let err = lab
+                .exec(&cgw, &argv)
+                .expect_err("UDP 500 without CAP_NET_BIND_SERVICE");
+            assert!(
+                err.contains(":500: Permission denied") && err.contains("--cap-add=NET_BIND_SERVICE"),
+                "{err}"
+            );
+            lab.exec(&cgw, &["sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"])
+                .unwrap();
+        }
+        let pid = lab.spawn(&cgw, &argv, "cgwd.log").expect("cgwd run");
         let r = Running {
             lab,
             pid,
@@ -247,8 +310,9 @@ impl Running {
         let threads = assert_every_thread_unprivileged(r.pid, start);
         assert!(threads >= 6, "only {threads} threads");
         println!(
-            "{start:?}: {threads} threads of cgwd (pid {}) with uid/gid {NOBODY}, CapEff {KEPT:#x}",
-            r.pid
+            "{start:?}: {threads} threads of cgwd (pid {}) with uid/gid {NOBODY}, CapEff {:#x}",
+            r.pid,
+            start.caps()
         );
         assert_eq!(owner(&r.sock), NOBODY);
         assert_eq!(owner(&r.log.join("health.jsonl")), NOBODY);
@@ -356,6 +420,24 @@ fn started_unprivileged_as_the_systemd_unit_and_the_container_image_do() {
     let r = Running::start(Start::FileCaps);
     let log_text = std::fs::read_to_string(r.dir.join("cgwd.log")).unwrap();
     assert!(!log_text.contains("dropped root privileges"), "{log_text}");
+}
+
+/// configs/packaging/Containerfile's two ways: its run example (non-root, file capabilities, only
+/// NET_ADMIN and NET_RAW granted) and the root start for runtimes that set no_new_privs, where
+/// cgwd drops itself with what the runtime left it.
+#[test]
+fn the_containerfile_run_examples() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    if Command::new("setcap").arg("-h").output().is_err() {
+        println!("SKIPPED: needs setcap (Debian package libcap2-bin)");
+        return;
+    }
+    drop(Running::start(Start::FileCapsNoBind));
+    let r = Running::start(Start::ContainerRoot);
+    r.reload_adds_a_route(Start::ContainerRoot);
 }
 
 /// A `cgwd run` with these settings (and the lab file), its exit code and stderr.

@@ -190,7 +190,9 @@ impl ControlServer {
 /// Before a privilege drop ([`super::privilege`]): the control socket's directory, created by
 /// root for the user cgwd becomes (mode 0700, owned by it) when it does not exist yet, so the
 /// daemon can bind its sockets there and remove them when it stops. An existing directory is left
-/// as it is (it may be /run itself); [`ControlServer::start`] then judges it.
+/// as it is (it may be /run itself); [`ControlServer::start`] then judges it. A directory that
+/// cannot be given to the user (a root without CAP_CHOWN) is removed again: a root-owned one
+/// would stop every later start.
 pub fn create_directory_for(socket: &Path, uid: u32, gid: u32) -> io::Result<()> {
     let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
@@ -202,7 +204,9 @@ pub fn create_directory_for(socket: &Path, uid: u32, gid: u32) -> io::Result<()>
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).inspect_err(|_| {
+        let _ = std::fs::remove_dir(dir);
+    })
 }
 
 /// Bind a Unix stream socket at `path` that is never reachable with more than mode 0600: it is bound

@@ -244,6 +244,13 @@ fn bind(addr: IpAddr, port: u16, timeout: Duration) -> Result<UdpSocket, StartEr
     UdpSocket::bind(SocketAddr::new(addr, port), timeout).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             StartError::PortTaken { port, addr }
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 {
+            // Unprivileged (daemon.user, a service, a container): the one capability missing.
+            StartError::Other(format!(
+                "binding UDP {addr}:{port}: {e}: ports below 1024 need CAP_NET_BIND_SERVICE \
+                 (systemd: AmbientCapabilities=; a container: --cap-add=NET_BIND_SERVICE, or its own \
+                 network namespace with net.ipv4.ip_unprivileged_port_start=0)"
+            ))
         } else {
             StartError::Io {
                 what: format!("binding UDP {addr}:{port}"),
@@ -280,9 +287,22 @@ fn settle_privileges(
     match &identity {
         Some(id) => {
             preflight()?;
-            super::control::create_directory_for(&settings.control.socket, id.uid, id.gid).map_err(
-                StartError::io(format!("creating the control socket's directory for {}", id.name)),
-            )?;
+            super::control::create_directory_for(&settings.control.socket, id.uid, id.gid).map_err(|e| {
+                let dir = settings
+                    .control
+                    .socket
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .display();
+                StartError::Other(format!(
+                    "control.socket: creating {dir} for {user} (daemon.user): {e}. Fix: create it \
+                     owned by {user} beforehand (`install -d -o {user} -m 0700 {dir}`; a container: \
+                     --tmpfs {dir}:mode=0700,uid={uid},gid={gid}), or grant CAP_CHOWN",
+                    user = id.name,
+                    uid = id.uid,
+                    gid = id.gid,
+                ))
+            })?;
             privilege::drop_to(id)?;
             readable_as(id, configs, settings_path)?;
         }
