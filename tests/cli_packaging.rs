@@ -135,6 +135,70 @@ fn systemd_unit_exposure_is_at_most_2() {
     assert!(score <= 2.0, "exposure {score}:\n{text}");
 }
 
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+#[test]
+fn container_image_is_pinned_unprivileged_and_built_from_a_small_context() {
+    let file = repo_file("configs/packaging/Containerfile");
+    // Exact base images: a Rust patch release and a dated Debian build, never `1` or `latest`.
+    let images: Vec<&str> = file
+        .lines()
+        .filter_map(|l| l.strip_prefix("ARG ").and_then(|a| a.split_once("_IMAGE=")))
+        .map(|(_, image)| image)
+        .collect();
+    assert_eq!(images.len(), 2, "{file}");
+    for image in &images {
+        let (_, tag) = image.rsplit_once(':').unwrap();
+        assert!(
+            tag.split(['-', '.']).any(|w| w.len() == 8 && w.starts_with("20"))
+                || (tag.starts_with(|c: char| c.is_ascii_digit()) && tag.matches('.').count() == 2),
+            "{image} is not an exact version"
+        );
+    }
+    let from: Vec<&str> = file.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(from, ["FROM ${RUST_IMAGE} AS build", "FROM ${RUNTIME_IMAGE}"]);
+    // Not root, by number; the binary's capabilities permitted-only (cgwd raises them).
+    assert!(file.lines().any(|l| l == "USER 10001:10001"), "{file}");
+    assert!(file.contains("setcap cap_net_admin,cap_net_bind_service,cap_net_raw=p "));
+    for flag in [
+        "--read-only",
+        "--cap-drop=ALL",
+        "--cap-add=NET_ADMIN",
+        "--cap-add=NET_RAW",
+        "--device /dev/net/tun",
+        "--tmpfs /run/cgwd:rw,mode=0700,uid=10001,gid=10001",
+        "CGWD_DAEMON_USER=cgwd",
+    ] {
+        assert!(file.contains(flag), "the run example lacks {flag}");
+    }
+    // The whole tree is not copied; what is copied is all the build reads, and in the context.
+    assert!(!file.contains("COPY . "), "{file}");
+    let ignore = repo_file(".dockerignore");
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    for must in ["target/", ".git/", "fuzz/target/"] {
+        assert!(ignored.contains(&must), ".dockerignore lacks {must}");
+    }
+    for line in file
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for src in &words[1..words.len() - 1] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+            assert!(path.exists(), "{line}: {src} does not exist");
+            assert!(
+                !ignored.iter().any(|i| i.trim_end_matches('/') == *src),
+                "{line}: {src} is ignored"
+            );
+        }
+    }
+}
+
 #[test]
 fn emulate_aws_ctl_refuses_a_maintenance_window_over_a_day() {
     let run = |window: &str| {
