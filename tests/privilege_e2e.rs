@@ -536,3 +536,48 @@ fn only_root_can_switch_users() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("needs root or CAP_NET_ADMIN"), "{err}");
 }
+
+/// A network namespace of its own, removed on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_control_directory_the_user_cannot_write_is_refused_before_anything_is_created() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let tmp = common::tempdir::TempDir::new("priv-rundir");
+    std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // What a root run leaves behind: root's, 0700.
+    let run = tmp.0.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ns = Netns(format!("cgwd-privrun-{}", std::process::id()));
+    let added = Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap();
+    assert!(added.success());
+    let ifname = "cgwdr0";
+    let (code, err) = run_with(
+        &tmp.0,
+        &format!(
+            "[daemon]\nuser = \"nobody\"\n[interface]\nname = \"{ifname}\"\n\
+             [control]\nsocket = \"{}/cgwd.sock\"\n",
+            run.display()
+        ),
+        &["ip", "netns", "exec", &ns.0],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is not writable by nobody (daemon.user)"), "{err}");
+    assert!(err.contains("`chown nobody"), "{err}");
+    let link = Command::new("ip")
+        .args(["-n", &ns.0, "link", "show", ifname])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "a TUN device was created");
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0);
+}

@@ -273,15 +273,16 @@ pub fn preflight() -> Result<(), StartError> {
 
 /// `daemon.user` (see [`super::privilege`]), while cgwd has one thread and has created nothing:
 /// the user resolved (every mistake found before anything changes), the control socket's
-/// directory made for it, then the drop and a check that the files `cgwd reload` reads again are
-/// readable as that user. Without `daemon.user`, a root start is warned about (`warn_root`) and a
-/// non-root one raises its permitted network capabilities. The user dropped to, if any.
+/// directory made for it, then the drop and checks that the files `cgwd reload` reads again are
+/// readable, and the control socket's directory writable, as that user. Without `daemon.user`, a
+/// root start is warned about (`warn_root`) and a non-root one raises its permitted network
+/// capabilities.
 fn settle_privileges(
     settings: &Settings,
     configs: &[PathBuf],
     settings_path: Option<&Path>,
     warn_root: bool,
-) -> Result<Option<Identity>, StartError> {
+) -> Result<(), StartError> {
     use super::privilege;
     let identity = privilege::resolve(&settings.daemon.user)?;
     match &identity {
@@ -305,6 +306,7 @@ fn settle_privileges(
             })?;
             privilege::drop_to(id)?;
             readable_as(id, configs, settings_path)?;
+            control_directory_writable_by(id, &settings.control.socket)?;
         }
         None if privilege::is_root() => {
             if warn_root {
@@ -318,7 +320,7 @@ fn settle_privileges(
         }
         None => privilege::raise_kept()?,
     }
-    Ok(identity)
+    Ok(())
 }
 
 /// After the drop, the files `cgwd reload` reads again must be readable by the user: found now,
@@ -343,6 +345,25 @@ fn readable_as(id: &Identity, configs: &[PathBuf], settings: Option<&Path>) -> R
         std::fs::File::open(f).map_err(|e| unreadable(f, &e))?;
     }
     Ok(())
+}
+
+/// After the drop, the user binds the control socket (and removes it at stop): an existing
+/// directory it may not write (one a root run left) is found now, before anything is created.
+fn control_directory_writable_by(id: &Identity, socket: &Path) -> Result<(), StartError> {
+    use nix::unistd::{AccessFlags, access};
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StartError::Other(format!(
+            "control.socket: {dir} is not writable by {user} (daemon.user), who binds the socket \
+             there from start-up on ({e}). Fix: remove it so cgwd creates it for {user}, `chown \
+             {user} {dir}`, or set control.socket in a directory {user} owns",
+            dir = dir.display(),
+            user = id.name,
+        ))),
+    }
 }
 
 /// One tunnel as the daemon sees it: its handle in the gateway core, and what failover, probes and
@@ -702,7 +723,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             }
         }
     }
-    let identity = settle_privileges(&settings, configs, settings_path, aws.is_none())?;
+    settle_privileges(&settings, configs, settings_path, aws.is_none())?;
     preflight()?;
     let Some((first_conn, _)) = list.first() else {
         return Err(StartError::Other("no VPN connection given".into()));
@@ -823,22 +844,8 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
 
     let status: SharedStatus = Arc::new(Mutex::new(None));
     let (command_tx, commands) = sync_channel(super::control::COMMAND_QUEUE);
-    let control =
-        ControlServer::start(&settings.control.socket, status.clone(), command_tx).map_err(|e| {
-            match (&identity, &e) {
-                (Some(id), super::control::ControlError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
-                {
-                    StartError::Other(format!(
-                        "{e}: cgwd runs as {user} (daemon.user) from start-up on. Fix: remove that \
-                     directory so cgwd creates it for {user}, `chown {user}` it, or set control.socket \
-                     in a directory {user} owns",
-                        user = id.name
-                    ))
-                }
-                _ => StartError::Other(e.to_string()),
-            }
-        })?;
+    let control = ControlServer::start(&settings.control.socket, status.clone(), command_tx)
+        .map_err(|e| StartError::Other(e.to_string()))?;
 
     // With a device per tunnel, each probe leaves through its tunnel's device and the answer comes
     // back there: the socket is bound to no device then.
