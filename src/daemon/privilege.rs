@@ -45,7 +45,16 @@ pub fn kept_mask() -> u64 {
 
 /// [`KEPT`]'s names, space-separated (the log line and the errors).
 pub fn kept_names() -> String {
-    KEPT.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+    names(&KEPT.into_iter().collect())
+}
+
+/// Those of [`KEPT`] in `set`, by name, in [`KEPT`]'s order.
+fn names(set: &CapsHashSet) -> String {
+    KEPT.iter()
+        .filter(|c| set.contains(c))
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The user `daemon.user` names, resolved before anything is changed.
@@ -212,7 +221,8 @@ pub fn drop_to(id: &Identity) -> Result<(), PrivilegeError> {
     // Permitted first: the effective set must stay within it (the uid change emptied it already).
     set(CapSet::Permitted, &kept)?;
     set(CapSet::Effective, &kept)?;
-    // The ambient set went with the uid change (keep-caps keeps only the permitted set).
+    // Nothing inheritable; the ambient set went with the uid change (keep-caps keeps only the
+    // permitted set).
     set(CapSet::Inheritable, &CapsHashSet::new())?;
     caps::securebits::set_keepcaps(false).map_err(|e| sys("PR_SET_KEEPCAPS")(e.to_string()))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| sys("PR_SET_NO_NEW_PRIVS")(e.to_string()))?;
@@ -223,7 +233,7 @@ pub fn drop_to(id: &Identity) -> Result<(), PrivilegeError> {
         user = %id.name,
         uid = id.uid,
         gid = id.gid,
-        capabilities = %kept_names(),
+        capabilities = %names(&kept),
         "dropped root privileges"
     );
     Ok(())

@@ -10,8 +10,8 @@
 //! are torn down (their IKE SAs deleted, their routes and addresses removed).
 //!
 //! What only a restart can change (the user cgwd runs as, the TUN device, the local address, the
-//! control socket, metrics listener and logs) is refused with the key named: the new configuration is rejected
-//! whole and nothing changes.
+//! control socket, metrics listener and logs) is refused with the key named: the new configuration
+//! is rejected whole and nothing changes.
 
 use crate::config::{Settings, VpnConnection};
 use crate::sa::TunnelId;
