@@ -809,3 +809,31 @@ fn ipv6_connections_are_refused_at_load() {
         assert!(e.to_string().contains(&format!("key local.{key}")), "{e}");
     }
 }
+
+#[test]
+fn daemon_user_from_the_file_or_the_environment() {
+    // Default: no privilege drop (docs/configuration.md, "Privileges").
+    assert_eq!(settings("").unwrap().daemon.user, "");
+    let file = "[daemon]\nuser = \"cgwd\"\n";
+    assert_eq!(settings(file).unwrap().daemon.user, "cgwd");
+    assert_eq!(
+        with_env("", &[("CGWD_DAEMON_USER", "nobody")])
+            .unwrap()
+            .daemon
+            .user,
+        "nobody"
+    );
+    // The environment wins, also to turn the drop off.
+    assert_eq!(
+        with_env(file, &[("CGWD_DAEMON_USER", "")]).unwrap().daemon.user,
+        ""
+    );
+    for bad in ["cg wd", "a:b", "../x"] {
+        let (p, msg) = err(settings(&format!("[daemon]\nuser = \"{bad}\"\n")));
+        assert_eq!(p, Some(Problem::SettingsValue), "{bad}");
+        assert!(
+            msg.contains("daemon.user") && msg.contains("existing unprivileged user"),
+            "{msg}"
+        );
+    }
+}

@@ -17,6 +17,8 @@ use crate::sa::TunnelId;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// Who `cgwd run` runs as (the privilege drop, [`crate::daemon::privilege`]).
+    pub daemon: DaemonSettings,
     pub interface: InterfaceSettings,
     pub local: LocalSettings,
     pub routing: RoutingSettings,
@@ -263,6 +265,17 @@ impl Settings {
                 .map(|p| (format!("tunnels.{}", id.number()), p)),
         }
     }
+}
+
+/// The daemon process itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    /// The user `cgwd run` becomes when started as root, keeping only its network capabilities;
+    /// empty (the default) keeps the identity it was started with: the packaged starts (systemd
+    /// unit, container image) are unprivileged already, and a daemon that quietly becomes whichever
+    /// account exists is a surprise (docs/configuration.md, "Privileges").
+    pub user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -541,6 +554,7 @@ enum Kind {
 
 /// Every key, as (section, key, kind). The environment variable is `CGWD_SECTION_KEY`.
 const KEYS: &[(&str, &str, Kind)] = &[
+    ("daemon", "user", Kind::Str),
     ("interface", "name", Kind::Str),
     ("interface", "mtu", Kind::Int),
     ("interface", "answer_wait_us", Kind::Int),
@@ -684,6 +698,19 @@ impl Settings {
         let bad = |key: &str, problem: String, fix: &str| {
             ConfigError::invalid(file, Problem::SettingsValue, format!("key {key}"), problem, fix)
         };
+        let user = &self.daemon.user;
+        if user.len() > 32
+            || user
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/')
+        {
+            return Err(bad(
+                "daemon.user",
+                format!("`{}` is not a user name", user.escape_debug()),
+                "name an existing unprivileged user (e.g. cgwd), or leave it out to keep the identity \
+                 cgwd is started with",
+            ));
+        }
         let name = &self.interface.name;
         if name.is_empty()
             || name.len() > 15

@@ -187,6 +187,28 @@ impl ControlServer {
     }
 }
 
+/// Before a privilege drop ([`super::privilege`]): the control socket's directory, created by
+/// root for the user cgwd becomes (mode 0700, owned by it) when it does not exist yet, so the
+/// daemon can bind its sockets there and remove them when it stops. An existing directory is left
+/// as it is (it may be /run itself); [`ControlServer::start`] then judges it. A directory that
+/// cannot be given to the user (a root without CAP_CHOWN) is removed again: a root-owned one
+/// would stop every later start.
+pub fn create_directory_for(socket: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).inspect_err(|_| {
+        let _ = std::fs::remove_dir(dir);
+    })
+}
+
 /// Bind a Unix stream socket at `path` that is never reachable with more than mode 0600: it is bound
 /// in a fresh 0700 directory next to `path`, made 0600 there and then renamed into place. (Binding at
 /// `path` and chmod-ing after leaves a window with the umask's mode; changing the umask instead would

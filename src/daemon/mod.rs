@@ -6,6 +6,8 @@
 //! * [`signals`] turns SIGTERM/SIGINT into a flag the run loop polls.
 //! * [`run`] is `cgwd run`: start-up checks, the control loop, the shutdown sequence.
 //! * [`icmp`] sends the failover liveness probes through the kernel (raw socket).
+//! * [`privilege`] is `daemon.user`: root becomes an unprivileged user with only the network
+//!   capabilities before anything is created.
 
 pub mod ike_map;
 
@@ -14,6 +16,7 @@ pub mod bgp_io;
 pub mod control;
 pub mod icmp;
 pub mod observer;
+pub mod privilege;
 pub mod reload;
 pub mod run;
 pub mod signals;

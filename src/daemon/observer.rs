@@ -84,7 +84,16 @@ impl Observer {
         let health = customer
             .then(|| HealthReporter::new(conn, settings))
             .transpose()
-            .map_err(|e| format!("opening log.health {:?}: {e}", settings.log.health))?;
+            .map_err(|e| {
+                // Under daemon.user (or a service's User=) the file is the user's, not root's.
+                let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    ". Fix: make the file, or its directory, writable by the user cgwd runs as \
+                     (daemon.user, or the service's user), e.g. `install -d -o cgwd /var/log/cgwd`"
+                } else {
+                    ""
+                };
+                format!("opening log.health {:?}: {e}{fix}", settings.log.health)
+            })?;
         Ok(Observer {
             health,
             metrics: metrics.clone(),

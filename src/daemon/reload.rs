@@ -9,9 +9,9 @@
 //! changes, "Modify Site-to-Site VPN tunnel options"). New connections are added; missing ones
 //! are torn down (their IKE SAs deleted, their routes and addresses removed).
 //!
-//! What only a restart can change (the TUN device, the local address, the control socket,
-//! metrics listener and logs) is refused with the key named: the new configuration is rejected
-//! whole and nothing changes.
+//! What only a restart can change (the user cgwd runs as, the TUN device, the local address, the
+//! control socket, metrics listener and logs) is refused with the key named: the new configuration
+//! is rejected whole and nothing changes.
 
 use crate::config::{Settings, VpnConnection};
 use crate::sa::TunnelId;
@@ -92,6 +92,7 @@ pub fn plan(running: &[(&VpnConnection, &Settings)], new: &[(VpnConnection, Sett
 /// The daemon-wide settings only a restart can change: the first that differs, as its key.
 pub fn restart_only_change(old: &Settings, new: &Settings) -> Option<&'static str> {
     [
+        ("daemon.user", old.daemon != new.daemon),
         ("interface.name", old.interface.name != new.interface.name),
         ("interface.mtu", old.interface.mtu != new.interface.mtu),
         (

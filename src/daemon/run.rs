@@ -28,6 +28,7 @@ use ipnet::Ipv4Net;
 use super::control::{Command, ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
 use super::observer::{Observer, failure_event, ike_header};
+use super::privilege::{Identity, PrivilegeError};
 use super::signals::Signals;
 use super::status::{Algorithms, PhaseState, RouteStatus, StatusSnapshot, Traffic, TunnelStatus};
 use crate::config::{ConfigError, Settings, VpnConnection};
@@ -138,6 +139,8 @@ fn spawn_ike_inputs(
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
     #[error(
         "cgwd run needs root or CAP_NET_ADMIN (to create the TUN device and routes): run it with sudo, \
          or give the service AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW"
@@ -170,7 +173,8 @@ impl StartError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => ConfigError::EXIT_STATUS,
+            // daemon.user is a setting: its mistakes exit as the settings' do.
+            Self::Config(_) | Self::Privilege(_) => ConfigError::EXIT_STATUS,
             _ => 1,
         }
     }
@@ -240,6 +244,13 @@ fn bind(addr: IpAddr, port: u16, timeout: Duration) -> Result<UdpSocket, StartEr
     UdpSocket::bind(SocketAddr::new(addr, port), timeout).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             StartError::PortTaken { port, addr }
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 {
+            // Unprivileged (daemon.user, a service, a container): the one capability missing.
+            StartError::Other(format!(
+                "binding UDP {addr}:{port}: {e}: ports below 1024 need CAP_NET_BIND_SERVICE \
+                 (systemd: AmbientCapabilities=; a container: --cap-add=NET_BIND_SERVICE, or its own \
+                 network namespace with net.ipv4.ip_unprivileged_port_start=0)"
+            ))
         } else {
             StartError::Io {
                 what: format!("binding UDP {addr}:{port}"),
@@ -258,6 +269,101 @@ pub fn preflight() -> Result<(), StartError> {
         return Err(StartError::NoTun);
     }
     Ok(())
+}
+
+/// `daemon.user` (see [`super::privilege`]), while cgwd has one thread and has created nothing:
+/// the user resolved (every mistake found before anything changes), the control socket's
+/// directory made for it, then the drop and checks that the files `cgwd reload` reads again are
+/// readable, and the control socket's directory writable, as that user. Without `daemon.user`, a
+/// root start is warned about (`warn_root`) and a non-root one raises its permitted network
+/// capabilities.
+fn settle_privileges(
+    settings: &Settings,
+    configs: &[PathBuf],
+    settings_path: Option<&Path>,
+    warn_root: bool,
+) -> Result<(), StartError> {
+    use super::privilege;
+    let identity = privilege::resolve(&settings.daemon.user)?;
+    match &identity {
+        Some(id) => {
+            preflight()?;
+            super::control::create_directory_for(&settings.control.socket, id.uid, id.gid).map_err(|e| {
+                let dir = settings
+                    .control
+                    .socket
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .display();
+                StartError::Other(format!(
+                    "control.socket: creating {dir} for {user} (daemon.user): {e}. Fix: create it \
+                     owned by {user} beforehand (`install -d -o {user} -m 0700 {dir}`; a container: \
+                     --tmpfs {dir}:mode=0700,uid={uid},gid={gid}), or grant CAP_CHOWN",
+                    user = id.name,
+                    uid = id.uid,
+                    gid = id.gid,
+                ))
+            })?;
+            privilege::drop_to(id)?;
+            readable_as(id, configs, settings_path)?;
+            control_directory_writable_by(id, &settings.control.socket)?;
+        }
+        None if privilege::is_root() => {
+            if warn_root {
+                tracing::warn!(
+                    "running as root with every capability: set daemon.user (CGWD_DAEMON_USER) to an \
+                     unprivileged user to keep only {}; the systemd unit and the container image start \
+                     cgwd unprivileged already",
+                    privilege::kept_names()
+                );
+            }
+        }
+        None => privilege::raise_kept()?,
+    }
+    Ok(())
+}
+
+/// After the drop, the files `cgwd reload` reads again must be readable by the user: found now,
+/// not at the first reload.
+fn readable_as(id: &Identity, configs: &[PathBuf], settings: Option<&Path>) -> Result<(), StartError> {
+    let unreadable = |path: &Path, e: &dyn std::fmt::Display| {
+        StartError::Other(format!(
+            "daemon.user = \"{user}\": {path}: {e}; cgwd runs as {user} from start-up on and `cgwd \
+             reload` reads this file again. Fix: make it and its directories readable by {user} (e.g. \
+             `chgrp {group} {path} && chmod g+r {path}`), or leave daemon.user empty and let systemd \
+             pass the files (LoadCredential=, configs/packaging/cgwd.service)",
+            user = id.name,
+            group = id.group,
+            path = path.display(),
+        ))
+    };
+    let files = crate::config::expand_config_paths(configs).map_err(|e| match &e {
+        ConfigError::Io { file, source } => unreadable(file, source),
+        _ => StartError::Config(e),
+    })?;
+    for f in files.iter().map(PathBuf::as_path).chain(settings) {
+        std::fs::File::open(f).map_err(|e| unreadable(f, &e))?;
+    }
+    Ok(())
+}
+
+/// After the drop, the user binds the control socket (and removes it at stop): an existing
+/// directory it may not write (one a root run left) is found now, before anything is created.
+fn control_directory_writable_by(id: &Identity, socket: &Path) -> Result<(), StartError> {
+    use nix::unistd::{AccessFlags, access};
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StartError::Other(format!(
+            "control.socket: {dir} is not writable by {user} (daemon.user), who binds the socket \
+             there from start-up on ({e}). Fix: remove it so cgwd creates it for {user}, `chown \
+             {user} {dir}`, or set control.socket in a directory {user} owns",
+            dir = dir.display(),
+            user = id.name,
+        ))),
+    }
 }
 
 /// One tunnel as the daemon sees it: its handle in the gateway core, and what failover, probes and
@@ -627,6 +733,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             }
         }
     }
+    settle_privileges(&settings, configs, settings_path, aws.is_none())?;
     preflight()?;
     let Some((first_conn, _)) = list.first() else {
         return Err(StartError::Other("no VPN connection given".into()));

@@ -81,7 +81,9 @@ impl Lab {
         }
     }
 
-    pub fn spawn(&mut self, ns: &str, argv: &[&str], log: &str) -> Step {
+    /// Start `argv` in namespace `ns`, its output to `log` in the lab directory; its pid (`ip
+    /// netns exec` execs the program, so the pid is the program's own: tests read its /proc).
+    pub fn spawn(&mut self, ns: &str, argv: &[&str], log: &str) -> Result<u32, String> {
         let log = std::fs::File::create(self.dir.join(log)).map_err(|e| e.to_string())?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -91,8 +93,9 @@ impl Lab {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", argv.join(" ")))?;
+        let pid = child.id();
         self.children.push(child);
-        Ok(())
+        Ok(pid)
     }
 
     /// The five namespaces, veths, addresses, routes and forwarding.
