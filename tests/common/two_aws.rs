@@ -247,23 +247,6 @@ pub fn with_lifetimes(conf: &str, ike: &[&str], child: &[&str]) -> String {
         .replacen("start_action = none", &format!("start_action = none{child}"), 1)
 }
 
-/// charon's swanctl.conf for tunnel `i` (0 or 1) against cgwd running [`lab_config`]`(dir, 30, 20, 5,
-/// 100)` (IKE rekeys at 20-25 s, Child at 10-15 s): windows of the same size, tunnel 1's a little
-/// earlier (charon, as AWS, starts more rekeys there), tunnel 2's a little later (cgwd does), so
-/// both sides start rekeys of both kinds, now and then colliding.
-pub fn staggered_rekeys(i: usize, conf: &str) -> String {
-    let (ike, child) = if i == 0 {
-        ("rekey_time = 22s", "rekey_time = 14s")
-    } else {
-        ("rekey_time = 27s", "rekey_time = 18s")
-    };
-    with_lifetimes(
-        conf,
-        &[ike, "over_time = 5s", "rand_time = 5s"],
-        &[child, "life_time = 20s", "rand_time = 5s"],
-    )
-}
-
 /// One charon per AWS endpoint (files under `dir/aws1`, `dir/aws2`), loaded with `edit(i, conf)` of
 /// the AWS-like swanctl.conf (AES-GCM, DPD every 10 s), its TUN holding AWS's inside address with a
 /// route to the other tunnel's /30 (the VPC answers on either tunnel).
