@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
   libstrongswan-standard-plugins bird2 iperf3 iputils-ping iproute2 nftables tcpdump jq procps
-  util-linux prometheus python3 systemd libcap2-bin
+  util-linux prometheus python3 systemd libcap2-bin conntrack
 )
 
 if [ "$(id -u)" = 0 ]; then

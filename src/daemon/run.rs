@@ -1646,8 +1646,21 @@ impl Daemon {
     /// routes of the connections with a tunnel up.
     fn failover(&mut self, now: Instant) {
         let mut changed_any = false;
+        let mut ask = false;
         for conn in &mut self.connections {
             let (d, changed) = conn.monitor.tick(now);
+            for id in conn.monitor.turned_suspect() {
+                let Some(t) = conn.tunnels.iter().find(|t| t.id == id) else {
+                    continue;
+                };
+                if let Some(h) = t.handle {
+                    // The path went quiet: DPD now, not at its next interval. Through a NAT that
+                    // changed cgwd's mapping this request is what moves AWS to the new one.
+                    tracing::info!(vpn = %conn.conn.id, tunnel = %id, "no answer to probes: checking AWS's liveness (DPD)");
+                    self.gateway.check_liveness(h, now);
+                    ask = true;
+                }
+            }
             if changed {
                 for t in &conn.tunnels {
                     let usable = match d.outbound {
@@ -1679,6 +1692,9 @@ impl Daemon {
                     });
                 r.sync(serving);
             }
+        }
+        if ask {
+            self.apply_outputs(now);
         }
         if changed_any {
             self.last_status = None;

@@ -8,7 +8,8 @@
 //! * Data-plane liveness: the last authenticated inbound ESP packet and the last answer to the
 //!   [`probe`] (ICMP echo to AWS's inside address, sent only when the tunnel carried nothing
 //!   inbound for [`FailoverTimers::probe_interval`]). A silently cut tunnel becomes *suspect*
-//!   after [`FailoverTimers::suspect_after`] without either, well before IKE's DPD (10+ s) notices.
+//!   after [`FailoverTimers::suspect_after`] without either, well before IKE's DPD (10+ s) notices;
+//!   the run loop then starts a DPD exchange at once ([`Monitor::turned_suspect`]).
 //!
 //! [`decide`] reads no clock: `now` is an argument, so the table tests in
 //! `tests/failover_decision.rs` replay health histories exactly. [`Monitor`] is the small stateful
@@ -294,6 +295,9 @@ pub struct Monitor {
     outbound: Outbound,
     /// How many times outbound moved from one tunnel to another (a metric).
     pub switches: u64,
+    /// The verdicts of the last tick and of the one before it.
+    verdicts: [Verdict; 2],
+    previous: [Verdict; 2],
 }
 
 impl Monitor {
@@ -304,7 +308,20 @@ impl Monitor {
             health: [TunnelHealth::new(); 2],
             outbound: Outbound::None,
             switches: 0,
+            verdicts: [Verdict::Down; 2],
+            previous: [Verdict::Down; 2],
         }
+    }
+
+    /// Tunnels the last [`Monitor::tick`] judged suspect that the tick before did not: their path
+    /// just went quiet. IKE should ask the peer now (a DPD exchange) rather than at its next
+    /// interval: behind a NAT that dropped or changed its mapping, that authenticated request is
+    /// what tells AWS where cgwd is now (RFC 7296 §2.23), and through a cut path it starts DPD's
+    /// retransmissions early.
+    pub fn turned_suspect(&self) -> impl Iterator<Item = TunnelId> + '_ {
+        TunnelId::BOTH.into_iter().filter(|t| {
+            self.verdicts[t.index()] == Verdict::Suspect && self.previous[t.index()] != Verdict::Suspect
+        })
     }
 
     pub fn health(&self, t: TunnelId) -> &TunnelHealth {
@@ -369,6 +386,7 @@ impl Monitor {
                 self.health[t.index()].last_bad = Some(now);
             }
         }
+        self.previous = std::mem::replace(&mut self.verdicts, d.verdicts);
         let changed = d.outbound != self.outbound;
         if changed && matches!((self.outbound, d.outbound), (Outbound::One(_), Outbound::One(_))) {
             self.switches += 1;
@@ -402,6 +420,33 @@ mod tests {
         assert_eq!(t.suspect_after, Duration::from_millis(650));
         // Detection + one more tick of the loop must stay under 1 s.
         assert!(t.suspect_after + t.probe_interval / 2 < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_tunnel_turning_suspect_is_reported_once() {
+        let t0 = crate::io::clock::now();
+        let timers = FailoverTimers::default();
+        let mut m = Monitor::new(FailoverPolicy::PreferTunnel1, timers);
+        m.child_up(TunnelId::One, t0);
+        m.child_up(TunnelId::Two, t0);
+        // Tunnel 2 hears its peer on every tick; `at` ms after t0, what turned suspect.
+        let mut tick = |at: u64, tunnel_1_answers: bool| {
+            let now = t0 + Duration::from_millis(at);
+            m.inbound(TunnelId::Two, now);
+            if tunnel_1_answers {
+                m.probe_reply(TunnelId::One, now);
+            }
+            m.tick(now);
+            m.turned_suspect().collect::<Vec<_>>()
+        };
+        let quiet = timers.suspect_after.as_millis() as u64 + 10;
+        assert_eq!(tick(0, false), []);
+        // Tunnel 1 goes quiet: reported once, not again while it stays suspect.
+        assert_eq!(tick(quiet, false), [TunnelId::One]);
+        assert_eq!(tick(quiet + 50, false), []);
+        // It answers, then goes quiet again: reported again.
+        assert_eq!(tick(quiet + 100, true), []);
+        assert_eq!(tick(2 * quiet + 100, false), [TunnelId::One]);
     }
 
     #[test]

@@ -376,6 +376,14 @@ impl Gateway {
         }
     }
 
+    /// Ask the tunnel's peer now whether it is there (a DPD exchange on the current IKE SA, unless
+    /// a request is in flight already): failover found its path quiet.
+    pub fn check_liveness(&mut self, t: TunnelHandle, now: Instant) {
+        let tunnel = &mut self.tunnels[t.index()];
+        tunnel.check_liveness(now);
+        tunnel.drain_all(now, &mut self.outputs);
+    }
+
     /// The data plane saw authenticated ESP from the tunnel's peer: DPD can wait.
     pub fn note_peer_alive(&mut self, t: TunnelHandle, now: Instant) {
         self.tunnels[t.index()].note_peer_alive(now);

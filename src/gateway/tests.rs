@@ -60,6 +60,11 @@ struct Lab {
     table: crate::esp::SaTable,
     /// Child SAs the table refused (handed back to the gateway, as the daemon does).
     refused: Vec<Refused>,
+    /// cgwd behind a NAT: the port AWS sees all of cgwd's datagrams come from; AWS's datagrams to
+    /// any other port are dropped (the NAT has no mapping for them).
+    nat_port: Option<u16>,
+    /// Where AWS's IKE SAs sent each datagram.
+    aws_sent_to: Vec<SocketAddr>,
 }
 
 fn cgw_addr(port: u16) -> SocketAddr {
@@ -98,7 +103,14 @@ impl Lab {
             seed,
             table: crate::esp::SaTable::new(),
             refused: Vec::new(),
+            nat_port: None,
+            aws_sent_to: Vec::new(),
         }
+    }
+
+    /// cgwd's address and `port` as AWS sees them (through the NAT, if any).
+    fn cgw_seen(&self, port: u16) -> SocketAddr {
+        cgw_addr(self.nat_port.unwrap_or(port))
     }
 
     fn collect(&mut self) {
@@ -121,7 +133,8 @@ impl Lab {
         }
         for sa in &mut self.aws {
             while let Some(tx) = sa.poll_transmit() {
-                if !self.cut {
+                self.aws_sent_to.push(tx.to);
+                if !self.cut && self.nat_port.is_none_or(|p| p == tx.to.port()) {
                     self.wire.push((self.now + LATENCY, false, tx.data));
                 }
             }
@@ -139,12 +152,13 @@ impl Lab {
 
     fn deliver_to_aws(&mut self, data: Vec<u8>) {
         let h = Header::parse(&data);
+        let (from, from_500) = (self.cgw_seen(4500), self.cgw_seen(500));
         if let Some(sa) = self
             .aws
             .iter_mut()
             .find(|sa| h.is_some_and(|h| sa.spis().0 == h.spi_i))
         {
-            sa.handle_datagram(self.now, cgw_addr(4500), aws_addr(4500), &data);
+            sa.handle_datagram(self.now, from, aws_addr(4500), &data);
         } else if h.is_some_and(|h| h.init_request) {
             self.seed += 1;
             if let Ok(sa) = IkeSa::responder(
@@ -152,7 +166,7 @@ impl Lab {
                 self.now,
                 Box::new(SeededRandom::new(self.seed ^ 0xa5a5)),
                 &data,
-                cgw_addr(500),
+                from_500,
                 aws_addr(500),
             ) {
                 self.aws.push(sa);
@@ -506,6 +520,35 @@ fn an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it() {
     lab.run_for(Duration::from_secs(1));
     assert!(lab.up());
     assert_ne!(lab.gw.tunnel(lab.t).sa.unwrap().spis(), second);
+}
+
+/// Behind a NAT that changed cgwd's mapping (issue #17), AWS keeps sending to the old port until an
+/// authenticated request reaches it from the new one (RFC 7296 §2.23). The liveness check the
+/// daemon asks for when its probes go unanswered is that request: AWS answers it at the new port,
+/// and everything after goes there, long before the next DPD interval would have sent one.
+#[test]
+fn a_liveness_check_moves_aws_to_a_new_nat_mapping() {
+    let mut lab = Lab::new(10);
+    lab.nat_port = Some(20000);
+    lab.run_for(Duration::from_secs(2));
+    assert!(lab.up());
+    assert_eq!(lab.aws_sent_to.last(), Some(&cgw_addr(20000)));
+    // The NAT forgets the mapping: cgwd's datagrams now leave from port 25000.
+    lab.nat_port = Some(25000);
+    let (now, sent) = (lab.now, lab.aws_sent_to.len());
+    lab.gw.check_liveness(lab.t, now);
+    lab.run_for(Duration::from_millis(100));
+    assert_eq!(
+        lab.aws_sent_to[sent..],
+        [cgw_addr(25000)],
+        "AWS answered the DPD at the new port"
+    );
+    // The answer arrived (no retransmission), the tunnel stays up, and all AWS sends later (its
+    // answers to cgwd's periodic DPD, its own DPD) goes to the new port.
+    lab.run_for(Duration::from_secs(25));
+    assert!(lab.up());
+    assert!(lab.aws_sent_to.len() > sent + 1);
+    assert!(lab.aws_sent_to[sent..].iter().all(|a| *a == cgw_addr(25000)));
 }
 
 #[test]

@@ -734,6 +734,12 @@ impl Tunnel {
             .is_some_and(|sa| sa.outbound_exhausting(now, spi))
     }
 
+    pub(super) fn check_liveness(&mut self, now: Instant) {
+        if let Some(sa) = self.sa.as_mut() {
+            sa.check_liveness(now);
+        }
+    }
+
     pub(super) fn note_peer_alive(&mut self, now: Instant) {
         if let Some(sa) = self.sa.as_mut() {
             sa.note_peer_alive(now);

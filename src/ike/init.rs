@@ -169,8 +169,32 @@ impl IkeSa {
         true
     }
 
+    /// A COOKIE or INVALID_KE_PAYLOAD answer our request in flight already follows: the cookie it
+    /// carries, the group it uses. It answers an earlier attempt (a duplicated or delayed datagram:
+    /// a duplicated first request draws two INVALID_KE_PAYLOADs, and the second arrives after the
+    /// retry), so it is ignored and the retry's own answer awaited; acting on it would restart the
+    /// exchange again or give up on a peer that asks for nothing new.
+    fn stale_init_answer(&self, payloads: &[PayloadRepr]) -> bool {
+        let Some(hs) = self.hs.as_ref().filter(|h| h.init_retries > 0) else {
+            return false;
+        };
+        if let Some(c) = find_notify(payloads, NotifyType::COOKIE) {
+            return hs.cookie.as_ref() == Some(&c.data);
+        }
+        find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD).is_some_and(|n| {
+            <[u8; 2]>::try_from(n.data.as_slice())
+                .ok()
+                .map(u16::from_be_bytes)
+                == Some(hs.group.number())
+        })
+    }
+
     fn process_init_response(&mut self, now: Instant, msg: &Message<'_>, payloads: &[PayloadRepr]) {
         let retries = self.hs.as_ref().map_or(0, |h| h.init_retries);
+        if self.stale_init_answer(payloads) {
+            tracing::debug!(tunnel = %self.cfg.tunnel, "IKE_SA_INIT answer to an earlier attempt ignored");
+            return;
+        }
         if let Some(c) = find_notify(payloads, NotifyType::COOKIE) {
             if retries >= MAX_INIT_RETRIES || c.data.is_empty() || c.data.len() > 64 {
                 self.fail(

@@ -5,6 +5,7 @@
 
 pub mod configs;
 pub mod driver;
+pub mod impair;
 pub mod lab;
 pub mod netns;
 pub mod pair;

@@ -31,6 +31,25 @@ pub fn skip_unless_root() -> bool {
     false
 }
 
+/// [`skip_unless_root`], and also skipped (with its marker line) unless each of `tools` runs.
+pub fn skip_unless_root_and(tools: &[&str]) -> bool {
+    if skip_unless_root() {
+        return true;
+    }
+    for tool in tools {
+        if Command::new(tool).arg("--version").output().is_err() {
+            println!("SKIPPED: needs {tool}");
+            return true;
+        }
+    }
+    false
+}
+
+/// `sysctl -qw setting` in namespace `ns`, best effort (a key this kernel lacks is left alone).
+pub fn sysctl(ns: &str, setting: &str) {
+    let _ = run("ip", &["netns", "exec", ns, "sysctl", "-qw", setting]);
+}
+
 pub fn run(cmd: &str, args: &[&str]) -> io::Result<String> {
     let out = Command::new(cmd).args(args).output()?;
     if !out.status.success() {
@@ -83,17 +102,7 @@ impl NetnsPair {
                 &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", "out0"],
             )?;
             run("ip", &["-n", ns, "link", "set", "out0", "up"])?;
-            let _ = run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                ],
-            );
+            sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1");
         }
         Ok(pair)
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cgwd::daemon::control::query_status;
 use cgwd::daemon::status::{PhaseState, StatusSnapshot};
 
-use super::netns::run;
+use super::netns::{run, sysctl};
 use super::strongswan::{Charon, Conn};
 
 pub const CGW: &str = "192.0.2.10";
@@ -26,6 +26,26 @@ pub const CGW_INSIDE_NET: [&str; 2] = ["169.254.10.4/30", "169.254.20.8/30"];
 pub struct Topology {
     pub cgw: String,
     pub aws: [String; 2],
+    /// The namespace between cgw and both AWS endpoints ([`Topology::create_via`]), if any.
+    pub mid: Option<String>,
+}
+
+/// The addresses of [`Topology::create_via`]: the customer gateway reaches both AWS endpoints
+/// through a middle namespace (a router, a NAT, an impairment relay).
+///
+/// ```text
+///  cgw: <cgw> o0 ── c0 <toward_cgw>  mid  <toward_aws[0]> a0 ── out0 198.51.100.11 :a1
+///                                         <toward_aws[1]> b0 ── out0 203.0.113.12  :a2
+/// ```
+pub struct Middle {
+    /// cgwd's address in its namespace: the customer outside address, or a private one behind a NAT.
+    pub cgw: &'static str,
+    /// The middle namespace's address toward cgw (cgw's gateway).
+    pub toward_cgw: &'static str,
+    /// Its address on the link to each AWS endpoint (the endpoint's gateway toward the customer).
+    pub toward_aws: [&'static str; 2],
+    /// The customer gateway's address as AWS sees it (its packets' source, where AWS answers).
+    pub public: &'static str,
 }
 
 impl Topology {
@@ -33,25 +53,7 @@ impl Topology {
     /// or two topologies of one test, from clashing.
     pub fn create(tag: impl std::fmt::Display) -> Topology {
         let id = std::process::id();
-        let t = Topology {
-            cgw: format!("cgw{tag}-c{id}"),
-            aws: [format!("cgw{tag}-a{id}"), format!("cgw{tag}-b{id}")],
-        };
-        for ns in [&t.cgw, &t.aws[0], &t.aws[1]] {
-            run("ip", &["netns", "add", ns]).unwrap();
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]).unwrap();
-            let _ = run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                ],
-            );
-        }
+        let t = Topology::namespaces(&tag, None);
         for (i, aws) in AWS.iter().enumerate() {
             let (c, a) = (format!("o{i}"), "out0");
             let tmp = format!("v{tag}{i}{id}");
@@ -92,6 +94,60 @@ impl Topology {
         t
     }
 
+    /// The namespaces (a middle one if `mid`), each with `lo` up and IPv6 off; removed on drop.
+    fn namespaces(tag: &dyn std::fmt::Display, mid: Option<char>) -> Topology {
+        let id = std::process::id();
+        let t = Topology {
+            cgw: format!("cgw{tag}-c{id}"),
+            aws: [format!("cgw{tag}-a{id}"), format!("cgw{tag}-b{id}")],
+            mid: mid.map(|m| format!("cgw{tag}-{m}{id}")),
+        };
+        for ns in t.all() {
+            run("ip", &["netns", "add", ns]).unwrap();
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]).unwrap();
+            sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1");
+        }
+        t
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        [&self.cgw, &self.aws[0], &self.aws[1]]
+            .into_iter()
+            .chain(self.mid.as_ref())
+    }
+
+    /// cgw, a middle namespace `mid` (forwarding on) and the two AWS endpoints, addressed as `m`
+    /// says; tag as in [`Topology::create`]. Both AWS endpoints answer the "VPC" address
+    /// 10.100.0.10 as in [`Topology::create`].
+    pub fn create_via(tag: impl std::fmt::Display, m: &Middle) -> Topology {
+        let t = Topology::namespaces(&tag, Some('m'));
+        let (id, mid) = (std::process::id(), t.mid.clone().unwrap_or_default());
+        p2p(
+            (&t.cgw, "o0", m.cgw),
+            (&mid, "c0", m.toward_cgw),
+            &format!("v{tag}c{id}"),
+        );
+        for (i, aws) in AWS.iter().enumerate() {
+            let gw = m.toward_aws[i];
+            p2p(
+                (&mid, ["a0", "b0"][i], gw),
+                (&t.aws[i], "out0", aws),
+                &format!("v{tag}{i}{id}"),
+            );
+            run("ip", &["-n", &t.cgw, "route", "add", aws, "via", m.toward_cgw]).unwrap();
+            if m.public != gw {
+                run("ip", &["-n", &t.aws[i], "route", "add", m.public, "via", gw]).unwrap();
+            }
+            run(
+                "ip",
+                &["-n", &t.aws[i], "addr", "add", "10.100.0.10/32", "dev", "lo"],
+            )
+            .unwrap();
+        }
+        sysctl(&mid, "net.ipv4.ip_forward=1");
+        t
+    }
+
     pub fn ns_exec(&self, ns: &str, cmd: &[&str]) -> String {
         let mut args = vec!["netns", "exec", ns];
         args.extend_from_slice(cmd);
@@ -101,7 +157,7 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        for ns in [&self.cgw, &self.aws[0], &self.aws[1]] {
+        for ns in self.all() {
             if let Ok(pids) = run("ip", &["netns", "pids", ns]) {
                 for pid in pids.split_whitespace() {
                     let _ = run("kill", &["-KILL", pid]);
@@ -109,6 +165,28 @@ impl Drop for Topology {
             }
             let _ = run("ip", &["netns", "del", ns]);
         }
+    }
+}
+
+/// A veth pair: `a.1` in namespace `a.0` and `b.1` in `b.0`, each end up with its address `.2`
+/// (a /32) and a route to the other end's; `tmp` (unique on the host) names b's end until it moves.
+pub fn p2p(a: (&str, &str, &str), b: (&str, &str, &str), tmp: &str) {
+    run(
+        "ip",
+        &[
+            "link", "add", a.1, "netns", a.0, "type", "veth", "peer", "name", tmp, "netns", b.0,
+        ],
+    )
+    .unwrap();
+    run("ip", &["-n", b.0, "link", "set", tmp, "name", b.1]).unwrap();
+    for ((ns, dev, addr), peer) in [(a, b.2), (b, a.2)] {
+        run(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{addr}/32"), "dev", dev],
+        )
+        .unwrap();
+        run("ip", &["-n", ns, "link", "set", dev, "up"]).unwrap();
+        run("ip", &["-n", ns, "route", "add", peer, "dev", dev, "src", addr]).unwrap();
     }
 }
 
@@ -265,13 +343,25 @@ impl CgwdRun {
         config: &Path,
         extra_settings: &str,
     ) -> CgwdRun {
+        CgwdRun::start_at(topo, dir, tag, config, CGW, extra_settings)
+    }
+
+    /// [`CgwdRun::start`] with `local.address` = `local` (cgwd behind a NAT: its private address).
+    pub fn start_at(
+        topo: &Topology,
+        dir: &Path,
+        tag: impl std::fmt::Display,
+        config: &Path,
+        local: &str,
+        extra_settings: &str,
+    ) -> CgwdRun {
         let ifname = format!("cgw{tag}{}", std::process::id() % 100_000);
         let sock = dir.join("ctl").join("cgwd.sock");
         let settings = dir.join("cgwd.toml");
         std::fs::write(
             &settings,
             format!(
-                "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
+                "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{local}\"\n\
                  [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\n[control]\nsocket = \"{}\"\n\
                  [bgp]\nspeaker = \"off\"\n{extra_settings}",
                 sock.display()
@@ -471,7 +561,8 @@ pub fn allow_ike_requests_in(ns: &str) {
     nft(ns, "delete table ip cgwdreq");
 }
 
-fn nft(ns: &str, rule: &str) {
+/// `nft <rule>` in `ns` (the rule split at spaces).
+pub fn nft(ns: &str, rule: &str) {
     let mut args = vec!["netns", "exec", ns, "nft"];
     args.extend(rule.split(' '));
     run("ip", &args).unwrap();
