@@ -26,6 +26,14 @@ pub enum MappingError {
         what: &'static str,
         addr: IpAddr,
     },
+    /// A tunnel AWS authenticates by certificate: `[auth]` is loaded and checked, but IKE does not
+    /// sign yet (issue #16).
+    #[error(
+        "{tunnel}: authenticates with the customer gateway certificate, which cgwd's IKE does not \
+         support yet (CERT payloads and signature AUTH, issue #16); give the tunnel a pre-shared key \
+         ([tunnels.N] psk_file) to run it"
+    )]
+    CertificateAuth { tunnel: TunnelId },
 }
 
 /// The IPv4 address of an outside endpoint, or the error saying IPv6 outside addresses are not supported.
@@ -83,7 +91,7 @@ pub fn ike_config_for(
         remote_addr: v4(tunnel, "AWS outside address", t.aws_outside)?,
         local_id: v4(tunnel, "local IKE ID", settings.local_id(t))?,
         remote_id: v4(tunnel, "AWS outside address", t.aws_outside)?,
-        psk: t.psk.clone(),
+        psk: t.psk.clone().ok_or(MappingError::CertificateAuth { tunnel })?,
         ike: AlgorithmSet {
             encryption: t.phase1.encryption.clone(),
             integrity: t.phase1.integrity.clone(),

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod lab;
 pub mod netns;
 pub mod pair;
+pub mod pki;
 pub mod strongswan;
 pub mod tempdir;
 pub mod two_aws;
