@@ -39,6 +39,20 @@ pub enum SigningKey {
 }
 
 impl SigningKey {
+    /// A PKCS#8 key (RSA or ECDSA P-256/P-384), or an RFC 5915 EC key.
+    pub fn from_der(der: &[u8]) -> Option<SigningKey> {
+        let ec = |alg, curve| {
+            EcdsaKeyPair::from_private_key_der(alg, der)
+                .ok()
+                .map(|pair| SigningKey::Ecdsa { pair, curve })
+        };
+        RsaKeyPair::from_pkcs8(der)
+            .ok()
+            .map(SigningKey::Rsa)
+            .or_else(|| ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, Curve::P256))
+            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, Curve::P384))
+    }
+
     /// The public key as the certificate's SubjectPublicKeyInfo bit string holds it (PKCS#1
     /// RSAPublicKey, or the uncompressed EC point).
     pub fn public_key(&self) -> &[u8] {
@@ -377,11 +391,6 @@ fn private_key(src: &Source, ctx: &Ctx<'_>) -> Result<(SigningKey, Option<String
             ));
         }
     };
-    let ec = |alg, curve| {
-        EcdsaKeyPair::from_private_key_der(alg, &block.der)
-            .ok()
-            .map(|pair| SigningKey::Ecdsa { pair, curve })
-    };
     let key = match block.label.as_str() {
         "ENCRYPTED PRIVATE KEY" => {
             return Err(ctx.err(
@@ -391,11 +400,7 @@ fn private_key(src: &Source, ctx: &Ctx<'_>) -> Result<(SigningKey, Option<String
             ));
         }
         "RSA PRIVATE KEY" => RsaKeyPair::from_der(&block.der).ok().map(SigningKey::Rsa),
-        "EC PRIVATE KEY" | "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&block.der)
-            .ok()
-            .map(SigningKey::Rsa)
-            .or_else(|| ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, Curve::P256))
-            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, Curve::P384)),
+        "EC PRIVATE KEY" | "PRIVATE KEY" => SigningKey::from_der(&block.der),
         other => {
             return Err(ctx.err(
                 src,

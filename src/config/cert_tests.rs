@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::config::settings::AuthSettings;
 
-#[path = "../../tests/common/pki.rs"]
-#[allow(dead_code)]
-mod pki;
-use pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, at};
+use crate::test_pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, at};
 
 /// 2030-06-15 00:00:00 UTC: every test leaf is valid from 2030-01-01 to 2031-01-01.
 const NOW: i64 = 1_907_712_000;
