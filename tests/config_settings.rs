@@ -852,7 +852,7 @@ fn daemon_user_from_the_file_or_the_environment() {
 /// Issue #16, settings layer: the FACTS §9.1 certificate sample (CertificateArn on both tunnels, no
 /// key anywhere) with `[auth]` naming a certificate AWS Private CA would issue is accepted: its
 /// tunnels carry no key, the connection carries the checked certificate, `cgwd check` shows it,
-/// and `cgwd run` refuses (until IKE signs) with one line naming the tunnel and issue.
+/// and the tunnels' IKE configs authenticate with it.
 #[test]
 fn certificate_sample_with_auth_settings_is_accepted() {
     use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
@@ -880,25 +880,25 @@ fn certificate_sample_with_auth_settings_is_accepted() {
         "issuer           CN=Example Private CA",
         "key              ECDSA P-256 (private, never shown)",
         "none: the certificate of [auth]",
-        "cgwd run cannot authenticate by certificate yet",
     ] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     let json = cgwd::config::report::json(conn, settings);
     assert_eq!(json["certificate"]["subject"], "CN=cgw.example.com");
-    let e = cgwd::daemon::ike_config_for(
+    let ike = cgwd::daemon::ike_config_for(
         conn,
         settings,
-        cgwd::sa::TunnelId::One,
+        cgwd::sa::TunnelId::Two,
         "192.0.2.10".parse().unwrap(),
     )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("tunnel 1: authenticates with the customer gateway certificate"),
-        "{e}"
-    );
+    .unwrap();
+    let auth = ike
+        .certificate
+        .as_ref()
+        .expect("tunnel 2 authenticates by certificate");
+    assert_eq!(auth.subject_dn, c.subject_dn);
+    assert_eq!(auth.ca, c.ca);
 
     // The same settings, each flaw: one error naming the file and the fix.
     for (flaw, other_ca, want) in [

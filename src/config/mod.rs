@@ -173,13 +173,6 @@ pub fn load_many_with(
         }
         for (_, conn) in &mut raw {
             conn.notes.extend(found.warnings.iter().cloned());
-            if conn.tunnels.iter().any(|t| t.psk.is_none()) {
-                conn.notes.push(
-                    "cgwd run cannot authenticate by certificate yet (issue #16: IKE CERT and \
-                     signature AUTH are not implemented); it refuses to start these tunnels"
-                        .into(),
-                );
-            }
             conn.certificate = Some(found.identity.clone());
         }
     }

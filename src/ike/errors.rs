@@ -81,6 +81,9 @@ pub enum FailReason {
     PeerAuthInvalid,
     /// The peer identified itself as someone else.
     PeerIdMismatch { got: String },
+    /// Certificate authentication: the peer's certificate, identity or signature was refused
+    /// (`why` names which and the fix).
+    PeerCertificate { why: String },
     /// No proposal in common; `by_peer` = the peer said so, otherwise we did.
     NoProposalChosen { phase: Phase, by_peer: bool },
     /// The traffic selectors do not overlap.
@@ -120,6 +123,7 @@ impl Failure {
             FailReason::PeerAuthInvalid => format!(
                 "{t}: the peer {peer} proved a different PSK than ours — check the pre_shared_key of tunnel {peer}"
             ),
+            FailReason::PeerCertificate { why } => format!("{t}: refused the peer {peer}: {why}"),
             FailReason::PeerIdMismatch { got } => format!(
                 "{t}: the peer identified itself as {got}, expected {peer} — is the tunnel outside IP right?"
             ),
@@ -173,7 +177,8 @@ impl Failure {
         Some(match self.reason {
             FailReason::PeerRejectedAuth
             | FailReason::PeerAuthInvalid
-            | FailReason::PeerIdMismatch { .. } => notify::AUTHENTICATION_FAILED,
+            | FailReason::PeerIdMismatch { .. }
+            | FailReason::PeerCertificate { .. } => notify::AUTHENTICATION_FAILED,
             FailReason::NoProposalChosen { .. } => notify::NO_PROPOSAL_CHOSEN,
             FailReason::TsUnacceptable { .. } => notify::TS_UNACCEPTABLE,
             FailReason::InvalidKe { .. } => notify::INVALID_KE_PAYLOAD,
