@@ -173,7 +173,11 @@ pub fn check_identity(peer_der: &[u8], id: &IdRepr) -> Result<(), CertError> {
         .map(|e| e.value.general_names.clone())
         .unwrap_or_default();
     let matches = match id.id_type {
-        IdType::ID_DER_ASN1_DN => id.data == cert.subject().as_raw(),
+        IdType::ID_DER_ASN1_DN => {
+            id.data == cert.subject().as_raw()
+                || x509_parser::x509::X509Name::from_der(&id.data)
+                    .is_ok_and(|(_, n)| dn_eq(&n, cert.subject()))
+        }
         IdType::ID_FQDN => sans
             .iter()
             .any(|n| matches!(n, GeneralName::DNSName(d) if d.as_bytes().eq_ignore_ascii_case(&id.data))),
@@ -192,6 +196,27 @@ pub fn check_identity(peer_der: &[u8], id: &IdRepr) -> Result<(), CertError> {
             id: id_text(id),
             subject: cert.subject().to_string(),
         })
+    }
+}
+
+/// Two DNs name the same subject: the same attributes in the same order with the same values,
+/// whatever string types encode them (strongSwan re-encodes a configured `CN=…` as
+/// PrintableString where the certificate may hold UTF8String). Values compare case-insensitively
+/// (RFC 5280 §7.1 caseIgnoreMatch, ASCII).
+fn dn_eq(a: &x509_parser::x509::X509Name<'_>, b: &x509_parser::x509::X509Name<'_>) -> bool {
+    let attrs = |n: &x509_parser::x509::X509Name<'_>| -> Option<Vec<(String, String)>> {
+        n.iter_attributes()
+            .map(|at| {
+                Some((
+                    at.attr_type().to_id_string(),
+                    at.as_str().ok()?.trim().to_ascii_lowercase(),
+                ))
+            })
+            .collect()
+    };
+    match (attrs(a), attrs(b)) {
+        (Some(x), Some(y)) => x == y && a.iter_rdn().count() == b.iter_rdn().count(),
+        _ => false,
     }
 }
 

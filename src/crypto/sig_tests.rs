@@ -160,6 +160,20 @@ fn the_identity_must_be_the_subject_dn_or_a_san() {
         data: parsed.subject().as_raw().to_vec(),
     };
     check_identity(&cert, &dn).unwrap();
+    // The same DN as strongSwan encodes `CN=vpn-1.example.com`: PrintableString, not UTF8String.
+    let mut printable = vec![
+        0x30, 0x1c, 0x31, 0x1a, 0x30, 0x18, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x11,
+    ];
+    printable.extend_from_slice(b"vpn-1.example.com");
+    let id = |data: Vec<u8>| IdRepr {
+        id_type: IdType::ID_DER_ASN1_DN,
+        data,
+    };
+    check_identity(&cert, &id(printable.clone())).unwrap();
+    let mut other = printable;
+    let n = other.len();
+    other[n - 1] = b'n';
+    assert!(check_identity(&cert, &id(other)).is_err());
     check_identity(&cert, &IdRepr::fqdn("VPN-1.example.com")).unwrap();
     let e = check_identity(&cert, &IdRepr::fqdn("vpn-2.example.com")).unwrap_err();
     assert_eq!(
