@@ -34,6 +34,21 @@ fn cert_auth(ca: &Ca, alg: &'static SignatureAlgorithm, cn: &str, flaw: Flaw, tr
     }
 }
 
+/// cgwd's config with an ECDSA certificate from `ca`, trusting `ca`, and its mirror for AWS
+/// (still with cgwd's certificate: callers set AWS's own).
+fn cgw_and_mirror(ca: &Ca) -> (IkeConfig, IkeConfig) {
+    let mut cgw = config();
+    cgw.certificate = Some(cert_auth(
+        ca,
+        &PKCS_ECDSA_P256_SHA256,
+        "cgw.example.com",
+        Flaw::None,
+        ca,
+    ));
+    let aws = cgw.mirrored();
+    (cgw, aws)
+}
+
 /// cgwd's config and AWS's, both by certificate from `ca` unless AWS's leaf has `aws_flaw` or
 /// comes from `aws_ca`.
 fn pair_of(alg: &'static SignatureAlgorithm, aws_flaw: Flaw, aws_ca: Option<&Ca>, seed: u64) -> Pair {
@@ -104,19 +119,40 @@ fn an_aws_certificate_without_subject_key_identifier_is_refused() {
 #[test]
 fn a_psk_peer_cannot_pass_for_a_certificate_one() {
     let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
-    let mut cgw = config();
-    cgw.certificate = Some(cert_auth(
-        &ca,
-        &PKCS_ECDSA_P256_SHA256,
-        "cgw.example.com",
-        Flaw::None,
-        &ca,
-    ));
-    let mut aws = cgw.mirrored();
+    let (cgw, mut aws) = cgw_and_mirror(&ca);
     aws.certificate = None;
     let mut p = Pair::new(cgw, aws, 53);
     p.run_for(Duration::from_secs(2));
     assert_eq!(p.initiator.state(), State::Closed);
     assert!(Pair::child_ups(&p.initiator_events).is_empty());
     assert!(Pair::child_ups(&p.responder_events).is_empty());
+}
+
+#[test]
+fn our_certificate_refused_by_aws_is_reported_as_such() {
+    // AWS trusts another CA: it answers AUTHENTICATION_FAILED to cgwd's IKE_AUTH.
+    let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+    let other = Ca::new(&PKCS_RSA_SHA256, "Other CA");
+    let (cgw, mut aws) = cgw_and_mirror(&ca);
+    aws.certificate = Some(cert_auth(
+        &ca,
+        &PKCS_ECDSA_P256_SHA256,
+        "aws.example.com",
+        Flaw::None,
+        &other,
+    ));
+    let mut p = Pair::new(cgw, aws, 54);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.initiator.state(), State::Closed);
+    let f = Pair::failures(&p.initiator_events);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].starts_with("tunnel 1: AWS rejected our certificate — check that auth.certificate"),
+        "{f:?}"
+    );
+    let r = Pair::failures(&p.responder_events);
+    assert!(
+        r[0].contains("was not issued by a CA of auth.ca (its issuer is CN=Example Private CA)"),
+        "{r:?}"
+    );
 }

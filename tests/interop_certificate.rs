@@ -55,8 +55,8 @@ fn run(
     let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
     let aws = aws_ca.unwrap_or(&ca).issue(alg, AWS_CN, aws_flaw);
     let cgw = ca.issue(alg, CGW_CN, Flaw::None);
-    // charon's credentials: its certificate, key and the CA it trusts for cgwd's certificate.
-    // swanctl reads x509/, x509ca/ and private/ next to the swanctl.conf it is given.
+    // charon's credentials, next to its swanctl.conf: its certificate, key and the CA it trusts
+    // for cgwd's certificate.
     let creds = dir.clone();
     let aws_cert = write(&creds, "x509/aws.pem", &aws.cert);
     write(&creds, "private/aws.key", &aws.key);
@@ -70,9 +70,7 @@ fn run(
         "aes256gcm16",
     );
     conn.pubkey = Some((aws_cert, ca_file, format!("CN={AWS_CN}"), format!("CN={CGW_CN}")));
-    charon
-        .load_with_credentials(&conn, &creds)
-        .expect("swanctl --load-all");
+    charon.load_with_credentials(&conn).expect("swanctl --load-all");
     let socks = bind_in(&net.cgw, net.cgw_ip).expect("bind 500/4500 in cgw");
 
     let mut cfg = IkeConfig::aws_defaults(

@@ -229,6 +229,9 @@ impl IkeSa {
         let p = &inbound.payloads;
         let Some(idr) = find_id(p, false) else {
             let reason = match first_error(p) {
+                Some(NotifyType::AUTHENTICATION_FAILED) if self.cfg.certificate.is_some() => {
+                    FailReason::PeerRejectedCertificate
+                }
                 Some(NotifyType::AUTHENTICATION_FAILED) => FailReason::PeerRejectedAuth,
                 Some(NotifyType::NO_PROPOSAL_CHOSEN) => FailReason::NoProposalChosen {
                     phase: Phase::Two,

@@ -77,6 +77,8 @@ pub enum Phase {
 pub enum FailReason {
     /// The peer sent AUTHENTICATION_FAILED: it did not accept our PSK (or our ID).
     PeerRejectedAuth,
+    /// The peer sent AUTHENTICATION_FAILED to our certificate authentication.
+    PeerRejectedCertificate,
     /// The peer's AUTH payload did not verify with our PSK.
     PeerAuthInvalid,
     /// The peer identified itself as someone else.
@@ -119,6 +121,11 @@ impl Failure {
             FailReason::PeerRejectedAuth => format!(
                 "{t}: AWS rejected our PSK — check the pre_shared_key of tunnel {peer} \
                  (and that our outside IP is the customer gateway IP AWS expects)"
+            ),
+            FailReason::PeerRejectedCertificate => format!(
+                "{t}: AWS rejected our certificate — check that auth.certificate was issued by the AWS \
+                 Private CA the customer gateway was created with (a subordinate CA), is valid, and \
+                 that auth.private_key is its key"
             ),
             FailReason::PeerAuthInvalid => format!(
                 "{t}: the peer {peer} proved a different PSK than ours — check the pre_shared_key of tunnel {peer}"
@@ -176,6 +183,7 @@ impl Failure {
     pub fn notify(&self) -> Option<u16> {
         Some(match self.reason {
             FailReason::PeerRejectedAuth
+            | FailReason::PeerRejectedCertificate
             | FailReason::PeerAuthInvalid
             | FailReason::PeerIdMismatch { .. }
             | FailReason::PeerCertificate { .. } => notify::AUTHENTICATION_FAILED,

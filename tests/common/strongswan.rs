@@ -32,8 +32,8 @@ pub struct Conn {
     /// RFC 7383 fragmentation (`yes`, charon's default, or `no`).
     pub fragmentation: &'static str,
     /// Certificate authentication instead of the PSK: (our certificate file, the CA certificate
-    /// file the peer's must chain to, our ID, the peer's ID); the key in
-    /// [`Charon::load_with_credentials`]'s directory.
+    /// file the peer's must chain to, our ID, the peer's ID); the key in `private/` of the
+    /// charon's directory ([`Charon::load_with_credentials`]).
     pub pubkey: Option<(PathBuf, PathBuf, String, String)>,
 }
 
@@ -239,13 +239,13 @@ impl Charon {
         run("swanctl", &all)
     }
 
-    /// [`Self::load`] with swanctl reading credentials from `swanctl_dir` (`x509ca/`, `private/`):
-    /// how pubkey connections get their CA and key.
-    pub fn load_with_credentials(&self, conn: &Conn, swanctl_dir: &Path) -> io::Result<()> {
+    /// [`Self::load`] for a pubkey connection: swanctl reads the credentials in `x509/`,
+    /// `x509ca/` and `private/` next to the swanctl.conf it is given (this charon's directory; it
+    /// does not use SWANCTL_DIR then), and its output is kept in `swanctl.load.out`.
+    pub fn load_with_credentials(&self, conn: &Conn) -> io::Result<()> {
         let file = self.dir.join("swanctl.conf");
         std::fs::write(&file, conn.swanctl_conf())?;
         let out = Command::new("swanctl")
-            .env("SWANCTL_DIR", swanctl_dir)
             .args(["--load-all", "--uri", &self.uri(), "--noprompt", "--file"])
             .arg(&file)
             .output()?;
