@@ -156,3 +156,33 @@ fn our_certificate_refused_by_aws_is_reported_as_such() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_certificate_from_a_subordinate_ca_is_sent_with_its_ca_and_accepted_by_a_root_only_peer() {
+    // AWS Private CA: the customer gateway's certificate comes from a subordinate CA; auth.ca holds
+    // the chain (root and subordinate). A peer trusting only the root builds the path from the
+    // subordinate CA certificate cgwd sends in a second CERT.
+    let root = Ca::new(&PKCS_RSA_SHA256, "Root CA");
+    let sub = root.subordinate(&PKCS_ECDSA_P256_SHA256, "Subordinate CA");
+    let mut cgw = config();
+    let mut own = cert_auth(
+        &sub,
+        &PKCS_ECDSA_P256_SHA256,
+        "cgw.example.com",
+        Flaw::None,
+        &root,
+    );
+    own.ca.push(der(&sub.pem));
+    cgw.certificate = Some(own);
+    let mut aws = cgw.mirrored();
+    aws.certificate = Some(cert_auth(
+        &root,
+        &PKCS_ECDSA_P256_SHA256,
+        "aws.example.com",
+        Flaw::None,
+        &root,
+    ));
+    let mut p = Pair::new(cgw, aws, 55);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+}

@@ -76,6 +76,12 @@ pub fn ca_key_hash(ca_der: &[u8]) -> Option<CaKeyHash> {
     CaKeyHash::try_from(d.as_ref()).ok()
 }
 
+/// Whether `der` is a CA certificate issued by another CA (not a self-signed root).
+pub fn is_subordinate_ca(der: &[u8]) -> bool {
+    X509Certificate::from_der(der)
+        .is_ok_and(|(_, c)| c.is_ca() && c.subject().as_raw() != c.issuer().as_raw())
+}
+
 /// Why a peer's certificate or AUTH is refused: each a distinct log line naming the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertError {
@@ -116,10 +122,19 @@ pub enum CertError {
     BadSignature,
 }
 
+/// How many CA certificates the peer may send between its certificate and a trust anchor.
+const MAX_INTERMEDIATES: usize = 4;
+
 /// Checks `peer_der` at `now` (seconds since the epoch) against the trust anchors `ca`: valid,
 /// carrying what AWS's certificates carry, an end-entity certificate that may sign, issued and
-/// signed by one of `ca`.
-pub fn verify_certificate(peer_der: &[u8], ca: &[Vec<u8>], now: i64) -> Result<(), CertError> {
+/// signed by one of `ca`, or through CA certificates the peer sent (`intermediates`, each valid
+/// and signed in turn) by one of `ca`.
+pub fn verify_certificate(
+    peer_der: &[u8],
+    intermediates: &[&[u8]],
+    ca: &[Vec<u8>],
+    now: i64,
+) -> Result<(), CertError> {
     let (_, cert) = X509Certificate::from_der(peer_der).map_err(|_| CertError::Unparsable)?;
     let subject = cert.subject().to_string();
     let v = cert.validity();
@@ -139,10 +154,33 @@ pub fn verify_certificate(peer_der: &[u8], ca: &[Vec<u8>], now: i64) -> Result<(
         .iter()
         .filter_map(|d| X509Certificate::from_der(d).ok().map(|(_, c)| c))
         .collect();
-    if !anchors
+    let sent: Vec<X509Certificate<'_>> = intermediates
         .iter()
-        .any(|a| a.subject().as_raw() == cert.issuer().as_raw() && signed_by(&cert, a))
-    {
+        .filter_map(|d| X509Certificate::from_der(d).ok().map(|(_, c)| c))
+        .filter(|c| {
+            c.is_ca()
+                && c.validity().is_valid_at(
+                    x509_parser::time::ASN1Time::from_timestamp(now).unwrap_or(c.validity().not_after),
+                )
+        })
+        .take(MAX_INTERMEDIATES)
+        .collect();
+    let issued = |child: &X509Certificate<'_>, parent: &X509Certificate<'_>| {
+        parent.subject().as_raw() == child.issuer().as_raw() && signed_by(child, parent)
+    };
+    let mut current = &cert;
+    let mut chained = false;
+    for _ in 0..=MAX_INTERMEDIATES {
+        if anchors.iter().any(|a| issued(current, a)) {
+            chained = true;
+            break;
+        }
+        match sent.iter().find(|i| issued(current, i)) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    if !chained {
         return Err(CertError::OtherCa {
             subject,
             issuer: cert.issuer().to_string(),

@@ -104,9 +104,9 @@ fn the_peer_certificate_is_checked_with_one_distinct_error_per_fix() {
     let ca1 = ca(&PKCS_RSA_SHA256, "Example Private CA");
     let chain = vec![der_of(&ca1.pem)];
     let (good, _) = leaf(&PKCS_ECDSA_P256_SHA256, &ca1, "aws.example.com", Flaw::None);
-    verify_certificate(&good, &chain, NOW).unwrap();
+    verify_certificate(&good, &[], &chain, NOW).unwrap();
 
-    let e = verify_certificate(&good, &chain, END + DAY).unwrap_err();
+    let e = verify_certificate(&good, &[], &chain, END + DAY).unwrap_err();
     assert_eq!(
         e,
         CertError::Expired {
@@ -116,13 +116,13 @@ fn the_peer_certificate_is_checked_with_one_distinct_error_per_fix() {
     );
     assert!(e.to_string().contains("Rotate Tunnel Certificates"), "{e}");
     assert!(matches!(
-        verify_certificate(&good, &chain, FROM - DAY),
+        verify_certificate(&good, &[], &chain, FROM - DAY),
         Err(CertError::NotYetValid { .. })
     ));
 
     let other = ca(&PKCS_RSA_SHA256, "Example Private CA");
     let (foreign, _) = leaf(&PKCS_ECDSA_P256_SHA256, &other, "aws.example.com", Flaw::None);
-    let e = verify_certificate(&foreign, &chain, NOW).unwrap_err();
+    let e = verify_certificate(&foreign, &[], &chain, NOW).unwrap_err();
     assert!(matches!(e, CertError::OtherCa { .. }), "{e}");
     assert!(e.to_string().contains("auth.ca"), "{e}");
 
@@ -132,7 +132,7 @@ fn the_peer_certificate_is_checked_with_one_distinct_error_per_fix() {
         "aws.example.com",
         Flaw::NoSubjectKeyId,
     );
-    let e = verify_certificate(&no_ski, &chain, NOW).unwrap_err();
+    let e = verify_certificate(&no_ski, &[], &chain, NOW).unwrap_err();
     assert_eq!(
         e,
         CertError::MissingExtension {
@@ -142,10 +142,10 @@ fn the_peer_certificate_is_checked_with_one_distinct_error_per_fix() {
     );
 
     // The CA itself is no endpoint certificate.
-    let e = verify_certificate(&chain[0], &chain, NOW).unwrap_err();
+    let e = verify_certificate(&chain[0], &[], &chain, NOW).unwrap_err();
     assert!(matches!(e, CertError::NotForSigning { .. }), "{e}");
     assert_eq!(
-        verify_certificate(b"junk", &chain, NOW),
+        verify_certificate(b"junk", &[], &chain, NOW),
         Err(CertError::Unparsable)
     );
 }
@@ -192,4 +192,30 @@ fn certreq_names_a_ca_by_the_sha1_of_its_public_key_info() {
     let want = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, parsed.public_key().raw);
     assert_eq!(ca_key_hash(&der).unwrap().as_slice(), want.as_ref());
     assert_eq!(ca_key_hash(b"junk"), None);
+}
+
+#[test]
+fn a_subordinate_ca_chains_when_trusted_or_when_the_peer_sends_it() {
+    let root = ca(&PKCS_RSA_SHA256, "Root CA");
+    let sub = root.subordinate(&PKCS_ECDSA_P256_SHA256, "Subordinate CA");
+    let (leaf_der, _) = leaf(&PKCS_ECDSA_P256_SHA256, &sub, "aws.example.com", Flaw::None);
+    let (root_der, sub_der) = (der_of(&root.pem), der_of(&sub.pem));
+    assert!(is_subordinate_ca(&sub_der) && !is_subordinate_ca(&root_der) && !is_subordinate_ca(&leaf_der));
+    // The configured chain holds the subordinate: trusted directly.
+    verify_certificate(&leaf_der, &[], &[root_der.clone(), sub_der.clone()], NOW).unwrap();
+    // Only the root configured: the subordinate must come from the peer.
+    let e = verify_certificate(&leaf_der, &[], std::slice::from_ref(&root_der), NOW).unwrap_err();
+    assert!(matches!(e, CertError::OtherCa { .. }), "{e}");
+    verify_certificate(&leaf_der, &[&sub_der], std::slice::from_ref(&root_der), NOW).unwrap();
+    // A CA the peer sends that the root did not sign does not help.
+    let stranger = ca(&PKCS_RSA_SHA256, "Root CA").subordinate(&PKCS_ECDSA_P256_SHA256, "Subordinate CA");
+    let (other_leaf, _) = leaf(&PKCS_ECDSA_P256_SHA256, &stranger, "aws.example.com", Flaw::None);
+    let e = verify_certificate(
+        &other_leaf,
+        &[&der_of(&stranger.pem)],
+        std::slice::from_ref(&root_der),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CertError::OtherCa { .. }), "{e}");
 }

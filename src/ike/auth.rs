@@ -103,10 +103,16 @@ impl IkeSa {
             Some(c) => {
                 let octets = crate::crypto::sig::signed_octets(prf, signed, nonce, sk_p, &id.body_bytes());
                 let auth = crate::crypto::sig::sign(&c.key, &octets)?;
-                Some(vec![
-                    crate::wire::ike::cert::cert_payload(&c.certificate),
-                    auth.payload().ok()?,
-                ])
+                // Our certificate, then the subordinate CAs of our chain (not self-signed roots,
+                // which the peer must have), so a peer trusting only the root can build the path.
+                let mut out = vec![crate::wire::ike::cert::cert_payload(&c.certificate)];
+                out.extend(
+                    c.ca.iter()
+                        .filter(|d| crate::crypto::sig::is_subordinate_ca(d))
+                        .map(|d| crate::wire::ike::cert::cert_payload(d)),
+                );
+                out.push(auth.payload().ok()?);
+                Some(out)
             }
         }
     }
@@ -126,10 +132,9 @@ impl IkeSa {
             return;
         };
         let mut payloads = vec![PayloadRepr::IdI(id)];
-        // CERT right after IDi, CERTREQ before AUTH (RFC 7296 §1.2).
-        if auth.len() > 1 {
-            payloads.push(auth.remove(0));
-        }
+        // CERT(s) right after IDi, CERTREQ before AUTH (RFC 7296 §1.2).
+        let last = auth.len().saturating_sub(1);
+        payloads.extend(auth.drain(..last));
         if self.cfg.initial_contact {
             payloads.push(notify(NotifyType::INITIAL_CONTACT, Vec::new()));
         }
@@ -204,11 +209,13 @@ impl IkeSa {
         peer_is_initiator: bool,
     ) -> Result<(), FailReason> {
         use crate::crypto::sig;
-        let der = payloads
-            .iter()
-            .find_map(crate::wire::ike::cert::x509_cert)
+        // The first CERT is the peer's own (RFC 7296 §3.6); any others, CA certificates of its chain.
+        let mut certs = payloads.iter().filter_map(crate::wire::ike::cert::x509_cert);
+        let der = certs
+            .next()
             .ok_or_else(|| cert_fail(sig::CertError::NoCertificate))?;
-        sig::verify_certificate(der, &c.ca, (c.wall_clock)()).map_err(cert_fail)?;
+        let intermediates: Vec<&[u8]> = certs.collect();
+        sig::verify_certificate(der, &intermediates, &c.ca, (c.wall_clock)()).map_err(cert_fail)?;
         sig::check_identity(der, id).map_err(cert_fail)?;
         let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
             return Err(FailReason::Protocol {

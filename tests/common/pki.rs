@@ -65,6 +65,22 @@ impl Ca {
         Ca { params, key, pem }
     }
 
+    /// A subordinate CA issued by this one (AWS requires the customer gateway's certificate to come
+    /// from a subordinate CA of AWS Private CA).
+    pub fn subordinate(&self, alg: &'static SignatureAlgorithm, cn: &str) -> Ca {
+        let key = KeyPair::generate_for(alg).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = self.params.not_before;
+        params.not_after = self.params.not_after;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let pem = params.signed_by(&key, &issuer).unwrap().pem();
+        Ca { params, key, pem }
+    }
+
     /// A certificate for `cn` (also its DNS SAN) with a fresh key of `alg`, valid from yesterday
     /// for 200 days (expired: until yesterday).
     pub fn issue(&self, alg: &'static SignatureAlgorithm, cn: &str, flaw: Flaw) -> Leaf {
