@@ -186,3 +186,49 @@ fn a_certificate_from_a_subordinate_ca_is_sent_with_its_ca_and_accepted_by_a_roo
     p.run_for(Duration::from_secs(2));
     assert_established(&p);
 }
+
+/// IKE_SA_INIT by certificate: both sides announce SIGNATURE_HASH_ALGORITHMS (SHA-256/384/512,
+/// RFC 7427 §4) and the responder's answer carries a CERTREQ naming the SHA-1 of its CA's
+/// SubjectPublicKeyInfo (RFC 7296 §3.7).
+#[test]
+fn ike_sa_init_announces_signature_hashes_and_the_responder_requests_a_certificate() {
+    use cgwd::wire::ike::cert::{parse_certreq, parse_signature_hash_algorithms};
+    use cgwd::wire::ike::{HashAlgorithm, Message, NotifyType, PayloadRepr};
+    let p = pair_of(&PKCS_ECDSA_P256_SHA256, Flaw::None, None, 56);
+    assert_established(&p);
+    let init: Vec<Vec<PayloadRepr>> = p
+        .raw
+        .iter()
+        .filter(|(_, m)| m.get(18) == Some(&common::pair::IKE_SA_INIT))
+        .map(|(_, m)| Message::parse(m).unwrap().payloads().unwrap())
+        .collect();
+    assert_eq!(init.len(), 2);
+    for payloads in &init {
+        let hashes = payloads
+            .iter()
+            .find_map(|p| match p {
+                PayloadRepr::Notify(n) if n.kind == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
+                    Some(parse_signature_hash_algorithms(&n.data).unwrap())
+                }
+                _ => None,
+            })
+            .expect("SIGNATURE_HASH_ALGORITHMS");
+        assert_eq!(
+            hashes,
+            [
+                HashAlgorithm::SHA2_256,
+                HashAlgorithm::SHA2_384,
+                HashAlgorithm::SHA2_512
+            ]
+        );
+    }
+    let certreq = init[1]
+        .iter()
+        .find_map(|p| match p {
+            PayloadRepr::CertReq { encoding, data } => Some(parse_certreq(*encoding, data).unwrap()),
+            _ => None,
+        })
+        .expect("CERTREQ in the IKE_SA_INIT response");
+    let ca = p.responder_cfg.certificate.as_ref().unwrap().ca[0].clone();
+    assert_eq!(certreq, [cgwd::crypto::sig::ca_key_hash(&ca).unwrap()]);
+}
