@@ -280,7 +280,7 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
             &[
                 "tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing",
                 "[tunnels.1] psk_file",
-                "needs the customer gateway's certificate in the settings' [auth] table",
+                "for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON",
             ],
         ),
         (

@@ -534,7 +534,8 @@ fn keyless_samples_as_xml() {
     );
     assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
     assert!(
-        msg.contains("certificate authentication is not supported yet"),
+        msg.contains("for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON")
+            && msg.contains("[auth] table"),
         "{msg}"
     );
 

@@ -1312,8 +1312,10 @@ impl Builder<'_> {
             copy
         } else {
             format!(
-                "if AWS keeps the key in Secrets Manager, {copy}; a tunnel authenticated by \
-                 certificate needs the customer gateway's certificate in the settings' [auth] table"
+                "if AWS keeps the key in Secrets Manager, {copy}; for a tunnel authenticated by \
+                 certificate give cgwd the describe-vpn-connections JSON (its VgwTelemetry lists \
+                 the CertificateArn, the XML does not) and the customer gateway's certificate in \
+                 the settings' [auth] table"
             )
         };
         self.err(
