@@ -101,6 +101,8 @@ pub struct CertIdentity {
     pub not_after: i64,
     /// Where the three came from, as `cgwd check` shows it.
     pub sources: String,
+    /// The certificate's file (what a renewal replaces).
+    pub certificate_file: PathBuf,
 }
 
 /// Equal when the same files give the same certificate, chain and key (reload: what changed).
@@ -512,15 +514,12 @@ pub fn load(
             "check this host's clock, or wait until the certificate is valid",
         ));
     }
-    if not_after - now < EXPIRY_WARNING_SECS {
-        warnings.push(format!(
-            "the customer gateway certificate ({subject}) expires at {} (in {} days); renew it with AWS \
-             Private CA and replace {}",
-            fmt_time(not_after),
-            (not_after - now) / 86400,
-            cert_src.path.display()
-        ));
-    }
+    warnings.extend(expiry_warning(
+        &subject,
+        not_after,
+        now,
+        &cert_src.path.display().to_string(),
+    ));
 
     let (key, key_warning) = private_key(&key_src, &ctx)?;
     warnings.extend(key_warning);
@@ -581,9 +580,34 @@ pub fn load(
             not_before,
             not_after,
             sources,
+            certificate_file: cert_src.path.clone(),
         },
         warnings,
     }))
+}
+
+/// What to tell the user about a certificate expiring at `not_after` (seconds since the epoch) when
+/// it is `now`: nothing until [`EXPIRY_WARNING_SECS`] before, then when and what to replace
+/// (`file`); once expired, that tunnels cannot authenticate until it is renewed. Loading says it,
+/// and the running daemon once a day ([`crate::daemon`]).
+pub fn expiry_warning(subject: &str, not_after: i64, now: i64, file: &str) -> Option<String> {
+    let left = not_after - now;
+    if left >= EXPIRY_WARNING_SECS {
+        None
+    } else if left < 0 {
+        Some(format!(
+            "the customer gateway certificate ({subject}) expired at {}: new IKE SAs cannot \
+             authenticate; renew it with AWS Private CA and replace {file}, then `cgwd reload`",
+            fmt_time(not_after)
+        ))
+    } else {
+        Some(format!(
+            "the customer gateway certificate ({subject}) expires at {} (in {} days); renew it with AWS \
+             Private CA and replace {file}",
+            fmt_time(not_after),
+            left / 86400
+        ))
+    }
 }
 
 /// `2026-12-03 23:05:26 UTC`.

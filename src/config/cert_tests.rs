@@ -246,3 +246,21 @@ fn pem_and_base64_edge_cases_never_panic() {
         &[0, 1, 2]
     );
 }
+
+#[test]
+fn the_expiry_warning_starts_30_days_before_and_changes_once_expired() {
+    let w = |now| expiry_warning("CN=x", END, now, "/etc/cgwd/cgw.pem");
+    assert_eq!(w(END - 30 * DAY), None);
+    assert_eq!(
+        w(END - 30 * DAY + 1).as_deref(),
+        Some(
+            "the customer gateway certificate (CN=x) expires at 2031-01-01 00:00:00 UTC (in 29 days); \
+             renew it with AWS Private CA and replace /etc/cgwd/cgw.pem"
+        )
+    );
+    assert!(
+        w(END + 1)
+            .unwrap()
+            .contains("expired at 2031-01-01 00:00:00 UTC: new IKE SAs cannot authenticate")
+    );
+}
