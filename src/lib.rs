@@ -48,3 +48,9 @@ pub mod sa;
 pub mod secret;
 pub mod suite;
 pub mod wire;
+
+/// Certificates made at run time for unit tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../tests/common/pki.rs"]
+#[allow(dead_code)]
+pub(crate) mod test_pki;

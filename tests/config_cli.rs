@@ -271,7 +271,8 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
             &[
                 "VpnConnections[0].VgwTelemetry[0].CertificateArn",
                 "authenticates with a certificate (CertificateArn arn:aws:acm:",
-                "certificate authentication is not supported yet by cgwd",
+                "the settings give the customer gateway no certificate",
+                "[auth] table",
             ],
         ),
         (
@@ -279,7 +280,7 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
             &[
                 "tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing",
                 "[tunnels.1] psk_file",
-                "certificate authentication is not supported yet by cgwd",
+                "for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON",
             ],
         ),
         (

@@ -83,7 +83,10 @@ fn static_describe_sample_every_field() {
         assert_eq!(t.origin("dpd_interval"), Some(&Origin::Xml));
     }
     assert_eq!(c.tunnels[0].aws_outside, ip("192.0.2.11"));
-    assert_eq!(c.tunnels[0].psk.expose(), b"Kq3vT8mLp2Rz7Wn4Xb9Hc5Jd1Fg6Ys_a");
+    assert_eq!(
+        c.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"Kq3vT8mLp2Rz7Wn4Xb9Hc5Jd1Fg6Ys_a"
+    );
     assert_eq!(c.tunnels[1].aws_outside, ip("198.51.100.21"));
     assert_eq!(c.tunnels[1].inside.to_string(), "169.254.100.4/30");
     assert!(c.notes.is_empty(), "{:?}", c.notes);
@@ -128,11 +131,14 @@ fn swapped_xml_is_matched_by_outside_address_not_order() {
     for (a, b) in straight.tunnels.iter().zip(&swapped.tunnels) {
         assert_eq!(a.id, b.id);
         assert_eq!(a.aws_outside, b.aws_outside);
-        assert_eq!(a.psk.expose(), b.psk.expose());
+        assert_eq!(a.psk.as_ref().unwrap().expose(), b.psk.as_ref().unwrap().expose());
         assert_eq!(a.inside, b.inside);
     }
     assert_eq!(swapped.tunnels[0].aws_outside, ip("198.51.100.11"));
-    assert_eq!(swapped.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(
+        swapped.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel1_psk.AWS1"
+    );
 
     // Per-tunnel options follow their address even when both lists are in different orders.
     let c = parse(&sample("lab-static-tgw-options-swapped.describe.json")).unwrap();
@@ -149,7 +155,7 @@ fn swapped_xml_is_matched_by_outside_address_not_order() {
         .find(|t| t.aws_outside == ip("203.0.113.12"))
         .unwrap();
     assert_eq!(t1.inside.to_string(), "169.254.10.4/30");
-    assert_eq!(t1.psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(t1.psk.as_ref().unwrap().expose(), b"lab_tunnel1_psk.AWS1");
     assert_eq!(names(&t1.phase1.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t1.phase2.encryption), ["AES256-GCM-16"]);
     assert_eq!(names(&t1.phase2.pfs_groups), ["20", "19"]);
@@ -594,7 +600,8 @@ fn secrets_manager_sample_has_no_key_of_its_own() {
 }
 
 /// FACTS §9.1: a certificate-authenticated connection (no key anywhere, `VgwTelemetry[].CertificateArn`)
-/// is refused as unsupported, naming the field, not as a file missing its key.
+/// without settings giving the customer gateway a certificate is refused, naming the field and the
+/// `[auth]` table, not as a file missing its key.
 #[test]
 fn certificate_sample_is_unsupported() {
     let e = parse(&sample("parity/sample-cert.describe.json")).unwrap_err();
@@ -613,7 +620,7 @@ fn certificate_sample_is_unsupported() {
         "{msg}"
     );
     assert!(
-        msg.contains("certificate authentication is not supported yet by cgwd"),
+        msg.contains("the settings give the customer gateway no certificate") && msg.contains("[auth] table"),
         "{msg}"
     );
     assert!(!msg.contains("pre-shared key is missing"), "{msg}");
@@ -654,7 +661,10 @@ fn redacted_is_a_placeholder_wherever_it_appears() {
     let mut v = sample_json("lab.describe.json");
     opts(&mut v, 0)["PreSharedKey"] = json!("REDACTED");
     let c = parse_v(&v).unwrap();
-    assert_eq!(c.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(
+        c.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel1_psk.AWS1"
+    );
     assert_eq!(c.tunnels[0].origin("psk"), Some(&Origin::Xml));
 
     for placeholder in ["REDACTED", "redacted", "Redacted"] {

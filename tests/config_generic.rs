@@ -36,7 +36,10 @@ fn current_layout_every_field() {
     assert_eq!(t1.customer_outside, ip("203.0.113.30"));
     assert_eq!(t1.inside.to_string(), "169.254.187.20/30");
     assert_eq!(t1.customer_inside(), Ipv4Addr::new(169, 254, 187, 22));
-    assert_eq!(t1.psk.expose(), b"Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty");
+    assert_eq!(
+        t1.psk.as_ref().unwrap().expose(),
+        b"Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty"
+    );
     assert_eq!(t1.origin("psk"), Some(&Origin::GenericText));
     assert_eq!(t1.phase1_lifetime_secs, 28800);
     assert_eq!(t1.origin("phase1_lifetime"), Some(&Origin::GenericText));
@@ -49,7 +52,10 @@ fn current_layout_every_field() {
     let t2 = &c.tunnels[1];
     assert_eq!(t2.aws_outside, ip("198.51.100.61"));
     assert_eq!(t2.inside.to_string(), "169.254.91.148/30");
-    assert_eq!(t2.psk.expose(), b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T.");
+    assert_eq!(
+        t2.psk.as_ref().unwrap().expose(),
+        b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T."
+    );
     match t1.origin("phase1.encryption") {
         Some(Origin::CgwdDefault(why)) => assert!(why.contains("Generic text"), "{why}"),
         other => panic!("{other:?}"),
@@ -66,7 +72,7 @@ fn same_connection_as_the_xml() {
         assert_eq!(a.aws_outside, b.aws_outside);
         assert_eq!(a.customer_outside, b.customer_outside);
         assert_eq!(a.inside, b.inside);
-        assert_eq!(a.psk.expose(), b.psk.expose());
+        assert_eq!(a.psk.as_ref().unwrap().expose(), b.psk.as_ref().unwrap().expose());
         assert_eq!(a.phase1, b.phase1);
         assert_eq!(a.phase2, b.phase2);
         assert_eq!(a.mtu(), b.mtu());
@@ -76,12 +82,15 @@ fn same_connection_as_the_xml() {
     assert_eq!(lab_text.id, lab_xml.id);
     for (a, b) in lab_text.tunnels.iter().zip(&lab_xml.tunnels) {
         assert_eq!(a.aws_outside, b.aws_outside);
-        assert_eq!(a.psk.expose(), b.psk.expose());
+        assert_eq!(a.psk.as_ref().unwrap().expose(), b.psk.as_ref().unwrap().expose());
         assert_eq!(a.inside, b.inside);
     }
     let swapped = parse(&sample("lab-swapped-generic.txt")).unwrap();
     assert_eq!(swapped.tunnels[0].aws_outside, ip("203.0.113.12"));
-    assert_eq!(swapped.tunnels[0].psk.expose(), b"lab_tunnel2_psk.AWS2");
+    assert_eq!(
+        swapped.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel2_psk.AWS2"
+    );
 }
 
 #[test]
@@ -96,7 +105,10 @@ fn old_layout_variants() {
     assert_eq!(c.tunnels[1].aws_outside, ip("198.51.100.81"));
     assert_eq!(c.tunnels[1].inside.to_string(), "169.254.44.16/30");
     assert_eq!(c.tunnels[0].tcp_mss_adjustment, Some(1387));
-    assert_eq!(c.tunnels[1].psk.expose(), b"Wx2Yz4Ab6Cd8Ef0Gh2Ij4Kl6Mn8Op0Q.");
+    assert_eq!(
+        c.tunnels[1].psk.as_ref().unwrap().expose(),
+        b"Wx2Yz4Ab6Cd8Ef0Gh2Ij4Kl6Mn8Op0Q."
+    );
     assert!(c.notes.is_empty());
 }
 
@@ -121,7 +133,10 @@ fn column_widths_and_case_vary() {
             "Virtual Private Gateway ASN:",
         );
     let c = parse(&text).unwrap();
-    assert_eq!(c.tunnels[1].psk.expose(), b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T.");
+    assert_eq!(
+        c.tunnels[1].psk.as_ref().unwrap().expose(),
+        b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T."
+    );
     assert!(matches!(c.routing, Routing::Bgp { aws_asn: 64512, .. }));
 }
 

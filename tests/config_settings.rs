@@ -475,8 +475,16 @@ fn secrets_manager_psks_from_file_env_and_credential() {
             let loaded = load_with(d, &files, &format!("{t1_line}{tunnel2}"), &vars)
                 .unwrap_or_else(|e| panic!("{sample}: {e}"));
             let (conn, s) = &loaded.connections[0];
-            assert_eq!(conn.tunnels[0].psk.expose(), KEY1.as_bytes(), "newline stripped");
-            assert_eq!(conn.tunnels[1].psk.expose(), KEY2.as_bytes(), "CRLF stripped");
+            assert_eq!(
+                conn.tunnels[0].psk.as_ref().unwrap().expose(),
+                KEY1.as_bytes(),
+                "newline stripped"
+            );
+            assert_eq!(
+                conn.tunnels[1].psk.as_ref().unwrap().expose(),
+                KEY2.as_bytes(),
+                "CRLF stripped"
+            );
             assert_eq!(
                 conn.tunnels[0].origin("psk"),
                 Some(&Origin::PskSetting(format!("psk_file {}", t1.display())))
@@ -522,9 +530,12 @@ fn a_settings_key_overrides_the_files() {
     )
     .unwrap();
     let conn = &loaded.connections[0].0;
-    assert_eq!(conn.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(
+        conn.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel1_psk.AWS1"
+    );
     assert_eq!(conn.tunnels[0].origin("psk"), Some(&Origin::Xml));
-    assert_eq!(conn.tunnels[1].psk.expose(), KEY2.as_bytes());
+    assert_eq!(conn.tunnels[1].psk.as_ref().unwrap().expose(), KEY2.as_bytes());
     assert!(
         conn.notes
             .iter()
@@ -704,9 +715,9 @@ fn several_connections_name_their_own_keys() {
     let loaded = load_with(d, &files, &own, &[]).unwrap();
     let sm = &loaded.connections[1].0;
     assert_eq!(sm.id, SM);
-    assert_eq!(sm.tunnels[1].psk.expose(), KEY2.as_bytes());
+    assert_eq!(sm.tunnels[1].psk.as_ref().unwrap().expose(), KEY2.as_bytes());
     assert_eq!(
-        loaded.connections[0].0.tunnels[1].psk.expose(),
+        loaded.connections[0].0.tunnels[1].psk.as_ref().unwrap().expose(),
         b"lab_tunnel2_psk.AWS2"
     );
     // [tunnels.2] for both connections: refused, naming both.
@@ -836,4 +847,96 @@ fn daemon_user_from_the_file_or_the_environment() {
             "{msg}"
         );
     }
+}
+
+/// Issue #16, settings layer: the FACTS §9.1 certificate sample (CertificateArn on both tunnels, no
+/// key anywhere) with `[auth]` naming a certificate AWS Private CA would issue is accepted: its
+/// tunnels carry no key, the connection carries the checked certificate, `cgwd check` shows it,
+/// and the tunnels' IKE configs authenticate with it.
+#[test]
+fn certificate_sample_with_auth_settings_is_accepted() {
+    use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
+    let dir = common::tempdir::TempDir::new("cert-auth");
+    let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+    let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, "cgw.example.com", Flaw::None);
+    let cert = key_file(&dir.0, "cgw.pem", leaf.cert.as_bytes(), 0o644);
+    let key = key_file(&dir.0, "cgw.key", leaf.key.as_bytes(), 0o600);
+    let chain = key_file(&dir.0, "ca.pem", ca.pem.as_bytes(), 0o644);
+    let toml = format!(
+        "[auth]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
+        cert.display(),
+        key.display(),
+        chain.display()
+    );
+    let loaded = load_with(&dir.0, &[parity("sample-cert.describe.json")], &toml, &[]).unwrap();
+    let (conn, settings) = &loaded.connections[0];
+    assert!(conn.tunnels.iter().all(|t| t.psk.is_none()));
+    let c = conn.certificate.as_ref().expect("the certificate is loaded");
+    assert_eq!(c.subject, "CN=cgw.example.com");
+    assert_eq!(c.issuer, "CN=Example Private CA");
+    let text = cgwd::config::report::text(conn, settings);
+    for want in [
+        "certificate        CN=cgw.example.com",
+        "issuer           CN=Example Private CA",
+        "key              ECDSA P-256 (private, never shown)",
+        "none: the certificate of [auth]",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let json = cgwd::config::report::json(conn, settings);
+    assert_eq!(json["certificate"]["subject"], "CN=cgw.example.com");
+    let ike = cgwd::daemon::ike_config_for(
+        conn,
+        settings,
+        cgwd::sa::TunnelId::Two,
+        "192.0.2.10".parse().unwrap(),
+    )
+    .unwrap();
+    let auth = ike
+        .certificate
+        .as_ref()
+        .expect("tunnel 2 authenticates by certificate");
+    assert_eq!(auth.subject_dn, c.subject_dn);
+    assert_eq!(auth.ca, c.ca);
+
+    // The same settings, each flaw: one error naming the file and the fix.
+    for (flaw, other_ca, want) in [
+        (Flaw::Expired, false, "expired at"),
+        (
+            Flaw::NoSubjectKeyId,
+            false,
+            "has no Subject Key Identifier extension",
+        ),
+        (Flaw::None, true, "was not issued by a CA in"),
+    ] {
+        let issuer = if other_ca {
+            Ca::new(&PKCS_RSA_SHA256, "Other CA")
+        } else {
+            Ca::new(&PKCS_RSA_SHA256, "Example Private CA")
+        };
+        let leaf = issuer.issue(&PKCS_ECDSA_P256_SHA256, "cgw.example.com", flaw);
+        key_file(&dir.0, "cgw.pem", leaf.cert.as_bytes(), 0o644);
+        key_file(&dir.0, "cgw.key", leaf.key.as_bytes(), 0o600);
+        let e = load_with(&dir.0, &[parity("sample-cert.describe.json")], &toml, &[]).unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Certificate), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(want) && msg.contains("cgw.pem") && msg.contains("Fix:"),
+            "{want:?}: {msg}"
+        );
+    }
+
+    // A half-given [auth] is refused by the settings alone.
+    let e = load_with(
+        &dir.0,
+        &[parity("sample-cert.describe.json")],
+        "[auth]\nca = \"ca.pem\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("auth.ca") && e.to_string().contains("not an absolute path"),
+        "{e}"
+    );
 }

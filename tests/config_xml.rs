@@ -42,7 +42,10 @@ fn default_bgp_sample_every_field() {
     assert_eq!(t1.aws_inside(), Ipv4Addr::new(169, 254, 187, 21));
     assert_eq!(t1.customer_inside(), Ipv4Addr::new(169, 254, 187, 22));
     assert_eq!(t1.inside_ipv6, None);
-    assert_eq!(t1.psk.expose(), b"Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty");
+    assert_eq!(
+        t1.psk.as_ref().unwrap().expose(),
+        b"Vb7Nc3Xz9Lk5Jh1Gf6Ds2Aq8Wp4Er0Ty"
+    );
     assert_eq!(t1.origin("psk"), Some(&Origin::Xml));
     assert_eq!(t1.phase1_lifetime_secs, 28800);
     assert_eq!(t1.origin("phase1_lifetime"), Some(&Origin::Xml));
@@ -68,7 +71,10 @@ fn default_bgp_sample_every_field() {
     let t2 = c.tunnel(TunnelId::Two);
     assert_eq!(t2.aws_outside, ip("198.51.100.61"));
     assert_eq!(t2.inside.to_string(), "169.254.91.148/30");
-    assert_eq!(t2.psk.expose(), b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T.");
+    assert_eq!(
+        t2.psk.as_ref().unwrap().expose(),
+        b"Mn4Bv8Cx2Za6Sd0Fg3Hj7Kl1Qw5Er9T."
+    );
 }
 
 #[test]
@@ -128,7 +134,10 @@ fn static_sample_and_lab_sample() {
     assert_eq!(lab.tunnels[0].customer_inside(), Ipv4Addr::new(169, 254, 10, 6));
     assert_eq!(lab.tunnels[1].customer_inside(), Ipv4Addr::new(169, 254, 20, 10));
     assert_eq!(lab.tunnels[1].aws_inside(), Ipv4Addr::new(169, 254, 20, 9));
-    assert_eq!(lab.tunnels[0].psk.expose(), b"lab_tunnel1_psk.AWS1");
+    assert_eq!(
+        lab.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel1_psk.AWS1"
+    );
 }
 
 #[test]
@@ -150,7 +159,10 @@ fn swapped_xml_keeps_document_order_and_pairs_addresses() {
     let c = parse(&sample("lab-swapped.xml")).unwrap();
     // Without TunnelOptions, document order is all there is; each tunnel keeps its own values.
     assert_eq!(c.tunnels[0].aws_outside, ip("203.0.113.12"));
-    assert_eq!(c.tunnels[0].psk.expose(), b"lab_tunnel2_psk.AWS2");
+    assert_eq!(
+        c.tunnels[0].psk.as_ref().unwrap().expose(),
+        b"lab_tunnel2_psk.AWS2"
+    );
     assert_eq!(c.tunnels[0].inside.to_string(), "169.254.20.8/30");
 }
 
@@ -380,7 +392,10 @@ fn psk_rules() {
     // The limits themselves are fine.
     for psk in ["abcdefgh", &"Z".repeat(64) as &str, "a._.b_9Z"] {
         let text = sample("lab.xml").replace("lab_tunnel2_psk.AWS2", psk);
-        assert_eq!(parse(&text).unwrap().tunnels[1].psk.expose(), psk.as_bytes());
+        assert_eq!(
+            parse(&text).unwrap().tunnels[1].psk.as_ref().unwrap().expose(),
+            psk.as_bytes()
+        );
     }
     // No PSK at all (Secrets Manager or certificate auth) is refused naming the setting that gives one.
     let text = sample("lab.xml").replace("<pre_shared_key>lab_tunnel1_psk.AWS1</pre_shared_key>", "");
@@ -519,7 +534,8 @@ fn keyless_samples_as_xml() {
     );
     assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
     assert!(
-        msg.contains("certificate authentication is not supported yet"),
+        msg.contains("for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON")
+            && msg.contains("[auth] table"),
         "{msg}"
     );
 
@@ -562,5 +578,8 @@ fn redacted_in_the_xml_is_never_a_key() {
     }
     // Only the whole value is the placeholder.
     let text = sample("lab.xml").replace("lab_tunnel2_psk.AWS2", "REDACTED2");
-    assert_eq!(parse(&text).unwrap().tunnels[1].psk.expose(), b"REDACTED2");
+    assert_eq!(
+        parse(&text).unwrap().tunnels[1].psk.as_ref().unwrap().expose(),
+        b"REDACTED2"
+    );
 }

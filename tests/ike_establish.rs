@@ -7,51 +7,7 @@ use std::time::Duration;
 
 use cgwd::ike::{AlgorithmSet, Event, State};
 use cgwd::suite::{DhGroup, Encryption, Integrity};
-use common::pair::{Dir, Fate, IKE_AUTH, IKE_SA_INIT, INFORMATIONAL, Pair, config};
-
-/// Both sides up, with one Child SA each whose SPIs and keys mirror the other's.
-fn assert_established(p: &Pair) {
-    assert_eq!(
-        p.initiator.state(),
-        State::Established,
-        "initiator: {:?}",
-        Pair::failures(&p.initiator_events)
-    );
-    assert_eq!(
-        p.responder().state(),
-        State::Established,
-        "responder: {:?}",
-        Pair::failures(&p.responder_events)
-    );
-    assert!(matches!(p.initiator_events.first(), Some(Event::Established)));
-    assert!(matches!(p.responder_events.first(), Some(Event::Established)));
-    let (i, r) = (
-        Pair::child_ups(&p.initiator_events),
-        Pair::child_ups(&p.responder_events),
-    );
-    assert_eq!((i.len(), r.len()), (1, 1));
-    let (i, r) = (i[0], r[0]);
-    // SPIs crossed: what one side receives on is what the other sends to.
-    assert_eq!(i.inbound.spi, r.outbound.spi);
-    assert_eq!(i.outbound.spi, r.inbound.spi);
-    assert_ne!(i.inbound.spi, i.outbound.spi);
-    // Identical keys per direction.
-    assert_eq!(i.outbound.encryption_key, r.inbound.encryption_key);
-    assert_eq!(i.outbound.integrity_key, r.inbound.integrity_key);
-    assert_eq!(i.inbound.encryption_key, r.outbound.encryption_key);
-    assert_eq!(i.inbound.integrity_key, r.outbound.integrity_key);
-    assert_ne!(i.inbound.encryption_key, i.outbound.encryption_key);
-    assert_eq!(i.local_ts, r.remote_ts);
-    assert_eq!(i.remote_ts, r.local_ts);
-    // ESP in UDP on 4500 both ways.
-    assert_eq!(i.local.port(), 4500);
-    assert_eq!(i.remote.port(), 4500);
-    assert_eq!(r.remote.port(), 4500);
-    assert_eq!(
-        p.initiator.status().child_spis,
-        Some((i.inbound.spi.0, i.outbound.spi.0))
-    );
-}
+use common::pair::{Dir, Fate, IKE_AUTH, IKE_SA_INIT, INFORMATIONAL, Pair, assert_established, config};
 
 fn only(e: Encryption, i: Integrity, g: u16) -> AlgorithmSet {
     AlgorithmSet::single(e, i, DhGroup::new(g).unwrap())

@@ -341,6 +341,7 @@ impl Builder<'_> {
             psk_arn: d.psk_arn.map(|a| a.value.trim().to_string()),
             ip,
             notes: d.notes,
+            certificate: None,
         })
     }
 
@@ -733,19 +734,27 @@ impl Builder<'_> {
                 }
                 notes.extend(ext.warning);
                 prov.insert("psk", Origin::PskSetting(ext.source));
-                ext.secret
+                Some(ext.secret)
             }
             (None, Some((a, origin))) => {
                 prov.insert("psk", origin);
-                self.psk(a)?
+                Some(self.psk(a)?)
             }
+            // AWS authenticates this endpoint by certificate and `[auth]` gives cgwd's own.
+            (None, None) if certificate.is_some() && self.psks.certificate() => None,
             (None, None) => return Err(self.no_psk(id, ctx, t, aws_outside, placeholder, certificate)),
         };
-        if let Some(arn) = certificate {
+        if let Some(arn) = certificate.filter(|_| psk.is_none()) {
+            notes.push(format!(
+                "{id}: authenticates with the customer gateway certificate of [auth] (AWS lists {}: {})",
+                arn.at,
+                arn.value.trim()
+            ));
+        } else if let Some(arn) = certificate {
             notes.push(format!(
                 "{id}: AWS lists a certificate for its endpoint ({}: {}); cgwd authenticates with the \
                  pre-shared key, and if AWS expects the certificate it answers AUTHENTICATION_FAILED \
-                 (certificate authentication is not supported yet by cgwd)",
+                 (to authenticate with the certificate, remove the key and give [auth] in the settings)",
                 arn.at,
                 arn.value.trim()
             ));
@@ -1265,14 +1274,16 @@ impl Builder<'_> {
                 &arn.at,
                 format!(
                     "{id} (AWS {aws_outside}) authenticates with a certificate (CertificateArn {}) and \
-                     the file has no pre-shared key: certificate authentication is not supported yet \
-                     by cgwd, which authenticates with pre-shared keys only",
+                     the file has no pre-shared key, and the settings give the customer gateway no \
+                     certificate",
                     arn.value.trim()
                 ),
                 format!(
-                    "run this connection with an IKE implementation that supports certificates, or \
-                     create it with a customer gateway without a certificate so that its tunnels get \
-                     pre-shared keys; if this tunnel does have one, give it in {setting}"
+                    "give cgwd's settings file (--settings) an [auth] table: certificate = \
+                     \"/etc/cgwd/cgw.pem\", private_key = \"/etc/cgwd/cgw.key\", ca = \
+                     \"/etc/cgwd/ca.pem\" (the customer gateway's certificate from AWS Private CA, its \
+                     key and the CA chain; see \"Certificate authentication\" in \
+                     docs/configuration.md); if this tunnel does have a key, give it in {setting}"
                 ),
             );
         }
@@ -1301,8 +1312,10 @@ impl Builder<'_> {
             copy
         } else {
             format!(
-                "if AWS keeps the key in Secrets Manager, {copy}; a tunnel authenticated by \
-                 certificate cannot run: certificate authentication is not supported yet by cgwd"
+                "if AWS keeps the key in Secrets Manager, {copy}; for a tunnel authenticated by \
+                 certificate give cgwd the describe-vpn-connections JSON (its VgwTelemetry lists \
+                 the CertificateArn, the XML does not) and the customer gateway's certificate in \
+                 the settings' [auth] table"
             )
         };
         self.err(

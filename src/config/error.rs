@@ -17,6 +17,9 @@ pub enum Problem {
     Psk,
     /// A tunnel has no key: none in the file (or the placeholder `REDACTED`), none in the settings.
     PskMissing,
+    /// The certificate, key or CA chain of `[auth]` cannot be read, or fails a check (expired,
+    /// missing an extension AWS requires, not issued by the CA chain, not the key's certificate).
+    Certificate,
     /// Valid for AWS, but cgwd cannot run it (certificate authentication, IPv6).
     Unsupported,
     IkeV1Only,

@@ -9,6 +9,7 @@
 //! draft so every rule is checked once ([`build`]). Errors name file, place, problem and fix.
 
 mod build;
+pub mod cert;
 mod describe;
 mod error;
 mod generic;
@@ -156,12 +157,25 @@ pub fn load_many_with(
         };
         match conn {
             Ok(c) => raw.push((f.clone(), c)),
-            // Unusable settings may be what would have given the key: their error comes first.
-            Err(e) if e.problem() == Some(Problem::PskMissing) => return Err(settings.err().unwrap_or(e)),
+            // Unusable settings may be what would have given the key (or, for a tunnel AWS
+            // authenticates by certificate, the certificate): their error comes first.
+            Err(e) if matches!(e.problem(), Some(Problem::PskMissing | Problem::Unsupported)) => {
+                return Err(settings.err().unwrap_or(e));
+            }
             Err(e) => return Err(e),
         }
     }
     let settings = settings?;
+    let now = crate::io::clock::unix_now();
+    if let Some(found) = cert::load(&settings.auth, &settings_file, env, now)? {
+        for w in &found.warnings {
+            tracing::warn!("{w}");
+        }
+        for (_, conn) in &mut raw {
+            conn.notes.extend(found.warnings.iter().cloned());
+            conn.certificate = Some(found.identity.clone());
+        }
+    }
     check_together(&raw, &settings, &settings_file)?;
     for (file, conn) in &raw {
         check_runnable(file, conn, &settings, &settings_file)?;

@@ -60,6 +60,9 @@ pub struct VpnConnection {
     pub ip: IpOptions,
     /// Things `check` should tell the user (weak algorithms allowed, IKEv1 download, …).
     pub notes: Vec<String>,
+    /// The customer gateway's certificate, key and CA chain from `[auth]`, loaded and checked;
+    /// `None` when the settings name none.
+    pub certificate: Option<super::cert::CertIdentity>,
 }
 
 impl VpnConnection {
@@ -303,9 +306,11 @@ pub struct TunnelConfig {
     /// Inside /126 for IPv6 tunnels (transit gateway only): AWS = network+1, customer = network+2.
     pub inside_ipv6: Option<Ipv6Net>,
     /// From the AWS file or, overriding it, from the settings (`provenance["psk"]` says which).
-    pub psk: Secret,
+    /// `None`: the tunnel authenticates with the customer gateway's certificate
+    /// ([`VpnConnection::certificate`]): AWS lists one for it and no key was given.
+    pub psk: Option<Secret>,
     /// `VgwTelemetry[].CertificateArn` (describe JSON): AWS lists a certificate for this endpoint.
-    /// cgwd authenticates with [`Self::psk`] regardless; certificates are not supported yet.
+    /// A tunnel with a key authenticates with it regardless.
     pub certificate_arn: Option<String>,
     /// What the tunnel allows; cgwd speaks IKEv2, so this always contains it.
     pub ike_versions: Vec<IkeVersion>,

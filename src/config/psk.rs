@@ -64,6 +64,11 @@ pub(crate) trait PskLookup {
     fn psk(&self, vpn_id: &str, id: TunnelId) -> Result<Option<ExternalPsk>, ConfigError>;
     /// The settings table an error should tell the user to write (`[tunnels.1]`).
     fn table(&self, vpn_id: &str, id: TunnelId) -> String;
+    /// Whether the settings give the customer gateway a certificate (`[auth]`), so that a tunnel
+    /// AWS authenticates by certificate needs no key.
+    fn certificate(&self) -> bool {
+        false
+    }
 }
 
 /// No settings: the AWS file alone ([`super::parse_str`], [`super::load_connection`]).
@@ -264,6 +269,10 @@ impl PskLookup for FromSettings<'_> {
             tracing::warn!(vpn = %vpn_id, "{w}");
         }
         Ok(Some(found))
+    }
+
+    fn certificate(&self) -> bool {
+        self.settings.auth.is_set()
     }
 
     fn table(&self, vpn_id: &str, id: TunnelId) -> String {

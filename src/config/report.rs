@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::settings::Settings;
+use crate::secret::Secret;
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     items
@@ -49,6 +50,23 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
             s,
             "  PSK storage        AWS Secrets Manager ({arn}); each tunnel's PSK line says where cgwd takes its key from"
         );
+    }
+    if let Some(c) = &conn.certificate {
+        let _ = writeln!(s, "  certificate        {}", c.subject);
+        let _ = writeln!(s, "    issuer           {}", c.issuer);
+        let _ = writeln!(
+            s,
+            "    valid            {} … {}",
+            super::cert::fmt_time(c.not_before),
+            super::cert::fmt_time(c.not_after)
+        );
+        let _ = writeln!(
+            s,
+            "    key              {} (private, never shown)",
+            c.key.describe()
+        );
+        let _ = writeln!(s, "    CA chain         {} certificate(s)", c.ca.len());
+        let _ = writeln!(s, "    from             {}", c.sources);
     }
     let ip = &conn.ip;
     if ip.outside_ip_address_type.is_some() || ip.tunnel_inside_ip_version.is_some() {
@@ -191,7 +209,9 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         let _ = writeln!(
             s,
             "  PSK                {}{}",
-            t.psk.masked(),
+            t.psk
+                .as_ref()
+                .map_or_else(|| "none: the certificate of [auth]".to_string(), Secret::masked),
             origin_note(t, "psk", &mut last)
         );
         let _ = writeln!(
@@ -330,7 +350,7 @@ fn tunnel_json(t: &TunnelConfig, routing: Routing) -> Value {
         "inside_ipv6_cidr": t.inside_ipv6.map(|n| n.to_string()),
         "aws_inside_ipv6": t.aws_inside_ipv6(),
         "customer_inside_ipv6": t.customer_inside_ipv6(),
-        "psk": t.psk.masked(),
+        "psk": t.psk.as_ref().map(Secret::masked),
         "certificate_arn": t.certificate_arn,
         "ike_versions": t.ike_versions,
         "phase1": {
@@ -379,6 +399,15 @@ pub fn json(conn: &VpnConnection, settings: &Settings) -> Value {
         "transit_gateway_id": conn.transit_gateway_id,
         "routing": conn.routing,
         "pre_shared_key_arn": conn.psk_arn,
+        "certificate": conn.certificate.as_ref().map(|c| json!({
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "not_before": super::cert::fmt_time(c.not_before),
+            "not_after": super::cert::fmt_time(c.not_after),
+            "key": c.key.describe(),
+            "ca_certificates": c.ca.len(),
+            "sources": c.sources,
+        })),
         "outside_ip_address_type": conn.ip.outside_ip_address_type,
         "tunnel_inside_ip_version": conn.ip.tunnel_inside_ip_version,
         "local_ipv6_network_cidr": conn.ip.local_ipv6_network_cidr.map(|n| n.to_string()),

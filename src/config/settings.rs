@@ -34,6 +34,9 @@ pub struct Settings {
     pub bgp: BgpSettings,
     /// Lab-only switches (docs/configuration.md): never needed, nor accepted, against AWS.
     pub lab: LabSettings,
+    /// The customer gateway's certificate, key and CA chain for certificate authentication
+    /// (`[auth]`; docs/configuration.md, "Certificate authentication").
+    pub auth: AuthSettings,
     /// Where a tunnel's pre-shared key comes from when not from the AWS file (`[tunnels.1]`,
     /// `[tunnels.2]`): for PSKs AWS keeps in Secrets Manager.
     pub tunnels: TunnelsSettings,
@@ -145,6 +148,63 @@ pub struct TunnelSettings {
     /// Name of a systemd credential (`LoadCredential=`): the file `$CREDENTIALS_DIRECTORY/<name>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub psk_credential: Option<String>,
+}
+
+/// `[auth]`: the customer gateway's certificate (PEM), its private key (PEM; RSA or ECDSA
+/// P-256/P-384) and the AWS Private CA chain (PEM), each a file or a systemd credential
+/// (`*_credential`, read from `$CREDENTIALS_DIRECTORY`). Read and checked by
+/// [`super::cert::load`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub certificate: Option<PathBuf>,
+    pub certificate_credential: Option<String>,
+    pub private_key: Option<PathBuf>,
+    pub private_key_credential: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub ca_credential: Option<String>,
+}
+
+impl AuthSettings {
+    /// Whether `[auth]` names a certificate at all.
+    pub fn is_set(&self) -> bool {
+        *self != AuthSettings::default()
+    }
+
+    fn check(&self) -> Result<(), (String, String, String)> {
+        for (key, path, cred) in [
+            ("certificate", &self.certificate, &self.certificate_credential),
+            ("private_key", &self.private_key, &self.private_key_credential),
+            ("ca", &self.ca, &self.ca_credential),
+        ] {
+            if path.is_some() && cred.is_some() {
+                return Err((
+                    "table [auth]".into(),
+                    format!("sets {key} and {key}_credential; each file comes from one place"),
+                    format!("keep one of auth.{key}, auth.{key}_credential"),
+                ));
+            }
+            if let Some(p) = path
+                && !p.is_absolute()
+            {
+                return Err((
+                    format!("auth.{key}"),
+                    format!("`{}` is not an absolute path", p.display()),
+                    "write the full path, e.g. \"/etc/cgwd/cgw.pem\"".into(),
+                ));
+            }
+            if let Some(c) = cred
+                && (c.is_empty() || c == "." || c == ".." || c.contains(['/', '\0']))
+            {
+                return Err((
+                    format!("auth.{key}_credential"),
+                    format!("`{c}` is not a credential name"),
+                    "use the NAME of systemd's LoadCredential=NAME:PATH, e.g. \"cgw.pem\"".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where [`TunnelSettings`] says a tunnel's key is.
@@ -698,6 +758,15 @@ impl Settings {
         let bad = |key: &str, problem: String, fix: &str| {
             ConfigError::invalid(file, Problem::SettingsValue, format!("key {key}"), problem, fix)
         };
+        if let Err((key, problem, fix)) = self.auth.check() {
+            return Err(ConfigError::invalid(
+                file,
+                Problem::SettingsValue,
+                key,
+                problem,
+                fix,
+            ));
+        }
         let user = &self.daemon.user;
         if user.len() > 32
             || user

@@ -12,6 +12,7 @@ pub mod keymat;
 mod modp_groups;
 pub mod prf;
 pub mod random;
+pub mod sig;
 
 pub use auth::{auth_eq, psk_auth};
 pub use dh::{DhPrivate, check_peer_value};

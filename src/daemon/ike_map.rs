@@ -26,6 +26,13 @@ pub enum MappingError {
         what: &'static str,
         addr: IpAddr,
     },
+    /// A tunnel without a key and without a loaded certificate (loading refuses such a
+    /// configuration; this stays the mapping's own guard).
+    #[error(
+        "{tunnel}: has no pre-shared key and no customer gateway certificate is loaded; give [auth] \
+         certificate, private_key and ca in the settings, or a key in [tunnels.N]"
+    )]
+    CertificateAuth { tunnel: TunnelId },
 }
 
 /// The IPv4 address of an outside endpoint, or the error saying IPv6 outside addresses are not supported.
@@ -83,7 +90,12 @@ pub fn ike_config_for(
         remote_addr: v4(tunnel, "AWS outside address", t.aws_outside)?,
         local_id: v4(tunnel, "local IKE ID", settings.local_id(t))?,
         remote_id: v4(tunnel, "AWS outside address", t.aws_outside)?,
-        psk: t.psk.clone(),
+        // A tunnel without a key authenticates with the certificate of `[auth]` (loading refuses
+        // one without either); the PSK field is then unused.
+        psk: t
+            .psk
+            .clone()
+            .unwrap_or_else(|| crate::secret::Secret::new(Vec::new())),
         ike: AlgorithmSet {
             encryption: t.phase1.encryption.clone(),
             integrity: t.phase1.integrity.clone(),
@@ -112,6 +124,11 @@ pub fn ike_config_for(
         selection: crate::ike::proposal::Selection::Strongest,
         fragmentation: settings.ike_fragmentation(),
         rekey_keys: crate::ike::RekeyKeyPolicy::default(),
+        certificate: match (&t.psk, &conn.certificate) {
+            (Some(_), _) => None,
+            (None, Some(id)) => Some(crate::ike::config::CertAuth::from_identity(id)),
+            (None, None) => return Err(MappingError::CertificateAuth { tunnel }),
+        },
     })
 }
 

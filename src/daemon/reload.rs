@@ -146,7 +146,7 @@ mod tests {
         let running = vec![with_id("vpn-a"), with_id("vpn-b"), with_id("vpn-c")];
         let mut new = vec![with_id("vpn-a"), with_id("vpn-b"), with_id("vpn-d")];
         // vpn-b: tunnel 2's PSK and tunnel 1's lifetime changed.
-        new[1].0.tunnels[1].psk = crate::secret::Secret::new(b"new_tunnel2_psk.AWS".to_vec());
+        new[1].0.tunnels[1].psk = Some(crate::secret::Secret::new(b"new_tunnel2_psk.AWS".to_vec()));
         new[1].0.tunnels[0].phase2_lifetime_secs = 1800;
         let p = plan_of(&running, &new);
         assert_eq!(p.unchanged, ["vpn-a"]);

@@ -464,6 +464,9 @@ struct Daemon {
     last_status: Option<Instant>,
     /// emulate-aws: the maintenance rehearsal (None for `cgwd run`).
     maintenance: Option<crate::emulate::Maintenance>,
+    /// When the customer gateway certificate's expiry was last looked at (loading warns first,
+    /// then the loop once a day: [`Daemon::certificate_expiry`]).
+    certificate_checked: Instant,
     /// `cgwd emulate-aws`: AWS's routes are its own ([`crate::emulate::AwsRoutes`]), not the VPC's.
     aws_role: bool,
     interface: String,
@@ -943,6 +946,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         draining: Vec::new(),
         reload_status: None,
         maintenance,
+        certificate_checked: now,
         aws_role: aws.is_some(),
         interface: tun.name().to_string(),
         connections,
@@ -1183,6 +1187,7 @@ impl Daemon {
                 self.command(c, now);
             }
             self.probes(now);
+            self.certificate_expiry(now);
             self.bgp(now);
             self.failover(now);
             if self
@@ -1257,6 +1262,26 @@ impl Daemon {
 
     /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
     /// the endpoint is silent.
+    /// Once a day, the warning of [`crate::config::cert::expiry_warning`] for the certificate of
+    /// `[auth]`, if a connection uses it: a daemon running for months hears of the renewal too.
+    fn certificate_expiry(&mut self, now: Instant) {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        if now.saturating_duration_since(self.certificate_checked) < DAY {
+            return;
+        }
+        self.certificate_checked = now;
+        if let Some(c) = self.connections.iter().find_map(|c| c.conn.certificate.as_ref())
+            && let Some(w) = crate::config::cert::expiry_warning(
+                &c.subject,
+                c.not_after,
+                clock::unix_now(),
+                &c.certificate_file.display().to_string(),
+            )
+        {
+            tracing::warn!("{w}");
+        }
+    }
+
     fn maintenance_tick(&mut self, now: Instant) -> bool {
         let Some(m) = self.maintenance.as_mut() else {
             return false;

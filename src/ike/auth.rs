@@ -56,6 +56,19 @@ pub(crate) fn find_ts(payloads: &[PayloadRepr], initiator: bool) -> Option<&[cra
     })
 }
 
+/// The CERTREQ naming the CAs `c` trusts (RFC 7296 §3.7).
+pub(crate) fn certreq(c: &super::config::CertAuth) -> PayloadRepr {
+    let hashes: Vec<_> =
+        c.ca.iter()
+            .filter_map(|d| crate::crypto::sig::ca_key_hash(d))
+            .collect();
+    crate::wire::ike::cert::certreq_payload(&hashes)
+}
+
+fn cert_fail(e: crate::crypto::sig::CertError) -> FailReason {
+    FailReason::PeerCertificate { why: e.to_string() }
+}
+
 fn id_text(id: &IdRepr) -> String {
     match id.ip() {
         Some(ip) => ip.to_string(),
@@ -64,27 +77,71 @@ fn id_text(id: &IdRepr) -> String {
 }
 
 impl IkeSa {
+    /// Our identity: the certificate's subject DN, else our IPv4 address.
+    fn own_id(&self) -> IdRepr {
+        match &self.cfg.certificate {
+            Some(c) => IdRepr {
+                id_type: IdType::ID_DER_ASN1_DN,
+                data: c.subject_dn.clone(),
+            },
+            None => our_id(self.cfg.local_id),
+        }
+    }
+
+    /// Our AUTH over `signed | nonce | prf(sk_p, id)`: the PSK MAC, or a signature (then with our
+    /// CERT before it). `None` if signing fails.
+    fn own_auth(&self, signed: &[u8], nonce: &[u8], sk_p: &[u8], id: &IdRepr) -> Option<Vec<PayloadRepr>> {
+        let prf = self.keys.as_ref()?.prf;
+        match &self.cfg.certificate {
+            None => {
+                let auth = psk_auth(prf, self.cfg.psk.expose(), signed, nonce, sk_p, &id.body_bytes());
+                Some(vec![PayloadRepr::Auth {
+                    method: AuthMethod::SHARED_KEY_MIC,
+                    data: auth.expose().to_vec(),
+                }])
+            }
+            Some(c) => {
+                let octets = crate::crypto::sig::signed_octets(prf, signed, nonce, sk_p, &id.body_bytes());
+                let auth = crate::crypto::sig::sign(&c.key, &octets)?;
+                // Our certificate, then the subordinate CAs of our chain (not self-signed roots,
+                // which the peer must have), so a peer trusting only the root can build the path.
+                let mut out = vec![crate::wire::ike::cert::cert_payload(&c.certificate)];
+                out.extend(
+                    c.ca.iter()
+                        .filter(|d| crate::crypto::sig::is_subordinate_ca(d))
+                        .map(|d| crate::wire::ike::cert::cert_payload(d)),
+                );
+                out.push(auth.payload().ok()?);
+                Some(out)
+            }
+        }
+    }
+
     pub(crate) fn send_auth_request(&mut self, now: Instant) {
         let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
             return;
         };
-        let id = our_id(self.cfg.local_id);
-        let auth = psk_auth(
-            keys.prf,
-            self.cfg.psk.expose(),
-            &hs.init_request,
-            &hs.nr,
-            keys.sk_pi.expose(),
-            &id.body_bytes(),
-        );
+        let id = self.own_id();
+        let Some(mut auth) = self.own_auth(&hs.init_request, &hs.nr, keys.sk_pi.expose(), &id) else {
+            self.fail(
+                now,
+                FailReason::Protocol {
+                    what: "signing our AUTH failed".into(),
+                },
+            );
+            return;
+        };
         let mut payloads = vec![PayloadRepr::IdI(id)];
+        // CERT(s) right after IDi, CERTREQ before AUTH (RFC 7296 §1.2).
+        let last = auth.len().saturating_sub(1);
+        payloads.extend(auth.drain(..last));
         if self.cfg.initial_contact {
             payloads.push(notify(NotifyType::INITIAL_CONTACT, Vec::new()));
         }
-        payloads.push(PayloadRepr::Auth {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: auth.expose().to_vec(),
-        });
+        if let Some(c) = &self.cfg.certificate {
+            payloads.push(certreq(c));
+        }
+        payloads.extend(auth);
         payloads.push(PayloadRepr::Sa(SaRepr {
             proposals: esp_offer(&self.cfg.esp, hs.child_spi, false)
                 .iter()
@@ -102,9 +159,13 @@ impl IkeSa {
     fn verify_peer(
         &self,
         id: &IdRepr,
-        auth: Option<(AuthMethod, &[u8])>,
+        payloads: &[PayloadRepr],
         peer_is_initiator: bool,
     ) -> Result<(), FailReason> {
+        let auth = find_auth(payloads);
+        if let Some(c) = &self.cfg.certificate {
+            return self.verify_peer_certificate(c, id, payloads, auth, peer_is_initiator);
+        }
         let expected_id = our_id(self.cfg.remote_id);
         if id.id_type != IdType::ID_IPV4_ADDR || id.data != expected_id.data {
             return Err(FailReason::PeerIdMismatch { got: id_text(id) });
@@ -137,10 +198,47 @@ impl IkeSa {
         }
     }
 
+    /// [`Self::verify_peer`] by certificate: the peer's CERT chains to our CA and is valid now, its
+    /// ID names the certificate, and its AUTH is a signature by the certificate's key.
+    fn verify_peer_certificate(
+        &self,
+        c: &super::config::CertAuth,
+        id: &IdRepr,
+        payloads: &[PayloadRepr],
+        auth: Option<(AuthMethod, &[u8])>,
+        peer_is_initiator: bool,
+    ) -> Result<(), FailReason> {
+        use crate::crypto::sig;
+        // The first CERT is the peer's own (RFC 7296 §3.6); any others, CA certificates of its chain.
+        let mut certs = payloads.iter().filter_map(crate::wire::ike::cert::x509_cert);
+        let der = certs
+            .next()
+            .ok_or_else(|| cert_fail(sig::CertError::NoCertificate))?;
+        let intermediates: Vec<&[u8]> = certs.collect();
+        sig::verify_certificate(der, &intermediates, &c.ca, (c.wall_clock)()).map_err(cert_fail)?;
+        sig::check_identity(der, id).map_err(cert_fail)?;
+        let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
+            return Err(FailReason::Protocol {
+                what: "no handshake state".into(),
+            });
+        };
+        let (method, data) = auth.ok_or(FailReason::PeerAuthInvalid)?;
+        let (signed, nonce, sk_p) = if peer_is_initiator {
+            (&hs.init_request, &hs.nr, &keys.sk_pi)
+        } else {
+            (&hs.init_response, &hs.ni, &keys.sk_pr)
+        };
+        let octets = sig::signed_octets(keys.prf, signed, nonce, sk_p.expose(), &id.body_bytes());
+        sig::verify_auth(der, method, data, &octets).map_err(cert_fail)
+    }
+
     pub(crate) fn process_auth_response(&mut self, now: Instant, inbound: Inbound) {
         let p = &inbound.payloads;
         let Some(idr) = find_id(p, false) else {
             let reason = match first_error(p) {
+                Some(NotifyType::AUTHENTICATION_FAILED) if self.cfg.certificate.is_some() => {
+                    FailReason::PeerRejectedCertificate
+                }
                 Some(NotifyType::AUTHENTICATION_FAILED) => FailReason::PeerRejectedAuth,
                 Some(NotifyType::NO_PROPOSAL_CHOSEN) => FailReason::NoProposalChosen {
                     phase: Phase::Two,
@@ -155,7 +253,7 @@ impl IkeSa {
             self.fail(now, reason);
             return;
         };
-        if let Err(reason) = self.verify_peer(idr, find_auth(p), false) {
+        if let Err(reason) = self.verify_peer(idr, p, false) {
             // RFC 7296 §2.21.2: tell the responder in a separate INFORMATIONAL (sent once, no answer
             // awaited), so it does not keep an SA we will never use.
             let n = [notify(NotifyType::AUTHENTICATION_FAILED, Vec::new())];
@@ -359,7 +457,7 @@ impl IkeSa {
         let p = &inbound.payloads;
         let msg_id = inbound.msg_id;
         let verdict = match find_id(p, true) {
-            Some(idi) => self.verify_peer(idi, find_auth(p), true),
+            Some(idi) => self.verify_peer(idi, p, true),
             None => Err(FailReason::Protocol {
                 what: "IKE_AUTH request without IDi".into(),
             }),
@@ -373,23 +471,19 @@ impl IkeSa {
         let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
             return;
         };
-        let idr = our_id(self.cfg.local_id);
-        let auth = psk_auth(
-            keys.prf,
-            self.cfg.psk.expose(),
-            &hs.init_response,
-            &hs.ni,
-            keys.sk_pr.expose(),
-            &idr.body_bytes(),
-        );
+        let idr = self.own_id();
+        let Some(auth) = self.own_auth(&hs.init_response, &hs.ni, keys.sk_pr.expose(), &idr) else {
+            self.fail(
+                now,
+                FailReason::Protocol {
+                    what: "signing our AUTH failed".into(),
+                },
+            );
+            return;
+        };
         let child_spi = hs.child_spi;
-        let mut response = vec![
-            PayloadRepr::IdR(idr),
-            PayloadRepr::Auth {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: auth.expose().to_vec(),
-            },
-        ];
+        let mut response = vec![PayloadRepr::IdR(idr)];
+        response.extend(auth);
         let bounds = (self.cfg.local_ts, self.cfg.remote_ts);
         let child = self.select_first_child(p, child_spi, PfsMode::Ignore, bounds);
         match &child {

@@ -146,6 +146,48 @@ pub struct IkeConfig {
     /// How IKE SA rekeys key the new SA when the PRF changes. The default is cgwd's policy; tests set
     /// others to play peers of each kind.
     pub rekey_keys: RekeyKeyPolicy,
+    /// Authenticate by certificate instead of [`Self::psk`] (issue #16): `None` is PSK.
+    pub certificate: Option<CertAuth>,
+}
+
+/// Certificate authentication (RFC 7296 §2.15 signatures, RFC 7427): our certificate and key, the
+/// CA chain the peer's certificate must chain to. Our identity is the certificate's subject DN
+/// (ID_DER_ASN1_DN); the peer's must be its certificate's subject or one of its SANs.
+#[derive(Clone)]
+pub struct CertAuth {
+    /// Our certificate (DER), sent in CERT.
+    pub certificate: Vec<u8>,
+    pub key: std::sync::Arc<crate::config::cert::SigningKey>,
+    /// Our subject DN (DER): IDi / IDr.
+    pub subject_dn: Vec<u8>,
+    /// Trust anchors (DER) for the peer's certificate, named in CERTREQ.
+    pub ca: Vec<Vec<u8>>,
+    /// Wall-clock seconds since the epoch, for certificate validity: the I/O shell's clock
+    /// ([`crate::io::clock::unix_now`]); tests fix it.
+    pub wall_clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for CertAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertAuth")
+            .field("certificate", &format_args!("{} octets", self.certificate.len()))
+            .field("key", &self.key)
+            .field("ca", &format_args!("{} certificate(s)", self.ca.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertAuth {
+    /// What the loaded `[auth]` identity gives a tunnel.
+    pub fn from_identity(id: &crate::config::cert::CertIdentity) -> CertAuth {
+        CertAuth {
+            certificate: id.certificate.clone(),
+            key: id.key.clone(),
+            subject_dn: id.subject_dn.clone(),
+            ca: id.ca.clone(),
+            wall_clock: crate::io::clock::unix_now,
+        }
+    }
 }
 
 /// What an IKE SA rekey does about the two readings of RFC 7296 §2.18 ([`RekeyPrfPlus`]), which
@@ -209,6 +251,7 @@ impl IkeConfig {
             selection: super::proposal::Selection::Strongest,
             fragmentation: super::frag::FragmentConfig::default(),
             rekey_keys: RekeyKeyPolicy::default(),
+            certificate: None,
         }
     }
 

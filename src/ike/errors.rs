@@ -77,10 +77,15 @@ pub enum Phase {
 pub enum FailReason {
     /// The peer sent AUTHENTICATION_FAILED: it did not accept our PSK (or our ID).
     PeerRejectedAuth,
+    /// The peer sent AUTHENTICATION_FAILED to our certificate authentication.
+    PeerRejectedCertificate,
     /// The peer's AUTH payload did not verify with our PSK.
     PeerAuthInvalid,
     /// The peer identified itself as someone else.
     PeerIdMismatch { got: String },
+    /// Certificate authentication: the peer's certificate, identity or signature was refused
+    /// (`why` names which and the fix).
+    PeerCertificate { why: String },
     /// No proposal in common; `by_peer` = the peer said so, otherwise we did.
     NoProposalChosen { phase: Phase, by_peer: bool },
     /// The traffic selectors do not overlap.
@@ -117,9 +122,15 @@ impl Failure {
                 "{t}: AWS rejected our PSK — check the pre_shared_key of tunnel {peer} \
                  (and that our outside IP is the customer gateway IP AWS expects)"
             ),
+            FailReason::PeerRejectedCertificate => format!(
+                "{t}: AWS rejected our certificate — check that auth.certificate was issued by the AWS \
+                 Private CA the customer gateway was created with (a subordinate CA), is valid, and \
+                 that auth.private_key is its key"
+            ),
             FailReason::PeerAuthInvalid => format!(
                 "{t}: the peer {peer} proved a different PSK than ours — check the pre_shared_key of tunnel {peer}"
             ),
+            FailReason::PeerCertificate { why } => format!("{t}: refused the peer {peer}: {why}"),
             FailReason::PeerIdMismatch { got } => format!(
                 "{t}: the peer identified itself as {got}, expected {peer} — is the tunnel outside IP right?"
             ),
@@ -172,8 +183,10 @@ impl Failure {
     pub fn notify(&self) -> Option<u16> {
         Some(match self.reason {
             FailReason::PeerRejectedAuth
+            | FailReason::PeerRejectedCertificate
             | FailReason::PeerAuthInvalid
-            | FailReason::PeerIdMismatch { .. } => notify::AUTHENTICATION_FAILED,
+            | FailReason::PeerIdMismatch { .. }
+            | FailReason::PeerCertificate { .. } => notify::AUTHENTICATION_FAILED,
             FailReason::NoProposalChosen { .. } => notify::NO_PROPOSAL_CHOSEN,
             FailReason::TsUnacceptable { .. } => notify::TS_UNACCEPTABLE,
             FailReason::InvalidKe { .. } => notify::INVALID_KE_PAYLOAD,

@@ -59,7 +59,12 @@ impl IkeSa {
         self.send_response(ExchangeType::INFORMATIONAL, inbound.msg_id, raw, &response);
         if auth_failed && self.role == super::Role::Responder {
             // The initiator did not accept our AUTH (RFC 7296 §2.21.2): our PSK or ID is wrong for it.
-            self.fail(now, super::FailReason::PeerRejectedAuth);
+            let reason = if self.cfg.certificate.is_some() {
+                super::FailReason::PeerRejectedCertificate
+            } else {
+                super::FailReason::PeerRejectedAuth
+            };
+            self.fail(now, reason);
             return;
         }
         if delete_ike && !self.peer_deleted_rekeyed_ike(now) {

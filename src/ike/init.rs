@@ -116,6 +116,12 @@ impl IkeSa {
         if self.cfg.fragmentation.enabled {
             payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
         }
+        if self.cfg.certificate.is_some() {
+            // RFC 7427 §4: we sign and verify with these hashes.
+            payloads.push(PayloadRepr::Notify(
+                crate::wire::ike::cert::signature_hash_algorithms_notify(&crate::crypto::sig::HASHES),
+            ));
+        }
         self.next_request_id = 0;
         self.in_flight = None;
         if let Some(packet) = self.send_request(now, RequestKind::Init, ExchangeType::IKE_SA_INIT, &payloads)
@@ -526,6 +532,12 @@ impl IkeSa {
         ];
         if self.frag.negotiated {
             response.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        }
+        if let Some(c) = &self.cfg.certificate {
+            response.push(PayloadRepr::Notify(
+                crate::wire::ike::cert::signature_hash_algorithms_notify(&crate::crypto::sig::HASHES),
+            ));
+            response.push(super::auth::certreq(c));
         }
         let child_spi = self.random_spi32();
         let Some(packet) = self.send_response(ExchangeType::IKE_SA_INIT, 0, first, &response) else {

@@ -8,6 +8,15 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// Wall-clock seconds since the Unix epoch (0 before it): what certificate validity is checked
+/// against when the configuration is loaded ([`crate::config::cert::load`] is handed it).
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Limits how often something (a log line) happens: at most once per `period`.
 #[derive(Debug)]
 pub struct RateLimit {

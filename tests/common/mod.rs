@@ -9,6 +9,7 @@ pub mod impair;
 pub mod lab;
 pub mod netns;
 pub mod pair;
+pub mod pki;
 pub mod strongswan;
 pub mod tempdir;
 pub mod two_aws;

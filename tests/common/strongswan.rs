@@ -31,6 +31,10 @@ pub struct Conn {
     pub remote_ts: String,
     /// RFC 7383 fragmentation (`yes`, charon's default, or `no`).
     pub fragmentation: &'static str,
+    /// Certificate authentication instead of the PSK: (our certificate file, the CA certificate
+    /// file the peer's must chain to, our ID, the peer's ID); the key in `private/` of the
+    /// charon's directory ([`Charon::load_with_credentials`]).
+    pub pubkey: Option<(PathBuf, PathBuf, String, String)>,
 }
 
 impl Conn {
@@ -46,11 +50,43 @@ impl Conn {
             local_ts: "0.0.0.0/0".into(),
             remote_ts: "0.0.0.0/0".into(),
             fragmentation: "yes",
+            pubkey: None,
         }
     }
 
-    /// swanctl.conf with AWS's settings (encap forced, no MOBIKE, unique=replace, PSK with IP IDs).
+    /// swanctl.conf with AWS's settings (encap forced, no MOBIKE, unique=replace, PSK with IP IDs, or
+    /// pubkey with the certificates' DNs as IDs).
     pub fn swanctl_conf(&self) -> String {
+        let text = self.psk_conf();
+        match &self.pubkey {
+            None => text,
+            Some((cert, ca, local_id, remote_id)) => {
+                let local = format!("auth = psk\n            id = {}\n", self.local);
+                let remote = format!("auth = psk\n            id = {}\n", self.remote);
+                let text = text
+                    .replacen(
+                        &local,
+                        &format!(
+                            "auth = pubkey\n            certs = {}\n            id = \"{local_id}\"\n",
+                            cert.display()
+                        ),
+                        1,
+                    )
+                    .replacen(
+                        &remote,
+                        &format!(
+                            "auth = pubkey\n            cacerts = {}\n            id = \"{remote_id}\"\n",
+                            ca.display()
+                        ),
+                        1,
+                    );
+                // No shared secret: the key comes from the credentials directory.
+                text.split("secrets {").next().unwrap_or_default().to_string()
+            }
+        }
+    }
+
+    fn psk_conf(&self) -> String {
         format!(
             r#"connections {{
     t {{
@@ -123,7 +159,7 @@ impl Charon {
         // flush_line makes the log readable while charon runs.
         let conf = format!(
             r#"charon {{
-    load = random nonce openssl aes sha1 sha2 hmac gcm gmp kdf pem pkcs1 x509 kernel-libipsec kernel-netlink socket-default vici
+    load = random nonce openssl aes sha1 sha2 hmac gcm gmp kdf pem pkcs1 pkcs8 x509 kernel-libipsec kernel-netlink socket-default vici
     install_routes = no
     install_virtual_ip = no
     routing_table = 220
@@ -201,6 +237,28 @@ impl Charon {
         let mut all = vec![command, "--uri", &uri];
         all.extend_from_slice(args);
         run("swanctl", &all)
+    }
+
+    /// [`Self::load`] for a pubkey connection: swanctl reads the credentials in `x509/`,
+    /// `x509ca/` and `private/` next to the swanctl.conf it is given (this charon's directory; it
+    /// does not use SWANCTL_DIR then), and its output is kept in `swanctl.load.out`.
+    pub fn load_with_credentials(&self, conn: &Conn) -> io::Result<()> {
+        let file = self.dir.join("swanctl.conf");
+        std::fs::write(&file, conn.swanctl_conf())?;
+        let out = Command::new("swanctl")
+            .args(["--load-all", "--uri", &self.uri(), "--noprompt", "--file"])
+            .arg(&file)
+            .output()?;
+        std::fs::write(self.dir.join("swanctl.load.out"), &out.stdout)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "swanctl --load-all: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
     }
 
     pub fn load(&self, conn: &Conn) -> io::Result<()> {

@@ -276,28 +276,34 @@ pub fn start_charons_with(
             std::fs::write(&file, edit(i, conn.swanctl_conf())).unwrap();
             let file = file.display().to_string();
             c.swanctl("--load-all", &["--noprompt", "--file", &file]).unwrap();
-            run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
-            run(
-                "ip",
-                &["-n", &topo.aws[i], "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"],
-            )
-            .unwrap();
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &topo.aws[i],
-                    "route",
-                    "add",
-                    CGW_INSIDE_NET[1 - i],
-                    "dev",
-                    "ipsec0",
-                ],
-            )
-            .unwrap();
+            aws_inside(topo, i);
             c
         })
         .collect()
+}
+
+/// AWS's inside address on charon's ipsec0 in `topo.aws[i]`, and the route back to the other
+/// tunnel's customer inside network (what a PSK or certificate lab charon needs alike).
+pub fn aws_inside(topo: &Topology, i: usize) {
+    run("ip", &["-n", &topo.aws[i], "link", "set", "ipsec0", "up"]).unwrap();
+    run(
+        "ip",
+        &["-n", &topo.aws[i], "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"],
+    )
+    .unwrap();
+    run(
+        "ip",
+        &[
+            "-n",
+            &topo.aws[i],
+            "route",
+            "add",
+            CGW_INSIDE_NET[1 - i],
+            "dev",
+            "ipsec0",
+        ],
+    )
+    .unwrap();
 }
 
 /// configs/lab.describe.json with both tunnels' lifetimes, margin and fuzz replaced, written to

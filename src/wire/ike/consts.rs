@@ -260,6 +260,17 @@ open_enum! {
     }
 }
 
+open_enum! {
+    /// Hash algorithm of SIGNATURE_HASH_ALGORITHMS (RFC 7427 §7, IANA "IKEv2 Hash Algorithms").
+    HashAlgorithm(u16) {
+        SHA1 = 1,
+        SHA2_256 = 2,
+        SHA2_384 = 3,
+        SHA2_512 = 4,
+        IDENTITY = 5,
+    }
+}
+
 /// Transform attribute type of the key length (RFC 7296 §3.3.5), always in TV format.
 pub const ATTRIBUTE_KEY_LENGTH: u16 = 14;
 

@@ -44,6 +44,7 @@
 //! fragments) with the initiator's keys (`keys.txt`: DH secret, SKEYSEED, SK_*; PSK in the header line),
 //! usable by the IKE layer as end-to-end known answers; `testdata/capture/` re-creates them.
 
+pub mod cert;
 mod consts;
 mod header;
 mod payload;
