@@ -22,6 +22,25 @@ struct Setup {
 }
 
 impl Setup {
+    /// On-prem pings the VPC host 5 times a second, `count` times, into `log`.
+    fn ping_vpc(&self, count: u32, log: &std::path::Path) -> std::process::Child {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.lab.ns("onprem"),
+                "ping",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+            ])
+            .args(["-c", &count.to_string(), "10.100.0.10"])
+            .stdout(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
     /// BIRD in namespace `role` with configuration `conf`, its files named `name`.{conf,ctl,pid,out}.
     fn spawn_bird(&mut self, role: &str, name: &str, conf: &str) {
         let file = |ext: &str| {
@@ -350,23 +369,7 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
 
     // Tunnel 1 cut silently while on-prem pings the VPC at 5/s: both directions move.
     let log = s.lab.dir.join("ping.txt");
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.lab.ns("onprem"),
-            "ping",
-            "-i",
-            "0.2",
-            "-c",
-            "50",
-            "-W",
-            "1",
-            "10.100.0.10",
-        ])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let ping = s.ping_vpc(50, &log);
     std::thread::sleep(Duration::from_secs(2));
     s.lab.cut_tunnel1().expect("cut");
     s.wait(
@@ -377,8 +380,7 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
                 .contains("10.0.0.0/17")
         },
     );
-    let out = ping.wait_with_output().unwrap();
-    let _ = out;
+    let _ = ping.wait_with_output().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     let received = text.lines().filter(|l| l.contains("bytes from")).count();
     let lost = 50 - received;
@@ -394,23 +396,7 @@ fn bgp_with_bird_as_aws_learns_announces_withdraws_and_fails_over_fast() {
     );
     // Restored while pinging: the halves withdrawn, traffic back on tunnel 1, nothing lost.
     let log = s.lab.dir.join("ping-restore.txt");
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.lab.ns("onprem"),
-            "ping",
-            "-i",
-            "0.2",
-            "-c",
-            "1000",
-            "-W",
-            "1",
-            "10.100.0.10",
-        ])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let ping = s.ping_vpc(1000, &log);
     s.lab.restore_tunnel1().expect("restore");
     let back = s.wait(
         Duration::from_secs(60),
