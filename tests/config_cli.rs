@@ -299,9 +299,8 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
         (
             "sample-ipv6.describe.json",
             &[
-                "Options.OutsideIpAddressType, Options.TunnelInsideIpVersion",
+                "VPN connection vpn-0e5f60718293a4b5c, Options.TunnelInsideIpVersion",
                 "IPv6 is not supported yet by cgwd",
-                "OutsideIpAddressType Ipv6",
                 "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126",
                 "LocalIpv6NetworkCidr ::/0",
             ],
@@ -309,9 +308,9 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
         (
             "sample-ipv6.xml",
             &[
-                "<tunnel_outside_address>, <tunnel_inside_ipv6_address>",
+                "vpn-0e5f60718293a4b5c, <tunnel_inside_ipv6_address>",
                 "IPv6 is not supported yet by cgwd",
-                "tunnel 2 AWS 2001:db8:ffab:2::22",
+                "<tunnel_inside_ipv6_address> tunnel 1 fd00:a1b2:c3d4:1::/126",
             ],
         ),
     ];

@@ -746,10 +746,24 @@ fn several_connections_name_their_own_keys() {
     assert!(e.contains("vpn-0ffffffffffffffff"), "{e}");
 }
 
-/// IPv6 outside addresses and IPv6 inside traffic load as a model but not as something to run:
-/// refused by the loader `cgwd check`, `cgwd run` and a reload share, naming the fields.
+/// configs/lab.describe.json moved to IPv6 outside addresses (2001:db8::/32), as AWS writes a
+/// connection with `OutsideIpAddressType` Ipv6 and IPv4 inside /30s.
+fn lab_ipv6_outside() -> String {
+    sample("lab.describe.json")
+        .replace(
+            "\"OutsideIpAddressType\": \"PublicIpv4\"",
+            "\"OutsideIpAddressType\": \"Ipv6\"",
+        )
+        .replace("198.51.100.11", "2001:db8:ffaa:1::21")
+        .replace("203.0.113.12", "2001:db8:ffab:2::22")
+        .replace("192.0.2.10", "2001:db8:100::10")
+}
+
+/// IPv6 outside addresses run (IKE and ESP over UDP/IPv6) with the tunnel MTU and MSS 20 octets
+/// smaller; IPv6 inside traffic still loads as a model but not as something to run, refused by
+/// the loader `cgwd check`, `cgwd run` and a reload share, naming the fields.
 #[test]
-fn ipv6_connections_are_refused_at_load() {
+fn ipv6_outside_runs_and_ipv6_inside_is_refused_at_load() {
     let dir = common::tempdir::TempDir::new("ipv6-load");
     let d = dir.0.as_path();
     let e = load_with(d, &[parity("sample-ipv6.describe.json")], "", &[]).unwrap_err();
@@ -757,10 +771,7 @@ fn ipv6_connections_are_refused_at_load() {
     let msg = e.to_string();
     for field in [
         "sample-ipv6.describe.json: ",
-        "Options.OutsideIpAddressType",
-        "OutsideIpAddressType Ipv6",
-        "tunnel 1 AWS 2001:db8:ffaa:1::21",
-        "customer gateway 2001:db8:100::10",
+        "Options.TunnelInsideIpVersion",
         "TunnelInsideIpVersion ipv6",
         "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126, tunnel 2 fd00:a1b2:c3d4:1::4/126",
         "LocalIpv6NetworkCidr ::/0",
@@ -769,17 +780,65 @@ fn ipv6_connections_are_refused_at_load() {
     ] {
         assert!(msg.contains(field), "{field}: {msg}");
     }
+    assert!(!msg.contains("OutsideIpAddressType"), "outside IPv6 runs: {msg}");
     let e = load_with(d, &[parity("sample-ipv6.xml")], "", &[]).unwrap_err();
     assert_eq!(e.problem(), Some(Problem::Unsupported));
     let msg = e.to_string();
+    assert!(msg.contains("<tunnel_inside_ipv6_address>"), "{msg}");
     assert!(
-        msg.contains("<tunnel_outside_address>") && msg.contains("<tunnel_inside_ipv6_address>"),
-        "{msg}"
+        !msg.contains("<tunnel_outside_address>"),
+        "outside IPv6 runs: {msg}"
     );
+
+    // IPv6 outside with IPv4 inside: loads; the MTU and MSS lose the 20 octets IPv6's header adds.
+    let v6 = d.join("v6outside.json");
+    std::fs::write(&v6, lab_ipv6_outside()).unwrap();
+    let loaded = load_with(d, std::slice::from_ref(&v6), "", &[]).expect("IPv6 outside loads");
+    let (conn, s) = &loaded.connections[0];
+    let ipv4 = cgwd::config::load_connection(&lab_config("lab.describe.json")).unwrap();
+    assert_eq!(
+        conn.tunnels[0].aws_outside,
+        "2001:db8:ffaa:1::21".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        conn.tunnels[1].customer_outside,
+        "2001:db8:100::10".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(conn.mtu(), ipv4.mtu() - 20);
+    assert_eq!(
+        conn.mtu(),
+        1418,
+        "AES-GCM (the strongest tier cgwd offers) over UDP/IPv6"
+    );
+    assert_eq!(conn.tunnels[0].mss(), 1378);
+    assert_eq!(s.interface_mtu(conn), 1418);
+    // An IPv6 local.address or local.id suits it; an IPv4 one is refused, naming the key.
     assert!(
-        !msg.contains("OutsideIpAddressType Ipv6"),
-        "the XML has no Options: {msg}"
+        load_with(
+            d,
+            std::slice::from_ref(&v6),
+            "[local]\naddress = \"2001:db8:100::7\"\n",
+            &[]
+        )
+        .is_ok()
     );
+    for key in ["address", "id"] {
+        let e = load_with(
+            d,
+            std::slice::from_ref(&v6),
+            &format!("[local]\n{key} = \"192.0.2.7\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Conflict));
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("key local.{key}")), "{msg}");
+        assert!(
+            msg.contains("192.0.2.7 is IPv4") && msg.contains("are IPv6"),
+            "{msg}"
+        );
+        assert!(msg.contains("give an IPv6 address"), "{msg}");
+    }
 
     // IPv6 inside over IPv4 outside is refused too: the tunnels would negotiate IPv4 selectors.
     let mut v: serde_json::Value = serde_json::from_str(&sample("lab.describe.json")).unwrap();
@@ -793,7 +852,6 @@ fn ipv6_connections_are_refused_at_load() {
         e.contains("IPv6 inside traffic (TunnelInsideIpVersion ipv6)"),
         "{e}"
     );
-    assert!(!e.contains("IPv6 outside"), "{e}");
     v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv4");
     v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = serde_json::json!("PrivateIpv4");
     std::fs::write(&f, v.to_string()).unwrap();
@@ -807,7 +865,7 @@ fn ipv6_connections_are_refused_at_load() {
         .is_ok()
     );
 
-    // An IPv6 local address or IKE identity: what ike_map refuses at start, refused at load.
+    // An IPv6 local address or IKE identity for IPv4 AWS endpoints: refused at load.
     for key in ["address", "id"] {
         let e = load_with(
             d,
@@ -816,8 +874,36 @@ fn ipv6_connections_are_refused_at_load() {
             &[],
         )
         .unwrap_err();
-        assert_eq!(e.problem(), Some(Problem::Unsupported));
+        assert_eq!(e.problem(), Some(Problem::Conflict));
         assert!(e.to_string().contains(&format!("key local.{key}")), "{e}");
+        assert!(e.to_string().contains("2001:db8::1 is IPv6"), "{e}");
+    }
+
+    // Mixed families in the AWS file (AWS never writes one): tunnel 2 over IPv6, tunnel 1 over
+    // IPv4; and an IPv6 AWS endpoint with an IPv4 customer gateway address.
+    for (from, to, what) in [
+        (
+            "203.0.113.12",
+            "2001:db8:ffab:2::22",
+            "tunnel 2's AWS outside address 2001:db8:ffab:2::22 is IPv6",
+        ),
+        (
+            "198.51.100.11",
+            "2001:db8:ffaa:1::21",
+            "tunnel 1's customer gateway outside address 192.0.2.10 is IPv4",
+        ),
+    ] {
+        let f = d.join("mixed.xml");
+        std::fs::write(&f, sample("lab.xml").replace(from, to)).unwrap();
+        let e = load_with(d, std::slice::from_ref(&f), "", &[]).unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Conflict), "{e}");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{}: ", f.display())), "{msg}");
+        assert!(
+            msg.contains("<tunnel_outside_address>") && msg.contains(what),
+            "{msg}"
+        );
+        assert!(msg.contains("one IP family"), "{msg}");
     }
 }
 

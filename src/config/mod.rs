@@ -208,8 +208,9 @@ pub fn load_many_with(
 
 /// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
 /// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
-/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only), and
-/// IPv6 inside traffic (its Child SAs carry IPv4 traffic selectors, BGP runs over the inside /30s).
+/// the host: outside addresses of two IP families (AWS runs every tunnel of a connection over one,
+/// and cgwd binds one address), and IPv6 inside traffic (its Child SAs carry IPv4 traffic
+/// selectors, BGP runs over the inside /30s).
 pub fn check_runnable(
     file: &Path,
     conn: &VpnConnection,
@@ -217,42 +218,12 @@ pub fn check_runnable(
     settings_file: &Path,
 ) -> Result<(), ConfigError> {
     let ip = &conn.ip;
-    let outside: Vec<String> = conn
-        .tunnels
-        .iter()
-        .filter(|t| t.aws_outside.is_ipv6())
-        .map(|t| format!("{} AWS {}", t.id, t.aws_outside))
-        .chain(
-            conn.tunnels
-                .iter()
-                .map(|t| t.customer_outside)
-                .filter(IpAddr::is_ipv6)
-                .take(1)
-                .map(|a| format!("customer gateway {a}")),
-        )
-        .collect();
-    let outside_v6 = ip.outside_ip_address_type == Some(OutsideIpAddressType::Ipv6) || !outside.is_empty();
+    let described = conn.format == SourceFormat::DescribeJson;
+    check_outside_family(file, conn, settings, settings_file)?;
     let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
         || conn.tunnels.iter().any(|t| t.inside_ipv6.is_some());
-    let described = conn.format == SourceFormat::DescribeJson;
     let mut what = Vec::new();
     let mut fields = Vec::new();
-    if outside_v6 {
-        let field = if described {
-            "Options.OutsideIpAddressType"
-        } else {
-            "<tunnel_outside_address>"
-        };
-        fields.push(field);
-        what.push(format!(
-            "IPv6 outside addresses ({}{}): cgwd runs IKE and ESP over IPv4 only",
-            ip.outside_ip_address_type.map_or(String::new(), |t| format!(
-                "OutsideIpAddressType {}; ",
-                t.aws_name()
-            )),
-            outside.join(", ")
-        ));
-    }
     if inside_v6 {
         let mut parts = Vec::new();
         if let Some(v) = ip.tunnel_inside_ip_version {
@@ -302,22 +273,71 @@ pub fn check_runnable(
                 "IPv6 is not supported yet by cgwd, and `cgwd run` refuses this connection: {}",
                 what.join("; ")
             ),
-            "use a VPN connection with OutsideIpAddressType PublicIpv4 (or PrivateIpv4) and \
-             TunnelInsideIpVersion ipv4 — AWS sets both when the connection is created, so that \
-             means a new connection — or run this one with an IKE implementation that supports IPv6",
+            "use a VPN connection with TunnelInsideIpVersion ipv4 — AWS sets it when the \
+             connection is created, so that means a new connection — or run this one with an IKE \
+             implementation that supports IPv6 inside traffic",
         ));
+    }
+    Ok(())
+}
+
+/// IKE and ESP run over one IP family (AWS: an IPv6 connection is IPv6 outside on both sides of
+/// both tunnels): every outside address, `local.address` and `local.id` must be of the family of
+/// AWS's first tunnel endpoint.
+fn check_outside_family(
+    file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+    settings_file: &Path,
+) -> Result<(), ConfigError> {
+    let first = conn.tunnels[0].aws_outside;
+    let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+    let described = conn.format == SourceFormat::DescribeJson;
+    for t in &conn.tunnels {
+        for (side, addr) in [("AWS", t.aws_outside), ("customer gateway", t.customer_outside)] {
+            if addr.is_ipv4() != first.is_ipv4() {
+                return Err(ConfigError::invalid(
+                    file,
+                    Problem::Conflict,
+                    format!(
+                        "VPN connection {}, {}",
+                        conn.id,
+                        if described && side == "AWS" {
+                            "Options.TunnelOptions[].OutsideIpAddress"
+                        } else {
+                            "<tunnel_outside_address>"
+                        }
+                    ),
+                    format!(
+                        "{}'s {side} outside address {addr} is {} but tunnel 1's AWS outside address \
+                         {first} is {}: AWS runs both tunnels of a connection, on both sides, over \
+                         one IP family",
+                        t.id,
+                        family(addr),
+                        family(first)
+                    ),
+                    "use the unedited file AWS gave for the connection",
+                ));
+            }
+        }
     }
     for (key, addr) in [
         ("local.address", settings.local.address),
         ("local.id", settings.local.id),
     ] {
-        if let Some(a) = addr.filter(IpAddr::is_ipv6) {
+        if let Some(a) = addr.filter(|a| a.is_ipv4() != first.is_ipv4()) {
             return Err(ConfigError::invalid(
                 settings_file,
-                Problem::Unsupported,
+                Problem::Conflict,
                 format!("key {key}"),
-                format!("{a} is IPv6; cgwd runs IKE and ESP over IPv4 only"),
-                format!("give an IPv4 address, or leave {key} out"),
+                format!(
+                    "{a} is {} but VPN connection {}'s AWS outside addresses ({first}, …) are {}: \
+                     IKE and ESP run over the outside address family AWS gave the connection",
+                    family(a),
+                    conn.id,
+                    family(first)
+                ),
+                format!("give an {} address, or leave {key} out", family(first)),
             ));
         }
     }

@@ -16,7 +16,7 @@
 //! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -77,7 +77,7 @@ struct IkeInput {
 /// data-plane RX worker hands over from UDP 4500. Both end when the loop's receiver is dropped (or
 /// the data plane stops, or `stop` is set).
 fn spawn_ike_inputs(
-    local: Ipv4Addr,
+    local: IpAddr,
     udp500: Arc<UdpSocket>,
     from_rx_worker: Receiver<IkeDatagram>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -87,7 +87,7 @@ fn spawn_ike_inputs(
     std::thread::Builder::new()
         .name("cgwd-ike500".into())
         .spawn(move || {
-            let to = SocketAddr::new(IpAddr::V4(local), 500);
+            let to = SocketAddr::new(local, 500);
             let mut buf = vec![0u8; 65536];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match udp500.recv_from(&mut buf) {
@@ -119,7 +119,7 @@ fn spawn_ike_inputs(
     std::thread::Builder::new()
         .name("cgwd-ike4500".into())
         .spawn(move || {
-            let to = SocketAddr::new(IpAddr::V4(local), 4500);
+            let to = SocketAddr::new(local, 4500);
             for dg in from_rx_worker {
                 let input = IkeInput {
                     from: dg.from,
@@ -449,7 +449,8 @@ struct Daemon {
     connections: Vec<Connection>,
     /// Gateway handle → (connection, tunnel index).
     by_handle: HashMap<TunnelHandle, (usize, usize)>,
-    local: Ipv4Addr,
+    /// Our outside address, IPv4 or IPv6 (the family of AWS's endpoints).
+    local: IpAddr,
     udp500: Arc<UdpSocket>,
     udp4500: Arc<UdpSocket>,
     /// IKE datagrams from both ports, in arrival order; the loop blocks here.
@@ -751,11 +752,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         None => crate::config::resolve_local_address(&settings, first_conn.tunnel(TunnelId::One))
             .map_err(StartError::io("finding the local address"))?,
     };
-    let IpAddr::V4(local) = local_ip else {
-        return Err(StartError::Other(format!(
-            "local address {local_ip} is IPv6; cgwd supports IPv4 outside addresses"
-        )));
-    };
+    let local = local_ip;
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
 
@@ -1351,11 +1348,7 @@ impl Daemon {
             return;
         }
         if let SaCommand::Install(child) = c {
-            if let SocketAddr::V4(peer) = child.remote {
-                self.shared.set_peer(child.tunnel, Some(peer));
-            } else {
-                self.shared.set_peer(child.tunnel, None::<SocketAddrV4>);
-            }
+            self.shared.set_peer(child.tunnel, Some(child.remote));
         }
     }
 
@@ -1792,7 +1785,7 @@ impl Daemon {
                         tunnel: t.id.number(),
                         ike_phase1_state: p1,
                         ike_phase2_state: p2,
-                        local_outside: IpAddr::V4(self.local),
+                        local_outside: self.local,
                         aws_outside: tc.aws_outside,
                         inside: t.inside,
                         aws_inside: t.aws_inside,
@@ -1928,7 +1921,7 @@ impl Daemon {
         };
         let local = crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
             .map_err(|e| format!("finding the local address: {e}"))?;
-        if local != IpAddr::V4(self.local) {
+        if local != self.local {
             return Err(format!(
                 "the local address would change from {} to {local} (customer gateway address of {}); only a restart applies it",
                 self.local, first.id
@@ -2091,7 +2084,7 @@ impl Daemon {
                 continue;
             };
             let c = &self.connections[ci];
-            let mut cfg = match super::ike_config_for(&c.conn, &c.settings, tunnel, IpAddr::V4(self.local)) {
+            let mut cfg = match super::ike_config_for(&c.conn, &c.settings, tunnel, self.local) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     tracing::error!(vpn = %id, %tunnel, error = %e, "reconfiguring the tunnel");

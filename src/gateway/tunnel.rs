@@ -144,7 +144,7 @@ impl Tunnel {
     }
 
     pub(super) fn peer_is(&self, peer: SocketAddr) -> bool {
-        peer.ip() == std::net::IpAddr::V4(self.spec.cfg.remote_addr)
+        peer.ip() == self.spec.cfg.remote_addr
     }
 
     pub(super) fn view(&self) -> TunnelView<'_> {

@@ -22,8 +22,8 @@ use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector};
 use crate::suite::Suite;
 use crate::wire::ike::{AuthMethod, ExchangeType, IdRepr, IdType, NotifyType, PayloadRepr, SaRepr};
 
-fn our_id(addr: std::net::Ipv4Addr) -> IdRepr {
-    IdRepr::from_ip(IpAddr::V4(addr))
+fn our_id(addr: IpAddr) -> IdRepr {
+    IdRepr::from_ip(addr)
 }
 
 fn find_id(payloads: &[PayloadRepr], initiator: bool) -> Option<&IdRepr> {
@@ -167,7 +167,7 @@ impl IkeSa {
             return self.verify_peer_certificate(c, id, payloads, auth, peer_is_initiator);
         }
         let expected_id = our_id(self.cfg.remote_id);
-        if id.id_type != IdType::ID_IPV4_ADDR || id.data != expected_id.data {
+        if id.id_type != expected_id.id_type || id.data != expected_id.data {
             return Err(FailReason::PeerIdMismatch { got: id_text(id) });
         }
         let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {

@@ -3,7 +3,7 @@
 //! The daemon maps its configuration model onto [`IkeConfig`]; the state machine never sees anything else,
 //! so it can be driven in-process by tests and fuzzers with a hand-built config.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::crypto::RekeyPrfPlus;
@@ -100,14 +100,14 @@ impl Default for Ports {
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub tunnel: TunnelKey,
-    /// Our outside address (AWS: customer gateway IP).
-    pub local_addr: Ipv4Addr,
+    /// Our outside address (AWS: customer gateway IP), IPv4 or IPv6 (the same family as the peer's).
+    pub local_addr: IpAddr,
     /// The peer's outside address (AWS: tunnel outside IP).
-    pub remote_addr: Ipv4Addr,
-    /// IDi/IDr we send, as ID_IPV4_ADDR (AWS accepts only the customer gateway IP).
-    pub local_id: Ipv4Addr,
-    /// The ID the peer must present (AWS: its outside IP).
-    pub remote_id: Ipv4Addr,
+    pub remote_addr: IpAddr,
+    /// IDi/IDr we send, as ID_IPV4_ADDR or ID_IPV6_ADDR (AWS accepts only the customer gateway IP).
+    pub local_id: IpAddr,
+    /// The ID the peer must present (AWS: its outside IP), of the same ID type.
+    pub remote_id: IpAddr,
     pub psk: Secret,
     pub ike: AlgorithmSet,
     pub esp: AlgorithmSet,
@@ -220,10 +220,11 @@ impl IkeConfig {
     /// DPD after 10 s, 1024-packet replay window, 0.0.0.0/0 selectors.
     pub fn aws_defaults(
         tunnel: impl Into<TunnelKey>,
-        local_addr: Ipv4Addr,
-        remote_addr: Ipv4Addr,
+        local_addr: impl Into<IpAddr>,
+        remote_addr: impl Into<IpAddr>,
         psk: Secret,
     ) -> Self {
+        let (local_addr, remote_addr) = (local_addr.into(), remote_addr.into());
         IkeConfig {
             tunnel: tunnel.into(),
             local_addr,

@@ -46,7 +46,7 @@ pub mod timer;
 pub mod ts;
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -277,8 +277,8 @@ pub enum RejectReason {
 
 impl IkeSa {
     fn blank(cfg: Arc<IkeConfig>, now: Instant, rng: Box<dyn Random>, role: Role) -> Self {
-        let local = SocketAddr::new(IpAddr::V4(cfg.local_addr), cfg.local_ports.ike);
-        let remote = SocketAddr::new(IpAddr::V4(cfg.remote_addr), cfg.remote_ports.ike);
+        let local = SocketAddr::new(cfg.local_addr, cfg.local_ports.ike);
+        let remote = SocketAddr::new(cfg.remote_addr, cfg.remote_ports.ike);
         IkeSa {
             cfg,
             rng,

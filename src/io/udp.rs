@@ -677,6 +677,32 @@ mod tests {
         }
     }
 
+    /// IPv6 outside addresses: GSO runs, the sendmmsg fallback and GRO over UDP/IPv6 (::1).
+    #[test]
+    fn ipv6_batches_arrive_intact_with_and_without_gso() {
+        let t = Duration::from_millis(500);
+        let Ok(a) = UdpSocket::bind("[::1]:0".parse().unwrap(), t) else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let b = UdpSocket::bind("[::1]:0".parse().unwrap(), t).unwrap();
+        let mut sizes = vec![1400; 40];
+        sizes.push(300);
+        for gso in [true, false] {
+            if !gso {
+                a.disable_gso();
+            }
+            let pkts = packets(&sizes);
+            let iov: Vec<IoSlice<'_>> = pkts.iter().map(|p| IoSlice::new(p)).collect();
+            assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), pkts.len());
+            assert_eq!(recv_all(&b, pkts.len()), pkts);
+        }
+        a.send_to(b"v6", b.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(2);
+        assert_eq!(b.recv_batch(&mut batch).unwrap(), 1);
+        assert_eq!(batch.meta(0).source, a.local_addr().unwrap());
+    }
+
     #[test]
     fn sockaddr_round_trips() {
         for s in ["192.0.2.1:4500", "[2001:db8::1]:500"] {
