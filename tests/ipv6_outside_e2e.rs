@@ -419,3 +419,141 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     assert!(code.unwrap().success(), "{}", diag());
     drop(charons);
 }
+
+/// cgwd ↔ `cgwd emulate-aws` over IPv6 outside addresses, in `cgwd demo`'s topology
+/// ([`cgwd::demo::Lab`]) with IPv6 added on the outside links (on-prem and VPC stay IPv4):
+/// both tunnels up, pings on-prem → VPC, and a maintenance rehearsal on tunnel 1 during which
+/// tunnel 2 carries the pings, after which tunnel 1 comes back by itself.
+#[test]
+fn cgwd_and_emulate_aws_over_ipv6_outside() {
+    if !common::netns::is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
+    let mut lab =
+        cgwd::demo::Lab::create(format!("cgwd-e6-{}", std::process::id()), false).expect("topology");
+    let (cgw, inet, aws, onprem) = (lab.ns("cgw"), lab.ns("inet"), lab.ns("aws"), lab.ns("onprem"));
+    let ip = |ns: &str, args: &[&str]| {
+        let mut all = vec!["ip"];
+        all.extend_from_slice(args);
+        lab.exec(ns, &all).unwrap_or_else(|e| panic!("{e}"));
+    };
+    for (ns, dev, addr) in [
+        (&cgw, "wan0", "2001:db8:100::10/64"),
+        (&inet, "cgw0", "2001:db8:100::1/64"),
+        (&inet, "aws0", "2001:db8:ffaa:1::1/64"),
+        (&inet, "aws0", "2001:db8:ffab:2::1/64"),
+        (&aws, "wan0", "2001:db8:ffaa:1::21/64"),
+        (&aws, "wan0", "2001:db8:ffab:2::22/64"),
+    ] {
+        ip(ns, &["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    ip(&cgw, &["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+    ip(
+        &aws,
+        &["-6", "route", "add", "default", "via", "2001:db8:ffaa:1::1"],
+    );
+    sysctl(&inet, "net.ipv6.conf.all.forwarding=1");
+    // The links' own link-local addresses went through DAD when Lab::create brought them up.
+    wait_for("link-local addresses out of DAD", Duration::from_secs(10), || {
+        [&cgw, &inet, &aws].iter().all(|ns| {
+            lab.exec(ns, &["ip", "-6", "addr", "show", "tentative"])
+                .is_ok_and(|o| o.trim().is_empty())
+        })
+    });
+
+    let config = lab.dir.join("vpn.json");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(ipv6_config(&lab.dir))
+            .unwrap()
+            .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
+    )
+    .unwrap();
+    let settings = |role: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"{CGW}\"\n[routing]\n\
+                 vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (cgw_settings, aws_settings) = (settings("cgwd"), settings("aws"));
+    let c = config.to_string_lossy().into_owned();
+    lab.spawn(
+        &aws,
+        &[EXE, "emulate-aws", &c, "--settings", &aws_settings],
+        "aws.log",
+    )
+    .expect("emulate-aws");
+    lab.spawn(&cgw, &[EXE, "run", &c, "--settings", &cgw_settings], "cgwd.log")
+        .expect("cgwd run");
+
+    let sock = lab.dir.join("cgwd.sock");
+    let logs = || {
+        let read = |f: &str| std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default();
+        format!(
+            "\n--- cgwd\n{}\n--- emulate-aws\n{}",
+            read("cgwd.log"),
+            read("aws.log")
+        )
+    };
+    let healthy =
+        |i: usize| cgwd_status(&sock).is_some_and(|s| up(&s, i) && s["tunnels"][i]["liveness"] == "healthy");
+    let wait = |what: &str, limit: Duration, ok: &dyn Fn() -> bool| {
+        let deadline = cgwd::io::clock::now() + limit;
+        while !ok() {
+            assert!(
+                cgwd::io::clock::now() < deadline,
+                "timed out waiting for {what}{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("both tunnels up", Duration::from_secs(25), &|| {
+        healthy(0) && healthy(1)
+    });
+    let s = cgwd_status(&sock).unwrap();
+    for (i, a) in AWS.iter().enumerate() {
+        let t = &s["tunnels"][i];
+        assert_eq!(t["local_outside"], CGW, "{t}");
+        assert_eq!(t["aws_outside"], *a, "{t}");
+    }
+    let ping = |label: &str| {
+        let out = lab
+            .exec(
+                &onprem,
+                &["ping", "-n", "-c", "20", "-i", "0.05", "-W", "2", VPC_HOST],
+            )
+            .unwrap_or_else(|e| e);
+        let (tx, rx) = ping_counts(&out);
+        println!(
+            "emulate-aws, {label}: {tx} sent, {rx} received; {}",
+            out.lines().last().unwrap_or("")
+        );
+        assert!(tx == 20 && rx == 20, "{out}{}", logs());
+    };
+    ping("both tunnels up");
+
+    // AWS replaces tunnel 1's endpoint: a DELETE, 4 s silence, then back by itself.
+    let out = Command::new(EXE)
+        .args(["emulate-aws-ctl", "--control-socket"])
+        .arg(lab.dir.join("aws.sock"))
+        .args(["maintenance", "--tunnel", "1", "--for", "4s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait("tunnel 1 down after the DELETE", Duration::from_secs(5), &|| {
+        !healthy(0)
+    });
+    ping("tunnel 1 in maintenance, tunnel 2 carrying");
+    wait("tunnel 1 back by itself", Duration::from_secs(40), &|| healthy(0));
+    ping("tunnel 1 back");
+}
