@@ -669,6 +669,18 @@ routes = ["10.2.0.0/24"]
         assert!(cfg.child_sa2().unwrap().is_none());
     }
 
+    /// IPv6 outside endpoints (AWS `OutsideIpAddressType` Ipv6) parse and reach the Child SA.
+    #[test]
+    fn ipv6_endpoints_parse() {
+        let text = SAMPLE
+            .replace("\"192.0.2.1:4500\"", "\"[2001:db8:100::10]:4500\"")
+            .replace("\"192.0.2.2:4500\"", "\"[2001:db8:ffaa:1::21]:4500\"");
+        let cfg: StaticConfig = toml::from_str(&text).unwrap();
+        let child = cfg.child_sa().unwrap();
+        assert_eq!(child.local, "[2001:db8:100::10]:4500".parse().unwrap());
+        assert_eq!(child.remote, "[2001:db8:ffaa:1::21]:4500".parse().unwrap());
+    }
+
     #[test]
     fn second_tunnel_parses_into_tunnel_two() {
         let text = format!(
