@@ -230,6 +230,11 @@ fn error_of(command: &str, out: &Output) -> String {
 /// `cgwd run FILE`, which must refuse at once (it loads the configuration before touching the
 /// host); killed after 30 s if it does not.
 fn run_refused(file: &Path) -> Output {
+    run_refused_with(file, &[])
+}
+
+/// [`run_refused`] with `vars` added to the environment.
+fn run_refused_with(file: &Path, vars: &[(&str, &str)]) -> Output {
     let dir = std::env::temp_dir().join(format!("cgwd-parity-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cgwd"))
@@ -239,6 +244,7 @@ fn run_refused(file: &Path) -> Output {
         .env("CGWD_INTERFACE_NAME", "cgwdtst9")
         .env("CGWD_CONTROL_SOCKET", dir.join("cgwd.sock"))
         .env_remove("CGWD_METRICS_LISTEN")
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -461,5 +467,53 @@ fn secrets_manager_sample_is_valid_with_keys_from_the_settings() {
         stdout.contains("Notes:") && stdout.contains("`chmod 600` it"),
         "{stdout}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// configs/lab.describe.json with IPv6 outside addresses (`OutsideIpAddressType` Ipv6): `cgwd check`
+/// accepts it and shows the IPv6 addresses and the 20-octet smaller MTU; an IPv4 `local.address`
+/// with it is refused by `check` and `run` alike, naming the key.
+#[test]
+fn ipv6_outside_addresses_are_valid_and_a_mixed_local_address_is_refused() {
+    let dir = std::env::temp_dir().join(format!("cgwd-cli-v6out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("vpn-ipv6.json");
+    let text = std::fs::read_to_string(configs().join("lab.describe.json"))
+        .unwrap()
+        .replace(
+            "\"OutsideIpAddressType\": \"PublicIpv4\"",
+            "\"OutsideIpAddressType\": \"Ipv6\"",
+        )
+        .replace("198.51.100.11", "2001:db8:ffaa:1::21")
+        .replace("203.0.113.12", "2001:db8:ffab:2::22")
+        .replace("192.0.2.10", "2001:db8:100::10");
+    std::fs::write(&f, text).unwrap();
+    let file = f.to_str().unwrap();
+    let out = cgwd(&["check", "--json", file]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tunnels"][0]["aws_outside"], "2001:db8:ffaa:1::21");
+    assert_eq!(v["tunnels"][1]["customer_outside"], "2001:db8:100::10");
+    assert_eq!(v["tunnels"][0]["mtu"], 1418);
+    assert_eq!(v["tunnels"][0]["mss"], 1378);
+    let text = cgwd(&["check", file]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("2001:db8:ffaa:1::21"));
+
+    let mixed = [("CGWD_LOCAL_ADDRESS", "192.0.2.7")];
+    let out = cgwd_env(&["check", file], &mixed);
+    assert_eq!(out.status.code(), Some(2));
+    let check = error_of("check", &out);
+    assert!(
+        check.contains("key local.address") && check.contains("192.0.2.7 is IPv4"),
+        "{check}"
+    );
+    let run = run_refused_with(&f, &mixed);
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(error_of("run", &run), check, "run refuses as check does");
     let _ = std::fs::remove_dir_all(&dir);
 }
