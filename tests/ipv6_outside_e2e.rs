@@ -237,10 +237,12 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     let ifname = format!("c6o{}", std::process::id() % 100_000);
     let sock = dir.0.join("ctl").join("cgwd.sock");
     let settings = dir.0.join("cgwd.toml");
+    // No local.address: cgwd finds the customer gateway's IPv6 address from the file on this host
+    // (the emulate-aws test below gives it explicitly).
     std::fs::write(
         &settings,
         format!(
-            "[interface]\nname = \"{ifname}\"\n[local]\naddress = \"{CGW}\"\n\
+            "[interface]\nname = \"{ifname}\"\n\
              [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
              [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n",
             sock.display()
