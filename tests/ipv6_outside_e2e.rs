@@ -54,13 +54,14 @@ struct Topology {
 }
 
 impl Topology {
-    fn create() -> Topology {
+    /// Namespaces `c6<tag>-{o,c,a,b,v}<pid>`: `tag` keeps this file's tests apart.
+    fn create(tag: char) -> Topology {
         let id = std::process::id();
         let t = Topology {
-            onprem: format!("c6o-o{id}"),
-            cgw: format!("c6o-c{id}"),
-            aws: [format!("c6o-a{id}"), format!("c6o-b{id}")],
-            vpc: format!("c6o-v{id}"),
+            onprem: format!("c6{tag}-o{id}"),
+            cgw: format!("c6{tag}-c{id}"),
+            aws: [format!("c6{tag}-a{id}"), format!("c6{tag}-b{id}")],
+            vpc: format!("c6{tag}-v{id}"),
         };
         for ns in t.all() {
             run("ip", &["netns", "add", ns]).unwrap();
@@ -69,8 +70,8 @@ impl Topology {
             sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
             sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
         }
-        let veth = |a: &str, a_name: &str, b: &str, b_name: &str, tag: &str| {
-            let (ta, tb) = (format!("x{tag}{id}"), format!("y{tag}{id}"));
+        let veth = |a: &str, a_name: &str, b: &str, b_name: &str, link: &str| {
+            let (ta, tb) = (format!("x{tag}{link}{id}"), format!("y{tag}{link}{id}"));
             run(
                 "ip",
                 &[
@@ -211,73 +212,133 @@ fn ping_counts(out: &str) -> (u32, u32) {
     (tx, rx)
 }
 
+/// Two charons as AWS (`edit(i, swanctl.conf)` applied) and `cgwd run` in the cgw namespace with
+/// `config` and `extra` settings, both tunnels established over IPv6 and answering probes.
+/// Fields drop in order: cgwd and the charons end before their namespaces and files go.
+struct StrongSwanLab {
+    daemon: Proc,
+    charons: Vec<Charon>,
+    topo: Topology,
+    _dir: TempDir,
+    sock: PathBuf,
+    log_path: PathBuf,
+    ifname: String,
+}
+
+impl StrongSwanLab {
+    fn start(
+        tag: char,
+        config: impl Fn(&Path) -> PathBuf,
+        extra: &str,
+        edit: impl Fn(usize, String) -> String,
+    ) -> StrongSwanLab {
+        let topo = Topology::create(tag);
+        let dir = TempDir::new(&format!("v6out-{tag}"));
+        // AWS's two endpoints: charon waiting for cgwd, AWS's full lists, AWS's inside address on
+        // ipsec0 and the on-prem prefix routed into the tunnel (what a static route at AWS does).
+        let charons: Vec<Charon> = (0..2)
+            .map(|i| {
+                let c = Charon::start(&topo.aws[i], &dir.0.join(format!("aws{}", i + 1))).unwrap();
+                let conf = Conn::new(AWS[i], CGW, PSK[i], AWS_IKE, AWS_ESP).swanctl_conf();
+                let file = c.dir.join("swanctl.conf");
+                std::fs::write(&file, edit(i, conf)).unwrap();
+                c.swanctl(
+                    "--load-all",
+                    &["--noprompt", "--file", &file.display().to_string()],
+                )
+                .unwrap();
+                let ns = &topo.aws[i];
+                run("ip", &["-n", ns, "link", "set", "ipsec0", "up"]).unwrap();
+                run("ip", &["-n", ns, "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"]).unwrap();
+                run("ip", &["-n", ns, "route", "add", ONPREM_NET, "dev", "ipsec0"]).unwrap();
+                c
+            })
+            .collect();
+        let config = config(&dir.0);
+        let ifname = format!("c6{tag}{}", std::process::id() % 100_000);
+        let sock = dir.0.join("ctl").join("cgwd.sock");
+        let settings = dir.0.join("cgwd.toml");
+        // No local.address: cgwd finds the customer gateway's IPv6 address from the file on this
+        // host (the emulate-aws test below gives it explicitly).
+        std::fs::write(
+            &settings,
+            format!(
+                "[interface]\nname = \"{ifname}\"\n\
+                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
+                 [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n{extra}",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let log_path = dir.0.join("cgwd.log");
+        let daemon = Proc(
+            Command::new("ip")
+                .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
+                .arg(&config)
+                .arg("--settings")
+                .arg(&settings)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lab = StrongSwanLab {
+            daemon,
+            charons,
+            topo,
+            _dir: dir,
+            sock,
+            log_path,
+            ifname,
+        };
+        let sock = lab.sock.clone();
+        wait_for("both tunnels established", Duration::from_secs(30), || {
+            if let Ok(Some(code)) = lab.daemon.0.try_wait() {
+                panic!("cgwd exited with {code}{}", lab.diag());
+            }
+            cgwd_status(&sock).is_some_and(|s| up(&s, 0) && up(&s, 1))
+        });
+        wait_for("probe replies on both tunnels", Duration::from_secs(10), || {
+            cgwd_status(&sock).is_some_and(|s| (0..2).all(|i| s["tunnels"][i]["probe_rtt_ms"].is_number()))
+        });
+        lab
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn diag(&self) -> String {
+        format!(
+            "\n--- cgwd log\n{}\n--- charon 1\n{}\n--- charon 2\n{}",
+            self.log(),
+            self.charons[0].list_sas(),
+            self.charons[1].list_sas()
+        )
+    }
+
+    /// SIGTERM: cgwd deletes its SAs, removes what it made and exits 0.
+    fn stop(mut self) {
+        run("kill", &["-TERM", &self.daemon.0.id().to_string()]).unwrap();
+        let mut code = None;
+        wait_for("cgwd exit after SIGTERM", Duration::from_secs(5), || {
+            code = self.daemon.0.try_wait().unwrap();
+            code.is_some()
+        });
+        assert!(code.unwrap().success(), "{}", self.diag());
+    }
+}
+
 #[test]
 fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     if skip_unless_root_and(&["iperf3", "ping"]) {
         return;
     }
-    let topo = Topology::create();
-    let dir = TempDir::new("v6out-ss");
-
-    // AWS's two endpoints: charon waiting for cgwd, AWS's full lists, AWS's inside address on
-    // ipsec0 and the on-prem prefix routed into the tunnel (what a static route at AWS does).
-    let charons: Vec<Charon> = (0..2)
-        .map(|i| {
-            let c = Charon::start(&topo.aws[i], &dir.0.join(format!("aws{}", i + 1))).unwrap();
-            c.load(&Conn::new(AWS[i], CGW, PSK[i], AWS_IKE, AWS_ESP)).unwrap();
-            let ns = &topo.aws[i];
-            run("ip", &["-n", ns, "link", "set", "ipsec0", "up"]).unwrap();
-            run("ip", &["-n", ns, "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"]).unwrap();
-            run("ip", &["-n", ns, "route", "add", ONPREM_NET, "dev", "ipsec0"]).unwrap();
-            c
-        })
-        .collect();
-
-    let config = ipv6_config(&dir.0);
-    let ifname = format!("c6o{}", std::process::id() % 100_000);
-    let sock = dir.0.join("ctl").join("cgwd.sock");
-    let settings = dir.0.join("cgwd.toml");
-    // No local.address: cgwd finds the customer gateway's IPv6 address from the file on this host
-    // (the emulate-aws test below gives it explicitly).
-    std::fs::write(
-        &settings,
-        format!(
-            "[interface]\nname = \"{ifname}\"\n\
-             [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
-             [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n",
-            sock.display()
-        ),
-    )
-    .unwrap();
-    let log_path = dir.0.join("cgwd.log");
-    let mut daemon = Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
-            .arg(&config)
-            .arg("--settings")
-            .arg(&settings)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let diag = || {
-        format!(
-            "\n--- cgwd log\n{}\n--- charon 1\n{}\n--- charon 2\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default(),
-            charons[0].list_sas(),
-            charons[1].list_sas()
-        )
-    };
-
-    wait_for("both tunnels established", Duration::from_secs(30), || {
-        if let Ok(Some(code)) = daemon.0.try_wait() {
-            panic!("cgwd exited with {code}{}", diag());
-        }
-        cgwd_status(&sock).is_some_and(|s| up(&s, 0) && up(&s, 1))
-    });
-    let s = cgwd_status(&sock).unwrap();
+    let lab = StrongSwanLab::start('o', ipv6_config, "", |_, conf| conf);
+    let (topo, sock, ifname, charons) = (&lab.topo, &lab.sock, &lab.ifname, &lab.charons);
+    let diag = || lab.diag();
+    let s = cgwd_status(sock).unwrap();
     for (i, aws) in AWS.iter().enumerate() {
         let t = &s["tunnels"][i];
         println!(
@@ -298,14 +359,11 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
             "{sas}"
         );
     }
-    wait_for("probe replies on both tunnels", Duration::from_secs(10), || {
-        cgwd_status(&sock).is_some_and(|s| (0..2).all(|i| s["tunnels"][i]["probe_rtt_ms"].is_number()))
-    });
 
     // 1. The TUN MTU is the IPv4 one less the 20 octets of the longer IPv6 header: 1438 − 20 for
     //    AES-GCM, the tier cgwd offers. A DF packet of exactly that size crosses; one more octet is
     //    answered "fragmentation needed" with the MTU.
-    let link = topo.exec(&topo.cgw, &["ip", "link", "show", &ifname]);
+    let link = topo.exec(&topo.cgw, &["ip", "link", "show", ifname]);
     let mtu: usize = link
         .split_whitespace()
         .skip_while(|w| *w != "mtu")
@@ -395,10 +453,10 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
 
     // 4. cgwd counted the traffic on both tunnels.
     wait_for("status counters after iperf3", Duration::from_secs(5), || {
-        cgwd_status(&sock)
+        cgwd_status(sock)
             .is_some_and(|s| s["tunnels"][0]["traffic"]["bytes_out"].as_u64().unwrap_or(0) >= bytes)
     });
-    let s = cgwd_status(&sock).unwrap();
+    let s = cgwd_status(sock).unwrap();
     for i in 0..2 {
         let traffic = &s["tunnels"][i]["traffic"];
         println!("tunnel {}: traffic {traffic}", i + 1);
@@ -411,15 +469,7 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
         }
     }
 
-    // Clean exit on SIGTERM.
-    run("kill", &["-TERM", &daemon.0.id().to_string()]).unwrap();
-    let mut code = None;
-    wait_for("cgwd exit after SIGTERM", Duration::from_secs(5), || {
-        code = daemon.0.try_wait().unwrap();
-        code.is_some()
-    });
-    assert!(code.unwrap().success(), "{}", diag());
-    drop(charons);
+    lab.stop();
 }
 
 /// cgwd ↔ `cgwd emulate-aws` over IPv6 outside addresses, in `cgwd demo`'s topology
@@ -558,4 +608,123 @@ fn cgwd_and_emulate_aws_over_ipv6_outside() {
     ping("tunnel 1 in maintenance, tunnel 2 carrying");
     wait("tunnel 1 back by itself", Duration::from_secs(40), &|| healthy(0));
     ping("tunnel 1 back");
+}
+
+/// `config` with both tunnels' lifetimes and rekey margin replaced (lab lifetimes, needing
+/// `[lab] allow_short_lifetimes` in the settings).
+fn with_lab_lifetimes(config: PathBuf, ike_s: u32, child_s: u32, margin_s: u32) -> PathBuf {
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "\"Phase1LifetimeSeconds\": 28800",
+            &format!("\"Phase1LifetimeSeconds\": {ike_s}"),
+        )
+        .replace(
+            "\"Phase2LifetimeSeconds\": 3600",
+            &format!("\"Phase2LifetimeSeconds\": {child_s}"),
+        )
+        .replace(
+            "\"RekeyMarginTimeSeconds\": 540",
+            &format!("\"RekeyMarginTimeSeconds\": {margin_s}"),
+        );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Both sides rekey Child and IKE SAs over IPv6 under pings through both tunnels: nothing lost.
+/// cgwd: IKE 60 s, Child 20 s, margin 5 s (Child rekeys at 10-15 s, IKE at 50-55 s); charon on
+/// tunnel 1 rekeys the Child SA first (8 s) and leaves the IKE SA to cgwd (70 s), on tunnel 2 the
+/// reverse (Child 18 s, IKE 40 s) — as tests/rekey_e2e.rs does over IPv4.
+#[test]
+fn both_sides_rekey_over_ipv6_without_loss() {
+    use common::two_aws::{cgwd_rekeys, lost, rekeys_done, with_lifetimes};
+    if skip_unless_root_and(&["ping"]) {
+        return;
+    }
+    let lab = StrongSwanLab::start(
+        'r',
+        |d| with_lab_lifetimes(ipv6_config(d), 60, 20, 5),
+        "[lab]\nallow_short_lifetimes = true\n",
+        |i, conf| {
+            let (ike, child) = if i == 0 {
+                (
+                    ["rekey_time = 70s", "over_time = 10s", "rand_time = 0s"],
+                    ["rekey_time = 8s", "life_time = 30s", "rand_time = 0s"],
+                )
+            } else {
+                (
+                    ["rekey_time = 40s", "over_time = 10s", "rand_time = 0s"],
+                    ["rekey_time = 18s", "life_time = 25s", "rand_time = 0s"],
+                )
+            };
+            with_lifetimes(&conf, &ike, &child)
+        },
+    );
+    let marks: Vec<usize> = lab.charons.iter().map(|c| c.log().len()).collect();
+    let cgwd_mark = lab.log().len();
+    let ping = |count: u32, interval: &str, target: &str| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.topo.onprem,
+                "ping",
+                "-q",
+                "-n",
+                "-i",
+                interval,
+                "-W",
+                "2",
+            ])
+            .args(["-c", &count.to_string(), target])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // 65 s: on-prem → VPC every 20 ms (tunnel 1), on-prem → tunnel 2's AWS inside every 50 ms.
+    let one = ping(3250, "0.02", VPC_HOST);
+    let two = ping(1300, "0.05", AWS_INSIDE_HOST[1]);
+    let ((lost1, every1), (lost2, every2)) = (lost(one), lost(two));
+    let log = lab.log();
+    let during = &log[cgwd_mark..];
+    let mut totals = [[0usize; 2]; 2]; // [cgwd, charon][Child, IKE], completed
+    for (i, c) in lab.charons.iter().enumerate() {
+        let clog = c.log();
+        let clog = &clog[marks[i]..];
+        let (by_cgwd_child, by_cgwd_ike) = rekeys_done(clog, "generating");
+        let (by_charon_child, by_charon_ike) = rekeys_done(clog, "parsed");
+        let (asked_child, asked_ike) = cgwd_rekeys(during, i + 1);
+        println!(
+            "tunnel {} over IPv6: cgwd rekeyed the Child SA {by_cgwd_child} times and the IKE SA \
+             {by_cgwd_ike} times (requests in its log {asked_child} / {asked_ike}), charon \
+             {by_charon_child} / {by_charon_ike}",
+            i + 1
+        );
+        totals[0][0] += by_cgwd_child;
+        totals[0][1] += by_cgwd_ike;
+        totals[1][0] += by_charon_child;
+        totals[1][1] += by_charon_ike;
+    }
+    println!(
+        "rekeys over IPv6: tunnel 1 3250 pings at one per {every1:.1} ms, {lost1} lost; tunnel 2 \
+         1300 pings at one per {every2:.1} ms, {lost2} lost"
+    );
+    assert_eq!((lost1, lost2), (0, 0), "{}", lab.diag());
+    for (side, [child, ike]) in ["cgwd", "charon"].iter().zip(totals) {
+        assert!(
+            child >= 1 && ike >= 1,
+            "{side}: {child} Child, {ike} IKE rekeys{}",
+            lab.diag()
+        );
+    }
+    for sign in [
+        "IKE SA closed",
+        "Child SA down",
+        "outbound tunnel changed",
+        "without a successful rekey",
+    ] {
+        assert!(!during.contains(sign), "`{sign}` while rekeying{}", lab.diag());
+    }
+    lab.stop();
 }
