@@ -1,7 +1,8 @@
 //! The gateway against an AWS side played by cgwd's own `IkeSa` (AWS's role: lowest-option choice),
 //! over a simulated network with a virtual clock: every lifecycle path, spoofed input, no root.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +14,35 @@ use crate::secret::Secret;
 
 const CGW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const AWS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+const CGW6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+const AWS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffaa, 1, 0, 0, 0, 0x21);
+
+thread_local! {
+    /// This test (thread) runs over IPv6 outside addresses ([`over_ipv6_outside_addresses`]).
+    static OUTSIDE_V6: Cell<bool> = const { Cell::new(false) };
+}
+
+fn cgw_ip() -> IpAddr {
+    if OUTSIDE_V6.with(Cell::get) {
+        CGW6.into()
+    } else {
+        CGW.into()
+    }
+}
+
+fn aws_ip() -> IpAddr {
+    if OUTSIDE_V6.with(Cell::get) {
+        AWS6.into()
+    } else {
+        AWS.into()
+    }
+}
 
 fn cgwd_cfg() -> IkeConfig {
     let mut c = IkeConfig::aws_defaults(
         TunnelId::One,
-        CGW,
-        AWS,
+        cgw_ip(),
+        aws_ip(),
         Secret::from_slice(b"gateway test psk 0123456789"),
     );
     c.dpd_interval = Duration::from_secs(10);
@@ -68,11 +92,11 @@ struct Lab {
 }
 
 fn cgw_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(CGW.into(), port)
+    SocketAddr::new(cgw_ip(), port)
 }
 
 fn aws_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(AWS.into(), port)
+    SocketAddr::new(aws_ip(), port)
 }
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -590,3 +614,21 @@ fn a_reload_reconfigures_a_tunnel_and_removes_one_whose_endpoint_a_new_tunnel_ta
 }
 
 mod hostile;
+
+/// The lifecycle paths above over IPv6 outside addresses (AWS `OutsideIpAddressType` Ipv6): the
+/// gateway dispatches by AWS's IPv6 address, spoofs from it are contained, AWS's own IKE SAs
+/// take the tunnel, a NAT's new mapping is followed.
+#[test]
+fn over_ipv6_outside_addresses() {
+    OUTSIDE_V6.with(|v| v.set(true));
+    assert_eq!(cgwd_cfg().remote_addr, IpAddr::V6(AWS6));
+    the_tunnel_comes_up_and_installs_its_child_sa_before_anything_else();
+    spoofed_inits_while_down_never_stop_cgwd_initiating();
+    a_spoofed_init_during_our_exchange_changes_nothing();
+    an_init_flood_while_established_is_bounded_and_harmless();
+    aws_initiating_while_down_takes_the_tunnel();
+    a_second_ike_sa_from_aws_takes_over_make_before_break();
+    a_restored_path_brings_the_tunnel_back_quickly_without_hammering_aws();
+    an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it();
+    a_liveness_check_moves_aws_to_a_new_nat_mapping();
+}
