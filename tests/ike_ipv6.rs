@@ -143,3 +143,33 @@ fn rekeys_and_close_over_ipv6() {
     assert_eq!(p.initiator.state(), State::Closed);
     assert_eq!(p.responder().state(), State::Closed);
 }
+
+/// RFC 7383 fragments over IPv6 stay within the configured datagram size with IPv6's 40-octet
+/// header counted (so the default 1280 fits the IPv6 minimum MTU): every IKE_AUTH datagram's IKE
+/// message + non-ESP marker + UDP + IPv6 header ≤ the size, and the exchange still completes.
+#[test]
+fn ike_fragments_over_ipv6_count_the_40_octet_header() {
+    // The PSK IKE_AUTH request is 336 octets here: 368 with marker, UDP and IPv4 (fits 380), 388
+    // with IPv6's header (does not).
+    const SIZE: usize = 380;
+    let mut c = config_v6();
+    c.fragmentation.enabled = true;
+    c.fragmentation.max_datagram = SIZE;
+    let r = c.mirrored();
+    let mut p = Pair::new(c, r, 67);
+    p.run_for(Duration::from_secs(2));
+    assert_established(&p);
+    let auth: Vec<usize> = p
+        .raw
+        .iter()
+        .filter(|(_, d)| d.len() > 18 && d[18] == IKE_AUTH)
+        .map(|(_, d)| d.len())
+        .collect();
+    assert!(auth.len() >= 3, "the IKE_AUTH request fragmented: {auth:?}");
+    for len in auth {
+        assert!(
+            len + 4 + 8 + 40 <= SIZE,
+            "{len}-octet IKE message over {SIZE} with IPv6"
+        );
+    }
+}
