@@ -868,6 +868,28 @@ fn certificate_sample_with_auth_settings_is_accepted() {
         key.display(),
         chain.display()
     );
+    // All three formats: the describe JSON lists the CertificateArn, the XML has no key, the
+    // Generic text says "Authentication Method : Certificate".
+    for (name, evidence) in [
+        ("sample-cert.xml", "(the AWS file has no pre-shared key for it)"),
+        ("sample-cert.txt", "Authentication Method Certificate)"),
+    ] {
+        let loaded = load_with(&dir.0, &[parity(name)], &toml, &[]).unwrap();
+        let (conn, _) = &loaded.connections[0];
+        assert!(conn.tunnels.iter().all(|t| t.psk.is_none()), "{name}");
+        assert_eq!(
+            conn.certificate.as_ref().map(|c| c.subject.as_str()),
+            Some("CN=cgw.example.com"),
+            "{name}"
+        );
+        assert!(
+            conn.notes.iter().any(|n| n
+                .contains("tunnel 2: authenticates with the customer gateway certificate of [auth]")
+                && n.contains(evidence)),
+            "{name}: {:?}",
+            conn.notes
+        );
+    }
     let loaded = load_with(&dir.0, &[parity("sample-cert.describe.json")], &toml, &[]).unwrap();
     let (conn, settings) = &loaded.connections[0];
     assert!(conn.tunnels.iter().all(|t| t.psk.is_none()));
