@@ -747,7 +747,13 @@ impl Builder<'_> {
             // No key anywhere and `[auth]` gives cgwd a certificate: AWS authenticates this
             // endpoint by certificate (the describe JSON lists its CertificateArn; the XML and the
             // Generic text may say nothing, or "Authentication Method : Certificate").
-            (None, None) if self.psks.certificate() && placeholder.is_none() => None,
+            // The placeholder `REDACTED` says the key is in Secrets Manager, unless AWS lists a
+            // certificate for the endpoint.
+            (None, None)
+                if self.psks.certificate(ctx.conn_id) && (certificate.is_some() || placeholder.is_none()) =>
+            {
+                None
+            }
             (None, None) => {
                 let why = certificate
                     .map(|a| ("CertificateArn", a))

@@ -132,6 +132,8 @@ struct Source {
 
 struct Ctx<'a> {
     settings_file: &'a Path,
+    /// `auth`, or `connections.<vpn-id>.auth`: the table errors name.
+    table: &'a str,
 }
 
 impl Ctx<'_> {
@@ -139,7 +141,12 @@ impl Ctx<'_> {
         ConfigError::invalid(
             &src.path,
             Problem::Certificate,
-            format!("key auth.{} ({})", src.key, self.settings_file.display()),
+            format!(
+                "key {}.{} ({})",
+                self.table,
+                src.key,
+                self.settings_file.display()
+            ),
             problem,
             fix,
         )
@@ -237,12 +244,15 @@ fn locate(
             ConfigError::invalid(
                 ctx.settings_file,
                 Problem::Certificate,
-                format!("key auth.{cred_key}"),
+                format!("key {}.{cred_key}", ctx.table),
                 format!(
                     "credential `{name}` is read from $CREDENTIALS_DIRECTORY, which is not set (cgwd is \
                  not running as a systemd service with credentials)"
                 ),
-                format!("give the service `LoadCredential={name}:/path/to/file`, or use auth.{key}"),
+                format!(
+                    "give the service `LoadCredential={name}:/path/to/file`, or use {}.{key}",
+                    ctx.table
+                ),
             )
         })?;
     let path = Path::new(&dir).join(name);
@@ -256,8 +266,9 @@ fn locate(
 /// The file's text, refusing what cannot be a PEM file.
 fn read_pem(src: &Source, ctx: &Ctx<'_>, what: &str) -> Result<(Zeroizing<String>, u32), ConfigError> {
     let fix = format!(
-        "put {what} (PEM) in {}, or fix auth.{} in {}",
+        "put {what} (PEM) in {}, or fix {}.{} in {}",
         src.path.display(),
+        ctx.table,
         src.key,
         ctx.settings_file.display()
     );
@@ -435,7 +446,18 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
     now: i64,
 ) -> Result<Option<Loaded>, ConfigError> {
-    let ctx = Ctx { settings_file };
+    load_table(auth, "auth", settings_file, env, now)
+}
+
+/// [`load`] for the table `table` (`auth`, or a connection's `connections.<vpn-id>.auth`).
+pub fn load_table(
+    auth: &AuthSettings,
+    table: &str,
+    settings_file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: i64,
+) -> Result<Option<Loaded>, ConfigError> {
+    let ctx = Ctx { settings_file, table };
     let cert_src = locate(
         "certificate",
         auth.certificate.as_deref(),
@@ -466,13 +488,16 @@ pub fn load(
             return Err(ConfigError::invalid(
                 settings_file,
                 Problem::Certificate,
-                "table [auth]",
+                format!("table [{table}]"),
                 format!(
                     "misses {}: certificate authentication needs all three",
                     missing.join(" and ")
                 ),
-                "give auth.certificate, auth.private_key and auth.ca (or their *_credential forms): the \
-                 customer gateway's certificate, its key, and the AWS Private CA chain",
+                format!(
+                    "give {table}.certificate, {table}.private_key and {table}.ca (or their \
+                     *_credential forms): the customer gateway's certificate, its key, and the AWS \
+                     Private CA chain"
+                ),
             ));
         }
     };
@@ -488,8 +513,11 @@ pub fn load(
         cert.validity().not_before.timestamp(),
         cert.validity().not_after.timestamp(),
     );
-    let export = "export the certificate AWS Private CA issued for the customer gateway \
-                  (`aws acm-pca get-certificate`, or ACM's export) and name it in auth.certificate";
+    let export = format!(
+        "export the certificate AWS Private CA issued for the customer gateway \
+         (`aws acm-pca get-certificate`, or ACM's export) and name it in {}.certificate",
+        ctx.table
+    );
     if let Some(ext) = missing_aws_extension(&cert) {
         return Err(ctx.err(
             &cert_src,
@@ -565,7 +593,10 @@ pub fn load(
                 "the certificate ({subject}) was not issued by a CA in {} (its issuer is {issuer})",
                 ca_src.path.display()
             ),
-            "name the chain of the AWS Private CA that issued the certificate in auth.ca",
+            format!(
+                "name the chain of the AWS Private CA that issued the certificate in {}.ca",
+                ctx.table
+            ),
         ));
     }
     let sources = format!("{}; {}; {}", cert_src.shown, key_src.shown, ca_src.shown);

@@ -493,6 +493,33 @@ struct Daemon {
     reload_status: Option<super::status::ReloadStatus>,
 }
 
+/// A reload changed the connection's certificate (renewed, or another one): each tunnel's IKE SAs
+/// from now on authenticate with it; the current ones carry on (see
+/// [`Gateway::renew_credentials`]). A tunnel whose own parameters changed too is re-established
+/// by the reload plan anyway.
+fn renew_certificate(c: &Connection, gateway: &mut Gateway, local: Ipv4Addr) {
+    if let Some(cert) = &c.conn.certificate {
+        tracing::info!(
+            vpn = %c.conn.id,
+            subject = %cert.subject,
+            not_after = %cert.not_after,
+            "customer gateway certificate changed by the reload: new IKE SAs authenticate with it, the current ones stay up"
+        );
+    }
+    for t in &c.tunnels {
+        let Some(h) = t.handle else { continue };
+        match super::ike_config_for(&c.conn, &c.settings, t.id, IpAddr::V4(local)) {
+            Ok(mut cfg) => {
+                cfg.tunnel = t.key;
+                gateway.renew_credentials(h, Arc::new(cfg));
+            }
+            Err(e) => {
+                tracing::error!(vpn = %c.conn.id, tunnel = %t.id, error = %e, "renewing the certificate")
+            }
+        }
+    }
+}
+
 /// How long a re-established tunnel may take before the next changed tunnel goes anyway.
 const RECONFIGURE_WAIT: Duration = Duration::from_secs(30);
 
@@ -1262,23 +1289,33 @@ impl Daemon {
 
     /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
     /// the endpoint is silent.
-    /// Once a day, the warning of [`crate::config::cert::expiry_warning`] for the certificate of
-    /// `[auth]`, if a connection uses it: a daemon running for months hears of the renewal too.
+    /// Once a day, the warning of [`crate::config::cert::expiry_warning`] for each certificate the
+    /// connections use (`[auth]`, `[connections.<id>.auth]`): a daemon running for months hears of
+    /// the renewal too.
     fn certificate_expiry(&mut self, now: Instant) {
         const DAY: Duration = Duration::from_secs(24 * 3600);
         if now.saturating_duration_since(self.certificate_checked) < DAY {
             return;
         }
         self.certificate_checked = now;
-        if let Some(c) = self.connections.iter().find_map(|c| c.conn.certificate.as_ref())
-            && let Some(w) = crate::config::cert::expiry_warning(
+        let mut seen = Vec::new();
+        for c in self
+            .connections
+            .iter()
+            .filter_map(|c| c.conn.certificate.as_ref())
+        {
+            if seen.contains(&&c.certificate_file) {
+                continue;
+            }
+            seen.push(&c.certificate_file);
+            if let Some(w) = crate::config::cert::expiry_warning(
                 &c.subject,
                 c.not_after,
                 clock::unix_now(),
                 &c.certificate_file.display().to_string(),
-            )
-        {
-            tracing::warn!("{w}");
+            ) {
+                tracing::warn!("{w}");
+            }
         }
     }
 
@@ -1976,8 +2013,12 @@ impl Daemon {
                                 .reconfigure(cfg.onprem, cfg.preference, cfg.fast_failover);
                         }
                     }
+                    let renewed = c.conn.certificate != conn.certificate;
                     c.conn = conn;
                     c.settings = s;
+                    if renewed {
+                        renew_certificate(c, &mut self.gateway, self.local);
+                    }
                 }
                 continue;
             }

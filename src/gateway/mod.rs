@@ -281,6 +281,13 @@ impl Gateway {
         tunnel.drain_all(now, &mut self.outputs);
     }
 
+    /// Reload renewed the customer gateway's certificate and changed nothing else of the tunnel:
+    /// IKE SAs from now on authenticate with `cfg`; the current ones stay (IKEv2 authenticates an
+    /// IKE SA once, and its rekeys do not authenticate again), so no packet is lost.
+    pub fn renew_credentials(&mut self, t: TunnelHandle, cfg: Arc<IkeConfig>) {
+        self.tunnels[t.index()].renew_credentials(cfg);
+    }
+
     /// Reload removed the tunnel's VPN connection: DELETE its IKE SAs, initiate no more. The
     /// handle stays valid (its view shows the SAs going); a tunnel added later for the same AWS
     /// endpoint gets its datagrams.

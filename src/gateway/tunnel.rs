@@ -680,6 +680,12 @@ impl Tunnel {
         }
     }
 
+    /// See [`super::Gateway::renew_credentials`].
+    pub(super) fn renew_credentials(&mut self, cfg: std::sync::Arc<crate::ike::IkeConfig>) {
+        tracing::info!(tunnel = %self.id(), "credentials renewed: used from the next IKE SA");
+        self.spec.cfg = cfg;
+    }
+
     /// Removed by a reload: it only finishes deleting its IKE SAs; AWS's datagrams go to a live
     /// tunnel of the same endpoint first (`Gateway::tunnel_for_peer`).
     pub(super) fn removed(&self) -> bool {

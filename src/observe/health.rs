@@ -90,6 +90,10 @@ pub enum HealthEvent {
     PskMismatch,
     /// We refused AWS's IKE_AUTH and answered AUTHENTICATION_FAILED.
     AuthenticationFailedSent,
+    /// Certificate authentication: AWS answered AUTHENTICATION_FAILED to our certificate.
+    CertificateRejectedByAws,
+    /// Certificate authentication: we refused AWS's certificate or signature; `why` names it.
+    AwsCertificateRefused { why: String },
     /// NO_PROPOSAL_CHOSEN: `by` is the side that found no acceptable proposal.
     NoProposalChosen { phase: IkePhase, by: Side },
     /// TS_UNACCEPTABLE: `by` is the side that rejected the traffic selectors.
@@ -143,6 +147,12 @@ impl HealthEvent {
             }
             Self::AuthenticationFailedSent => {
                 "cgwd tunnel is sending AUTHENTICATION_FAILED as the response".into()
+            }
+            Self::CertificateRejectedByAws => format!(
+                "cgwd tunnel received AUTHENTICATION_FAILED from AWS: {aws_ip} for the customer gateway certificate"
+            ),
+            Self::AwsCertificateRefused { ref why } => {
+                format!("cgwd tunnel refused the certificate of AWS: {aws_ip}: {why}")
             }
             Self::NoProposalChosen {
                 phase: IkePhase::One,
