@@ -1596,6 +1596,10 @@ impl Daemon {
                 if packets != t.last_rx_packets {
                     t.last_rx_packets = packets;
                     conn.monitor.inbound(t.id, now);
+                    // Authenticated ESP from AWS: its DPD can wait (RFC 7296 §2.4 liveness).
+                    if let Some(h) = t.handle {
+                        self.gateway.note_peer_alive(h, now);
+                    }
                 }
             }
         }

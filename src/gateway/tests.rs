@@ -590,3 +590,52 @@ fn a_reload_reconfigures_a_tunnel_and_removes_one_whose_endpoint_a_new_tunnel_ta
 }
 
 mod hostile;
+
+/// ESP from AWS proves it alive: with the data plane reporting inbound traffic every second
+/// (`note_peer_alive`, as the daemon does), cgwd sends no DPD of its own; without it, one every
+/// DPD interval. (IKE requests cgwd sends: datagrams whose IKE header has the response flag clear;
+/// AWS's own DPD requests still get their answers.)
+#[test]
+fn inbound_traffic_defers_dpd() {
+    fn requests_sent(lab: &Lab, from: usize) -> usize {
+        lab.outputs[from..]
+            .iter()
+            .filter(|o| match o {
+                Output::Transmit { tx, .. } => {
+                    // Non-ESP marker on port 4500, then the IKE header: flags at octet 19.
+                    let ike = tx.data.strip_prefix(&[0u8; 4][..]).unwrap_or(&tx.data);
+                    ike.get(19).is_some_and(|f| f & 0x20 == 0)
+                }
+                _ => false,
+            })
+            .count()
+    }
+    // AWS sends no DPD of its own here: its requests would count as hearing from it.
+    let silent_aws = || {
+        let mut c = aws_cfg();
+        c.dpd_interval = Duration::ZERO;
+        Arc::new(c)
+    };
+    let mut quiet = Lab::new(11);
+    quiet.aws_cfg = silent_aws();
+    quiet.run_for(Duration::from_secs(2));
+    assert!(quiet.up());
+    let from = quiet.outputs.len();
+    quiet.run_for(Duration::from_secs(35));
+    assert!(
+        requests_sent(&quiet, from) >= 3,
+        "a DPD every 10 s when nothing comes in"
+    );
+
+    let mut busy = Lab::new(11);
+    busy.aws_cfg = silent_aws();
+    busy.run_for(Duration::from_secs(2));
+    let from = busy.outputs.len();
+    for _ in 0..35 {
+        let now = busy.now;
+        busy.gw.note_peer_alive(busy.t, now);
+        busy.run_for(Duration::from_secs(1));
+    }
+    assert!(busy.up());
+    assert_eq!(requests_sent(&busy, from), 0, "no DPD while ESP arrives");
+}

@@ -427,12 +427,17 @@ impl IkeSa {
         tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "redundant Child SA of a rekey collision, not installed");
     }
 
-    /// The peer's SA of a rekey collision: inbound installed now, outbound only if it wins.
-    pub(crate) fn child_inbound(&mut self, child: ChildSa) {
+    /// The new SA of the peer's rekey: inbound installed now, outbound once the peer deletes the old
+    /// SA (an ordinary rekey) or if it wins (`colliding`: a rekey collision).
+    pub(crate) fn child_inbound(&mut self, child: ChildSa, colliding: bool) {
         let state = self.child_state(&child, true);
         self.children.insert(0, state);
         self.arm_child_expiry();
-        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA of the peer's colliding rekey: inbound installed");
+        if colliding {
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA of the peer's colliding rekey: inbound installed");
+        } else {
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA rekeyed by the peer: inbound installed, outbound once it deletes the old SA");
+        }
         self.events.push_back(Event::ChildInbound(child));
     }
 
