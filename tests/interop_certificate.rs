@@ -90,6 +90,7 @@ fn run(
         key: Arc::new(SigningKey::from_der(&der(&cgw.key)).unwrap()),
         ca: vec![der(&ca.pem)],
         wall_clock: cgwd::io::clock::unix_now,
+        announce_signature_hashes: true,
     });
     #[allow(clippy::disallowed_methods)]
     let mut sa = IkeSa::initiator(Arc::new(cfg), Instant::now(), Box::new(OsRandom));
