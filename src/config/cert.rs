@@ -32,32 +32,73 @@ pub enum Curve {
     P384,
 }
 
-/// The private key that signs IKE_AUTH. Its memory belongs to aws-lc, which cleanses it on free.
+/// The private key that signs IKE_AUTH. aws-lc's memory is cleansed on free; the RustCrypto copy
+/// of an RSA key zeroizes itself on drop.
 pub enum SigningKey {
-    Rsa(RsaKeyPair),
-    Ecdsa { pair: EcdsaKeyPair, curve: Curve },
+    Rsa {
+        pair: RsaKeyPair,
+        /// The same key for RSASSA-PKCS1-v1_5 with SHA-1 (auth method 1, for peers that do not
+        /// announce RFC 7427), which aws-lc cannot sign; `None` if the `rsa` crate refuses a key
+        /// aws-lc took (cgwd then signs with method 14 even for such peers).
+        sha1: Option<Box<rsa::PrivateKey>>,
+    },
+    Ecdsa {
+        /// Signs with the curve's hash, ASN.1 DER encoding (method 14, RFC 7427).
+        pair: EcdsaKeyPair,
+        /// The same key, fixed `r | s` encoding (methods 9 and 10, RFC 4754).
+        fixed: EcdsaKeyPair,
+        curve: Curve,
+    },
 }
 
 impl SigningKey {
     /// A PKCS#8 key (RSA or ECDSA P-256/P-384), or an RFC 5915 EC key.
     pub fn from_der(der: &[u8]) -> Option<SigningKey> {
-        let ec = |alg, curve| {
-            EcdsaKeyPair::from_private_key_der(alg, der)
-                .ok()
-                .map(|pair| SigningKey::Ecdsa { pair, curve })
+        use rsa::pkcs8::DecodePrivateKey;
+        let ec = |alg, fixed, curve| {
+            Some(SigningKey::Ecdsa {
+                pair: EcdsaKeyPair::from_private_key_der(alg, der).ok()?,
+                fixed: EcdsaKeyPair::from_private_key_der(fixed, der).ok()?,
+                curve,
+            })
         };
         RsaKeyPair::from_pkcs8(der)
             .ok()
-            .map(SigningKey::Rsa)
-            .or_else(|| ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, Curve::P256))
-            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, Curve::P384))
+            .map(|pair| SigningKey::Rsa {
+                pair,
+                sha1: rsa::PrivateKey::from_pkcs8_der(der).ok().map(Box::new),
+            })
+            .or_else(|| {
+                ec(
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    Curve::P256,
+                )
+            })
+            .or_else(|| {
+                ec(
+                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    Curve::P384,
+                )
+            })
+    }
+
+    /// A PKCS#1 RSAPrivateKey (`RSA PRIVATE KEY`).
+    pub fn from_pkcs1_der(der: &[u8]) -> Option<SigningKey> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let pair = RsaKeyPair::from_der(der).ok()?;
+        Some(SigningKey::Rsa {
+            pair,
+            sha1: rsa::PrivateKey::from_pkcs1_der(der).ok().map(Box::new),
+        })
     }
 
     /// The public key as the certificate's SubjectPublicKeyInfo bit string holds it (PKCS#1
     /// RSAPublicKey, or the uncompressed EC point).
     pub fn public_key(&self) -> &[u8] {
         match self {
-            SigningKey::Rsa(k) => k.public_key().as_ref(),
+            SigningKey::Rsa { pair, .. } => pair.public_key().as_ref(),
             SigningKey::Ecdsa { pair, .. } => pair.public_key().as_ref(),
         }
     }
@@ -65,7 +106,7 @@ impl SigningKey {
     /// `RSA 2048`, `ECDSA P-256`: what `cgwd check` shows.
     pub fn describe(&self) -> String {
         match self {
-            SigningKey::Rsa(k) => format!("RSA {}", k.public_modulus_len() * 8),
+            SigningKey::Rsa { pair, .. } => format!("RSA {}", pair.public_modulus_len() * 8),
             SigningKey::Ecdsa {
                 curve: Curve::P256, ..
             } => "ECDSA P-256".into(),
@@ -412,7 +453,7 @@ fn private_key(src: &Source, ctx: &Ctx<'_>) -> Result<(SigningKey, Option<String
                 "decrypt it: `openssl pkey -in KEY -out KEY.pem` (and keep the file mode 0600)",
             ));
         }
-        "RSA PRIVATE KEY" => RsaKeyPair::from_der(&block.der).ok().map(SigningKey::Rsa),
+        "RSA PRIVATE KEY" => SigningKey::from_pkcs1_der(&block.der),
         "EC PRIVATE KEY" | "PRIVATE KEY" => SigningKey::from_der(&block.der),
         other => {
             return Err(ctx.err(
