@@ -491,6 +491,8 @@ struct Daemon {
     /// until they are gone (their last SA-table commands name the slot).
     draining: Vec<(u16, Vec<TunnelHandle>)>,
     reload_status: Option<super::status::ReloadStatus>,
+    /// `local.address = "auto"`: the outside address followed ([`Daemon::follow_local_address`]).
+    local_watch: Option<super::local_address::LocalWatch>,
 }
 
 /// How long a re-established tunnel may take before the next changed tunnel goes anyway.
@@ -758,6 +760,10 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     };
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
+    let local_watch = aws
+        .is_none()
+        .then(|| super::local_address::LocalWatch::for_settings(&settings, first_conn.tunnel(TunnelId::One)))
+        .flatten();
 
     for (conn, s) in &list {
         let bgp = matches!(conn.routing, crate::config::Routing::Bgp { .. })
@@ -945,6 +951,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         reconfiguring: None,
         draining: Vec::new(),
         reload_status: None,
+        local_watch,
         maintenance,
         certificate_checked: now,
         aws_role: aws.is_some(),
@@ -1180,6 +1187,7 @@ impl Daemon {
             for c in &mut self.connections {
                 c.observer.poll(now);
             }
+            self.follow_local_address(now);
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
@@ -1306,6 +1314,8 @@ impl Daemon {
         {
             self.connections[c].observer.inbound[i] = ike_header(data);
         }
+        // The address it reached: the sockets' (they move with `local.address = "auto"`).
+        let to = SocketAddr::new(IpAddr::V4(self.local), to.port());
         self.gateway.handle_datagram(now, from, to, data);
         self.apply_outputs(now);
     }
@@ -2190,5 +2200,102 @@ impl Daemon {
                 self.shared.set_usable(t.key, false);
             }
         }
+    }
+}
+
+/// `local.address = "auto"`: following the customer gateway's outside address.
+impl Daemon {
+    /// What the address watch found since the last tick, acted on.
+    fn follow_local_address(&mut self, now: Instant) {
+        let Some(found) = self.local_watch.as_ref().and_then(|w| w.latest()) else {
+            return;
+        };
+        let old = IpAddr::V4(self.local);
+        let lost = self.local_watch.as_ref().is_some_and(|w| w.lost);
+        let new = match found {
+            Some(IpAddr::V4(a)) => a,
+            Some(a @ IpAddr::V6(_)) => {
+                if !lost {
+                    tracing::warn!(%a, "the only outside address toward AWS is IPv6; cgwd runs IKE and ESP over IPv4");
+                }
+                return self.local_address_lost(old, now);
+            }
+            None => return self.local_address_lost(old, now),
+        };
+        if new == self.local && !lost {
+            return;
+        }
+        // The sockets move first, so what the gateway sends next (a one-shot DELETE, the new
+        // IKE_SA_INITs) leaves from the new address. Still bound there after a loss: kept.
+        if new != self.local {
+            let sockets = [(self.udp500.clone(), 500), (self.udp4500.clone(), 4500)];
+            for (sock, port) in sockets {
+                // One moved already by an attempt whose other half failed.
+                if sock.local_addr().is_ok_and(|a| a.ip() == IpAddr::V4(new)) {
+                    continue;
+                }
+                if let Err(e) = sock.rebind(SocketAddr::new(IpAddr::V4(new), port)) {
+                    // Retried at the watch's next look (within a few seconds).
+                    tracing::warn!(error = %e, "moving UDP {port} to {new}");
+                    return self.local_address_lost(old, now);
+                }
+            }
+        }
+        if new == self.local {
+            tracing::warn!(
+                "customer gateway outside address {new} usable again; re-establishing both tunnels"
+            );
+        } else {
+            tracing::warn!(
+                "customer gateway outside address changed from {old} to {new}; re-establishing both tunnels"
+            );
+        }
+        self.local = new;
+        self.setup.local_ip = IpAddr::V4(new);
+        if let Some(w) = self.local_watch.as_mut() {
+            w.lost = false;
+        }
+        self.local_changed(Some(old), Some(IpAddr::V4(new)), now);
+    }
+
+    /// No outside address reaches AWS: said once, both tunnels dropped until one appears.
+    fn local_address_lost(&mut self, old: IpAddr, now: Instant) {
+        let Some(w) = self.local_watch.as_mut().filter(|w| !w.lost) else {
+            return;
+        };
+        w.lost = true;
+        tracing::warn!(
+            "customer gateway outside address {old} is gone and no other address reaches AWS; both tunnels are down until one appears"
+        );
+        self.local_changed(Some(old), None, now);
+    }
+
+    /// Health records, the data plane's peers forgotten, and the gateway told (it drops every IKE
+    /// and Child SA and, with an address, initiates from it at once).
+    fn local_changed(&mut self, from: Option<IpAddr>, to: Option<IpAddr>, now: Instant) {
+        let ev = HealthEvent::LocalAddressChanged { from, to };
+        let reason = match to {
+            Some(to) => format!("the customer gateway outside address changed to {to}"),
+            None => "no customer gateway outside address reaches AWS".to_string(),
+        };
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                let t = &mut self.connections[c].tunnels[i];
+                if t.handle.is_none() {
+                    continue;
+                }
+                if let Some(IpAddr::V4(a)) = to {
+                    let mut cfg = (*t.cfg).clone();
+                    cfg.local_addr = a;
+                    t.cfg = Arc::new(cfg);
+                }
+                t.last_reason = Some(reason.clone());
+                self.shared.set_peer(t.key, None::<SocketAddrV4>);
+                self.report(c, i, &ev, now);
+            }
+        }
+        self.gateway.set_local_address(to, now);
+        self.apply_outputs(now);
+        self.publish_status(now);
     }
 }

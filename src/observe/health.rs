@@ -100,6 +100,12 @@ pub enum HealthEvent {
     UnestablishedTimeout,
     /// We deleted the IKE SA (shutdown or reconfiguration).
     IkeSaDeletedByCgwd,
+    /// The customer gateway's outside address changed (`to`), or none is left (`to` None); `from`
+    /// None: there was none. The tunnel is re-established from the new address.
+    LocalAddressChanged {
+        from: Option<IpAddr>,
+        to: Option<IpAddr>,
+    },
 }
 
 impl HealthEvent {
@@ -173,6 +179,17 @@ impl HealthEvent {
                 format!("cgwd tunnel Timeout: deleting un-established Phase 1 IKE_SA with AWS: {aws_ip}")
             }
             Self::IkeSaDeletedByCgwd => "cgwd tunnel is sending DELETE for IKE_SA to AWS".into(),
+            Self::LocalAddressChanged { from, to } => {
+                let from = from.map_or_else(|| "none".to_string(), |a| a.to_string());
+                match to {
+                    Some(to) => format!(
+                        "customer gateway outside address changed from {from} to {to}; cgwd tunnel is re-establishing IKE_SA with AWS: {aws_ip}"
+                    ),
+                    None => format!(
+                        "customer gateway outside address {from} is gone and no other reaches AWS: {aws_ip}; cgwd tunnel waits for one"
+                    ),
+                }
+            }
         }
     }
 }

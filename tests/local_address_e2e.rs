@@ -1,0 +1,198 @@
+//! The customer gateway's outside address changes under `cgwd run` (`local.address = "auto"`,
+//! issue #16): DHCP, PPPoE or a restarted VM gives the host a new one. Root only.
+//!
+//! ```text
+//!  cgw 192.0.2.10 → .20 ── 192.0.2.1 router 198.51.100.1 ── a1 198.51.100.11 (charon, pubkey)
+//!                                           203.0.113.1  ── a2 203.0.113.12  (charon, pubkey)
+//! ```
+//!
+//! AWS checks a PSK tunnel's peer address but takes any address with certificate authentication
+//! (FACTS §9.1), so the charons playing AWS authenticate by certificate with `remote_addrs = %any`.
+//! While a ping runs from the gateway's namespace through both... through cgwd to the "VPC" address,
+//! the address is replaced (`ip addr del` the old one, `ip addr add` the new one beside it, the
+//! routes put back). Both tunnels must be up again within [`MAX_BACK`] of the new address
+//! appearing; printed: that time and the pings lost. The health log must say what happened.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::netns::{run, skip_unless_root};
+use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
+use common::strongswan::{Charon, Conn};
+use common::tempdir::TempDir;
+use common::two_aws::*;
+
+/// The issue's bound: both tunnels back within this of the new address appearing.
+const MAX_BACK: Duration = Duration::from_secs(10);
+const OLD: &str = "192.0.2.10";
+const NEW: &str = "192.0.2.20";
+const ROUTER: &str = "192.0.2.1";
+const TOWARD_AWS: [&str; 2] = ["198.51.100.1", "203.0.113.1"];
+const CGW_CN: &str = "cgw.example.com";
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// configs/lab.describe.json as AWS describes a certificate connection (as tests/cert_e2e.rs).
+fn certificate_config(dir: &Path) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let mut text = std::fs::read_to_string(sample).unwrap();
+    for psk in PSK {
+        text = text.replace(psk, "REDACTED");
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (i, t) in v["VpnConnections"][0]["VgwTelemetry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        t["CertificateArn"] =
+            format!("arn:aws:acm:us-east-1:111122223333:certificate/tunnel-{}", i + 1).into();
+    }
+    write(&dir.join("vpn.json"), &serde_json::to_string_pretty(&v).unwrap())
+}
+
+fn ip(ns: &str, args: &[&str]) {
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    run("ip", &all).unwrap_or_else(|e| panic!("ip {all:?}: {e}"));
+}
+
+#[test]
+fn both_tunnels_come_back_from_a_new_outside_address() {
+    if skip_unless_root() {
+        return;
+    }
+    let topo = Topology::create_via(
+        "la",
+        &Middle {
+            cgw: OLD,
+            toward_cgw: ROUTER,
+            toward_aws: TOWARD_AWS,
+            public: OLD,
+        },
+    );
+    let router = topo.mid.clone().unwrap();
+    // The router and AWS reach the new address too once it exists (the ISP's side of a renumbering).
+    ip(&router, &["route", "add", NEW, "dev", "c0"]);
+    for aws in &topo.aws {
+        for (i, gw) in TOWARD_AWS.iter().enumerate() {
+            if aws == &topo.aws[i] {
+                ip(aws, &["route", "add", NEW, "via", gw]);
+            }
+        }
+    }
+    let dir = TempDir::new("local-address-e2e");
+    let dir = dir.0.clone();
+    let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+    let cgw = ca.issue(&PKCS_ECDSA_P256_SHA256, CGW_CN, Flaw::None);
+    let charons: Vec<Charon> = (0..2)
+        .map(|i| {
+            let cn = format!("vpn-71310d5967085f652-{}.tunnel.example.com", i + 1);
+            let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, &cn, Flaw::None);
+            let c = Charon::start(&topo.aws[i], &dir.join(format!("aws{}", i + 1))).unwrap();
+            let cert = write(&c.dir.join("x509/aws.pem"), &leaf.cert);
+            write(&c.dir.join("private/aws.key"), &leaf.key);
+            let ca_file = write(&c.dir.join("x509ca/ca.pem"), &ca.pem);
+            // Any customer address, as AWS with certificate authentication.
+            let mut conn = Conn::new(
+                AWS[i],
+                "%any",
+                "unused-psk-0123456789",
+                "aes256gcm16-prfsha256-ecp256",
+                "aes256gcm16-ecp256",
+            );
+            conn.pubkey = Some((cert, ca_file, format!("CN={cn}"), format!("CN={CGW_CN}")));
+            c.load_with_credentials(&conn).unwrap();
+            aws_inside(&topo, i);
+            c
+        })
+        .collect();
+    let health = dir.join("health.jsonl");
+    let settings = format!(
+        "[auth]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n[log]\nhealth = \"{}\"\n",
+        write(&dir.join("cgw/cgw.pem"), &cgw.cert).display(),
+        write(&dir.join("cgw/cgw.key"), &cgw.key).display(),
+        write(&dir.join("cgw/ca.pem"), &ca.pem).display(),
+        health.display(),
+    );
+    let config = certificate_config(&dir);
+    let mut cgwd = CgwdRun::start_at(&topo, &dir, "la", &config, "auto", &settings);
+    cgwd.wait_both_up();
+    let s = cgwd.status().unwrap();
+    assert_eq!(s.tunnels[0].local_outside.to_string(), OLD, "{s:?}");
+
+    // A ping every 100 ms through cgwd for the whole change.
+    let ping = ping_every(&topo.cgw, 150, "0.1");
+    std::thread::sleep(Duration::from_secs(2));
+    ip(&topo.cgw, &["addr", "del", &format!("{OLD}/32"), "dev", "o0"]);
+    wait_for(
+        "cgwd to notice the address is gone",
+        Duration::from_secs(5),
+        || {
+            cgwd.log()
+                .contains(&format!("customer gateway outside address {OLD} is gone"))
+        },
+    );
+    ip(&topo.cgw, &["addr", "add", &format!("{NEW}/32"), "dev", "o0"]);
+    let appeared = cgwd::io::clock::now();
+    ip(&topo.cgw, &["route", "replace", ROUTER, "dev", "o0", "src", NEW]);
+    for aws in AWS {
+        ip(&topo.cgw, &["route", "replace", aws, "via", ROUTER]);
+    }
+    wait_for("both tunnels from the new address", MAX_BACK, || {
+        cgwd.status().is_some_and(|s| {
+            established(&s, 0) && established(&s, 1) && s.tunnels[0].local_outside.to_string() == NEW
+        })
+    });
+    let back = appeared.elapsed();
+    let (lost, every_ms) = lost(ping);
+    let log = cgwd.log();
+    println!(
+        "outside address {OLD} → {NEW}: both tunnels up {:.2} s after the new address appeared; \
+         {lost} of 150 pings lost (one every {every_ms:.0} ms, including the time with no address)",
+        back.as_secs_f64()
+    );
+    assert!(back <= MAX_BACK, "{log}");
+    assert!(
+        log.contains(&format!(
+            "customer gateway outside address changed from {OLD} to {NEW}; re-establishing both tunnels"
+        )),
+        "{log}"
+    );
+    // Traffic flows again from the new address, on both AWS endpoints' new SAs.
+    let after = topo.ns_exec(
+        &topo.cgw,
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.10"],
+    );
+    assert!(after.contains(" 0% packet loss"), "{after}\n{log}");
+    for c in &charons {
+        let sas = c.list_sas();
+        assert!(sas.contains(NEW), "charon's SA is with {NEW}: {sas}");
+    }
+    // The health log says it, once per tunnel, in AWS's record format.
+    let records = std::fs::read_to_string(&health).unwrap_or_default();
+    let changed: Vec<&str> = records
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(
+                "customer gateway outside address changed from {OLD} to {NEW}"
+            ))
+        })
+        .collect();
+    assert_eq!(changed.len(), 2, "{records}");
+    for t in AWS {
+        assert!(changed.iter().any(|l| l.contains(t)), "{t}: {changed:?}");
+    }
+    assert!(
+        records.contains(&format!("customer gateway outside address {OLD} is gone")),
+        "{records}"
+    );
+    println!("health records: {}", changed[0]);
+}
