@@ -2,14 +2,16 @@
 //! issue #16): DHCP, PPPoE or a restarted VM gives the host a new one. Root only.
 //!
 //! ```text
-//!  cgw 192.0.2.10 → .20 ── 192.0.2.1 router 198.51.100.1 ── a1 198.51.100.11 (charon, pubkey)
-//!                                           203.0.113.1  ── a2 203.0.113.12  (charon, pubkey)
+//!  on-prem 10.0.0.2 ── 10.0.0.1 cgw 192.0.2.10 → .20 ── 192.0.2.1 router 198.51.100.1 ── a1 198.51.100.11
+//!                                                                 203.0.113.1  ── a2 203.0.113.12
 //! ```
+//!
+//! a1 and a2 run charon (pubkey) and answer for the "VPC" host 10.100.0.10, as in the other
+//! `two_aws` tests.
 //!
 //! AWS checks a PSK tunnel's peer address but takes any address with certificate authentication
 //! (FACTS §9.1), so the charons playing AWS authenticate by certificate with `remote_addrs = %any`.
-//! While a ping runs from the gateway's namespace through both... through cgwd to the "VPC" address,
-//! the address is replaced (`ip addr del` the old one, `ip addr add` the new one beside it, the
+//! While an on-prem host pings the VPC host through cgwd every 100 ms, the outside address is replaced (`ip addr del` the old one, `ip addr add` the new one beside it, the
 //! routes put back). Both tunnels must be up again within [`MAX_BACK`] of the new address
 //! appearing; printed: that time and the pings lost. The health log must say what happened.
 
@@ -58,6 +60,47 @@ fn certificate_config(dir: &Path) -> PathBuf {
     write(&dir.join("vpn.json"), &serde_json::to_string_pretty(&v).unwrap())
 }
 
+/// An on-prem host behind the gateway (10.0.0.2, its default route via cgw's 10.0.0.1); the
+/// namespace is removed on drop, also when the test fails.
+struct OnPrem(String);
+
+impl OnPrem {
+    fn create(topo: &Topology) -> OnPrem {
+        let id = std::process::id();
+        let o = OnPrem(format!("cgwla-p{id}"));
+        run("ip", &["netns", "add", &o.0]).unwrap();
+        ip(&o.0, &["link", "set", "lo", "up"]);
+        let tmp = format!("vlap{id}");
+        run(
+            "ip",
+            &[
+                "link", "add", "lan0", "netns", &topo.cgw, "type", "veth", "peer", "name", &tmp, "netns",
+                &o.0,
+            ],
+        )
+        .unwrap();
+        ip(&o.0, &["link", "set", &tmp, "name", "eth0"]);
+        ip(&o.0, &["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+        ip(&o.0, &["link", "set", "eth0", "up"]);
+        ip(&o.0, &["route", "add", "default", "via", "10.0.0.1"]);
+        ip(&topo.cgw, &["addr", "add", "10.0.0.1/24", "dev", "lan0"]);
+        ip(&topo.cgw, &["link", "set", "lan0", "up"]);
+        common::netns::sysctl(&topo.cgw, "net.ipv4.ip_forward=1");
+        o
+    }
+}
+
+impl Drop for OnPrem {
+    fn drop(&mut self) {
+        if let Ok(pids) = run("ip", &["netns", "pids", &self.0]) {
+            for pid in pids.split_whitespace() {
+                let _ = run("kill", &["-KILL", pid]);
+            }
+        }
+        let _ = run("ip", &["netns", "del", &self.0]);
+    }
+}
+
 fn ip(ns: &str, args: &[&str]) {
     let mut all = vec!["-n", ns];
     all.extend_from_slice(args);
@@ -78,6 +121,7 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
             public: OLD,
         },
     );
+    let onprem = OnPrem::create(&topo);
     let router = topo.mid.clone().unwrap();
     // The router and AWS reach the new address too once it exists (the ISP's side of a renumbering).
     ip(&router, &["route", "add", NEW, "dev", "c0"]);
@@ -111,6 +155,8 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
             conn.pubkey = Some((cert, ca_file, format!("CN={cn}"), format!("CN={CGW_CN}")));
             c.load_with_credentials(&conn).unwrap();
             aws_inside(&topo, i);
+            // The VPC answers on-prem through the tunnel.
+            ip(&topo.aws[i], &["route", "add", "10.0.0.0/24", "dev", "ipsec0"]);
             c
         })
         .collect();
@@ -128,8 +174,13 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
     let s = cgwd.status().unwrap();
     assert_eq!(s.tunnels[0].local_outside.to_string(), OLD, "{s:?}");
 
-    // A ping every 100 ms through cgwd for the whole change.
-    let ping = ping_every(&topo.cgw, 150, "0.1");
+    // On-prem pings the VPC every 100 ms through cgwd for the whole change.
+    let first = topo.ns_exec(
+        &onprem.0,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.100.0.10"],
+    );
+    assert!(first.contains(" 0% packet loss"), "on-prem → VPC before: {first}");
+    let ping = ping_every(&onprem.0, 150, "0.1");
     std::thread::sleep(Duration::from_secs(2));
     ip(&topo.cgw, &["addr", "del", &format!("{OLD}/32"), "dev", "o0"]);
     wait_for(
@@ -168,7 +219,7 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
     );
     // Traffic flows again from the new address, on both AWS endpoints' new SAs.
     let after = topo.ns_exec(
-        &topo.cgw,
+        &onprem.0,
         &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.10"],
     );
     assert!(after.contains(" 0% packet loss"), "{after}\n{log}");

@@ -183,10 +183,10 @@ impl HealthEvent {
                 let from = from.map_or_else(|| "none".to_string(), |a| a.to_string());
                 match to {
                     Some(to) => format!(
-                        "customer gateway outside address changed from {from} to {to}; cgwd tunnel is re-establishing IKE_SA with AWS: {aws_ip}"
+                        "cgwd: customer gateway outside address changed from {from} to {to}; re-establishing IKE_SA with AWS: {aws_ip}"
                     ),
                     None => format!(
-                        "customer gateway outside address {from} is gone and no other reaches AWS: {aws_ip}; cgwd tunnel waits for one"
+                        "cgwd: customer gateway outside address {from} is gone and no other reaches AWS: {aws_ip}; waiting for one"
                     ),
                 }
             }
@@ -534,6 +534,22 @@ mod tests {
         assert_eq!(
             rfc3339_millis(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn local_address_records_name_both_addresses_and_the_endpoint() {
+        let aws: IpAddr = "203.0.113.10".parse().unwrap();
+        let (a, b) = ("192.0.2.10".parse().ok(), "192.0.2.20".parse().ok());
+        let changed = HealthEvent::LocalAddressChanged { from: a, to: b }.details(aws);
+        assert_eq!(
+            changed,
+            "cgwd: customer gateway outside address changed from 192.0.2.10 to 192.0.2.20; re-establishing IKE_SA with AWS: 203.0.113.10"
+        );
+        let gone = HealthEvent::LocalAddressChanged { from: a, to: None }.details(aws);
+        assert_eq!(
+            gone,
+            "cgwd: customer gateway outside address 192.0.2.10 is gone and no other reaches AWS: 203.0.113.10; waiting for one"
         );
     }
 
