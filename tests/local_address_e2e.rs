@@ -2,18 +2,20 @@
 //! issue #16): DHCP, PPPoE or a restarted VM gives the host a new one. Root only.
 //!
 //! ```text
-//!  on-prem 10.0.0.2 ── 10.0.0.1 cgw 192.0.2.10 → .20 ── 192.0.2.1 router 198.51.100.1 ── a1 198.51.100.11
-//!                                                                 203.0.113.1  ── a2 203.0.113.12
+//!  on-prem 10.0.0.2 ── 10.0.0.1 cgw 192.0.2.10 → .20 → .30 ── 192.0.2.1 router ── a1 198.51.100.11
+//!                                                                          └── a2 203.0.113.12
 //! ```
 //!
-//! a1 and a2 run charon (pubkey) and answer for the "VPC" host 10.100.0.10, as in the other
-//! `two_aws` tests.
+//! a1 and a2 run charon and answer for the "VPC" host 10.100.0.10, as in the other `two_aws` tests.
+//! AWS checks a PSK tunnel's peer address but not that of a customer gateway created with a
+//! certificate and no IP address (FACTS §9.1), so the charons authenticate by certificate with
+//! `remote_addrs = %any`.
 //!
-//! AWS checks a PSK tunnel's peer address but takes any address with certificate authentication
-//! (FACTS §9.1), so the charons playing AWS authenticate by certificate with `remote_addrs = %any`.
-//! While an on-prem host pings the VPC host through cgwd every 100 ms, the outside address is replaced (`ip addr del` the old one, `ip addr add` the new one beside it, the
-//! routes put back). Both tunnels must be up again within [`MAX_BACK`] of the new address
-//! appearing; printed: that time and the pings lost. The health log must say what happened.
+//! While an on-prem host pings the VPC host through cgwd every 100 ms, the outside address is
+//! replaced twice: with a gap (`ip addr del` the old one, `ip addr add` the new one, the routes
+//! put back), then without one (the next address added and made the routes' source before the
+//! current one is removed). Each time both tunnels must be up again within [`MAX_BACK`]; printed:
+//! that time and the pings lost. The health log must say what happened.
 
 mod common;
 
@@ -30,6 +32,8 @@ use common::two_aws::*;
 const MAX_BACK: Duration = Duration::from_secs(10);
 const OLD: &str = "192.0.2.10";
 const NEW: &str = "192.0.2.20";
+/// The second change, without a gap: added and made the source toward AWS before NEW goes.
+const THIRD: &str = "192.0.2.30";
 const ROUTER: &str = "192.0.2.1";
 const TOWARD_AWS: [&str; 2] = ["198.51.100.1", "203.0.113.1"];
 const CGW_CN: &str = "cgw.example.com";
@@ -123,17 +127,15 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
     );
     let onprem = OnPrem::create(&topo);
     let router = topo.mid.clone().unwrap();
-    // The router and AWS reach the new address too once it exists (the ISP's side of a renumbering).
-    ip(&router, &["route", "add", NEW, "dev", "c0"]);
-    for aws in &topo.aws {
-        for (i, gw) in TOWARD_AWS.iter().enumerate() {
-            if aws == &topo.aws[i] {
-                ip(aws, &["route", "add", NEW, "via", gw]);
-            }
+    // The router and AWS reach the new addresses too once they exist (the ISP's side).
+    for addr in [NEW, THIRD] {
+        ip(&router, &["route", "add", addr, "dev", "c0"]);
+        for (aws, gw) in topo.aws.iter().zip(TOWARD_AWS) {
+            ip(aws, &["route", "add", addr, "via", gw]);
         }
     }
-    let dir = TempDir::new("local-address-e2e");
-    let dir = dir.0.clone();
+    let tmp = TempDir::new("local-address-e2e");
+    let dir = tmp.0.clone();
     let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
     let cgw = ca.issue(&PKCS_ECDSA_P256_SHA256, CGW_CN, Flaw::None);
     let charons: Vec<Charon> = (0..2)
@@ -203,11 +205,11 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
         })
     });
     let back = appeared.elapsed();
-    let (lost, every_ms) = lost(ping);
+    let (lost1, every_ms) = lost(ping);
     let log = cgwd.log();
     println!(
         "outside address {OLD} → {NEW}: both tunnels up {:.2} s after the new address appeared; \
-         {lost} of 150 pings lost (one every {every_ms:.0} ms, including the time with no address)",
+         {lost1} of 150 pings lost (one every {every_ms:.0} ms, including the time with no address)",
         back.as_secs_f64()
     );
     assert!(back <= MAX_BACK, "{log}");
@@ -246,4 +248,46 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
         "{records}"
     );
     println!("health records: {}", changed[0]);
+
+    // Renumbering without a gap: the next address is added and the routes toward AWS take it as
+    // their source before the current one is removed. No "gone" in between: straight from NEW to
+    // THIRD.
+    let ping = ping_every(&onprem.0, 100, "0.1");
+    std::thread::sleep(Duration::from_secs(2));
+    ip(&topo.cgw, &["addr", "add", &format!("{THIRD}/32"), "dev", "o0"]);
+    ip(
+        &topo.cgw,
+        &["route", "replace", ROUTER, "dev", "o0", "src", THIRD],
+    );
+    for aws in AWS {
+        ip(&topo.cgw, &["route", "replace", aws, "via", ROUTER, "src", THIRD]);
+    }
+    let moved = cgwd::io::clock::now();
+    wait_for("both tunnels from the third address", MAX_BACK, || {
+        cgwd.status().is_some_and(|s| {
+            established(&s, 0) && established(&s, 1) && s.tunnels[0].local_outside.to_string() == THIRD
+        })
+    });
+    let back = moved.elapsed();
+    ip(&topo.cgw, &["addr", "del", &format!("{NEW}/32"), "dev", "o0"]);
+    let (lost, every_ms) = lost(ping);
+    let log = cgwd.log();
+    println!(
+        "outside address {NEW} → {THIRD} without a gap: both tunnels up {:.2} s after the routes \
+         took it; {lost} of 100 pings lost (one every {every_ms:.0} ms)",
+        back.as_secs_f64()
+    );
+    assert!(back <= MAX_BACK, "{log}");
+    assert!(
+        log.contains(&format!(
+            "customer gateway outside address changed from {NEW} to {THIRD}"
+        )),
+        "{log}"
+    );
+    assert_eq!(log.matches("is gone and no other address").count(), 1, "{log}");
+    let after = topo.ns_exec(
+        &onprem.0,
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.10"],
+    );
+    assert!(after.contains(" 0% packet loss"), "{after}\n{log}");
 }

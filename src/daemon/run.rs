@@ -1936,8 +1936,13 @@ impl Daemon {
         let Some((first, _)) = loaded.connections.first() else {
             return Err("no VPN connection given".into());
         };
-        let local = crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
-            .map_err(|e| format!("finding the local address: {e}"))?;
+        // `local.address = "auto"` stays auto (a change is restart-only, above): the address the
+        // watch follows is the one, not what resolving it a moment ahead of the watch would say.
+        let local = match &self.local_watch {
+            Some(_) if loaded.settings.local.address.is_none() => IpAddr::V4(self.local),
+            _ => crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
+                .map_err(|e| format!("finding the local address: {e}"))?,
+        };
         if local != IpAddr::V4(self.local) {
             return Err(format!(
                 "the local address would change from {} to {local} (customer gateway address of {}); only a restart applies it",
