@@ -2240,8 +2240,7 @@ impl Daemon {
                     continue;
                 }
                 if let Err(e) = sock.rebind(SocketAddr::new(IpAddr::V4(new), port)) {
-                    // Retried at the watch's next look (within a few seconds).
-                    tracing::warn!(error = %e, "moving UDP {port} to {new}");
+                    tracing::warn!(error = %e, "moving UDP {port} to {new} failed; the tunnels wait, retried within 5 s");
                     return self.local_address_lost(old, now);
                 }
             }
@@ -2294,13 +2293,21 @@ impl Daemon {
                     cfg.local_addr = a;
                     t.cfg = Arc::new(cfg);
                 }
-                t.last_reason = Some(reason.clone());
                 self.shared.set_peer(t.key, None::<SocketAddrV4>);
-                self.report(c, i, &ev, now);
             }
         }
         self.gateway.set_local_address(to, now);
         self.apply_outputs(now);
+        // After the SAs are gone, so the records show the tunnels down; the new IKE SAs' own
+        // records follow.
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                if self.connections[c].tunnels[i].handle.is_some() {
+                    self.connections[c].tunnels[i].last_reason = Some(reason.clone());
+                    self.report(c, i, &ev, now);
+                }
+            }
+        }
         self.publish_status(now);
     }
 }
