@@ -22,7 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::netns::{run, skip_unless_root};
+use common::netns::{run, skip_unless_root, skip_unless_root_and};
 use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use common::strongswan::{Charon, Conn};
 use common::tempdir::TempDir;
@@ -69,12 +69,13 @@ fn certificate_config(dir: &Path) -> PathBuf {
 struct OnPrem(String);
 
 impl OnPrem {
-    fn create(topo: &Topology) -> OnPrem {
+    /// `tag` (2 characters) as the topology's: two tests of this file run at once.
+    fn create(topo: &Topology, tag: &str) -> OnPrem {
         let id = std::process::id();
-        let o = OnPrem(format!("cgwla-p{id}"));
+        let o = OnPrem(format!("cgw{tag}-p{id}"));
         run("ip", &["netns", "add", &o.0]).unwrap();
         ip(&o.0, &["link", "set", "lo", "up"]);
-        let tmp = format!("vlap{id}");
+        let tmp = format!("v{tag}p{id}");
         run(
             "ip",
             &[
@@ -125,7 +126,7 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
             public: OLD,
         },
     );
-    let onprem = OnPrem::create(&topo);
+    let onprem = OnPrem::create(&topo, "la");
     let router = topo.mid.clone().unwrap();
     // The router and AWS reach the new addresses too once they exist (the ISP's side).
     for addr in [NEW, THIRD] {
@@ -290,4 +291,94 @@ fn both_tunnels_come_back_from_a_new_outside_address() {
         &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.10"],
     );
     assert!(after.contains(" 0% packet loss"), "{after}\n{log}");
+}
+
+/// With a pre-shared key AWS checks the customer gateway's address, unless a NAT is in between: a
+/// gateway behind a NAT whose private address changes (DHCP on the site's LAN) while the NAT's
+/// public address stays keeps working with its PSK tunnels.
+///
+/// ```text
+///  on-prem ── cgw 192.0.2.130 → .140 ── 192.0.2.129 NAT 192.0.2.10 ── a1 198.51.100.11 (charon, PSK)
+///                                                     192.0.2.10 ── a2 203.0.113.12  (charon, PSK)
+/// ```
+#[test]
+fn a_psk_gateway_behind_a_nat_follows_its_private_address() {
+    if skip_unless_root_and(&["nft"]) {
+        return;
+    }
+    const PRIVATE: &str = "192.0.2.130";
+    const PRIVATE_NEW: &str = "192.0.2.140";
+    const NAT: &str = "192.0.2.129";
+    let topo = Topology::create_via(
+        "ln",
+        &Middle {
+            cgw: PRIVATE,
+            toward_cgw: NAT,
+            toward_aws: [CGW, CGW],
+            public: CGW,
+        },
+    );
+    let onprem = OnPrem::create(&topo, "ln");
+    let nat = topo.mid.clone().unwrap();
+    ip(&nat, &["route", "add", PRIVATE_NEW, "dev", "c0"]);
+    for rule in [
+        "add table ip nat",
+        "add chain ip nat post { type nat hook postrouting priority srcnat ; policy accept ; }",
+        "add rule ip nat post ip saddr 192.0.2.128/26 masquerade",
+    ] {
+        nft(&nat, rule);
+    }
+    let tmp = TempDir::new("local-address-nat");
+    let charons = start_charons(&topo, &tmp.0, |_, conf| conf);
+    for aws in &topo.aws {
+        ip(aws, &["route", "add", "10.0.0.0/24", "dev", "ipsec0"]);
+    }
+    let config = lab_config(&tmp.0, 28800, 3600, 540, 100);
+    let mut cgwd = CgwdRun::start_at(&topo, &tmp.0, "ln", &config, "auto", "");
+    cgwd.wait_both_up();
+    let s = cgwd.status().unwrap();
+    assert_eq!(s.tunnels[0].local_outside.to_string(), PRIVATE, "{s:?}");
+
+    let ping = ping_every(&onprem.0, 150, "0.1");
+    std::thread::sleep(Duration::from_secs(2));
+    ip(&topo.cgw, &["addr", "del", &format!("{PRIVATE}/32"), "dev", "o0"]);
+    ip(
+        &topo.cgw,
+        &["addr", "add", &format!("{PRIVATE_NEW}/32"), "dev", "o0"],
+    );
+    ip(
+        &topo.cgw,
+        &["route", "replace", NAT, "dev", "o0", "src", PRIVATE_NEW],
+    );
+    for aws in AWS {
+        ip(&topo.cgw, &["route", "replace", aws, "via", NAT]);
+    }
+    let appeared = cgwd::io::clock::now();
+    wait_for("both tunnels from the new private address", MAX_BACK, || {
+        cgwd.status().is_some_and(|s| {
+            established(&s, 0) && established(&s, 1) && s.tunnels[0].local_outside.to_string() == PRIVATE_NEW
+        })
+    });
+    let back = appeared.elapsed();
+    let (lost, every_ms) = lost(ping);
+    let log = cgwd.log();
+    println!(
+        "behind a NAT, PSK: private address {PRIVATE} → {PRIVATE_NEW}: both tunnels up {:.2} s after \
+         the new address and routes were in; {lost} of 150 pings lost (one every {every_ms:.0} ms)",
+        back.as_secs_f64()
+    );
+    assert!(back <= MAX_BACK, "{log}");
+    assert!(
+        log.contains(&format!(
+            "customer gateway outside address changed from {PRIVATE} to {PRIVATE_NEW}"
+        )),
+        "{log}"
+    );
+    let after = topo.ns_exec(
+        &onprem.0,
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.100.0.10"],
+    );
+    assert!(after.contains(" 0% packet loss"), "{after}\n{log}");
+    drop(cgwd);
+    drop(charons);
 }
