@@ -49,6 +49,32 @@ fn defaults() {
     assert_eq!(s.aws.region, None);
 }
 
+/// `local.address = "auto"` is the default spelled out (follow the host's address), from the file
+/// or the environment; anything else but an IP address is refused naming the key and the fix.
+#[test]
+fn local_address_auto_follows_the_host() {
+    for text in [
+        "[local]\naddress = \"auto\"\n",
+        "[local]\naddress = \"AUTO\"\n",
+        "",
+    ] {
+        assert_eq!(settings(text).unwrap().local.address, None, "{text}");
+    }
+    let s = with_env(
+        "[local]\naddress = \"192.0.2.10\"\n",
+        &[("CGWD_LOCAL_ADDRESS", "auto")],
+    )
+    .unwrap();
+    assert_eq!(s.local.address, None);
+    let (p, msg) = err(settings("[local]\naddress = \"automatic\"\n"));
+    assert_eq!(p, Some(Problem::SettingsValue));
+    assert!(msg.contains("local.address"), "{msg}");
+    assert!(
+        msg.contains("`automatic`") && msg.contains("\"auto\""),
+        "names the fix: {msg}"
+    );
+}
+
 #[test]
 fn documented_example_and_lab_settings_parse() {
     let s = settings(&sample("cgwd.toml")).unwrap();

@@ -370,11 +370,43 @@ impl Default for InterfaceSettings {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalSettings {
-    /// Address IKE and ESP are sent from. `None` = auto ([`super::resolve_local_address`]).
+    /// Address IKE and ESP are sent from. `None` (unset or `"auto"`) follows the host: resolved
+    /// at start ([`super::resolve_local_address`]) and again whenever the kernel's addresses or
+    /// routes change, so a DHCP/PPPoE address or a restarted VM's new one is picked up. An explicit
+    /// address stays fixed.
+    #[serde(with = "auto_address")]
     pub address: Option<IpAddr>,
     /// IKE identity (ID_IPV4_ADDR). `None` = the customer outside address, which is what AWS
     /// checks (also behind NAT).
     pub id: Option<IpAddr>,
+}
+
+/// `local.address`: an IP address, or `"auto"` (the same as leaving it unset).
+mod auto_address {
+    use std::net::IpAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is neither an IP address nor \"auto\": write the customer gateway's outside \
+                 address (e.g. \"192.0.2.10\"), or \"auto\" (or leave it out) to follow this host's address"
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str("auto"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -491,6 +491,8 @@ struct Daemon {
     /// until they are gone (their last SA-table commands name the slot).
     draining: Vec<(u16, Vec<TunnelHandle>)>,
     reload_status: Option<super::status::ReloadStatus>,
+    /// `local.address = "auto"`: the outside address followed ([`Daemon::follow_local_address`]).
+    local_watch: Option<super::local_address::LocalWatch>,
 }
 
 /// A reload changed the connection's certificate (renewed, or another one): each tunnel's IKE SAs
@@ -785,6 +787,10 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     };
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
+    let local_watch = aws
+        .is_none()
+        .then(|| super::local_address::LocalWatch::for_settings(&settings, first_conn.tunnel(TunnelId::One)))
+        .flatten();
 
     for (conn, s) in &list {
         let bgp = matches!(conn.routing, crate::config::Routing::Bgp { .. })
@@ -972,6 +978,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         reconfiguring: None,
         draining: Vec::new(),
         reload_status: None,
+        local_watch,
         maintenance,
         certificate_checked: now,
         aws_role: aws.is_some(),
@@ -1207,6 +1214,7 @@ impl Daemon {
             for c in &mut self.connections {
                 c.observer.poll(now);
             }
+            self.follow_local_address(now);
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
@@ -1343,6 +1351,8 @@ impl Daemon {
         {
             self.connections[c].observer.inbound[i] = ike_header(data);
         }
+        // The address it reached: the sockets' (they move with `local.address = "auto"`).
+        let to = SocketAddr::new(IpAddr::V4(self.local), to.port());
         self.gateway.handle_datagram(now, from, to, data);
         self.apply_outputs(now);
     }
@@ -1967,8 +1977,13 @@ impl Daemon {
         let Some((first, _)) = loaded.connections.first() else {
             return Err("no VPN connection given".into());
         };
-        let local = crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
-            .map_err(|e| format!("finding the local address: {e}"))?;
+        // `local.address = "auto"` stays auto (a change is restart-only, above): the address the
+        // watch follows is the one, not what resolving it a moment ahead of the watch would say.
+        let local = match &self.local_watch {
+            Some(_) if loaded.settings.local.address.is_none() => IpAddr::V4(self.local),
+            _ => crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
+                .map_err(|e| format!("finding the local address: {e}"))?,
+        };
         if local != IpAddr::V4(self.local) {
             return Err(format!(
                 "the local address would change from {} to {local} (customer gateway address of {}); only a restart applies it",
@@ -2235,5 +2250,109 @@ impl Daemon {
                 self.shared.set_usable(t.key, false);
             }
         }
+    }
+}
+
+/// `local.address = "auto"`: following the customer gateway's outside address.
+impl Daemon {
+    /// What the address watch found since the last tick, acted on.
+    fn follow_local_address(&mut self, now: Instant) {
+        let Some(found) = self.local_watch.as_ref().and_then(|w| w.latest()) else {
+            return;
+        };
+        let old = IpAddr::V4(self.local);
+        let lost = self.local_watch.as_ref().is_some_and(|w| w.lost);
+        let new = match found {
+            Some(IpAddr::V4(a)) => a,
+            Some(a @ IpAddr::V6(_)) => {
+                if !lost {
+                    tracing::warn!(%a, "the only outside address toward AWS is IPv6; cgwd runs IKE and ESP over IPv4");
+                }
+                return self.local_address_lost(old, now);
+            }
+            None => return self.local_address_lost(old, now),
+        };
+        if new == self.local && !lost {
+            return;
+        }
+        // The sockets move first, so what the gateway sends next (a one-shot DELETE, the new
+        // IKE_SA_INITs) leaves from the new address. Still bound there after a loss: kept.
+        if new != self.local {
+            let sockets = [(self.udp500.clone(), 500), (self.udp4500.clone(), 4500)];
+            for (sock, port) in sockets {
+                // One moved already by an attempt whose other half failed.
+                if sock.local_addr().is_ok_and(|a| a.ip() == IpAddr::V4(new)) {
+                    continue;
+                }
+                if let Err(e) = sock.rebind(SocketAddr::new(IpAddr::V4(new), port)) {
+                    tracing::warn!(error = %e, "moving UDP {port} to {new} failed; the tunnels wait, retried within 5 s");
+                    return self.local_address_lost(old, now);
+                }
+            }
+        }
+        if new == self.local {
+            tracing::warn!(
+                "customer gateway outside address {new} usable again; re-establishing both tunnels"
+            );
+        } else {
+            tracing::warn!(
+                "customer gateway outside address changed from {old} to {new}; re-establishing both tunnels"
+            );
+        }
+        self.local = new;
+        self.setup.local_ip = IpAddr::V4(new);
+        if let Some(w) = self.local_watch.as_mut() {
+            w.lost = false;
+        }
+        self.local_changed(Some(old), Some(IpAddr::V4(new)), now);
+    }
+
+    /// No outside address reaches AWS: said once, both tunnels dropped until one appears.
+    fn local_address_lost(&mut self, old: IpAddr, now: Instant) {
+        let Some(w) = self.local_watch.as_mut().filter(|w| !w.lost) else {
+            return;
+        };
+        w.lost = true;
+        tracing::warn!(
+            "customer gateway outside address {old} is gone and no other address reaches AWS; both tunnels are down until one appears"
+        );
+        self.local_changed(Some(old), None, now);
+    }
+
+    /// Health records, the data plane's peers forgotten, and the gateway told (it drops every IKE
+    /// and Child SA and, with an address, initiates from it at once).
+    fn local_changed(&mut self, from: Option<IpAddr>, to: Option<IpAddr>, now: Instant) {
+        let ev = HealthEvent::LocalAddressChanged { from, to };
+        let reason = match to {
+            Some(to) => format!("the customer gateway outside address changed to {to}"),
+            None => "no customer gateway outside address reaches AWS".to_string(),
+        };
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                let t = &mut self.connections[c].tunnels[i];
+                if t.handle.is_none() {
+                    continue;
+                }
+                if let Some(IpAddr::V4(a)) = to {
+                    let mut cfg = (*t.cfg).clone();
+                    cfg.local_addr = a;
+                    t.cfg = Arc::new(cfg);
+                }
+                self.shared.set_peer(t.key, None::<SocketAddrV4>);
+            }
+        }
+        self.gateway.set_local_address(to, now);
+        self.apply_outputs(now);
+        // After the SAs are gone, so the records show the tunnels down; the new IKE SAs' own
+        // records follow.
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                if self.connections[c].tunnels[i].handle.is_some() {
+                    self.connections[c].tunnels[i].last_reason = Some(reason.clone());
+                    self.report(c, i, &ev, now);
+                }
+            }
+        }
+        self.publish_status(now);
     }
 }

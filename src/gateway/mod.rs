@@ -41,7 +41,7 @@
 mod tunnel;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -273,6 +273,20 @@ impl Gateway {
             .map(|i| TunnelHandle(i as u32))
     }
 
+    /// The customer gateway's outside address changed (`Some`), or no usable one is left (`None`).
+    /// AWS does not do MOBIKE (RFC 4555), and with a PSK it checks the address, so an IKE SA cannot
+    /// follow the address: every tunnel drops its IKE and Child SAs here (SA-table commands and
+    /// `Closed` events follow as for any close) and, given an address, initiates a new IKE SA from
+    /// it at once rather than after DPD notices; without one, nothing is initiated until an
+    /// address is given again. A tunnel a reload removed is left to finish deleting.
+    pub fn set_local_address(&mut self, addr: Option<IpAddr>, now: Instant) {
+        for tunnel in self.tunnels.iter_mut().filter(|t| !t.removed()) {
+            let cfg = addr.and_then(|a| with_local(&tunnel.spec_cfg(), a));
+            tunnel.move_local(cfg, now, &mut self.outputs);
+            tunnel.drain_all(now, &mut self.outputs);
+        }
+    }
+
     /// Reload: the tunnel's IKE SA is replaced by one under `spec` (see `Tunnel::reconfigure`);
     /// other tunnels are untouched.
     pub fn reconfigure(&mut self, t: TunnelHandle, spec: TunnelSpec, now: Instant) {
@@ -456,6 +470,18 @@ impl Default for Gateway {
     fn default() -> Self {
         Gateway::new()
     }
+}
+
+/// `cfg` sending from `addr` (None: an address family the IKE configuration cannot carry).
+fn with_local(cfg: &IkeConfig, addr: IpAddr) -> Option<Arc<IkeConfig>> {
+    let IpAddr::V4(local) = addr else {
+        tracing::warn!(%addr, "an IPv6 outside address: cgwd runs IKE and ESP over IPv4");
+        return None;
+    };
+    Some(Arc::new(IkeConfig {
+        local_addr: local,
+        ..cfg.clone()
+    }))
 }
 
 /// The events an IKE SA reported since the last call.
