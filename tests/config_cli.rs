@@ -267,11 +267,11 @@ fn run_refused_with(file: &Path, vars: &[(&str, &str)]) -> Output {
 }
 
 /// The samples of FACTS §9 (configs/parity: certificate authentication, PSKs kept in Secrets
-/// Manager, IPv6), each as describe JSON and as the XML in it. Without settings `cgwd check`
+/// Manager, IPv6), each as describe JSON, as the XML in it and as Generic text (inferred layout). Without settings `cgwd check`
 /// refuses every one (exit 2) saying why, and `cgwd run` refuses it with the same error.
 #[test]
 fn parity_samples_are_refused_by_check_exactly_as_by_run() {
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 9] = [
         (
             "sample-cert.describe.json",
             &[
@@ -286,7 +286,31 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
             &[
                 "tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing",
                 "[tunnels.1] psk_file",
-                "for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON",
+                "if the tunnel is authenticated by certificate",
+            ],
+        ),
+        (
+            "sample-cert.txt",
+            &[
+                "line 28 (authentication method): tunnel 1 (AWS 192.0.2.71) authenticates with a \
+                 certificate (Authentication Method Certificate)",
+                "the settings give the customer gateway no certificate",
+                "[auth] table",
+            ],
+        ),
+        (
+            "sample-secretsmanager.txt",
+            &[
+                "line 29 (pre-shared key): tunnel 1 (AWS 192.0.2.81): the pre-shared key is the placeholder `REDACTED`, not a key",
+                "[tunnels.1] psk_file",
+            ],
+        ),
+        (
+            "sample-ipv6.txt",
+            &[
+                "IPv6 is not supported yet by cgwd",
+                "tunnel 2 fd00:a1b2:c3d4:1::4/126",
+                "tunnel 1 fd00:a1b2:c3d4:1::/126",
             ],
         ),
         (
@@ -369,7 +393,11 @@ fn secrets_manager_sample_is_valid_with_keys_from_the_settings() {
         .unwrap();
     };
     let creds = dir.join("creds");
-    for name in ["sample-secretsmanager.describe.json", "sample-secretsmanager.xml"] {
+    for name in [
+        "sample-secretsmanager.describe.json",
+        "sample-secretsmanager.xml",
+        "sample-secretsmanager.txt",
+    ] {
         let f = configs().join("parity").join(name);
         let args = [
             "check",

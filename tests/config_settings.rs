@@ -49,6 +49,32 @@ fn defaults() {
     assert_eq!(s.aws.region, None);
 }
 
+/// `local.address = "auto"` is the default spelled out (follow the host's address), from the file
+/// or the environment; anything else but an IP address is refused naming the key and the fix.
+#[test]
+fn local_address_auto_follows_the_host() {
+    for text in [
+        "[local]\naddress = \"auto\"\n",
+        "[local]\naddress = \"AUTO\"\n",
+        "",
+    ] {
+        assert_eq!(settings(text).unwrap().local.address, None, "{text}");
+    }
+    let s = with_env(
+        "[local]\naddress = \"192.0.2.10\"\n",
+        &[("CGWD_LOCAL_ADDRESS", "auto")],
+    )
+    .unwrap();
+    assert_eq!(s.local.address, None);
+    let (p, msg) = err(settings("[local]\naddress = \"automatic\"\n"));
+    assert_eq!(p, Some(Problem::SettingsValue));
+    assert!(msg.contains("local.address"), "{msg}");
+    assert!(
+        msg.contains("`automatic`") && msg.contains("\"auto\""),
+        "names the fix: {msg}"
+    );
+}
+
 #[test]
 fn documented_example_and_lab_settings_parse() {
     let s = settings(&sample("cgwd.toml")).unwrap();
@@ -954,6 +980,28 @@ fn certificate_sample_with_auth_settings_is_accepted() {
         key.display(),
         chain.display()
     );
+    // All three formats: the describe JSON lists the CertificateArn, the XML has no key, the
+    // Generic text says "Authentication Method : Certificate".
+    for (name, evidence) in [
+        ("sample-cert.xml", "(the AWS file has no pre-shared key for it)"),
+        ("sample-cert.txt", "Authentication Method Certificate)"),
+    ] {
+        let loaded = load_with(&dir.0, &[parity(name)], &toml, &[]).unwrap();
+        let (conn, _) = &loaded.connections[0];
+        assert!(conn.tunnels.iter().all(|t| t.psk.is_none()), "{name}");
+        assert_eq!(
+            conn.certificate.as_ref().map(|c| c.subject.as_str()),
+            Some("CN=cgw.example.com"),
+            "{name}"
+        );
+        assert!(
+            conn.notes.iter().any(|n| n
+                .contains("tunnel 2: authenticates with the customer gateway certificate of [auth]")
+                && n.contains(evidence)),
+            "{name}: {:?}",
+            conn.notes
+        );
+    }
     let loaded = load_with(&dir.0, &[parity("sample-cert.describe.json")], &toml, &[]).unwrap();
     let (conn, settings) = &loaded.connections[0];
     assert!(conn.tunnels.iter().all(|t| t.psk.is_none()));
@@ -1024,5 +1072,92 @@ fn certificate_sample_with_auth_settings_is_accepted() {
     assert!(
         e.to_string().contains("auth.ca") && e.to_string().contains("not an absolute path"),
         "{e}"
+    );
+}
+
+/// Issue #16: each customer gateway has its own certificate, so a daemon serving two
+/// certificate-authenticated connections takes `[connections.<vpn-id>.auth]` for one of them in
+/// place of `[auth]`; a broken per-connection table is named in the error.
+#[test]
+fn certificate_per_connection() {
+    use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
+    let dir = common::tempdir::TempDir::new("cert-per-conn");
+    let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+    let mut tables = String::new();
+    for (table, cn) in [
+        ("auth", "site-a.example.com"),
+        ("connections.vpn-0feedbeef0000002.auth", "site-b.example.com"),
+    ] {
+        let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, cn, Flaw::None);
+        let cert = key_file(&dir.0, &format!("{cn}.pem"), leaf.cert.as_bytes(), 0o644);
+        let key = key_file(&dir.0, &format!("{cn}.key"), leaf.key.as_bytes(), 0o600);
+        let chain = key_file(&dir.0, "ca.pem", ca.pem.as_bytes(), 0o644);
+        tables.push_str(&format!(
+            "[{table}]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            chain.display()
+        ));
+    }
+    // A second connection of another site: its own ID, AWS endpoints and inside networks.
+    let second = dir.0.join("second.xml");
+    let xml = std::fs::read_to_string(parity("sample-cert.xml"))
+        .unwrap()
+        .replace("vpn-0c1d2e3f405162738", "vpn-0feedbeef0000002")
+        .replace("169.254.31.", "169.254.32.")
+        .replace("192.0.2.71", "192.0.2.171")
+        .replace("198.51.100.72", "198.51.100.172");
+    std::fs::write(&second, xml).unwrap();
+    let configs = [parity("sample-cert.describe.json"), second.clone()];
+    let loaded = load_with(&dir.0, &configs, &tables, &[]).unwrap();
+    let subjects: Vec<&str> = loaded
+        .connections
+        .iter()
+        .map(|(c, _)| c.certificate.as_ref().unwrap().subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["CN=site-a.example.com", "CN=site-b.example.com"]);
+    let (conn, settings) = &loaded.connections[1];
+    let ike = cgwd::daemon::ike_config_for(
+        conn,
+        settings,
+        cgwd::sa::TunnelId::One,
+        "192.0.2.10".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ike.certificate.as_ref().unwrap().subject_dn,
+        conn.certificate.as_ref().unwrap().subject_dn
+    );
+
+    // The per-connection table half given, or with a missing file: named as such.
+    let half = tables.replace(
+        &format!(
+            "private_key = \"{}\"\nca",
+            dir.0.join("site-b.example.com.key").display()
+        ),
+        "ca",
+    );
+    let e = load_with(&dir.0, &configs, &half, &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("table [connections.vpn-0feedbeef0000002.auth]")
+            && e.to_string().contains("misses private_key"),
+        "{e}"
+    );
+    let gone = tables.replace("site-b.example.com.pem", "nowhere.pem");
+    let e = load_with(&dir.0, &configs, &gone, &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("connections.vpn-0feedbeef0000002.auth.certificate"),
+        "{e}"
+    );
+    // Without the per-connection table both use [auth].
+    let only_global = tables.split("[connections.").next().unwrap().to_string();
+    let loaded = load_with(&dir.0, &configs, &only_global, &[]).unwrap();
+    assert!(
+        loaded
+            .connections
+            .iter()
+            .all(|(c, _)| c.certificate.as_ref().unwrap().subject == "CN=site-a.example.com")
     );
 }

@@ -167,11 +167,20 @@ pub fn load_many_with(
     }
     let settings = settings?;
     let now = crate::io::clock::unix_now();
-    if let Some(found) = cert::load(&settings.auth, &settings_file, env, now)? {
-        for w in &found.warnings {
-            tracing::warn!("{w}");
+    // Each connection's certificate: its own `[connections.<id>.auth]`, else `[auth]`; each table
+    // read and checked once.
+    let mut loaded_auth: Vec<(String, Option<cert::Loaded>)> = Vec::new();
+    for (_, conn) in &mut raw {
+        let own = settings.connections.get(&conn.id).and_then(|c| c.auth.as_ref());
+        let table = own.map_or_else(|| "auth".to_string(), |_| format!("connections.{}.auth", conn.id));
+        if !loaded_auth.iter().any(|(t, _)| *t == table) {
+            let found = cert::load_table(own.unwrap_or(&settings.auth), &table, &settings_file, env, now)?;
+            for w in found.iter().flat_map(|f| &f.warnings) {
+                tracing::warn!("{w}");
+            }
+            loaded_auth.push((table.clone(), found));
         }
-        for (_, conn) in &mut raw {
+        if let Some((_, Some(found))) = loaded_auth.iter().find(|(t, _)| *t == table) {
             conn.notes.extend(found.warnings.iter().cloned());
             conn.certificate = Some(found.identity.clone());
         }

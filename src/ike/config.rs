@@ -165,6 +165,9 @@ pub struct CertAuth {
     /// Wall-clock seconds since the epoch, for certificate validity: the I/O shell's clock
     /// ([`crate::io::clock::unix_now`]); tests fix it.
     pub wall_clock: fn() -> i64,
+    /// Send SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT (RFC 7427 §4). Always on in cgwd; tests turn
+    /// it off to play a peer without RFC 7427, which cgwd must answer with a classic AUTH method.
+    pub announce_signature_hashes: bool,
 }
 
 impl std::fmt::Debug for CertAuth {
@@ -186,6 +189,7 @@ impl CertAuth {
             subject_dn: id.subject_dn.clone(),
             ca: id.ca.clone(),
             wall_clock: crate::io::clock::unix_now,
+            announce_signature_hashes: true,
         }
     }
 }

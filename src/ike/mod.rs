@@ -164,6 +164,9 @@ pub(crate) struct Handshake {
     pub child_spi: u32,
     /// COOKIE and INVALID_KE_PAYLOAD retries so far (bounded, so a hostile responder cannot loop us).
     pub init_retries: u32,
+    /// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS in its IKE_SA_INIT (RFC 7427 §4);
+    /// `None` if it sent none, or one that does not parse. Chooses our AUTH method.
+    pub peer_hashes: Option<Vec<crate::wire::ike::HashAlgorithm>>,
 }
 
 /// The installed Child SA, as far as IKE needs to remember it.
