@@ -7,42 +7,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::netns::skip_unless_root;
 use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use common::strongswan::{Charon, Conn};
-use common::two_aws::{AWS, CGW, CgwdRun, PSK, Topology, aws_inside, lost, ping_every, wait_for};
+use common::two_aws::{AWS, CGW, CgwdRun, Topology, aws_inside, lost, ping_every, wait_for};
 use rcgen::SignatureAlgorithm;
 
 const CGW_CN: &str = "cgw.example.com";
 
-fn write(path: &Path, text: &str) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    path.to_path_buf()
-}
-
-/// configs/lab.describe.json as AWS describes a certificate connection: the keys replaced by the
-/// placeholder and a CertificateArn on each tunnel's telemetry.
-fn certificate_config(dir: &Path) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let mut text = std::fs::read_to_string(sample).unwrap();
-    for psk in PSK {
-        text = text.replace(psk, "REDACTED");
-    }
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for (i, t) in v["VpnConnections"][0]["VgwTelemetry"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .enumerate()
-    {
-        t["CertificateArn"] =
-            format!("arn:aws:acm:us-east-1:111122223333:certificate/tunnel-{}", i + 1).into();
-    }
-    write(&dir.join("vpn.json"), &serde_json::to_string_pretty(&v).unwrap())
-}
+use common::two_aws::{certificate_config, write_file as write};
 
 /// Both charons playing AWS with `auth = pubkey`, their tunnel certificates from `ca`.
 fn aws_by_certificate(topo: &Topology, dir: &Path, ca: &Ca, alg: &'static SignatureAlgorithm) -> Vec<Charon> {

@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::netns::{run, skip_unless_root, skip_unless_root_and};
@@ -38,31 +37,7 @@ const ROUTER: &str = "192.0.2.1";
 const TOWARD_AWS: [&str; 2] = ["198.51.100.1", "203.0.113.1"];
 const CGW_CN: &str = "cgw.example.com";
 
-fn write(path: &Path, text: &str) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    path.to_path_buf()
-}
-
-/// configs/lab.describe.json as AWS describes a certificate connection (as tests/cert_e2e.rs).
-fn certificate_config(dir: &Path) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let mut text = std::fs::read_to_string(sample).unwrap();
-    for psk in PSK {
-        text = text.replace(psk, "REDACTED");
-    }
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for (i, t) in v["VpnConnections"][0]["VgwTelemetry"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .enumerate()
-    {
-        t["CertificateArn"] =
-            format!("arn:aws:acm:us-east-1:111122223333:certificate/tunnel-{}", i + 1).into();
-    }
-    write(&dir.join("vpn.json"), &serde_json::to_string_pretty(&v).unwrap())
-}
+use common::two_aws::{certificate_config, write_file as write};
 
 /// An on-prem host behind the gateway (10.0.0.2, its default route via cgw's 10.0.0.1); the
 /// namespace is removed on drop, also when the test fails.
