@@ -13,7 +13,7 @@
 //! Short lifetimes on both sides (cgwd IKE 30 s, Child 20 s; charon rekeying before cgwd would on
 //! tunnel 1 and after it on tunnel 2) so that each side starts IKE and Child SA rekeys several
 //! times in the 90 s run. A TCP stream from the "VPC" (a1) to the customer side runs all along (at
-//! most 16 Mbit/s, so the shared host is not saturated), and pings every 100 ms cross each tunnel.
+//! most 8 Mbit/s, so the shared host is not saturated), and pings every 100 ms cross each tunnel.
 //! Required: both tunnels up at the first try and never down, at least 3 Child SA and 2 IKE SA
 //! rekeys per tunnel, the stream never stalled longer than [`MAX_STALL`], and the duplicated ESP
 //! datagrams the relay sent toward cgwd dropped and counted by cgwd's replay window
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use common::impair::{Impairment, Kind, Relay, dropped, lose};
+use common::impair::{Impairment, Kind, Relay, dropped, lose, overflowed};
 use common::netns::{enter, run, skip_unless_root_and, sysctl};
 use common::tempdir::TempDir;
 use common::two_aws::*;
@@ -40,8 +40,10 @@ use common::two_aws::*;
 const RUN: Duration = Duration::from_secs(90);
 /// The longest the TCP stream may go without delivering a byte ("keeps flowing").
 const MAX_STALL: Duration = Duration::from_secs(5);
-/// The stream's sender paces itself to this many bytes per second.
-const PACE: usize = 2_000_000;
+/// The stream's sender paces itself to this many bytes per second (8 Mbit/s: a debug build of cgwd,
+/// two charons and the relay share a 2-core CI machine, and an overloaded relay drops datagrams
+/// on its own, beyond the impairment the test means).
+const PACE: usize = 1_000_000;
 /// The stream's server: on a1 only, reached from a2 over the VPC link.
 const SERVER: &str = "10.100.0.20";
 const LOSS_PERCENT: u32 = 5;
@@ -192,6 +194,8 @@ fn tunnels_survive_loss_duplication_reordering_and_rekeys() {
         sum(&toward_cgw, |c| c.reordered),
         sum(&|k| k.2 == Kind::Ike, |c| c.duplicated),
     );
+    let overflow = overflowed(&mid);
+    println!("relay: {overflow} datagrams dropped on its full receive buffers (machine overloaded if many)");
     println!(
         "TCP stream: {} bytes in {:.1} s = {:.2} Mbit/s goodput; longest stall {:.2} s; stalls over 1 s: {}",
         stream.bytes,
@@ -249,10 +253,52 @@ fn tunnels_survive_loss_duplication_reordering_and_rekeys() {
         problems.push("the relay duplicated no ESP datagram toward cgwd".into());
     }
     println!("test took {:.0} s", started.elapsed().as_secs_f64());
-    assert!(problems.is_empty(), "{}\n{log}", problems.join("\n"));
+    if !problems.is_empty() {
+        // What CI keeps of a failure is its first lines: the IKE story of both sides comes first.
+        let charon_logs: Vec<String> = charons.iter().map(|c| c.log()).collect();
+        panic!(
+            "{}\n{}\n{log}",
+            problems.join("\n"),
+            ike_story(&log, &charon_logs)
+        );
+    }
     drop(cgwd);
     drop(charons);
     drop(relay);
+}
+
+/// The lines that tell how each side's IKE SAs fared (cgwd's text log, then each charon's), the
+/// last 40 of each.
+fn ike_story(cgwd: &str, charons: &[String]) -> String {
+    let tail = |text: &str, words: &[&str]| -> String {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('{') && words.iter().any(|w| l.contains(w)))
+            .collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    let mut story = format!(
+        "--- cgwd, IKE ---\n{}",
+        tail(cgwd, &["IKE", "DPD", "Child SA", "rekey", "probes"])
+    );
+    for (i, c) in charons.iter().enumerate() {
+        story += &format!(
+            "\n--- charon of tunnel {}, IKE ---\n{}",
+            i + 1,
+            tail(
+                c,
+                &[
+                    "retransmit",
+                    "rekey",
+                    "giving up",
+                    "CREATE_CHILD_SA",
+                    "INFORMATIONAL",
+                    "deleting"
+                ]
+            )
+        );
+    }
+    story
 }
 
 /// A link between the two AWS namespaces standing for the VPC: a1 holds [`SERVER`], a2 forwards

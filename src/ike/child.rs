@@ -419,12 +419,12 @@ impl IkeSa {
             .and_then(|r| r.collision.as_mut())
             .and_then(|c| c.child.take());
         if let Some(child) = won {
-            self.promote(child);
+            self.promote(child, "the peer's rekey won the collision");
         }
         if let Some((old, new)) = self.successor.take() {
             if old == inbound {
                 // The SA the peer rekeyed goes: its replacement carries on (switch before removing).
-                self.promote(new);
+                self.promote(new, "the peer rekeyed it and deleted the old one");
             } else {
                 self.successor = Some((old, new));
             }
@@ -702,7 +702,7 @@ impl IkeSa {
         let Some(child) = child else { return };
         match old {
             Some(old) => self.await_delete(now, old, child),
-            None => self.promote(child),
+            None => self.promote(child, "the peer's rekey won the collision"),
         }
     }
 
@@ -714,13 +714,14 @@ impl IkeSa {
         self.timers.set(Timer::Successor, now + wait);
     }
 
-    /// The peer's SA of a collision, installed inbound only, becomes the one we send on.
-    pub(crate) fn promote(&mut self, child: crate::sa::ChildSa) {
+    /// The peer's SA of a rekey, installed inbound only, becomes the one we send on; `why` goes
+    /// into the log line.
+    pub(crate) fn promote(&mut self, child: crate::sa::ChildSa, why: &'static str) {
         let spi = child.inbound.spi.0;
         if let Some(i) = self.children.iter().position(|c| c.inbound == spi) {
             let c = self.children.remove(i);
             self.children.push(c);
-            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "Child SA up (the peer's rekey won the collision)");
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, why, "Child SA up");
             self.events.push_back(Event::ChildUp(child));
             let delay = self.rekey_delay(self.cfg.child_lifetime);
             self.timers.set(Timer::ChildRekey, self.last_heard + delay);

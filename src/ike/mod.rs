@@ -413,7 +413,7 @@ impl IkeSa {
                 Timer::Successor => {
                     if let Some((_, child)) = self.successor.take() {
                         tracing::info!(tunnel = %self.cfg.tunnel, "the peer did not delete the Child SA it rekeyed: switching to the new one anyway");
-                        self.promote(child);
+                        self.promote(child, "the peer did not delete the old one in time");
                     }
                 }
             }

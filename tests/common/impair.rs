@@ -331,6 +331,22 @@ fn send(ns: &str, stop: &AtomicBool, queue: &Queue) {
     }
 }
 
+/// Datagrams the relay's own listeners dropped because their receive buffers were full (the
+/// `drops` column of /proc/net/udp in `ns`): a machine too loaded to keep up, not the impairment.
+pub fn overflowed(ns: &str) -> u64 {
+    let table = run("ip", &["netns", "exec", ns, "cat", "/proc/net/udp"]).unwrap_or_default();
+    let ports = LISTEN_BASE..LISTEN_BASE + 16;
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            ports.contains(&port).then(|| f.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
 /// Drops `percent` % of the UDP 500/4500 datagrams crossing `ns` in each direction, counted per
 /// direction; `from_cgw` is the interface facing cgw.
 pub fn lose(ns: &str, percent: u32, from_cgw: &str) {
