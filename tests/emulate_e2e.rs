@@ -250,3 +250,107 @@ fn a_source_the_customer_does_not_route_is_dropped_after_decryption() {
     });
     s.ping();
 }
+
+/// Issue #16 with emulate-aws as AWS: a customer gateway authenticating by certificate (AWS then
+/// does not check its address, FACTS §9.1) gets a new outside address while on-prem pings the
+/// VPC. cgwd (`local.address = "auto"`) re-establishes both tunnels from it; emulate-aws takes the
+/// IKE SAs from the new address and sends ESP there. Both tunnels back within 10 s of the new
+/// address appearing; the pings lost are printed.
+#[test]
+fn a_certificate_gateway_gets_a_new_address_and_emulate_aws_follows() {
+    use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256};
+    use common::two_aws::{certificate_config, write_file};
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    const OLD: &str = "192.0.2.10";
+    const NEW: &str = "192.0.2.20";
+    let mut s = setup("cert", "add");
+    let dir = s.lab.dir.clone();
+    // Static routing, as the other tests here (setup's file, without its PSKs).
+    s.config = certificate_config(&dir);
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
+    )
+    .unwrap();
+    let ca = Ca::new(&PKCS_ECDSA_P256_SHA256, "Example Private CA");
+    let ca_file = write_file(&dir.join("ca.pem"), &ca.pem);
+    for (role, cn) in [("cgwd", "cgw.example.com"), ("aws", "vpn-endpoint.example.com")] {
+        let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, cn, Flaw::None);
+        let settings = dir.join(format!("{role}.toml"));
+        let text = std::fs::read_to_string(&settings).unwrap();
+        // cgwd follows the kernel's address; AWS's side has no customer address to hold on to.
+        let text = if role == "cgwd" {
+            text.replace(&format!("address = \"{OLD}\""), "address = \"auto\"")
+        } else {
+            text
+        };
+        let auth = format!(
+            "[auth]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
+            write_file(&dir.join(format!("{role}.pem")), &leaf.cert).display(),
+            write_file(&dir.join(format!("{role}.key")), &leaf.key).display(),
+            ca_file.display()
+        );
+        std::fs::write(&settings, format!("{auth}{text}")).unwrap();
+    }
+    s.start_aws();
+    s.start_cgwd();
+    s.wait(Duration::from_secs(20), "both tunnels up", |s| s.up(0) && s.up(1));
+    s.ping();
+
+    // On-prem pings the VPC every 100 ms while the address is replaced.
+    let onprem = s.lab.ns("onprem");
+    let pinger = Command::new("ip")
+        .args([
+            "netns", "exec", &onprem, "ping", "-n", "-c", "150", "-i", "0.1", "-W", "1",
+        ])
+        .arg("10.100.0.10")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let cgw = s.lab.ns("cgw");
+    let ip = |args: &[&str]| {
+        let mut all = vec!["ip"];
+        all.extend_from_slice(args);
+        s.lab.exec(&cgw, &all).unwrap_or_else(|e| panic!("{e}"));
+    };
+    ip(&["addr", "del", &format!("{OLD}/24"), "dev", "wan0"]);
+    ip(&["addr", "add", &format!("{NEW}/24"), "dev", "wan0"]);
+    let appeared = cgwd::io::clock::now();
+    ip(&["route", "replace", "default", "via", "192.0.2.1"]);
+    // Established from the new address (the standby tunnel turns "healthy" only at its next probe).
+    let from_new = |s: &Setup, i: usize| {
+        s.status().is_some_and(|v| {
+            let t = &v["tunnels"][i];
+            t["local_outside"] == NEW && t["ike_phase2_state"] == "established"
+        })
+    };
+    s.wait(
+        Duration::from_secs(10),
+        "both tunnels up from the new address",
+        |s| from_new(s, 0) && from_new(s, 1),
+    );
+    let back = appeared.elapsed();
+    let out = pinger.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = summary
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("");
+    println!(
+        "emulate-aws by certificate, customer gateway {OLD} → {NEW}: both tunnels up {:.2} s after \
+         the new address appeared; pings every 100 ms: {summary}",
+        back.as_secs_f64()
+    );
+    s.ping();
+    let aws_log = s.log("aws.log");
+    assert!(
+        !aws_log.contains("unknown peer"),
+        "emulate-aws dropped the new address:\n{}",
+        s.logs()
+    );
+}

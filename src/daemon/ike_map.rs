@@ -149,6 +149,7 @@ pub fn ike_config_for(
             (None, Some(id)) => Some(crate::ike::config::CertAuth::from_identity(id)),
             (None, None) => return Err(MappingError::CertificateAuth { tunnel }),
         },
+        any_peer_address: false,
     })
 }
 

@@ -1486,6 +1486,12 @@ impl Daemon {
                 self.publish_status(now);
             }
             Event::ChildInbound(_) | Event::IkeRekeyed { .. } => {}
+            Event::PeerMoved { esp_peer } => {
+                // ESP follows IKE (RFC 3948 §3.5): the Child SA's datagrams go to the new mapping.
+                if self.connections[c].tunnels[i].child_spis.is_some() {
+                    self.shared.set_peer(key, Some(esp_peer));
+                }
+            }
             Event::ChildFailed(f) => {
                 let conn = &mut self.connections[c];
                 conn.tunnels[i].last_reason = Some(f.message());
@@ -1568,6 +1574,7 @@ impl Daemon {
                 rekey = std::mem::take(&mut completed);
                 None
             }
+            Event::PeerMoved { .. } => None,
             Event::IkeRekeyed { .. } => {
                 f.ike_rekeys += 1;
                 f.ike_since = Some(now);

@@ -4,7 +4,8 @@
 //! module only holds what differs when seen from AWS's side:
 //!
 //! * [`aws_ike_config`]: identities, addresses and selectors mirrored; proposal selection `lowest`
-//!   (FACTS §2.2); AWS's own rekey margin and fuzz; DPD after 10 s idle.
+//!   (FACTS §2.2); AWS's own rekey margin and fuzz; DPD after 10 s idle; a certificate customer
+//!   gateway taken from any address (AWS checks the address only for a PSK).
 //! * [`Behaviour`]: when AWS (re-)initiates (StartupAction, DPDTimeoutAction) — FACTS §2.1, §2.5.
 //! * [`RouteHook`]: where routes AWS installs (static: the on-prem prefixes while the tunnel is up)
 //!   come from, so BGP as AWS speaks it can later feed the same hook.
@@ -48,10 +49,14 @@ pub fn aws_ike_config(
     // The customer gateway's view of the tunnel from the address AWS has on record, seen from the
     // other end: the same algorithms, lifetimes and selectors, addresses and IDs swapped.
     let customer = crate::daemon::ike_map::ike_config_for(conn, settings, tunnel, t.customer_outside)?;
+    // AWS checks the customer gateway's address only for a PSK (FACTS §9.1): a gateway with a
+    // certificate may come from anywhere, and move (DHCP, PPPoE, a NAT's new mapping).
+    let any_peer_address = customer.certificate.is_some();
     Ok(IkeConfig {
         dpd_interval,
         cookies: None,
         selection: Selection::Lowest,
+        any_peer_address,
         ..customer.mirrored()
     })
 }

@@ -89,6 +89,8 @@ struct Lab {
     nat_port: Option<u16>,
     /// Where AWS's IKE SAs sent each datagram.
     aws_sent_to: Vec<SocketAddr>,
+    /// Where AWS's IKE SAs said ESP must go now (`Event::PeerMoved`).
+    aws_moved_to: Vec<SocketAddr>,
 }
 
 fn cgw_addr(port: u16) -> SocketAddr {
@@ -129,6 +131,7 @@ impl Lab {
             refused: Vec::new(),
             nat_port: None,
             aws_sent_to: Vec::new(),
+            aws_moved_to: Vec::new(),
         }
     }
 
@@ -162,7 +165,11 @@ impl Lab {
                     self.wire.push((self.now + LATENCY, false, tx.data));
                 }
             }
-            while sa.poll_event().is_some() {}
+            while let Some(ev) = sa.poll_event() {
+                if let crate::ike::Event::PeerMoved { esp_peer } = ev {
+                    self.aws_moved_to.push(esp_peer);
+                }
+            }
         }
         self.aws.retain(|sa| sa.state() != crate::ike::State::Closed);
     }
@@ -567,6 +574,8 @@ fn a_liveness_check_moves_aws_to_a_new_nat_mapping() {
         [cgw_addr(25000)],
         "AWS answered the DPD at the new port"
     );
+    // and tells its data plane to send ESP there (emulate-aws does).
+    assert_eq!(lab.aws_moved_to, [cgw_addr(25000)]);
     // The answer arrived (no retransmission), the tunnel stays up, and all AWS sends later (its
     // answers to cgwd's periodic DPD, its own DPD) goes to the new port.
     lab.run_for(Duration::from_secs(25));
@@ -889,4 +898,30 @@ fn over_ipv6_outside_addresses() {
     a_restored_path_brings_the_tunnel_back_quickly_without_hammering_aws();
     an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it();
     a_liveness_check_moves_aws_to_a_new_nat_mapping();
+}
+
+/// AWS's side of a certificate tunnel (emulate-aws) takes IKE from any address of the family: the
+/// customer gateway may have a new one. A PSK tunnel (and cgwd's side always) takes only its peer's.
+#[test]
+fn only_a_tunnel_open_to_any_peer_address_takes_ike_from_elsewhere() {
+    #[allow(clippy::disallowed_methods)] // the base of the virtual clock
+    let now = Instant::now();
+    let elsewhere: SocketAddr = "192.0.2.99:4500".parse().unwrap();
+    let elsewhere6: SocketAddr = "[2001:db8::99]:4500".parse().unwrap();
+    for any in [false, true] {
+        let mut gw = Gateway::with_rng(seeded(1));
+        let mut cfg = aws_cfg();
+        cfg.any_peer_address = any;
+        let t = gw.add_tunnel(
+            TunnelSpec {
+                cfg: Arc::new(cfg),
+                initiate: false,
+                reinitiate: false,
+            },
+            now,
+        );
+        assert_eq!(gw.tunnel_for_peer(cgw_addr(500)), Some(t));
+        assert_eq!(gw.tunnel_for_peer(elsewhere), any.then_some(t), "any {any}");
+        assert_eq!(gw.tunnel_for_peer(elsewhere6), None, "another family, any {any}");
+    }
 }

@@ -152,7 +152,8 @@ impl Tunnel {
     }
 
     pub(super) fn peer_is(&self, peer: SocketAddr) -> bool {
-        peer.ip() == self.spec.cfg.remote_addr
+        let cfg = &self.spec.cfg;
+        peer.ip() == cfg.remote_addr || (cfg.any_peer_address && peer.is_ipv4() == cfg.remote_addr.is_ipv4())
     }
 
     pub(super) fn view(&self) -> TunnelView<'_> {
@@ -525,6 +526,9 @@ impl Tunnel {
             }
             Event::IkeRekeyed { new_local_spi, .. } => {
                 tracing::info!(tunnel = %id, spi = format!("{new_local_spi:016x}"), "IKE SA rekeyed");
+            }
+            Event::PeerMoved { esp_peer } => {
+                tracing::info!(tunnel = %id, %esp_peer, "the peer's address or port changed (a NAT's new mapping): following it");
             }
             Event::ChildFailed(f) => {
                 tracing::warn!(tunnel = %id, "{}", f.message());

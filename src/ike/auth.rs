@@ -396,11 +396,7 @@ impl IkeSa {
         // ESP always goes in UDP to the NAT-T port, even if IKE had not floated yet.
         let mut local = self.local;
         local.set_port(self.cfg.local_ports.nat_t);
-        let remote = if self.remote.port() == self.cfg.remote_ports.ike {
-            SocketAddr::new(self.remote.ip(), self.cfg.remote_ports.nat_t)
-        } else {
-            self.remote
-        };
+        let remote = self.esp_remote();
         ChildSa {
             tunnel: self.cfg.tunnel,
             inbound: esp(our_spi, in_keys),
@@ -411,6 +407,15 @@ impl IkeSa {
             local,
             remote,
             replay_window: self.cfg.replay_window,
+        }
+    }
+
+    /// Where ESP goes: the peer's IKE address, on the NAT-T port even if IKE had not floated yet.
+    pub(crate) fn esp_remote(&self) -> SocketAddr {
+        if self.remote.port() == self.cfg.remote_ports.ike {
+            SocketAddr::new(self.remote.ip(), self.cfg.remote_ports.nat_t)
+        } else {
+            self.remote
         }
     }
 

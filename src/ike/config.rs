@@ -148,6 +148,11 @@ pub struct IkeConfig {
     pub rekey_keys: RekeyKeyPolicy,
     /// Authenticate by certificate instead of [`Self::psk`] (issue #16): `None` is PSK.
     pub certificate: Option<CertAuth>,
+    /// The peer may come from any address of [`Self::remote_addr`]'s family, and the IKE SA follows
+    /// it: AWS's side of a certificate-authenticated tunnel (AWS does not check the customer
+    /// gateway's address then, FACTS §9.1), as emulate-aws plays it. cgwd itself knows AWS's
+    /// addresses and keeps this off.
+    pub any_peer_address: bool,
 }
 
 /// Certificate authentication (RFC 7296 §2.15 signatures, RFC 7427): our certificate and key, the
@@ -257,6 +262,7 @@ impl IkeConfig {
             fragmentation: super::frag::FragmentConfig::default(),
             rekey_keys: RekeyKeyPolicy::default(),
             certificate: None,
+            any_peer_address: false,
         }
     }
 

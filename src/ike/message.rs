@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::frag::Offer;
 use super::timer::Timer;
-use super::{FailReason, IkeSa, Role, State, Transmit};
+use super::{Event, FailReason, IkeSa, Role, State, Transmit};
 use crate::crypto::cipher::Cipher;
 use crate::secret::Secret;
 use crate::suite::Integrity;
@@ -611,8 +611,14 @@ impl IkeSa {
             };
             self.heard(now);
             // Authenticated: follow the peer to a new address/port (NAT-T floating to 4500, NAT rebinding).
+            let moved = self.remote != from && self.state == State::Established;
             self.remote = from;
             self.local = to;
+            if moved {
+                self.events.push_back(Event::PeerMoved {
+                    esp_peer: self.esp_remote(),
+                });
+            }
             self.peer_next_id = self.peer_next_id.wrapping_add(1);
             let inbound = Inbound {
                 exchange: h.exchange,

@@ -95,6 +95,9 @@ pub enum Event {
     Failed(Failure),
     /// The IKE SA was rekeyed (RFC 7296 §2.18): IKE messages now carry `new_local_spi`; route them here.
     IkeRekeyed { old_local_spi: u64, new_local_spi: u64 },
+    /// An authenticated request of the established SA came from another address or port (a NAT's
+    /// new mapping, RFC 7296 §2.23): IKE answers there now; ESP goes to `esp_peer` from now on.
+    PeerMoved { esp_peer: SocketAddr },
     /// The IKE SA is gone; the daemon may drop this `IkeSa` once `poll_transmit` is drained.
     Closed,
 }
