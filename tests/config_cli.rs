@@ -299,17 +299,15 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
         (
             "sample-ipv6.describe.json",
             &[
-                "Options.OutsideIpAddressType, Options.TunnelInsideIpVersion",
+                "Options.OutsideIpAddressType",
                 "IPv6 is not supported yet by cgwd",
                 "OutsideIpAddressType Ipv6",
-                "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126",
-                "LocalIpv6NetworkCidr ::/0",
             ],
         ),
         (
             "sample-ipv6.xml",
             &[
-                "<tunnel_outside_address>, <tunnel_inside_ipv6_address>",
+                "<tunnel_outside_address>",
                 "IPv6 is not supported yet by cgwd",
                 "tunnel 2 AWS 2001:db8:ffab:2::22",
             ],
@@ -463,4 +461,45 @@ fn secrets_manager_sample_is_valid_with_keys_from_the_settings() {
         "{stdout}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An IPv6-inside connection: `cgwd check` names the IPv6 selectors, the addresses it puts on the
+/// device and the IPv6 next hops; JSON gives the same selectors.
+#[test]
+fn check_shows_ipv6_inside_selectors_and_addresses() {
+    let f = configs().join("ipv6-inside").join("lab.describe.json");
+    let run = |json: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cgwd"));
+        c.arg("check");
+        if json {
+            c.arg("--json");
+        }
+        c.arg(&f)
+            .env("CGWD_ROUTING_VPC_CIDRS", "2001:db8:100::/48")
+            .env_remove("CGWD_ROUTING_ONPREM_CIDRS")
+            .output()
+            .unwrap()
+    };
+    let out = run(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "IP versions        outside PublicIpv4, inside ipv6",
+        "inside IPv6        fd00:a9fe:10::/126  AWS fd00:a9fe:10::1  customer fd00:a9fe:10::2 (on the device as fd00:a9fe:10::2/126",
+        "traffic selectors  local ::/0 <-> AWS ::/0 (IPv6: LocalIpv6NetworkCidr, RemoteIpv6NetworkCidr)",
+        "static next hop    fd00:a9fe:20::1",
+        "2001:db8:100::/48",
+    ] {
+        assert!(stdout.contains(needle), "`{needle}` in {stdout}");
+    }
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tunnels"][0]["local_ts"], "::/0");
+    assert_eq!(v["tunnels"][1]["customer_inside_ipv6"], "fd00:a9fe:20::2");
 }

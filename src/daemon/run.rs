@@ -16,14 +16,14 @@
 //! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::control::{Command, ControlServer, SharedStatus};
 use super::icmp::RawIcmp;
@@ -379,6 +379,9 @@ struct Tunnel {
     prober: Prober,
     inside: Ipv4Net,
     aws_inside: Ipv4Addr,
+    /// IPv6-inside tunnels: our /126 address and the peer's (the tunnel's traffic is IPv6 only).
+    inside6: Option<Ipv6Net>,
+    aws_inside6: Option<Ipv6Addr>,
     last_rx_packets: u64,
     child_since: Option<Instant>,
     child_spis: Option<(u32, u32)>,
@@ -390,6 +393,11 @@ struct Tunnel {
 }
 
 impl Tunnel {
+    /// The inside addresses this tunnel puts on the device.
+    fn nets(&self) -> impl Iterator<Item = IpNet> + use<> {
+        std::iter::once(IpNet::V4(self.inside)).chain(self.inside6.map(IpNet::V6))
+    }
+
     fn phase_states(&self, gw: &Gateway) -> (PhaseState, PhaseState) {
         let map = |l: LinkState| match l {
             LinkState::Established => PhaseState::Established,
@@ -457,7 +465,7 @@ struct Daemon {
     shared: Arc<Shared>,
     router: Router,
     /// The VPC prefixes of the connections with a tunnel up, as last handed to the router.
-    routed: Option<Vec<Ipv4Net>>,
+    routed: Option<Vec<IpNet>>,
     icmp: Option<RawIcmp>,
     status: SharedStatus,
     started: Instant,
@@ -551,8 +559,12 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
         let served: Vec<&Tunnel> = c.tunnels.iter().filter(|t| t.handle.is_some()).collect();
         for t in &served {
             b.pin(IpAddr::V4(t.aws_inside), t.key);
+            if let Some(a) = t.aws_inside6 {
+                b.pin(IpAddr::V6(a), t.key);
+            }
             if aws_role {
                 b.route("0.0.0.0/0".parse().expect("literal"), t.key);
+                b.route("::/0".parse().expect("literal"), t.key);
                 continue;
             }
             // A BGP connection routes what it learned (below); static ones everything if nothing
@@ -562,7 +574,7 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
                 b.route("::/0".parse().expect("literal"), t.key);
             }
             for n in &c.settings.routing.vpc_cidrs {
-                b.route(ipnet::IpNet::V4(*n), t.key);
+                b.route(*n, t.key);
             }
         }
         if let Some(bgp) = &c.bgp {
@@ -637,6 +649,27 @@ impl ConnectionBgp {
     }
 }
 
+/// Our IPv6 inside address with its /126, for an IPv6-inside tunnel (`aws`: we play AWS's side).
+fn inside_v6(t: &crate::config::TunnelConfig, aws: bool) -> Option<Ipv6Net> {
+    let net = t.inside_ipv6.filter(|_| t.is_inside_ipv6())?;
+    let ours = if aws {
+        t.aws_inside_ipv6()
+    } else {
+        t.customer_inside_ipv6()
+    }?;
+    Ipv6Net::new(ours, net.prefix_len()).ok()
+}
+
+/// The IPv4 prefixes of a list (what an IPv4-only consumer such as AWS's emulated BGP takes).
+fn v4_only(nets: &[IpNet]) -> Vec<Ipv4Net> {
+    nets.iter()
+        .filter_map(|n| match n {
+            IpNet::V4(n) => Some(*n),
+            IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
 /// The built-in speaker for a dynamic-routing connection (`bgp.speaker = "builtin"`), else None.
 fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<ConnectionBgp> {
     use crate::bgp::speaker::{Preference, Speaker, SpeakerConfig};
@@ -665,12 +698,7 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
             peer_as: aws_asn,
             hold_time,
             inside,
-            onprem: settings
-                .routing
-                .onprem_cidrs
-                .iter()
-                .map(|n| ipnet::IpNet::V4(*n))
-                .collect(),
+            onprem: settings.routing.onprem_cidrs.clone(),
             preference,
             fast_failover: settings.bgp.fast_failover,
         }),
@@ -790,7 +818,13 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             } else {
                 t.customer_inside()
             };
-            addresses.push((TunnelKey::new(ci as u16, t.id), ours, t.inside.prefix_len()));
+            let key = TunnelKey::new(ci as u16, t.id);
+            let net =
+                Ipv4Net::new(ours, t.inside.prefix_len()).map_err(|e| StartError::Other(e.to_string()))?;
+            addresses.push((key, IpNet::V4(net)));
+            if let Some(net6) = inside_v6(t, aws.is_some()) {
+                addresses.push((key, IpNet::V6(net6)));
+            }
         }
     }
     let tun = Arc::new(
@@ -810,7 +844,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     let mut devices: Vec<(TunnelKey, Arc<Tun>)> = Vec::new();
     let mut device_ifindex = HashMap::new();
     if external {
-        for &(key, _, _) in &addresses {
+        for &(key, _) in addresses.iter().filter(|(_, n)| matches!(n, IpNet::V4(_))) {
             let name = crate::config::tunnel_device_name(&settings.interface.name, key.slot());
             let dev = Tun::create(&TunConfig {
                 name: name.clone(),
@@ -825,8 +859,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         }
     }
     let mut router = Router::new(Vec::new(), ifindex).map_err(|e| StartError::Other(e.to_string()))?;
-    for &(key, addr, prefix) in &addresses {
-        let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
+    for &(key, net) in &addresses {
         let index = device_ifindex.get(&key.slot()).copied().unwrap_or(ifindex);
         router
             .add_address(net, index)
@@ -1015,8 +1048,16 @@ fn new_connection(
 ) -> Result<Connection, String> {
     let aws = setup.aws;
     let timers = FailoverTimers::from_settings(&conn_settings);
-    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
-    let timers = if setup.probes {
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then. So for
+    // IPv6-inside tunnels, whose selectors let no ICMPv4 probe to AWS's /30 address through.
+    let v6_inside = conn.tunnels.iter().any(|t| t.is_inside_ipv6());
+    if v6_inside && setup.probes && aws.is_none() {
+        tracing::warn!(
+            vpn = %conn.id,
+            "IPv6-inside tunnels: no ICMP liveness probe, failover waits for DPD (dpd.interval, dpd.timeout)"
+        );
+    }
+    let timers = if setup.probes && !v6_inside {
         timers
     } else {
         FailoverTimers {
@@ -1046,6 +1087,12 @@ fn new_connection(
         let behaviour = crate::emulate::Behaviour::of(t);
         let enabled = setup.served[id.index()];
         shared.set_aws_inside(key, enabled.then_some(peers));
+        let inside6 = inside_v6(t, aws.is_some());
+        let aws_inside6 = inside6.and(match aws {
+            Some(_) => t.customer_inside_ipv6(),
+            None => t.aws_inside_ipv6(),
+        });
+        shared.set_aws_inside_v6(key, aws_inside6.filter(|_| enabled));
         let handle = enabled.then(|| {
             gateway.add_tunnel(
                 TunnelSpec {
@@ -1063,6 +1110,8 @@ fn new_connection(
             prober: Prober::new(ours, peers, ident, timers.probe_interval),
             inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
             aws_inside: peers,
+            inside6,
+            aws_inside6,
             last_rx_packets: 0,
             child_since: None,
             child_spis: None,
@@ -1097,7 +1146,7 @@ fn new_connection(
                     hold_time,
                     conn.tunnel(t).aws_inside(),
                 ),
-                &conn_settings.routing.vpc_cidrs,
+                &v4_only(&conn_settings.routing.vpc_cidrs),
             )
             .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
         ),
@@ -1581,7 +1630,8 @@ impl Daemon {
         }
         for conn in &mut self.connections {
             for t in &mut conn.tunnels {
-                if t.child_spis.is_none() {
+                // An IPv6-inside tunnel carries no ICMPv4 to AWS's /30 address: DPD judges it.
+                if t.child_spis.is_none() || t.inside6.is_some() {
                     continue;
                 }
                 let h = conn.monitor.health(t.id);
@@ -1725,18 +1775,18 @@ impl Daemon {
             self.last_status = None;
         }
         // The union of the VPC prefixes of connections with a tunnel up (none down to a black hole).
-        let mut want: Vec<Ipv4Net> = self
+        let mut want: Vec<IpNet> = self
             .connections
             .iter()
             .filter(|c| c.any_up && !self.aws_role)
-            .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(Ipv4Net::trunc))
+            .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(IpNet::trunc))
             .collect();
         // What BGP learned (IPv4; only Established sessions' routes).
         want.extend(
             self.connections
                 .iter()
                 .filter_map(|c| c.bgp.as_ref())
-                .flat_map(|b| b.learned_v4.iter().copied()),
+                .flat_map(|b| b.learned_v4.iter().copied().map(IpNet::V4)),
         );
         want.sort_unstable();
         want.dedup();
@@ -1994,8 +2044,10 @@ impl Daemon {
                 now,
             )?;
             for t in &c.tunnels {
-                if let Err(e) = self.router.add_address(t.inside, self.inside_ifindex(t.key)) {
-                    tracing::warn!(error = %e, inside = %t.inside, "adding an inside address");
+                for net in t.nets() {
+                    if let Err(e) = self.router.add_address(net, self.inside_ifindex(t.key)) {
+                        tracing::warn!(error = %e, inside = %net, "adding an inside address");
+                    }
                 }
             }
             self.connections.push(c);
@@ -2061,9 +2113,12 @@ impl Daemon {
             self.shared.set_usable(t.key, false);
             self.shared.set_peer(t.key, None);
             self.shared.set_aws_inside(t.key, None);
+            self.shared.set_aws_inside_v6(t.key, None);
             self.shared.sas.remove_tunnel(t.key);
-            if let Err(e) = self.router.remove_address(t.inside, self.inside_ifindex(t.key)) {
-                tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
+            for net in t.nets() {
+                if let Err(e) = self.router.remove_address(net, self.inside_ifindex(t.key)) {
+                    tracing::warn!(error = %e, inside = %net, "removing an inside address");
+                }
             }
         }
         self.reconfigure.retain(|(v, _)| v != id);
@@ -2106,16 +2161,24 @@ impl Daemon {
             let ifindex = self.inside_ifindex(key);
             let t = &mut self.connections[ci].tunnels[tunnel.index()];
             let inside = Ipv4Net::new(tc.customer_inside(), tc.inside.prefix_len()).unwrap_or(tc.inside);
-            if inside != t.inside {
-                if let Err(e) = self.router.remove_address(t.inside, ifindex) {
-                    tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
-                }
-                if let Err(e) = self.router.add_address(inside, ifindex) {
-                    tracing::warn!(error = %e, %inside, "adding an inside address");
+            let inside6 = inside_v6(&tc, false);
+            if inside != t.inside || inside6 != t.inside6 {
+                for net in t.nets() {
+                    if let Err(e) = self.router.remove_address(net, ifindex) {
+                        tracing::warn!(error = %e, inside = %net, "removing an inside address");
+                    }
                 }
                 use crate::crypto::Random;
                 t.inside = inside;
                 t.aws_inside = tc.aws_inside();
+                t.inside6 = inside6;
+                t.aws_inside6 = inside6.and(tc.aws_inside_ipv6());
+                for net in t.nets() {
+                    if let Err(e) = self.router.add_address(net, ifindex) {
+                        tracing::warn!(error = %e, inside = %net, "adding an inside address");
+                    }
+                }
+                self.shared.set_aws_inside_v6(key, t.aws_inside6);
                 t.prober = Prober::new(
                     tc.customer_inside(),
                     tc.aws_inside(),

@@ -150,7 +150,7 @@ pub struct BgpRouteStatus {
 /// One route cgwd installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteStatus {
-    pub destination: Ipv4Net,
+    pub destination: ipnet::IpNet,
     pub device: String,
 }
 
