@@ -370,6 +370,15 @@ fn ipv6_inside_tunnels_carry_ping6() {
         || s.logs(),
     );
     println!("both tunnels up {took:?} after start");
+    // The liveness probes are ICMPv6 echo to AWS's inside IPv6 addresses, and answered.
+    s.wait(
+        Duration::from_secs(5),
+        "ICMPv6 probe replies on both tunnels",
+        |s| {
+            s.status()
+                .is_some_and(|v| (0..2).all(|t| v["tunnels"][t]["probe_rtt_ms"].is_number()))
+        },
+    );
     let addrs = s
         .lab
         .exec(&cgw, &["ip", "-6", "addr", "show", "dev", "cgwd0"])

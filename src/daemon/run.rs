@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::control::{Command, ControlServer, SharedStatus};
-use super::icmp::RawIcmp;
+use super::icmp::{RawIcmp, RawIcmp6};
 use super::observer::{Observer, failure_event, ike_header};
 use super::privilege::{Identity, PrivilegeError};
 use super::signals::Signals;
@@ -467,6 +467,8 @@ struct Daemon {
     /// The VPC prefixes of the connections with a tunnel up, as last handed to the router.
     routed: Option<Vec<IpNet>>,
     icmp: Option<RawIcmp>,
+    /// ICMPv6 probes of IPv6-inside tunnels.
+    icmp6: Option<RawIcmp6>,
     status: SharedStatus,
     started: Instant,
     last_status: Option<Instant>,
@@ -908,6 +910,28 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             None
         }
     };
+    // IPv6-inside tunnels are probed with ICMPv6 echo to AWS's inside IPv6 address.
+    let wants_icmp6 = list
+        .iter()
+        .any(|(c, _)| c.tunnels.iter().any(|t| t.is_inside_ipv6()));
+    let icmp6 = match wants_icmp6
+        .then(|| {
+            RawIcmp6::open().and_then(|s| {
+                if external {
+                    Ok(s)
+                } else {
+                    s.bind_to_device(tun.name()).map(|()| s)
+                }
+            })
+        })
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no raw ICMPv6 socket: IPv6-inside tunnels' liveness probes off, failover relies on DPD");
+            None
+        }
+    };
     let now = clock::now();
     let mut gateway = Gateway::new();
     let mut connections = Vec::with_capacity(list.len());
@@ -918,6 +942,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         served,
         local_ip,
         probes: icmp.is_some(),
+        probes6: icmp6.is_some(),
         interface: settings.interface.name.clone(),
     };
     for (ci, (conn, conn_settings)) in list.into_iter().enumerate() {
@@ -992,6 +1017,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         router,
         routed: None,
         icmp,
+        icmp6,
         status,
         started: now,
         last_status: None,
@@ -1029,6 +1055,8 @@ struct ConnectionSetup {
     local_ip: IpAddr,
     /// The raw ICMP socket for liveness probes exists.
     probes: bool,
+    /// The raw ICMPv6 socket for IPv6-inside tunnels' probes exists.
+    probes6: bool,
     interface: String,
 }
 
@@ -1048,16 +1076,11 @@ fn new_connection(
 ) -> Result<Connection, String> {
     let aws = setup.aws;
     let timers = FailoverTimers::from_settings(&conn_settings);
-    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then. So for
-    // IPv6-inside tunnels, whose selectors let no ICMPv4 probe to AWS's /30 address through.
+    // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
+    // IPv6-inside tunnels (no ICMPv4 gets through their selectors) need the ICMPv6 socket.
     let v6_inside = conn.tunnels.iter().any(|t| t.is_inside_ipv6());
-    if v6_inside && setup.probes && aws.is_none() {
-        tracing::warn!(
-            vpn = %conn.id,
-            "IPv6-inside tunnels: no ICMP liveness probe, failover waits for DPD (dpd.interval, dpd.timeout)"
-        );
-    }
-    let timers = if setup.probes && !v6_inside {
+    let probes = if v6_inside { setup.probes6 } else { setup.probes };
+    let timers = if probes {
         timers
     } else {
         FailoverTimers {
@@ -1107,7 +1130,7 @@ fn new_connection(
             id,
             key,
             handle,
-            prober: Prober::new(ours, peers, ident, timers.probe_interval),
+            prober: Prober::new(ours, peers, ident, timers.probe_interval).with_v6(aws_inside6),
             inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
             aws_inside: peers,
             inside6,
@@ -1611,11 +1634,11 @@ impl Daemon {
                 }
             }
         }
-        let Some(icmp) = &self.icmp else { return };
+        let (icmp, icmp6) = (self.icmp.as_ref(), self.icmp6.as_ref());
         let mut buf = [0u8; 1500];
         // Bounded: a flood of echo replies through the tunnel cannot hold the control loop.
         for _ in 0..PROBE_REPLIES_PER_TICK {
-            let Ok(Some(pkt)) = icmp.try_recv(&mut buf) else {
+            let Some(Ok(Some(pkt))) = icmp.map(|s| s.try_recv(&mut buf)) else {
                 break;
             };
             'found: for conn in &mut self.connections {
@@ -1628,17 +1651,36 @@ impl Daemon {
                 }
             }
         }
+        for _ in 0..PROBE_REPLIES_PER_TICK {
+            let Some(Ok(Some((from, msg)))) = icmp6.map(|s| s.try_recv(&mut buf)) else {
+                break;
+            };
+            'found6: for conn in &mut self.connections {
+                for t in &mut conn.tunnels {
+                    if let Inbound::Reply { rtt } = t.prober.handle_v6(from, msg, now) {
+                        t.rtt = Some(rtt);
+                        conn.monitor.probe_reply(t.id, now);
+                        break 'found6;
+                    }
+                }
+            }
+        }
         for conn in &mut self.connections {
             for t in &mut conn.tunnels {
-                // An IPv6-inside tunnel carries no ICMPv4 to AWS's /30 address: DPD judges it.
-                if t.child_spis.is_none() || t.inside6.is_some() {
+                if t.child_spis.is_none() {
                     continue;
                 }
                 let h = conn.monitor.health(t.id);
                 let heard = h.last_inbound.max(h.last_probe_reply);
-                if let Some(pkt) = t.prober.poll(now, heard)
-                    && let Err(e) = icmp.send(&pkt, t.aws_inside)
-                {
+                // An IPv6-inside tunnel carries no ICMPv4: ICMPv6 echo to AWS's inside IPv6 address.
+                let sent = match (t.prober.remote_v6, icmp, icmp6) {
+                    (Some(aws6), _, Some(icmp6)) => {
+                        t.prober.poll_v6(now, heard).map(|m| icmp6.send(&m, aws6))
+                    }
+                    (None, Some(icmp), _) => t.prober.poll(now, heard).map(|p| icmp.send(&p, t.aws_inside)),
+                    _ => None,
+                };
+                if let Some(Err(e)) = sent {
                     tracing::debug!(vpn = %conn.conn.id, tunnel = %t.id, error = %e, "probe send failed");
                 }
             }
@@ -2184,7 +2226,8 @@ impl Daemon {
                     tc.aws_inside(),
                     OsRandom.next_u32() as u16,
                     interval,
-                );
+                )
+                .with_v6(t.aws_inside6);
                 self.shared.set_aws_inside(key, Some(tc.aws_inside()));
             }
             t.cfg = cfg.clone();
