@@ -839,17 +839,22 @@ fn ipv6_connections_are_refused_at_load() {
         e.contains("tunnel 1 TunnelInsideIpv6Cidr") && e.contains("no inside IPv6 /126"),
         "{e}"
     );
-    // And the built-in BGP speaker does not peer over IPv6 inside addresses yet.
+    // BGP over the IPv6 inside addresses, announcing IPv6 on-prem prefixes.
     let mut b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&v6).unwrap()).unwrap();
     b["VpnConnections"][0]["Options"]["StaticRoutesOnly"] = serde_json::json!(false);
     let fb = d.join("v6bgp.json");
     std::fs::write(&fb, b.to_string()).unwrap();
-    let e = load_with(d, std::slice::from_ref(&fb), "", &[]).unwrap_err();
-    assert_eq!(e.problem(), Some(Problem::Unsupported));
-    assert!(
-        e.to_string().contains("BGP over the IPv6 inside addresses"),
-        "{e}"
-    );
+    let loaded = load_with(
+        d,
+        std::slice::from_ref(&fb),
+        "[routing]\nonprem_cidrs = [\"2001:db8:10::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        loaded.connections[0].0.routing,
+        cgwd::config::Routing::Bgp { .. }
+    ));
     v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv4");
     v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = serde_json::json!("PrivateIpv4");
     std::fs::write(&f, v.to_string()).unwrap();

@@ -194,10 +194,10 @@ pub fn load_many_with(
         );
     }
     let mut connections = Vec::with_capacity(raw.len());
-    for (file, mut conn) in raw {
+    for (_, mut conn) in raw {
         let own = settings.for_connection(&conn.id);
         check_bgp_limits(&settings_file, &conn, &own)?;
-        check_inside_family(&file, &settings_file, &conn, &own)?;
+        check_inside_family(&settings_file, &conn, &own)?;
         apply_settings(&mut conn, &own);
         connections.push((conn, own));
     }
@@ -209,8 +209,7 @@ pub fn load_many_with(
 
 /// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
 /// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
-/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only), and
-/// the built-in BGP speaker on IPv6-inside tunnels (it peers over the IPv4 inside /30s).
+/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only).
 pub fn check_runnable(
     file: &Path,
     conn: &VpnConnection,
@@ -312,10 +311,8 @@ pub fn check_runnable(
 }
 
 /// A connection carries one IP version inside (AWS's rule): its `routing.vpc_cidrs` and
-/// `routing.onprem_cidrs` must be of that version, and the built-in BGP speaker cannot yet peer over
-/// IPv6 inside addresses.
+/// `routing.onprem_cidrs` must be of that version.
 fn check_inside_family(
-    file: &Path,
     settings_file: &Path,
     conn: &VpnConnection,
     settings: &Settings,
@@ -344,24 +341,6 @@ fn check_inside_family(
                 ),
             ));
         }
-    }
-    if v6 && matches!(conn.routing, Routing::Bgp { .. }) && settings.bgp.speaker == BgpSpeaker::Builtin {
-        return Err(ConfigError::invalid(
-            file,
-            Problem::Unsupported,
-            format!("VPN connection {}, Options.TunnelInsideIpVersion", conn.id),
-            format!(
-                "BGP over the IPv6 inside addresses ({}) is not supported yet by cgwd's built-in \
-                 speaker, which peers over the IPv4 inside /30s only",
-                conn.tunnels
-                    .iter()
-                    .filter_map(|t| t.aws_inside_ipv6().map(|a| format!("{} AWS {a}", t.id)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "set bgp.speaker = \"external\" and peer with your own BGP daemon, or \"off\" with the \
-             VPC's IPv6 prefixes in routing.vpc_cidrs",
-        ));
     }
     Ok(())
 }

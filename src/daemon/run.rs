@@ -597,8 +597,8 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
 struct ConnectionBgp {
     speaker: crate::bgp::speaker::Speaker,
     links: [super::bgp_io::BgpLink; 2],
-    /// The IPv4 prefixes learned, as of the last change (the kernel routes want them every tick).
-    learned_v4: Vec<Ipv4Net>,
+    /// The prefixes learned, as of the last change (the kernel routes want them every tick).
+    learned: Vec<IpNet>,
     /// When each session became Established, and why it last went down.
     since: [Option<Instant>; 2],
     last_error: [Option<String>; 2],
@@ -611,7 +611,7 @@ impl ConnectionBgp {
         let session = self.speaker.session(id);
         super::status::BgpStatus {
             state: session.state().name().into(),
-            neighbor: cfg.inside[id.index()].1,
+            neighbor: self.speaker.endpoints(id).1,
             peer_as: cfg.peer_as,
             local_as: cfg.local_as,
             uptime_secs: self.since[id.index()].map(|s| now.saturating_duration_since(s).as_secs()),
@@ -690,6 +690,17 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
         let t = conn.tunnel(id);
         (t.customer_inside(), t.aws_inside())
     });
+    // IPv6-inside tunnels: the session runs over the /126 addresses (the router ID stays the /30's).
+    let v6 = TunnelId::BOTH.map(|id| {
+        let t = conn.tunnel(id);
+        t.customer_inside_ipv6()
+            .zip(t.aws_inside_ipv6())
+            .filter(|_| t.is_inside_ipv6())
+    });
+    let inside_v6 = match v6 {
+        [Some(a), Some(b)] => Some([a, b]),
+        _ => None,
+    };
     let preference = match settings.failover.policy {
         crate::config::FailoverPolicy::ActiveActive => Preference::Both,
         _ => Preference::Prefer(TunnelId::One),
@@ -700,12 +711,16 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
             peer_as: aws_asn,
             hold_time,
             inside,
+            inside_v6,
             onprem: settings.routing.onprem_cidrs.clone(),
             preference,
             fast_failover: settings.bgp.fast_failover,
         }),
-        links: inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(ours, aws)),
-        learned_v4: Vec::new(),
+        links: match inside_v6 {
+            Some(v) => v.map(|(ours, aws)| super::bgp_io::BgpLink::new(IpAddr::V6(ours), IpAddr::V6(aws))),
+            None => inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(IpAddr::V4(ours), IpAddr::V4(aws))),
+        },
+        learned: Vec::new(),
         since: [None; 2],
         last_error: [None, None],
     })
@@ -1159,20 +1174,30 @@ fn new_connection(
                 aws_asn,
                 hold_time,
             },
-        ) if conn_settings.bgp.speaker == crate::config::BgpSpeaker::Builtin => Some(
-            crate::emulate::bgp::AwsBgp::new(
-                t,
-                &setup.interface,
-                crate::emulate::bgp::AwsBgp::session_config(
-                    aws_asn,
-                    customer_asn,
-                    hold_time,
-                    conn.tunnel(t).aws_inside(),
-                ),
-                &v4_only(&conn_settings.routing.vpc_cidrs),
+        ) if conn_settings.bgp.speaker == crate::config::BgpSpeaker::Builtin => {
+            if conn.tunnel(t).is_inside_ipv6() {
+                return Err(format!(
+                    "emulate-aws plays AWS's BGP over IPv4 inside addresses only, and {} carries IPv6 \
+                     inside: set bgp.speaker = \"off\" in its settings and run a BGP daemon (BIRD) as AWS's \
+                     speaker, or use a static-routing file",
+                    conn.id
+                ));
+            }
+            Some(
+                crate::emulate::bgp::AwsBgp::new(
+                    t,
+                    &setup.interface,
+                    crate::emulate::bgp::AwsBgp::session_config(
+                        aws_asn,
+                        customer_asn,
+                        hold_time,
+                        conn.tunnel(t).aws_inside(),
+                    ),
+                    &v4_only(&conn_settings.routing.vpc_cidrs),
+                )
+                .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
             )
-            .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
-        ),
+        }
         _ => None,
     };
     // AWS installs routes to the on-prem prefixes (static routing) through its own per-endpoint
@@ -1727,14 +1752,14 @@ impl Daemon {
                 }
             }
             if bgp.speaker.take_changed() {
-                bgp.learned_v4 = bgp
+                // The connection's IP version only: its tunnels carry nothing else.
+                let v6 = bgp.speaker.config().inside_v6.is_some();
+                bgp.learned = bgp
                     .speaker
                     .routes()
                     .into_iter()
-                    .filter_map(|r| match r.prefix {
-                        ipnet::IpNet::V4(n) => Some(n),
-                        ipnet::IpNet::V6(_) => None,
-                    })
+                    .map(|r| r.prefix)
+                    .filter(|p| matches!(p, IpNet::V6(_)) == v6)
                     .collect();
                 changed = true;
             }
@@ -1828,7 +1853,7 @@ impl Daemon {
             self.connections
                 .iter()
                 .filter_map(|c| c.bgp.as_ref())
-                .flat_map(|b| b.learned_v4.iter().copied().map(IpNet::V4)),
+                .flat_map(|b| b.learned.iter().copied()),
         );
         want.sort_unstable();
         want.dedup();

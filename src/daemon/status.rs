@@ -112,8 +112,8 @@ impl TunnelStatus {
 pub struct BgpStatus {
     /// `idle`, `opensent`, `openconfirm` or `established` (RFC 4271 §8.2.2).
     pub state: String,
-    /// AWS's inside address and AS.
-    pub neighbor: Ipv4Addr,
+    /// AWS's inside address (IPv6 on IPv6-inside tunnels) and AS.
+    pub neighbor: std::net::IpAddr,
     pub peer_as: u32,
     pub local_as: u32,
     /// Seconds since Established.
