@@ -406,6 +406,11 @@ fn ipv6_inside_tunnels_carry_ping6() {
         .unwrap_or_default();
     println!("ping6 on-prem → VPC over IPv6-inside tunnels: {summary}");
     assert!(summary.contains(" 0% packet loss"), "{out}");
+    let v = s.status().unwrap();
+    println!(
+        "drops after the ping6s: tunnel 1 {}, tunnel 2 {}",
+        v["tunnels"][0]["drops"], v["tunnels"][1]["drops"]
+    );
     // And from the VPC side (AWS routes the on-prem /48 into its tunnel).
     s.lab
         .exec(
