@@ -11,7 +11,8 @@
 //!
 //! Checked: both tunnels up with IPv6 selectors on both sides (charon's SAs list ::/0), cgwd's
 //! /126 addresses and its IPv6 VPC route, ICMPv6 probes answered, 20 ping6 with 0 % loss, iperf3 TCP
-//! for 3 s (rate printed, never asserted), then tunnel 1 cut silently under a 100 packets/s ping6:
+//! for 3 s (rate printed, never asserted), Child SA rekeys started by each side under ping6 (0 lost,
+//! the new SAs' selectors IPv6 again), then tunnel 1 cut silently under a 100 packets/s ping6:
 //! cgwd moves outbound to tunnel 2 (the VPC's return route moved at the cut, as AWS does for a dead
 //! tunnel), the outage printed and bounded; SIGTERM removes the IPv6 route and addresses.
 
@@ -280,7 +281,43 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
     );
     assert!(bytes > 0, "iperf3 moved nothing: {iperf}{}", diag(&cgwd));
 
-    // 3. Tunnel 1 cut silently under a 100 packets/s ping6; AWS routes the VPC's answers into
+    // 3. Child SA rekeys both ways under ping6: cgwd rekeys tunnel 1, charon tunnel 2; the new
+    // SAs carry the IPv6 selectors again and no ping is lost.
+    let spis = |c: &CgwdRun| {
+        c.status()
+            .map(|s| [s.tunnels[0].spi_in.clone(), s.tunnels[1].spi_in.clone()])
+    };
+    let before = spis(&cgwd).unwrap();
+    let flow = ping6(&onprem, 150, "0.02");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(["rekey", "1", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cgwd rekey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut theirs = charons[1].swanctl_spawn(&["--rekey", "--child", "t"]).unwrap();
+    wait_for("both Child SAs rekeyed", Duration::from_secs(10), || {
+        spis(&cgwd).is_some_and(|now| now[0] != before[0] && now[1] != before[1])
+    });
+    let _ = theirs.wait();
+    let (lost_rekey, _) = lost(flow);
+    println!("Child SA rekeys (cgwd on tunnel 1, charon on tunnel 2) under ping6: {lost_rekey} of 150 lost");
+    assert_eq!(lost_rekey, 0, "{}", diag(&cgwd));
+    for (i, c) in charons.iter().enumerate() {
+        let sas = c.swanctl("--list-sas", &[]).unwrap();
+        assert!(
+            sas.contains("::/0") && !sas.contains("0.0.0.0/0"),
+            "tunnel {} after the rekey: {sas}",
+            i + 1
+        );
+    }
+
+    // 4. Tunnel 1 cut silently under a 100 packets/s ping6; AWS routes the VPC's answers into
     // tunnel 2 (here at once, so the outage measured is cgwd's part).
     let flood = ping6(&onprem, 400, "0.01");
     std::thread::sleep(Duration::from_millis(1000));
@@ -303,7 +340,7 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
     let (after, _) = lost(ping6(&onprem, 20, "0.05"));
     assert_eq!(after, 0, "tunnel 2 carries on{}", diag(&cgwd));
 
-    // 4. SIGTERM: the IPv6 route and addresses go with cgwd.
+    // 5. SIGTERM: the IPv6 route and addresses go with cgwd.
     run("kill", &["-TERM", &cgwd.daemon.0.id().to_string()]).unwrap();
     wait_for("cgwd to exit", Duration::from_secs(10), || {
         matches!(cgwd.daemon.0.try_wait(), Ok(Some(_)))
