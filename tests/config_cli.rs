@@ -502,4 +502,5 @@ fn check_shows_ipv6_inside_selectors_and_addresses() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tunnels"][0]["local_ts"], "::/0");
     assert_eq!(v["tunnels"][1]["customer_inside_ipv6"], "fd00:a9fe:20::2");
+    assert_eq!(v["tunnels"][1]["next_hop"], "fd00:a9fe:20::1");
 }

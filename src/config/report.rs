@@ -405,7 +405,10 @@ fn tunnel_json(t: &TunnelConfig, routing: Routing) -> Value {
         "mtu": t.mtu(),
         "mss": t.mss(),
         "mss_ipv6": t.mss_ipv6(),
-        "next_hop": t.aws_inside(),
+        "next_hop": t
+            .aws_inside_ipv6()
+            .filter(|_| t.is_inside_ipv6())
+            .map_or(std::net::IpAddr::V4(t.aws_inside()), std::net::IpAddr::V6),
         "routing": routing,
         "provenance": provenance_json(t),
     })
