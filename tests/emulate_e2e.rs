@@ -399,6 +399,18 @@ fn ipv6_inside_tunnels_carry_ping6() {
         "{}",
         v["routes"]
     );
+    assert_eq!(v["tunnels"][0]["inside"], "fd00:a9fe:10::2/126", "{v}");
+    assert_eq!(v["tunnels"][1]["aws_inside"], "fd00:a9fe:20::1", "{v}");
+    let text = Command::new(EXE)
+        .args(["status", "--socket"])
+        .arg(s.lab.dir.join("cgwd.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("inside fd00:a9fe:10::2/126 ↔ fd00:a9fe:10::1"),
+        "{text}"
+    );
     let out = ping6_loss(&s, "20", None).unwrap_or_else(|e| panic!("ping6 on-prem → VPC: {e}\n{}", s.logs()));
     let summary = out
         .lines()

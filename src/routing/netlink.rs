@@ -120,7 +120,13 @@ impl Netlink {
     /// IPv4 and IPv6 routes of protocol `proto` in the main table that go out of a device directly.
     pub fn routes(&mut self, proto: u8) -> Result<Vec<Route>, NetlinkError> {
         let mut out = self.routes_of(AddressFamily::Inet, proto)?;
-        out.extend(self.routes_of(AddressFamily::Inet6, proto)?);
+        match self.routes_of(AddressFamily::Inet6, proto) {
+            Ok(v6) => out.extend(v6),
+            // A kernel without IPv6 (ipv6.disable=1) has no IPv6 routes of ours either.
+            Err(NetlinkError::Request { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EOPNOTSUPP)) => {}
+            Err(e) => return Err(e),
+        }
         Ok(out)
     }
 
