@@ -742,21 +742,23 @@ protocol bgp t2 from aws {{ local fd00:a9fe:20::1 as 64512; neighbor fd00:a9fe:2
     )
 }
 
-/// BGP over IPv6-inside tunnels (`TunnelInsideIpVersion` ipv6): cgwd's sessions run from its
-/// inside IPv6 addresses to AWS's (BIRD), with its /30 address as router ID; the VPC's IPv6 prefix
-/// is learned and routed with no `routing.vpc_cidrs`, the on-prem IPv6 prefix reaches AWS (the
-/// standby tunnel prepended), ping6 crosses both ways, and a withdrawal removes the route.
-#[test]
-fn bgp_over_ipv6_inside_addresses_with_bird() {
+/// The demo lab with IPv6 on the hosts' links (DAD off), the IPv6-inside file with BGP, cgwd
+/// announcing the on-prem /48; AWS's BGP played by BIRD (`bird`) or by `emulate-aws` itself,
+/// which then announces the VPC's /48.
+fn setup_v6(bird: bool) -> Option<Setup> {
     if !is_root() {
         println!("SKIPPED: needs root");
-        return;
+        return None;
     }
-    if Command::new("bird").arg("--version").output().is_err() {
+    if bird && Command::new("bird").arg("--version").output().is_err() {
         println!("SKIPPED: needs bird (apt-get install bird2)");
-        return;
+        return None;
     }
-    let lab = Lab::create(format!("cgwd-bgp6-{}", std::process::id()), false).expect("topology");
+    let lab = Lab::create(
+        format!("cgwd-bgp6{}-{}", u8::from(bird), std::process::id()),
+        false,
+    )
+    .expect("topology");
     for role in ["onprem", "cgw", "inet", "aws", "vpc"] {
         for k in [
             "net.ipv6.conf.all.forwarding=1",
@@ -807,7 +809,14 @@ fn bgp_over_ipv6_inside_addresses_with_bird() {
         "cgwd",
         "[routing]\nonprem_cidrs = [\"2001:db8:10::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
     );
-    let aws = settings("aws", "[bgp]\nspeaker = \"off\"\n");
+    let aws = if bird {
+        settings("aws", "[bgp]\nspeaker = \"off\"\n")
+    } else {
+        settings(
+            "aws",
+            "[routing]\nvpc_cidrs = [\"2001:db8:100::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        )
+    };
     let c = config.to_string_lossy().into_owned();
     let mut s = Setup { lab };
     let aws_ns = s.lab.ns("aws");
@@ -818,13 +827,24 @@ fn bgp_over_ipv6_inside_addresses_with_bird() {
     s.wait(Duration::from_secs(20), "AWS endpoints", |_| {
         a1.exists() && a2.exists()
     });
-    let conf = bird_conf_v6(&s.lab.dir);
-    s.spawn_bird("aws", "bird", &conf);
+    if bird {
+        let conf = bird_conf_v6(&s.lab.dir);
+        s.spawn_bird("aws", "bird", &conf);
+    }
     let cgw_ns = s.lab.ns("cgw");
     s.lab
         .spawn(&cgw_ns, &[EXE, "run", &c, "--settings", &cgw], "cgwd.log")
         .expect("cgwd run");
+    Some(s)
+}
 
+/// BGP over IPv6-inside tunnels (`TunnelInsideIpVersion` ipv6): cgwd's sessions run from its
+/// inside IPv6 addresses to AWS's (BIRD), with its /30 address as router ID; the VPC's IPv6 prefix
+/// is learned and routed with no `routing.vpc_cidrs`, the on-prem IPv6 prefix reaches AWS (the
+/// standby tunnel prepended), ping6 crosses both ways, and a withdrawal removes the route.
+#[test]
+fn bgp_over_ipv6_inside_addresses_with_bird() {
+    let Some(s) = setup_v6(true) else { return };
     s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
     let took = s.wait(
         Duration::from_secs(15),
@@ -944,4 +964,56 @@ fn bgp_over_ipv6_inside_addresses_with_bird() {
         s.logs()
     );
     s.lab.restore_tunnel1().expect("restore");
+}
+
+/// cgwd ↔ `emulate-aws` speaking BGP as AWS over the IPv6 inside addresses: both sessions, the
+/// VPC's /48 learned, the on-prem /48 installed at AWS on both tunnels (tunnel 2's prepended), ping6.
+#[test]
+fn emulate_aws_speaks_bgp_over_ipv6_inside_addresses() {
+    let Some(s) = setup_v6(false) else { return };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    s.wait(
+        Duration::from_secs(5),
+        "both IPv6 sessions Established, the VPC learned",
+        |s| {
+            s.status().is_some_and(|v| {
+                (0..2).all(|t| v["tunnels"][t]["bgp"]["state"] == "established")
+                    && v["bgp_routes"][0]["prefix"] == "2001:db8:100::/48"
+            })
+        },
+    );
+    let aws_routes = |s: &Setup| {
+        s.lab
+            .exec(&s.lab.ns("aws"), &["ip", "-6", "route", "show"])
+            .unwrap_or_default()
+    };
+    s.wait(
+        Duration::from_secs(3),
+        "the on-prem /48 at AWS on both tunnels",
+        |s| {
+            let r = aws_routes(s);
+            r.contains("2001:db8:10::/48 dev cgwd-aws1") && r.contains("2001:db8:10::/48 dev cgwd-aws2")
+        },
+    );
+    let r = aws_routes(&s);
+    assert!(r.contains("dev cgwd-aws1 metric 111"), "{r}");
+    assert!(r.contains("dev cgwd-aws2 metric 132"), "{r}");
+    let out = s
+        .lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &[
+                "ping",
+                "-6",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "2001:db8:100::10",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("ping6: {e}\n{}", s.logs()));
+    assert!(out.contains(" 0% packet loss"), "{out}");
 }

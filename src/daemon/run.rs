@@ -662,16 +662,6 @@ fn inside_v6(t: &crate::config::TunnelConfig, aws: bool) -> Option<Ipv6Net> {
     Ipv6Net::new(ours, net.prefix_len()).ok()
 }
 
-/// The IPv4 prefixes of a list (what an IPv4-only consumer such as AWS's emulated BGP takes).
-fn v4_only(nets: &[IpNet]) -> Vec<Ipv4Net> {
-    nets.iter()
-        .filter_map(|n| match n {
-            IpNet::V4(n) => Some(*n),
-            IpNet::V6(_) => None,
-        })
-        .collect()
-}
-
 /// The built-in speaker for a dynamic-routing connection (`bgp.speaker = "builtin"`), else None.
 fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<ConnectionBgp> {
     use crate::bgp::speaker::{Preference, Speaker, SpeakerConfig};
@@ -1174,30 +1164,23 @@ fn new_connection(
                 aws_asn,
                 hold_time,
             },
-        ) if conn_settings.bgp.speaker == crate::config::BgpSpeaker::Builtin => {
-            if conn.tunnel(t).is_inside_ipv6() {
-                return Err(format!(
-                    "emulate-aws plays AWS's BGP over IPv4 inside addresses only, and {} carries IPv6 \
-                     inside: set bgp.speaker = \"off\" in its settings and run a BGP daemon (BIRD) as AWS's \
-                     speaker, or use a static-routing file",
-                    conn.id
-                ));
-            }
-            Some(
-                crate::emulate::bgp::AwsBgp::new(
-                    t,
-                    &setup.interface,
-                    crate::emulate::bgp::AwsBgp::session_config(
-                        aws_asn,
-                        customer_asn,
-                        hold_time,
-                        conn.tunnel(t).aws_inside(),
-                    ),
-                    &v4_only(&conn_settings.routing.vpc_cidrs),
-                )
-                .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
+        ) if conn_settings.bgp.speaker == crate::config::BgpSpeaker::Builtin => Some(
+            crate::emulate::bgp::AwsBgp::new(
+                t,
+                &setup.interface,
+                crate::emulate::bgp::AwsBgp::session_config(
+                    aws_asn,
+                    customer_asn,
+                    hold_time,
+                    conn.tunnel(t).aws_inside(),
+                    conn.tunnel(t)
+                        .aws_inside_ipv6()
+                        .filter(|_| conn.tunnel(t).is_inside_ipv6()),
+                ),
+                &conn_settings.routing.vpc_cidrs,
             )
-        }
+            .map_err(|e| format!("AWS BGP listener on {}: {e}", conn.tunnel(t).aws_inside()))?,
+        ),
         _ => None,
     };
     // AWS installs routes to the on-prem prefixes (static routing) through its own per-endpoint
