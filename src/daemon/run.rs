@@ -2082,6 +2082,25 @@ impl Daemon {
                 continue;
             }
             let slot = self.free_slot();
+            // The first IPv6-inside connection, added by a reload: its probes need the ICMPv6 socket.
+            if self.icmp6.is_none() && conn.tunnels.iter().any(|t| t.is_inside_ipv6()) {
+                let external = !self.device_ifindex.is_empty();
+                match RawIcmp6::open().and_then(|s| {
+                    if external {
+                        Ok(s)
+                    } else {
+                        s.bind_to_device(&self.interface).map(|()| s)
+                    }
+                }) {
+                    Ok(sock) => {
+                        self.icmp6 = Some(sock);
+                        self.setup.probes6 = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no raw ICMPv6 socket: IPv6-inside tunnels' liveness probes off, failover relies on DPD")
+                    }
+                }
+            }
             let observer = Observer::start_shared(&conn, &s, true, &connections_registry(&self.connections))?;
             let c = new_connection(
                 slot,
