@@ -230,6 +230,11 @@ fn error_of(command: &str, out: &Output) -> String {
 /// `cgwd run FILE`, which must refuse at once (it loads the configuration before touching the
 /// host); killed after 30 s if it does not.
 fn run_refused(file: &Path) -> Output {
+    run_refused_with(file, &[])
+}
+
+/// [`run_refused`] with `vars` added to the environment.
+fn run_refused_with(file: &Path, vars: &[(&str, &str)]) -> Output {
     let dir = std::env::temp_dir().join(format!("cgwd-parity-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cgwd"))
@@ -239,6 +244,7 @@ fn run_refused(file: &Path) -> Output {
         .env("CGWD_INTERFACE_NAME", "cgwdtst9")
         .env("CGWD_CONTROL_SOCKET", dir.join("cgwd.sock"))
         .env_remove("CGWD_METRICS_LISTEN")
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -260,9 +266,10 @@ fn run_refused(file: &Path) -> Output {
     out
 }
 
-/// The samples of FACTS §9 (configs/parity: certificate authentication, PSKs kept in Secrets
-/// Manager, IPv6), each as describe JSON and as the XML in it. Without settings `cgwd check`
-/// refuses every one (exit 2) saying why, and `cgwd run` refuses it with the same error.
+/// The samples of FACTS §9 (configs/parity) that need settings: certificate authentication and
+/// PSKs kept in Secrets Manager, each as describe JSON, as the XML in it and as Generic text
+/// (inferred layout). Without settings `cgwd check` refuses every one (exit 2) saying why, and
+/// `cgwd run` refuses it with the same error. (The IPv6 samples run since IPv6 inside does.)
 #[test]
 fn parity_samples_are_refused_by_check_exactly_as_by_run() {
     let cases: [(&str, &[&str]); 6] = [
@@ -280,7 +287,23 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
             &[
                 "tunnel 1 (AWS 192.0.2.71): the pre-shared key is missing",
                 "[tunnels.1] psk_file",
-                "for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON",
+                "if the tunnel is authenticated by certificate",
+            ],
+        ),
+        (
+            "sample-cert.txt",
+            &[
+                "line 28 (authentication method): tunnel 1 (AWS 192.0.2.71) authenticates with a \
+                 certificate (Authentication Method Certificate)",
+                "the settings give the customer gateway no certificate",
+                "[auth] table",
+            ],
+        ),
+        (
+            "sample-secretsmanager.txt",
+            &[
+                "line 29 (pre-shared key): tunnel 1 (AWS 192.0.2.81): the pre-shared key is the placeholder `REDACTED`, not a key",
+                "[tunnels.1] psk_file",
             ],
         ),
         (
@@ -295,22 +318,6 @@ fn parity_samples_are_refused_by_check_exactly_as_by_run() {
         (
             "sample-secretsmanager.xml",
             &["placeholder `REDACTED`, not a key", "[tunnels.1] psk_file"],
-        ),
-        (
-            "sample-ipv6.describe.json",
-            &[
-                "Options.OutsideIpAddressType",
-                "IPv6 is not supported yet by cgwd",
-                "OutsideIpAddressType Ipv6",
-            ],
-        ),
-        (
-            "sample-ipv6.xml",
-            &[
-                "<tunnel_outside_address>",
-                "IPv6 is not supported yet by cgwd",
-                "tunnel 2 AWS 2001:db8:ffab:2::22",
-            ],
         ),
     ];
     for (name, needles) in cases {
@@ -362,7 +369,11 @@ fn secrets_manager_sample_is_valid_with_keys_from_the_settings() {
         .unwrap();
     };
     let creds = dir.join("creds");
-    for name in ["sample-secretsmanager.describe.json", "sample-secretsmanager.xml"] {
+    for name in [
+        "sample-secretsmanager.describe.json",
+        "sample-secretsmanager.xml",
+        "sample-secretsmanager.txt",
+    ] {
         let f = configs().join("parity").join(name);
         let args = [
             "check",
@@ -503,4 +514,52 @@ fn check_shows_ipv6_inside_selectors_and_addresses() {
     assert_eq!(v["tunnels"][0]["local_ts"], "::/0");
     assert_eq!(v["tunnels"][1]["customer_inside_ipv6"], "fd00:a9fe:20::2");
     assert_eq!(v["tunnels"][1]["next_hop"], "fd00:a9fe:20::1");
+}
+
+/// configs/lab.describe.json with IPv6 outside addresses (`OutsideIpAddressType` Ipv6): `cgwd check`
+/// accepts it and shows the IPv6 addresses and the 20-octet smaller MTU; an IPv4 `local.address`
+/// with it is refused by `check` and `run` alike, naming the key.
+#[test]
+fn ipv6_outside_addresses_are_valid_and_a_mixed_local_address_is_refused() {
+    let dir = std::env::temp_dir().join(format!("cgwd-cli-v6out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("vpn-ipv6.json");
+    let text = std::fs::read_to_string(configs().join("lab.describe.json"))
+        .unwrap()
+        .replace(
+            "\"OutsideIpAddressType\": \"PublicIpv4\"",
+            "\"OutsideIpAddressType\": \"Ipv6\"",
+        )
+        .replace("198.51.100.11", "2001:db8:ffaa:1::21")
+        .replace("203.0.113.12", "2001:db8:ffab:2::22")
+        .replace("192.0.2.10", "2001:db8:100::10");
+    std::fs::write(&f, text).unwrap();
+    let file = f.to_str().unwrap();
+    let out = cgwd(&["check", "--json", file]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tunnels"][0]["aws_outside"], "2001:db8:ffaa:1::21");
+    assert_eq!(v["tunnels"][1]["customer_outside"], "2001:db8:100::10");
+    assert_eq!(v["tunnels"][0]["mtu"], 1418);
+    assert_eq!(v["tunnels"][0]["mss"], 1378);
+    let text = cgwd(&["check", file]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("2001:db8:ffaa:1::21"));
+
+    let mixed = [("CGWD_LOCAL_ADDRESS", "192.0.2.7")];
+    let out = cgwd_env(&["check", file], &mixed);
+    assert_eq!(out.status.code(), Some(2));
+    let check = error_of("check", &out);
+    assert!(
+        check.contains("key local.address") && check.contains("192.0.2.7 is IPv4"),
+        "{check}"
+    );
+    let run = run_refused_with(&f, &mixed);
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(error_of("run", &run), check, "run refuses as check does");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -205,3 +205,30 @@ fn redacted_or_missing_key_in_the_text() {
     assert_eq!(p, Problem::PskMissing);
     assert!(msg.contains("the pre-shared key is missing"), "{msg}");
 }
+
+/// The parity samples as Generic text (layout inferred, FACTS §9): the IPv6 one reads to the same
+/// tunnels as its XML — IPv6 outside addresses, the inside /30s, and the "Inside IPv6 Addresses"
+/// block's /128 host addresses giving the /126.
+#[test]
+fn ipv6_generic_text_reads_like_its_xml() {
+    let text = parse(&sample("parity/sample-ipv6.txt")).unwrap();
+    let xml = parse_str(
+        &sample("parity/sample-ipv6.xml"),
+        Path::new("configs/parity/sample-ipv6.xml"),
+    )
+    .unwrap();
+    assert_eq!(text.format, SourceFormat::GenericText);
+    assert_eq!(text.id, xml.id);
+    assert_eq!(text.vpn_gateway_id, None);
+    for (t, x) in text.tunnels.iter().zip(&xml.tunnels) {
+        assert_eq!(t.aws_outside, x.aws_outside);
+        assert_eq!(t.customer_outside, x.customer_outside);
+        assert_eq!(t.inside, x.inside);
+        assert_eq!(t.inside_ipv6, x.inside_ipv6);
+        assert!(t.inside_ipv6.is_some());
+    }
+    assert_eq!(
+        text.tunnels[1].inside_ipv6.unwrap().to_string(),
+        "fd00:a1b2:c3d4:1::4/126"
+    );
+}

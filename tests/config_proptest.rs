@@ -9,7 +9,7 @@ use cgwd::config::{ConfigError, IkeVersion, Settings, VpnConnection, parse_str};
 use common::configs::sample;
 use proptest::prelude::*;
 
-const SAMPLES: [&str; 10] = [
+const SAMPLES: [&str; 11] = [
     "aws-default.xml",
     "aws-static.describe.json",
     "aws-bgp-tgw.xml",
@@ -20,14 +20,17 @@ const SAMPLES: [&str; 10] = [
     "lab-static-tgw-options-swapped.describe.json",
     "parity/sample-ipv6.describe.json",
     "parity/sample-ipv6.xml",
+    "parity/sample-ipv6.txt",
 ];
 
 /// Samples the file alone cannot make a connection of (no key): mutated too.
-const KEYLESS: [&str; 4] = [
+const KEYLESS: [&str; 6] = [
     "parity/sample-cert.describe.json",
     "parity/sample-cert.xml",
     "parity/sample-secretsmanager.describe.json",
     "parity/sample-secretsmanager.xml",
+    "parity/sample-cert.txt",
+    "parity/sample-secretsmanager.txt",
 ];
 
 fn check_invariants(c: &VpnConnection) {

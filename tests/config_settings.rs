@@ -49,6 +49,32 @@ fn defaults() {
     assert_eq!(s.aws.region, None);
 }
 
+/// `local.address = "auto"` is the default spelled out (follow the host's address), from the file
+/// or the environment; anything else but an IP address is refused naming the key and the fix.
+#[test]
+fn local_address_auto_follows_the_host() {
+    for text in [
+        "[local]\naddress = \"auto\"\n",
+        "[local]\naddress = \"AUTO\"\n",
+        "",
+    ] {
+        assert_eq!(settings(text).unwrap().local.address, None, "{text}");
+    }
+    let s = with_env(
+        "[local]\naddress = \"192.0.2.10\"\n",
+        &[("CGWD_LOCAL_ADDRESS", "auto")],
+    )
+    .unwrap();
+    assert_eq!(s.local.address, None);
+    let (p, msg) = err(settings("[local]\naddress = \"automatic\"\n"));
+    assert_eq!(p, Some(Problem::SettingsValue));
+    assert!(msg.contains("local.address"), "{msg}");
+    assert!(
+        msg.contains("`automatic`") && msg.contains("\"auto\""),
+        "names the fix: {msg}"
+    );
+}
+
 #[test]
 fn documented_example_and_lab_settings_parse() {
     let s = settings(&sample("cgwd.toml")).unwrap();
@@ -746,33 +772,120 @@ fn several_connections_name_their_own_keys() {
     assert!(e.contains("vpn-0ffffffffffffffff"), "{e}");
 }
 
-/// IPv6 outside addresses load as a model but not as something to run: refused by the loader
-/// `cgwd check`, `cgwd run` and a reload share, naming the fields. IPv6 inside traffic runs.
+/// configs/lab.describe.json moved to IPv6 outside addresses (2001:db8::/32), as AWS writes a
+/// connection with `OutsideIpAddressType` Ipv6 and IPv4 inside /30s.
+fn lab_ipv6_outside() -> String {
+    sample("lab.describe.json")
+        .replace(
+            "\"OutsideIpAddressType\": \"PublicIpv4\"",
+            "\"OutsideIpAddressType\": \"Ipv6\"",
+        )
+        .replace("198.51.100.11", "2001:db8:ffaa:1::21")
+        .replace("203.0.113.12", "2001:db8:ffab:2::22")
+        .replace("192.0.2.10", "2001:db8:100::10")
+}
+
+/// Every combination of outside family and inside IP version AWS writes runs: IPv6 outside
+/// (IKE and ESP over UDP/IPv6, the tunnel MTU and MSS 20 octets smaller) with IPv4 or IPv6
+/// inside, IPv6 inside over IPv4 outside. What the loader `cgwd check`, `cgwd run` and a reload
+/// share still refuses: two outside families in one connection, a `local.address`/`local.id` of
+/// the other family, an IPv6-inside tunnel without its /126, prefixes of the other IP version.
 #[test]
-fn ipv6_connections_are_refused_at_load() {
+fn ipv6_outside_and_inside_run_and_mixed_families_are_refused_at_load() {
     let dir = common::tempdir::TempDir::new("ipv6-load");
     let d = dir.0.as_path();
-    let e = load_with(d, &[parity("sample-ipv6.describe.json")], "", &[]).unwrap_err();
-    assert_eq!(e.problem(), Some(Problem::Unsupported));
-    let msg = e.to_string();
-    for field in [
-        "sample-ipv6.describe.json: ",
-        "Options.OutsideIpAddressType",
-        "OutsideIpAddressType Ipv6",
-        "tunnel 1 AWS 2001:db8:ffaa:1::21",
-        "customer gateway 2001:db8:100::10",
-        "IPv6 is not supported yet by cgwd",
-    ] {
-        assert!(msg.contains(field), "{field}: {msg}");
+    // IPv6 outside and IPv6 inside (AWS's transit gateway IPv6 connection) in every format: the
+    // describe JSON with its Options, the XML and the Generic text with only the addresses. IPv6
+    // selectors, the /126s for the inside addresses, IKE/ESP over the IPv6 outside addresses.
+    for name in ["sample-ipv6.describe.json", "sample-ipv6.xml", "sample-ipv6.txt"] {
+        let loaded = load_with(d, &[parity(name)], "", &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (conn, _) = &loaded.connections[0];
+        // AES-GCM over UDP/IPv6; the IPv6 MSS another 20 octets less (the inner IPv6 header).
+        assert_eq!(conn.mtu(), 1418, "{name}");
+        assert_eq!(conn.tunnels[0].mss_ipv6(), 1358, "{name}");
+        for (t, aws, cgw) in [
+            (
+                cgwd::sa::TunnelId::One,
+                "2001:db8:ffaa:1::21",
+                "fd00:a1b2:c3d4:1::2",
+            ),
+            (
+                cgwd::sa::TunnelId::Two,
+                "2001:db8:ffab:2::22",
+                "fd00:a1b2:c3d4:1::6",
+            ),
+        ] {
+            let tc = conn.tunnel(t);
+            assert_eq!(tc.aws_outside, aws.parse::<IpAddr>().unwrap(), "{name}");
+            assert_eq!(
+                tc.customer_outside,
+                "2001:db8:100::10".parse::<IpAddr>().unwrap(),
+                "{name}"
+            );
+            assert!(tc.is_inside_ipv6(), "{name}");
+            assert_eq!(tc.customer_inside_ipv6(), Some(cgw.parse().unwrap()), "{name}");
+            assert_eq!(
+                tc.local_traffic_selector(),
+                cgwd::sa::TrafficSelector::ANY_V6,
+                "{name}"
+            );
+            assert_eq!(
+                tc.remote_traffic_selector(),
+                cgwd::sa::TrafficSelector::ANY_V6,
+                "{name}"
+            );
+        }
     }
-    let e = load_with(d, &[parity("sample-ipv6.xml")], "", &[]).unwrap_err();
-    assert_eq!(e.problem(), Some(Problem::Unsupported));
-    let msg = e.to_string();
-    assert!(msg.contains("<tunnel_outside_address>"), "{msg}");
-    assert!(
-        !msg.contains("OutsideIpAddressType Ipv6"),
-        "the XML has no Options: {msg}"
+
+    // IPv6 outside with IPv4 inside: loads; the MTU and MSS lose the 20 octets IPv6's header adds.
+    let v6 = d.join("v6outside.json");
+    std::fs::write(&v6, lab_ipv6_outside()).unwrap();
+    let loaded = load_with(d, std::slice::from_ref(&v6), "", &[]).expect("IPv6 outside loads");
+    let (conn, s) = &loaded.connections[0];
+    let ipv4 = cgwd::config::load_connection(&lab_config("lab.describe.json")).unwrap();
+    assert_eq!(
+        conn.tunnels[0].aws_outside,
+        "2001:db8:ffaa:1::21".parse::<IpAddr>().unwrap()
     );
+    assert_eq!(
+        conn.tunnels[1].customer_outside,
+        "2001:db8:100::10".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(conn.mtu(), ipv4.mtu() - 20);
+    assert_eq!(
+        conn.mtu(),
+        1418,
+        "AES-GCM (the strongest tier cgwd offers) over UDP/IPv6"
+    );
+    assert_eq!(conn.tunnels[0].mss(), 1378);
+    assert_eq!(s.interface_mtu(conn), 1418);
+    // An IPv6 local.address or local.id suits it; an IPv4 one is refused, naming the key.
+    assert!(
+        load_with(
+            d,
+            std::slice::from_ref(&v6),
+            "[local]\naddress = \"2001:db8:100::7\"\n",
+            &[]
+        )
+        .is_ok()
+    );
+    for key in ["address", "id"] {
+        let e = load_with(
+            d,
+            std::slice::from_ref(&v6),
+            &format!("[local]\n{key} = \"192.0.2.7\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Conflict));
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("key local.{key}")), "{msg}");
+        assert!(
+            msg.contains("192.0.2.7 is IPv4") && msg.contains("are IPv6"),
+            "{msg}"
+        );
+        assert!(msg.contains("give an IPv6 address"), "{msg}");
+    }
 
     // IPv6 inside over IPv4 outside runs: IPv6 selectors from LocalIpv6NetworkCidr and
     // RemoteIpv6NetworkCidr, the /126s for the addresses, IPv6 prefixes only.
@@ -868,7 +981,7 @@ fn ipv6_connections_are_refused_at_load() {
         .is_ok()
     );
 
-    // An IPv6 local address or IKE identity: what ike_map refuses at start, refused at load.
+    // An IPv6 local address or IKE identity for IPv4 AWS endpoints: refused at load.
     for key in ["address", "id"] {
         let e = load_with(
             d,
@@ -877,8 +990,36 @@ fn ipv6_connections_are_refused_at_load() {
             &[],
         )
         .unwrap_err();
-        assert_eq!(e.problem(), Some(Problem::Unsupported));
+        assert_eq!(e.problem(), Some(Problem::Conflict));
         assert!(e.to_string().contains(&format!("key local.{key}")), "{e}");
+        assert!(e.to_string().contains("2001:db8::1 is IPv6"), "{e}");
+    }
+
+    // Mixed families in the AWS file (AWS never writes one): tunnel 2 over IPv6, tunnel 1 over
+    // IPv4; and an IPv6 AWS endpoint with an IPv4 customer gateway address.
+    for (from, to, what) in [
+        (
+            "203.0.113.12",
+            "2001:db8:ffab:2::22",
+            "tunnel 2's AWS outside address 2001:db8:ffab:2::22 is IPv6",
+        ),
+        (
+            "198.51.100.11",
+            "2001:db8:ffaa:1::21",
+            "tunnel 1's customer gateway outside address 192.0.2.10 is IPv4",
+        ),
+    ] {
+        let f = d.join("mixed.xml");
+        std::fs::write(&f, sample("lab.xml").replace(from, to)).unwrap();
+        let e = load_with(d, std::slice::from_ref(&f), "", &[]).unwrap_err();
+        assert_eq!(e.problem(), Some(Problem::Conflict), "{e}");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{}: ", f.display())), "{msg}");
+        assert!(
+            msg.contains("<tunnel_outside_address>") && msg.contains(what),
+            "{msg}"
+        );
+        assert!(msg.contains("one IP family"), "{msg}");
     }
 }
 
@@ -929,6 +1070,28 @@ fn certificate_sample_with_auth_settings_is_accepted() {
         key.display(),
         chain.display()
     );
+    // All three formats: the describe JSON lists the CertificateArn, the XML has no key, the
+    // Generic text says "Authentication Method : Certificate".
+    for (name, evidence) in [
+        ("sample-cert.xml", "(the AWS file has no pre-shared key for it)"),
+        ("sample-cert.txt", "Authentication Method Certificate)"),
+    ] {
+        let loaded = load_with(&dir.0, &[parity(name)], &toml, &[]).unwrap();
+        let (conn, _) = &loaded.connections[0];
+        assert!(conn.tunnels.iter().all(|t| t.psk.is_none()), "{name}");
+        assert_eq!(
+            conn.certificate.as_ref().map(|c| c.subject.as_str()),
+            Some("CN=cgw.example.com"),
+            "{name}"
+        );
+        assert!(
+            conn.notes.iter().any(|n| n
+                .contains("tunnel 2: authenticates with the customer gateway certificate of [auth]")
+                && n.contains(evidence)),
+            "{name}: {:?}",
+            conn.notes
+        );
+    }
     let loaded = load_with(&dir.0, &[parity("sample-cert.describe.json")], &toml, &[]).unwrap();
     let (conn, settings) = &loaded.connections[0];
     assert!(conn.tunnels.iter().all(|t| t.psk.is_none()));
@@ -999,5 +1162,92 @@ fn certificate_sample_with_auth_settings_is_accepted() {
     assert!(
         e.to_string().contains("auth.ca") && e.to_string().contains("not an absolute path"),
         "{e}"
+    );
+}
+
+/// Issue #16: each customer gateway has its own certificate, so a daemon serving two
+/// certificate-authenticated connections takes `[connections.<vpn-id>.auth]` for one of them in
+/// place of `[auth]`; a broken per-connection table is named in the error.
+#[test]
+fn certificate_per_connection() {
+    use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
+    let dir = common::tempdir::TempDir::new("cert-per-conn");
+    let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+    let mut tables = String::new();
+    for (table, cn) in [
+        ("auth", "site-a.example.com"),
+        ("connections.vpn-0feedbeef0000002.auth", "site-b.example.com"),
+    ] {
+        let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, cn, Flaw::None);
+        let cert = key_file(&dir.0, &format!("{cn}.pem"), leaf.cert.as_bytes(), 0o644);
+        let key = key_file(&dir.0, &format!("{cn}.key"), leaf.key.as_bytes(), 0o600);
+        let chain = key_file(&dir.0, "ca.pem", ca.pem.as_bytes(), 0o644);
+        tables.push_str(&format!(
+            "[{table}]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            chain.display()
+        ));
+    }
+    // A second connection of another site: its own ID, AWS endpoints and inside networks.
+    let second = dir.0.join("second.xml");
+    let xml = std::fs::read_to_string(parity("sample-cert.xml"))
+        .unwrap()
+        .replace("vpn-0c1d2e3f405162738", "vpn-0feedbeef0000002")
+        .replace("169.254.31.", "169.254.32.")
+        .replace("192.0.2.71", "192.0.2.171")
+        .replace("198.51.100.72", "198.51.100.172");
+    std::fs::write(&second, xml).unwrap();
+    let configs = [parity("sample-cert.describe.json"), second.clone()];
+    let loaded = load_with(&dir.0, &configs, &tables, &[]).unwrap();
+    let subjects: Vec<&str> = loaded
+        .connections
+        .iter()
+        .map(|(c, _)| c.certificate.as_ref().unwrap().subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["CN=site-a.example.com", "CN=site-b.example.com"]);
+    let (conn, settings) = &loaded.connections[1];
+    let ike = cgwd::daemon::ike_config_for(
+        conn,
+        settings,
+        cgwd::sa::TunnelId::One,
+        "192.0.2.10".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ike.certificate.as_ref().unwrap().subject_dn,
+        conn.certificate.as_ref().unwrap().subject_dn
+    );
+
+    // The per-connection table half given, or with a missing file: named as such.
+    let half = tables.replace(
+        &format!(
+            "private_key = \"{}\"\nca",
+            dir.0.join("site-b.example.com.key").display()
+        ),
+        "ca",
+    );
+    let e = load_with(&dir.0, &configs, &half, &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("table [connections.vpn-0feedbeef0000002.auth]")
+            && e.to_string().contains("misses private_key"),
+        "{e}"
+    );
+    let gone = tables.replace("site-b.example.com.pem", "nowhere.pem");
+    let e = load_with(&dir.0, &configs, &gone, &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("connections.vpn-0feedbeef0000002.auth.certificate"),
+        "{e}"
+    );
+    // Without the per-connection table both use [auth].
+    let only_global = tables.split("[connections.").next().unwrap().to_string();
+    let loaded = load_with(&dir.0, &configs, &only_global, &[]).unwrap();
+    assert!(
+        loaded
+            .connections
+            .iter()
+            .all(|(c, _)| c.certificate.as_ref().unwrap().subject == "CN=site-a.example.com")
     );
 }

@@ -534,8 +534,7 @@ fn keyless_samples_as_xml() {
     );
     assert!(msg.contains("[tunnels.1] psk_file"), "{msg}");
     assert!(
-        msg.contains("for a tunnel authenticated by certificate give cgwd the describe-vpn-connections JSON")
-            && msg.contains("[auth] table"),
+        msg.contains("if the tunnel is authenticated by certificate") && msg.contains("[auth] table"),
         "{msg}"
     );
 

@@ -875,3 +875,98 @@ fn rx_drops_a_spoofed_inner_source_and_counts_it() {
     .join()
     .expect("namespace thread");
 }
+
+/// `cgwd esp-static` with IPv6 outside endpoints (2001:db8::1 and ::2, ESP in UDP/IPv6 on 4500):
+/// IPv4 LAN traffic crosses, a ping with DF at the tunnel MTU too, and the two gateways counted
+/// datagrams both ways.
+#[test]
+fn static_keys_over_ipv6_outside() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    if !have("ping") {
+        println!("SKIPPED: needs ping");
+        return;
+    }
+    let case = Case {
+        name: "v6out",
+        encryption: "AES256-GCM-16",
+        integrity: None,
+        key_len: 36,
+        clear_df_bit: false,
+    };
+    let mut lab = Lab::new(format!("{}-{}", case.name, std::process::id()));
+    for (role, addr) in [("left", "2001:db8::1/64"), ("right", "2001:db8::2/64")] {
+        lab.must(role, &["ip", "-6", "addr", "add", addr, "dev", "out", "nodad"]);
+    }
+    // The link-local addresses the veths got when they came up are through DAD before use.
+    for _ in 0..100 {
+        let tentative = ["left", "right"].iter().any(|r| {
+            !String::from_utf8_lossy(&lab.exec(r, &["ip", "-6", "addr", "show", "tentative"]).stdout)
+                .trim()
+                .is_empty()
+        });
+        if !tentative {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (k1, k2) = (key(case.key_len, 3), key(case.key_len, 103));
+    let left = config(
+        &case,
+        "169.254.10.2",
+        "169.254.10.1",
+        "[2001:db8::1]",
+        "[2001:db8::2]",
+        (0x1001, 0x2002),
+        (&k1, &k2),
+        "10.2.0.0/24",
+    );
+    let right = config(
+        &case,
+        "169.254.10.1",
+        "169.254.10.2",
+        "[2001:db8::2]",
+        "[2001:db8::1]",
+        (0x2002, 0x1001),
+        (&k2, &k1),
+        "10.1.0.0/24",
+    );
+    lab.gateway("left", &left);
+    lab.gateway("right", &right);
+    let out = lab.exec("lana", &["ping", "-c", "10", "-i", "0.1", "-W", "2", "10.2.0.2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "static keys over IPv6 outside: {}",
+        text.lines().rev().nth(1).unwrap_or("")
+    );
+    assert!(
+        out.status.success() && text.contains(" 0% packet loss"),
+        "ping: {text}"
+    );
+    // 1400 octets with DF: the configured tunnel MTU, carried whole in one UDP/IPv6 datagram.
+    let out = lab.exec(
+        "lana",
+        &[
+            "ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1372", "10.2.0.2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(" 0% packet loss"),
+        "DF ping: {text}"
+    );
+    // The ESP really went over IPv6: the kernel's UDP6 counters in the left namespace.
+    let snmp = String::from_utf8_lossy(&lab.exec("left", &["cat", "/proc/net/snmp6"]).stdout).into_owned();
+    let count = |name: &str| {
+        snmp.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (out_dg, in_dg) = (count("Udp6OutDatagrams"), count("Udp6InDatagrams"));
+    println!("left gateway: Udp6OutDatagrams {out_dg}, Udp6InDatagrams {in_dg}");
+    assert!(out_dg >= 12 && in_dg >= 12, "{snmp}");
+}

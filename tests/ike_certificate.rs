@@ -1,6 +1,7 @@
 //! Issue #16, in process: two IkeSa (cgwd as initiator, cgwd playing AWS as responder) authenticating
 //! by certificate — CERT, CERTREQ, SIGNATURE_HASH_ALGORITHMS and RFC 7427 signature AUTH — with
-//! certificates rcgen makes at run time; and each refusal of AWS's certificate as one clear failure.
+//! certificates rcgen makes at run time; each refusal of AWS's certificate as one clear failure; and
+//! a peer that does not announce RFC 7427, answered with the classic AUTH methods.
 
 mod common;
 
@@ -31,6 +32,7 @@ fn cert_auth(ca: &Ca, alg: &'static SignatureAlgorithm, cn: &str, flaw: Flaw, tr
         key: Arc::new(SigningKey::from_der(&der(&leaf.key)).unwrap()),
         ca: vec![der(&trust.pem)],
         wall_clock: cgwd::io::clock::unix_now,
+        announce_signature_hashes: true,
     }
 }
 
@@ -231,4 +233,103 @@ fn ike_sa_init_announces_signature_hashes_and_the_responder_requests_a_certifica
         .expect("CERTREQ in the IKE_SA_INIT response");
     let ca = p.responder_cfg.certificate.as_ref().unwrap().ca[0].clone();
     assert_eq!(certreq, [cgwd::crypto::sig::ca_key_hash(&ca).unwrap()]);
+}
+
+/// A log sink for [`logged`].
+#[derive(Clone, Default)]
+struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `f`'s result and what it logged at debug level and above (no colours).
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(sub, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+/// RFC 7427 §4: a peer that sends no SIGNATURE_HASH_ALGORITHMS gets the classic AUTH method of
+/// our key (1 for RSA, 9 for P-256, 10 for P-384) and one info line saying so; the other side,
+/// which heard the announcement, signs with method 14. Whichever side is silent, the IKE SA and
+/// its Child SA come up.
+#[test]
+fn a_peer_without_rfc_7427_gets_the_classic_method_and_both_sides_establish() {
+    use cgwd::wire::ike::{Message, NotifyType, PayloadRepr};
+    let mut seed = 60;
+    for (alg, classic) in [
+        (
+            &PKCS_RSA_SHA256,
+            "method 1 (RSA Digital Signature, PKCS#1 v1.5 with SHA-1)",
+        ),
+        (&PKCS_ECDSA_P256_SHA256, "method 9 (ECDSA with SHA-256 on P-256)"),
+        (&PKCS_ECDSA_P384_SHA384, "method 10 (ECDSA with SHA-384 on P-384)"),
+    ] {
+        for silent_initiator in [false, true] {
+            seed += 1;
+            let ca = Ca::new(&PKCS_RSA_SHA256, "Example Private CA");
+            let mut cgw: IkeConfig = config();
+            let mut own = cert_auth(&ca, alg, "cgw.example.com", Flaw::None, &ca);
+            own.announce_signature_hashes = !silent_initiator;
+            cgw.certificate = Some(own);
+            let mut aws = cgw.mirrored();
+            let mut theirs = cert_auth(&ca, alg, "vpn-0abc-1.example.com", Flaw::None, &ca);
+            theirs.announce_signature_hashes = silent_initiator;
+            aws.certificate = Some(theirs);
+            let (p, log) = logged(|| {
+                let mut p = Pair::new(cgw, aws, seed);
+                p.run_for(Duration::from_secs(2));
+                p
+            });
+            let case = format!("{classic}, silent initiator: {silent_initiator}");
+            assert_established(&p);
+            // The silent side's IKE_SA_INIT has no SIGNATURE_HASH_ALGORITHMS, the other's has.
+            let announced: Vec<bool> = p
+                .raw
+                .iter()
+                .filter(|(_, m)| m.get(18) == Some(&common::pair::IKE_SA_INIT))
+                .map(|(_, m)| {
+                    Message::parse(m).unwrap().payloads().unwrap().iter().any(|p| {
+                        matches!(p, PayloadRepr::Notify(n) if n.kind == NotifyType::SIGNATURE_HASH_ALGORITHMS)
+                    })
+                })
+                .collect();
+            assert_eq!(announced, [!silent_initiator, silent_initiator], "{case}");
+            // Initiator signs first, then the responder: the one facing the silent side, classic.
+            let methods: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("DEBUG") && l.contains("signing our AUTH"))
+                .collect();
+            assert_eq!(methods.len(), 2, "{case}: {log}");
+            let (classic_at, digital_at) = if silent_initiator { (1, 0) } else { (0, 1) };
+            assert!(methods[classic_at].contains(classic), "{case}: {methods:?}");
+            assert!(
+                methods[digital_at].contains("method 14 (RFC 7427 Digital Signature"),
+                "{case}: {methods:?}"
+            );
+            let info: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("INFO") && l.contains("classic method"))
+                .collect();
+            assert_eq!(info.len(), 1, "{case}: {log}");
+            assert!(
+                info[0].contains("the peer did not announce RFC 7427 signature authentication"),
+                "{case}: {info:?}"
+            );
+        }
+    }
 }

@@ -107,6 +107,8 @@ pub(crate) struct DraftTunnel {
     pub fragmentation: Option<At>,
     /// Generic text: the IKE version the download was made for.
     pub ike_version: Option<At>,
+    /// Generic text: "Authentication Method" (`Pre-Shared Key`, or a certificate).
+    pub auth_method: Option<At>,
 }
 
 /// One `Options.TunnelOptions[]` entry.
@@ -735,6 +737,8 @@ impl Builder<'_> {
             .iter()
             .find(|(out, _)| IpAddr::from_str(out.value.trim()).ok() == Some(aws_outside))
             .map(|(_, arn)| arn);
+        // Generic text: "Authentication Method : Certificate" (the form is inferred, FACTS §9.1).
+        let by_method = t.auth_method.as_ref().filter(|a| names_certificate(&a.value));
         let psk = match (self.psks.psk(ctx.conn_id, id)?, from_file) {
             (Some(ext), in_file) => {
                 if in_file.is_some() {
@@ -751,15 +755,31 @@ impl Builder<'_> {
                 prov.insert("psk", origin);
                 Some(self.psk(a)?)
             }
-            // AWS authenticates this endpoint by certificate and `[auth]` gives cgwd's own.
-            (None, None) if certificate.is_some() && self.psks.certificate() => None,
-            (None, None) => return Err(self.no_psk(id, ctx, t, aws_outside, placeholder, certificate)),
+            // No key anywhere and `[auth]` gives cgwd a certificate: AWS authenticates this
+            // endpoint by certificate (the describe JSON lists its CertificateArn; the XML and the
+            // Generic text may say nothing, or "Authentication Method : Certificate").
+            // The placeholder `REDACTED` says the key is in Secrets Manager, unless AWS lists a
+            // certificate for the endpoint.
+            (None, None)
+                if self.psks.certificate(ctx.conn_id) && (certificate.is_some() || placeholder.is_none()) =>
+            {
+                None
+            }
+            (None, None) => {
+                let why = certificate
+                    .map(|a| ("CertificateArn", a))
+                    .or_else(|| by_method.map(|a| ("Authentication Method", a)));
+                return Err(self.no_psk(id, ctx, t, aws_outside, placeholder, why));
+            }
         };
-        if let Some(arn) = certificate.filter(|_| psk.is_none()) {
+        if psk.is_none() {
+            let evidence = match (certificate, by_method) {
+                (Some(arn), _) => format!(" (AWS lists {}: {})", arn.at, arn.value.trim()),
+                (None, Some(m)) => format!(" ({}: Authentication Method {})", m.at, m.value.trim()),
+                (None, None) => " (the AWS file has no pre-shared key for it)".to_string(),
+            };
             notes.push(format!(
-                "{id}: authenticates with the customer gateway certificate of [auth] (AWS lists {}: {})",
-                arn.at,
-                arn.value.trim()
+                "{id}: authenticates with the customer gateway certificate of [auth]{evidence}"
             ));
         } else if let Some(arn) = certificate {
             notes.push(format!(
@@ -1270,7 +1290,7 @@ impl Builder<'_> {
         t: &DraftTunnel,
         aws_outside: IpAddr,
         placeholder: Option<&At>,
-        certificate: Option<&At>,
+        certificate: Option<(&str, &At)>,
     ) -> ConfigError {
         let table = self.psks.table(ctx.conn_id, id);
         let setting = format!(
@@ -1280,12 +1300,12 @@ impl Builder<'_> {
             ctx.conn_id,
             id.number()
         );
-        if let Some(arn) = certificate {
+        if let Some((field, arn)) = certificate {
             return self.err(
                 Problem::Unsupported,
                 &arn.at,
                 format!(
-                    "{id} (AWS {aws_outside}) authenticates with a certificate (CertificateArn {}) and \
+                    "{id} (AWS {aws_outside}) authenticates with a certificate ({field} {}) and \
                      the file has no pre-shared key, and the settings give the customer gateway no \
                      certificate",
                     arn.value.trim()
@@ -1324,10 +1344,10 @@ impl Builder<'_> {
             copy
         } else {
             format!(
-                "if AWS keeps the key in Secrets Manager, {copy}; for a tunnel authenticated by \
-                 certificate give cgwd the describe-vpn-connections JSON (its VgwTelemetry lists \
-                 the CertificateArn, the XML does not) and the customer gateway's certificate in \
-                 the settings' [auth] table"
+                "if AWS keeps the key in Secrets Manager, {copy}; if the tunnel is authenticated \
+                 by certificate (the customer gateway was created with a certificate ARN), give the \
+                 customer gateway's certificate, key and CA chain in the settings' [auth] table \
+                 (see \"Certificate authentication\" in docs/configuration.md)"
             )
         };
         self.err(
@@ -1585,4 +1605,13 @@ fn keep_strongest_tier<T: Copy + std::fmt::Display>(
         left_out.push(format!("{what} {}", names.join("/")));
     }
     keep
+}
+
+/// Whether a Generic text's "Authentication Method" names certificate authentication (AWS's
+/// wording is not known: anything naming a certificate or a signature counts).
+fn names_certificate(method: &str) -> bool {
+    let m = method.to_ascii_lowercase();
+    ["cert", "signature", "rsa", "ecdsa", "pubkey", "public key"]
+        .iter()
+        .any(|w| m.contains(w))
 }

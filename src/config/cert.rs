@@ -32,32 +32,73 @@ pub enum Curve {
     P384,
 }
 
-/// The private key that signs IKE_AUTH. Its memory belongs to aws-lc, which cleanses it on free.
+/// The private key that signs IKE_AUTH. aws-lc's memory is cleansed on free; the RustCrypto copy
+/// of an RSA key zeroizes itself on drop.
 pub enum SigningKey {
-    Rsa(RsaKeyPair),
-    Ecdsa { pair: EcdsaKeyPair, curve: Curve },
+    Rsa {
+        pair: RsaKeyPair,
+        /// The same key for RSASSA-PKCS1-v1_5 with SHA-1 (auth method 1, for peers that do not
+        /// announce RFC 7427), which aws-lc cannot sign; `None` if the `rsa` crate refuses a key
+        /// aws-lc took (cgwd then signs with method 14 even for such peers).
+        sha1: Option<Box<rsa::PrivateKey>>,
+    },
+    Ecdsa {
+        /// Signs with the curve's hash, ASN.1 DER encoding (method 14, RFC 7427).
+        pair: EcdsaKeyPair,
+        /// The same key, fixed `r | s` encoding (methods 9 and 10, RFC 4754).
+        fixed: EcdsaKeyPair,
+        curve: Curve,
+    },
 }
 
 impl SigningKey {
     /// A PKCS#8 key (RSA or ECDSA P-256/P-384), or an RFC 5915 EC key.
     pub fn from_der(der: &[u8]) -> Option<SigningKey> {
-        let ec = |alg, curve| {
-            EcdsaKeyPair::from_private_key_der(alg, der)
-                .ok()
-                .map(|pair| SigningKey::Ecdsa { pair, curve })
+        use rsa::pkcs8::DecodePrivateKey;
+        let ec = |alg, fixed, curve| {
+            Some(SigningKey::Ecdsa {
+                pair: EcdsaKeyPair::from_private_key_der(alg, der).ok()?,
+                fixed: EcdsaKeyPair::from_private_key_der(fixed, der).ok()?,
+                curve,
+            })
         };
         RsaKeyPair::from_pkcs8(der)
             .ok()
-            .map(SigningKey::Rsa)
-            .or_else(|| ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, Curve::P256))
-            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, Curve::P384))
+            .map(|pair| SigningKey::Rsa {
+                pair,
+                sha1: rsa::PrivateKey::from_pkcs8_der(der).ok().map(Box::new),
+            })
+            .or_else(|| {
+                ec(
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    Curve::P256,
+                )
+            })
+            .or_else(|| {
+                ec(
+                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    Curve::P384,
+                )
+            })
+    }
+
+    /// A PKCS#1 RSAPrivateKey (`RSA PRIVATE KEY`).
+    pub fn from_pkcs1_der(der: &[u8]) -> Option<SigningKey> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let pair = RsaKeyPair::from_der(der).ok()?;
+        Some(SigningKey::Rsa {
+            pair,
+            sha1: rsa::PrivateKey::from_pkcs1_der(der).ok().map(Box::new),
+        })
     }
 
     /// The public key as the certificate's SubjectPublicKeyInfo bit string holds it (PKCS#1
     /// RSAPublicKey, or the uncompressed EC point).
     pub fn public_key(&self) -> &[u8] {
         match self {
-            SigningKey::Rsa(k) => k.public_key().as_ref(),
+            SigningKey::Rsa { pair, .. } => pair.public_key().as_ref(),
             SigningKey::Ecdsa { pair, .. } => pair.public_key().as_ref(),
         }
     }
@@ -65,7 +106,7 @@ impl SigningKey {
     /// `RSA 2048`, `ECDSA P-256`: what `cgwd check` shows.
     pub fn describe(&self) -> String {
         match self {
-            SigningKey::Rsa(k) => format!("RSA {}", k.public_modulus_len() * 8),
+            SigningKey::Rsa { pair, .. } => format!("RSA {}", pair.public_modulus_len() * 8),
             SigningKey::Ecdsa {
                 curve: Curve::P256, ..
             } => "ECDSA P-256".into(),
@@ -132,6 +173,8 @@ struct Source {
 
 struct Ctx<'a> {
     settings_file: &'a Path,
+    /// `auth`, or `connections.<vpn-id>.auth`: the table errors name.
+    table: &'a str,
 }
 
 impl Ctx<'_> {
@@ -139,7 +182,12 @@ impl Ctx<'_> {
         ConfigError::invalid(
             &src.path,
             Problem::Certificate,
-            format!("key auth.{} ({})", src.key, self.settings_file.display()),
+            format!(
+                "key {}.{} ({})",
+                self.table,
+                src.key,
+                self.settings_file.display()
+            ),
             problem,
             fix,
         )
@@ -237,12 +285,15 @@ fn locate(
             ConfigError::invalid(
                 ctx.settings_file,
                 Problem::Certificate,
-                format!("key auth.{cred_key}"),
+                format!("key {}.{cred_key}", ctx.table),
                 format!(
                     "credential `{name}` is read from $CREDENTIALS_DIRECTORY, which is not set (cgwd is \
                  not running as a systemd service with credentials)"
                 ),
-                format!("give the service `LoadCredential={name}:/path/to/file`, or use auth.{key}"),
+                format!(
+                    "give the service `LoadCredential={name}:/path/to/file`, or use {}.{key}",
+                    ctx.table
+                ),
             )
         })?;
     let path = Path::new(&dir).join(name);
@@ -256,8 +307,9 @@ fn locate(
 /// The file's text, refusing what cannot be a PEM file.
 fn read_pem(src: &Source, ctx: &Ctx<'_>, what: &str) -> Result<(Zeroizing<String>, u32), ConfigError> {
     let fix = format!(
-        "put {what} (PEM) in {}, or fix auth.{} in {}",
+        "put {what} (PEM) in {}, or fix {}.{} in {}",
         src.path.display(),
+        ctx.table,
         src.key,
         ctx.settings_file.display()
     );
@@ -401,7 +453,7 @@ fn private_key(src: &Source, ctx: &Ctx<'_>) -> Result<(SigningKey, Option<String
                 "decrypt it: `openssl pkey -in KEY -out KEY.pem` (and keep the file mode 0600)",
             ));
         }
-        "RSA PRIVATE KEY" => RsaKeyPair::from_der(&block.der).ok().map(SigningKey::Rsa),
+        "RSA PRIVATE KEY" => SigningKey::from_pkcs1_der(&block.der),
         "EC PRIVATE KEY" | "PRIVATE KEY" => SigningKey::from_der(&block.der),
         other => {
             return Err(ctx.err(
@@ -435,7 +487,18 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
     now: i64,
 ) -> Result<Option<Loaded>, ConfigError> {
-    let ctx = Ctx { settings_file };
+    load_table(auth, "auth", settings_file, env, now)
+}
+
+/// [`load`] for the table `table` (`auth`, or a connection's `connections.<vpn-id>.auth`).
+pub fn load_table(
+    auth: &AuthSettings,
+    table: &str,
+    settings_file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: i64,
+) -> Result<Option<Loaded>, ConfigError> {
+    let ctx = Ctx { settings_file, table };
     let cert_src = locate(
         "certificate",
         auth.certificate.as_deref(),
@@ -466,13 +529,16 @@ pub fn load(
             return Err(ConfigError::invalid(
                 settings_file,
                 Problem::Certificate,
-                "table [auth]",
+                format!("table [{table}]"),
                 format!(
                     "misses {}: certificate authentication needs all three",
                     missing.join(" and ")
                 ),
-                "give auth.certificate, auth.private_key and auth.ca (or their *_credential forms): the \
-                 customer gateway's certificate, its key, and the AWS Private CA chain",
+                format!(
+                    "give {table}.certificate, {table}.private_key and {table}.ca (or their \
+                     *_credential forms): the customer gateway's certificate, its key, and the AWS \
+                     Private CA chain"
+                ),
             ));
         }
     };
@@ -488,8 +554,11 @@ pub fn load(
         cert.validity().not_before.timestamp(),
         cert.validity().not_after.timestamp(),
     );
-    let export = "export the certificate AWS Private CA issued for the customer gateway \
-                  (`aws acm-pca get-certificate`, or ACM's export) and name it in auth.certificate";
+    let export = format!(
+        "export the certificate AWS Private CA issued for the customer gateway \
+         (`aws acm-pca get-certificate`, or ACM's export) and name it in {}.certificate",
+        ctx.table
+    );
     if let Some(ext) = missing_aws_extension(&cert) {
         return Err(ctx.err(
             &cert_src,
@@ -565,7 +634,10 @@ pub fn load(
                 "the certificate ({subject}) was not issued by a CA in {} (its issuer is {issuer})",
                 ca_src.path.display()
             ),
-            "name the chain of the AWS Private CA that issued the certificate in auth.ca",
+            format!(
+                "name the chain of the AWS Private CA that issued the certificate in {}.ca",
+                ctx.table
+            ),
         ));
     }
     let sources = format!("{}; {}; {}", cert_src.shown, key_src.shown, ca_src.shown);

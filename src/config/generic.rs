@@ -24,6 +24,8 @@ enum Sub {
     None,
     Outside,
     Inside,
+    /// "Inside IPv6 Addresses" (transit gateway IPv6-inside connections; inferred layout).
+    InsideV6,
 }
 
 /// True when `text` looks like a Generic download.
@@ -100,6 +102,10 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
             sub = Sub::Inside;
             continue;
         }
+        if lower.starts_with("inside ipv6 address") {
+            sub = Sub::InsideV6;
+            continue;
+        }
 
         // Header lines before the first tunnel: "Your VPN Connection ID : vpn-…".
         if tunnel.is_none() {
@@ -129,6 +135,7 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
         match (section, label.as_str()) {
             (Section::Ike, "ike version") => t.ike_version = v(),
             (Section::Ike, "pre-shared key") => t.psk = v(),
+            (Section::Ike, "authentication method") => t.auth_method = v(),
             (Section::Ike, "lifetime") => t.phase1_lifetime = v(),
             (Section::Ipsec, "lifetime") => t.phase2_lifetime = v(),
             (Section::Ipsec, "dpd interval") => t.dpd_interval = v(),
@@ -142,6 +149,26 @@ pub(crate) fn parse(_file: &Path, text: &str) -> DraftConnection {
                 match sub {
                     Sub::Outside if aws_side => t.aws_outside = v(),
                     Sub::Outside if customer_side => t.customer_outside = v(),
+                    // An IPv6 address under "Inside IP Addresses" is the IPv6 inside address too.
+                    Sub::Inside | Sub::InsideV6
+                        if (aws_side || customer_side) && (sub == Sub::InsideV6 || value.contains(':')) =>
+                    {
+                        let (addr, prefix) = match value.split_once('/') {
+                            Some((a, p)) => (a.trim().to_string(), Some(p.trim().to_string())),
+                            None => (value.clone(), None),
+                        };
+                        if let Some(p) = prefix
+                            && (customer_side || t.inside_ipv6_prefix.is_none())
+                        {
+                            t.inside_ipv6_prefix = Some(At::new(p, at(&label)));
+                        }
+                        let a = Some(At::new(addr, at(&label)));
+                        if aws_side {
+                            t.aws_inside_ipv6 = a;
+                        } else {
+                            t.customer_inside_ipv6 = a;
+                        }
+                    }
                     Sub::Inside if aws_side || customer_side => {
                         let (addr, prefix) = match value.split_once('/') {
                             Some((a, p)) => (a.trim().to_string(), Some(p.trim().to_string())),

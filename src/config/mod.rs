@@ -167,11 +167,20 @@ pub fn load_many_with(
     }
     let settings = settings?;
     let now = crate::io::clock::unix_now();
-    if let Some(found) = cert::load(&settings.auth, &settings_file, env, now)? {
-        for w in &found.warnings {
-            tracing::warn!("{w}");
+    // Each connection's certificate: its own `[connections.<id>.auth]`, else `[auth]`; each table
+    // read and checked once.
+    let mut loaded_auth: Vec<(String, Option<cert::Loaded>)> = Vec::new();
+    for (_, conn) in &mut raw {
+        let own = settings.connections.get(&conn.id).and_then(|c| c.auth.as_ref());
+        let table = own.map_or_else(|| "auth".to_string(), |_| format!("connections.{}.auth", conn.id));
+        if !loaded_auth.iter().any(|(t, _)| *t == table) {
+            let found = cert::load_table(own.unwrap_or(&settings.auth), &table, &settings_file, env, now)?;
+            for w in found.iter().flat_map(|f| &f.warnings) {
+                tracing::warn!("{w}");
+            }
+            loaded_auth.push((table.clone(), found));
         }
-        for (_, conn) in &mut raw {
+        if let Some((_, Some(found))) = loaded_auth.iter().find(|(t, _)| *t == table) {
             conn.notes.extend(found.warnings.iter().cloned());
             conn.certificate = Some(found.identity.clone());
         }
@@ -209,7 +218,9 @@ pub fn load_many_with(
 
 /// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
 /// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
-/// the host: IKE and ESP over IPv6 outside addresses (the daemon binds and speaks IPv4 only).
+/// the host: outside addresses of two IP families (AWS runs every tunnel of a connection over one,
+/// and cgwd binds one address), and an IPv6-inside connection whose tunnels do not all carry an
+/// inside IPv6 /126 (one inside IP version for the whole connection).
 pub fn check_runnable(
     file: &Path,
     conn: &VpnConnection,
@@ -217,42 +228,10 @@ pub fn check_runnable(
     settings_file: &Path,
 ) -> Result<(), ConfigError> {
     let ip = &conn.ip;
-    let outside: Vec<String> = conn
-        .tunnels
-        .iter()
-        .filter(|t| t.aws_outside.is_ipv6())
-        .map(|t| format!("{} AWS {}", t.id, t.aws_outside))
-        .chain(
-            conn.tunnels
-                .iter()
-                .map(|t| t.customer_outside)
-                .filter(IpAddr::is_ipv6)
-                .take(1)
-                .map(|a| format!("customer gateway {a}")),
-        )
-        .collect();
-    let outside_v6 = ip.outside_ip_address_type == Some(OutsideIpAddressType::Ipv6) || !outside.is_empty();
+    let described = conn.format == SourceFormat::DescribeJson;
+    check_outside_family(file, conn, settings, settings_file)?;
     let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
         || conn.tunnels.iter().any(|t| t.inside_ipv6.is_some());
-    let described = conn.format == SourceFormat::DescribeJson;
-    let mut what = Vec::new();
-    let mut fields = Vec::new();
-    if outside_v6 {
-        let field = if described {
-            "Options.OutsideIpAddressType"
-        } else {
-            "<tunnel_outside_address>"
-        };
-        fields.push(field);
-        what.push(format!(
-            "IPv6 outside addresses ({}{}): cgwd runs IKE and ESP over IPv4 only",
-            ip.outside_ip_address_type.map_or(String::new(), |t| format!(
-                "OutsideIpAddressType {}; ",
-                t.aws_name()
-            )),
-            outside.join(", ")
-        ));
-    }
     if inside_v6 {
         // IPv6 inside runs: each tunnel needs its /126 for the device's address and AWS's peer.
         if let Some(t) = conn.tunnels.iter().find(|t| t.inside_ipv6.is_none()) {
@@ -279,31 +258,66 @@ pub fn check_runnable(
             ));
         }
     }
-    if !what.is_empty() {
-        return Err(ConfigError::invalid(
-            file,
-            Problem::Unsupported,
-            format!("VPN connection {}, {}", conn.id, fields.join(", ")),
-            format!(
-                "IPv6 is not supported yet by cgwd, and `cgwd run` refuses this connection: {}",
-                what.join("; ")
-            ),
-            "use a VPN connection with OutsideIpAddressType PublicIpv4 (or PrivateIpv4) and \
-             TunnelInsideIpVersion ipv4 — AWS sets both when the connection is created, so that \
-             means a new connection — or run this one with an IKE implementation that supports IPv6",
-        ));
+    Ok(())
+}
+
+/// IKE and ESP run over one IP family (AWS: an IPv6 connection is IPv6 outside on both sides of
+/// both tunnels): every outside address, `local.address` and `local.id` must be of the family of
+/// AWS's first tunnel endpoint.
+fn check_outside_family(
+    file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+    settings_file: &Path,
+) -> Result<(), ConfigError> {
+    let first = conn.tunnels[0].aws_outside;
+    let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+    let described = conn.format == SourceFormat::DescribeJson;
+    for t in &conn.tunnels {
+        for (side, addr) in [("AWS", t.aws_outside), ("customer gateway", t.customer_outside)] {
+            if addr.is_ipv4() != first.is_ipv4() {
+                return Err(ConfigError::invalid(
+                    file,
+                    Problem::Conflict,
+                    format!(
+                        "VPN connection {}, {}",
+                        conn.id,
+                        if described && side == "AWS" {
+                            "Options.TunnelOptions[].OutsideIpAddress"
+                        } else {
+                            "<tunnel_outside_address>"
+                        }
+                    ),
+                    format!(
+                        "{}'s {side} outside address {addr} is {} but tunnel 1's AWS outside address \
+                         {first} is {}: AWS runs both tunnels of a connection, on both sides, over \
+                         one IP family",
+                        t.id,
+                        family(addr),
+                        family(first)
+                    ),
+                    "use the unedited file AWS gave for the connection",
+                ));
+            }
+        }
     }
     for (key, addr) in [
         ("local.address", settings.local.address),
         ("local.id", settings.local.id),
     ] {
-        if let Some(a) = addr.filter(IpAddr::is_ipv6) {
+        if let Some(a) = addr.filter(|a| a.is_ipv4() != first.is_ipv4()) {
             return Err(ConfigError::invalid(
                 settings_file,
-                Problem::Unsupported,
+                Problem::Conflict,
                 format!("key {key}"),
-                format!("{a} is IPv6; cgwd runs IKE and ESP over IPv4 only"),
-                format!("give an IPv4 address, or leave {key} out"),
+                format!(
+                    "{a} is {} but VPN connection {}'s AWS outside addresses ({first}, …) are {}: \
+                     IKE and ESP run over the outside address family AWS gave the connection",
+                    family(a),
+                    conn.id,
+                    family(first)
+                ),
+                format!("give an {} address, or leave {key} out", family(first)),
             ));
         }
     }

@@ -359,6 +359,10 @@ pub fn mtu_for(encryption: Encryption, integrity: Option<Integrity>) -> u16 {
     }
 }
 
+/// How much more an IPv6 outside header takes than an IPv4 one (40 against 20 octets): the
+/// tunnel MTU, and with it the MSS clamp, is this much smaller over IPv6 outside addresses.
+pub const IPV6_OUTSIDE_EXTRA: u16 = 20;
+
 /// IPv4 TCP MSS for an interface MTU: 20 bytes IPv4 + 20 bytes TCP.
 pub fn mss_for_mtu(mtu: u16) -> u16 {
     mtu.saturating_sub(40)
@@ -387,6 +391,8 @@ impl TunnelConfig {
 
     /// The smallest MTU over every phase-2 suite cgwd offers: correct whichever AWS picks. After
     /// negotiation, [`mtu_for`] on the chosen suite gives the exact value.
+    /// Over IPv6 outside addresses every value is [`IPV6_OUTSIDE_EXTRA`] (20) less: the outer
+    /// IPv6 header is 40 octets where IPv4's is 20.
     pub fn mtu(&self) -> u16 {
         let mut mtu = u16::MAX;
         for &enc in &self.phase2.encryption {
@@ -398,7 +404,12 @@ impl TunnelConfig {
                 }
             }
         }
-        if mtu == u16::MAX { 1406 } else { mtu }
+        let mtu = if mtu == u16::MAX { 1406 } else { mtu };
+        if self.aws_outside.is_ipv6() {
+            mtu - IPV6_OUTSIDE_EXTRA
+        } else {
+            mtu
+        }
     }
 
     /// IPv4 TCP MSS to clamp to on this tunnel.

@@ -66,7 +66,7 @@ pub(crate) trait PskLookup {
     fn table(&self, vpn_id: &str, id: TunnelId) -> String;
     /// Whether the settings give the customer gateway a certificate (`[auth]`), so that a tunnel
     /// AWS authenticates by certificate needs no key.
-    fn certificate(&self) -> bool {
+    fn certificate(&self, _vpn_id: &str) -> bool {
         false
     }
 }
@@ -271,8 +271,13 @@ impl PskLookup for FromSettings<'_> {
         Ok(Some(found))
     }
 
-    fn certificate(&self) -> bool {
-        self.settings.auth.is_set()
+    fn certificate(&self, vpn_id: &str) -> bool {
+        self.settings
+            .connections
+            .get(vpn_id)
+            .and_then(|c| c.auth.as_ref())
+            .unwrap_or(&self.settings.auth)
+            .is_set()
     }
 
     fn table(&self, vpn_id: &str, id: TunnelId) -> String {

@@ -144,7 +144,7 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         s,
         "  local address      {}",
         settings.local.address.map_or(
-            "auto (customer outside address if local, else the kernel's source toward AWS)".to_string(),
+            "auto (customer outside address if local, else the kernel's source toward AWS; followed while running)".to_string(),
             |a| a.to_string()
         )
     );

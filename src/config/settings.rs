@@ -105,6 +105,9 @@ pub struct ConnectionSettings {
     pub aws: Option<AwsSettings>,
     /// `[connections.<vpn-id>.tunnels.N]`: replaces `[tunnels.N]` for this connection's tunnel N.
     pub tunnels: Option<TunnelsSettings>,
+    /// `[connections.<vpn-id>.auth]`: this connection's customer gateway certificate, in place of
+    /// `[auth]` (each AWS customer gateway has its own certificate).
+    pub auth: Option<AuthSettings>,
 }
 
 /// `[tunnels.1]` and `[tunnels.2]`; any other tunnel number is an unknown key.
@@ -171,7 +174,8 @@ impl AuthSettings {
         *self != AuthSettings::default()
     }
 
-    fn check(&self) -> Result<(), (String, String, String)> {
+    /// `table`: `auth`, or `connections.<vpn-id>.auth`, as errors name it.
+    fn check(&self, table: &str) -> Result<(), (String, String, String)> {
         for (key, path, cred) in [
             ("certificate", &self.certificate, &self.certificate_credential),
             ("private_key", &self.private_key, &self.private_key_credential),
@@ -179,16 +183,16 @@ impl AuthSettings {
         ] {
             if path.is_some() && cred.is_some() {
                 return Err((
-                    "table [auth]".into(),
+                    format!("table [{table}]"),
                     format!("sets {key} and {key}_credential; each file comes from one place"),
-                    format!("keep one of auth.{key}, auth.{key}_credential"),
+                    format!("keep one of {table}.{key}, {table}.{key}_credential"),
                 ));
             }
             if let Some(p) = path
                 && !p.is_absolute()
             {
                 return Err((
-                    format!("auth.{key}"),
+                    format!("{table}.{key}"),
                     format!("`{}` is not an absolute path", p.display()),
                     "write the full path, e.g. \"/etc/cgwd/cgw.pem\"".into(),
                 ));
@@ -197,7 +201,7 @@ impl AuthSettings {
                 && (c.is_empty() || c == "." || c == ".." || c.contains(['/', '\0']))
             {
                 return Err((
-                    format!("auth.{key}_credential"),
+                    format!("{table}.{key}_credential"),
                     format!("`{c}` is not a credential name"),
                     "use the NAME of systemd's LoadCredential=NAME:PATH, e.g. \"cgw.pem\"".into(),
                 ));
@@ -295,6 +299,9 @@ impl Settings {
             if let Some(a) = &c.aws {
                 s.aws = a.clone();
             }
+            if let Some(a) = &c.auth {
+                s.auth = a.clone();
+            }
             if let Some(t) = &c.tunnels {
                 for id in TunnelId::BOTH {
                     if let Some(own) = t.get(id) {
@@ -363,11 +370,43 @@ impl Default for InterfaceSettings {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalSettings {
-    /// Address IKE and ESP are sent from. `None` = auto ([`super::resolve_local_address`]).
+    /// Address IKE and ESP are sent from. `None` (unset or `"auto"`) follows the host: resolved
+    /// at start ([`super::resolve_local_address`]) and again whenever the kernel's addresses or
+    /// routes change, so a DHCP/PPPoE address or a restarted VM's new one is picked up. An explicit
+    /// address stays fixed.
+    #[serde(with = "auto_address")]
     pub address: Option<IpAddr>,
     /// IKE identity (ID_IPV4_ADDR). `None` = the customer outside address, which is what AWS
     /// checks (also behind NAT).
     pub id: Option<IpAddr>,
+}
+
+/// `local.address`: an IP address, or `"auto"` (the same as leaving it unset).
+mod auto_address {
+    use std::net::IpAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is neither an IP address nor \"auto\": write the customer gateway's outside \
+                 address (e.g. \"192.0.2.10\"), or \"auto\" (or leave it out) to follow this host's address"
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str("auto"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -759,14 +798,20 @@ impl Settings {
         let bad = |key: &str, problem: String, fix: &str| {
             ConfigError::invalid(file, Problem::SettingsValue, format!("key {key}"), problem, fix)
         };
-        if let Err((key, problem, fix)) = self.auth.check() {
-            return Err(ConfigError::invalid(
-                file,
-                Problem::SettingsValue,
-                key,
-                problem,
-                fix,
-            ));
+        let per_connection = self
+            .connections
+            .iter()
+            .filter_map(|(id, c)| c.auth.as_ref().map(|a| (format!("connections.{id}.auth"), a)));
+        for (table, auth) in std::iter::once(("auth".to_string(), &self.auth)).chain(per_connection) {
+            if let Err((key, problem, fix)) = auth.check(&table) {
+                return Err(ConfigError::invalid(
+                    file,
+                    Problem::SettingsValue,
+                    key,
+                    problem,
+                    fix,
+                ));
+            }
         }
         let user = &self.daemon.user;
         if user.len() > 32

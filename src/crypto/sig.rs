@@ -11,10 +11,10 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
 use super::prf::prf;
-use crate::config::cert::{SigningKey, missing_aws_extension, signed_by};
+use crate::config::cert::{Curve, SigningKey, missing_aws_extension, signed_by};
 use crate::suite::Integrity;
 use crate::wire::ike::cert::{CaKeyHash, SignatureAuth, SignatureScheme};
-use crate::wire::ike::{AuthMethod, HashAlgorithm, IdRepr, IdType};
+use crate::wire::ike::{AuthMethod, HashAlgorithm, IdRepr, IdType, PayloadRepr};
 
 /// The octets the signer's AUTH signs (RFC 7296 §2.15):
 /// `signed_message | peer_nonce | prf(SK_p, ID body)` — the PSK MAC's input, without the
@@ -30,22 +30,6 @@ pub fn signed_octets(
     [signed_message, peer_nonce, maced_id.expose()].concat()
 }
 
-/// The scheme cgwd signs with for `key`: PKCS#1 v1.5 SHA-256 for RSA (what every AWS endpoint
-/// verifies), ECDSA with the curve's own hash.
-pub fn scheme_for(key: &SigningKey) -> SignatureScheme {
-    match key {
-        SigningKey::Rsa(_) => SignatureScheme::RsaPkcs1Sha256,
-        SigningKey::Ecdsa {
-            curve: crate::config::cert::Curve::P256,
-            ..
-        } => SignatureScheme::EcdsaSha256,
-        SigningKey::Ecdsa {
-            curve: crate::config::cert::Curve::P384,
-            ..
-        } => SignatureScheme::EcdsaSha384,
-    }
-}
-
 /// The hash algorithms cgwd announces in SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
 pub const HASHES: [HashAlgorithm; 3] = [
     HashAlgorithm::SHA2_256,
@@ -53,20 +37,126 @@ pub const HASHES: [HashAlgorithm; 3] = [
     HashAlgorithm::SHA2_512,
 ];
 
-/// A Digital Signature (method 14) AUTH payload's data over `octets`; `None` if aws-lc fails.
-pub fn sign(key: &SigningKey, octets: &[u8]) -> Option<SignatureAuth> {
-    let rng = SystemRandom::new();
-    let scheme = scheme_for(key);
-    let sig = match key {
-        SigningKey::Rsa(k) => {
-            let mut out = vec![0u8; k.public_modulus_len()];
-            k.sign(&signature::RSA_PKCS1_SHA256, &rng, octets, &mut out)
-                .ok()?;
-            out
+/// How cgwd signs its AUTH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnAuth {
+    /// Digital Signature (method 14, RFC 7427) with this scheme.
+    Digital(SignatureScheme),
+    /// A classic method for a peer that did not announce RFC 7427: 1 (RSASSA-PKCS1-v1_5 with
+    /// SHA-1), 9 (ECDSA P-256 with SHA-256) or 10 (ECDSA P-384 with SHA-384, RFC 4754).
+    Classic(AuthMethod),
+}
+
+impl OwnAuth {
+    /// The AUTH payload's method.
+    pub fn method(self) -> AuthMethod {
+        match self {
+            OwnAuth::Digital(_) => AuthMethod::DIGITAL_SIGNATURE,
+            OwnAuth::Classic(m) => m,
         }
-        SigningKey::Ecdsa { pair, .. } => pair.sign(&rng, octets).ok()?.as_ref().to_vec(),
+    }
+
+    /// For log lines: `method 14 (RFC 7427 Digital Signature, RsaPkcs1Sha256)`, `method 9 (...)`.
+    pub fn describe(self) -> String {
+        match self {
+            OwnAuth::Digital(s) => format!("method 14 (RFC 7427 Digital Signature, {s:?})"),
+            OwnAuth::Classic(AuthMethod::RSA_DIGITAL_SIGNATURE) => {
+                "method 1 (RSA Digital Signature, PKCS#1 v1.5 with SHA-1)".into()
+            }
+            OwnAuth::Classic(AuthMethod::ECDSA_SHA256_P256) => {
+                "method 9 (ECDSA with SHA-256 on P-256)".into()
+            }
+            OwnAuth::Classic(AuthMethod::ECDSA_SHA384_P384) => {
+                "method 10 (ECDSA with SHA-384 on P-384)".into()
+            }
+            OwnAuth::Classic(m) => format!("method {m}"),
+        }
+    }
+}
+
+/// What cgwd signs its AUTH with (RFC 7427 §4), given the hashes the peer announced in its
+/// SIGNATURE_HASH_ALGORITHMS (`None`: it sent none, or none that parses). A peer that announced
+/// gets method 14 with a hash it listed: RSA PKCS#1 v1.5 with SHA-256, else SHA-384, else SHA-512;
+/// ECDSA with the curve's own hash. Otherwise (no announcement, or no hash in common) the classic
+/// method of the key: 1 for RSA, 9 for P-256, 10 for P-384.
+pub fn choose_auth(key: &SigningKey, peer_hashes: Option<&[HashAlgorithm]>) -> OwnAuth {
+    let listed = |h: HashAlgorithm| peer_hashes.is_some_and(|l| l.contains(&h));
+    match key {
+        SigningKey::Rsa { sha1, .. } => {
+            let digital = [
+                (HashAlgorithm::SHA2_256, SignatureScheme::RsaPkcs1Sha256),
+                (HashAlgorithm::SHA2_384, SignatureScheme::RsaPkcs1Sha384),
+                (HashAlgorithm::SHA2_512, SignatureScheme::RsaPkcs1Sha512),
+            ]
+            .into_iter()
+            .find(|(h, _)| listed(*h));
+            match (digital, sha1) {
+                (Some((_, s)), _) => OwnAuth::Digital(s),
+                (None, Some(_)) => OwnAuth::Classic(AuthMethod::RSA_DIGITAL_SIGNATURE),
+                // A key only aws-lc reads: method 14 is all cgwd can sign.
+                (None, None) => OwnAuth::Digital(SignatureScheme::RsaPkcs1Sha256),
+            }
+        }
+        SigningKey::Ecdsa {
+            curve: Curve::P256, ..
+        } if listed(HashAlgorithm::SHA2_256) => OwnAuth::Digital(SignatureScheme::EcdsaSha256),
+        SigningKey::Ecdsa {
+            curve: Curve::P256, ..
+        } => OwnAuth::Classic(AuthMethod::ECDSA_SHA256_P256),
+        SigningKey::Ecdsa {
+            curve: Curve::P384, ..
+        } if listed(HashAlgorithm::SHA2_384) => OwnAuth::Digital(SignatureScheme::EcdsaSha384),
+        SigningKey::Ecdsa {
+            curve: Curve::P384, ..
+        } => OwnAuth::Classic(AuthMethod::ECDSA_SHA384_P384),
+    }
+}
+
+/// The AUTH payload over `octets` signed as `how` (from [`choose_auth`] for the same key);
+/// `None` if `how` does not fit the key or signing fails.
+pub fn sign(key: &SigningKey, how: OwnAuth, octets: &[u8]) -> Option<PayloadRepr> {
+    let rng = SystemRandom::new();
+    let data = match (how, key) {
+        (OwnAuth::Digital(scheme), SigningKey::Rsa { pair, .. }) => {
+            let encoding = match scheme {
+                SignatureScheme::RsaPkcs1Sha256 => &signature::RSA_PKCS1_SHA256,
+                SignatureScheme::RsaPkcs1Sha384 => &signature::RSA_PKCS1_SHA384,
+                SignatureScheme::RsaPkcs1Sha512 => &signature::RSA_PKCS1_SHA512,
+                _ => return None,
+            };
+            let mut out = vec![0u8; pair.public_modulus_len()];
+            pair.sign(encoding, &rng, octets, &mut out).ok()?;
+            SignatureAuth::new(scheme, out).to_data().ok()?
+        }
+        (OwnAuth::Digital(scheme), SigningKey::Ecdsa { pair, curve, .. }) => {
+            let fits = matches!(
+                (scheme, curve),
+                (SignatureScheme::EcdsaSha256, Curve::P256) | (SignatureScheme::EcdsaSha384, Curve::P384)
+            );
+            if !fits {
+                return None;
+            }
+            let sig = pair.sign(&rng, octets).ok()?.as_ref().to_vec();
+            SignatureAuth::new(scheme, sig).to_data().ok()?
+        }
+        (OwnAuth::Classic(AuthMethod::RSA_DIGITAL_SIGNATURE), SigningKey::Rsa { sha1: Some(k), .. }) => {
+            use sha1::Digest;
+            let hash = sha1::Sha1::digest(octets);
+            // The `rsa` crate blinds the private-key operation with the OS RNG.
+            k.sign(rsa::Pkcs1v15Sign::new::<sha1::Sha1>(), &hash).ok()?
+        }
+        (OwnAuth::Classic(m), SigningKey::Ecdsa { fixed, curve, .. })
+            if (m, *curve) == (AuthMethod::ECDSA_SHA256_P256, Curve::P256)
+                || (m, *curve) == (AuthMethod::ECDSA_SHA384_P384, Curve::P384) =>
+        {
+            fixed.sign(&rng, octets).ok()?.as_ref().to_vec()
+        }
+        _ => return None,
     };
-    Some(SignatureAuth::new(scheme, sig))
+    Some(PayloadRepr::Auth {
+        method: how.method(),
+        data,
+    })
 }
 
 /// The SHA-1 hash of a certificate's SubjectPublicKeyInfo, as CERTREQ names a CA (RFC 7296 §3.7).

@@ -51,37 +51,177 @@ fn signed_octets_are_the_psk_input_without_the_key_pad_step() {
     assert_eq!(octets(), want);
 }
 
-#[test]
-fn rsa_and_ecdsa_signatures_verify_with_the_certificate_and_not_when_tampered() {
-    for (alg, scheme) in [
-        (&PKCS_RSA_SHA256, SignatureScheme::RsaPkcs1Sha256),
-        (&PKCS_ECDSA_P256_SHA256, SignatureScheme::EcdsaSha256),
-        (&PKCS_ECDSA_P384_SHA384, SignatureScheme::EcdsaSha384),
-    ] {
+const H1: HashAlgorithm = HashAlgorithm::SHA1;
+const H256: HashAlgorithm = HashAlgorithm::SHA2_256;
+const H384: HashAlgorithm = HashAlgorithm::SHA2_384;
+const H512: HashAlgorithm = HashAlgorithm::SHA2_512;
+
+/// (certificate DER, key) for each key type cgwd signs with: RSA, ECDSA P-256, ECDSA P-384.
+fn keys() -> Vec<(
+    &'static str,
+    Vec<u8>,
+    SigningKey,
+    &'static rcgen::SignatureAlgorithm,
+    Ca,
+)> {
+    [
+        ("RSA", &PKCS_RSA_SHA256),
+        ("P-256", &PKCS_ECDSA_P256_SHA256),
+        ("P-384", &PKCS_ECDSA_P384_SHA384),
+    ]
+    .into_iter()
+    .map(|(name, alg)| {
         let ca = ca(alg, "CA");
         let (cert, key) = leaf(alg, &ca, "cgw.example.com", Flaw::None);
-        let key = key_of(&key);
-        let auth = sign(&key, &octets()).unwrap();
-        assert_eq!(auth.scheme(), Some(scheme));
-        let PayloadRepr::Auth { method, data } = auth.payload().unwrap() else {
-            panic!()
-        };
-        assert_eq!(method, AuthMethod::DIGITAL_SIGNATURE);
-        verify_auth(&cert, method, &data, &octets()).unwrap();
-        let mut other = octets();
-        other[0] ^= 1;
-        assert_eq!(
-            verify_auth(&cert, method, &data, &other),
-            Err(CertError::BadSignature),
-            "{scheme:?}"
-        );
-        // Another key's certificate does not verify it.
-        let (cert2, _) = leaf(alg, &ca, "other", Flaw::None);
-        assert_eq!(
-            verify_auth(&cert2, method, &data, &octets()),
-            Err(CertError::BadSignature)
-        );
+        (name, cert, key_of(&key), alg, ca)
+    })
+    .collect()
+}
+
+#[test]
+fn the_auth_method_follows_the_hashes_the_peer_announced() {
+    use AuthMethod as M;
+    use OwnAuth::{Classic, Digital};
+    use SignatureScheme as S;
+    let d = |s| Digital(s);
+    // (announced, RSA, P-256, P-384)
+    let table: [(Option<&[HashAlgorithm]>, OwnAuth, OwnAuth, OwnAuth); 7] = [
+        (
+            Some(&HASHES),
+            d(S::RsaPkcs1Sha256),
+            d(S::EcdsaSha256),
+            d(S::EcdsaSha384),
+        ),
+        (
+            Some(&[H512, H384, H256]),
+            d(S::RsaPkcs1Sha256),
+            d(S::EcdsaSha256),
+            d(S::EcdsaSha384),
+        ),
+        (
+            Some(&[H384, H512]),
+            d(S::RsaPkcs1Sha384),
+            Classic(M::ECDSA_SHA256_P256),
+            d(S::EcdsaSha384),
+        ),
+        (
+            Some(&[H512]),
+            d(S::RsaPkcs1Sha512),
+            Classic(M::ECDSA_SHA256_P256),
+            Classic(M::ECDSA_SHA384_P384),
+        ),
+        (
+            Some(&[H256]),
+            d(S::RsaPkcs1Sha256),
+            d(S::EcdsaSha256),
+            Classic(M::ECDSA_SHA384_P384),
+        ),
+        // Nothing in common (SHA-1, Identity, an unknown number): as if not announced.
+        (
+            Some(&[H1, HashAlgorithm::IDENTITY, HashAlgorithm(999)]),
+            Classic(M::RSA_DIGITAL_SIGNATURE),
+            Classic(M::ECDSA_SHA256_P256),
+            Classic(M::ECDSA_SHA384_P384),
+        ),
+        (
+            None,
+            Classic(M::RSA_DIGITAL_SIGNATURE),
+            Classic(M::ECDSA_SHA256_P256),
+            Classic(M::ECDSA_SHA384_P384),
+        ),
+    ];
+    let keys = keys();
+    for (announced, rsa, p256, p384) in table {
+        for ((name, _, key, _, _), want) in keys.iter().zip([rsa, p256, p384]) {
+            assert_eq!(choose_auth(key, announced), want, "{name} for {announced:?}");
+        }
     }
+    // An RSA key the `rsa` crate did not read signs method 14 even for a peer without RFC 7427.
+    let (_, _, key, _, _) = keys.into_iter().next().unwrap();
+    let SigningKey::Rsa { pair, .. } = key else {
+        panic!()
+    };
+    let aws_lc_only = SigningKey::Rsa { pair, sha1: None };
+    assert_eq!(choose_auth(&aws_lc_only, None), d(S::RsaPkcs1Sha256));
+    assert_eq!(
+        sign(&aws_lc_only, Classic(M::RSA_DIGITAL_SIGNATURE), &octets()),
+        None
+    );
+}
+
+#[test]
+fn every_auth_cgwd_signs_verifies_with_its_certificate_and_not_when_tampered() {
+    use AuthMethod as M;
+    use OwnAuth::{Classic, Digital};
+    use SignatureScheme as S;
+    let mut paths = 0;
+    for (name, cert, key, alg, ca) in keys() {
+        let hows: Vec<OwnAuth> = match name {
+            "RSA" => vec![
+                Digital(S::RsaPkcs1Sha256),
+                Digital(S::RsaPkcs1Sha384),
+                Digital(S::RsaPkcs1Sha512),
+                Classic(M::RSA_DIGITAL_SIGNATURE),
+            ],
+            "P-256" => vec![Digital(S::EcdsaSha256), Classic(M::ECDSA_SHA256_P256)],
+            _ => vec![Digital(S::EcdsaSha384), Classic(M::ECDSA_SHA384_P384)],
+        };
+        let (cert2, _) = leaf(alg, &ca, "other", Flaw::None);
+        for how in hows {
+            let Some(PayloadRepr::Auth { method, data }) = sign(&key, how, &octets()) else {
+                panic!("{name} {how:?}: no AUTH")
+            };
+            assert_eq!(method, how.method());
+            if let Digital(scheme) = how {
+                assert_eq!(SignatureAuth::parse(&data).unwrap().scheme(), Some(scheme));
+            }
+            verify_auth(&cert, method, &data, &octets()).unwrap_or_else(|e| panic!("{name} {how:?}: {e}"));
+            let mut other = octets();
+            other[0] ^= 1;
+            assert_eq!(
+                verify_auth(&cert, method, &data, &other),
+                Err(CertError::BadSignature),
+                "{name} {how:?}"
+            );
+            // Another key's certificate does not verify it.
+            assert_eq!(
+                verify_auth(&cert2, method, &data, &octets()),
+                Err(CertError::BadSignature),
+                "{name} {how:?}"
+            );
+            paths += 1;
+        }
+        // A method that does not fit the key signs nothing.
+        for how in [
+            Digital(S::RsaPssSha256),
+            Digital(S::EcdsaSha512),
+            Classic(M::ECDSA_SHA512_P521),
+            Classic(M::SHARED_KEY_MIC),
+        ] {
+            assert_eq!(sign(&key, how, &octets()), None, "{name} {how:?}");
+        }
+    }
+    assert_eq!(paths, 8);
+}
+
+#[test]
+fn a_pkcs1_rsa_key_signs_method_1_too() {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let ca = ca(&PKCS_RSA_SHA256, "CA");
+    let (cert, pem) = leaf(&PKCS_RSA_SHA256, &ca, "cgw.example.com", Flaw::None);
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let pkcs1 = rsa::PrivateKey::from_pkcs8_der(&p.contents)
+        .unwrap()
+        .to_pkcs1_der()
+        .unwrap();
+    let key = SigningKey::from_pkcs1_der(pkcs1.as_bytes()).unwrap();
+    let how = choose_auth(&key, None);
+    assert_eq!(how, OwnAuth::Classic(AuthMethod::RSA_DIGITAL_SIGNATURE));
+    let Some(PayloadRepr::Auth { method, data }) = sign(&key, how, &octets()) else {
+        panic!()
+    };
+    verify_auth(&cert, method, &data, &octets()).unwrap();
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! Kept apart from the run loop so every field's origin can be unit-tested against the sample
 //! downloads in `configs/`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -17,14 +17,20 @@ use crate::secret::Secret;
 /// Why a tunnel cannot be mapped onto an IKE SA.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MappingError {
-    /// IKE over IPv6 outside addresses is not implemented (AWS's default is IPv4). Loading the
-    /// configuration refuses them already ([`crate::config::check_runnable`], for `cgwd check` as
-    /// for `cgwd run`); this stays the mapping's own guard.
-    #[error("{tunnel}: {what} {addr} is IPv6; cgwd supports IPv4 outside addresses only")]
-    Ipv6Outside {
+    /// IKE runs over one IP family: AWS's outside address, ours and our identity must share it
+    /// (AWS forbids mixing). Loading the configuration refuses a mix already
+    /// ([`crate::config::check_runnable`]); this stays the mapping's own guard.
+    #[error(
+        "{tunnel}: {what} {addr} is IPv{got} but AWS's outside address {aws} is IPv{want}; AWS runs a \
+         tunnel over one IP family"
+    )]
+    MixedFamilies {
         tunnel: TunnelId,
         what: &'static str,
         addr: IpAddr,
+        aws: IpAddr,
+        got: u8,
+        want: u8,
     },
     /// A tunnel without a key and without a loaded certificate (loading refuses such a
     /// configuration; this stays the mapping's own guard).
@@ -35,11 +41,25 @@ pub enum MappingError {
     CertificateAuth { tunnel: TunnelId },
 }
 
-/// The IPv4 address of an outside endpoint, or the error saying IPv6 outside addresses are not supported.
-pub(crate) fn v4(tunnel: TunnelId, what: &'static str, addr: IpAddr) -> Result<Ipv4Addr, MappingError> {
-    match addr {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(MappingError::Ipv6Outside { tunnel, what, addr }),
+/// `addr` when it has the family of AWS's outside address `aws`.
+pub(crate) fn same_family(
+    tunnel: TunnelId,
+    what: &'static str,
+    addr: IpAddr,
+    aws: IpAddr,
+) -> Result<IpAddr, MappingError> {
+    let family = |a: IpAddr| if a.is_ipv4() { 4 } else { 6 };
+    if addr.is_ipv4() == aws.is_ipv4() {
+        Ok(addr)
+    } else {
+        Err(MappingError::MixedFamilies {
+            tunnel,
+            what,
+            addr,
+            aws,
+            got: family(addr),
+            want: family(aws),
+        })
     }
 }
 
@@ -86,10 +106,10 @@ pub fn ike_config_for(
     Ok(IkeConfig {
         // Connection 0's key: the daemon sets the connection's own (`TunnelKey::new`).
         tunnel: tunnel.into(),
-        local_addr: v4(tunnel, "local address", local_addr)?,
-        remote_addr: v4(tunnel, "AWS outside address", t.aws_outside)?,
-        local_id: v4(tunnel, "local IKE ID", settings.local_id(t))?,
-        remote_id: v4(tunnel, "AWS outside address", t.aws_outside)?,
+        local_addr: same_family(tunnel, "local address", local_addr, t.aws_outside)?,
+        remote_addr: t.aws_outside,
+        local_id: same_family(tunnel, "local IKE ID", settings.local_id(t), t.aws_outside)?,
+        remote_id: t.aws_outside,
         // A tunnel without a key authenticates with the certificate of `[auth]` (loading refuses
         // one without either); the PSK field is then unused.
         psk: t
@@ -139,6 +159,7 @@ mod tests {
     use super::*;
     use crate::sa::TrafficSelector;
     use crate::suite::{DhGroup, Encryption, Integrity};
+    use std::net::Ipv4Addr;
 
     fn load(config: &str, settings: &str) -> (VpnConnection, Settings) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -230,10 +251,14 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_local_address_is_refused_with_the_tunnel_named() {
+    fn ipv6_local_address_to_an_ipv4_aws_endpoint_is_refused_with_the_tunnel_named() {
         let (conn, settings) = load("lab.describe.json", "");
         let err =
             ike_config_for(&conn, &settings, TunnelId::Two, "2001:db8::1".parse().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("tunnel 2"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tunnel 2") && msg.contains("2001:db8::1 is IPv6"),
+            "{msg}"
+        );
     }
 }

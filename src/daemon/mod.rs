@@ -5,6 +5,7 @@
 //! * [`control`] serves that snapshot as JSON on a Unix socket (root-only).
 //! * [`signals`] turns SIGTERM/SIGINT into a flag the run loop polls.
 //! * [`run`] is `cgwd run`: start-up checks, the control loop, the shutdown sequence.
+//! * [`local_address`] follows the customer gateway's outside address (`local.address = "auto"`).
 //! * [`icmp`] sends the failover liveness probes through the kernel (raw socket).
 //! * [`privilege`] is `daemon.user`: root becomes an unprivileged user with only the network
 //!   capabilities before anything is created.
@@ -15,6 +16,7 @@ pub use ike_map::{MappingError, ike_config_for};
 pub mod bgp_io;
 pub mod control;
 pub mod icmp;
+pub mod local_address;
 pub mod observer;
 pub mod privilege;
 pub mod reload;

@@ -244,6 +244,8 @@ pub fn failure_event(f: &FailReason, ike_up: bool, child: bool, retries: u32) ->
     let side = |by_peer: bool| if by_peer { Side::Aws } else { Side::Cgwd };
     Some(match f {
         FailReason::PeerRejectedAuth | FailReason::PeerAuthInvalid => HealthEvent::PskMismatch,
+        FailReason::PeerRejectedCertificate => HealthEvent::CertificateRejectedByAws,
+        FailReason::PeerCertificate { why } => HealthEvent::AwsCertificateRefused { why: why.clone() },
         FailReason::NoProposalChosen { phase, by_peer } => HealthEvent::NoProposalChosen {
             phase: match phase {
                 Phase::One => IkePhase::One,
@@ -400,6 +402,23 @@ mod tests {
         assert_eq!(
             failure_event(&FailReason::PeerRejectedAuth, false, false, 4),
             Some(HealthEvent::PskMismatch)
+        );
+        assert_eq!(
+            failure_event(&FailReason::PeerRejectedCertificate, false, false, 4),
+            Some(HealthEvent::CertificateRejectedByAws)
+        );
+        let refused = failure_event(
+            &FailReason::PeerCertificate {
+                why: "the peer's certificate (CN=x) expired at 2026-01-01".into(),
+            },
+            false,
+            false,
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            refused.details("192.0.2.1".parse().unwrap()),
+            "cgwd tunnel refused the certificate of AWS: 192.0.2.1: the peer's certificate (CN=x) expired at 2026-01-01"
         );
         assert_eq!(
             failure_event(&FailReason::DeletedByPeer, true, false, 4),

@@ -16,7 +16,7 @@
 //! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -77,7 +77,7 @@ struct IkeInput {
 /// data-plane RX worker hands over from UDP 4500. Both end when the loop's receiver is dropped (or
 /// the data plane stops, or `stop` is set).
 fn spawn_ike_inputs(
-    local: Ipv4Addr,
+    local: IpAddr,
     udp500: Arc<UdpSocket>,
     from_rx_worker: Receiver<IkeDatagram>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -87,7 +87,7 @@ fn spawn_ike_inputs(
     std::thread::Builder::new()
         .name("cgwd-ike500".into())
         .spawn(move || {
-            let to = SocketAddr::new(IpAddr::V4(local), 500);
+            let to = SocketAddr::new(local, 500);
             let mut buf = vec![0u8; 65536];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match udp500.recv_from(&mut buf) {
@@ -119,7 +119,7 @@ fn spawn_ike_inputs(
     std::thread::Builder::new()
         .name("cgwd-ike4500".into())
         .spawn(move || {
-            let to = SocketAddr::new(IpAddr::V4(local), 4500);
+            let to = SocketAddr::new(local, 4500);
             for dg in from_rx_worker {
                 let input = IkeInput {
                     from: dg.from,
@@ -457,7 +457,8 @@ struct Daemon {
     connections: Vec<Connection>,
     /// Gateway handle → (connection, tunnel index).
     by_handle: HashMap<TunnelHandle, (usize, usize)>,
-    local: Ipv4Addr,
+    /// Our outside address, IPv4 or IPv6 (the family of AWS's endpoints).
+    local: IpAddr,
     udp500: Arc<UdpSocket>,
     udp4500: Arc<UdpSocket>,
     /// IKE datagrams from both ports, in arrival order; the loop blocks here.
@@ -501,6 +502,35 @@ struct Daemon {
     /// until they are gone (their last SA-table commands name the slot).
     draining: Vec<(u16, Vec<TunnelHandle>)>,
     reload_status: Option<super::status::ReloadStatus>,
+    /// `local.address = "auto"`: the outside address followed ([`Daemon::follow_local_address`]).
+    local_watch: Option<super::local_address::LocalWatch>,
+}
+
+/// A reload changed the connection's certificate (renewed, or another one): each tunnel's IKE SAs
+/// from now on authenticate with it; the current ones carry on (see
+/// [`Gateway::renew_credentials`]). A tunnel whose own parameters changed too is re-established
+/// by the reload plan anyway.
+fn renew_certificate(c: &Connection, gateway: &mut Gateway, local: IpAddr) {
+    if let Some(cert) = &c.conn.certificate {
+        tracing::info!(
+            vpn = %c.conn.id,
+            subject = %cert.subject,
+            not_after = %cert.not_after,
+            "customer gateway certificate changed by the reload: new IKE SAs authenticate with it, the current ones stay up"
+        );
+    }
+    for t in &c.tunnels {
+        let Some(h) = t.handle else { continue };
+        match super::ike_config_for(&c.conn, &c.settings, t.id, local) {
+            Ok(mut cfg) => {
+                cfg.tunnel = t.key;
+                gateway.renew_credentials(h, Arc::new(cfg));
+            }
+            Err(e) => {
+                tracing::error!(vpn = %c.conn.id, tunnel = %t.id, error = %e, "renewing the certificate")
+            }
+        }
+    }
 }
 
 /// How long a re-established tunnel may take before the next changed tunnel goes anyway.
@@ -786,13 +816,13 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         None => crate::config::resolve_local_address(&settings, first_conn.tunnel(TunnelId::One))
             .map_err(StartError::io("finding the local address"))?,
     };
-    let IpAddr::V4(local) = local_ip else {
-        return Err(StartError::Other(format!(
-            "local address {local_ip} is IPv6; cgwd supports IPv4 outside addresses"
-        )));
-    };
+    let local = local_ip;
     let udp500 = Arc::new(bind(local_ip, 500, TICK)?);
     let udp4500 = Arc::new(bind(local_ip, 4500, POLL_INTERVAL)?);
+    let local_watch = aws
+        .is_none()
+        .then(|| super::local_address::LocalWatch::for_settings(&settings, first_conn.tunnel(TunnelId::One)))
+        .flatten();
 
     for (conn, s) in &list {
         let bgp = matches!(conn.routing, crate::config::Routing::Bgp { .. })
@@ -1008,6 +1038,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         reconfiguring: None,
         draining: Vec::new(),
         reload_status: None,
+        local_watch,
         maintenance,
         certificate_checked: now,
         aws_role: aws.is_some(),
@@ -1260,6 +1291,7 @@ impl Daemon {
             for c in &mut self.connections {
                 c.observer.poll(now);
             }
+            self.follow_local_address(now);
             if !self.maintenance_tick(now) {
                 self.timers(now);
             }
@@ -1342,23 +1374,33 @@ impl Daemon {
 
     /// emulate-aws maintenance rehearsal: on a request DELETE the served SAs and forget them; true while
     /// the endpoint is silent.
-    /// Once a day, the warning of [`crate::config::cert::expiry_warning`] for the certificate of
-    /// `[auth]`, if a connection uses it: a daemon running for months hears of the renewal too.
+    /// Once a day, the warning of [`crate::config::cert::expiry_warning`] for each certificate the
+    /// connections use (`[auth]`, `[connections.<id>.auth]`): a daemon running for months hears of
+    /// the renewal too.
     fn certificate_expiry(&mut self, now: Instant) {
         const DAY: Duration = Duration::from_secs(24 * 3600);
         if now.saturating_duration_since(self.certificate_checked) < DAY {
             return;
         }
         self.certificate_checked = now;
-        if let Some(c) = self.connections.iter().find_map(|c| c.conn.certificate.as_ref())
-            && let Some(w) = crate::config::cert::expiry_warning(
+        let mut seen = Vec::new();
+        for c in self
+            .connections
+            .iter()
+            .filter_map(|c| c.conn.certificate.as_ref())
+        {
+            if seen.contains(&&c.certificate_file) {
+                continue;
+            }
+            seen.push(&c.certificate_file);
+            if let Some(w) = crate::config::cert::expiry_warning(
                 &c.subject,
                 c.not_after,
                 clock::unix_now(),
                 &c.certificate_file.display().to_string(),
-            )
-        {
-            tracing::warn!("{w}");
+            ) {
+                tracing::warn!("{w}");
+            }
         }
     }
 
@@ -1386,6 +1428,8 @@ impl Daemon {
         {
             self.connections[c].observer.inbound[i] = ike_header(data);
         }
+        // The address it reached: the sockets' (they move with `local.address = "auto"`).
+        let to = SocketAddr::new(self.local, to.port());
         self.gateway.handle_datagram(now, from, to, data);
         self.apply_outputs(now);
     }
@@ -1431,11 +1475,7 @@ impl Daemon {
             return;
         }
         if let SaCommand::Install(child) = c {
-            if let SocketAddr::V4(peer) = child.remote {
-                self.shared.set_peer(child.tunnel, Some(peer));
-            } else {
-                self.shared.set_peer(child.tunnel, None::<SocketAddrV4>);
-            }
+            self.shared.set_peer(child.tunnel, Some(child.remote));
         }
     }
 
@@ -1639,6 +1679,10 @@ impl Daemon {
                 if packets != t.last_rx_packets {
                     t.last_rx_packets = packets;
                     conn.monitor.inbound(t.id, now);
+                    // Authenticated ESP from AWS: its DPD can wait (RFC 7296 §2.4 liveness).
+                    if let Some(h) = t.handle {
+                        self.gateway.note_peer_alive(h, now);
+                    }
                 }
             }
         }
@@ -1892,7 +1936,7 @@ impl Daemon {
                         tunnel: t.id.number(),
                         ike_phase1_state: p1,
                         ike_phase2_state: p2,
-                        local_outside: IpAddr::V4(self.local),
+                        local_outside: self.local,
                         aws_outside: tc.aws_outside,
                         inside: t.inside6.map_or(IpNet::V4(t.inside), IpNet::V6),
                         aws_inside: t.aws_inside6.map_or(IpAddr::V4(t.aws_inside), IpAddr::V6),
@@ -2026,9 +2070,14 @@ impl Daemon {
         let Some((first, _)) = loaded.connections.first() else {
             return Err("no VPN connection given".into());
         };
-        let local = crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
-            .map_err(|e| format!("finding the local address: {e}"))?;
-        if local != IpAddr::V4(self.local) {
+        // `local.address = "auto"` stays auto (a change is restart-only, above): the address the
+        // watch follows is the one, not what resolving it a moment ahead of the watch would say.
+        let local = match &self.local_watch {
+            Some(_) if loaded.settings.local.address.is_none() => self.local,
+            _ => crate::config::resolve_local_address(&loaded.settings, first.tunnel(TunnelId::One))
+                .map_err(|e| format!("finding the local address: {e}"))?,
+        };
+        if local != self.local {
             return Err(format!(
                 "the local address would change from {} to {local} (customer gateway address of {}); only a restart applies it",
                 self.local, first.id
@@ -2076,8 +2125,12 @@ impl Daemon {
                                 .reconfigure(cfg.onprem, cfg.preference, cfg.fast_failover);
                         }
                     }
+                    let renewed = c.conn.certificate != conn.certificate;
                     c.conn = conn;
                     c.settings = s;
+                    if renewed {
+                        renew_certificate(c, &mut self.gateway, self.local);
+                    }
                 }
                 continue;
             }
@@ -2215,7 +2268,7 @@ impl Daemon {
                 continue;
             };
             let c = &self.connections[ci];
-            let mut cfg = match super::ike_config_for(&c.conn, &c.settings, tunnel, IpAddr::V4(self.local)) {
+            let mut cfg = match super::ike_config_for(&c.conn, &c.settings, tunnel, self.local) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     tracing::error!(vpn = %id, %tunnel, error = %e, "reconfiguring the tunnel");
@@ -2323,5 +2376,116 @@ impl Daemon {
                 self.shared.set_usable(t.key, false);
             }
         }
+    }
+}
+
+/// `local.address = "auto"`: following the customer gateway's outside address.
+impl Daemon {
+    /// What the address watch found since the last tick, acted on.
+    fn follow_local_address(&mut self, now: Instant) {
+        let Some(found) = self.local_watch.as_ref().and_then(|w| w.latest()) else {
+            return;
+        };
+        let old = self.local;
+        let lost = self.local_watch.as_ref().is_some_and(|w| w.lost);
+        let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+        let new = match found {
+            // The family of AWS's outside addresses (the one cgwd started with) or none.
+            Some(a) if a.is_ipv4() == old.is_ipv4() => a,
+            Some(a) => {
+                if !lost {
+                    tracing::warn!(
+                        %a,
+                        "the only outside address toward AWS is {}; AWS's outside addresses are {}",
+                        family(a),
+                        family(old)
+                    );
+                }
+                return self.local_address_lost(old, now);
+            }
+            None => return self.local_address_lost(old, now),
+        };
+        if new == self.local && !lost {
+            return;
+        }
+        // The sockets move first, so what the gateway sends next (a one-shot DELETE, the new
+        // IKE_SA_INITs) leaves from the new address. Still bound there after a loss: kept.
+        if new != self.local {
+            let sockets = [(self.udp500.clone(), 500), (self.udp4500.clone(), 4500)];
+            for (sock, port) in sockets {
+                // One moved already by an attempt whose other half failed.
+                if sock.local_addr().is_ok_and(|a| a.ip() == new) {
+                    continue;
+                }
+                if let Err(e) = sock.rebind(SocketAddr::new(new, port)) {
+                    tracing::warn!(error = %e, "moving UDP {port} to {new} failed; the tunnels wait, retried within 5 s");
+                    return self.local_address_lost(old, now);
+                }
+            }
+        }
+        if new == self.local {
+            tracing::warn!(
+                "customer gateway outside address {new} usable again; re-establishing both tunnels"
+            );
+        } else {
+            tracing::warn!(
+                "customer gateway outside address changed from {old} to {new}; re-establishing both tunnels"
+            );
+        }
+        self.local = new;
+        self.setup.local_ip = new;
+        if let Some(w) = self.local_watch.as_mut() {
+            w.lost = false;
+        }
+        self.local_changed(Some(old), Some(new), now);
+    }
+
+    /// No outside address reaches AWS: said once, both tunnels dropped until one appears.
+    fn local_address_lost(&mut self, old: IpAddr, now: Instant) {
+        let Some(w) = self.local_watch.as_mut().filter(|w| !w.lost) else {
+            return;
+        };
+        w.lost = true;
+        tracing::warn!(
+            "customer gateway outside address {old} is gone and no other address reaches AWS; both tunnels are down until one appears"
+        );
+        self.local_changed(Some(old), None, now);
+    }
+
+    /// Health records, the data plane's peers forgotten, and the gateway told (it drops every IKE
+    /// and Child SA and, with an address, initiates from it at once).
+    fn local_changed(&mut self, from: Option<IpAddr>, to: Option<IpAddr>, now: Instant) {
+        let ev = HealthEvent::LocalAddressChanged { from, to };
+        let reason = match to {
+            Some(to) => format!("the customer gateway outside address changed to {to}"),
+            None => "no customer gateway outside address reaches AWS".to_string(),
+        };
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                let t = &mut self.connections[c].tunnels[i];
+                if t.handle.is_none() {
+                    continue;
+                }
+                if let Some(a) = to {
+                    let mut cfg = (*t.cfg).clone();
+                    cfg.local_addr = a;
+                    t.cfg = Arc::new(cfg);
+                }
+                self.shared.set_peer(t.key, None);
+            }
+        }
+        self.gateway.set_local_address(to, now);
+        self.apply_outputs(now);
+        // After the SAs are gone, so the records show the tunnels down; the new IKE SAs' own
+        // records follow.
+        for c in 0..self.connections.len() {
+            for i in 0..2 {
+                if self.connections[c].tunnels[i].handle.is_some() {
+                    self.connections[c].tunnels[i].last_reason = Some(reason.clone());
+                    self.report(c, i, &ev, now);
+                }
+            }
+        }
+        self.publish_status(now);
     }
 }

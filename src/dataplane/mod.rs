@@ -53,7 +53,7 @@ pub mod tx;
 pub mod workers;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
@@ -65,7 +65,7 @@ use crate::io::tun::Tun;
 use crate::io::udp::UdpSocket;
 use crate::sa::{MAX_TUNNELS, TunnelKey};
 use crate::suite::{Encryption, Integrity};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 pub use routes::{RouteTable, RouteTableBuilder};
 
 /// How long a worker blocks before it looks at the stop flag and its timers again.
@@ -74,7 +74,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Largest inner packet whose ESP-in-UDP/IPv4 datagram still fits `outer_mtu` (RFC 4303 §2.4
-/// padding to the cipher block, RFC 3948 UDP header). 1500 → 1438 for AES-GCM, 1422 for AES-CBC
+/// padding to the cipher block, RFC 3948 UDP header); over IPv6 pass `outer_mtu` less 20. 1500 → 1438 for AES-GCM, 1422 for AES-CBC
 /// with SHA1 or SHA2-256 (the ICV is 12-16 octets and the IV 16).
 pub fn inner_mtu(outer_mtu: u16, encryption: Encryption, integrity: Option<Integrity>) -> u16 {
     let (iv, block, icv) = if encryption.is_aead() {
@@ -115,11 +115,12 @@ pub struct IkeDatagram {
     pub message: Vec<u8>,
 }
 
-/// Per-tunnel endpoint state the control plane writes and the workers read with one atomic load.
+/// Per-tunnel endpoint state the control plane writes and the workers read without a lock.
 #[derive(Debug, Default)]
 pub struct TunnelPath {
-    /// Peer outside address and port packed as `ip << 16 | port`; 0 = unknown.
-    peer: AtomicU64,
+    /// Peer outside address and port (IPv4 or IPv6); `None` = unknown. An IPv6 address does not fit
+    /// one atomic word, so it is swapped whole (written once per Child SA, read once per TX batch).
+    peer: ArcSwapOption<SocketAddr>,
     /// The AWS-side inside address (169.254.x.y): the source of ICMP errors about this tunnel.
     aws_inside: AtomicU32,
     /// The AWS-side IPv6 inside address (IPv6-inside tunnels), as two halves; 0 = none.
@@ -234,26 +235,19 @@ impl Shared {
         self.tunnels.get(tunnel.slot())
     }
 
-    /// Where the tunnel's ESP goes (IPv4 outside addresses only: AWS endpoints are IPv4). A tunnel
+    /// Where the tunnel's ESP goes (the AWS endpoint's address and port, IPv4 or IPv6). A tunnel
     /// beyond [`MAX_TUNNELS`] is ignored (the daemon refuses such configurations first).
-    pub fn set_peer(&self, tunnel: TunnelKey, peer: Option<SocketAddrV4>) {
-        let packed = peer.map_or(0, |p| u64::from(u32::from(*p.ip())) << 16 | u64::from(p.port()));
+    pub fn set_peer(&self, tunnel: TunnelKey, peer: Option<SocketAddr>) {
         if let Some(p) = self.path(tunnel) {
-            p.peer.store(packed, Relaxed);
-            if packed != 0 {
+            p.peer.store(peer.map(Arc::new));
+            if peer.is_some() {
                 self.slots_in_use.fetch_max(tunnel.slot() + 1, Relaxed);
             }
         }
     }
 
     pub fn peer(&self, tunnel: TunnelKey) -> Option<SocketAddr> {
-        let packed = self.path(tunnel)?.peer.load(Relaxed);
-        (packed != 0).then(|| {
-            SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from((packed >> 16) as u32),
-                packed as u16,
-            ))
-        })
+        self.path(tunnel)?.peer.load().as_deref().copied()
     }
 
     /// One past the highest tunnel slot that ever had a peer.
@@ -581,6 +575,12 @@ mod tests {
         s.set_peer(far, Some("192.0.2.7:4500".parse().unwrap()));
         assert_eq!(s.peer(far), None);
         assert!(!s.usable(far));
+        // An IPv6 outside address round-trips whole, and clearing it works.
+        let v6: SocketAddr = "[2001:db8:ffaa:1::21]:4500".parse().unwrap();
+        s.set_peer(one, Some(v6));
+        assert_eq!(s.peer(one), Some(v6));
+        s.set_peer(one, None);
+        assert_eq!(s.peer(one), None);
     }
 
     #[test]

@@ -58,7 +58,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -113,8 +113,9 @@ pub struct StaticConfig {
     pub tunnel_mtu: Option<u16>,
     pub inside_address: String,
     pub peer_inside: Option<Ipv4Addr>,
-    pub local: SocketAddrV4,
-    pub peer: SocketAddrV4,
+    /// Outside addresses, IPv4 or IPv6 (both of one family).
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
     pub encryption: String,
     pub integrity: Option<String>,
     pub spi_out: u32,
@@ -149,7 +150,7 @@ pub struct StaticConfig {
 pub struct SecondTunnel {
     pub inside_address: String,
     pub peer_inside: Option<Ipv4Addr>,
-    pub peer: SocketAddrV4,
+    pub peer: SocketAddr,
     pub spi_out: u32,
     pub spi_in: u32,
     pub key_out: String,
@@ -259,7 +260,7 @@ impl StaticConfig {
     fn child_sa_with(
         &self,
         tunnel: TunnelKey,
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         (spi_out, spi_in): (u32, u32),
         (key_out, key_in): (&str, &str),
         (ikey_out, ikey_in): (&str, &str),
@@ -294,8 +295,8 @@ impl StaticConfig {
             local_ts,
             remote_ts,
             pfs: None,
-            local: SocketAddr::V4(self.local),
-            remote: SocketAddr::V4(peer),
+            local: self.local,
+            remote: peer,
             replay_window: self.replay_window,
         })
     }
@@ -531,8 +532,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
     shared.set_usable(one, true);
 
     let udp = Arc::new(
-        UdpSocket::bind(SocketAddr::V4(cfg.local), POLL_INTERVAL)
-            .with_context(|| format!("binding {}", cfg.local))?,
+        UdpSocket::bind(cfg.local, POLL_INTERVAL).with_context(|| format!("binding {}", cfg.local))?,
     );
     let tun = Arc::new(
         Tun::create(&TunConfig {
@@ -555,9 +555,10 @@ fn run(path: &Path) -> anyhow::Result<()> {
     }
 
     let config = DataplaneConfig {
-        // Default: the TUN MTU, but never more than what fits a 1500-byte outside packet.
+        // Default: the TUN MTU, but never more than what fits a 1500-byte outside packet (an IPv6
+        // outside header is 20 octets longer than IPv4's).
         tunnel_mtu: cfg.tunnel_mtu.unwrap_or(cfg.mtu.min(super::inner_mtu(
-            1500,
+            if cfg.peer.is_ipv6() { 1480 } else { 1500 },
             child.outbound.encryption,
             child.outbound.integrity,
         ))),
@@ -666,6 +667,18 @@ routes = ["10.2.0.0/24"]
         // The keys are accepted by the SA table.
         SaTable::new().install(&child).unwrap();
         assert!(cfg.child_sa2().unwrap().is_none());
+    }
+
+    /// IPv6 outside endpoints (AWS `OutsideIpAddressType` Ipv6) parse and reach the Child SA.
+    #[test]
+    fn ipv6_endpoints_parse() {
+        let text = SAMPLE
+            .replace("\"192.0.2.1:4500\"", "\"[2001:db8:100::10]:4500\"")
+            .replace("\"192.0.2.2:4500\"", "\"[2001:db8:ffaa:1::21]:4500\"");
+        let cfg: StaticConfig = toml::from_str(&text).unwrap();
+        let child = cfg.child_sa().unwrap();
+        assert_eq!(child.local, "[2001:db8:100::10]:4500".parse().unwrap());
+        assert_eq!(child.remote, "[2001:db8:ffaa:1::21]:4500".parse().unwrap());
     }
 
     #[test]

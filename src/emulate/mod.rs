@@ -25,7 +25,7 @@ pub const AWS_DPD_IDLE: Duration = Duration::from_secs(10);
 
 /// The IKE configuration of AWS's endpoint for `tunnel`.
 ///
-/// * Bound to and identified by the AWS outside address (ID_IPV4_ADDR); the peer must present the
+/// * Bound to and identified by the AWS outside address (ID_IPV4_ADDR or ID_IPV6_ADDR); the peer must present the
 ///   customer gateway address (or `local.id` from settings, as cgwd sends it).
 /// * Allowed algorithms: the tunnel's lists; chosen the AWS way, lowest first.
 /// * Lifetimes, margin and fuzz: the tunnel's, so AWS rekeys at lifetime − random(margin × fuzz).

@@ -41,7 +41,7 @@
 mod tunnel;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -273,12 +273,33 @@ impl Gateway {
             .map(|i| TunnelHandle(i as u32))
     }
 
+    /// The customer gateway's outside address changed (`Some`), or no usable one is left (`None`).
+    /// AWS does not do MOBIKE (RFC 4555), and with a PSK it checks the address, so an IKE SA cannot
+    /// follow the address: every tunnel drops its IKE and Child SAs here (SA-table commands and
+    /// `Closed` events follow as for any close) and, given an address, initiates a new IKE SA from
+    /// it at once rather than after DPD notices; without one, nothing is initiated until an
+    /// address is given again. A tunnel a reload removed is left to finish deleting.
+    pub fn set_local_address(&mut self, addr: Option<IpAddr>, now: Instant) {
+        for tunnel in self.tunnels.iter_mut().filter(|t| !t.removed()) {
+            let cfg = addr.and_then(|a| with_local(&tunnel.spec_cfg(), a));
+            tunnel.move_local(cfg, now, &mut self.outputs);
+            tunnel.drain_all(now, &mut self.outputs);
+        }
+    }
+
     /// Reload: the tunnel's IKE SA is replaced by one under `spec` (see `Tunnel::reconfigure`);
     /// other tunnels are untouched.
     pub fn reconfigure(&mut self, t: TunnelHandle, spec: TunnelSpec, now: Instant) {
         let tunnel = &mut self.tunnels[t.index()];
         tunnel.reconfigure(spec, now, &mut self.outputs);
         tunnel.drain_all(now, &mut self.outputs);
+    }
+
+    /// Reload renewed the customer gateway's certificate and changed nothing else of the tunnel:
+    /// IKE SAs from now on authenticate with `cfg`; the current ones stay (IKEv2 authenticates an
+    /// IKE SA once, and its rekeys do not authenticate again), so no packet is lost.
+    pub fn renew_credentials(&mut self, t: TunnelHandle, cfg: Arc<IkeConfig>) {
+        self.tunnels[t.index()].renew_credentials(cfg);
     }
 
     /// Reload removed the tunnel's VPN connection: DELETE its IKE SAs, initiate no more. The
@@ -449,6 +470,18 @@ impl Default for Gateway {
     fn default() -> Self {
         Gateway::new()
     }
+}
+
+/// `cfg` sending from `addr` (None: not the family of the peer's address, which AWS never mixes).
+fn with_local(cfg: &IkeConfig, addr: IpAddr) -> Option<Arc<IkeConfig>> {
+    if addr.is_ipv4() != cfg.remote_addr.is_ipv4() {
+        tracing::warn!(%addr, peer = %cfg.remote_addr, "an outside address of the other IP family than AWS's: not used");
+        return None;
+    }
+    Some(Arc::new(IkeConfig {
+        local_addr: addr,
+        ..cfg.clone()
+    }))
 }
 
 /// The events an IKE SA reported since the last call.

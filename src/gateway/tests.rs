@@ -1,7 +1,8 @@
 //! The gateway against an AWS side played by cgwd's own `IkeSa` (AWS's role: lowest-option choice),
 //! over a simulated network with a virtual clock: every lifecycle path, spoofed input, no root.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +14,35 @@ use crate::secret::Secret;
 
 const CGW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const AWS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+const CGW6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+const AWS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffaa, 1, 0, 0, 0, 0x21);
+
+thread_local! {
+    /// This test (thread) runs over IPv6 outside addresses ([`over_ipv6_outside_addresses`]).
+    static OUTSIDE_V6: Cell<bool> = const { Cell::new(false) };
+}
+
+fn cgw_ip() -> IpAddr {
+    if OUTSIDE_V6.with(Cell::get) {
+        CGW6.into()
+    } else {
+        CGW.into()
+    }
+}
+
+fn aws_ip() -> IpAddr {
+    if OUTSIDE_V6.with(Cell::get) {
+        AWS6.into()
+    } else {
+        AWS.into()
+    }
+}
 
 fn cgwd_cfg() -> IkeConfig {
     let mut c = IkeConfig::aws_defaults(
         TunnelId::One,
-        CGW,
-        AWS,
+        cgw_ip(),
+        aws_ip(),
         Secret::from_slice(b"gateway test psk 0123456789"),
     );
     c.dpd_interval = Duration::from_secs(10);
@@ -68,11 +92,11 @@ struct Lab {
 }
 
 fn cgw_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(CGW.into(), port)
+    SocketAddr::new(cgw_ip(), port)
 }
 
 fn aws_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(AWS.into(), port)
+    SocketAddr::new(aws_ip(), port)
 }
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -589,4 +613,280 @@ fn a_reload_reconfigures_a_tunnel_and_removes_one_whose_endpoint_a_new_tunnel_ta
     assert!(lab.gw.tunnel(old).sa.is_none());
 }
 
+/// The customer gateway's outside address changes (DHCP, PPPoE, a restarted VM): AWS does no MOBIKE,
+/// so both tunnels drop their SAs and initiate at once from the new address (no DPD wait, no
+/// backoff); while no address is usable nothing is initiated. AWS here accepts any address (as
+/// with certificate authentication) and answers where each datagram came from.
+#[test]
+fn a_new_local_address_reinitiates_both_tunnels_from_it_at_once() {
+    const AWS2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 12);
+    const NEW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+    let ends = [AWS, AWS2];
+    let cfg = |i: usize| {
+        let mut c = cgwd_cfg();
+        c.remote_addr = ends[i].into();
+        c.remote_id = ends[i].into();
+        c.tunnel = TunnelKey::new(0, TunnelId::BOTH[i]);
+        c
+    };
+    #[allow(clippy::disallowed_methods)] // the base of the virtual clock
+    let mut now = Instant::now();
+    let mut gw = Gateway::with_rng(seeded(40));
+    let handles: Vec<TunnelHandle> = (0..2)
+        .map(|i| {
+            gw.add_tunnel(
+                TunnelSpec {
+                    cfg: Arc::new(cfg(i)),
+                    initiate: true,
+                    reinitiate: true,
+                },
+                now,
+            )
+        })
+        .collect();
+    let aws_cfgs: Vec<Arc<IkeConfig>> = (0..2)
+        .map(|i| {
+            let mut c = cfg(i).mirrored();
+            c.selection = crate::ike::proposal::Selection::Lowest;
+            Arc::new(c)
+        })
+        .collect();
+    // AWS's IKE SAs per endpoint, and cgwd's address the network currently delivers from (None:
+    // cgwd's datagrams go nowhere).
+    let mut aws: [Vec<IkeSa>; 2] = [Vec::new(), Vec::new()];
+    let mut seed = 0u64;
+    let table = crate::esp::SaTable::new();
+    // Runs the virtual network (zero latency) for `d`; returns cgwd's transmits and SA commands.
+    let mut step = |gw: &mut Gateway,
+                    aws: &mut [Vec<IkeSa>; 2],
+                    now: &mut Instant,
+                    d: Duration,
+                    wire: Option<Ipv4Addr>| {
+        let end = *now + d;
+        let mut sent: Vec<(TunnelHandle, crate::ike::Transmit)> = Vec::new();
+        let mut cmds = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some(o) = gw.poll_output() {
+                moved = true;
+                match o {
+                    Output::Transmit { tunnel, tx, .. } => {
+                        let i = tunnel.index();
+                        if let Some(src) = wire {
+                            // The datagram leaves from the socket's address, whatever tx.from says.
+                            let from = SocketAddr::new(src.into(), tx.from.port());
+                            let h = Header::parse(&tx.data);
+                            if let Some(sa) = aws[i]
+                                .iter_mut()
+                                .find(|sa| h.is_some_and(|h| sa.spis().0 == h.spi_i))
+                            {
+                                sa.handle_datagram(*now, from, tx.to, &tx.data);
+                            } else if h.is_some_and(|h| h.init_request) {
+                                seed += 1;
+                                if let Ok(sa) = IkeSa::responder(
+                                    aws_cfgs[i].clone(),
+                                    *now,
+                                    Box::new(SeededRandom::new(seed)),
+                                    &tx.data,
+                                    from,
+                                    tx.to,
+                                ) {
+                                    aws[i].push(sa);
+                                }
+                            }
+                        }
+                        sent.push((tunnel, tx));
+                    }
+                    Output::Sa(c) => {
+                        let _ = c.apply(&table);
+                        cmds.push(c);
+                    }
+                    Output::Event { .. } => {}
+                }
+            }
+            for (i, sas) in aws.iter_mut().enumerate() {
+                for sa in sas.iter_mut() {
+                    while let Some(tx) = sa.poll_transmit() {
+                        moved = true;
+                        // AWS answers where the request came from: it reaches cgwd only if that is
+                        // still cgwd's address.
+                        if wire.is_some_and(|a| tx.to.ip() == std::net::IpAddr::V4(a)) {
+                            gw.handle_datagram(*now, tx.from, tx.to, &tx.data);
+                            debug_assert_eq!(tx.from.ip(), std::net::IpAddr::V4(ends[i]));
+                        }
+                    }
+                    while sa.poll_event().is_some() {}
+                }
+                sas.retain(|sa| sa.state() != crate::ike::State::Closed);
+            }
+            if moved {
+                continue;
+            }
+            let next = [gw.poll_timeout()]
+                .into_iter()
+                .chain(aws.iter().flatten().map(IkeSa::poll_timeout))
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    *now = (*now).max(t);
+                    gw.handle_timeout(*now);
+                    for sa in aws.iter_mut().flatten() {
+                        if sa.poll_timeout().is_some_and(|t| t <= *now) {
+                            sa.handle_timeout(*now);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        *now = (*now).max(end);
+        (sent, cmds)
+    };
+    let up = |gw: &Gateway, h: TunnelHandle| {
+        let (p1, p2, _) = gw.tunnel(h).phases();
+        p1 == crate::ike::LinkState::Established && p2 == crate::ike::LinkState::Established
+    };
+    step(&mut gw, &mut aws, &mut now, Duration::from_secs(2), Some(CGW));
+    assert!(
+        handles.iter().all(|&h| up(&gw, h)),
+        "both tunnels up from the first address"
+    );
+    let before: Vec<_> = handles.iter().map(|&h| gw.tunnel(h).sa.unwrap().spis()).collect();
+
+    // The address is gone: both tunnels drop their SAs and initiate nothing, however long.
+    gw.set_local_address(None, now);
+    let (sent, cmds) = step(&mut gw, &mut aws, &mut now, Duration::from_secs(60), None);
+    assert!(handles.iter().all(|&h| !up(&gw, h)));
+    for k in 0..2u16 {
+        let key = TunnelKey::new(0, TunnelId::BOTH[k as usize]);
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, SaCommand::RemoveTunnel(t) if *t == key)),
+            "{cmds:?}"
+        );
+    }
+    // Tunnels that sent an IKE_SA_INIT (AWS's lowest-option choice makes each send a second, after
+    // INVALID_KE_PAYLOAD).
+    let inits = |sent: &[(TunnelHandle, crate::ike::Transmit)]| {
+        let mut t: Vec<usize> = sent
+            .iter()
+            .filter(|(_, tx)| Header::parse(&tx.data).is_some_and(|h| h.init_request))
+            .map(|(h, _)| h.index())
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    assert_eq!(inits(&sent), [0usize; 0], "no IKE_SA_INIT without an address");
+
+    // A new address: both tunnels initiate from it at once and are up within a round trip.
+    let at = now;
+    gw.set_local_address(Some(NEW.into()), now);
+    let (sent, _) = step(&mut gw, &mut aws, &mut now, Duration::ZERO, Some(NEW));
+    assert_eq!(now, at);
+    for &h in &handles {
+        assert!(up(&gw, h), "tunnel {} up at once", h.index() + 1);
+        let sa = gw.tunnel(h).sa.unwrap();
+        assert!(!before.contains(&sa.spis()), "a new IKE SA");
+    }
+    assert_eq!(inits(&sent), [0, 1], "both tunnels initiate");
+    assert!(
+        sent.iter()
+            .all(|(_, tx)| tx.from.ip() == std::net::IpAddr::V4(NEW)),
+        "everything from the new address: {:?}",
+        sent.iter().map(|(_, tx)| tx.from).collect::<Vec<_>>()
+    );
+    // AWS's new IKE SAs are with the new address.
+    for (i, sas) in aws.iter().enumerate() {
+        let sa = sas.last().expect("AWS's new SA");
+        assert_eq!(sa.state(), crate::ike::State::Established, "AWS {i}");
+        assert_eq!(sa.status().remote.ip(), std::net::IpAddr::V4(NEW), "AWS {i}");
+    }
+
+    // Left alone, nothing changes; another change while established moves again, at once.
+    let kept: Vec<_> = handles.iter().map(|&h| gw.tunnel(h).sa.unwrap().spis()).collect();
+    step(&mut gw, &mut aws, &mut now, Duration::from_secs(30), Some(NEW));
+    assert!(handles.iter().all(|&h| up(&gw, h)));
+    assert_eq!(
+        kept,
+        handles
+            .iter()
+            .map(|&h| gw.tunnel(h).sa.unwrap().spis())
+            .collect::<Vec<_>>(),
+        "nothing changes while the address stays"
+    );
+    gw.set_local_address(Some(CGW.into()), now);
+    let (sent, _) = step(&mut gw, &mut aws, &mut now, Duration::ZERO, Some(CGW));
+    assert!(handles.iter().all(|&h| up(&gw, h)));
+    assert_eq!(inits(&sent), [0, 1]);
+}
+
 mod hostile;
+
+/// ESP from AWS proves it alive: with the data plane reporting inbound traffic every second
+/// (`note_peer_alive`, as the daemon does), cgwd sends no DPD of its own; without it, one every
+/// DPD interval. (IKE requests cgwd sends: datagrams whose IKE header has the response flag clear;
+/// AWS's own DPD requests still get their answers.)
+#[test]
+fn inbound_traffic_defers_dpd() {
+    fn requests_sent(lab: &Lab, from: usize) -> usize {
+        lab.outputs[from..]
+            .iter()
+            .filter(|o| match o {
+                Output::Transmit { tx, .. } => {
+                    // Non-ESP marker on port 4500, then the IKE header: flags at octet 19.
+                    let ike = tx.data.strip_prefix(&[0u8; 4][..]).unwrap_or(&tx.data);
+                    ike.get(19).is_some_and(|f| f & 0x20 == 0)
+                }
+                _ => false,
+            })
+            .count()
+    }
+    // AWS sends no DPD of its own here: its requests would count as hearing from it.
+    let silent_aws = || {
+        let mut c = aws_cfg();
+        c.dpd_interval = Duration::ZERO;
+        Arc::new(c)
+    };
+    let mut quiet = Lab::new(11);
+    quiet.aws_cfg = silent_aws();
+    quiet.run_for(Duration::from_secs(2));
+    assert!(quiet.up());
+    let from = quiet.outputs.len();
+    quiet.run_for(Duration::from_secs(35));
+    assert!(
+        requests_sent(&quiet, from) >= 3,
+        "a DPD every 10 s when nothing comes in"
+    );
+
+    let mut busy = Lab::new(11);
+    busy.aws_cfg = silent_aws();
+    busy.run_for(Duration::from_secs(2));
+    let from = busy.outputs.len();
+    for _ in 0..35 {
+        let now = busy.now;
+        busy.gw.note_peer_alive(busy.t, now);
+        busy.run_for(Duration::from_secs(1));
+    }
+    assert!(busy.up());
+    assert_eq!(requests_sent(&busy, from), 0, "no DPD while ESP arrives");
+}
+
+/// The lifecycle paths above over IPv6 outside addresses (AWS `OutsideIpAddressType` Ipv6): the
+/// gateway dispatches by AWS's IPv6 address, spoofs from it are contained, AWS's own IKE SAs
+/// take the tunnel, a NAT's new mapping is followed.
+#[test]
+fn over_ipv6_outside_addresses() {
+    OUTSIDE_V6.with(|v| v.set(true));
+    assert_eq!(cgwd_cfg().remote_addr, IpAddr::V6(AWS6));
+    the_tunnel_comes_up_and_installs_its_child_sa_before_anything_else();
+    spoofed_inits_while_down_never_stop_cgwd_initiating();
+    a_spoofed_init_during_our_exchange_changes_nothing();
+    an_init_flood_while_established_is_bounded_and_harmless();
+    aws_initiating_while_down_takes_the_tunnel();
+    a_second_ike_sa_from_aws_takes_over_make_before_break();
+    a_restored_path_brings_the_tunnel_back_quickly_without_hammering_aws();
+    an_operator_takes_a_tunnel_down_brings_it_up_and_resets_it();
+    a_liveness_check_moves_aws_to_a_new_nat_mapping();
+}

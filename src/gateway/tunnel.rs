@@ -80,6 +80,9 @@ pub(super) struct Tunnel {
     /// An operator took the tunnel down (`cgwd tunnel down`): no SA, no initiating, AWS's
     /// IKE_SA_INITs unanswered, until `cgwd tunnel up`.
     admin_down: bool,
+    /// The host has no usable outside address ([`super::Gateway::set_local_address`]): no SA, no
+    /// initiating, until one appears.
+    no_local: bool,
 }
 
 /// Where new IKE SAs get their randomness (the OS in production, seeded in tests).
@@ -136,7 +139,12 @@ impl Tunnel {
             silent_failure: false,
             promoted: 0,
             admin_down: false,
+            no_local: false,
         }
+    }
+
+    pub(super) fn spec_cfg(&self) -> std::sync::Arc<crate::ike::IkeConfig> {
+        self.spec.cfg.clone()
     }
 
     pub(super) fn id(&self) -> TunnelKey {
@@ -144,7 +152,7 @@ impl Tunnel {
     }
 
     pub(super) fn peer_is(&self, peer: SocketAddr) -> bool {
-        peer.ip() == std::net::IpAddr::V4(self.spec.cfg.remote_addr)
+        peer.ip() == self.spec.cfg.remote_addr
     }
 
     pub(super) fn view(&self) -> TunnelView<'_> {
@@ -272,7 +280,12 @@ impl Tunnel {
                 r.sa.handle_timeout(now);
             }
         }
-        if self.sa.is_none() && !self.closing && !self.admin_down && self.retry_at.is_some_and(|t| t <= now) {
+        if self.sa.is_none()
+            && !self.closing
+            && !self.admin_down
+            && !self.no_local
+            && self.retry_at.is_some_and(|t| t <= now)
+        {
             self.retry_at = None;
             tracing::info!(tunnel = %self.id(), peer = %self.spec.cfg.remote_addr, "initiating IKE");
             self.sa = Some(IkeSa::initiator(self.spec.cfg.clone(), now, new_rng()));
@@ -526,8 +539,8 @@ impl Tunnel {
                 if self.silent_failure {
                     self.backoff = self.backoff.min(RETRY_SILENT_MAX);
                 }
-                let retry =
-                    (self.spec.reinitiate && !self.closing && !self.admin_down).then_some(self.backoff);
+                let retry = (self.spec.reinitiate && !self.closing && !self.admin_down && !self.no_local)
+                    .then_some(self.backoff);
                 self.retry_at = retry.map(|b| now + b);
                 tracing::info!(tunnel = %id, retry_in = ?retry, "IKE SA closed");
                 let cap = if self.silent_failure {
@@ -658,7 +671,7 @@ impl Tunnel {
         } else {
             tracing::info!(tunnel = %self.id(), "tunnel brought up by the operator");
             self.backoff = RETRY_MIN;
-            self.retry_at = Some(now);
+            self.retry_at = (!self.no_local).then_some(now);
         }
     }
 
@@ -677,6 +690,36 @@ impl Tunnel {
         if !self.admin_down && !self.closing {
             self.backoff = RETRY_MIN;
             self.retry_at = self.spec.initiate.then_some(now);
+        }
+    }
+
+    /// See [`super::Gateway::renew_credentials`].
+    pub(super) fn renew_credentials(&mut self, cfg: std::sync::Arc<crate::ike::IkeConfig>) {
+        tracing::info!(tunnel = %self.id(), "credentials renewed: used from the next IKE SA");
+        self.spec.cfg = cfg;
+    }
+
+    /// The customer gateway's outside address changed to `cfg`'s (or, `None`, none is usable): the
+    /// IKE SAs are dropped (the current one gets a one-shot DELETE, sent from the new address;
+    /// AWS may take it or not, nothing waits for it) and, with an address, a new IKE SA is
+    /// initiated from it at once, without backoff.
+    pub(super) fn move_local(
+        &mut self,
+        cfg: Option<std::sync::Arc<crate::ike::IkeConfig>>,
+        now: Instant,
+        q: &mut std::collections::VecDeque<Output>,
+    ) {
+        self.no_local = cfg.is_none();
+        if let Some(cfg) = cfg {
+            self.spec.cfg = cfg;
+        }
+        self.reset(now, q);
+        if self.no_local || self.admin_down || self.closing || !self.spec.reinitiate {
+            self.retry_at = None;
+        } else {
+            tracing::info!(tunnel = %self.id(), local = %self.spec.cfg.local_addr, "initiating from the new outside address");
+            self.backoff = RETRY_MIN;
+            self.retry_at = Some(now);
         }
     }
 

@@ -22,8 +22,8 @@ use crate::sa::{ChildSa, EspKeys, EspSpi, TrafficSelector};
 use crate::suite::Suite;
 use crate::wire::ike::{AuthMethod, ExchangeType, IdRepr, IdType, NotifyType, PayloadRepr, SaRepr};
 
-fn our_id(addr: std::net::Ipv4Addr) -> IdRepr {
-    IdRepr::from_ip(IpAddr::V4(addr))
+fn our_id(addr: IpAddr) -> IdRepr {
+    IdRepr::from_ip(addr)
 }
 
 fn find_id(payloads: &[PayloadRepr], initiator: bool) -> Option<&IdRepr> {
@@ -101,8 +101,25 @@ impl IkeSa {
                 }])
             }
             Some(c) => {
-                let octets = crate::crypto::sig::signed_octets(prf, signed, nonce, sk_p, &id.body_bytes());
-                let auth = crate::crypto::sig::sign(&c.key, &octets)?;
+                use crate::crypto::sig;
+                let octets = sig::signed_octets(prf, signed, nonce, sk_p, &id.body_bytes());
+                let peer_hashes = self.hs.as_ref()?.peer_hashes.as_deref();
+                let how = sig::choose_auth(&c.key, peer_hashes);
+                let auth = sig::sign(&c.key, how, &octets)?;
+                // Once per IKE SA: our AUTH is built once, for the one IKE_AUTH exchange.
+                tracing::debug!(tunnel = %self.cfg.tunnel, method = %how.describe(), "signing our AUTH");
+                if matches!(how, sig::OwnAuth::Classic(_)) {
+                    let why = if peer_hashes.is_some() {
+                        "announced no hash our key signs with (RFC 7427 SIGNATURE_HASH_ALGORITHMS)"
+                    } else {
+                        "did not announce RFC 7427 signature authentication (no SIGNATURE_HASH_ALGORITHMS)"
+                    };
+                    tracing::info!(
+                        tunnel = %self.cfg.tunnel,
+                        method = %how.describe(),
+                        "the peer {why}: signing our AUTH with the classic method"
+                    );
+                }
                 // Our certificate, then the subordinate CAs of our chain (not self-signed roots,
                 // which the peer must have), so a peer trusting only the root can build the path.
                 let mut out = vec![crate::wire::ike::cert::cert_payload(&c.certificate)];
@@ -111,7 +128,7 @@ impl IkeSa {
                         .filter(|d| crate::crypto::sig::is_subordinate_ca(d))
                         .map(|d| crate::wire::ike::cert::cert_payload(d)),
                 );
-                out.push(auth.payload().ok()?);
+                out.push(auth);
                 Some(out)
             }
         }
@@ -167,7 +184,7 @@ impl IkeSa {
             return self.verify_peer_certificate(c, id, payloads, auth, peer_is_initiator);
         }
         let expected_id = our_id(self.cfg.remote_id);
-        if id.id_type != IdType::ID_IPV4_ADDR || id.data != expected_id.data {
+        if id.id_type != expected_id.id_type || id.data != expected_id.data {
             return Err(FailReason::PeerIdMismatch { got: id_text(id) });
         }
         let (Some(hs), Some(keys)) = (self.hs.as_ref(), self.keys.as_ref()) else {
@@ -429,12 +446,17 @@ impl IkeSa {
         tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, outbound = %child.outbound.spi, "redundant Child SA of a rekey collision, not installed");
     }
 
-    /// The peer's SA of a rekey collision: inbound installed now, outbound only if it wins.
-    pub(crate) fn child_inbound(&mut self, child: ChildSa) {
+    /// The new SA of the peer's rekey: inbound installed now, outbound once the peer deletes the old
+    /// SA (an ordinary rekey) or if it wins (`colliding`: a rekey collision).
+    pub(crate) fn child_inbound(&mut self, child: ChildSa, colliding: bool) {
         let state = self.child_state(&child, true);
         self.children.insert(0, state);
         self.arm_child_expiry();
-        tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA of the peer's colliding rekey: inbound installed");
+        if colliding {
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA of the peer's colliding rekey: inbound installed");
+        } else {
+            tracing::info!(tunnel = %self.cfg.tunnel, inbound = %child.inbound.spi, "Child SA rekeyed by the peer: inbound installed, outbound once it deletes the old SA");
+        }
         self.events.push_back(Event::ChildInbound(child));
     }
 

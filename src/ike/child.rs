@@ -249,7 +249,7 @@ impl IkeSa {
             // Ours is still in flight: the peer's SA may win and the peer may send on it as soon as it
             // has our answer, so its inbound half goes in now; the verdict comes with our response.
             tracing::info!(tunnel = %self.cfg.tunnel, "Child SA rekey collision: both rekeys proceed");
-            self.child_inbound(child.clone());
+            self.child_inbound(child.clone(), true);
             if let Some(r) = self.rekey.as_mut() {
                 r.collision = Some(Collision {
                     ni: their_nonces.0,
@@ -279,7 +279,7 @@ impl IkeSa {
             // An ordinary rekey by the peer: the new SA's inbound half goes in now, and we switch to it
             // when the peer deletes the old SA, which it does only once it has our answer and the new
             // SA installed (strongSwan's order), so nothing we send can overtake a delayed response.
-            self.child_inbound(child.clone());
+            self.child_inbound(child.clone(), false);
             self.await_delete(now, old, child);
         } else {
             self.child_up(child);

@@ -3,7 +3,7 @@
 //! The daemon maps its configuration model onto [`IkeConfig`]; the state machine never sees anything else,
 //! so it can be driven in-process by tests and fuzzers with a hand-built config.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::crypto::RekeyPrfPlus;
@@ -100,14 +100,14 @@ impl Default for Ports {
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub tunnel: TunnelKey,
-    /// Our outside address (AWS: customer gateway IP).
-    pub local_addr: Ipv4Addr,
+    /// Our outside address (AWS: customer gateway IP), IPv4 or IPv6 (the same family as the peer's).
+    pub local_addr: IpAddr,
     /// The peer's outside address (AWS: tunnel outside IP).
-    pub remote_addr: Ipv4Addr,
-    /// IDi/IDr we send, as ID_IPV4_ADDR (AWS accepts only the customer gateway IP).
-    pub local_id: Ipv4Addr,
-    /// The ID the peer must present (AWS: its outside IP).
-    pub remote_id: Ipv4Addr,
+    pub remote_addr: IpAddr,
+    /// IDi/IDr we send, as ID_IPV4_ADDR or ID_IPV6_ADDR (AWS accepts only the customer gateway IP).
+    pub local_id: IpAddr,
+    /// The ID the peer must present (AWS: its outside IP), of the same ID type.
+    pub remote_id: IpAddr,
     pub psk: Secret,
     pub ike: AlgorithmSet,
     pub esp: AlgorithmSet,
@@ -165,6 +165,9 @@ pub struct CertAuth {
     /// Wall-clock seconds since the epoch, for certificate validity: the I/O shell's clock
     /// ([`crate::io::clock::unix_now`]); tests fix it.
     pub wall_clock: fn() -> i64,
+    /// Send SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT (RFC 7427 §4). Always on in cgwd; tests turn
+    /// it off to play a peer without RFC 7427, which cgwd must answer with a classic AUTH method.
+    pub announce_signature_hashes: bool,
 }
 
 impl std::fmt::Debug for CertAuth {
@@ -186,6 +189,7 @@ impl CertAuth {
             subject_dn: id.subject_dn.clone(),
             ca: id.ca.clone(),
             wall_clock: crate::io::clock::unix_now,
+            announce_signature_hashes: true,
         }
     }
 }
@@ -220,10 +224,11 @@ impl IkeConfig {
     /// DPD after 10 s, 1024-packet replay window, 0.0.0.0/0 selectors.
     pub fn aws_defaults(
         tunnel: impl Into<TunnelKey>,
-        local_addr: Ipv4Addr,
-        remote_addr: Ipv4Addr,
+        local_addr: impl Into<IpAddr>,
+        remote_addr: impl Into<IpAddr>,
         psk: Secret,
     ) -> Self {
+        let (local_addr, remote_addr) = (local_addr.into(), remote_addr.into());
         IkeConfig {
             tunnel: tunnel.into(),
             local_addr,

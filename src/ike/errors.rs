@@ -4,7 +4,7 @@
 //! sent (we rejected it), or silence. The message names the tunnel and the config field to check.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::sa::TunnelKey;
 
@@ -108,7 +108,7 @@ pub enum FailReason {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
     pub tunnel: TunnelKey,
-    pub peer: Ipv4Addr,
+    pub peer: IpAddr,
     pub reason: FailReason,
 }
 
@@ -211,7 +211,7 @@ mod tests {
     fn psk_rejection_names_the_tunnel_and_the_field() {
         let f = Failure {
             tunnel: crate::sa::TunnelId::One.into(),
-            peer: Ipv4Addr::new(198, 51, 100, 11),
+            peer: std::net::Ipv4Addr::new(198, 51, 100, 11).into(),
             reason: FailReason::PeerRejectedAuth,
         };
         let m = f.message();

@@ -33,6 +33,9 @@ pub const DEFAULT_MAX_DATAGRAM: usize = 1280;
 
 /// IPv4 header (no options) + UDP header: what the network adds around an IKE message.
 pub const IPV4_UDP_OVERHEAD: usize = 20 + 8;
+/// The same over IPv6 outside addresses: a 40-octet header, so a 1280-octet datagram still fits
+/// the IPv6 minimum MTU.
+pub const IPV6_UDP_OVERHEAD: usize = 40 + 8;
 /// The four zero octets in front of IKE on port 4500 (RFC 3948 §2.2).
 pub const NON_ESP_MARKER_LEN: usize = 4;
 
@@ -42,7 +45,7 @@ pub struct FragmentConfig {
     /// Offer fragmentation in IKE_SA_INIT (and accept the peer's offer). Off: never fragment, never
     /// accept SKF, like a peer without RFC 7383.
     pub enabled: bool,
-    /// The largest IP datagram (IPv4 + UDP headers, non-ESP marker, IKE message) an encrypted message
+    /// The largest IP datagram (IP + UDP headers, non-ESP marker, IKE message) an encrypted message
     /// may take before it is fragmented; each fragment's datagram stays within it too.
     pub max_datagram: usize,
 }
@@ -58,10 +61,15 @@ impl Default for FragmentConfig {
 
 impl FragmentConfig {
     /// Largest IKE message (header included) that fits `max_datagram` when sent with (`nat_t`) or
-    /// without the non-ESP marker.
-    pub fn max_message(&self, nat_t: bool) -> usize {
+    /// without the non-ESP marker, over IPv4 or (`ipv6`) IPv6.
+    pub fn max_message(&self, nat_t: bool, ipv6: bool) -> usize {
         let marker = if nat_t { NON_ESP_MARKER_LEN } else { 0 };
-        self.max_datagram.saturating_sub(IPV4_UDP_OVERHEAD + marker)
+        let ip_udp = if ipv6 {
+            IPV6_UDP_OVERHEAD
+        } else {
+            IPV4_UDP_OVERHEAD
+        };
+        self.max_datagram.saturating_sub(ip_udp + marker)
     }
 }
 
@@ -335,7 +343,8 @@ mod tests {
     #[test]
     fn max_message_subtracts_ip_udp_and_marker() {
         let c = FragmentConfig::default();
-        assert_eq!(c.max_message(true), 1280 - 20 - 8 - 4);
-        assert_eq!(c.max_message(false), 1280 - 28);
+        assert_eq!(c.max_message(true, false), 1280 - 20 - 8 - 4);
+        assert_eq!(c.max_message(false, false), 1280 - 28);
+        assert_eq!(c.max_message(true, true), 1280 - 40 - 8 - 4);
     }
 }

@@ -37,6 +37,15 @@ pub(crate) fn find_notify(payloads: &[PayloadRepr], kind: NotifyType) -> Option<
     })
 }
 
+/// The hashes of a SIGNATURE_HASH_ALGORITHMS notify among `payloads` (RFC 7427 §4): `None` when
+/// there is none, or the first does not parse (odd or empty: as if absent).
+pub(crate) fn peer_signature_hashes(
+    payloads: &[PayloadRepr],
+) -> Option<Vec<crate::wire::ike::HashAlgorithm>> {
+    let n = find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)?;
+    crate::wire::ike::cert::parse_signature_hash_algorithms(&n.data).ok()
+}
+
 /// The first error notify, if any.
 pub(crate) fn first_error(payloads: &[PayloadRepr]) -> Option<NotifyType> {
     payloads.iter().find_map(|p| match p {
@@ -70,6 +79,7 @@ impl IkeSa {
             init_response: Vec::new(),
             child_spi,
             init_retries: 0,
+            peer_hashes: None,
         });
         if self.new_dh(group).is_none() {
             self.fail(
@@ -116,7 +126,12 @@ impl IkeSa {
         if self.cfg.fragmentation.enabled {
             payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
         }
-        if self.cfg.certificate.is_some() {
+        if self
+            .cfg
+            .certificate
+            .as_ref()
+            .is_some_and(|c| c.announce_signature_hashes)
+        {
             // RFC 7427 §4: we sign and verify with these hashes.
             payloads.push(PayloadRepr::Notify(
                 crate::wire::ike::cert::signature_hash_algorithms_notify(&crate::crypto::sig::HASHES),
@@ -325,6 +340,7 @@ impl IkeSa {
         };
         hs.nr = nr;
         hs.dh = None;
+        hs.peer_hashes = peer_signature_hashes(payloads);
         hs.init_response = msg.bytes().to_vec();
         self.spi_r = h.spi_r;
         let hs = self.hs.as_ref().expect("checked above");
@@ -534,9 +550,11 @@ impl IkeSa {
             response.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
         }
         if let Some(c) = &self.cfg.certificate {
-            response.push(PayloadRepr::Notify(
-                crate::wire::ike::cert::signature_hash_algorithms_notify(&crate::crypto::sig::HASHES),
-            ));
+            if c.announce_signature_hashes {
+                response.push(PayloadRepr::Notify(
+                    crate::wire::ike::cert::signature_hash_algorithms_notify(&crate::crypto::sig::HASHES),
+                ));
+            }
             response.push(super::auth::certreq(c));
         }
         let child_spi = self.random_spi32();
@@ -555,6 +573,7 @@ impl IkeSa {
             init_response: packet,
             child_spi,
             init_retries: 0,
+            peer_hashes: peer_signature_hashes(&payloads),
         });
         // A half-open SA does not live forever, and counts towards the cookie threshold meanwhile.
         let until = now + self.cfg.retransmit.give_up_after();
@@ -618,4 +637,37 @@ pub(crate) fn keys_from(role: Role, suite: &Suite, k: crate::crypto::IkeKeys) ->
         iv_counter: 0,
         untested: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ike::HashAlgorithm;
+
+    fn with(data: Vec<u8>) -> Vec<PayloadRepr> {
+        vec![
+            PayloadRepr::Nonce(vec![1; 32]),
+            notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, data),
+        ]
+    }
+
+    #[test]
+    fn the_peers_signature_hashes_are_recorded_and_hostile_ones_count_as_absent() {
+        assert_eq!(peer_signature_hashes(&[PayloadRepr::Nonce(vec![1; 32])]), None);
+        assert_eq!(
+            peer_signature_hashes(&with(vec![0, 3, 0, 4])),
+            Some(vec![HashAlgorithm::SHA2_384, HashAlgorithm::SHA2_512])
+        );
+        // Unknown numbers are kept (and ignored when choosing).
+        assert_eq!(
+            peer_signature_hashes(&with(vec![0xff, 0xff])),
+            Some(vec![HashAlgorithm(0xffff)])
+        );
+        // Odd or empty: as if the peer had not announced RFC 7427.
+        assert_eq!(peer_signature_hashes(&with(vec![0, 2, 0])), None);
+        assert_eq!(peer_signature_hashes(&with(Vec::new())), None);
+        // Huge: bounded, no panic.
+        let huge = peer_signature_hashes(&with([0, 2].repeat(30_000))).unwrap();
+        assert_eq!(huge.len(), 32);
+    }
 }

@@ -215,7 +215,7 @@ impl IkeSa {
         let params = self.sk_params()?;
         // After IKE_SA_INIT everything goes over port 4500, behind the non-ESP marker.
         let nat_t = self.local.port() == self.cfg.local_ports.nat_t;
-        let max = self.cfg.fragmentation.max_message(nat_t);
+        let max = self.cfg.fragmentation.max_message(nat_t, self.remote.is_ipv6());
         let whole = header_field::HEADER_LEN + params.overhead(inner.len()) + inner.len();
         if whole <= max {
             return self.build(exchange, msg_id, response, payloads).map(|p| vec![p]);

@@ -46,7 +46,7 @@ pub mod timer;
 pub mod ts;
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -164,6 +164,9 @@ pub(crate) struct Handshake {
     pub child_spi: u32,
     /// COOKIE and INVALID_KE_PAYLOAD retries so far (bounded, so a hostile responder cannot loop us).
     pub init_retries: u32,
+    /// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS in its IKE_SA_INIT (RFC 7427 §4);
+    /// `None` if it sent none, or one that does not parse. Chooses our AUTH method.
+    pub peer_hashes: Option<Vec<crate::wire::ike::HashAlgorithm>>,
 }
 
 /// The installed Child SA, as far as IKE needs to remember it.
@@ -277,8 +280,8 @@ pub enum RejectReason {
 
 impl IkeSa {
     fn blank(cfg: Arc<IkeConfig>, now: Instant, rng: Box<dyn Random>, role: Role) -> Self {
-        let local = SocketAddr::new(IpAddr::V4(cfg.local_addr), cfg.local_ports.ike);
-        let remote = SocketAddr::new(IpAddr::V4(cfg.remote_addr), cfg.remote_ports.ike);
+        let local = SocketAddr::new(cfg.local_addr, cfg.local_ports.ike);
+        let remote = SocketAddr::new(cfg.remote_addr, cfg.remote_ports.ike);
         IkeSa {
             cfg,
             rng,

@@ -37,4 +37,25 @@ mod tests {
         assert_ne!(h, hash(1, 3, a));
         assert_eq!(h, hash(1, 2, a));
     }
+
+    /// RFC 7296 §2.23: the address is hashed in its own length, 16 octets for IPv6 (34 in all).
+    #[test]
+    fn ipv6_hash_covers_16_octets() {
+        let a: SocketAddr = "[2001:db8:ffaa:1::21]:4500".parse().unwrap();
+        let mut input = Vec::new();
+        input.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        input.extend_from_slice(&0x1112_1314_1516_1718u64.to_be_bytes());
+        input.extend_from_slice(&[
+            0x20, 0x01, 0x0d, 0xb8, 0xff, 0xaa, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x21,
+        ]);
+        input.extend_from_slice(&[0x11, 0x94]);
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
+        assert_eq!(
+            hash(0x0102_0304_0506_0708, 0x1112_1314_1516_1718, a),
+            want.as_ref()
+        );
+        // Not the IPv4-mapped form of anything: another address, another hash.
+        let b: SocketAddr = "[2001:db8:ffaa:1::22]:4500".parse().unwrap();
+        assert_ne!(hash(1, 2, a), hash(1, 2, b));
+    }
 }

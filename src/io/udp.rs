@@ -476,6 +476,31 @@ impl UdpSocket {
         self.sock.as_raw_fd()
     }
 
+    /// Moves the socket to `addr` (the customer gateway's outside address changed) while every
+    /// thread keeps its `Arc` of it: a socket bound to `addr` with the same options is made and
+    /// `dup3` puts it behind this socket's descriptor number in one step, closing the old one. A
+    /// call in progress finishes on the old socket (within its timeout); every later call, and
+    /// every `poll` of [`raw_fd`](Self::raw_fd), uses the new one. No worker restarts and the
+    /// packet path keeps its plain `sendmmsg`/GSO sends; binding the wildcard and choosing the
+    /// source per datagram (IP_PKTINFO) would cost a control message on every send and take port
+    /// 500/4500 on every address of the host.
+    pub fn rebind(&self, addr: SocketAddr) -> io::Result<()> {
+        let timeout = self.sock.read_timeout()?.unwrap_or(Duration::from_millis(100));
+        let fresh = UdpSocket::bind(addr, timeout)?;
+        #[allow(unsafe_code)]
+        // SAFETY: both descriptors are open and owned by live sockets; dup3 only makes ours refer
+        // to the fresh socket (closing the old one atomically) and `fresh` closes its own number
+        // when dropped, leaving the socket open through ours.
+        let rc = unsafe { libc::dup3(fresh.raw_fd(), self.raw_fd(), libc::O_CLOEXEC) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if fresh.gro != self.gro {
+            tracing::debug!(gro = fresh.gro, "UDP_GRO differs on the rebound socket");
+        }
+        Ok(())
+    }
+
     fn recv_batch_flags(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
         let n = batch.want.clamp(1, batch.bufs.len());
         // Only the `n` entries offered to the kernel are initialised: a quiet socket asks for a few
@@ -584,6 +609,31 @@ mod tests {
         (a, b)
     }
 
+    /// A rebound socket keeps its descriptor (what the workers hold) and receives and sends on the
+    /// new address; the old address is free again.
+    #[test]
+    fn rebind_moves_the_socket_behind_the_same_descriptor() {
+        let (a, peer) = pair();
+        let fd = a.raw_fd();
+        let old = a.local_addr().unwrap();
+        let new: SocketAddr = "127.0.0.2:0".parse().unwrap();
+        a.rebind(new).unwrap();
+        assert_eq!(a.raw_fd(), fd);
+        let moved = a.local_addr().unwrap();
+        assert_eq!(moved.ip(), new.ip());
+        peer.send_to(b"to the new address", moved).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = a.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"to the new address"[..], peer.local_addr().unwrap())
+        );
+        a.send_to(b"from it", peer.local_addr().unwrap()).unwrap();
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"from it"[..], moved));
+        UdpSocket::bind(old, Duration::from_millis(10)).expect("the old address is free");
+    }
+
     /// Receives until `want` datagrams arrived; returns them in order.
     fn recv_all(sock: &UdpSocket, want: usize) -> Vec<Vec<u8>> {
         let mut batch = RecvBatch::new(8);
@@ -675,6 +725,32 @@ mod tests {
             proptest::prop_assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), pkts.len());
             proptest::prop_assert_eq!(recv_all(&b, pkts.len()), pkts);
         }
+    }
+
+    /// IPv6 outside addresses: GSO runs, the sendmmsg fallback and GRO over UDP/IPv6 (::1).
+    #[test]
+    fn ipv6_batches_arrive_intact_with_and_without_gso() {
+        let t = Duration::from_millis(500);
+        let Ok(a) = UdpSocket::bind("[::1]:0".parse().unwrap(), t) else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let b = UdpSocket::bind("[::1]:0".parse().unwrap(), t).unwrap();
+        let mut sizes = vec![1400; 40];
+        sizes.push(300);
+        for gso in [true, false] {
+            if !gso {
+                a.disable_gso();
+            }
+            let pkts = packets(&sizes);
+            let iov: Vec<IoSlice<'_>> = pkts.iter().map(|p| IoSlice::new(p)).collect();
+            assert_eq!(a.send_batch(b.local_addr().unwrap(), &iov).unwrap(), pkts.len());
+            assert_eq!(recv_all(&b, pkts.len()), pkts);
+        }
+        a.send_to(b"v6", b.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(2);
+        assert_eq!(b.recv_batch(&mut batch).unwrap(), 1);
+        assert_eq!(batch.meta(0).source, a.local_addr().unwrap());
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub enum HealthEvent {
     PskMismatch,
     /// We refused AWS's IKE_AUTH and answered AUTHENTICATION_FAILED.
     AuthenticationFailedSent,
+    /// Certificate authentication: AWS answered AUTHENTICATION_FAILED to our certificate.
+    CertificateRejectedByAws,
+    /// Certificate authentication: we refused AWS's certificate or signature; `why` names it.
+    AwsCertificateRefused { why: String },
     /// NO_PROPOSAL_CHOSEN: `by` is the side that found no acceptable proposal.
     NoProposalChosen { phase: IkePhase, by: Side },
     /// TS_UNACCEPTABLE: `by` is the side that rejected the traffic selectors.
@@ -100,6 +104,12 @@ pub enum HealthEvent {
     UnestablishedTimeout,
     /// We deleted the IKE SA (shutdown or reconfiguration).
     IkeSaDeletedByCgwd,
+    /// The customer gateway's outside address changed (`to`), or none is left (`to` None); `from`
+    /// None: there was none. The tunnel is re-established from the new address.
+    LocalAddressChanged {
+        from: Option<IpAddr>,
+        to: Option<IpAddr>,
+    },
 }
 
 impl HealthEvent {
@@ -144,6 +154,12 @@ impl HealthEvent {
             Self::AuthenticationFailedSent => {
                 "cgwd tunnel is sending AUTHENTICATION_FAILED as the response".into()
             }
+            Self::CertificateRejectedByAws => format!(
+                "cgwd tunnel received AUTHENTICATION_FAILED from AWS: {aws_ip} for the customer gateway certificate"
+            ),
+            Self::AwsCertificateRefused { ref why } => {
+                format!("cgwd tunnel refused the certificate of AWS: {aws_ip}: {why}")
+            }
             Self::NoProposalChosen {
                 phase: IkePhase::One,
                 by: Side::Aws,
@@ -173,6 +189,17 @@ impl HealthEvent {
                 format!("cgwd tunnel Timeout: deleting un-established Phase 1 IKE_SA with AWS: {aws_ip}")
             }
             Self::IkeSaDeletedByCgwd => "cgwd tunnel is sending DELETE for IKE_SA to AWS".into(),
+            Self::LocalAddressChanged { from, to } => {
+                let from = from.map_or_else(|| "none".to_string(), |a| a.to_string());
+                match to {
+                    Some(to) => format!(
+                        "cgwd: customer gateway outside address changed from {from} to {to}; re-establishing IKE_SA with AWS: {aws_ip}"
+                    ),
+                    None => format!(
+                        "cgwd: customer gateway outside address {from} is gone and no other reaches AWS: {aws_ip}; waiting for one"
+                    ),
+                }
+            }
         }
     }
 }
@@ -517,6 +544,22 @@ mod tests {
         assert_eq!(
             rfc3339_millis(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn local_address_records_name_both_addresses_and_the_endpoint() {
+        let aws: IpAddr = "203.0.113.10".parse().unwrap();
+        let (a, b) = ("192.0.2.10".parse().ok(), "192.0.2.20".parse().ok());
+        let changed = HealthEvent::LocalAddressChanged { from: a, to: b }.details(aws);
+        assert_eq!(
+            changed,
+            "cgwd: customer gateway outside address changed from 192.0.2.10 to 192.0.2.20; re-establishing IKE_SA with AWS: 203.0.113.10"
+        );
+        let gone = HealthEvent::LocalAddressChanged { from: a, to: None }.details(aws);
+        assert_eq!(
+            gone,
+            "cgwd: customer gateway outside address 192.0.2.10 is gone and no other reaches AWS: 203.0.113.10; waiting for one"
         );
     }
 

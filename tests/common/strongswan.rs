@@ -35,6 +35,9 @@ pub struct Conn {
     /// file the peer's must chain to, our ID, the peer's ID); the key in `private/` of the
     /// charon's directory ([`Charon::load_with_credentials`]).
     pub pubkey: Option<(PathBuf, PathBuf, String, String)>,
+    /// With [`Self::pubkey`]: the remote `auth` round, `pubkey` or with signature constraints,
+    /// e.g. `ike:pubkey-sha384-sha512` (as initiator, charon then announces only those hashes).
+    pub remote_pubkey_auth: &'static str,
 }
 
 impl Conn {
@@ -51,6 +54,7 @@ impl Conn {
             remote_ts: "0.0.0.0/0".into(),
             fragmentation: "yes",
             pubkey: None,
+            remote_pubkey_auth: "pubkey",
         }
     }
 
@@ -75,7 +79,8 @@ impl Conn {
                     .replacen(
                         &remote,
                         &format!(
-                            "auth = pubkey\n            cacerts = {}\n            id = \"{remote_id}\"\n",
+                            "auth = {}\n            cacerts = {}\n            id = \"{remote_id}\"\n",
+                            self.remote_pubkey_auth,
                             ca.display()
                         ),
                         1,

@@ -628,3 +628,31 @@ pub fn suites(log: &str, ike: bool) -> Vec<String> {
         })
         .collect()
 }
+
+/// Writes `text` to `path`, creating its directory; returns the path.
+pub fn write_file(path: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// configs/lab.describe.json as AWS describes a certificate connection: the keys replaced by the
+/// placeholder and a CertificateArn on each tunnel's telemetry.
+pub fn certificate_config(dir: &Path) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let mut text = std::fs::read_to_string(sample).unwrap();
+    for psk in PSK {
+        text = text.replace(psk, "REDACTED");
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (i, t) in v["VpnConnections"][0]["VgwTelemetry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        t["CertificateArn"] =
+            format!("arn:aws:acm:us-east-1:111122223333:certificate/tunnel-{}", i + 1).into();
+    }
+    write_file(&dir.join("vpn.json"), &serde_json::to_string_pretty(&v).unwrap())
+}

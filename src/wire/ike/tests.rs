@@ -458,6 +458,15 @@ fn id_payload() {
     assert_eq!(id.body_bytes(), hex("01 000000 c0000201"));
     assert_eq!(id.ip(), Some(Ipv4Addr::new(192, 0, 2, 1).into()));
     assert_eq!(IdRepr::fqdn("a.b").ip(), None);
+    // ID_IPV6_ADDR (5): the 16 octets of 2001:db8::1.
+    let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let id = IdRepr::from_ip(v6);
+    round_trip_one(
+        &PayloadRepr::IdR(id.clone()),
+        "00 00 0018 05 000000 20010db8000000000000000000000001",
+    );
+    assert_eq!(id.id_type, IdType::ID_IPV6_ADDR);
+    assert_eq!(id.ip(), Some(v6));
 }
 
 #[test]

@@ -1,0 +1,730 @@
+//! IPv4 traffic over IPv6 tunnels (AWS `OutsideIpAddressType` Ipv6), root only: `cgwd run` against
+//! two strongSwan charons (kernel-libipsec, ESP-in-UDP/IPv6) playing AWS's two endpoints with
+//! AWS's full algorithm lists, both tunnels over UDP/IPv6, IPv4 inside /30s as AWS gives them.
+//!
+//! ```text
+//!  onprem 10.0.1.10 ── lan ── 10.0.1.1 [cgw: cgwd run] 2001:db8:100::10 ─┬─ o0 ── 2001:db8:ffaa:1::21 [a1: charon] ── 10.100.0.1 ── [vpc 10.100.0.10]
+//!                                                                         └─ o1 ── 2001:db8:ffab:2::22 [a2: charon]
+//! ```
+//!
+//! cgwd gets configs/lab.describe.json moved to IPv6 outside addresses (`OutsideIpAddressType`
+//! Ipv6, written to the test's temp dir). Checked: both tunnels established with IPv6 outside
+//! addresses on both sides, charon's SAs on UDP 4500 over IPv6, the TUN MTU 20 octets below the
+//! IPv4 value (1418 for AES-GCM) with a DF ping of exactly that size passing and one octet more
+//! answered "fragmentation needed" with it, 20 pings on-prem → VPC through tunnel 1 and 20 to AWS's
+//! inside address of tunnel 2 with 0 % loss, iperf3 TCP on-prem → VPC for 3 s (the rate printed),
+//! and SIGTERM ending cgwd with exit 0.
+//!
+//! Needs root, strongSwan (charon + swanctl), iproute2, iputils ping and iperf3; prints
+//! "SKIPPED: ..." and passes otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::netns::{run, skip_unless_root_and, sysctl};
+use common::strongswan::{Charon, Conn};
+use common::tempdir::TempDir;
+use serde_json::Value;
+
+const CGW: &str = "2001:db8:100::10";
+const AWS: [&str; 2] = ["2001:db8:ffaa:1::21", "2001:db8:ffab:2::22"];
+const PSK: [&str; 2] = ["lab_tunnel1_psk.AWS1", "lab_tunnel2_psk.AWS2"];
+const AWS_INSIDE: [&str; 2] = ["169.254.10.5/30", "169.254.20.9/30"];
+const AWS_INSIDE_HOST: [&str; 2] = ["169.254.10.5", "169.254.20.9"];
+const ONPREM_HOST: &str = "10.0.1.10";
+const ONPREM_NET: &str = "10.0.1.0/24";
+const VPC_HOST: &str = "10.100.0.10";
+
+/// The lab's AWS side (`aws-lab env`: T1_IKE, T1_ESP) for AWS's default tunnel options, as
+/// tests/rekey_soak.rs gives charon.
+const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+
+/// The namespaces, removed on drop (also when a step panics), with every process left in them.
+struct Topology {
+    onprem: String,
+    cgw: String,
+    aws: [String; 2],
+    vpc: String,
+}
+
+impl Topology {
+    /// Namespaces `c6<tag>-{o,c,a,b,v}<pid>`: `tag` keeps this file's tests apart.
+    fn create(tag: char) -> Topology {
+        let id = std::process::id();
+        let t = Topology {
+            onprem: format!("c6{tag}-o{id}"),
+            cgw: format!("c6{tag}-c{id}"),
+            aws: [format!("c6{tag}-a{id}"), format!("c6{tag}-b{id}")],
+            vpc: format!("c6{tag}-v{id}"),
+        };
+        for ns in t.all() {
+            run("ip", &["netns", "add", ns]).unwrap();
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]).unwrap();
+            // Addresses usable at once: no duplicate address detection in a fresh namespace.
+            sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
+            sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
+        }
+        let veth = |a: &str, a_name: &str, b: &str, b_name: &str, link: &str| {
+            let (ta, tb) = (format!("x{tag}{link}{id}"), format!("y{tag}{link}{id}"));
+            run(
+                "ip",
+                &[
+                    "link", "add", &ta, "netns", a, "type", "veth", "peer", "name", &tb, "netns", b,
+                ],
+            )
+            .unwrap();
+            run("ip", &["-n", a, "link", "set", &ta, "name", a_name]).unwrap();
+            run("ip", &["-n", b, "link", "set", &tb, "name", b_name]).unwrap();
+            run("ip", &["-n", a, "link", "set", a_name, "up"]).unwrap();
+            run("ip", &["-n", b, "link", "set", b_name, "up"]).unwrap();
+        };
+        let ip = |ns: &str, args: &[&str]| {
+            let mut all = vec!["-n", ns];
+            all.extend_from_slice(args);
+            run("ip", &all).unwrap();
+        };
+        // On-premises LAN (IPv4).
+        veth(&t.onprem, "eth0", &t.cgw, "lan0", "l");
+        ip(
+            &t.onprem,
+            &["addr", "add", &format!("{ONPREM_HOST}/24"), "dev", "eth0"],
+        );
+        ip(&t.onprem, &["route", "add", "default", "via", "10.0.1.1"]);
+        ip(&t.cgw, &["addr", "add", "10.0.1.1/24", "dev", "lan0"]);
+        sysctl(&t.cgw, "net.ipv4.ip_forward=1");
+        // The IPv6 Internet between the customer gateway and each AWS endpoint.
+        for (i, aws) in AWS.iter().enumerate() {
+            let c = format!("o{i}");
+            veth(&t.cgw, &c, &t.aws[i], "out0", &format!("o{i}"));
+            ip(
+                &t.cgw,
+                &["-6", "addr", "add", &format!("{CGW}/128"), "dev", &c, "nodad"],
+            );
+            ip(&t.cgw, &["-6", "route", "add", aws, "dev", &c, "src", CGW]);
+            ip(
+                &t.aws[i],
+                &["-6", "addr", "add", &format!("{aws}/128"), "dev", "out0", "nodad"],
+            );
+            ip(&t.aws[i], &["-6", "route", "add", CGW, "dev", "out0", "src", aws]);
+        }
+        // The VPC behind tunnel 1's endpoint.
+        veth(&t.aws[0], "vpc0", &t.vpc, "eth0", "v");
+        ip(&t.aws[0], &["addr", "add", "10.100.0.1/24", "dev", "vpc0"]);
+        sysctl(&t.aws[0], "net.ipv4.ip_forward=1");
+        ip(&t.vpc, &["addr", "add", &format!("{VPC_HOST}/24"), "dev", "eth0"]);
+        ip(&t.vpc, &["route", "add", "default", "via", "10.100.0.1"]);
+        t
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        [&self.onprem, &self.cgw, &self.aws[0], &self.aws[1], &self.vpc].into_iter()
+    }
+
+    fn exec(&self, ns: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(cmd);
+        run("ip", &args).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for ns in self.all() {
+            if let Ok(pids) = run("ip", &["netns", "pids", ns]) {
+                for pid in pids.split_whitespace() {
+                    let _ = run("kill", &["-KILL", pid]);
+                }
+            }
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+/// A background process (cgwd, iperf3 server), killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = cgwd::io::clock::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// configs/lab.describe.json with IPv6 outside addresses (the same tunnels, inside /30s and PSKs).
+fn ipv6_config(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace(
+            "\"OutsideIpAddressType\": \"PublicIpv4\"",
+            "\"OutsideIpAddressType\": \"Ipv6\"",
+        )
+        .replace("198.51.100.11", AWS[0])
+        .replace("203.0.113.12", AWS[1])
+        .replace("192.0.2.10", CGW);
+    let path = dir.join("vpn-ipv6.describe.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cgwd_status(sock: &Path) -> Option<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
+        .args(["status", "--json", "--socket"])
+        .arg(sock)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn up(s: &Value, i: usize) -> bool {
+    let t = &s["tunnels"][i];
+    t["ike_phase1_state"] == "established" && t["ike_phase2_state"] == "established"
+}
+
+/// `ping` summary: (transmitted, received) from the "N packets transmitted, M received" line.
+fn ping_counts(out: &str) -> (u32, u32) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("");
+    let mut n = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty());
+    let tx = n.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let rx = n.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    (tx, rx)
+}
+
+/// Two charons as AWS (`edit(i, swanctl.conf)` applied) and `cgwd run` in the cgw namespace with
+/// `config` and `extra` settings, both tunnels established over IPv6 and answering probes.
+/// Fields drop in order: cgwd and the charons end before their namespaces and files go.
+struct StrongSwanLab {
+    daemon: Proc,
+    charons: Vec<Charon>,
+    topo: Topology,
+    _dir: TempDir,
+    sock: PathBuf,
+    log_path: PathBuf,
+    ifname: String,
+}
+
+impl StrongSwanLab {
+    fn start(
+        tag: char,
+        config: impl Fn(&Path) -> PathBuf,
+        extra: &str,
+        edit: impl Fn(usize, String) -> String,
+    ) -> StrongSwanLab {
+        let topo = Topology::create(tag);
+        let dir = TempDir::new(&format!("v6out-{tag}"));
+        // AWS's two endpoints: charon waiting for cgwd, AWS's full lists, AWS's inside address on
+        // ipsec0 and the on-prem prefix routed into the tunnel (what a static route at AWS does).
+        let charons: Vec<Charon> = (0..2)
+            .map(|i| {
+                let c = Charon::start(&topo.aws[i], &dir.0.join(format!("aws{}", i + 1))).unwrap();
+                let conf = Conn::new(AWS[i], CGW, PSK[i], AWS_IKE, AWS_ESP).swanctl_conf();
+                let file = c.dir.join("swanctl.conf");
+                std::fs::write(&file, edit(i, conf)).unwrap();
+                c.swanctl(
+                    "--load-all",
+                    &["--noprompt", "--file", &file.display().to_string()],
+                )
+                .unwrap();
+                let ns = &topo.aws[i];
+                run("ip", &["-n", ns, "link", "set", "ipsec0", "up"]).unwrap();
+                run("ip", &["-n", ns, "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"]).unwrap();
+                run("ip", &["-n", ns, "route", "add", ONPREM_NET, "dev", "ipsec0"]).unwrap();
+                c
+            })
+            .collect();
+        let config = config(&dir.0);
+        let ifname = format!("c6{tag}{}", std::process::id() % 100_000);
+        let sock = dir.0.join("ctl").join("cgwd.sock");
+        let settings = dir.0.join("cgwd.toml");
+        // No local.address: cgwd finds the customer gateway's IPv6 address from the file on this
+        // host (the emulate-aws test below gives it explicitly).
+        std::fs::write(
+            &settings,
+            format!(
+                "[interface]\nname = \"{ifname}\"\n\
+                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
+                 [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n{extra}",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let log_path = dir.0.join("cgwd.log");
+        let daemon = Proc(
+            Command::new("ip")
+                .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
+                .arg(&config)
+                .arg("--settings")
+                .arg(&settings)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lab = StrongSwanLab {
+            daemon,
+            charons,
+            topo,
+            _dir: dir,
+            sock,
+            log_path,
+            ifname,
+        };
+        let sock = lab.sock.clone();
+        wait_for("both tunnels established", Duration::from_secs(30), || {
+            if let Ok(Some(code)) = lab.daemon.0.try_wait() {
+                panic!("cgwd exited with {code}{}", lab.diag());
+            }
+            cgwd_status(&sock).is_some_and(|s| up(&s, 0) && up(&s, 1))
+        });
+        wait_for("probe replies on both tunnels", Duration::from_secs(10), || {
+            cgwd_status(&sock).is_some_and(|s| (0..2).all(|i| s["tunnels"][i]["probe_rtt_ms"].is_number()))
+        });
+        lab
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn diag(&self) -> String {
+        format!(
+            "\n--- cgwd log\n{}\n--- charon 1\n{}\n--- charon 2\n{}",
+            self.log(),
+            self.charons[0].list_sas(),
+            self.charons[1].list_sas()
+        )
+    }
+
+    /// SIGTERM: cgwd deletes its SAs, removes what it made and exits 0.
+    fn stop(mut self) {
+        run("kill", &["-TERM", &self.daemon.0.id().to_string()]).unwrap();
+        let mut code = None;
+        wait_for("cgwd exit after SIGTERM", Duration::from_secs(5), || {
+            code = self.daemon.0.try_wait().unwrap();
+            code.is_some()
+        });
+        assert!(code.unwrap().success(), "{}", self.diag());
+    }
+}
+
+#[test]
+fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
+    if skip_unless_root_and(&["iperf3", "ping"]) {
+        return;
+    }
+    let lab = StrongSwanLab::start('o', ipv6_config, "", |_, conf| conf);
+    let (topo, sock, ifname, charons) = (&lab.topo, &lab.sock, &lab.ifname, &lab.charons);
+    let diag = || lab.diag();
+    let s = cgwd_status(sock).unwrap();
+    for (i, aws) in AWS.iter().enumerate() {
+        let t = &s["tunnels"][i];
+        println!(
+            "tunnel {}: {} ↔ {}, phase 1 {}, phase 2 {}",
+            i + 1,
+            t["local_outside"],
+            t["aws_outside"],
+            t["phase1_algorithms"],
+            t["phase2_algorithms"]
+        );
+        assert_eq!(t["local_outside"], CGW, "{t}");
+        assert_eq!(t["aws_outside"], *aws, "{t}");
+        // charon sees the IKE SA and the Child SA between the IPv6 addresses, on UDP 4500.
+        let sas = charons[i].list_sas();
+        assert!(sas.contains("INSTALLED"), "{sas}");
+        assert!(
+            sas.contains(&format!("{aws}[4500]")) && sas.contains(&format!("{CGW}[4500]")),
+            "{sas}"
+        );
+    }
+
+    // 1. The TUN MTU is the IPv4 one less the 20 octets of the longer IPv6 header: 1438 − 20 for
+    //    AES-GCM, the tier cgwd offers. A DF packet of exactly that size crosses; one more octet is
+    //    answered "fragmentation needed" with the MTU.
+    let link = topo.exec(&topo.cgw, &["ip", "link", "show", ifname]);
+    let mtu: usize = link
+        .split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {link}"));
+    assert_eq!(mtu, 1418, "{link}");
+    let fits = (mtu - 28).to_string();
+    let whole = topo.exec(
+        &topo.onprem,
+        &[
+            "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-M", "do", "-s", &fits, VPC_HOST,
+        ],
+    );
+    assert!(whole.contains(" 0% packet loss"), "{whole}{}", diag());
+    let over = (mtu - 28 + 1).to_string();
+    let too_big = topo.exec(
+        &topo.onprem,
+        &[
+            "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", &over, VPC_HOST,
+        ],
+    );
+    println!(
+        "TUN MTU {mtu}: DF ping of {mtu} bytes crosses; of {}: {}",
+        mtu + 1,
+        too_big.lines().nth(1).unwrap_or("")
+    );
+    assert!(too_big.contains(&format!("mtu = {mtu}")), "{too_big}{}", diag());
+
+    // 2. Pings: on-prem → VPC through tunnel 1 (the active one), on-prem → AWS's inside address of
+    //    tunnel 2 (pinned to tunnel 2).
+    for (target, label) in [
+        (VPC_HOST, "on-prem → VPC (tunnel 1)"),
+        (AWS_INSIDE_HOST[1], "on-prem → AWS inside of tunnel 2"),
+    ] {
+        let ping = topo.exec(
+            &topo.onprem,
+            &["ping", "-n", "-c", "20", "-i", "0.05", "-W", "2", target],
+        );
+        let (tx, rx) = ping_counts(&ping);
+        println!(
+            "{label}: {tx} sent, {rx} received; {}",
+            ping.lines().last().unwrap_or("")
+        );
+        assert!(tx == 20 && rx == 20, "{ping}{}", diag());
+    }
+
+    // 3. iperf3 TCP on-prem → VPC for 3 s: bytes move (the rate is printed, never asserted).
+    let _server = Proc(
+        Command::new("ip")
+            .args(["netns", "exec", &topo.vpc, "iperf3", "-s", "-1", "-B", VPC_HOST])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.onprem,
+            "iperf3",
+            "-c",
+            VPC_HOST,
+            "-t",
+            "3",
+            "-J",
+        ])
+        .output()
+        .unwrap();
+    let iperf: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let bytes = iperf["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let mbps = iperf["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e6;
+    let mss = &iperf["start"]["tcp_mss_default"];
+    println!(
+        "iperf3 TCP on-prem → VPC over IPv6 outside (cgwd ↔ strongSwan): {bytes} bytes in 3 s, \
+         {mbps:.1} Mbit/s, sender MSS {mss}"
+    );
+    assert!(bytes > 0, "iperf3 moved nothing: {iperf}{}", diag());
+    // The MSS clamp (1418 − 40 = 1378) reached the on-prem sender (less TCP options).
+    assert!(mss.as_u64().is_some_and(|m| m <= 1378), "MSS {mss}");
+
+    // 4. cgwd counted the traffic on both tunnels.
+    wait_for("status counters after iperf3", Duration::from_secs(5), || {
+        cgwd_status(sock)
+            .is_some_and(|s| s["tunnels"][0]["traffic"]["bytes_out"].as_u64().unwrap_or(0) >= bytes)
+    });
+    let s = cgwd_status(sock).unwrap();
+    for i in 0..2 {
+        let traffic = &s["tunnels"][i]["traffic"];
+        println!("tunnel {}: traffic {traffic}", i + 1);
+        for key in ["packets_in", "packets_out"] {
+            assert!(
+                traffic[key].as_u64().unwrap_or(0) >= 20,
+                "{key}: {traffic}{}",
+                diag()
+            );
+        }
+    }
+
+    lab.stop();
+}
+
+/// cgwd ↔ `cgwd emulate-aws` over IPv6 outside addresses, in `cgwd demo`'s topology
+/// ([`cgwd::demo::Lab`]) with IPv6 added on the outside links (on-prem and VPC stay IPv4):
+/// both tunnels up, pings on-prem → VPC, and a maintenance rehearsal on tunnel 1 during which
+/// tunnel 2 carries the pings, after which tunnel 1 comes back by itself.
+#[test]
+fn cgwd_and_emulate_aws_over_ipv6_outside() {
+    if !common::netns::is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
+    let mut lab =
+        cgwd::demo::Lab::create(format!("cgwd-e6-{}", std::process::id()), false).expect("topology");
+    let (cgw, inet, aws, onprem) = (lab.ns("cgw"), lab.ns("inet"), lab.ns("aws"), lab.ns("onprem"));
+    let ip = |ns: &str, args: &[&str]| {
+        let mut all = vec!["ip"];
+        all.extend_from_slice(args);
+        lab.exec(ns, &all).unwrap_or_else(|e| panic!("{e}"));
+    };
+    for (ns, dev, addr) in [
+        (&cgw, "wan0", "2001:db8:100::10/64"),
+        (&inet, "cgw0", "2001:db8:100::1/64"),
+        (&inet, "aws0", "2001:db8:ffaa:1::1/64"),
+        (&inet, "aws0", "2001:db8:ffab:2::1/64"),
+        (&aws, "wan0", "2001:db8:ffaa:1::21/64"),
+        (&aws, "wan0", "2001:db8:ffab:2::22/64"),
+    ] {
+        ip(ns, &["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    ip(&cgw, &["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+    ip(
+        &aws,
+        &["-6", "route", "add", "default", "via", "2001:db8:ffaa:1::1"],
+    );
+    sysctl(&inet, "net.ipv6.conf.all.forwarding=1");
+    // The links' own link-local addresses went through DAD when Lab::create brought them up.
+    wait_for("link-local addresses out of DAD", Duration::from_secs(10), || {
+        [&cgw, &inet, &aws].iter().all(|ns| {
+            lab.exec(ns, &["ip", "-6", "addr", "show", "tentative"])
+                .is_ok_and(|o| o.trim().is_empty())
+        })
+    });
+
+    let config = lab.dir.join("vpn.json");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(ipv6_config(&lab.dir))
+            .unwrap()
+            .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
+    )
+    .unwrap();
+    let settings = |role: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"{CGW}\"\n[routing]\n\
+                 vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (cgw_settings, aws_settings) = (settings("cgwd"), settings("aws"));
+    let c = config.to_string_lossy().into_owned();
+    lab.spawn(
+        &aws,
+        &[EXE, "emulate-aws", &c, "--settings", &aws_settings],
+        "aws.log",
+    )
+    .expect("emulate-aws");
+    lab.spawn(&cgw, &[EXE, "run", &c, "--settings", &cgw_settings], "cgwd.log")
+        .expect("cgwd run");
+
+    let sock = lab.dir.join("cgwd.sock");
+    let logs = || {
+        let read = |f: &str| std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default();
+        format!(
+            "\n--- cgwd\n{}\n--- emulate-aws\n{}",
+            read("cgwd.log"),
+            read("aws.log")
+        )
+    };
+    let healthy =
+        |i: usize| cgwd_status(&sock).is_some_and(|s| up(&s, i) && s["tunnels"][i]["liveness"] == "healthy");
+    let wait = |what: &str, limit: Duration, ok: &dyn Fn() -> bool| {
+        let deadline = cgwd::io::clock::now() + limit;
+        while !ok() {
+            assert!(
+                cgwd::io::clock::now() < deadline,
+                "timed out waiting for {what}{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("both tunnels up", Duration::from_secs(25), &|| {
+        healthy(0) && healthy(1)
+    });
+    let s = cgwd_status(&sock).unwrap();
+    for (i, a) in AWS.iter().enumerate() {
+        let t = &s["tunnels"][i];
+        assert_eq!(t["local_outside"], CGW, "{t}");
+        assert_eq!(t["aws_outside"], *a, "{t}");
+    }
+    let ping = |label: &str| {
+        let out = lab
+            .exec(
+                &onprem,
+                &["ping", "-n", "-c", "20", "-i", "0.05", "-W", "2", VPC_HOST],
+            )
+            .unwrap_or_else(|e| e);
+        let (tx, rx) = ping_counts(&out);
+        println!(
+            "emulate-aws, {label}: {tx} sent, {rx} received; {}",
+            out.lines().last().unwrap_or("")
+        );
+        assert!(tx == 20 && rx == 20, "{out}{}", logs());
+    };
+    ping("both tunnels up");
+
+    // AWS replaces tunnel 1's endpoint: a DELETE, 4 s silence, then back by itself.
+    let out = Command::new(EXE)
+        .args(["emulate-aws-ctl", "--control-socket"])
+        .arg(lab.dir.join("aws.sock"))
+        .args(["maintenance", "--tunnel", "1", "--for", "4s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait("tunnel 1 down after the DELETE", Duration::from_secs(5), &|| {
+        !healthy(0)
+    });
+    ping("tunnel 1 in maintenance, tunnel 2 carrying");
+    wait("tunnel 1 back by itself", Duration::from_secs(40), &|| healthy(0));
+    ping("tunnel 1 back");
+}
+
+/// `config` with both tunnels' lifetimes and rekey margin replaced (lab lifetimes, needing
+/// `[lab] allow_short_lifetimes` in the settings).
+fn with_lab_lifetimes(config: PathBuf, ike_s: u32, child_s: u32, margin_s: u32) -> PathBuf {
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "\"Phase1LifetimeSeconds\": 28800",
+            &format!("\"Phase1LifetimeSeconds\": {ike_s}"),
+        )
+        .replace(
+            "\"Phase2LifetimeSeconds\": 3600",
+            &format!("\"Phase2LifetimeSeconds\": {child_s}"),
+        )
+        .replace(
+            "\"RekeyMarginTimeSeconds\": 540",
+            &format!("\"RekeyMarginTimeSeconds\": {margin_s}"),
+        );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Both sides rekey Child and IKE SAs over IPv6 under pings through both tunnels: nothing lost.
+/// cgwd: IKE 60 s, Child 20 s, margin 5 s (Child rekeys at 10-15 s, IKE at 50-55 s); charon on
+/// tunnel 1 rekeys the Child SA first (8 s) and leaves the IKE SA to cgwd (70 s), on tunnel 2 the
+/// reverse (Child 18 s, IKE 40 s) — as tests/rekey_e2e.rs does over IPv4.
+#[test]
+fn both_sides_rekey_over_ipv6_without_loss() {
+    use common::two_aws::{cgwd_rekeys, lost, rekeys_done, with_lifetimes};
+    if skip_unless_root_and(&["ping"]) {
+        return;
+    }
+    let lab = StrongSwanLab::start(
+        'r',
+        |d| with_lab_lifetimes(ipv6_config(d), 60, 20, 5),
+        "[lab]\nallow_short_lifetimes = true\n",
+        |i, conf| {
+            let (ike, child) = if i == 0 {
+                (
+                    ["rekey_time = 70s", "over_time = 10s", "rand_time = 0s"],
+                    ["rekey_time = 8s", "life_time = 30s", "rand_time = 0s"],
+                )
+            } else {
+                (
+                    ["rekey_time = 40s", "over_time = 10s", "rand_time = 0s"],
+                    ["rekey_time = 18s", "life_time = 25s", "rand_time = 0s"],
+                )
+            };
+            with_lifetimes(&conf, &ike, &child)
+        },
+    );
+    let marks: Vec<usize> = lab.charons.iter().map(|c| c.log().len()).collect();
+    let cgwd_mark = lab.log().len();
+    let ping = |count: u32, interval: &str, target: &str| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.topo.onprem,
+                "ping",
+                "-q",
+                "-n",
+                "-i",
+                interval,
+                "-W",
+                "2",
+            ])
+            .args(["-c", &count.to_string(), target])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // 65 s: on-prem → VPC every 20 ms (tunnel 1), on-prem → tunnel 2's AWS inside every 50 ms.
+    let one = ping(3250, "0.02", VPC_HOST);
+    let two = ping(1300, "0.05", AWS_INSIDE_HOST[1]);
+    let ((lost1, every1), (lost2, every2)) = (lost(one), lost(two));
+    let log = lab.log();
+    let during = &log[cgwd_mark..];
+    let mut totals = [[0usize; 2]; 2]; // [cgwd, charon][Child, IKE], completed
+    for (i, c) in lab.charons.iter().enumerate() {
+        let clog = c.log();
+        let clog = &clog[marks[i]..];
+        let (by_cgwd_child, by_cgwd_ike) = rekeys_done(clog, "generating");
+        let (by_charon_child, by_charon_ike) = rekeys_done(clog, "parsed");
+        let (asked_child, asked_ike) = cgwd_rekeys(during, i + 1);
+        println!(
+            "tunnel {} over IPv6: cgwd rekeyed the Child SA {by_cgwd_child} times and the IKE SA \
+             {by_cgwd_ike} times (requests in its log {asked_child} / {asked_ike}), charon \
+             {by_charon_child} / {by_charon_ike}",
+            i + 1
+        );
+        totals[0][0] += by_cgwd_child;
+        totals[0][1] += by_cgwd_ike;
+        totals[1][0] += by_charon_child;
+        totals[1][1] += by_charon_ike;
+    }
+    println!(
+        "rekeys over IPv6: tunnel 1 3250 pings at one per {every1:.1} ms, {lost1} lost; tunnel 2 \
+         1300 pings at one per {every2:.1} ms, {lost2} lost"
+    );
+    assert_eq!((lost1, lost2), (0, 0), "{}", lab.diag());
+    for (side, [child, ike]) in ["cgwd", "charon"].iter().zip(totals) {
+        assert!(
+            child >= 1 && ike >= 1,
+            "{side}: {child} Child, {ike} IKE rekeys{}",
+            lab.diag()
+        );
+    }
+    for sign in [
+        "IKE SA closed",
+        "Child SA down",
+        "outbound tunnel changed",
+        "without a successful rekey",
+    ] {
+        assert!(!during.contains(sign), "`{sign}` while rekeying{}", lab.diag());
+    }
+    lab.stop();
+}
