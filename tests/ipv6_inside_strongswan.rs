@@ -19,19 +19,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netns::{run, skip_unless_root_and, sysctl};
-use common::strongswan::{Charon, Conn};
+use common::ipv6::{ip, iperf3, ipv6_on, link6, ping6};
+use common::netns::{run, skip_unless_root_and};
+use common::strongswan::{AWS_ESP, AWS_IKE, Charon, Conn};
 use common::tempdir::TempDir;
 use common::two_aws::*;
-
-/// `aws-lab env`'s T1_IKE / T1_ESP: every algorithm AWS allows by default.
-const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
-const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
 
 const AWS_INSIDE6: [&str; 2] = ["fd00:a9fe:10::1/126", "fd00:a9fe:20::1/126"];
 const ONPREM_HOST: &str = "2001:db8:10::10";
@@ -52,52 +47,6 @@ impl Drop for Extra {
             let _ = run("ip", &["netns", "del", ns]);
         }
     }
-}
-
-fn ipv6_on(ns: &str) {
-    for k in [
-        "net.ipv6.conf.all.disable_ipv6=0",
-        "net.ipv6.conf.default.disable_ipv6=0",
-        "net.ipv6.conf.all.forwarding=1",
-        "net.ipv6.conf.all.accept_dad=0",
-        "net.ipv6.conf.default.accept_dad=0",
-    ] {
-        sysctl(ns, k);
-    }
-}
-
-fn ip(ns: &str, args: &[&str]) {
-    let mut all = vec!["-n", ns];
-    all.extend_from_slice(args);
-    run("ip", &all).unwrap();
-}
-
-/// A veth `a.1` in `a.0` ↔ `b.1` in `b.0`, each with its IPv6 address/prefix `.2` (no DAD).
-fn link6(a: (&str, &str, &str), b: (&str, &str, &str), tmp: &str) {
-    run(
-        "ip",
-        &[
-            "link", "add", a.1, "netns", a.0, "type", "veth", "peer", "name", tmp, "netns", b.0,
-        ],
-    )
-    .unwrap();
-    ip(b.0, &["link", "set", tmp, "name", b.1]);
-    for (ns, dev, addr) in [a, b] {
-        ip(ns, &["-6", "addr", "add", addr, "dev", dev, "nodad"]);
-        ip(ns, &["link", "set", dev, "up"]);
-    }
-}
-
-fn ping6(ns: &str, count: u32, interval: &str) -> Child {
-    Command::new("ip")
-        .args([
-            "netns", "exec", ns, "ping", "-6", "-q", "-n", "-i", interval, "-W", "2",
-        ])
-        .args(["-c", &count.to_string(), VPC_HOST])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[test]
@@ -238,46 +187,20 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
     );
 
     // 1. ping6 on-prem → VPC.
-    let (lost20, _) = lost(ping6(&onprem, 20, "0.05"));
+    let (lost20, _) = lost(ping6(&onprem, 20, "0.05", VPC_HOST));
     println!("ping6 on-prem → VPC over IPv4 tunnels: {lost20} of 20 lost");
     assert_eq!(lost20, 0, "{}", diag(&cgwd));
 
     // 2. iperf3 TCP for 3 s (rate printed, never asserted).
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &vpc, "iperf3", "-s", "-1", "-B", VPC_HOST])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &onprem,
-            "iperf3",
-            "-6",
-            "-c",
-            VPC_HOST,
-            "-B",
-            ONPREM_HOST,
-        ])
-        .args(["-t", "3", "-J"])
-        .output()
-        .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
-    let iperf: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let bytes = iperf["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-    let mbps = iperf["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or(0.0)
-        / 1e6;
+    let common::ipv6::Iperf {
+        bytes,
+        mbps,
+        mss,
+        json: iperf,
+    } = iperf3(&vpc, VPC_HOST, &onprem, &["-6", "-B", ONPREM_HOST], 3);
     println!(
         "iperf3 TCP over IPv6 on-prem → VPC through cgwd ↔ strongSwan: {bytes} bytes in 3 s, {mbps:.1} Mbit/s \
-         (sender MSS {})",
-        iperf["start"]["tcp_mss_default"]
+         (sender MSS {mss})"
     );
     assert!(bytes > 0, "iperf3 moved nothing: {iperf}{}", diag(&cgwd));
 
@@ -288,7 +211,7 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
             .map(|s| [s.tunnels[0].spi_in.clone(), s.tunnels[1].spi_in.clone()])
     };
     let before = spis(&cgwd).unwrap();
-    let flow = ping6(&onprem, 150, "0.02");
+    let flow = ping6(&onprem, 150, "0.02", VPC_HOST);
     std::thread::sleep(Duration::from_millis(500));
     let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
         .args(["rekey", "1", "--socket"])
@@ -319,7 +242,7 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
 
     // 4. Tunnel 1 cut silently under a 100 packets/s ping6; AWS routes the VPC's answers into
     // tunnel 2 (here at once, so the outage measured is cgwd's part).
-    let flood = ping6(&onprem, 400, "0.01");
+    let flood = ping6(&onprem, 400, "0.01", VPC_HOST);
     std::thread::sleep(Duration::from_millis(1000));
     cut(&topo.aws[0]);
     ip(
@@ -337,7 +260,7 @@ fn ipv6_traffic_over_ipv4_tunnels_with_strongswan() {
         switched.as_millis()
     );
     assert!(outage_ms <= 3000.0, "outage {outage_ms} ms{}", diag(&cgwd));
-    let (after, _) = lost(ping6(&onprem, 20, "0.05"));
+    let (after, _) = lost(ping6(&onprem, 20, "0.05", VPC_HOST));
     assert_eq!(after, 0, "tunnel 2 carries on{}", diag(&cgwd));
 
     // 5. SIGTERM: the IPv6 route and addresses go with cgwd.
