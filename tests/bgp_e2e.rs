@@ -715,3 +715,305 @@ fn emulate_aws_speaks_bgp_as_aws() {
         )
         .unwrap_or_else(|e| panic!("ping after the cut: {e}\n{}", s.logs()));
 }
+
+const CONFIG_V6: &str = include_str!("../configs/ipv6-inside/lab.describe.json");
+
+/// BIRD as AWS's speaker over the IPv6 inside addresses (MP-BGP IPv6 unicast): a session per
+/// tunnel from AWS's ::1 to our ::2, the VPC's /48 exported, what it learns into its kernel.
+fn bird_conf_v6(dir: &std::path::Path) -> String {
+    format!(
+        r#"log "{log}" all;
+router id 10.100.0.1;
+protocol device {{ scan time 1; }}
+protocol kernel {{ ipv6 {{ import none; export where proto ~ "t*"; }}; }}
+protocol static vpc {{ ipv6; route 2001:db8:100::/48 blackhole; }}
+template bgp aws {{
+  local as 64512;
+  hold time 30;
+  keepalive time 10;
+  start delay time 1;
+  connect delay time 1;
+  ipv6 {{ import all; export where proto = "vpc"; next hop self; }};
+}}
+protocol bgp t1 from aws {{ local fd00:a9fe:10::1 as 64512; neighbor fd00:a9fe:10::2 as 65000; }}
+protocol bgp t2 from aws {{ local fd00:a9fe:20::1 as 64512; neighbor fd00:a9fe:20::2 as 65000; }}
+"#,
+        log = dir.join("bird.log").display(),
+    )
+}
+
+/// The demo lab with IPv6 on the hosts' links (DAD off), the IPv6-inside file with BGP, cgwd
+/// announcing the on-prem /48; AWS's BGP played by BIRD (`bird`) or by `emulate-aws` itself,
+/// which then announces the VPC's /48.
+fn setup_v6(bird: bool) -> Option<Setup> {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return None;
+    }
+    if bird && Command::new("bird").arg("--version").output().is_err() {
+        println!("SKIPPED: needs bird (apt-get install bird2)");
+        return None;
+    }
+    let lab = Lab::create(
+        format!("cgwd-bgp6{}-{}", u8::from(bird), std::process::id()),
+        false,
+    )
+    .expect("topology");
+    for role in ["onprem", "cgw", "inet", "aws", "vpc"] {
+        for k in [
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ] {
+            lab.exec(&lab.ns(role), &["sysctl", "-qw", k]).unwrap();
+        }
+    }
+    for (role, dev, addr) in [
+        ("onprem", "lan0", "2001:db8:10::10/64"),
+        ("cgw", "lan0", "2001:db8:10::1/64"),
+        ("aws", "vpc0", "2001:db8:100::1/64"),
+        ("vpc", "eth0", "2001:db8:100::10/64"),
+    ] {
+        lab.exec(
+            &lab.ns(role),
+            &["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"],
+        )
+        .unwrap();
+    }
+    for (role, via) in [("onprem", "2001:db8:10::1"), ("vpc", "2001:db8:100::1")] {
+        lab.exec(
+            &lab.ns(role),
+            &["ip", "-6", "route", "add", "default", "via", via],
+        )
+        .unwrap();
+    }
+    let config = lab.dir.join("vpn.json");
+    std::fs::write(
+        &config,
+        CONFIG_V6.replace("\"StaticRoutesOnly\": true", "\"StaticRoutesOnly\": false"),
+    )
+    .unwrap();
+    let settings = |role: &str, extra: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n{extra}[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let cgw = settings(
+        "cgwd",
+        "[routing]\nonprem_cidrs = [\"2001:db8:10::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
+    );
+    let aws = if bird {
+        settings("aws", "[bgp]\nspeaker = \"off\"\n")
+    } else {
+        settings(
+            "aws",
+            "[routing]\nvpc_cidrs = [\"2001:db8:100::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        )
+    };
+    let c = config.to_string_lossy().into_owned();
+    let mut s = Setup { lab };
+    let aws_ns = s.lab.ns("aws");
+    s.lab
+        .spawn(&aws_ns, &[EXE, "emulate-aws", &c, "--settings", &aws], "aws.log")
+        .expect("emulate-aws");
+    let (a1, a2) = (s.lab.dir.join("aws.sock.1"), s.lab.dir.join("aws.sock.2"));
+    s.wait(Duration::from_secs(20), "AWS endpoints", |_| {
+        a1.exists() && a2.exists()
+    });
+    if bird {
+        let conf = bird_conf_v6(&s.lab.dir);
+        s.spawn_bird("aws", "bird", &conf);
+    }
+    let cgw_ns = s.lab.ns("cgw");
+    s.lab
+        .spawn(&cgw_ns, &[EXE, "run", &c, "--settings", &cgw], "cgwd.log")
+        .expect("cgwd run");
+    Some(s)
+}
+
+/// BGP over IPv6-inside tunnels (`TunnelInsideIpVersion` ipv6): cgwd's sessions run from its
+/// inside IPv6 addresses to AWS's (BIRD), with its /30 address as router ID; the VPC's IPv6 prefix
+/// is learned and routed with no `routing.vpc_cidrs`, the on-prem IPv6 prefix reaches AWS (the
+/// standby tunnel prepended), ping6 crosses both ways, and a withdrawal removes the route.
+#[test]
+fn bgp_over_ipv6_inside_addresses_with_bird() {
+    let Some(s) = setup_v6(true) else { return };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    let took = s.wait(
+        Duration::from_secs(15),
+        "both IPv6 BGP sessions Established",
+        |s| s.established("t1") && s.established("t2"),
+    );
+    println!(
+        "both BGP sessions over the IPv6 inside addresses Established {} ms after both tunnels were up",
+        took.as_millis()
+    );
+    let routes6 = |s: &Setup| {
+        s.lab
+            .exec(&s.lab.ns("cgw"), &["ip", "-6", "route", "show", "proto", "198"])
+            .unwrap_or_default()
+    };
+    s.wait(Duration::from_secs(5), "2001:db8:100::/48 learned", |s| {
+        routes6(s).contains("2001:db8:100::/48 dev cgwd0")
+    });
+    s.wait(
+        Duration::from_secs(5),
+        "2001:db8:10::/48 at AWS via tunnel 1",
+        |s| {
+            let r = s.birdc(&["show", "route", "for", "2001:db8:10::10", "all"]);
+            r.contains("fd00:a9fe:10::2")
+        },
+    );
+    s.wait(
+        Duration::from_secs(3),
+        "tunnel 2's announcement, prepended twice",
+        |s| {
+            s.birdc(&["show", "route", "protocol", "t2", "all"])
+                .contains("65000 65000 65000")
+        },
+    );
+    let ping = |from: &str, to: &str| {
+        s.lab
+            .exec(
+                &s.lab.ns(from),
+                &["ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", to],
+            )
+            .unwrap_or_else(|e| panic!("ping6 {from} → {to}: {e}\n{}", s.logs()))
+    };
+    let out = ping("onprem", "2001:db8:100::10");
+    println!(
+        "ping6 on-prem → VPC over BGP-learned IPv6 routes: {}",
+        out.lines()
+            .find(|l| l.contains("packet loss"))
+            .unwrap_or_default()
+    );
+    assert!(out.contains(" 0% packet loss"), "{out}");
+    ping("vpc", "2001:db8:10::10");
+    let v = s.status().unwrap();
+    for (t, aws6) in [(0, "fd00:a9fe:10::1"), (1, "fd00:a9fe:20::1")] {
+        let b = &v["tunnels"][t]["bgp"];
+        assert_eq!(b["state"], "established", "{v}");
+        assert_eq!(b["neighbor"], aws6, "{v}");
+        let counts = (b["prefixes_received"].as_u64(), b["prefixes_advertised"].as_u64());
+        assert_eq!(counts, (Some(1), Some(1)), "{v}");
+    }
+    // Our BGP identifier is the /30 address, as for IPv4 tunnels.
+    let t1 = s.birdc(&["show", "protocols", "all", "t1"]);
+    assert!(t1.contains("169.254.10.6"), "{t1}");
+
+    // AWS withdraws the VPC prefix: gone; announced again: back.
+    s.birdc(&["disable", "vpc"]);
+    let gone = s.wait(Duration::from_secs(3), "the withdrawn IPv6 route removed", |s| {
+        !routes6(s).contains("2001:db8:100::/48")
+    });
+    println!("IPv6 withdrawal removed our route in {} ms", gone.as_millis());
+    s.birdc(&["enable", "vpc"]);
+    s.wait(Duration::from_secs(5), "the IPv6 route back", |s| {
+        routes6(s).contains("2001:db8:100::/48")
+    });
+    ping("onprem", "2001:db8:100::10");
+
+    // Tunnel 1 cut silently while on-prem pings the VPC at 5/s: the /48's halves on tunnel 2
+    // move AWS's return traffic, cgwd's failover the outbound.
+    let log = s.lab.dir.join("ping6.txt");
+    let flow = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.lab.ns("onprem"),
+            "ping",
+            "-6",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+        ])
+        .args(["-c", "50", "2001:db8:100::10"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    s.lab.cut_tunnel1().expect("cut");
+    s.wait(
+        Duration::from_secs(5),
+        "IPv6 more-specifics via tunnel 2 at AWS",
+        |s| {
+            s.birdc(&["show", "route", "for", "2001:db8:10::10"])
+                .contains("2001:db8:10::/49")
+        },
+    );
+    let _ = flow.wait_with_output().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let received = text.lines().filter(|l| l.contains("bytes from")).count();
+    let lost = 50 - received;
+    println!(
+        "silent cut of tunnel 1 at 5 ping6/s: {received}/50 answered, round-trip outage ≈ {} ms",
+        lost * 200
+    );
+    assert!(
+        lost * 200 <= 2000,
+        "outage {} ms\n{text}\n{}",
+        lost * 200,
+        s.logs()
+    );
+    s.lab.restore_tunnel1().expect("restore");
+}
+
+/// cgwd ↔ `emulate-aws` speaking BGP as AWS over the IPv6 inside addresses: both sessions, the
+/// VPC's /48 learned, the on-prem /48 installed at AWS on both tunnels (tunnel 2's prepended), ping6.
+#[test]
+fn emulate_aws_speaks_bgp_over_ipv6_inside_addresses() {
+    let Some(s) = setup_v6(false) else { return };
+    s.wait(Duration::from_secs(20), "both tunnels up", Setup::tunnels_up);
+    s.wait(
+        Duration::from_secs(5),
+        "both IPv6 sessions Established, the VPC learned",
+        |s| {
+            s.status().is_some_and(|v| {
+                (0..2).all(|t| v["tunnels"][t]["bgp"]["state"] == "established")
+                    && v["bgp_routes"][0]["prefix"] == "2001:db8:100::/48"
+            })
+        },
+    );
+    let aws_routes = |s: &Setup| {
+        s.lab
+            .exec(&s.lab.ns("aws"), &["ip", "-6", "route", "show"])
+            .unwrap_or_default()
+    };
+    s.wait(
+        Duration::from_secs(3),
+        "the on-prem /48 at AWS on both tunnels",
+        |s| {
+            let r = aws_routes(s);
+            r.contains("2001:db8:10::/48 dev cgwd-aws1") && r.contains("2001:db8:10::/48 dev cgwd-aws2")
+        },
+    );
+    let r = aws_routes(&s);
+    assert!(r.contains("dev cgwd-aws1 metric 111"), "{r}");
+    assert!(r.contains("dev cgwd-aws2 metric 132"), "{r}");
+    let out = s
+        .lab
+        .exec(
+            &s.lab.ns("onprem"),
+            &[
+                "ping",
+                "-6",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "2001:db8:100::10",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("ping6: {e}\n{}", s.logs()));
+    assert!(out.contains(" 0% packet loss"), "{out}");
+}

@@ -785,36 +785,57 @@ fn lab_ipv6_outside() -> String {
         .replace("192.0.2.10", "2001:db8:100::10")
 }
 
-/// IPv6 outside addresses run (IKE and ESP over UDP/IPv6) with the tunnel MTU and MSS 20 octets
-/// smaller; IPv6 inside traffic still loads as a model but not as something to run, refused by
-/// the loader `cgwd check`, `cgwd run` and a reload share, naming the fields.
+/// Every combination of outside family and inside IP version AWS writes runs: IPv6 outside
+/// (IKE and ESP over UDP/IPv6, the tunnel MTU and MSS 20 octets smaller) with IPv4 or IPv6
+/// inside, IPv6 inside over IPv4 outside. What the loader `cgwd check`, `cgwd run` and a reload
+/// share still refuses: two outside families in one connection, a `local.address`/`local.id` of
+/// the other family, an IPv6-inside tunnel without its /126, prefixes of the other IP version.
 #[test]
-fn ipv6_outside_runs_and_ipv6_inside_is_refused_at_load() {
+fn ipv6_outside_and_inside_run_and_mixed_families_are_refused_at_load() {
     let dir = common::tempdir::TempDir::new("ipv6-load");
     let d = dir.0.as_path();
-    let e = load_with(d, &[parity("sample-ipv6.describe.json")], "", &[]).unwrap_err();
-    assert_eq!(e.problem(), Some(Problem::Unsupported));
-    let msg = e.to_string();
-    for field in [
-        "sample-ipv6.describe.json: ",
-        "Options.TunnelInsideIpVersion",
-        "TunnelInsideIpVersion ipv6",
-        "TunnelInsideIpv6Cidr tunnel 1 fd00:a1b2:c3d4:1::/126, tunnel 2 fd00:a1b2:c3d4:1::4/126",
-        "LocalIpv6NetworkCidr ::/0",
-        "RemoteIpv6NetworkCidr ::/0",
-        "IPv6 is not supported yet by cgwd",
-    ] {
-        assert!(msg.contains(field), "{field}: {msg}");
+    // IPv6 outside and IPv6 inside (AWS's transit gateway IPv6 connection) in every format: the
+    // describe JSON with its Options, the XML and the Generic text with only the addresses. IPv6
+    // selectors, the /126s for the inside addresses, IKE/ESP over the IPv6 outside addresses.
+    for name in ["sample-ipv6.describe.json", "sample-ipv6.xml", "sample-ipv6.txt"] {
+        let loaded = load_with(d, &[parity(name)], "", &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (conn, _) = &loaded.connections[0];
+        // AES-GCM over UDP/IPv6; the IPv6 MSS another 20 octets less (the inner IPv6 header).
+        assert_eq!(conn.mtu(), 1418, "{name}");
+        assert_eq!(conn.tunnels[0].mss_ipv6(), 1358, "{name}");
+        for (t, aws, cgw) in [
+            (
+                cgwd::sa::TunnelId::One,
+                "2001:db8:ffaa:1::21",
+                "fd00:a1b2:c3d4:1::2",
+            ),
+            (
+                cgwd::sa::TunnelId::Two,
+                "2001:db8:ffab:2::22",
+                "fd00:a1b2:c3d4:1::6",
+            ),
+        ] {
+            let tc = conn.tunnel(t);
+            assert_eq!(tc.aws_outside, aws.parse::<IpAddr>().unwrap(), "{name}");
+            assert_eq!(
+                tc.customer_outside,
+                "2001:db8:100::10".parse::<IpAddr>().unwrap(),
+                "{name}"
+            );
+            assert!(tc.is_inside_ipv6(), "{name}");
+            assert_eq!(tc.customer_inside_ipv6(), Some(cgw.parse().unwrap()), "{name}");
+            assert_eq!(
+                tc.local_traffic_selector(),
+                cgwd::sa::TrafficSelector::ANY_V6,
+                "{name}"
+            );
+            assert_eq!(
+                tc.remote_traffic_selector(),
+                cgwd::sa::TrafficSelector::ANY_V6,
+                "{name}"
+            );
+        }
     }
-    assert!(!msg.contains("OutsideIpAddressType"), "outside IPv6 runs: {msg}");
-    let e = load_with(d, &[parity("sample-ipv6.xml")], "", &[]).unwrap_err();
-    assert_eq!(e.problem(), Some(Problem::Unsupported));
-    let msg = e.to_string();
-    assert!(msg.contains("<tunnel_inside_ipv6_address>"), "{msg}");
-    assert!(
-        !msg.contains("<tunnel_outside_address>"),
-        "outside IPv6 runs: {msg}"
-    );
 
     // IPv6 outside with IPv4 inside: loads; the MTU and MSS lose the 20 octets IPv6's header adds.
     let v6 = d.join("v6outside.json");
@@ -866,7 +887,60 @@ fn ipv6_outside_runs_and_ipv6_inside_is_refused_at_load() {
         assert!(msg.contains("give an IPv6 address"), "{msg}");
     }
 
-    // IPv6 inside over IPv4 outside is refused too: the tunnels would negotiate IPv4 selectors.
+    // IPv6 inside over IPv4 outside runs: IPv6 selectors from LocalIpv6NetworkCidr and
+    // RemoteIpv6NetworkCidr, the /126s for the addresses, IPv6 prefixes only.
+    let v6 = lab_config("ipv6-inside/lab.describe.json");
+    let loaded = load_with(
+        d,
+        std::slice::from_ref(&v6),
+        "[routing]\nvpc_cidrs = [\"2001:db8:100::/48\"]\n",
+        &[],
+    )
+    .unwrap();
+    let (conn, own) = &loaded.connections[0];
+    let t1 = conn.tunnel(cgwd::sa::TunnelId::One);
+    assert!(t1.is_inside_ipv6());
+    assert_eq!(t1.local_traffic_selector(), cgwd::sa::TrafficSelector::ANY_V6);
+    assert_eq!(t1.remote_traffic_selector(), cgwd::sa::TrafficSelector::ANY_V6);
+    assert_eq!(
+        t1.customer_inside_ipv6(),
+        Some("fd00:a9fe:10::2".parse().unwrap())
+    );
+    assert_eq!(own.routing.vpc_cidrs, ["2001:db8:100::/48".parse().unwrap()]);
+    // IPv4 tunnels keep their IPv4 selectors and no IPv6 at all.
+    let v4 = load_with(d, &[lab_config("lab.xml")], "", &[]).unwrap();
+    let t = v4.connections[0].0.tunnel(cgwd::sa::TunnelId::One);
+    assert!(!t.is_inside_ipv6());
+    assert_eq!(t.local_traffic_selector(), cgwd::sa::TrafficSelector::ANY);
+    // A prefix of the other IP version is refused, naming the key and the fix.
+    let e = load_with(
+        d,
+        std::slice::from_ref(&v6),
+        "[routing]\nonprem_cidrs = [\"10.0.0.0/16\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("key routing.onprem_cidrs: 10.0.0.0/16 is IPv4")
+            && e.contains("carries IPv6 inside")
+            && e.contains("Fix: list only IPv6 prefixes"),
+        "{e}"
+    );
+    let e = load_with(
+        d,
+        &[lab_config("lab.xml")],
+        "[routing]\nvpc_cidrs = [\"2001:db8:100::/48\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("key routing.vpc_cidrs: 2001:db8:100::/48 is IPv6"),
+        "{e}"
+    );
+
+    // IPv6 inside without the /126s (an edited file) has no address to put on the device.
     let mut v: serde_json::Value = serde_json::from_str(&sample("lab.describe.json")).unwrap();
     v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv6");
     let f = d.join("v6inside.json");
@@ -875,9 +949,25 @@ fn ipv6_outside_runs_and_ipv6_inside_is_refused_at_load() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("IPv6 inside traffic (TunnelInsideIpVersion ipv6)"),
+        e.contains("tunnel 1 TunnelInsideIpv6Cidr") && e.contains("no inside IPv6 /126"),
         "{e}"
     );
+    // BGP over the IPv6 inside addresses, announcing IPv6 on-prem prefixes.
+    let mut b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&v6).unwrap()).unwrap();
+    b["VpnConnections"][0]["Options"]["StaticRoutesOnly"] = serde_json::json!(false);
+    let fb = d.join("v6bgp.json");
+    std::fs::write(&fb, b.to_string()).unwrap();
+    let loaded = load_with(
+        d,
+        std::slice::from_ref(&fb),
+        "[routing]\nonprem_cidrs = [\"2001:db8:10::/48\"]\n[bgp]\nspeaker = \"builtin\"\n",
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        loaded.connections[0].0.routing,
+        cgwd::config::Routing::Bgp { .. }
+    ));
     v["VpnConnections"][0]["Options"]["TunnelInsideIpVersion"] = serde_json::json!("ipv4");
     v["VpnConnections"][0]["Options"]["OutsideIpAddressType"] = serde_json::json!("PrivateIpv4");
     std::fs::write(&f, v.to_string()).unwrap();

@@ -354,3 +354,244 @@ fn a_certificate_gateway_gets_a_new_address_and_emulate_aws_follows() {
         s.logs()
     );
 }
+
+const CONFIG_V6: &str = include_str!("../configs/ipv6-inside/lab.describe.json");
+
+/// The demo topology with IPv6 on the hosts' links (2001:db8:10::/64 on-prem, 2001:db8:100::/64
+/// in the VPC), forwarding on and DAD off, and both sides' settings listing IPv6 prefixes only.
+fn setup_v6(name: &str) -> Setup {
+    let lab = Lab::create(format!("cgwd-emu6-{}-{name}", std::process::id()), false).expect("topology");
+    for role in ["onprem", "cgw", "inet", "aws", "vpc"] {
+        let ns = lab.ns(role);
+        for k in [
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ] {
+            lab.exec(&ns, &["sysctl", "-qw", k]).unwrap();
+        }
+    }
+    for (role, dev, addr) in [
+        ("onprem", "lan0", "2001:db8:10::10/64"),
+        ("cgw", "lan0", "2001:db8:10::1/64"),
+        ("aws", "vpc0", "2001:db8:100::1/64"),
+        ("vpc", "eth0", "2001:db8:100::10/64"),
+    ] {
+        lab.exec(
+            &lab.ns(role),
+            &["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"],
+        )
+        .unwrap();
+    }
+    for (role, via) in [("onprem", "2001:db8:10::1"), ("vpc", "2001:db8:100::1")] {
+        lab.exec(
+            &lab.ns(role),
+            &["ip", "-6", "route", "add", "default", "via", via],
+        )
+        .unwrap();
+    }
+    let config = lab.dir.join("vpn.json");
+    std::fs::write(&config, CONFIG_V6).unwrap();
+    let settings = |role: &str| {
+        let p = lab.dir.join(format!("{role}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"192.0.2.10\"\n[routing]\n\
+                 vpc_cidrs = [\"2001:db8:100::/48\"]\nonprem_cidrs = [\"2001:db8:10::/48\"]\n[control]\nsocket = \"{}\"\n",
+                lab.dir.join(format!("{role}.sock")).display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (cgw_settings, aws_settings) = (settings("cgwd"), settings("aws"));
+    Setup {
+        lab,
+        config,
+        cgw_settings,
+        aws_settings,
+    }
+}
+
+/// `ping6 -c count` on-prem → VPC (from `from`, or the on-prem host's address): the loss in percent.
+fn ping6_loss(s: &Setup, count: &str, from: Option<&str>) -> Result<String, String> {
+    let mut argv = vec!["ping", "-6", "-c", count, "-i", "0.2", "-W", "2"];
+    if let Some(f) = from {
+        argv.extend(["-I", f]);
+    }
+    argv.push("2001:db8:100::10");
+    s.lab.exec(&s.lab.ns("onprem"), &argv)
+}
+
+/// IPv6 inside over IPv4 outside (`TunnelInsideIpVersion` ipv6): cgwd ↔ `emulate-aws` bring both
+/// tunnels up with IPv6 selectors, the /126 addresses are on both devices, the IPv6 VPC route is
+/// installed, on-prem and the VPC ping each other over IPv6, a VPC source the customer does not
+/// route is dropped after decryption, and a maintenance on tunnel 1 moves the pings to tunnel 2.
+#[test]
+fn ipv6_inside_tunnels_carry_ping6() {
+    if !is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut s = setup_v6("in6");
+    let (cgw, aws, vpc) = (s.lab.ns("cgw"), s.lab.ns("aws"), s.lab.ns("vpc"));
+    s.lab
+        .exec(
+            &vpc,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "2001:db8:200::10/128",
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        )
+        .unwrap();
+    s.lab
+        .exec(
+            &aws,
+            &[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "2001:db8:200::/48",
+                "via",
+                "2001:db8:100::10",
+            ],
+        )
+        .unwrap();
+    s.start_aws();
+    s.start_cgwd();
+    let took = common::lab::wait_for(
+        Duration::from_secs(20),
+        "both IPv6-inside tunnels up",
+        || s.up(0) && s.up(1),
+        || s.logs(),
+    );
+    println!("both tunnels up {took:?} after start");
+    // The liveness probes are ICMPv6 echo to AWS's inside IPv6 addresses, and answered.
+    s.wait(
+        Duration::from_secs(5),
+        "ICMPv6 probe replies on both tunnels",
+        |s| {
+            s.status()
+                .is_some_and(|v| (0..2).all(|t| v["tunnels"][t]["probe_rtt_ms"].is_number()))
+        },
+    );
+    let addrs = s
+        .lab
+        .exec(&cgw, &["ip", "-6", "addr", "show", "dev", "cgwd0"])
+        .unwrap();
+    for a in ["fd00:a9fe:10::2/126", "fd00:a9fe:20::2/126"] {
+        assert!(addrs.contains(a), "{a} on cgwd0: {addrs}");
+    }
+    let aws_addrs = s.lab.exec(&aws, &["ip", "-6", "addr"]).unwrap();
+    assert!(aws_addrs.contains("fd00:a9fe:10::1/126"), "{aws_addrs}");
+    let routes = s
+        .lab
+        .exec(&cgw, &["ip", "-6", "route", "show", "proto", "198"])
+        .unwrap();
+    assert!(routes.contains("2001:db8:100::/48 dev cgwd0"), "{routes}");
+    let v = s.status().unwrap();
+    assert!(
+        v["routes"].to_string().contains("2001:db8:100::/48"),
+        "{}",
+        v["routes"]
+    );
+    assert_eq!(v["tunnels"][0]["inside"], "fd00:a9fe:10::2/126", "{v}");
+    assert_eq!(v["tunnels"][1]["aws_inside"], "fd00:a9fe:20::1", "{v}");
+    let text = Command::new(EXE)
+        .args(["status", "--socket"])
+        .arg(s.lab.dir.join("cgwd.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("inside fd00:a9fe:10::2/126 ↔ fd00:a9fe:10::1"),
+        "{text}"
+    );
+    let out = ping6_loss(&s, "20", None).unwrap_or_else(|e| panic!("ping6 on-prem → VPC: {e}\n{}", s.logs()));
+    let summary = out
+        .lines()
+        .find(|l| l.contains("packet loss"))
+        .unwrap_or_default();
+    println!("ping6 on-prem → VPC over IPv6-inside tunnels: {summary}");
+    assert!(summary.contains(" 0% packet loss"), "{out}");
+    let v = s.status().unwrap();
+    println!(
+        "drops after the ping6s: tunnel 1 {}, tunnel 2 {}",
+        v["tunnels"][0]["drops"], v["tunnels"][1]["drops"]
+    );
+    // And from the VPC side (AWS routes the on-prem /48 into its tunnel).
+    s.lab
+        .exec(
+            &vpc,
+            &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:10::10"],
+        )
+        .unwrap_or_else(|e| panic!("ping6 VPC → on-prem: {e}\n{}", s.logs()));
+
+    // A VPC source the customer does not route: decrypted, then dropped as reverse_path.
+    let reverse_path = |s: &Setup| -> u64 {
+        s.status().map_or(0, |v| {
+            (0..2)
+                .filter_map(|t| v["tunnels"][t]["drops"]["reverse_path"].as_u64())
+                .sum()
+        })
+    };
+    let before = reverse_path(&s);
+    let spoofed = s.lab.exec(
+        &vpc,
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "2001:db8:200::10",
+            "2001:db8:10::10",
+        ],
+    );
+    assert!(spoofed.is_err(), "answered: {spoofed:?}");
+    s.wait(
+        Duration::from_secs(5),
+        "3 IPv6 reverse_path drops in status",
+        |s| reverse_path(s) >= before + 3,
+    );
+
+    // AWS replaces tunnel 1's endpoint: tunnel 2 carries the IPv6 traffic meanwhile.
+    let out = Command::new(EXE)
+        .args([
+            "emulate-aws-ctl",
+            "--control-socket",
+            &sock(&s.lab.dir),
+            "maintenance",
+            "--tunnel",
+            "1",
+            "--for",
+            "4s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.wait(Duration::from_secs(5), "tunnel 1 down after the DELETE", |s| {
+        !s.up(0)
+    });
+    let out = ping6_loss(&s, "10", None).unwrap_or_else(|e| panic!("ping6 over tunnel 2: {e}\n{}", s.logs()));
+    println!(
+        "ping6 with tunnel 1 in maintenance: {}",
+        out.lines()
+            .find(|l| l.contains("packet loss"))
+            .unwrap_or_default()
+    );
+    s.wait(Duration::from_secs(40), "tunnel 1 back by itself", |s| s.up(0));
+    ping6_loss(&s, "3", None).unwrap_or_else(|e| panic!("ping6 after: {e}\n{}", s.logs()));
+}

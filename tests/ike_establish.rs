@@ -635,3 +635,65 @@ fn stateless_responder_accepts_the_retry_in_place() {
     init.handle_datagram(now, answer.from, answer.to, &answer.data);
     assert_eq!(init.state(), State::AuthSent);
 }
+
+fn v6_range(prefix: &str, len: u8) -> cgwd::sa::TrafficSelector {
+    cgwd::sa::TrafficSelector {
+        v6: Some(cgwd::sa::Ipv6Range::prefix(prefix.parse().unwrap(), len)),
+        ..cgwd::sa::TrafficSelector::ANY_V6
+    }
+}
+
+/// An IPv6-inside tunnel (`TunnelInsideIpVersion` ipv6): TS_IPV6_ADDR_RANGE selectors both ways, the
+/// responder narrowing AWS's side to the VPC's /48, and every Child SA rekey (either side) carrying
+/// the narrowed IPv6 selectors again.
+#[test]
+fn ipv6_selectors_establish_narrow_and_survive_rekeys() {
+    use cgwd::sa::TrafficSelector;
+    let mut c = config();
+    c.local_ts = TrafficSelector::ANY_V6;
+    c.remote_ts = TrafficSelector::ANY_V6;
+    c.child_lifetime = Duration::from_secs(60);
+    c.rekey_margin = Duration::from_secs(15);
+    c.esp.dh = vec![DhGroup::new(19).unwrap()];
+    let mut r = c.mirrored();
+    let vpc = v6_range("2001:db8:100::", 48);
+    r.local_ts = vpc;
+    let mut p = Pair::new(c, r, 31);
+    p.run_for(Duration::from_secs(200));
+    assert_eq!(p.initiator.state(), State::Established);
+    assert_eq!(p.responder().state(), State::Established);
+    let (i, rs) = (
+        Pair::child_ups(&p.initiator_events),
+        Pair::child_ups(&p.responder_events),
+    );
+    assert!(i.len() >= 3, "Child SA rekeys in 200 s: {}", i.len());
+    assert_eq!(i.len(), rs.len());
+    for (a, b) in i.iter().zip(&rs) {
+        assert_eq!(a.local_ts, TrafficSelector::ANY_V6, "our side stays ::/0");
+        assert_eq!(a.remote_ts, vpc, "AWS's side narrowed to the VPC");
+        assert_eq!((a.local_ts, a.remote_ts), (b.remote_ts, b.local_ts));
+        assert!(
+            !a.remote_ts.contains("10.0.0.1".parse().unwrap()),
+            "no IPv4 in an IPv6 SA"
+        );
+        assert_eq!(a.inbound.spi, b.outbound.spi);
+    }
+    assert!(Pair::failures(&p.initiator_events).is_empty());
+}
+
+/// An IPv6 tunnel against a peer that only has IPv4 selectors (or the other way round) agrees on
+/// nothing: TS_UNACCEPTABLE, as for disjoint IPv4 ranges.
+#[test]
+fn ipv6_against_ipv4_selectors_is_ts_unacceptable() {
+    use cgwd::sa::TrafficSelector;
+    let mut c = config();
+    c.local_ts = TrafficSelector::ANY_V6;
+    c.remote_ts = TrafficSelector::ANY_V6;
+    let mut r = c.mirrored();
+    r.local_ts = TrafficSelector::ANY;
+    r.remote_ts = TrafficSelector::ANY;
+    let mut p = Pair::new(c, r, 32);
+    p.run_for(Duration::from_secs(2));
+    let i = Pair::failures(&p.initiator_events);
+    assert!(i[0].contains("AWS rejected our traffic selectors"), "{i:?}");
+}

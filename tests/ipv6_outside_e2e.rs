@@ -21,313 +21,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netns::{run, skip_unless_root_and, sysctl};
-use common::strongswan::{Charon, Conn};
-use common::tempdir::TempDir;
-use serde_json::Value;
+use common::ipv6::{AWS, CGW, Inside, StrongSwanLab, cgwd_status, iperf3, ipv6_config, ping_counts, up};
+use common::netns::{skip_unless_root_and, sysctl};
+use common::two_aws::wait_for;
 
-const CGW: &str = "2001:db8:100::10";
-const AWS: [&str; 2] = ["2001:db8:ffaa:1::21", "2001:db8:ffab:2::22"];
-const PSK: [&str; 2] = ["lab_tunnel1_psk.AWS1", "lab_tunnel2_psk.AWS2"];
-const AWS_INSIDE: [&str; 2] = ["169.254.10.5/30", "169.254.20.9/30"];
+const INSIDE: Inside = Inside::V4;
 const AWS_INSIDE_HOST: [&str; 2] = ["169.254.10.5", "169.254.20.9"];
-const ONPREM_HOST: &str = "10.0.1.10";
-const ONPREM_NET: &str = "10.0.1.0/24";
 const VPC_HOST: &str = "10.100.0.10";
 
-/// The lab's AWS side (`aws-lab env`: T1_IKE, T1_ESP) for AWS's default tunnel options, as
-/// tests/rekey_soak.rs gives charon.
-const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
-const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
-
-/// The namespaces, removed on drop (also when a step panics), with every process left in them.
-struct Topology {
-    onprem: String,
-    cgw: String,
-    aws: [String; 2],
-    vpc: String,
-}
-
-impl Topology {
-    /// Namespaces `c6<tag>-{o,c,a,b,v}<pid>`: `tag` keeps this file's tests apart.
-    fn create(tag: char) -> Topology {
-        let id = std::process::id();
-        let t = Topology {
-            onprem: format!("c6{tag}-o{id}"),
-            cgw: format!("c6{tag}-c{id}"),
-            aws: [format!("c6{tag}-a{id}"), format!("c6{tag}-b{id}")],
-            vpc: format!("c6{tag}-v{id}"),
-        };
-        for ns in t.all() {
-            run("ip", &["netns", "add", ns]).unwrap();
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]).unwrap();
-            // Addresses usable at once: no duplicate address detection in a fresh namespace.
-            sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
-            sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
-        }
-        let veth = |a: &str, a_name: &str, b: &str, b_name: &str, link: &str| {
-            let (ta, tb) = (format!("x{tag}{link}{id}"), format!("y{tag}{link}{id}"));
-            run(
-                "ip",
-                &[
-                    "link", "add", &ta, "netns", a, "type", "veth", "peer", "name", &tb, "netns", b,
-                ],
-            )
-            .unwrap();
-            run("ip", &["-n", a, "link", "set", &ta, "name", a_name]).unwrap();
-            run("ip", &["-n", b, "link", "set", &tb, "name", b_name]).unwrap();
-            run("ip", &["-n", a, "link", "set", a_name, "up"]).unwrap();
-            run("ip", &["-n", b, "link", "set", b_name, "up"]).unwrap();
-        };
-        let ip = |ns: &str, args: &[&str]| {
-            let mut all = vec!["-n", ns];
-            all.extend_from_slice(args);
-            run("ip", &all).unwrap();
-        };
-        // On-premises LAN (IPv4).
-        veth(&t.onprem, "eth0", &t.cgw, "lan0", "l");
-        ip(
-            &t.onprem,
-            &["addr", "add", &format!("{ONPREM_HOST}/24"), "dev", "eth0"],
-        );
-        ip(&t.onprem, &["route", "add", "default", "via", "10.0.1.1"]);
-        ip(&t.cgw, &["addr", "add", "10.0.1.1/24", "dev", "lan0"]);
-        sysctl(&t.cgw, "net.ipv4.ip_forward=1");
-        // The IPv6 Internet between the customer gateway and each AWS endpoint.
-        for (i, aws) in AWS.iter().enumerate() {
-            let c = format!("o{i}");
-            veth(&t.cgw, &c, &t.aws[i], "out0", &format!("o{i}"));
-            ip(
-                &t.cgw,
-                &["-6", "addr", "add", &format!("{CGW}/128"), "dev", &c, "nodad"],
-            );
-            ip(&t.cgw, &["-6", "route", "add", aws, "dev", &c, "src", CGW]);
-            ip(
-                &t.aws[i],
-                &["-6", "addr", "add", &format!("{aws}/128"), "dev", "out0", "nodad"],
-            );
-            ip(&t.aws[i], &["-6", "route", "add", CGW, "dev", "out0", "src", aws]);
-        }
-        // The VPC behind tunnel 1's endpoint.
-        veth(&t.aws[0], "vpc0", &t.vpc, "eth0", "v");
-        ip(&t.aws[0], &["addr", "add", "10.100.0.1/24", "dev", "vpc0"]);
-        sysctl(&t.aws[0], "net.ipv4.ip_forward=1");
-        ip(&t.vpc, &["addr", "add", &format!("{VPC_HOST}/24"), "dev", "eth0"]);
-        ip(&t.vpc, &["route", "add", "default", "via", "10.100.0.1"]);
-        t
-    }
-
-    fn all(&self) -> impl Iterator<Item = &String> {
-        [&self.onprem, &self.cgw, &self.aws[0], &self.aws[1], &self.vpc].into_iter()
-    }
-
-    fn exec(&self, ns: &str, cmd: &[&str]) -> String {
-        let mut args = vec!["netns", "exec", ns];
-        args.extend_from_slice(cmd);
-        run("ip", &args).unwrap_or_else(|e| e.to_string())
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in self.all() {
-            if let Ok(pids) = run("ip", &["netns", "pids", ns]) {
-                for pid in pids.split_whitespace() {
-                    let _ = run("kill", &["-KILL", pid]);
-                }
-            }
-            let _ = run("ip", &["netns", "del", ns]);
-        }
-    }
-}
-
-/// A background process (cgwd, iperf3 server), killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = cgwd::io::clock::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// configs/lab.describe.json with IPv6 outside addresses (the same tunnels, inside /30s and PSKs).
-fn ipv6_config(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
-    let text = std::fs::read_to_string(src)
-        .unwrap()
-        .replace(
-            "\"OutsideIpAddressType\": \"PublicIpv4\"",
-            "\"OutsideIpAddressType\": \"Ipv6\"",
-        )
-        .replace("198.51.100.11", AWS[0])
-        .replace("203.0.113.12", AWS[1])
-        .replace("192.0.2.10", CGW);
-    let path = dir.join("vpn-ipv6.describe.json");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn cgwd_status(sock: &Path) -> Option<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cgwd"))
-        .args(["status", "--json", "--socket"])
-        .arg(sock)
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-fn up(s: &Value, i: usize) -> bool {
-    let t = &s["tunnels"][i];
-    t["ike_phase1_state"] == "established" && t["ike_phase2_state"] == "established"
-}
-
-/// `ping` summary: (transmitted, received) from the "N packets transmitted, M received" line.
-fn ping_counts(out: &str) -> (u32, u32) {
-    let line = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or("");
-    let mut n = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty());
-    let tx = n.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-    let rx = n.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-    (tx, rx)
-}
-
-/// Two charons as AWS (`edit(i, swanctl.conf)` applied) and `cgwd run` in the cgw namespace with
-/// `config` and `extra` settings, both tunnels established over IPv6 and answering probes.
-/// Fields drop in order: cgwd and the charons end before their namespaces and files go.
-struct StrongSwanLab {
-    daemon: Proc,
-    charons: Vec<Charon>,
-    topo: Topology,
-    _dir: TempDir,
-    sock: PathBuf,
-    log_path: PathBuf,
-    ifname: String,
-}
-
-impl StrongSwanLab {
-    fn start(
-        tag: char,
-        config: impl Fn(&Path) -> PathBuf,
-        extra: &str,
-        edit: impl Fn(usize, String) -> String,
-    ) -> StrongSwanLab {
-        let topo = Topology::create(tag);
-        let dir = TempDir::new(&format!("v6out-{tag}"));
-        // AWS's two endpoints: charon waiting for cgwd, AWS's full lists, AWS's inside address on
-        // ipsec0 and the on-prem prefix routed into the tunnel (what a static route at AWS does).
-        let charons: Vec<Charon> = (0..2)
-            .map(|i| {
-                let c = Charon::start(&topo.aws[i], &dir.0.join(format!("aws{}", i + 1))).unwrap();
-                let conf = Conn::new(AWS[i], CGW, PSK[i], AWS_IKE, AWS_ESP).swanctl_conf();
-                let file = c.dir.join("swanctl.conf");
-                std::fs::write(&file, edit(i, conf)).unwrap();
-                c.swanctl(
-                    "--load-all",
-                    &["--noprompt", "--file", &file.display().to_string()],
-                )
-                .unwrap();
-                let ns = &topo.aws[i];
-                run("ip", &["-n", ns, "link", "set", "ipsec0", "up"]).unwrap();
-                run("ip", &["-n", ns, "addr", "add", AWS_INSIDE[i], "dev", "ipsec0"]).unwrap();
-                run("ip", &["-n", ns, "route", "add", ONPREM_NET, "dev", "ipsec0"]).unwrap();
-                c
-            })
-            .collect();
-        let config = config(&dir.0);
-        let ifname = format!("c6{tag}{}", std::process::id() % 100_000);
-        let sock = dir.0.join("ctl").join("cgwd.sock");
-        let settings = dir.0.join("cgwd.toml");
-        // No local.address: cgwd finds the customer gateway's IPv6 address from the file on this
-        // host (the emulate-aws test below gives it explicitly).
-        std::fs::write(
-            &settings,
-            format!(
-                "[interface]\nname = \"{ifname}\"\n\
-                 [routing]\nvpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"{ONPREM_NET}\"]\n\
-                 [control]\nsocket = \"{}\"\n[bgp]\nspeaker = \"off\"\n{extra}",
-                sock.display()
-            ),
-        )
-        .unwrap();
-        let log_path = dir.0.join("cgwd.log");
-        let daemon = Proc(
-            Command::new("ip")
-                .args(["netns", "exec", &topo.cgw, env!("CARGO_BIN_EXE_cgwd"), "run"])
-                .arg(&config)
-                .arg("--settings")
-                .arg(&settings)
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log_path).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let mut lab = StrongSwanLab {
-            daemon,
-            charons,
-            topo,
-            _dir: dir,
-            sock,
-            log_path,
-            ifname,
-        };
-        let sock = lab.sock.clone();
-        wait_for("both tunnels established", Duration::from_secs(30), || {
-            if let Ok(Some(code)) = lab.daemon.0.try_wait() {
-                panic!("cgwd exited with {code}{}", lab.diag());
-            }
-            cgwd_status(&sock).is_some_and(|s| up(&s, 0) && up(&s, 1))
-        });
-        wait_for("probe replies on both tunnels", Duration::from_secs(10), || {
-            cgwd_status(&sock).is_some_and(|s| (0..2).all(|i| s["tunnels"][i]["probe_rtt_ms"].is_number()))
-        });
-        lab
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn diag(&self) -> String {
-        format!(
-            "\n--- cgwd log\n{}\n--- charon 1\n{}\n--- charon 2\n{}",
-            self.log(),
-            self.charons[0].list_sas(),
-            self.charons[1].list_sas()
-        )
-    }
-
-    /// SIGTERM: cgwd deletes its SAs, removes what it made and exits 0.
-    fn stop(mut self) {
-        run("kill", &["-TERM", &self.daemon.0.id().to_string()]).unwrap();
-        let mut code = None;
-        wait_for("cgwd exit after SIGTERM", Duration::from_secs(5), || {
-            code = self.daemon.0.try_wait().unwrap();
-            code.is_some()
-        });
-        assert!(code.unwrap().success(), "{}", self.diag());
-    }
+fn v4_inside_config(dir: &Path) -> PathBuf {
+    ipv6_config(dir, INSIDE)
 }
 
 #[test]
@@ -335,7 +42,7 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     if skip_unless_root_and(&["iperf3", "ping"]) {
         return;
     }
-    let lab = StrongSwanLab::start('o', ipv6_config, "", |_, conf| conf);
+    let lab = StrongSwanLab::start('o', INSIDE, v4_inside_config, "", |_, conf| conf);
     let (topo, sock, ifname, charons) = (&lab.topo, &lab.sock, &lab.ifname, &lab.charons);
     let diag = || lab.diag();
     let s = cgwd_status(sock).unwrap();
@@ -412,37 +119,12 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     }
 
     // 3. iperf3 TCP on-prem → VPC for 3 s: bytes move (the rate is printed, never asserted).
-    let _server = Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &topo.vpc, "iperf3", "-s", "-1", "-B", VPC_HOST])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &topo.onprem,
-            "iperf3",
-            "-c",
-            VPC_HOST,
-            "-t",
-            "3",
-            "-J",
-        ])
-        .output()
-        .unwrap();
-    let iperf: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let bytes = iperf["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-    let mbps = iperf["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or(0.0)
-        / 1e6;
-    let mss = &iperf["start"]["tcp_mss_default"];
+    let common::ipv6::Iperf {
+        bytes,
+        mbps,
+        mss,
+        json: iperf,
+    } = iperf3(&topo.vpc, VPC_HOST, &topo.onprem, &[], 3);
     println!(
         "iperf3 TCP on-prem → VPC over IPv6 outside (cgwd ↔ strongSwan): {bytes} bytes in 3 s, \
          {mbps:.1} Mbit/s, sender MSS {mss}"
@@ -518,7 +200,7 @@ fn cgwd_and_emulate_aws_over_ipv6_outside() {
     let config = lab.dir.join("vpn.json");
     std::fs::write(
         &config,
-        std::fs::read_to_string(ipv6_config(&lab.dir))
+        std::fs::read_to_string(v4_inside_config(&lab.dir))
             .unwrap()
             .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
     )
@@ -643,7 +325,8 @@ fn both_sides_rekey_over_ipv6_without_loss() {
     }
     let lab = StrongSwanLab::start(
         'r',
-        |d| with_lab_lifetimes(ipv6_config(d), 60, 20, 5),
+        INSIDE,
+        |d| with_lab_lifetimes(v4_inside_config(d), 60, 20, 5),
         "[lab]\nallow_short_lifetimes = true\n",
         |i, conf| {
             let (ike, child) = if i == 0 {

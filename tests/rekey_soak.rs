@@ -15,14 +15,9 @@ mod common;
 use std::process::Command;
 
 use common::netns::skip_unless_root;
+use common::strongswan::{AWS_ESP, AWS_IKE};
 use common::tempdir::TempDir;
 use common::two_aws::*;
-
-/// The lab's AWS side (`aws-lab env`: T1_IKE, T1_ESP) for AWS's default tunnel options.
-const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
-const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
-aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
 
 #[test]
 fn rekeys_of_every_kind_for_minutes_lose_nothing() {

@@ -8,6 +8,9 @@
 //!   datagram goes to the established responder (and to the initiator);
 //! * mode % 3 == 2: a real IKE_SA_INIT request, patched by the input (3-octet `position, value`
 //!   patches), starts a responder — reaching proposal selection and key exchange with hostile values.
+//!
+//! mode ≥ 128: both sides have IPv6 traffic selectors (an IPv6-inside tunnel), so hostile TSi/TSr
+//! meet the IPv6 narrowing too.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use cgwd::crypto::SeededRandom;
 use cgwd::ike::{IkeConfig, IkeSa, State};
-use cgwd::sa::TunnelId;
+use cgwd::sa::{TrafficSelector, TunnelId};
 use cgwd::secret::Secret;
 use cgwd::suite::{DhGroup, Encryption, Integrity};
 use libfuzzer_sys::fuzz_target;
 
-fn config() -> IkeConfig {
+fn config(v6: bool) -> IkeConfig {
     let mut c = IkeConfig::aws_defaults(
         TunnelId::One,
         Ipv4Addr::new(192, 0, 2, 10),
@@ -32,6 +35,10 @@ fn config() -> IkeConfig {
     c.ike.dh = vec![DhGroup::new(19).unwrap()];
     c.ike.encryption = Encryption::ALL.to_vec();
     c.ike.integrity = Integrity::ALL.to_vec();
+    if v6 {
+        c.local_ts = TrafficSelector::ANY_V6;
+        c.remote_ts = TrafficSelector::ANY_V6;
+    }
     c
 }
 
@@ -54,11 +61,12 @@ fuzz_target!(|data: &[u8]| {
     // The responder plays AWS (198.51.100.11); the initiator is cgwd (192.0.2.10).
     let aws: SocketAddr = "198.51.100.11:500".parse().unwrap();
     let cgw: SocketAddr = "192.0.2.10:500".parse().unwrap();
-    let responder_cfg = Arc::new(config().mirrored());
+    let v6 = mode >= 128;
+    let responder_cfg = Arc::new(config(v6).mirrored());
     let datagrams = split(rest);
 
     if mode % 3 == 2 {
-        let mut init = IkeSa::initiator(Arc::new(config()), now, Box::new(SeededRandom::new(4)));
+        let mut init = IkeSa::initiator(Arc::new(config(v6)), now, Box::new(SeededRandom::new(4)));
         let Some(t) = init.poll_transmit() else {
             return;
         };
@@ -108,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Establish for real, then attack both ends.
-    let mut init = IkeSa::initiator(Arc::new(config()), now, Box::new(SeededRandom::new(2)));
+    let mut init = IkeSa::initiator(Arc::new(config(v6)), now, Box::new(SeededRandom::new(2)));
     let mut resp: Option<IkeSa> = None;
     for _ in 0..8 {
         while let Some(t) = init.poll_transmit() {

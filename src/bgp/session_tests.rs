@@ -414,3 +414,53 @@ fn collision_rules() {
         assert_eq!(resolve_collision(s, hi, lo), Collision::CloseIncoming);
     }
 }
+
+/// IPv6-inside tunnels: both sides offer IPv6 unicast, IPv6 prefixes go out in MP_REACH_NLRI with
+/// our inside IPv6 address as next hop and come back withdrawn in MP_UNREACH_NLRI; the router ID
+/// stays the IPv4 one.
+#[test]
+fn ipv6_prefixes_over_mp_bgp_with_the_inside_ipv6_next_hop() {
+    let ours6: Ipv6Addr = "fd00:a9fe:10::2".parse().unwrap();
+    let aws6: Ipv6Addr = "fd00:a9fe:10::1".parse().unwrap();
+    let mut p = Pair::new(
+        SessionConfig {
+            next_hop_v6: Some(ours6),
+            ..cgwd()
+        },
+        SessionConfig {
+            next_hop_v6: Some(aws6),
+            ..aws()
+        },
+    );
+    p.a.set_announcements(vec![Announcement {
+        prefix: net("2001:db8:10::/48"),
+        prepend: 0,
+    }]);
+    p.b.set_announcements(vec![Announcement {
+        prefix: net("2001:db8:100::/48"),
+        prepend: 0,
+    }]);
+    p.connect();
+    assert_eq!(p.a.state(), SessionState::Established);
+    assert_eq!(Pair::learned(&p.a_events), [(net("2001:db8:100::/48"), 1)]);
+    let at_aws = p.b_events.iter().find_map(|e| match e {
+        SessionEvent::Routes { announced, .. } => announced.first().cloned(),
+        _ => None,
+    });
+    let l = at_aws.unwrap();
+    assert_eq!(l.prefix, net("2001:db8:10::/48"));
+    assert_eq!(l.attributes.mp_next_hop, Some(ours6));
+    assert_eq!(l.attributes.next_hop, None, "no IPv4 NEXT_HOP for IPv6 prefixes");
+    p.b_events.clear();
+    p.a.set_announcements(Vec::new());
+    p.pump();
+    let withdrawn: Vec<IpNet> = p
+        .b_events
+        .iter()
+        .flat_map(|e| match e {
+            SessionEvent::Routes { withdrawn, .. } => withdrawn.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(withdrawn, [net("2001:db8:10::/48")]);
+}

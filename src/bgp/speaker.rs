@@ -16,7 +16,7 @@
 //!   at once. They are withdrawn when the dead tunnel's session is Established again.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -41,8 +41,11 @@ pub struct SpeakerConfig {
     pub local_as: u32,
     pub peer_as: u32,
     pub hold_time: u16,
-    /// Per tunnel: (our inside address, AWS's inside address).
+    /// Per tunnel: (our inside address, AWS's inside address); ours is also the BGP identifier.
     pub inside: [(Ipv4Addr, Ipv4Addr); 2],
+    /// IPv6-inside tunnels: (ours, AWS's) inside IPv6 addresses, over which the session runs
+    /// (MP-BGP IPv6 unicast, RFC 4760; ours is the next hop of what we announce).
+    pub inside_v6: Option<[(Ipv6Addr, Ipv6Addr); 2]>,
     /// What we announce.
     pub onprem: Vec<IpNet>,
     pub preference: Preference,
@@ -86,7 +89,7 @@ impl Speaker {
                 router_id: cfg.inside[i].0,
                 hold_time: cfg.hold_time,
                 next_hop: cfg.inside[i].0,
-                next_hop_v6: None,
+                next_hop_v6: cfg.inside_v6.map(|v| v[i].0),
             })
         };
         let mut s = Speaker {
@@ -102,6 +105,16 @@ impl Speaker {
 
     pub fn config(&self) -> &SpeakerConfig {
         &self.cfg
+    }
+
+    /// Tunnel `t`'s session endpoints (ours, AWS's): the IPv6 inside addresses on IPv6-inside
+    /// tunnels, else the /30's.
+    pub fn endpoints(&self, t: TunnelId) -> (IpAddr, IpAddr) {
+        let i = t.index();
+        match self.cfg.inside_v6 {
+            Some(v) => (IpAddr::V6(v[i].0), IpAddr::V6(v[i].1)),
+            None => (IpAddr::V4(self.cfg.inside[i].0), IpAddr::V4(self.cfg.inside[i].1)),
+        }
     }
 
     pub fn session(&self, t: TunnelId) -> &Session {

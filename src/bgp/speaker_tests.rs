@@ -19,6 +19,7 @@ fn speaker(preference: Preference) -> Speaker {
         peer_as: 64512,
         hold_time: 30,
         inside: INSIDE,
+        inside_v6: None,
         onprem: vec![net("10.0.0.0/16")],
         preference,
         fast_failover: true,

@@ -325,6 +325,17 @@ impl Builder<'_> {
             built.push(self.tunnel(id, &ctx, &t, o.as_ref(), (&local_ts, &remote_ts), &mut d.notes)?);
         }
         self.check_outside_type(&d, &ip, &built)?;
+        let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
+            || built.iter().any(|(t, _)| t.inside_ipv6.is_some());
+        if inside_v6 {
+            let all: Ipv6Net = Ipv6Net::default();
+            for (t, _) in &mut built {
+                t.ts_v6 = Some((
+                    ip.local_ipv6_network_cidr.unwrap_or(all),
+                    ip.remote_ipv6_network_cidr.unwrap_or(all),
+                ));
+            }
+        }
         let routing = self.routing(&d, &built)?;
         let tunnels: [TunnelConfig; 2] =
             match <[TunnelConfig; 2]>::try_from(built.into_iter().map(|(t, _)| t).collect::<Vec<_>>()) {
@@ -1090,6 +1101,7 @@ impl Builder<'_> {
             startup_action,
             local_ts: local_ts.0,
             remote_ts: remote_ts.0,
+            ts_v6: None,
             tcp_mss_adjustment,
             clear_df_bit,
             fragmentation_before_encryption,

@@ -206,6 +206,7 @@ pub fn load_many_with(
     for (_, mut conn) in raw {
         let own = settings.for_connection(&conn.id);
         check_bgp_limits(&settings_file, &conn, &own)?;
+        check_inside_family(&settings_file, &conn, &own)?;
         apply_settings(&mut conn, &own);
         connections.push((conn, own));
     }
@@ -218,8 +219,8 @@ pub fn load_many_with(
 /// What `cgwd run` cannot do with a connection AWS accepts, refused when the configuration is
 /// loaded, so `cgwd check`, `cgwd run` and a reload refuse it alike, before anything changes on
 /// the host: outside addresses of two IP families (AWS runs every tunnel of a connection over one,
-/// and cgwd binds one address), and IPv6 inside traffic (its Child SAs carry IPv4 traffic
-/// selectors, BGP runs over the inside /30s).
+/// and cgwd binds one address), and an IPv6-inside connection whose tunnels do not all carry an
+/// inside IPv6 /126 (one inside IP version for the whole connection).
 pub fn check_runnable(
     file: &Path,
     conn: &VpnConnection,
@@ -231,61 +232,31 @@ pub fn check_runnable(
     check_outside_family(file, conn, settings, settings_file)?;
     let inside_v6 = ip.tunnel_inside_ip_version == Some(InsideIpVersion::Ipv6)
         || conn.tunnels.iter().any(|t| t.inside_ipv6.is_some());
-    let mut what = Vec::new();
-    let mut fields = Vec::new();
     if inside_v6 {
-        let mut parts = Vec::new();
-        if let Some(v) = ip.tunnel_inside_ip_version {
-            parts.push(format!("TunnelInsideIpVersion {}", v.aws_name()));
-        }
-        let cidrs: Vec<String> = conn
-            .tunnels
-            .iter()
-            .filter_map(|t| t.inside_ipv6.map(|n| format!("{} {n}", t.id)))
-            .collect();
-        if !cidrs.is_empty() {
-            parts.push(format!(
-                "{} {}",
-                if described {
-                    "TunnelInsideIpv6Cidr"
-                } else {
-                    "<tunnel_inside_ipv6_address>"
-                },
-                cidrs.join(", ")
+        // IPv6 inside runs: each tunnel needs its /126 for the device's address and AWS's peer.
+        if let Some(t) = conn.tunnels.iter().find(|t| t.inside_ipv6.is_none()) {
+            return Err(ConfigError::invalid(
+                file,
+                Problem::Unsupported,
+                format!(
+                    "VPN connection {}, {} {}",
+                    conn.id,
+                    t.id,
+                    if described {
+                        "TunnelInsideIpv6Cidr"
+                    } else {
+                        "<tunnel_inside_ipv6_address>"
+                    }
+                ),
+                format!(
+                    "the connection carries IPv6 inside (TunnelInsideIpVersion ipv6) but {} has no inside \
+                     IPv6 /126, so cgwd has no address for it",
+                    t.id
+                ),
+                "use the unedited describe-vpn-connections output, which lists TunnelInsideIpv6Cidr for \
+                 every tunnel of an IPv6 connection",
             ));
         }
-        for (name, net) in [
-            ("LocalIpv6NetworkCidr", ip.local_ipv6_network_cidr),
-            ("RemoteIpv6NetworkCidr", ip.remote_ipv6_network_cidr),
-        ] {
-            if let Some(n) = net {
-                parts.push(format!("{name} {n}"));
-            }
-        }
-        fields.push(if described {
-            "Options.TunnelInsideIpVersion"
-        } else {
-            "<tunnel_inside_ipv6_address>"
-        });
-        what.push(format!(
-            "IPv6 inside traffic ({}): cgwd's tunnels carry IPv4 (traffic selectors \
-             LocalIpv4NetworkCidr/RemoteIpv4NetworkCidr, BGP over the inside /30s) only",
-            parts.join("; ")
-        ));
-    }
-    if !what.is_empty() {
-        return Err(ConfigError::invalid(
-            file,
-            Problem::Unsupported,
-            format!("VPN connection {}, {}", conn.id, fields.join(", ")),
-            format!(
-                "IPv6 is not supported yet by cgwd, and `cgwd run` refuses this connection: {}",
-                what.join("; ")
-            ),
-            "use a VPN connection with TunnelInsideIpVersion ipv4 — AWS sets it when the \
-             connection is created, so that means a new connection — or run this one with an IKE \
-             implementation that supports IPv6 inside traffic",
-        ));
     }
     Ok(())
 }
@@ -353,6 +324,41 @@ fn check_outside_family(
     Ok(())
 }
 
+/// A connection carries one IP version inside (AWS's rule): its `routing.vpc_cidrs` and
+/// `routing.onprem_cidrs` must be of that version.
+fn check_inside_family(
+    settings_file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+) -> Result<(), ConfigError> {
+    let v6 = conn.tunnels.iter().any(TunnelConfig::is_inside_ipv6);
+    let (inside, other) = if v6 { ("IPv6", "IPv4") } else { ("IPv4", "IPv6") };
+    for (key, list) in [
+        ("routing.vpc_cidrs", &settings.routing.vpc_cidrs),
+        ("routing.onprem_cidrs", &settings.routing.onprem_cidrs),
+    ] {
+        if let Some(net) = list.iter().find(|n| matches!(n, ipnet::IpNet::V6(_)) != v6) {
+            return Err(ConfigError::invalid(
+                settings_file,
+                Problem::Conflict,
+                format!("key {key}"),
+                format!(
+                    "{net} is {other}, but VPN connection {} carries {inside} inside its tunnels \
+                     (TunnelInsideIpVersion {}), and AWS carries one IP version per connection",
+                    conn.id,
+                    if v6 { "ipv6" } else { "ipv4" }
+                ),
+                format!(
+                    "list only {inside} prefixes for this connection (per connection: \
+                     [connections.{}.routing]); {other} traffic needs a VPN connection of its own",
+                    conn.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// How many prefixes AWS accepts from the customer gateway on one BGP session: 100 to a virtual
 /// private gateway, 1,000 to a transit gateway ("Site-to-Site VPN quotas").
 pub fn bgp_prefix_limit(conn: &VpnConnection) -> usize {
@@ -368,7 +374,10 @@ pub fn bgp_prefix_limit(conn: &VpnConnection) -> usize {
 pub fn bgp_announced_max(settings: &Settings) -> usize {
     let onprem = &settings.routing.onprem_cidrs;
     let halves = if settings.bgp.fast_failover {
-        2 * onprem.iter().filter(|n| n.prefix_len() < 32).count()
+        2 * onprem
+            .iter()
+            .filter(|n| n.prefix_len() < n.max_prefix_len())
+            .count()
     } else {
         0
     };

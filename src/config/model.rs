@@ -334,6 +334,9 @@ pub struct TunnelConfig {
     pub local_ts: Ipv4Net,
     /// AWS-side selector (`RemoteIpv4NetworkCidr`).
     pub remote_ts: Ipv4Net,
+    /// IPv6-inside tunnels: the selectors (`LocalIpv6NetworkCidr`, `RemoteIpv6NetworkCidr`, AWS's
+    /// default ::/0) that replace the IPv4 ones, since a connection carries one IP version.
+    pub ts_v6: Option<(Ipv6Net, Ipv6Net)>,
     /// The MSS AWS's download recommends (informational; cgwd clamps to [`Self::mss`]).
     pub tcp_mss_adjustment: Option<u16>,
     pub clear_df_bit: bool,
@@ -450,17 +453,35 @@ impl TunnelConfig {
 
     /// Our Child SA selector (TSi when we initiate).
     pub fn local_traffic_selector(&self) -> TrafficSelector {
-        selector(self.local_ts)
+        match self.ts_v6 {
+            Some((local, _)) => selector_v6(local),
+            None => selector(self.local_ts),
+        }
     }
 
     /// AWS's Child SA selector.
     pub fn remote_traffic_selector(&self) -> TrafficSelector {
-        selector(self.remote_ts)
+        match self.ts_v6 {
+            Some((_, remote)) => selector_v6(remote),
+            None => selector(self.remote_ts),
+        }
+    }
+
+    /// The tunnel carries IPv6 inside (`TunnelInsideIpVersion` ipv6).
+    pub fn is_inside_ipv6(&self) -> bool {
+        self.ts_v6.is_some()
     }
 
     /// Where a field's value came from (`None` for fields that are always from the file).
     pub fn origin(&self, field: &str) -> Option<&Origin> {
         self.provenance.get(field)
+    }
+}
+
+fn selector_v6(net: Ipv6Net) -> TrafficSelector {
+    TrafficSelector {
+        v6: Some(crate::sa::Ipv6Range::prefix(net.network(), net.prefix_len())),
+        ..TrafficSelector::ANY_V6
     }
 }
 

@@ -201,9 +201,18 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
         if let Some(v6) = t.inside_ipv6 {
             let _ = writeln!(
                 s,
-                "  inside IPv6        {v6}  AWS {}  customer {}",
+                "  inside IPv6        {v6}  AWS {}  customer {}{}",
                 t.aws_inside_ipv6().map_or(String::new(), |a| a.to_string()),
-                t.customer_inside_ipv6().map_or(String::new(), |a| a.to_string())
+                t.customer_inside_ipv6().map_or(String::new(), |a| a.to_string()),
+                if t.is_inside_ipv6() {
+                    format!(
+                        " (on the device as {}/{}; the tunnel carries IPv6 only)",
+                        t.customer_inside_ipv6().map_or(String::new(), |a| a.to_string()),
+                        v6.prefix_len()
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         let _ = writeln!(
@@ -295,11 +304,21 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
                 StartupAction::Start => "AWS initiates too",
             }
         );
-        let _ = writeln!(
-            s,
-            "  traffic selectors  local {} <-> AWS {}",
-            t.local_ts, t.remote_ts
-        );
+        match t.ts_v6 {
+            Some((local, remote)) => {
+                let _ = writeln!(
+                    s,
+                    "  traffic selectors  local {local} <-> AWS {remote} (IPv6: LocalIpv6NetworkCidr, RemoteIpv6NetworkCidr)"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  traffic selectors  local {} <-> AWS {}",
+                    t.local_ts, t.remote_ts
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "  MTU / MSS          {} / {} (IPv6 MSS {}); AWS suggests MSS {}; clear DF {}, fragment before encryption {}",
@@ -310,12 +329,16 @@ pub fn text(conn: &VpnConnection, settings: &Settings) -> String {
             t.clear_df_bit,
             t.fragmentation_before_encryption
         );
+        let next_hop = t
+            .aws_inside_ipv6()
+            .filter(|_| t.is_inside_ipv6())
+            .map_or(t.aws_inside().to_string(), |a| a.to_string());
         match conn.routing {
             Routing::Bgp { .. } => {
-                let _ = writeln!(s, "  BGP neighbor       {}", t.aws_inside());
+                let _ = writeln!(s, "  BGP neighbor       {next_hop}");
             }
             Routing::Static => {
-                let _ = writeln!(s, "  static next hop    {}", t.aws_inside());
+                let _ = writeln!(s, "  static next hop    {next_hop}");
             }
         }
     }
@@ -374,15 +397,18 @@ fn tunnel_json(t: &TunnelConfig, routing: Routing) -> Value {
         "dpd_timeout": t.dpd_timeout_secs,
         "dpd_action": t.dpd_action,
         "startup_action": t.startup_action,
-        "local_ts": t.local_ts.to_string(),
-        "remote_ts": t.remote_ts.to_string(),
+        "local_ts": t.ts_v6.map_or(t.local_ts.to_string(), |(l, _)| l.to_string()),
+        "remote_ts": t.ts_v6.map_or(t.remote_ts.to_string(), |(_, r)| r.to_string()),
         "tcp_mss_adjustment": t.tcp_mss_adjustment,
         "clear_df_bit": t.clear_df_bit,
         "fragmentation_before_encryption": t.fragmentation_before_encryption,
         "mtu": t.mtu(),
         "mss": t.mss(),
         "mss_ipv6": t.mss_ipv6(),
-        "next_hop": t.aws_inside(),
+        "next_hop": t
+            .aws_inside_ipv6()
+            .filter(|_| t.is_inside_ipv6())
+            .map_or(std::net::IpAddr::V4(t.aws_inside()), std::net::IpAddr::V6),
         "routing": routing,
         "provenance": provenance_json(t),
     })

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, Problem, line_col};
@@ -412,10 +412,11 @@ mod auto_address {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingSettings {
-    /// VPC networks to route into the tunnels (static routing) or to expect from BGP.
-    pub vpc_cidrs: Vec<Ipv4Net>,
+    /// VPC networks to route into the tunnels (static routing) or to expect from BGP; IPv6 ones
+    /// for a connection with `TunnelInsideIpVersion` ipv6.
+    pub vpc_cidrs: Vec<IpNet>,
     /// On-premises networks to advertise over BGP.
-    pub onprem_cidrs: Vec<Ipv4Net>,
+    pub onprem_cidrs: Vec<IpNet>,
     /// Drop decrypted packets whose source is not routed through the connection they arrived
     /// on: AWS's 0.0.0.0/0 traffic selectors let the peer send from any address. Off by itself
     /// with `bgp.speaker = "external"` (cgwd does not know those routes).

@@ -11,7 +11,7 @@
 //! of the two ([`resolve_collision`]); connections from any other address are closed at once.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -47,8 +47,8 @@ enum Conn {
 
 /// One tunnel's TCP connection for BGP.
 pub struct BgpLink {
-    local: Ipv4Addr,
-    peer: Ipv4Addr,
+    local: IpAddr,
+    peer: IpAddr,
     conn: Conn,
     retry_at: Option<Instant>,
     pending: Vec<u8>,
@@ -60,7 +60,8 @@ pub struct BgpLink {
 }
 
 impl BgpLink {
-    pub fn new(local: Ipv4Addr, peer: Ipv4Addr) -> BgpLink {
+    /// Our and AWS's inside addresses: the /30's, or the /126's on IPv6-inside tunnels.
+    pub fn new(local: IpAddr, peer: IpAddr) -> BgpLink {
         BgpLink {
             local,
             peer,
@@ -78,10 +79,11 @@ impl BgpLink {
             return;
         }
         let bound = (|| -> std::io::Result<std::net::TcpListener> {
-            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            let at = SocketAddr::new(self.local, BGP_PORT);
+            let socket = Socket::new(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
             socket.set_nonblocking(true)?;
-            socket.bind(&SockAddr::from(SocketAddrV4::new(self.local, BGP_PORT)))?;
+            socket.bind(&SockAddr::from(at))?;
             socket.listen(4)?;
             Ok(socket.into())
         })();
@@ -101,7 +103,7 @@ impl BgpLink {
                 Ok(x) => x,
                 Err(_) => return,
             };
-            let from_aws = from.ip() == std::net::IpAddr::V4(self.peer);
+            let from_aws = from.ip() == self.peer;
             if !from_aws || self.incoming.is_some() || stream.set_nonblocking(true).is_err() {
                 tracing::debug!(%from, "BGP connection refused");
                 self.refused += 1;
@@ -165,11 +167,12 @@ impl BgpLink {
     }
 
     fn start(&mut self, now: Instant) -> std::io::Result<()> {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        let peer = SocketAddr::new(self.peer, BGP_PORT);
+        let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
-        socket.bind(&SockAddr::from(SocketAddrV4::new(self.local, 0)))?;
-        match socket.connect(&SockAddr::from(SocketAddrV4::new(self.peer, BGP_PORT))) {
+        socket.bind(&SockAddr::from(SocketAddr::new(self.local, 0)))?;
+        match socket.connect(&SockAddr::from(peer)) {
             Ok(()) => self.conn = Conn::Open(socket.into()),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                 self.conn = Conn::Connecting { socket, since: now };

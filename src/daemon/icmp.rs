@@ -1,4 +1,4 @@
-//! A raw IPv4 ICMP socket for the liveness probe: the probe packets (built whole by
+//! Raw ICMP sockets (IPv4, and ICMPv6 for IPv6-inside tunnels) for the liveness probe: the probe packets (built whole by
 //! [`crate::failover::probe::Prober`], our inside address as source) are handed to the kernel,
 //! which routes them to the TUN device like any packet to the AWS inside address; the data plane
 //! seals them into that tunnel. AWS's echo replies come back through the TUN device to the kernel,
@@ -8,7 +8,7 @@
 //! system calls.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub struct RawIcmp {
@@ -135,5 +135,124 @@ impl RawIcmp {
             };
         }
         Ok(buf.get(..n as usize))
+    }
+}
+
+/// A raw ICMPv6 socket for the liveness probe of IPv6-inside tunnels: it sends the ICMPv6 echo
+/// message only (the kernel adds the IPv6 header, picking our inside address of the /126 as the
+/// source, and the checksum) and receives echo replies without their IPv6 header.
+pub struct RawIcmp6 {
+    fd: OwnedFd,
+}
+
+impl RawIcmp6 {
+    #[allow(unsafe_code)]
+    pub fn open() -> io::Result<Self> {
+        // SAFETY: plain socket(2); the result is checked before it is owned.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET6,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::IPPROTO_ICMPV6,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Echo replies only (linux/icmpv6.h ICMPV6_FILTER: struct icmp6_filter, a set bit blocks
+        // that type), so the host's other ICMPv6 (neighbour discovery, MLD) is never queued here.
+        const ICMPV6_FILTER: libc::c_int = 1;
+        let mut filter = [u32::MAX; 8];
+        let reply = 129usize;
+        filter[reply >> 5] &= !(1u32 << (reply & 31));
+        // SAFETY: valid fd, pointer to the 32-byte filter living across the call, matching length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_ICMPV6,
+                ICMPV6_FILTER,
+                filter.as_ptr().cast(),
+                std::mem::size_of_val(&filter) as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RawIcmp6 { fd })
+    }
+
+    /// Hear only what arrives on `ifname` (the TUN device), as [`RawIcmp::bind_to_device`].
+    #[allow(unsafe_code)]
+    pub fn bind_to_device(&self, ifname: &str) -> io::Result<()> {
+        let name = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+        let bytes = name.as_bytes_with_nul();
+        // SAFETY: valid fd, pointer to the NUL-terminated name valid for its length during the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                bytes.as_ptr().cast(),
+                bytes.len() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Send an ICMPv6 message to `dst`.
+    #[allow(unsafe_code)]
+    pub fn send(&self, message: &[u8], dst: Ipv6Addr) -> io::Result<()> {
+        // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        addr.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        addr.sin6_addr.s6_addr = dst.octets();
+        // SAFETY: `message` and `addr` are valid for the lengths passed and outlive the call.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+                (&addr as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// One received ICMPv6 message and its source, or `None` when nothing is queued.
+    #[allow(unsafe_code)]
+    pub fn try_recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<(Ipv6Addr, &'a [u8])>> {
+        // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+        let mut from: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        // SAFETY: `buf` is valid for writes of its length, `from`/`len` for the address, during the call.
+        let n = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                (&mut from as *mut libc::sockaddr_in6).cast(),
+                &mut len,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let src = Ipv6Addr::from(from.sin6_addr.s6_addr);
+        Ok(buf.get(..n as usize).map(|m| (src, m)))
     }
 }

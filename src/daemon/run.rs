@@ -16,17 +16,17 @@
 //! most [`IKE_PER_TICK`] datagrams before its timers run again.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::control::{Command, ControlServer, SharedStatus};
-use super::icmp::RawIcmp;
+use super::icmp::{RawIcmp, RawIcmp6};
 use super::observer::{Observer, failure_event, ike_header};
 use super::privilege::{Identity, PrivilegeError};
 use super::signals::Signals;
@@ -379,6 +379,9 @@ struct Tunnel {
     prober: Prober,
     inside: Ipv4Net,
     aws_inside: Ipv4Addr,
+    /// IPv6-inside tunnels: our /126 address and the peer's (the tunnel's traffic is IPv6 only).
+    inside6: Option<Ipv6Net>,
+    aws_inside6: Option<Ipv6Addr>,
     last_rx_packets: u64,
     child_since: Option<Instant>,
     child_spis: Option<(u32, u32)>,
@@ -390,6 +393,11 @@ struct Tunnel {
 }
 
 impl Tunnel {
+    /// The inside addresses this tunnel puts on the device.
+    fn nets(&self) -> impl Iterator<Item = IpNet> + use<> {
+        std::iter::once(IpNet::V4(self.inside)).chain(self.inside6.map(IpNet::V6))
+    }
+
     fn phase_states(&self, gw: &Gateway) -> (PhaseState, PhaseState) {
         let map = |l: LinkState| match l {
             LinkState::Established => PhaseState::Established,
@@ -458,8 +466,10 @@ struct Daemon {
     shared: Arc<Shared>,
     router: Router,
     /// The VPC prefixes of the connections with a tunnel up, as last handed to the router.
-    routed: Option<Vec<Ipv4Net>>,
+    routed: Option<Vec<IpNet>>,
     icmp: Option<RawIcmp>,
+    /// ICMPv6 probes of IPv6-inside tunnels.
+    icmp6: Option<RawIcmp6>,
     status: SharedStatus,
     started: Instant,
     last_status: Option<Instant>,
@@ -581,8 +591,12 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
         let served: Vec<&Tunnel> = c.tunnels.iter().filter(|t| t.handle.is_some()).collect();
         for t in &served {
             b.pin(IpAddr::V4(t.aws_inside), t.key);
+            if let Some(a) = t.aws_inside6 {
+                b.pin(IpAddr::V6(a), t.key);
+            }
             if aws_role {
                 b.route("0.0.0.0/0".parse().expect("literal"), t.key);
+                b.route("::/0".parse().expect("literal"), t.key);
                 continue;
             }
             // A BGP connection routes what it learned (below); static ones everything if nothing
@@ -592,7 +606,7 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
                 b.route("::/0".parse().expect("literal"), t.key);
             }
             for n in &c.settings.routing.vpc_cidrs {
-                b.route(ipnet::IpNet::V4(*n), t.key);
+                b.route(*n, t.key);
             }
         }
         if let Some(bgp) = &c.bgp {
@@ -613,8 +627,8 @@ fn route_table(connections: &[Connection], aws_role: bool) -> RouteTable {
 struct ConnectionBgp {
     speaker: crate::bgp::speaker::Speaker,
     links: [super::bgp_io::BgpLink; 2],
-    /// The IPv4 prefixes learned, as of the last change (the kernel routes want them every tick).
-    learned_v4: Vec<Ipv4Net>,
+    /// The prefixes learned, as of the last change (the kernel routes want them every tick).
+    learned: Vec<IpNet>,
     /// When each session became Established, and why it last went down.
     since: [Option<Instant>; 2],
     last_error: [Option<String>; 2],
@@ -627,7 +641,7 @@ impl ConnectionBgp {
         let session = self.speaker.session(id);
         super::status::BgpStatus {
             state: session.state().name().into(),
-            neighbor: cfg.inside[id.index()].1,
+            neighbor: self.speaker.endpoints(id).1,
             peer_as: cfg.peer_as,
             local_as: cfg.local_as,
             uptime_secs: self.since[id.index()].map(|s| now.saturating_duration_since(s).as_secs()),
@@ -667,6 +681,17 @@ impl ConnectionBgp {
     }
 }
 
+/// Our IPv6 inside address with its /126, for an IPv6-inside tunnel (`aws`: we play AWS's side).
+fn inside_v6(t: &crate::config::TunnelConfig, aws: bool) -> Option<Ipv6Net> {
+    let net = t.inside_ipv6.filter(|_| t.is_inside_ipv6())?;
+    let ours = if aws {
+        t.aws_inside_ipv6()
+    } else {
+        t.customer_inside_ipv6()
+    }?;
+    Ipv6Net::new(ours, net.prefix_len()).ok()
+}
+
 /// The built-in speaker for a dynamic-routing connection (`bgp.speaker = "builtin"`), else None.
 fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<ConnectionBgp> {
     use crate::bgp::speaker::{Preference, Speaker, SpeakerConfig};
@@ -685,6 +710,17 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
         let t = conn.tunnel(id);
         (t.customer_inside(), t.aws_inside())
     });
+    // IPv6-inside tunnels: the session runs over the /126 addresses (the router ID stays the /30's).
+    let v6 = TunnelId::BOTH.map(|id| {
+        let t = conn.tunnel(id);
+        t.customer_inside_ipv6()
+            .zip(t.aws_inside_ipv6())
+            .filter(|_| t.is_inside_ipv6())
+    });
+    let inside_v6 = match v6 {
+        [Some(a), Some(b)] => Some([a, b]),
+        _ => None,
+    };
     let preference = match settings.failover.policy {
         crate::config::FailoverPolicy::ActiveActive => Preference::Both,
         _ => Preference::Prefer(TunnelId::One),
@@ -695,17 +731,16 @@ fn connection_bgp(conn: &VpnConnection, settings: &Settings) -> Option<Connectio
             peer_as: aws_asn,
             hold_time,
             inside,
-            onprem: settings
-                .routing
-                .onprem_cidrs
-                .iter()
-                .map(|n| ipnet::IpNet::V4(*n))
-                .collect(),
+            inside_v6,
+            onprem: settings.routing.onprem_cidrs.clone(),
             preference,
             fast_failover: settings.bgp.fast_failover,
         }),
-        links: inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(ours, aws)),
-        learned_v4: Vec::new(),
+        links: match inside_v6 {
+            Some(v) => v.map(|(ours, aws)| super::bgp_io::BgpLink::new(IpAddr::V6(ours), IpAddr::V6(aws))),
+            None => inside.map(|(ours, aws)| super::bgp_io::BgpLink::new(IpAddr::V4(ours), IpAddr::V4(aws))),
+        },
+        learned: Vec::new(),
         since: [None; 2],
         last_error: [None, None],
     })
@@ -820,7 +855,13 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             } else {
                 t.customer_inside()
             };
-            addresses.push((TunnelKey::new(ci as u16, t.id), ours, t.inside.prefix_len()));
+            let key = TunnelKey::new(ci as u16, t.id);
+            let net =
+                Ipv4Net::new(ours, t.inside.prefix_len()).map_err(|e| StartError::Other(e.to_string()))?;
+            addresses.push((key, IpNet::V4(net)));
+            if let Some(net6) = inside_v6(t, aws.is_some()) {
+                addresses.push((key, IpNet::V6(net6)));
+            }
         }
     }
     let tun = Arc::new(
@@ -840,7 +881,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
     let mut devices: Vec<(TunnelKey, Arc<Tun>)> = Vec::new();
     let mut device_ifindex = HashMap::new();
     if external {
-        for &(key, _, _) in &addresses {
+        for &(key, _) in addresses.iter().filter(|(_, n)| matches!(n, IpNet::V4(_))) {
             let name = crate::config::tunnel_device_name(&settings.interface.name, key.slot());
             let dev = Tun::create(&TunConfig {
                 name: name.clone(),
@@ -855,8 +896,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         }
     }
     let mut router = Router::new(Vec::new(), ifindex).map_err(|e| StartError::Other(e.to_string()))?;
-    for &(key, addr, prefix) in &addresses {
-        let net = Ipv4Net::new(addr, prefix).map_err(|e| StartError::Other(e.to_string()))?;
+    for &(key, net) in &addresses {
         let index = device_ifindex.get(&key.slot()).copied().unwrap_or(ifindex);
         router
             .add_address(net, index)
@@ -905,6 +945,28 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
             None
         }
     };
+    // IPv6-inside tunnels are probed with ICMPv6 echo to AWS's inside IPv6 address.
+    let wants_icmp6 = list
+        .iter()
+        .any(|(c, _)| c.tunnels.iter().any(|t| t.is_inside_ipv6()));
+    let icmp6 = match wants_icmp6
+        .then(|| {
+            RawIcmp6::open().and_then(|s| {
+                if external {
+                    Ok(s)
+                } else {
+                    s.bind_to_device(tun.name()).map(|()| s)
+                }
+            })
+        })
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no raw ICMPv6 socket: IPv6-inside tunnels' liveness probes off, failover relies on DPD");
+            None
+        }
+    };
     let now = clock::now();
     let mut gateway = Gateway::new();
     let mut connections = Vec::with_capacity(list.len());
@@ -915,6 +977,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         served,
         local_ip,
         probes: icmp.is_some(),
+        probes6: icmp6.is_some(),
         interface: settings.interface.name.clone(),
     };
     for (ci, (conn, conn_settings)) in list.into_iter().enumerate() {
@@ -990,6 +1053,7 @@ pub fn run_as(configs: &[PathBuf], settings_path: Option<&Path>, role: &Role) ->
         router,
         routed: None,
         icmp,
+        icmp6,
         status,
         started: now,
         last_status: None,
@@ -1027,6 +1091,8 @@ struct ConnectionSetup {
     local_ip: IpAddr,
     /// The raw ICMP socket for liveness probes exists.
     probes: bool,
+    /// The raw ICMPv6 socket for IPv6-inside tunnels' probes exists.
+    probes6: bool,
     interface: String,
 }
 
@@ -1047,7 +1113,10 @@ fn new_connection(
     let aws = setup.aws;
     let timers = FailoverTimers::from_settings(&conn_settings);
     // Without probes an idle tunnel would look cut: judge liveness by IKE (DPD) alone then.
-    let timers = if setup.probes {
+    // IPv6-inside tunnels (no ICMPv4 gets through their selectors) need the ICMPv6 socket.
+    let v6_inside = conn.tunnels.iter().any(|t| t.is_inside_ipv6());
+    let probes = if v6_inside { setup.probes6 } else { setup.probes };
+    let timers = if probes {
         timers
     } else {
         FailoverTimers {
@@ -1077,6 +1146,12 @@ fn new_connection(
         let behaviour = crate::emulate::Behaviour::of(t);
         let enabled = setup.served[id.index()];
         shared.set_aws_inside(key, enabled.then_some(peers));
+        let inside6 = inside_v6(t, aws.is_some());
+        let aws_inside6 = inside6.and(match aws {
+            Some(_) => t.customer_inside_ipv6(),
+            None => t.aws_inside_ipv6(),
+        });
+        shared.set_aws_inside_v6(key, aws_inside6.filter(|_| enabled));
         let handle = enabled.then(|| {
             gateway.add_tunnel(
                 TunnelSpec {
@@ -1091,9 +1166,11 @@ fn new_connection(
             id,
             key,
             handle,
-            prober: Prober::new(ours, peers, ident, timers.probe_interval),
+            prober: Prober::new(ours, peers, ident, timers.probe_interval).with_v6(aws_inside6),
             inside: Ipv4Net::new(ours, t.inside.prefix_len()).unwrap_or(t.inside),
             aws_inside: peers,
+            inside6,
+            aws_inside6,
             last_rx_packets: 0,
             child_since: None,
             child_spis: None,
@@ -1127,6 +1204,9 @@ fn new_connection(
                     customer_asn,
                     hold_time,
                     conn.tunnel(t).aws_inside(),
+                    conn.tunnel(t)
+                        .aws_inside_ipv6()
+                        .filter(|_| conn.tunnel(t).is_inside_ipv6()),
                 ),
                 &conn_settings.routing.vpc_cidrs,
             )
@@ -1613,11 +1693,11 @@ impl Daemon {
                 }
             }
         }
-        let Some(icmp) = &self.icmp else { return };
+        let (icmp, icmp6) = (self.icmp.as_ref(), self.icmp6.as_ref());
         let mut buf = [0u8; 1500];
         // Bounded: a flood of echo replies through the tunnel cannot hold the control loop.
         for _ in 0..PROBE_REPLIES_PER_TICK {
-            let Ok(Some(pkt)) = icmp.try_recv(&mut buf) else {
+            let Some(Ok(Some(pkt))) = icmp.map(|s| s.try_recv(&mut buf)) else {
                 break;
             };
             'found: for conn in &mut self.connections {
@@ -1630,6 +1710,20 @@ impl Daemon {
                 }
             }
         }
+        for _ in 0..PROBE_REPLIES_PER_TICK {
+            let Some(Ok(Some((from, msg)))) = icmp6.map(|s| s.try_recv(&mut buf)) else {
+                break;
+            };
+            'found6: for conn in &mut self.connections {
+                for t in &mut conn.tunnels {
+                    if let Inbound::Reply { rtt } = t.prober.handle_v6(from, msg, now) {
+                        t.rtt = Some(rtt);
+                        conn.monitor.probe_reply(t.id, now);
+                        break 'found6;
+                    }
+                }
+            }
+        }
         for conn in &mut self.connections {
             for t in &mut conn.tunnels {
                 if t.child_spis.is_none() {
@@ -1637,9 +1731,15 @@ impl Daemon {
                 }
                 let h = conn.monitor.health(t.id);
                 let heard = h.last_inbound.max(h.last_probe_reply);
-                if let Some(pkt) = t.prober.poll(now, heard)
-                    && let Err(e) = icmp.send(&pkt, t.aws_inside)
-                {
+                // An IPv6-inside tunnel carries no ICMPv4: ICMPv6 echo to AWS's inside IPv6 address.
+                let sent = match (t.prober.remote_v6, icmp, icmp6) {
+                    (Some(aws6), _, Some(icmp6)) => {
+                        t.prober.poll_v6(now, heard).map(|m| icmp6.send(&m, aws6))
+                    }
+                    (None, Some(icmp), _) => t.prober.poll(now, heard).map(|p| icmp.send(&p, t.aws_inside)),
+                    _ => None,
+                };
+                if let Some(Err(e)) = sent {
                     tracing::debug!(vpn = %conn.conn.id, tunnel = %t.id, error = %e, "probe send failed");
                 }
             }
@@ -1686,14 +1786,14 @@ impl Daemon {
                 }
             }
             if bgp.speaker.take_changed() {
-                bgp.learned_v4 = bgp
+                // The connection's IP version only: its tunnels carry nothing else.
+                let v6 = bgp.speaker.config().inside_v6.is_some();
+                bgp.learned = bgp
                     .speaker
                     .routes()
                     .into_iter()
-                    .filter_map(|r| match r.prefix {
-                        ipnet::IpNet::V4(n) => Some(n),
-                        ipnet::IpNet::V6(_) => None,
-                    })
+                    .map(|r| r.prefix)
+                    .filter(|p| matches!(p, IpNet::V6(_)) == v6)
                     .collect();
                 changed = true;
             }
@@ -1776,18 +1876,18 @@ impl Daemon {
             self.last_status = None;
         }
         // The union of the VPC prefixes of connections with a tunnel up (none down to a black hole).
-        let mut want: Vec<Ipv4Net> = self
+        let mut want: Vec<IpNet> = self
             .connections
             .iter()
             .filter(|c| c.any_up && !self.aws_role)
-            .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(Ipv4Net::trunc))
+            .flat_map(|c| c.settings.routing.vpc_cidrs.iter().map(IpNet::trunc))
             .collect();
         // What BGP learned (IPv4; only Established sessions' routes).
         want.extend(
             self.connections
                 .iter()
                 .filter_map(|c| c.bgp.as_ref())
-                .flat_map(|b| b.learned_v4.iter().copied()),
+                .flat_map(|b| b.learned.iter().copied()),
         );
         want.sort_unstable();
         want.dedup();
@@ -1845,8 +1945,8 @@ impl Daemon {
                         ike_phase2_state: p2,
                         local_outside: self.local,
                         aws_outside: tc.aws_outside,
-                        inside: t.inside,
-                        aws_inside: t.aws_inside,
+                        inside: t.inside6.map_or(IpNet::V4(t.inside), IpNet::V6),
+                        aws_inside: t.aws_inside6.map_or(IpAddr::V4(t.aws_inside), IpAddr::V6),
                         phase1_algorithms: suite_algorithms(&t.ike_suite),
                         phase2_algorithms: suite_algorithms(&t.esp_suite),
                         spi_in: t.child_spis.map(|(i, _)| format!("{i:08x}")),
@@ -2042,6 +2142,25 @@ impl Daemon {
                 continue;
             }
             let slot = self.free_slot();
+            // The first IPv6-inside connection, added by a reload: its probes need the ICMPv6 socket.
+            if self.icmp6.is_none() && conn.tunnels.iter().any(|t| t.is_inside_ipv6()) {
+                let external = !self.device_ifindex.is_empty();
+                match RawIcmp6::open().and_then(|s| {
+                    if external {
+                        Ok(s)
+                    } else {
+                        s.bind_to_device(&self.interface).map(|()| s)
+                    }
+                }) {
+                    Ok(sock) => {
+                        self.icmp6 = Some(sock);
+                        self.setup.probes6 = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no raw ICMPv6 socket: IPv6-inside tunnels' liveness probes off, failover relies on DPD")
+                    }
+                }
+            }
             let observer = Observer::start_shared(&conn, &s, true, &connections_registry(&self.connections))?;
             let c = new_connection(
                 slot,
@@ -2054,8 +2173,10 @@ impl Daemon {
                 now,
             )?;
             for t in &c.tunnels {
-                if let Err(e) = self.router.add_address(t.inside, self.inside_ifindex(t.key)) {
-                    tracing::warn!(error = %e, inside = %t.inside, "adding an inside address");
+                for net in t.nets() {
+                    if let Err(e) = self.router.add_address(net, self.inside_ifindex(t.key)) {
+                        tracing::warn!(error = %e, inside = %net, "adding an inside address");
+                    }
                 }
             }
             self.connections.push(c);
@@ -2121,9 +2242,12 @@ impl Daemon {
             self.shared.set_usable(t.key, false);
             self.shared.set_peer(t.key, None);
             self.shared.set_aws_inside(t.key, None);
+            self.shared.set_aws_inside_v6(t.key, None);
             self.shared.sas.remove_tunnel(t.key);
-            if let Err(e) = self.router.remove_address(t.inside, self.inside_ifindex(t.key)) {
-                tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
+            for net in t.nets() {
+                if let Err(e) = self.router.remove_address(net, self.inside_ifindex(t.key)) {
+                    tracing::warn!(error = %e, inside = %net, "removing an inside address");
+                }
             }
         }
         self.reconfigure.retain(|(v, _)| v != id);
@@ -2166,22 +2290,31 @@ impl Daemon {
             let ifindex = self.inside_ifindex(key);
             let t = &mut self.connections[ci].tunnels[tunnel.index()];
             let inside = Ipv4Net::new(tc.customer_inside(), tc.inside.prefix_len()).unwrap_or(tc.inside);
-            if inside != t.inside {
-                if let Err(e) = self.router.remove_address(t.inside, ifindex) {
-                    tracing::warn!(error = %e, inside = %t.inside, "removing an inside address");
-                }
-                if let Err(e) = self.router.add_address(inside, ifindex) {
-                    tracing::warn!(error = %e, %inside, "adding an inside address");
+            let inside6 = inside_v6(&tc, false);
+            if inside != t.inside || inside6 != t.inside6 {
+                for net in t.nets() {
+                    if let Err(e) = self.router.remove_address(net, ifindex) {
+                        tracing::warn!(error = %e, inside = %net, "removing an inside address");
+                    }
                 }
                 use crate::crypto::Random;
                 t.inside = inside;
                 t.aws_inside = tc.aws_inside();
+                t.inside6 = inside6;
+                t.aws_inside6 = inside6.and(tc.aws_inside_ipv6());
+                for net in t.nets() {
+                    if let Err(e) = self.router.add_address(net, ifindex) {
+                        tracing::warn!(error = %e, inside = %net, "adding an inside address");
+                    }
+                }
+                self.shared.set_aws_inside_v6(key, t.aws_inside6);
                 t.prober = Prober::new(
                     tc.customer_inside(),
                     tc.aws_inside(),
                     OsRandom.next_u32() as u16,
                     interval,
-                );
+                )
+                .with_v6(t.aws_inside6);
                 self.shared.set_aws_inside(key, Some(tc.aws_inside()));
             }
             t.cfg = cfg.clone();

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 /// A phase's state in AWS's words (AWS documents them capitalised; its own filters match lowercase,
@@ -69,10 +68,11 @@ pub struct TunnelStatus {
     pub local_outside: IpAddr,
     /// AWS's outside address.
     pub aws_outside: IpAddr,
-    /// Our inside address with the tunnel's prefix (on the TUN device).
-    pub inside: Ipv4Net,
+    /// Our inside address with the tunnel's prefix (on the TUN device): the /126's on IPv6-inside
+    /// tunnels, else the /30's.
+    pub inside: ipnet::IpNet,
     /// AWS's inside address (probe target, BGP neighbour).
-    pub aws_inside: Ipv4Addr,
+    pub aws_inside: IpAddr,
     pub phase1_algorithms: Option<Algorithms>,
     pub phase2_algorithms: Option<Algorithms>,
     /// Current Child SA SPIs, hex.
@@ -112,8 +112,8 @@ impl TunnelStatus {
 pub struct BgpStatus {
     /// `idle`, `opensent`, `openconfirm` or `established` (RFC 4271 §8.2.2).
     pub state: String,
-    /// AWS's inside address and AS.
-    pub neighbor: Ipv4Addr,
+    /// AWS's inside address (IPv6 on IPv6-inside tunnels) and AS.
+    pub neighbor: std::net::IpAddr,
     pub peer_as: u32,
     pub local_as: u32,
     /// Seconds since Established.
@@ -150,7 +150,7 @@ pub struct BgpRouteStatus {
 /// One route cgwd installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteStatus {
-    pub destination: Ipv4Net,
+    pub destination: ipnet::IpNet,
     pub device: String,
 }
 

@@ -7,13 +7,16 @@
 //! route's metric is 100 + 10 × AS path length + the tunnel number, so the shorter path wins, tunnel
 //! 1 on a tie, and a more-specific prefix wins whatever its metric (longest match), which is what
 //! cgwd's fast inbound failover relies on.
+//!
+//! IPv6-inside tunnels: the session runs over AWS's inside IPv6 address (MP-BGP IPv6 unicast) and
+//! only IPv6 prefixes are announced and installed.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Instant;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 
 use crate::bgp::session::{Announcement, Session, SessionConfig, SessionEvent, SessionState};
 use crate::sa::TunnelId;
@@ -27,7 +30,9 @@ pub struct AwsBgp {
     interface: String,
     tunnel: TunnelId,
     /// Installed routes: prefix → metric.
-    installed: BTreeMap<Ipv4Net, u32>,
+    installed: BTreeMap<IpNet, u32>,
+    /// The session runs over the IPv6 inside addresses (and carries IPv6 prefixes only).
+    v6: bool,
 }
 
 impl AwsBgp {
@@ -36,18 +41,20 @@ impl AwsBgp {
         tunnel: TunnelId,
         interface: &str,
         session: SessionConfig,
-        vpc: &[Ipv4Net],
+        vpc: &[IpNet],
     ) -> std::io::Result<AwsBgp> {
-        let listener = TcpListener::bind(SocketAddrV4::new(
-            session.router_id,
-            crate::daemon::bgp_io::BGP_PORT,
-        ))?;
+        let v6 = session.next_hop_v6.is_some();
+        let at = session
+            .next_hop_v6
+            .map_or(IpAddr::V4(session.router_id), IpAddr::V6);
+        let listener = TcpListener::bind(SocketAddr::new(at, crate::daemon::bgp_io::BGP_PORT))?;
         listener.set_nonblocking(true)?;
         let mut s = Session::new(session);
         s.set_announcements(
             vpc.iter()
+                .filter(|n| matches!(n, IpNet::V6(_)) == v6)
                 .map(|n| Announcement {
-                    prefix: IpNet::V4(*n),
+                    prefix: *n,
                     prepend: 0,
                 })
                 .collect(),
@@ -60,16 +67,18 @@ impl AwsBgp {
             interface: interface.to_string(),
             tunnel,
             installed: BTreeMap::new(),
+            v6,
         })
     }
 
-    /// The session config AWS uses for `tunnel` of a BGP connection: its ASN and inside address,
-    /// the customer's as the peer.
+    /// The session config AWS uses for `tunnel` of a BGP connection: its ASN and inside address
+    /// (and inside IPv6 address on an IPv6-inside tunnel), the customer's as the peer.
     pub fn session_config(
         aws_as: u32,
         customer_as: u32,
         hold_time: u16,
         aws_inside: Ipv4Addr,
+        aws_inside_v6: Option<Ipv6Addr>,
     ) -> SessionConfig {
         SessionConfig {
             local_as: aws_as,
@@ -77,7 +86,7 @@ impl AwsBgp {
             router_id: aws_inside,
             hold_time,
             next_hop: aws_inside,
-            next_hop_v6: None,
+            next_hop_v6: aws_inside_v6,
         }
     }
 
@@ -118,17 +127,17 @@ impl AwsBgp {
                 }
                 SessionEvent::Routes { announced, withdrawn } => {
                     for p in withdrawn {
-                        if let IpNet::V4(n) = p {
-                            self.remove(n);
-                        }
+                        self.remove(p);
                     }
+                    // The tunnel's IP version only: it carries nothing else.
+                    let v6 = self.v6;
                     for l in announced {
-                        if let IpNet::V4(n) = l.prefix {
-                            let metric = 100
-                                + 10 * l.attributes.as_path_len() as u32
-                                + u32::from(self.tunnel.number());
-                            self.install(n, metric);
+                        if matches!(l.prefix, IpNet::V6(_)) != v6 {
+                            continue;
                         }
+                        let metric =
+                            100 + 10 * l.attributes.as_path_len() as u32 + u32::from(self.tunnel.number());
+                        self.install(l.prefix, metric);
                     }
                 }
                 SessionEvent::Down(why) => {
@@ -140,7 +149,7 @@ impl AwsBgp {
         }
     }
 
-    fn ip_route(&self, verb: &str, net: Ipv4Net, metric: u32) -> bool {
+    fn ip_route(&self, verb: &str, net: IpNet, metric: u32) -> bool {
         let (net_s, metric_s) = (net.to_string(), metric.to_string());
         let args = ["route", verb, &net_s, "dev", &self.interface, "metric", &metric_s];
         match std::process::Command::new("ip").args(args).output() {
@@ -156,7 +165,7 @@ impl AwsBgp {
         }
     }
 
-    fn install(&mut self, net: Ipv4Net, metric: u32) {
+    fn install(&mut self, net: IpNet, metric: u32) {
         if self.installed.get(&net) == Some(&metric) {
             return;
         }
@@ -167,14 +176,14 @@ impl AwsBgp {
         }
     }
 
-    fn remove(&mut self, net: Ipv4Net) {
+    fn remove(&mut self, net: IpNet) {
         if let Some(metric) = self.installed.remove(&net) {
             self.ip_route("del", net, metric);
         }
     }
 
     fn remove_all(&mut self) {
-        let all: Vec<Ipv4Net> = self.installed.keys().copied().collect();
+        let all: Vec<IpNet> = self.installed.keys().copied().collect();
         for n in all {
             self.remove(n);
         }

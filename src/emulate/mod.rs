@@ -13,7 +13,7 @@
 pub mod bgp;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::config::{DpdAction, Settings, StartupAction, TunnelConfig, VpnConnection};
 use crate::daemon::MappingError;
@@ -86,8 +86,8 @@ impl Behaviour {
 /// what it learnt (and announce `announced` — the VPC prefixes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteHook {
-    pub learnt: Vec<Ipv4Net>,
-    pub announced: Vec<Ipv4Net>,
+    pub learnt: Vec<IpNet>,
+    pub announced: Vec<IpNet>,
 }
 
 impl RouteHook {

@@ -5,9 +5,13 @@
 //! tunnel; the data plane hands every decrypted inbound packet to [`Prober::handle`] first, which
 //! swallows our replies and lets everything else through. The identifier is chosen by the caller
 //! (random per run) so replies to an earlier run are not mistaken for ours.
+//!
+//! IPv6-inside tunnels carry no IPv4, so their prober also has AWS's inside IPv6 address
+//! ([`Prober::with_v6`]): it then probes with ICMPv6 echo messages ([`Prober::poll_v6`], the kernel
+//! adds the IPv6 header and checksum) and matches replies with [`Prober::handle_v6`].
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::dataplane::packet::checksum;
@@ -21,6 +25,10 @@ pub const PROBE_LEN: usize = IPV4_HEADER + ICMP_HEADER + PAYLOAD.len();
 const ICMP_PROTOCOL: u8 = 1;
 const ECHO_REQUEST: u8 = 8;
 const ECHO_REPLY: u8 = 0;
+const ECHO6_REQUEST: u8 = 128;
+const ECHO6_REPLY: u8 = 129;
+/// Length of an ICMPv6 probe message (ICMPv6 header + payload; the kernel adds the IPv6 header).
+pub const PROBE6_LEN: usize = ICMP_HEADER + PAYLOAD.len();
 /// Probes remembered for matching replies; older ones count as lost.
 const OUTSTANDING: usize = 8;
 
@@ -42,6 +50,8 @@ pub struct Prober {
     pub local: Ipv4Addr,
     /// AWS's inside address (the target).
     pub remote: Ipv4Addr,
+    /// IPv6-inside tunnels: AWS's inside IPv6 address, probed instead of `remote`.
+    pub remote_v6: Option<Ipv6Addr>,
     ident: u16,
     next_seq: u16,
     interval: Duration,
@@ -57,6 +67,7 @@ impl Prober {
         Prober {
             local,
             remote,
+            remote_v6: None,
             ident,
             next_seq: 0,
             interval,
@@ -65,6 +76,12 @@ impl Prober {
             sent: 0,
             answered: 0,
         }
+    }
+
+    /// The same prober for an IPv6-inside tunnel: ICMPv6 echo to AWS's inside IPv6 address.
+    pub fn with_v6(mut self, remote: Option<Ipv6Addr>) -> Self {
+        self.remote_v6 = remote;
+        self
     }
 
     /// When the next probe is due given the last inbound packet on the tunnel.
@@ -77,6 +94,24 @@ impl Prober {
 
     /// A probe packet if one is due at `now`: nothing inbound and nothing sent for an interval.
     pub fn poll(&mut self, now: Instant, last_inbound: Option<Instant>) -> Option<[u8; PROBE_LEN]> {
+        let seq = self.due(now, last_inbound)?;
+        Some(self.build(seq))
+    }
+
+    /// [`Self::poll`] for an IPv6-inside tunnel: the ICMPv6 echo request message (checksum left to
+    /// the kernel, which computes it for raw ICMPv6 sockets), to send to [`Self::remote_v6`].
+    pub fn poll_v6(&mut self, now: Instant, last_inbound: Option<Instant>) -> Option<[u8; PROBE6_LEN]> {
+        let seq = self.due(now, last_inbound)?;
+        let mut m = [0u8; PROBE6_LEN];
+        m[0] = ECHO6_REQUEST;
+        m[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        m[6..8].copy_from_slice(&seq.to_be_bytes());
+        m[ICMP_HEADER..].copy_from_slice(PAYLOAD);
+        Some(m)
+    }
+
+    /// The next sequence number if a probe is due at `now`, recorded as outstanding.
+    fn due(&mut self, now: Instant, last_inbound: Option<Instant>) -> Option<u16> {
         if let Some(due) = self.next_due(last_inbound)
             && now < due
         {
@@ -90,7 +125,7 @@ impl Prober {
         self.outstanding.push_back((seq, now));
         self.last_sent = Some(now);
         self.sent += 1;
-        Some(self.build(seq))
+        Some(seq)
     }
 
     fn build(&self, seq: u16) -> [u8; PROBE_LEN] {
@@ -117,7 +152,24 @@ impl Prober {
 
     /// Look at a decrypted inbound packet. Never panics on any input.
     pub fn handle(&mut self, packet: &[u8], now: Instant) -> Inbound {
-        let Some((ident, seq)) = self.parse_reply(packet) else {
+        let reply = self.parse_reply(packet);
+        self.matched(reply, now)
+    }
+
+    /// An ICMPv6 message from `from` (a raw ICMPv6 socket's datagram: no IPv6 header; the kernel
+    /// has checked its checksum). Never panics on any input.
+    pub fn handle_v6(&mut self, from: Ipv6Addr, message: &[u8], now: Instant) -> Inbound {
+        let reply = match message {
+            [ECHO6_REPLY, 0, _, _, i0, i1, s0, s1, ..] if self.remote_v6 == Some(from) => {
+                Some((u16::from_be_bytes([*i0, *i1]), u16::from_be_bytes([*s0, *s1])))
+            }
+            _ => None,
+        };
+        self.matched(reply, now)
+    }
+
+    fn matched(&mut self, reply: Option<(u16, u16)>, now: Instant) -> Inbound {
+        let Some((ident, seq)) = reply else {
             return Inbound::NotOurs;
         };
         if ident != self.ident {
@@ -255,11 +307,40 @@ mod tests {
         assert_eq!(p.handle(&[], t0), Inbound::NotOurs);
     }
 
+    #[test]
+    fn ipv6_probe_and_reply() {
+        let t0 = crate::io::clock::now();
+        let aws6: Ipv6Addr = "fd00:a9fe:10::1".parse().unwrap();
+        let mut p = Prober::new(US, AWS, 0x4242, Duration::from_millis(250)).with_v6(Some(aws6));
+        let req = p.poll_v6(t0, None).expect("first probe at once");
+        assert_eq!(req[0], ECHO6_REQUEST);
+        assert_eq!(&req[4..6], &0x4242u16.to_be_bytes());
+        assert!(p.poll_v6(t0 + Duration::from_millis(100), None).is_none());
+        let mut rep = req;
+        rep[0] = ECHO6_REPLY;
+        // From someone else, or a request looped back: not ours.
+        assert_eq!(
+            p.handle_v6("fd00::9".parse().unwrap(), &rep, t0),
+            Inbound::NotOurs
+        );
+        assert_eq!(p.handle_v6(aws6, &req, t0), Inbound::NotOurs);
+        assert_eq!(
+            p.handle_v6(aws6, &rep, t0 + Duration::from_millis(20)),
+            Inbound::Reply {
+                rtt: Duration::from_millis(20)
+            }
+        );
+        assert_eq!(p.handle_v6(aws6, &rep, t0), Inbound::Stale);
+        assert_eq!(p.handle_v6(aws6, &rep[..7], t0), Inbound::NotOurs);
+    }
+
     proptest! {
         #[test]
         fn handle_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
-            let mut p = Prober::new(US, AWS, 1, Duration::from_millis(250));
+            let mut p = Prober::new(US, AWS, 1, Duration::from_millis(250))
+                .with_v6(Some(Ipv6Addr::LOCALHOST));
             let _ = p.handle(&bytes, crate::io::clock::now());
+            let _ = p.handle_v6(Ipv6Addr::LOCALHOST, &bytes, crate::io::clock::now());
         }
     }
 }

@@ -165,8 +165,8 @@ impl IkeSa {
                 .map(|p| p.to_repr())
                 .collect(),
         }));
-        payloads.push(PayloadRepr::TsI(vec![super::ts::to_wire(&self.cfg.local_ts)]));
-        payloads.push(PayloadRepr::TsR(vec![super::ts::to_wire(&self.cfg.remote_ts)]));
+        payloads.push(PayloadRepr::TsI(super::ts::to_wire(&self.cfg.local_ts)));
+        payloads.push(PayloadRepr::TsR(super::ts::to_wire(&self.cfg.remote_ts)));
         self.state = State::AuthSent;
         self.send_request(now, RequestKind::Auth, ExchangeType::IKE_AUTH, &payloads);
     }
@@ -327,10 +327,12 @@ impl IkeSa {
             accept_esp_choice(&chosen, &self.cfg.esp, PfsMode::Ignore).map_err(|e| FailReason::Protocol {
                 what: format!("phase 2 proposal: {e}"),
             })?;
-        let tsi = find_ts(p, true).and_then(|t| t.iter().find_map(super::ts::from_wire));
-        let tsr = find_ts(p, false).and_then(|t| t.iter().find_map(super::ts::from_wire));
+        let tsi = find_ts(p, true).and_then(|t| super::ts::from_wire_list(t, &self.cfg.local_ts));
+        let tsr = find_ts(p, false).and_then(|t| super::ts::from_wire_list(t, &self.cfg.remote_ts));
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
-            return Err(protocol("IKE_AUTH response lacks IPv4 traffic selectors"));
+            return Err(protocol(
+                "IKE_AUTH response lacks traffic selectors of the tunnel's IP version",
+            ));
         };
         if !super::ts::contains(&self.cfg.local_ts, &tsi) || !super::ts::contains(&self.cfg.remote_ts, &tsr) {
             return Err(protocol("the peer widened the traffic selectors"));
@@ -518,8 +520,8 @@ impl IkeSa {
                 response.push(PayloadRepr::Sa(SaRepr {
                     proposals: vec![chosen.to_repr()],
                 }));
-                response.push(PayloadRepr::TsI(vec![super::ts::to_wire(tsi)]));
-                response.push(PayloadRepr::TsR(vec![super::ts::to_wire(tsr)]));
+                response.push(PayloadRepr::TsI(super::ts::to_wire(tsi)));
+                response.push(PayloadRepr::TsR(super::ts::to_wire(tsr)));
             }
             Err((kind, _)) => response.push(notify(*kind, Vec::new())),
         }

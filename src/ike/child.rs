@@ -241,8 +241,8 @@ impl IkeSa {
                 data: priv_dh.public_value().to_vec(),
             });
         }
-        response.push(PayloadRepr::TsI(vec![super::ts::to_wire(&tsi)]));
-        response.push(PayloadRepr::TsR(vec![super::ts::to_wire(&tsr)]));
+        response.push(PayloadRepr::TsI(super::ts::to_wire(&tsi)));
+        response.push(PayloadRepr::TsR(super::ts::to_wire(&tsr)));
         self.send_response(ExchangeType::CREATE_CHILD_SA, msg_id, raw, &response);
         let child = self.orient_child(suite, our_spi, peer_spi, tsr, tsi, k, false);
         if colliding {
@@ -496,8 +496,8 @@ impl IkeSa {
                 data: d.public_value().to_vec(),
             });
         }
-        payloads.push(PayloadRepr::TsI(vec![super::ts::to_wire(&old.local_ts)]));
-        payloads.push(PayloadRepr::TsR(vec![super::ts::to_wire(&old.remote_ts)]));
+        payloads.push(PayloadRepr::TsI(super::ts::to_wire(&old.local_ts)));
+        payloads.push(PayloadRepr::TsR(super::ts::to_wire(&old.remote_ts)));
         self.rekey = Some(PendingRekey {
             ni,
             dh,
@@ -613,12 +613,15 @@ impl IkeSa {
                 (None, _) => None,
                 _ => return Err(malformed("DH group not offered")),
             };
+            let (want_i, want_r) = pending
+                .offered_ts
+                .unwrap_or((self.cfg.local_ts, self.cfg.remote_ts));
             let tsi = super::auth::find_ts(p, true)
-                .and_then(|t| t.iter().find_map(super::ts::from_wire))
-                .ok_or_else(|| malformed("no IPv4 TSi"))?;
+                .and_then(|t| super::ts::from_wire_list(t, &want_i))
+                .ok_or_else(|| malformed("no TSi of the tunnel's IP version"))?;
             let tsr = super::auth::find_ts(p, false)
-                .and_then(|t| t.iter().find_map(super::ts::from_wire))
-                .ok_or_else(|| malformed("no IPv4 TSr"))?;
+                .and_then(|t| super::ts::from_wire_list(t, &want_r))
+                .ok_or_else(|| malformed("no TSr of the tunnel's IP version"))?;
             if let Some((local, remote)) = &pending.offered_ts
                 && (!super::ts::contains(local, &tsi) || !super::ts::contains(remote, &tsr))
             {

@@ -15,7 +15,7 @@ pub mod netlink;
 
 use std::collections::BTreeSet;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 pub use netlink::{Netlink, NetlinkError};
 
@@ -27,7 +27,7 @@ pub const RTPROT_CGWD: u8 = 198;
 /// One route cgwd owns: `dst dev <ifindex> proto 198` in the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Route {
-    pub dst: Ipv4Net,
+    pub dst: IpNet,
     pub ifindex: u32,
 }
 
@@ -49,7 +49,7 @@ impl RouteDiff {
 
 /// The routes cgwd wants: every VPC CIDR via the TUN device while at least one tunnel is up;
 /// none otherwise (traffic then takes whatever route the host has, instead of a black hole).
-pub fn desired(vpc_cidrs: &[Ipv4Net], ifindex: u32, any_tunnel_up: bool) -> RouteSet {
+pub fn desired(vpc_cidrs: &[IpNet], ifindex: u32, any_tunnel_up: bool) -> RouteSet {
     if !any_tunnel_up {
         return RouteSet::new();
     }
@@ -74,15 +74,15 @@ pub fn diff(desired: &RouteSet, installed: &RouteSet) -> RouteDiff {
 /// [`Router::teardown`] leaves the host as it found it.
 pub struct Router {
     nl: Netlink,
-    vpc_cidrs: Vec<Ipv4Net>,
+    vpc_cidrs: Vec<IpNet>,
     ifindex: u32,
     installed: RouteSet,
-    addresses: Vec<(Ipv4Net, u32)>,
+    addresses: Vec<(IpNet, u32)>,
 }
 
 impl Router {
     /// Open rtnetlink for the device `ifindex` and remove stale cgwd routes left by a crash.
-    pub fn new(vpc_cidrs: Vec<Ipv4Net>, ifindex: u32) -> Result<Self, NetlinkError> {
+    pub fn new(vpc_cidrs: Vec<IpNet>, ifindex: u32) -> Result<Self, NetlinkError> {
         let mut nl = Netlink::open()?;
         for stale in nl.routes(RTPROT_CGWD)? {
             tracing::info!(dst = %stale.dst, "removing stale cgwd route from an earlier run");
@@ -98,7 +98,7 @@ impl Router {
     }
 
     /// The prefixes routed to the device while a tunnel is up (the union over VPN connections).
-    pub fn set_cidrs(&mut self, vpc_cidrs: Vec<Ipv4Net>) {
+    pub fn set_cidrs(&mut self, vpc_cidrs: Vec<IpNet>) {
         self.vpc_cidrs = vpc_cidrs;
     }
 
@@ -126,7 +126,7 @@ impl Router {
 
     /// Put an inside address (our address with the tunnel's prefix, e.g. 169.254.10.6/30) on the
     /// device. Already present counts as success.
-    pub fn add_address(&mut self, addr: Ipv4Net, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn add_address(&mut self, addr: IpNet, ifindex: u32) -> Result<(), NetlinkError> {
         self.nl.add_address(addr, ifindex)?;
         if !self.addresses.contains(&(addr, ifindex)) {
             self.addresses.push((addr, ifindex));
@@ -136,7 +136,7 @@ impl Router {
 
     /// Take an inside address off the device (a reload removed or changed its tunnel). Already
     /// gone counts as success.
-    pub fn remove_address(&mut self, addr: Ipv4Net, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn remove_address(&mut self, addr: IpNet, ifindex: u32) -> Result<(), NetlinkError> {
         self.addresses.retain(|a| *a != (addr, ifindex));
         self.nl.del_address(addr, ifindex)
     }
@@ -170,7 +170,7 @@ impl Router {
 mod tests {
     use super::*;
 
-    fn net(s: &str) -> Ipv4Net {
+    fn net(s: &str) -> IpNet {
         s.parse().unwrap()
     }
 

@@ -1,11 +1,11 @@
-//! A minimal synchronous rtnetlink client: list/add/delete IPv4 routes of one protocol in the
-//! main table, add/delete IPv4 addresses, resolve interface names.
+//! A minimal synchronous rtnetlink client: list/add/delete IPv4 and IPv6 routes of one protocol in
+//! the main table, add/delete addresses, resolve interface names.
 
 use std::ffi::CString;
 use std::io;
 use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
     NetlinkPayload,
@@ -117,10 +117,22 @@ impl Netlink {
         self.receive(seq, |_| {})
     }
 
-    /// IPv4 routes of protocol `proto` in the main table that go out of a device directly.
+    /// IPv4 and IPv6 routes of protocol `proto` in the main table that go out of a device directly.
     pub fn routes(&mut self, proto: u8) -> Result<Vec<Route>, NetlinkError> {
+        let mut out = self.routes_of(AddressFamily::Inet, proto)?;
+        match self.routes_of(AddressFamily::Inet6, proto) {
+            Ok(v6) => out.extend(v6),
+            // A kernel without IPv6 (ipv6.disable=1) has no IPv6 routes of ours either.
+            Err(NetlinkError::Request { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EOPNOTSUPP)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(out)
+    }
+
+    fn routes_of(&mut self, family: AddressFamily, proto: u8) -> Result<Vec<Route>, NetlinkError> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
+        msg.header.address_family = family;
         let seq = self
             .send(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP)
             .map_err(|source| NetlinkError::Request {
@@ -169,7 +181,7 @@ impl Netlink {
     }
 
     /// Add `addr` (address/prefix) to the interface; already present counts as success.
-    pub fn add_address(&mut self, addr: Ipv4Net, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn add_address(&mut self, addr: IpNet, ifindex: u32) -> Result<(), NetlinkError> {
         match self.request(
             RouteNetlinkMessage::NewAddress(address_message(addr, ifindex)),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -183,7 +195,7 @@ impl Netlink {
     }
 
     /// Remove `addr` from the interface; already gone (or interface gone) counts as success.
-    pub fn del_address(&mut self, addr: Ipv4Net, ifindex: u32) -> Result<(), NetlinkError> {
+    pub fn del_address(&mut self, addr: IpNet, ifindex: u32) -> Result<(), NetlinkError> {
         match self.request(RouteNetlinkMessage::DelAddress(address_message(addr, ifindex)), 0) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => Ok(()),
             other => other.map_err(|source| NetlinkError::Request {
@@ -196,34 +208,50 @@ impl Netlink {
 
 fn route_message(r: &Route, proto: u8) -> RouteMessage {
     let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
     m.header.destination_prefix_length = r.dst.prefix_len();
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     m.header.protocol = RouteProtocol::from(proto);
-    m.header.scope = RouteScope::Link;
     m.header.kind = RouteType::Unicast;
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(r.dst.network())));
+    match r.dst {
+        IpNet::V4(n) => {
+            m.header.address_family = AddressFamily::Inet;
+            m.header.scope = RouteScope::Link;
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(n.network())));
+        }
+        IpNet::V6(n) => {
+            // The kernel keeps IPv6 routes in universe scope and refuses link scope.
+            m.header.address_family = AddressFamily::Inet6;
+            m.header.scope = RouteScope::Universe;
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet6(n.network())));
+        }
+    }
     m.attributes.push(RouteAttribute::Oif(r.ifindex));
     m
 }
 
-/// The route if it is an IPv4 main-table unicast route of `proto` with a device and no gateway.
+/// The route if it is a main-table unicast route of `proto` with a device and no gateway.
 fn our_route(m: &RouteMessage, proto: u8) -> Option<Route> {
     let h = &m.header;
-    if h.address_family != AddressFamily::Inet
+    if !matches!(h.address_family, AddressFamily::Inet | AddressFamily::Inet6)
         || u8::from(h.protocol) != proto
         || h.kind != RouteType::Unicast
     {
         return None;
     }
     let mut table = u32::from(h.table);
-    let mut dst = std::net::Ipv4Addr::UNSPECIFIED;
+    let mut dst = if h.address_family == AddressFamily::Inet6 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    };
     let mut oif = None;
     for a in &m.attributes {
         match a {
             RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = IpAddr::V4(*d),
+            RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = IpAddr::V6(*d),
             RouteAttribute::Oif(i) => oif = Some(*i),
             _ => {}
         }
@@ -232,19 +260,32 @@ fn our_route(m: &RouteMessage, proto: u8) -> Option<Route> {
         return None;
     }
     Some(Route {
-        dst: Ipv4Net::new(dst, h.destination_prefix_length).ok()?,
+        dst: IpNet::new(dst, h.destination_prefix_length).ok()?,
         ifindex: oif?,
     })
 }
 
-fn address_message(addr: Ipv4Net, ifindex: u32) -> AddressMessage {
+fn address_message(addr: IpNet, ifindex: u32) -> AddressMessage {
     let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
     m.header.prefix_len = addr.prefix_len();
     m.header.index = ifindex;
-    let ip = IpAddr::V4(addr.addr());
-    m.attributes.push(AddressAttribute::Local(ip));
-    m.attributes.push(AddressAttribute::Address(ip));
-    m.attributes.push(AddressAttribute::Broadcast(addr.broadcast()));
+    match addr {
+        IpNet::V4(a) => {
+            m.header.family = AddressFamily::Inet;
+            let ip = IpAddr::V4(a.addr());
+            m.attributes.push(AddressAttribute::Local(ip));
+            m.attributes.push(AddressAttribute::Address(ip));
+            m.attributes.push(AddressAttribute::Broadcast(a.broadcast()));
+        }
+        IpNet::V6(a) => {
+            // No duplicate address detection: the /126 is the tunnel's alone, and DAD would keep
+            // the address tentative (unusable for BGP and probes) for a second or more.
+            m.header.family = AddressFamily::Inet6;
+            m.attributes.push(AddressAttribute::Address(IpAddr::V6(a.addr())));
+            m.attributes.push(AddressAttribute::Flags(
+                netlink_packet_route::address::AddressFlags::Nodad,
+            ));
+        }
+    }
     m
 }

@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::netns::run;
 
+/// `aws-lab env`'s T1_IKE / T1_ESP: every algorithm AWS allows by default for a tunnel (AWS's full
+/// lists), as charon's proposals when it plays AWS.
+pub const AWS_IKE: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-modp1024-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+pub const AWS_ESP: &str = "aes128-aes256-sha1-sha256-sha384-sha512-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256,\
+aes128gcm16-aes256gcm16-modp1024-modp1536-modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp1024s160-modp2048s224-modp2048s256";
+
 pub struct Charon {
     child: Child,
     pub dir: PathBuf,

@@ -475,15 +475,26 @@ pub fn lost(ping: Child) -> (u32, f64) {
     (sent - received, f64::from(time_ms) / f64::from(sent.max(2) - 1))
 }
 
+/// Cuts `ns` (an AWS endpoint) off silently: IKE and ESP-in-UDP over IPv4 dropped both ways.
 pub fn cut(ns: &str) {
+    cut_family(ns, "ip");
+}
+
+/// [`cut`] for an endpoint reached over IPv6 outside addresses.
+pub fn cut_ipv6(ns: &str) {
+    cut_family(ns, "ip6");
+}
+
+/// [`cut`] for the nftables `family` (`ip`, `ip6`).
+fn cut_family(ns: &str, family: &str) {
     for rule in [
-        "add table ip cgwdcut",
-        "add chain ip cgwdcut in { type filter hook input priority 0 ; }",
-        "add chain ip cgwdcut out { type filter hook output priority 0 ; }",
-        "add rule ip cgwdcut in udp dport { 500, 4500 } drop",
-        "add rule ip cgwdcut out udp sport { 500, 4500 } drop",
+        "add table {f} cgwdcut",
+        "add chain {f} cgwdcut in { type filter hook input priority 0 ; }",
+        "add chain {f} cgwdcut out { type filter hook output priority 0 ; }",
+        "add rule {f} cgwdcut in udp dport { 500, 4500 } drop",
+        "add rule {f} cgwdcut out udp sport { 500, 4500 } drop",
     ] {
-        nft(ns, rule);
+        nft(ns, &rule.replacen("{f}", family, 1));
     }
 }
 

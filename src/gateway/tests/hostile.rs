@@ -130,8 +130,8 @@ fn child_request(
         }),
         PayloadRepr::Nonce(vec![seed as u8; 32]),
         ke(19, seed),
-        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&tsi)]),
-        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&tsr)]),
+        PayloadRepr::TsI(crate::ike::ts::to_wire(&tsi)),
+        PayloadRepr::TsR(crate::ike::ts::to_wire(&tsr)),
     ]);
     let id = aws.next_request_id;
     aws.next_request_id += 1;
@@ -197,8 +197,8 @@ fn rekey_answered_with(lab: &mut Lab, bend: Box<Bend>) -> u32 {
         }),
         PayloadRepr::Nonce(vec![0x42; 32]),
         ke(group, 99),
-        PayloadRepr::TsI(vec![crate::ike::ts::to_wire(&tsi)]),
-        PayloadRepr::TsR(vec![crate::ike::ts::to_wire(&tsr)]),
+        PayloadRepr::TsI(crate::ike::ts::to_wire(&tsi)),
+        PayloadRepr::TsR(crate::ike::ts::to_wire(&tsr)),
     ];
     // AWS has answered this request as far as its message IDs go.
     aws.peer_next_id = msg_id + 1;
