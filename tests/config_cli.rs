@@ -407,6 +407,9 @@ fn ipv6_parity_samples_are_accepted_by_check_and_run_alike() {
         assert_eq!(out.status.code(), Some(0), "{name}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["valid"], true, "{name}");
+        // Where the selectors came from names the IPv6 fields, never the IPv4 ones.
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Ipv4NetworkCidr"), "{name}: {text}");
         for (i, aws, inside, cgw) in [
             (
                 0,

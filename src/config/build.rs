@@ -329,11 +329,27 @@ impl Builder<'_> {
             || built.iter().any(|(t, _)| t.inside_ipv6.is_some());
         if inside_v6 {
             let all: Ipv6Net = Ipv6Net::default();
+            // The IPv4 selectors do not apply: say where the IPv6 ones came from.
+            let origin = |set: bool, what: &str| {
+                if set {
+                    Origin::ConnectionOptions
+                } else {
+                    Origin::CgwdDefault(format!("the file does not set {what}; AWS's default is ::/0"))
+                }
+            };
             for (t, _) in &mut built {
                 t.ts_v6 = Some((
                     ip.local_ipv6_network_cidr.unwrap_or(all),
                     ip.remote_ipv6_network_cidr.unwrap_or(all),
                 ));
+                t.provenance.insert(
+                    "local_ts",
+                    origin(ip.local_ipv6_network_cidr.is_some(), "LocalIpv6NetworkCidr"),
+                );
+                t.provenance.insert(
+                    "remote_ts",
+                    origin(ip.remote_ipv6_network_cidr.is_some(), "RemoteIpv6NetworkCidr"),
+                );
             }
         }
         let routing = self.routing(&d, &built)?;
