@@ -1251,3 +1251,43 @@ fn certificate_per_connection() {
             .all(|(c, _)| c.certificate.as_ref().unwrap().subject == "CN=site-a.example.com")
     );
 }
+
+/// `interface.mtu` within what the connection's IP versions allow: at most 1426 over IPv6 outside
+/// addresses (the outer header 20 octets longer than IPv4's, AWS's 1446 on IPv4), at least 1280
+/// with IPv6 inside; the error names the key, the connection and the range to use.
+#[test]
+fn interface_mtu_is_checked_against_the_connections_ip_versions() {
+    let dir = common::tempdir::TempDir::new("mtu-family");
+    let d = dir.0.as_path();
+    let v4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    let v6 = parity("sample-ipv6.describe.json");
+    let mtu = |n: u16| format!("[interface]\nmtu = {n}\n");
+    for (file, n, refused) in [
+        (&v4, 1446, None),
+        (&v4, 1200, None),
+        (&v6, 1426, None),
+        (&v6, 1280, None),
+        (&v6, 1427, Some("above 1426")),
+        (&v6, 1446, Some("above 1426")),
+        (&v6, 1279, Some("below 1280")),
+    ] {
+        let r = load_with(d, &[file.clone()], &mtu(n), &[]);
+        match (refused, r) {
+            (None, Ok(loaded)) => {
+                let (conn, s) = &loaded.connections[0];
+                assert_eq!(s.interface_mtu(conn), n, "{}", file.display());
+            }
+            (Some(why), Err(e)) => {
+                let msg = e.to_string();
+                for needle in ["interface.mtu", why, "use 1280 … 1426"] {
+                    assert!(msg.contains(needle), "{n}: `{needle}` in {msg}");
+                }
+            }
+            (want, got) => panic!(
+                "{} with MTU {n}: wanted {want:?}, got {:?}",
+                file.display(),
+                got.err()
+            ),
+        }
+    }
+}

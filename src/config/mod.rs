@@ -207,6 +207,7 @@ pub fn load_many_with(
         let own = settings.for_connection(&conn.id);
         check_bgp_limits(&settings_file, &conn, &own)?;
         check_inside_family(&settings_file, &conn, &own)?;
+        check_interface_mtu(&settings_file, &conn, &own)?;
         apply_settings(&mut conn, &own);
         connections.push((conn, own));
     }
@@ -322,6 +323,55 @@ fn check_outside_family(
         }
     }
     Ok(())
+}
+
+/// `interface.mtu` (576 … 1446 for any connection, checked with the settings) against what this
+/// connection's families allow: over IPv6 outside addresses the outer header is 20 octets longer,
+/// so at most 1426 fits AWS's 1446; an IPv6-inside tunnel needs the 1280 IPv6 requires of every
+/// link (RFC 8200 §5; Linux turns IPv6 off on a device below it).
+fn check_interface_mtu(
+    settings_file: &Path,
+    conn: &VpnConnection,
+    settings: &Settings,
+) -> Result<(), ConfigError> {
+    let Some(mtu) = settings.interface.mtu else {
+        return Ok(());
+    };
+    let outside_v6 = conn.tunnels[0].aws_outside.is_ipv6();
+    let max = if outside_v6 {
+        1446 - model::IPV6_OUTSIDE_EXTRA
+    } else {
+        1446
+    };
+    let min = if conn.tunnels.iter().any(TunnelConfig::is_inside_ipv6) {
+        1280
+    } else {
+        576
+    };
+    let why = if mtu > max {
+        format!(
+            "MTU {mtu} is above {max}, the largest that fits AWS's 1446 over VPN connection {}'s \
+             IPv6 outside addresses (the outer IPv6 header is 20 octets longer than IPv4's)",
+            conn.id
+        )
+    } else if mtu < min {
+        format!(
+            "MTU {mtu} is below 1280, the least IPv6 allows on a link, and VPN connection {} carries \
+             IPv6 inside its tunnels",
+            conn.id
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::invalid(
+        settings_file,
+        Problem::Conflict,
+        "key interface.mtu".to_string(),
+        why,
+        format!(
+            "use {min} … {max}, or leave interface.mtu out to let cgwd derive it from the negotiated suite"
+        ),
+    ))
 }
 
 /// A connection carries one IP version inside (AWS's rule): its `routing.vpc_cidrs` and
