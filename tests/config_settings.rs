@@ -1271,7 +1271,7 @@ fn interface_mtu_is_checked_against_the_connections_ip_versions() {
         (&v6, 1446, Some("above 1426")),
         (&v6, 1279, Some("below 1280")),
     ] {
-        let r = load_with(d, &[file.clone()], &mtu(n), &[]);
+        let r = load_with(d, std::slice::from_ref(file), &mtu(n), &[]);
         match (refused, r) {
             (None, Ok(loaded)) => {
                 let (conn, s) = &loaded.connections[0];
