@@ -5,11 +5,48 @@
 //! which gives every raw ICMP socket a copy (IP header included).
 //!
 //! Hand-written on libc: std has no raw sockets and the crate has no socket2 dependency; it is four
-//! system calls.
+//! system calls. Replies are read with the kernel's arrival time (`SO_TIMESTAMPNS`, through nix's
+//! `recvmsg`): the control loop reads them only at its next tick, and the round trip it reports
+//! (`cgwd_tunnel_dpd_rtt_seconds`) must be the path's, not up to a tick of waiting.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrIn6, SockaddrLike, recvmsg, setsockopt, sockopt,
+};
+
+/// Ask the kernel to stamp every packet queued on `fd` with its arrival time.
+fn stamp_arrivals(fd: &OwnedFd) -> io::Result<()> {
+    setsockopt(fd, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+}
+
+/// A received packet's length, its sender's address and the kernel's arrival stamp (wall-clock
+/// time since the Unix epoch).
+type Stamped<S> = (usize, Option<S>, Option<Duration>);
+
+/// One queued packet into `buf` without blocking; `None` when nothing is queued.
+fn recv_stamped<S: SockaddrLike>(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Stamped<S>>> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = match recvmsg::<S>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
+        Ok(m) => m,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let stamp = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            ControlMessageOwned::ScmTimestampns(t) => {
+                let (secs, nanos) = (u64::try_from(t.tv_sec()).ok()?, u32::try_from(t.tv_nsec()).ok()?);
+                Some(Duration::new(secs, nanos))
+            }
+            _ => None,
+        })
+    });
+    Ok(Some((msg.bytes, msg.address, stamp)))
+}
 
 pub struct RawIcmp {
     fd: OwnedFd,
@@ -62,6 +99,7 @@ impl RawIcmp {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        stamp_arrivals(&fd)?;
         Ok(RawIcmp { fd })
     }
 
@@ -115,26 +153,11 @@ impl RawIcmp {
         Ok(())
     }
 
-    /// One received packet (IPv4 header included), or `None` when nothing is queued.
-    #[allow(unsafe_code)]
-    pub fn try_recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
-        // SAFETY: `buf` is valid for writes of its length for the duration of the call.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(buf.get(..n as usize))
+    /// One received packet (IPv4 header included) and when it arrived (see [`recv_stamped`]), or
+    /// `None` when nothing is queued.
+    pub fn try_recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<(&'a [u8], Option<Duration>)>> {
+        let got = recv_stamped::<nix::sys::socket::SockaddrIn>(&self.fd, buf)?;
+        Ok(got.and_then(|(n, _, stamp)| Some((buf.get(..n)?, stamp))))
     }
 }
 
@@ -180,6 +203,7 @@ impl RawIcmp6 {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        stamp_arrivals(&fd)?;
         Ok(RawIcmp6 { fd })
     }
 
@@ -228,31 +252,14 @@ impl RawIcmp6 {
         Ok(())
     }
 
-    /// One received ICMPv6 message and its source, or `None` when nothing is queued.
-    #[allow(unsafe_code)]
-    pub fn try_recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<(Ipv6Addr, &'a [u8])>> {
-        // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
-        let mut from: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        // SAFETY: `buf` is valid for writes of its length, `from`/`len` for the address, during the call.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                (&mut from as *mut libc::sockaddr_in6).cast(),
-                &mut len,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let src = Ipv6Addr::from(from.sin6_addr.s6_addr);
-        Ok(buf.get(..n as usize).map(|m| (src, m)))
+    /// One received ICMPv6 message, its source and when it arrived (see [`recv_stamped`]), or
+    /// `None` when nothing is queued.
+    #[allow(clippy::type_complexity)]
+    pub fn try_recv<'a>(
+        &self,
+        buf: &'a mut [u8],
+    ) -> io::Result<Option<(Ipv6Addr, &'a [u8], Option<Duration>)>> {
+        let got = recv_stamped::<SockaddrIn6>(&self.fd, buf)?;
+        Ok(got.and_then(|(n, from, stamp)| Some((from?.ip(), buf.get(..n)?, stamp))))
     }
 }

@@ -1697,12 +1697,14 @@ impl Daemon {
         let mut buf = [0u8; 1500];
         // Bounded: a flood of echo replies through the tunnel cannot hold the control loop.
         for _ in 0..PROBE_REPLIES_PER_TICK {
-            let Some(Ok(Some(pkt))) = icmp.map(|s| s.try_recv(&mut buf)) else {
+            let Some(Ok(Some((pkt, stamp)))) = icmp.map(|s| s.try_recv(&mut buf)) else {
                 break;
             };
+            // The round trip ends when the reply arrived, not at this tick.
+            let arrived = clock::arrival(stamp, now);
             'found: for conn in &mut self.connections {
                 for t in &mut conn.tunnels {
-                    if let Inbound::Reply { rtt } = t.prober.handle(pkt, now) {
+                    if let Inbound::Reply { rtt } = t.prober.handle(pkt, arrived) {
                         t.rtt = Some(rtt);
                         conn.monitor.probe_reply(t.id, now);
                         break 'found;
@@ -1711,12 +1713,13 @@ impl Daemon {
             }
         }
         for _ in 0..PROBE_REPLIES_PER_TICK {
-            let Some(Ok(Some((from, msg)))) = icmp6.map(|s| s.try_recv(&mut buf)) else {
+            let Some(Ok(Some((from, msg, stamp)))) = icmp6.map(|s| s.try_recv(&mut buf)) else {
                 break;
             };
+            let arrived = clock::arrival(stamp, now);
             'found6: for conn in &mut self.connections {
                 for t in &mut conn.tunnels {
-                    if let Inbound::Reply { rtt } = t.prober.handle_v6(from, msg, now) {
+                    if let Inbound::Reply { rtt } = t.prober.handle_v6(from, msg, arrived) {
                         t.rtt = Some(rtt);
                         conn.monitor.probe_reply(t.id, now);
                         break 'found6;

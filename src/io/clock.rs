@@ -17,6 +17,20 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The monotonic instant of a kernel arrival stamp (`SO_TIMESTAMPNS`: wall-clock time since the
+/// Unix epoch) read at `now`: `now` less how long ago the stamp was. `now` itself when the stamp is
+/// missing, in the future or more than a second old (the wall clock was stepped in between).
+#[allow(clippy::disallowed_methods)]
+pub fn arrival(stamp: Option<Duration>, now: Instant) -> Instant {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    match stamp.and_then(|s| wall.checked_sub(s)) {
+        Some(ago) if ago <= Duration::from_secs(1) => now.checked_sub(ago).unwrap_or(now),
+        _ => now,
+    }
+}
+
 /// Limits how often something (a log line) happens: at most once per `period`.
 #[derive(Debug)]
 pub struct RateLimit {
@@ -52,6 +66,28 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_kernel_stamp_becomes_the_instant_it_stands_for() {
+        let wall = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+        };
+        let t = now();
+        // 30 ms ago: that much before `now`, give or take the time this test takes.
+        let at = arrival(Some(wall() - Duration::from_millis(30)), t);
+        let ago = t - at;
+        assert!(
+            ago >= Duration::from_millis(29) && ago < Duration::from_secs(1),
+            "{ago:?}"
+        );
+        // No stamp, one from the future, one from before a clock step: `now`.
+        assert_eq!(arrival(None, t), t);
+        assert_eq!(arrival(Some(wall() + Duration::from_secs(5)), t), t);
+        assert_eq!(arrival(Some(wall() - Duration::from_secs(5)), t), t);
+    }
 
     #[test]
     fn rate_limit_counts_suppressed_events() {
