@@ -270,8 +270,8 @@ fn a_source_the_customer_does_not_route_is_dropped_after_decryption() {
 /// address appearing; the pings lost are printed.
 #[test]
 fn a_certificate_gateway_gets_a_new_address_and_emulate_aws_follows() {
-    use common::pki::{Ca, Flaw, PKCS_ECDSA_P256_SHA256};
-    use common::two_aws::{certificate_config, write_file};
+    use common::pki::{Ca, PKCS_ECDSA_P256_SHA256};
+    use common::two_aws::{auth_settings, certificate_config};
     if !is_root() {
         println!("SKIPPED: needs root");
         return;
@@ -289,9 +289,7 @@ fn a_certificate_gateway_gets_a_new_address_and_emulate_aws_follows() {
     )
     .unwrap();
     let ca = Ca::new(&PKCS_ECDSA_P256_SHA256, "Example Private CA");
-    let ca_file = write_file(&dir.join("ca.pem"), &ca.pem);
     for (role, cn) in [("cgwd", "cgw.example.com"), ("aws", "vpn-endpoint.example.com")] {
-        let leaf = ca.issue(&PKCS_ECDSA_P256_SHA256, cn, Flaw::None);
         let settings = dir.join(format!("{role}.toml"));
         let text = std::fs::read_to_string(&settings).unwrap();
         // cgwd follows the kernel's address; AWS's side has no customer address to hold on to.
@@ -300,12 +298,7 @@ fn a_certificate_gateway_gets_a_new_address_and_emulate_aws_follows() {
         } else {
             text
         };
-        let auth = format!(
-            "[auth]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
-            write_file(&dir.join(format!("{role}.pem")), &leaf.cert).display(),
-            write_file(&dir.join(format!("{role}.key")), &leaf.key).display(),
-            ca_file.display()
-        );
+        let auth = auth_settings(&ca, &dir, role, cn);
         std::fs::write(&settings, format!("{auth}{text}")).unwrap();
     }
     s.start_aws();

@@ -154,116 +154,132 @@ fn ipv4_traffic_over_ipv6_tunnels_with_strongswan() {
     lab.stop();
 }
 
-/// cgwd ↔ `cgwd emulate-aws` over IPv6 outside addresses, in `cgwd demo`'s topology
-/// ([`cgwd::demo::Lab`]) with IPv6 added on the outside links (on-prem and VPC stay IPv4):
-/// both tunnels up, pings on-prem → VPC, and a maintenance rehearsal on tunnel 1 during which
-/// tunnel 2 carries the pings, after which tunnel 1 comes back by itself.
-#[test]
-fn cgwd_and_emulate_aws_over_ipv6_outside() {
-    if !common::netns::is_root() {
-        println!("SKIPPED: needs root");
-        return;
+/// `cgwd demo`'s topology ([`cgwd::demo::Lab`]) with IPv6 added on the outside links (on-prem and
+/// the VPC stay IPv4), `cgwd emulate-aws` in its aws namespace and `cgwd run` in cgw, both with
+/// static routing; dropped (processes, namespaces) at the end of the test, also on failure.
+struct EmulateV6 {
+    lab: cgwd::demo::Lab,
+}
+
+const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
+
+impl EmulateV6 {
+    fn create(tag: &str) -> EmulateV6 {
+        let lab =
+            cgwd::demo::Lab::create(format!("cgwd-{tag}-{}", std::process::id()), false).expect("topology");
+        let e = EmulateV6 { lab };
+        let (cgw, inet, aws) = (e.ns("cgw"), e.ns("inet"), e.ns("aws"));
+        for (ns, dev, addr) in [
+            (&cgw, "wan0", "2001:db8:100::10/64"),
+            (&inet, "cgw0", "2001:db8:100::1/64"),
+            (&inet, "aws0", "2001:db8:ffaa:1::1/64"),
+            (&inet, "aws0", "2001:db8:ffab:2::1/64"),
+            (&aws, "wan0", "2001:db8:ffaa:1::21/64"),
+            (&aws, "wan0", "2001:db8:ffab:2::22/64"),
+        ] {
+            e.ip(ns, &["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        }
+        e.ip(&cgw, &["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+        e.ip(
+            &aws,
+            &["-6", "route", "add", "default", "via", "2001:db8:ffaa:1::1"],
+        );
+        sysctl(&inet, "net.ipv6.conf.all.forwarding=1");
+        // The links' own link-local addresses went through DAD when Lab::create brought them up.
+        wait_for("link-local addresses out of DAD", Duration::from_secs(10), || {
+            [&cgw, &inet, &aws].iter().all(|ns| {
+                e.lab
+                    .exec(ns, &["ip", "-6", "addr", "show", "tentative"])
+                    .is_ok_and(|o| o.trim().is_empty())
+            })
+        });
+        e
     }
-    const EXE: &str = env!("CARGO_BIN_EXE_cgwd");
-    let mut lab =
-        cgwd::demo::Lab::create(format!("cgwd-e6-{}", std::process::id()), false).expect("topology");
-    let (cgw, inet, aws, onprem) = (lab.ns("cgw"), lab.ns("inet"), lab.ns("aws"), lab.ns("onprem"));
-    let ip = |ns: &str, args: &[&str]| {
+
+    fn ns(&self, role: &str) -> String {
+        self.lab.ns(role)
+    }
+
+    fn ip(&self, ns: &str, args: &[&str]) {
         let mut all = vec!["ip"];
         all.extend_from_slice(args);
-        lab.exec(ns, &all).unwrap_or_else(|e| panic!("{e}"));
-    };
-    for (ns, dev, addr) in [
-        (&cgw, "wan0", "2001:db8:100::10/64"),
-        (&inet, "cgw0", "2001:db8:100::1/64"),
-        (&inet, "aws0", "2001:db8:ffaa:1::1/64"),
-        (&inet, "aws0", "2001:db8:ffab:2::1/64"),
-        (&aws, "wan0", "2001:db8:ffaa:1::21/64"),
-        (&aws, "wan0", "2001:db8:ffab:2::22/64"),
-    ] {
-        ip(ns, &["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        self.lab.exec(ns, &all).unwrap_or_else(|e| panic!("{e}"));
     }
-    ip(&cgw, &["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
-    ip(
-        &aws,
-        &["-6", "route", "add", "default", "via", "2001:db8:ffaa:1::1"],
-    );
-    sysctl(&inet, "net.ipv6.conf.all.forwarding=1");
-    // The links' own link-local addresses went through DAD when Lab::create brought them up.
-    wait_for("link-local addresses out of DAD", Duration::from_secs(10), || {
-        [&cgw, &inet, &aws].iter().all(|ns| {
-            lab.exec(ns, &["ip", "-6", "addr", "show", "tentative"])
-                .is_ok_and(|o| o.trim().is_empty())
-        })
-    });
 
-    let config = lab.dir.join("vpn.json");
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(v4_inside_config(&lab.dir))
+    /// Both daemons on `config` (made static), each side's settings with `extra` (TOML tables
+    /// after its own), cgwd's outside address `local` ("auto" to follow the kernel).
+    fn start(&mut self, config: &Path, local: &str, extra: [&str; 2]) {
+        let text = std::fs::read_to_string(config)
             .unwrap()
-            .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true"),
-    )
-    .unwrap();
-    let settings = |role: &str| {
-        let p = lab.dir.join(format!("{role}.toml"));
-        std::fs::write(
-            &p,
-            format!(
-                "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"{CGW}\"\n[routing]\n\
-                 vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n",
-                lab.dir.join(format!("{role}.sock")).display()
-            ),
-        )
-        .unwrap();
-        p.to_string_lossy().into_owned()
-    };
-    let (cgw_settings, aws_settings) = (settings("cgwd"), settings("aws"));
-    let c = config.to_string_lossy().into_owned();
-    lab.spawn(
-        &aws,
-        &[EXE, "emulate-aws", &c, "--settings", &aws_settings],
-        "aws.log",
-    )
-    .expect("emulate-aws");
-    lab.spawn(&cgw, &[EXE, "run", &c, "--settings", &cgw_settings], "cgwd.log")
-        .expect("cgwd run");
+            .replace("\"StaticRoutesOnly\": false", "\"StaticRoutesOnly\": true");
+        let c = self.lab.dir.join("vpn-static.json");
+        std::fs::write(&c, text).unwrap();
+        let c = c.to_string_lossy().into_owned();
+        let settings = |role: &str, extra: &str| {
+            let p = self.lab.dir.join(format!("{role}.toml"));
+            std::fs::write(
+                &p,
+                format!(
+                    "[interface]\nname = \"cgwd0\"\n[local]\naddress = \"{local}\"\n[routing]\n\
+                     vpc_cidrs = [\"10.100.0.0/16\"]\nonprem_cidrs = [\"10.0.0.0/16\"]\n[control]\nsocket = \"{}\"\n{extra}",
+                    self.lab.dir.join(format!("{role}.sock")).display()
+                ),
+            )
+            .unwrap();
+            p.to_string_lossy().into_owned()
+        };
+        let (cgw_settings, aws_settings) = (settings("cgwd", extra[0]), settings("aws", extra[1]));
+        let (cgw, aws) = (self.ns("cgw"), self.ns("aws"));
+        self.lab
+            .spawn(
+                &aws,
+                &[EXE, "emulate-aws", &c, "--settings", &aws_settings],
+                "aws.log",
+            )
+            .expect("emulate-aws");
+        self.lab
+            .spawn(&cgw, &[EXE, "run", &c, "--settings", &cgw_settings], "cgwd.log")
+            .expect("cgwd run");
+    }
 
-    let sock = lab.dir.join("cgwd.sock");
-    let logs = || {
-        let read = |f: &str| std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default();
+    fn status(&self) -> Option<serde_json::Value> {
+        cgwd_status(&self.lab.dir.join("cgwd.sock"))
+    }
+
+    fn healthy(&self, i: usize) -> bool {
+        self.status()
+            .is_some_and(|s| up(&s, i) && s["tunnels"][i]["liveness"] == "healthy")
+    }
+
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.lab.dir.join(f)).unwrap_or_default();
         format!(
             "\n--- cgwd\n{}\n--- emulate-aws\n{}",
             read("cgwd.log"),
             read("aws.log")
         )
-    };
-    let healthy =
-        |i: usize| cgwd_status(&sock).is_some_and(|s| up(&s, i) && s["tunnels"][i]["liveness"] == "healthy");
-    let wait = |what: &str, limit: Duration, ok: &dyn Fn() -> bool| {
-        let deadline = cgwd::io::clock::now() + limit;
-        while !ok() {
-            assert!(
-                cgwd::io::clock::now() < deadline,
-                "timed out waiting for {what}{}",
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    wait("both tunnels up", Duration::from_secs(25), &|| {
-        healthy(0) && healthy(1)
-    });
-    let s = cgwd_status(&sock).unwrap();
-    for (i, a) in AWS.iter().enumerate() {
-        let t = &s["tunnels"][i];
-        assert_eq!(t["local_outside"], CGW, "{t}");
-        assert_eq!(t["aws_outside"], *a, "{t}");
     }
-    let ping = |label: &str| {
-        let out = lab
+
+    /// How long `ok` took to hold; panics with both logs after `limit`.
+    fn wait(&self, what: &str, limit: Duration, ok: &dyn Fn(&Self) -> bool) -> Duration {
+        let start = cgwd::io::clock::now();
+        while !ok(self) {
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+
+    /// 20 pings on-prem → VPC, all answered.
+    fn ping(&self, label: &str) {
+        let out = self
+            .lab
             .exec(
-                &onprem,
+                &self.ns("onprem"),
                 &["ping", "-n", "-c", "20", "-i", "0.05", "-W", "2", VPC_HOST],
             )
             .unwrap_or_else(|e| e);
@@ -272,24 +288,125 @@ fn cgwd_and_emulate_aws_over_ipv6_outside() {
             "emulate-aws, {label}: {tx} sent, {rx} received; {}",
             out.lines().last().unwrap_or("")
         );
-        assert!(tx == 20 && rx == 20, "{out}{}", logs());
-    };
-    ping("both tunnels up");
+        assert!(tx == 20 && rx == 20, "{out}{}", self.logs());
+    }
+}
+
+/// cgwd ↔ `cgwd emulate-aws` over IPv6 outside addresses ([`EmulateV6`]): both tunnels up, pings
+/// on-prem → VPC, and a maintenance rehearsal on tunnel 1 during which tunnel 2 carries the
+/// pings, after which tunnel 1 comes back by itself.
+#[test]
+fn cgwd_and_emulate_aws_over_ipv6_outside() {
+    if !common::netns::is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    let mut e = EmulateV6::create("e6");
+    let config = v4_inside_config(&e.lab.dir);
+    e.start(&config, CGW, ["", ""]);
+    e.wait("both tunnels up", Duration::from_secs(25), &|e| {
+        e.healthy(0) && e.healthy(1)
+    });
+    let s = e.status().unwrap();
+    for (i, a) in AWS.iter().enumerate() {
+        let t = &s["tunnels"][i];
+        assert_eq!(t["local_outside"], CGW, "{t}");
+        assert_eq!(t["aws_outside"], *a, "{t}");
+    }
+    e.ping("both tunnels up");
 
     // AWS replaces tunnel 1's endpoint: a DELETE, 4 s silence, then back by itself.
     let out = Command::new(EXE)
         .args(["emulate-aws-ctl", "--control-socket"])
-        .arg(lab.dir.join("aws.sock"))
+        .arg(e.lab.dir.join("aws.sock"))
         .args(["maintenance", "--tunnel", "1", "--for", "4s"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait("tunnel 1 down after the DELETE", Duration::from_secs(5), &|| {
-        !healthy(0)
+    e.wait("tunnel 1 down after the DELETE", Duration::from_secs(5), &|e| {
+        !e.healthy(0)
     });
-    ping("tunnel 1 in maintenance, tunnel 2 carrying");
-    wait("tunnel 1 back by itself", Duration::from_secs(40), &|| healthy(0));
-    ping("tunnel 1 back");
+    e.ping("tunnel 1 in maintenance, tunnel 2 carrying");
+    e.wait("tunnel 1 back by itself", Duration::from_secs(40), &|e| {
+        e.healthy(0)
+    });
+    e.ping("tunnel 1 back");
+}
+
+/// Issue #16 over IPv6 outside addresses: a customer gateway authenticating by certificate gets a
+/// new IPv6 address (with duplicate address detection, as SLAAC or DHCPv6 would give it) while
+/// on-prem pings the VPC. cgwd (`local.address = "auto"`) waits until the address is usable
+/// (a tentative one cannot be bound), re-establishes both tunnels from it, and emulate-aws takes
+/// them from the new address. Printed: the time from the address being added and the pings lost.
+#[test]
+fn a_certificate_gateway_gets_a_new_ipv6_address_and_emulate_aws_follows() {
+    use common::pki::{Ca, PKCS_ECDSA_P256_SHA256};
+    use common::two_aws::{auth_settings, certificate_config_of};
+    if !common::netns::is_root() {
+        println!("SKIPPED: needs root");
+        return;
+    }
+    const NEW: &str = "2001:db8:100::20";
+    let mut e = EmulateV6::create("e6a");
+    let dir = e.lab.dir.clone();
+    let config = certificate_config_of(&v4_inside_config(&dir), &dir);
+    let ca = Ca::new(&PKCS_ECDSA_P256_SHA256, "Example Private CA");
+    let auth = [
+        auth_settings(&ca, &dir, "cgwd-cert", "cgw.example.com"),
+        auth_settings(&ca, &dir, "aws-cert", "vpn-endpoint.example.com"),
+    ];
+    e.start(&config, "auto", [&auth[0], &auth[1]]);
+    e.wait("both tunnels up", Duration::from_secs(25), &|e| {
+        e.healthy(0) && e.healthy(1)
+    });
+    e.ping("by certificate, both tunnels up");
+
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &e.ns("onprem"),
+            "ping",
+            "-n",
+            "-c",
+            "150",
+            "-i",
+            "0.1",
+            "-W",
+            "1",
+        ])
+        .arg(VPC_HOST)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let cgw = e.ns("cgw");
+    e.ip(&cgw, &["-6", "addr", "del", &format!("{CGW}/64"), "dev", "wan0"]);
+    e.ip(&cgw, &["-6", "addr", "add", &format!("{NEW}/64"), "dev", "wan0"]);
+    e.ip(
+        &cgw,
+        &["-6", "route", "replace", "default", "via", "2001:db8:100::1"],
+    );
+    let from_new = |e: &EmulateV6, i: usize| {
+        e.status().is_some_and(|v| {
+            let t = &v["tunnels"][i];
+            t["local_outside"] == NEW && t["ike_phase2_state"] == "established"
+        })
+    };
+    let back = e.wait(
+        "both tunnels from the new address",
+        Duration::from_secs(10),
+        &|e| from_new(e, 0) && from_new(e, 1),
+    );
+    let out = pinger.wait_with_output().unwrap();
+    let (tx, rx) = ping_counts(&String::from_utf8_lossy(&out.stdout));
+    println!(
+        "emulate-aws by certificate over IPv6, customer gateway {CGW} → {NEW} (with DAD): both \
+         tunnels up {:.2} s after the address was added; {} of {tx} pings lost (one every 100 ms)",
+        back.as_secs_f64(),
+        tx - rx
+    );
+    e.ping("from the new address");
 }
 
 /// `config` with both tunnels' lifetimes and rekey margin replaced (lab lifetimes, needing

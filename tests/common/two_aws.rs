@@ -651,6 +651,24 @@ pub fn write_file(path: &Path, text: &str) -> PathBuf {
 /// placeholder and a CertificateArn on each tunnel's telemetry.
 pub fn certificate_config(dir: &Path) -> PathBuf {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab.describe.json");
+    certificate_config_of(&sample, dir)
+}
+
+/// An `[auth]` table for one side's settings: a P-256 certificate for `cn` from `ca`, its key and
+/// the CA, written under `dir` as `name`.pem/.key and ca.pem.
+pub fn auth_settings(ca: &super::pki::Ca, dir: &Path, name: &str, cn: &str) -> String {
+    let leaf = ca.issue(&super::pki::PKCS_ECDSA_P256_SHA256, cn, super::pki::Flaw::None);
+    format!(
+        "[auth]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"\n",
+        write_file(&dir.join(format!("{name}.pem")), &leaf.cert).display(),
+        write_file(&dir.join(format!("{name}.key")), &leaf.key).display(),
+        write_file(&dir.join("ca.pem"), &ca.pem).display()
+    )
+}
+
+/// `sample` (a describe JSON with the lab's keys) as AWS describes a certificate connection,
+/// written to `dir`/vpn.json.
+pub fn certificate_config_of(sample: &Path, dir: &Path) -> PathBuf {
     let mut text = std::fs::read_to_string(sample).unwrap();
     for psk in PSK {
         text = text.replace(psk, "REDACTED");
