@@ -16,10 +16,10 @@
 //! TUN, ICMPv6 probes answered on both tunnels; ping6 on-prem → VPC (tunnel 1) and on-prem → AWS's
 //! inside IPv6 address of tunnel 2 with 0 % loss; a ping6 of exactly the MTU crossing and one
 //! octet more answered "packet too big" by cgwd's side; iperf3 TCP over IPv6 for 3 s (rate
-//! printed, never asserted; the sender's MSS at most 1358); tunnel 1 cut silently under a 100
-//! packets/s ping6 with the
-//! outage printed and bounded, tunnel 2 carrying on; SIGTERM ending cgwd with exit 0 and taking
-//! its IPv6 route with it.
+//! printed, never asserted; the sender's MSS at most 1358, and every SYN reaching the VPC host
+//! clamped by cgwd to 1358 from on-prem's 1440); tunnel 1 cut silently under a 100 packets/s
+//! ping6 with the outage printed and bounded, tunnel 2 carrying on; SIGTERM ending cgwd with exit
+//! 0 and taking its IPv6 route with it.
 //!
 //! Needs root, strongSwan (charon + swanctl), iproute2, iputils ping, iperf3 and nft; prints
 //! "SKIPPED: ..." and passes otherwise.
@@ -32,7 +32,7 @@ use common::ipv6::{
     AWS, CGW, Inside, StrongSwanLab, Topology, cgwd_status, iperf3, ipv6_config, ping_counts, ping6,
 };
 use common::netns::{run, skip_unless_root_and};
-use common::two_aws::{cut_ipv6, lost, wait_for};
+use common::two_aws::{cut_ipv6, lost, nft, wait_for};
 
 const INSIDE: Inside = Inside::V6;
 
@@ -124,7 +124,20 @@ fn ipv6_traffic_over_ipv6_tunnels_with_strongswan() {
 
     // 3. iperf3 TCP over IPv6 on-prem → VPC for 3 s (the rate printed, never asserted). The
     //    sender's MSS is at most cgwd's clamp for IPv6 inside IPv6 outside (1418 − 60 = 1358); the
-    //    VPC's 1400-octet path back (charon's ipsec0) advertises less still (1340).
+    //    VPC's 1400-octet path back (charon's ipsec0) advertises less still (1340), so the clamp
+    //    itself is checked on the SYN arriving at the VPC: on-prem offers 1440 (its 1500 link), the
+    //    VPC host must see 1358.
+    nft(&topo.vpc, "add table ip6 msscheck");
+    nft(
+        &topo.vpc,
+        "add chain ip6 msscheck in { type filter hook input priority 0 ; policy accept ; }",
+    );
+    for rule in [
+        "add rule ip6 msscheck in tcp flags syn tcp option maxseg size 1358 counter",
+        "add rule ip6 msscheck in tcp flags syn counter",
+    ] {
+        nft(&topo.vpc, rule);
+    }
     let common::ipv6::Iperf {
         bytes,
         mbps,
@@ -137,6 +150,27 @@ fn ipv6_traffic_over_ipv6_tunnels_with_strongswan() {
     );
     assert!(bytes > 0, "iperf3 moved nothing: {json}{}", diag());
     assert!(mss.as_u64().is_some_and(|m| m <= 1358), "MSS {mss}");
+    let counts = run(
+        "ip",
+        &[
+            "netns", "exec", &topo.vpc, "nft", "list", "table", "ip6", "msscheck",
+        ],
+    )
+    .unwrap_or_default();
+    let syns: Vec<u64> = counts
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    println!(
+        "SYNs at the VPC host: {} with MSS 1358 of {} in all",
+        syns[0], syns[1]
+    );
+    assert!(
+        syns[1] > 0 && syns[0] == syns[1],
+        "cgwd's MSS clamp: {counts}{}",
+        diag()
+    );
 
     // 4. Tunnel 1 cut silently (IKE and ESP over IPv6 dropped at AWS's endpoint) under a 100
     //    packets/s ping6; AWS routes the VPC's answers into tunnel 2 (here at once, so the outage
