@@ -32,7 +32,7 @@ use common::ipv6::{
     AWS, CGW, Inside, StrongSwanLab, Topology, cgwd_status, iperf3, ipv6_config, ping_counts, ping6,
 };
 use common::netns::{run, skip_unless_root_and};
-use common::two_aws::{cut_ipv6, lost, nft, wait_for};
+use common::two_aws::{cut_ipv6, lost, nft, nft_counters, wait_for};
 
 const INSIDE: Inside = Inside::V6;
 
@@ -150,25 +150,11 @@ fn ipv6_traffic_over_ipv6_tunnels_with_strongswan() {
     );
     assert!(bytes > 0, "iperf3 moved nothing: {json}{}", diag());
     assert!(mss.as_u64().is_some_and(|m| m <= 1358), "MSS {mss}");
-    let counts = run(
-        "ip",
-        &[
-            "netns", "exec", &topo.vpc, "nft", "list", "table", "ip6", "msscheck",
-        ],
-    )
-    .unwrap_or_default();
-    let syns: Vec<u64> = counts
-        .lines()
-        .filter_map(|l| l.split("counter packets ").nth(1))
-        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-        .collect();
-    println!(
-        "SYNs at the VPC host: {} with MSS 1358 of {} in all",
-        syns[0], syns[1]
-    );
+    let syns = nft_counters(&topo.vpc, "ip6 msscheck");
+    println!("SYNs at the VPC host [with MSS 1358, all]: {syns:?}");
     assert!(
-        syns[1] > 0 && syns[0] == syns[1],
-        "cgwd's MSS clamp: {counts}{}",
+        syns.len() == 2 && syns[1] > 0 && syns[0] == syns[1],
+        "cgwd's MSS clamp: SYN counts {syns:?}{}",
         diag()
     );
 

@@ -369,15 +369,6 @@ pub fn lose(ns: &str, percent: u32, from_cgw: &str) {
 
 /// Datagrams [`lose`] dropped so far: (from cgw, toward cgw).
 pub fn dropped(ns: &str) -> (u64, u64) {
-    let out = run(
-        "ip",
-        &["netns", "exec", ns, "nft", "list", "table", "ip", "impairloss"],
-    )
-    .unwrap_or_default();
-    let n: Vec<u64> = out
-        .lines()
-        .filter_map(|l| l.split("counter packets ").nth(1))
-        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-        .collect();
+    let n = super::two_aws::nft_counters(ns, "ip impairloss");
     (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
 }

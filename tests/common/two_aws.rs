@@ -585,6 +585,19 @@ pub fn nft(ns: &str, rule: &str) {
     run("ip", &args).unwrap();
 }
 
+/// The packet counts of the `counter` statements of nftables table `table` ("ip6 name") in `ns`,
+/// in rule order (empty if the table is missing).
+pub fn nft_counters(ns: &str, table: &str) -> Vec<u64> {
+    let mut args = vec!["netns", "exec", ns, "nft", "list", "table"];
+    args.extend(table.split(' '));
+    run("ip", &args)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
 /// CREATE_CHILD_SA requests charon sent (`generating`) or received (`parsed`) in `log`, retries
 /// included: (Child SA rekeys, IKE SA rekeys).
 pub fn charon_rekeys(log: &str, verb: &str) -> (usize, usize) {
